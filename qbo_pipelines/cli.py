@@ -1,0 +1,135 @@
+"""``qbo-pipelines``: the command-line entry point.
+
+Each area contributes its own subcommands through a ``register(subparsers)`` function in its
+``cli`` module (``qbo_pipelines/<area>/cli.py``); this file only wires them together and owns the
+``db`` and ``dev`` commands. Errors the user can act on are printed as one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+
+from qbo_pipelines import settings
+
+# Areas that add subcommands; a module that does not exist yet is skipped.
+AREA_CLIS = (
+    "qbo_pipelines.sandbox.cli",
+    "qbo_pipelines.qbo.cli",
+    "qbo_pipelines.source_app.cli",
+    "qbo_pipelines.mapping.cli",
+    "qbo_pipelines.sync.cli",
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UserError(Exception):
+    """An error the user can act on: printed as one line, exit code 2."""
+
+
+def _db_up(args: argparse.Namespace) -> int:
+    from qbo_pipelines.warehouse import db
+
+    stack = db.bootstrap()
+    where = f"embedded in {stack.pg.data_dir}" if stack.pg.embedded else "external server"
+    print(f"postgres: {where}")
+    print(f"warehouse: {_safe(stack.warehouse_url)}")
+    print(f"source_app: {_safe(stack.source_app_url)}")
+    print(f"dagster: {_safe(stack.dagster_url)}")
+    print(f"migrations applied now: {', '.join(stack.applied) or 'none (up to date)'}")
+    return 0
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _db_url(args: argparse.Namespace) -> int:
+    from qbo_pipelines.warehouse import postgres
+
+    pg = postgres.ensure_databases()
+    driver = "psycopg2" if args.database == "dagster" else "psycopg"
+    url = postgres.database_url(args.database, driver=driver, pg=pg)
+    print(url if args.show_password else _safe(url))
+    return 0
+
+
+def dagster_env() -> dict[str, str]:
+    """Environment for Dagster processes: absolute DAGSTER_HOME and the storage URL."""
+    from qbo_pipelines.warehouse import db
+
+    stack = db.bootstrap()
+    env = dict(os.environ)
+    env["DAGSTER_HOME"] = str(settings.DAGSTER_HOME)
+    env["QBO_PIPELINES_DAGSTER_PG_URL"] = stack.dagster_url
+    return env
+
+
+def _dev(args: argparse.Namespace) -> int:
+    env = dagster_env()
+    cmd = [
+        sys.executable, "-m", "dagster", "dev",
+        "-w", str(settings.PROJECT_ROOT / "workspace.yaml"),
+        "-h", args.host, "-p", str(args.port),
+    ]
+    print(f"Dagster UI: http://{args.host}:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
+    return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qbo-pipelines",
+        description="Two-way sync between a source app and QuickBooks Online.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db_parser = sub.add_parser("db", help="the embedded or external Postgres")
+    db_sub = db_parser.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("up", help="start or reuse Postgres, create databases, migrate")
+    up.set_defaults(func=_db_up)
+    url = db_sub.add_parser("url", help="print a database URL")
+    url.add_argument("database", nargs="?", default="warehouse",
+                     choices=["warehouse", "source_app", "dagster"])
+    url.add_argument("--show-password", action="store_true")
+    url.set_defaults(func=_db_url)
+
+    dev = sub.add_parser("dev", help="Dagster webserver + daemon on 127.0.0.1")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=_dev)
+
+    for module_name in AREA_CLIS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from qbo_pipelines.warehouse.migrations import MigrationError
+    from qbo_pipelines.warehouse.postgres import PostgresError
+
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except (UserError, PostgresError, MigrationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
