@@ -55,3 +55,12 @@ def source_app_engine(make_database: Callable[[str], sa.Engine]) -> sa.Engine:
     engine = make_database("source_app")
     migrations.migrate_source_app(engine)
     return engine
+
+
+@pytest.fixture
+def sandbox() -> Iterator[object]:
+    """A fresh QBO sandbox server on a free 127.0.0.1 port, seeded, throttling off."""
+    from qbo_pipelines.sandbox.testing import run_sandbox
+
+    with run_sandbox() as handle:
+        yield handle

@@ -65,7 +65,7 @@ def _embedded_server() -> PgServer:
     pgdata = settings.data_dir() / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     except Exception as exc:  # pgserver raises plain exceptions with stderr inside
         raise PostgresError(
             f"could not start the embedded Postgres in {pgdata}: {exc}. "
