@@ -51,6 +51,15 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _db_stop(args: argparse.Namespace) -> int:
+    from qbo_pipelines.warehouse import postgres
+
+    if settings.external_pg_url():
+        raise UserError(f"{settings.ENV_PG_URL} is set: the external server is not ours to stop")
+    print("stopped" if postgres.stop_embedded() else "not running")
+    return 0
+
+
 def _db_url(args: argparse.Namespace) -> int:
     from qbo_pipelines.warehouse import postgres
 
@@ -83,6 +92,36 @@ def _dev(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
 
 
+def materialize(selection: str, env: dict[str, str] | None = None) -> int:
+    """Materialize assets through the Dagster CLI on the project's Postgres-backed instance."""
+    env = env or dagster_env()
+    cmd = [
+        sys.executable, "-m", "dagster", "asset", "materialize",
+        "-m", "qbo_pipelines.definitions", "--select", selection,
+    ]
+    return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    return materialize(args.select)
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    """The main job: bring the stack up and run what the pipeline has."""
+    from qbo_pipelines.warehouse import db
+
+    stack = db.bootstrap()
+    print(f"postgres ready ({'embedded' if stack.pg.embedded else 'external'}); "
+          f"migrations applied now: {', '.join(stack.applied) or 'none'}")
+    rc = materialize("*")
+    if rc != 0:
+        raise UserError(f"materialization failed (exit {rc}); see the Dagster run log above")
+    print("done. Where to look:")
+    print("  Dagster UI:   make dev   (then open http://127.0.0.1:3000)")
+    print("  warehouse:    psql \"$(.venv/bin/qbo-pipelines db url --show-password)\"")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qbo-pipelines",
@@ -94,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db_parser.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("up", help="start or reuse Postgres, create databases, migrate")
     up.set_defaults(func=_db_up)
+    stop = db_sub.add_parser("stop", help="stop the embedded Postgres")
+    stop.set_defaults(func=_db_stop)
     url = db_sub.add_parser("url", help="print a database URL")
     url.add_argument("database", nargs="?", default="warehouse",
                      choices=["warehouse", "source_app", "dagster"])
@@ -104,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=_dev)
+
+    mat = sub.add_parser("materialize", help="materialize assets on the Postgres-backed instance")
+    mat.add_argument("--select", default="*", help="Dagster asset selection (default: all)")
+    mat.set_defaults(func=_materialize)
+
+    demo_run = sub.add_parser("demo-run", help="the main job: the whole demo, end to end")
+    demo_run.set_defaults(func=_demo_run)
 
     for module_name in AREA_CLIS:
         try:

@@ -60,12 +60,18 @@ def database_name(logical: str) -> str:
 
 
 def _embedded_server() -> PgServer:
-    import pgserver  # imported lazily: starting it is the only use
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        warnings.simplefilter("ignore")
+        import pgserver  # imported lazily: starting it is the only use
 
     pgdata = settings.data_dir() / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     except Exception as exc:  # pgserver raises plain exceptions with stderr inside
         raise PostgresError(
             f"could not start the embedded Postgres in {pgdata}: {exc}. "
@@ -137,3 +143,39 @@ def database_url(logical: LogicalDb, driver: str = "psycopg", pg: PgServer | Non
 def dagster_storage_url(pg: PgServer | None = None) -> str:
     """dagster-postgres wants psycopg2 (its NOTIFY is not parameterisable under psycopg 3)."""
     return database_url("dagster", driver="psycopg2", pg=pg)
+
+
+def embedded_pid(pgdata: Path | None = None) -> int | None:
+    """PID of the embedded server's postmaster, or None when it is not running."""
+    pid_file = (pgdata or settings.data_dir() / "pg") / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (ValueError, IndexError):
+        return None
+    try:
+        import os
+
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # running as another user (pgserver drops root privileges)
+    return pid
+
+
+def stop_embedded(pgdata: Path | None = None, timeout: float = 20.0) -> bool:
+    """Stop the embedded server (fast shutdown). Returns True when one was running."""
+    import os
+    import signal
+    import time
+
+    pid = embedded_pid(pgdata)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGINT)  # postgres "fast" shutdown
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and embedded_pid(pgdata) == pid:
+        time.sleep(0.1)
+    return True
