@@ -1,0 +1,612 @@
+"""The source-app connector: change capture, canonical readers and write-backs (no Dagster).
+
+It runs only the SQL in ``sql/source_app/queries`` (see :mod:`qbo_pipelines.source_app.queries`),
+so it works against any SQLAlchemy database whose schema those files are adapted to. Reading is
+streamed in chunks (keyset pagination, one query per chunk; lines in one extra query per chunk),
+and every write-back is a bulk ``executemany`` in one transaction marked as the sync's own
+(``mark_sync_origin.sql``), so the change log records it with ``origin = 'sync'`` and it never
+comes back as a change (R35).
+
+Typical push usage::
+
+    conn = SourceAppConnector(engine)
+    batch = conn.read_changes(cursor, limit=10_000)       # real changes, echoes skipped
+    per_entity = summarize(batch.events)                  # ids changed / deleted per entity
+    for chunk in conn.iter_sales(ids=per_entity["invoices"].changed):
+        ...                                               # canonical records, with lines
+    save_cursor(batch.next_seq)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import sqlalchemy as sa
+
+from qbo_pipelines.canonical import (
+    CanonicalAddress,
+    CanonicalBill,
+    CanonicalBillLine,
+    CanonicalCustomer,
+    CanonicalItem,
+    CanonicalPaymentMethod,
+    CanonicalReceipt,
+    CanonicalSale,
+    CanonicalSaleLine,
+    CanonicalTaxRate,
+    CanonicalVendor,
+    ChangeEvent,
+    ChangeOp,
+    ChangeOrigin,
+    CustomerTransaction,
+    ItemKind,
+    Origin,
+    QboContact,
+    QboId,
+    QboReceipt,
+    QboSale,
+    SaleLineKind,
+    SourceEntity,
+    SourceId,
+)
+from qbo_pipelines.source_app import queries
+
+T = TypeVar("T")
+Row = sa.RowMapping
+
+DEFAULT_CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """A slice of the change log.
+
+    Attributes:
+        events: the real (``origin='app'``) changes, oldest first.
+        next_seq: the cursor to store after processing: the last seq read, echoes included.
+        echoes: how many of the sync's own writes were skipped (R35).
+        has_more: True when ``limit`` rows were read (call again from ``next_seq``).
+    """
+
+    events: tuple[ChangeEvent, ...]
+    next_seq: int
+    echoes: int
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChanges:
+    """Real changes waiting after a cursor: what a debounce sensor needs (R27), in one query."""
+
+    pending: int
+    last_seq: int
+    first_at: datetime | None
+    last_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntityChanges:
+    """Per entity: ids to (re)read and ids whose latest change is a hard delete."""
+
+    changed: frozenset[SourceId] = field(default_factory=frozenset)
+    deleted: frozenset[SourceId] = field(default_factory=frozenset)
+
+
+def summarize(events: Iterable[ChangeEvent]) -> dict[str, EntityChanges]:
+    """Collapse change events into changed / deleted id sets per entity (pure).
+
+    The latest event per record wins: inserted-then-deleted is a delete, deleted-then-reinserted
+    is a change. Echo events (the sync's own writes) are ignored.
+
+    Args:
+        events: change events in sequence order.
+
+    Returns:
+        entity name -> :class:`EntityChanges`; entities with no events are absent.
+    """
+    latest: dict[tuple[str, SourceId], ChangeOp] = {}
+    for event in sorted(events, key=lambda e: e.seq):
+        if not event.is_echo:
+            latest[(event.entity, event.source_id)] = event.op
+    changed: dict[str, set[SourceId]] = defaultdict(set)
+    deleted: dict[str, set[SourceId]] = defaultdict(set)
+    for (entity, source_id), op in latest.items():
+        (deleted if op == "delete" else changed)[entity].add(source_id)
+    return {
+        entity: EntityChanges(
+            frozenset(changed.get(entity, ())), frozenset(deleted.get(entity, ()))
+        )
+        for entity in set(changed) | set(deleted)
+    }
+
+
+def _sid(value: Any) -> SourceId:
+    return SourceId(str(value))
+
+
+def _opt_sid(value: Any) -> SourceId | None:
+    return None if value is None else SourceId(str(value))
+
+
+def _chunks(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _address(row: Row) -> CanonicalAddress | None:
+    addr = CanonicalAddress(
+        line1=row["address_line1"], line2=row["address_line2"], city=row["city"],
+        region=row["region"], postal_code=row["postal_code"], country=row["country"],
+    )
+    return None if addr.is_empty() else addr
+
+
+def _customer(row: Row) -> CanonicalCustomer:
+    return CanonicalCustomer(
+        source_id=_sid(row["source_id"]), display_name=row["display_name"],
+        company_name=row["company_name"], given_name=row["given_name"],
+        family_name=row["family_name"], email=row["email"], phone=row["phone"],
+        billing_name=row["billing_name"], billing_email=row["billing_email"],
+        bill_addr=_address(row), has_sale=bool(row["has_sale"]),
+        organisation_id=_opt_sid(row["organisation_id"]), origin=cast(Origin, row["origin"]),
+        updated_at=row["updated_at"],
+    )
+
+
+def _item(row: Row) -> CanonicalItem:
+    return CanonicalItem(
+        source_id=_sid(row["source_id"]), name=row["name"], kind=cast(ItemKind, row["kind"]),
+        description=row["description"], unit_price=row["unit_price"],
+        active=bool(row["active"]), updated_at=row["updated_at"],
+    )
+
+
+def _tax_rate(row: Row) -> CanonicalTaxRate:
+    return CanonicalTaxRate(
+        source_id=_sid(row["source_id"]), name=row["name"], rate=Decimal(row["rate"]),
+        updated_at=row["updated_at"],
+    )
+
+
+def _payment_method(row: Row) -> CanonicalPaymentMethod:
+    return CanonicalPaymentMethod(
+        source_id=_sid(row["source_id"]), name=row["name"], updated_at=row["updated_at"]
+    )
+
+
+def _sale_line(row: Row) -> CanonicalSaleLine:
+    return CanonicalSaleLine(
+        line_no=int(row["line_no"]), kind=cast(SaleLineKind, row["kind"]),
+        description=row["description"], item_source_id=_opt_sid(row["item_source_id"]),
+        qty=row["qty"], unit_price=row["unit_price"], amount=row["amount"],
+        tax_rate_source_id=_opt_sid(row["tax_rate_source_id"]),
+        discount_percent=row["discount_percent"], group_name=row["group_name"],
+    )
+
+
+def _sale(row: Row, lines: tuple[CanonicalSaleLine, ...]) -> CanonicalSale:
+    return CanonicalSale(
+        source_id=_sid(row["source_id"]), doc_number=row["doc_number"],
+        customer_source_id=_sid(row["customer_source_id"]), txn_date=row["txn_date"],
+        due_date=row["due_date"], currency=row["currency"], memo=row["memo"],
+        billing_email=row["billing_email"], send_requested=bool(row["send_requested"]),
+        lines=lines, subtotal=row["subtotal"], discount_total=row["discount_total"],
+        tax_total=row["tax_total"], total=row["total"], detail_level=row["detail_level"],
+        grouping=row["grouping"], origin=cast(Origin, row["origin"]),
+        updated_at=row["updated_at"],
+    )
+
+
+def _receipt(row: Row) -> CanonicalReceipt:
+    return CanonicalReceipt(
+        source_id=_sid(row["source_id"]), sale_source_id=_opt_sid(row["sale_source_id"]),
+        customer_source_id=_sid(row["customer_source_id"]), amount=row["amount"],
+        received_on=row["received_on"],
+        payment_method_source_id=_opt_sid(row["payment_method_source_id"]),
+        reference=row["reference"], origin=cast(Origin, row["origin"]),
+        updated_at=row["updated_at"],
+    )
+
+
+def _vendor(row: Row) -> CanonicalVendor:
+    return CanonicalVendor(
+        source_id=_sid(row["source_id"]), display_name=row["display_name"],
+        given_name=row["given_name"], family_name=row["family_name"], email=row["email"],
+        phone=row["phone"], country=row["country"], updated_at=row["updated_at"],
+    )
+
+
+def _bill_line(row: Row) -> CanonicalBillLine:
+    return CanonicalBillLine(
+        line_no=int(row["line_no"]), concept=row["concept"], description=row["description"],
+        amount=row["amount"],
+    )
+
+
+def _bill(row: Row, lines: tuple[CanonicalBillLine, ...]) -> CanonicalBill:
+    return CanonicalBill(
+        source_id=_sid(row["source_id"]), vendor_source_id=_sid(row["vendor_source_id"]),
+        doc_number=row["doc_number"], txn_date=row["txn_date"], due_date=row["due_date"],
+        memo=row["memo"], lines=lines, total=row["total"], updated_at=row["updated_at"],
+    )
+
+
+def _contact_params(contact: QboContact) -> dict[str, Any]:
+    addr = contact.bill_addr or CanonicalAddress()
+    return {
+        "given_name": contact.given_name, "family_name": contact.family_name,
+        "email": contact.email, "phone": contact.phone, "line1": addr.line1,
+        "line2": addr.line2, "city": addr.city, "region": addr.region,
+        "postal_code": addr.postal_code, "country": addr.country,
+        "realm_id": contact.realm_id, "qbo_id": contact.qbo_id,
+        "display_name": contact.display_name, "company_name": contact.company_name,
+        "active": contact.active,
+    }
+
+
+def _sale_params(sale: QboSale) -> dict[str, Any]:
+    subtotal = sum((ln.amount for ln in sale.lines if ln.kind == "item"), Decimal("0"))
+    discount = sum((ln.amount for ln in sale.lines if ln.kind == "discount"), Decimal("0"))
+    return {
+        "doc_number": sale.doc_number, "contact_id": sale.customer_source_id,
+        "txn_date": sale.txn_date, "due_date": sale.due_date, "currency": sale.currency,
+        "memo": sale.memo, "subtotal": subtotal, "discount_total": discount,
+        "tax_total": sale.tax_total, "total": sale.total, "balance": sale.balance,
+        "realm_id": sale.realm_id, "qbo_id": sale.qbo_id,
+        "customer_qbo_id": sale.customer_qbo_id, "email_status": sale.email_status,
+        "deleted": sale.deleted,
+    }
+
+
+def _receipt_params(receipt: QboReceipt) -> dict[str, Any]:
+    return {
+        "sale_id": receipt.sale_source_id, "contact_id": receipt.customer_source_id,
+        "amount": receipt.amount, "received_on": receipt.received_on,
+        "payment_method_name": receipt.payment_method_name, "reference": receipt.reference,
+        "realm_id": receipt.realm_id, "qbo_id": receipt.qbo_id, "deleted": receipt.deleted,
+    }
+
+
+class SourceAppConnector:
+    """Reads the source app's changes and records, and writes back what comes from QBO.
+
+    Args:
+        engine: any SQLAlchemy engine for the source app's database.
+        queries_dir: directory of the ``*.sql`` files to run (default: the demo app's).
+        first_key: the value below every primary key, where keyset pagination starts.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        queries_dir: Path = queries.DEFAULT_QUERIES_DIR,
+        first_key: object = 0,
+    ) -> None:
+        self.engine = engine
+        self.queries_dir = queries_dir
+        self.first_key = first_key
+
+    def _q(self, name: str) -> sa.TextClause:
+        return queries.load(name, self.queries_dir)
+
+    def _mark_sync(self, conn: sa.Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.execute(self._q("mark_sync_origin"))
+
+    # ---------------------------------------------------------------- change capture
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[ChangeEvent]:
+        """Change-log entries after ``seq`` (oldest first), echoes included (see ``is_echo``).
+
+        Args:
+            seq: the last sequence number already processed (0 for the start).
+            limit: the maximum number of entries to return.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._q("changes_since"), {"after": seq, "limit": limit})
+            return [
+                ChangeEvent(
+                    seq=int(r["seq"]), entity=r["entity"], source_id=_sid(r["row_id"]),
+                    op=cast(ChangeOp, r["op"]), at=r["at"],
+                    origin=cast(ChangeOrigin, r["origin"]),
+                )
+                for r in rows.mappings()
+            ]
+
+    def read_changes(self, seq: int, limit: int = 10_000) -> ChangeBatch:
+        """Like :meth:`changes_since` but with echoes removed and the next cursor computed."""
+        events = self.changes_since(seq, limit)
+        real = tuple(e for e in events if not e.is_echo)
+        next_seq = events[-1].seq if events else seq
+        return ChangeBatch(real, next_seq, len(events) - len(real), len(events) >= limit)
+
+    def max_seq(self) -> int:
+        """The newest change-log sequence number (0 when the log is empty)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(self._q("max_seq")).scalar_one())
+
+    def pending_since(self, seq: int) -> PendingChanges:
+        """Count and time span of real changes after ``seq`` (one aggregate query)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._q("pending_since"), {"after": seq}).mappings().one()
+        return PendingChanges(
+            pending=int(row["pending"]), last_seq=int(row["last_seq"]),
+            first_at=row["first_at"], last_at=row["last_at"],
+        )
+
+    def deleted_since(self, entity: SourceEntity | str, seq: int) -> list[SourceId]:
+        """Ids of ``entity`` whose latest change after ``seq`` is a hard delete."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._q("deleted_since"), {"entity": entity, "after": seq})
+            return [_sid(r[0]) for r in rows]
+
+    # ---------------------------------------------------------------- readers
+
+    def _iter_rows(
+        self, query: str, ids: Iterable[str] | None, chunk: int
+    ) -> Iterator[list[Row]]:
+        with self.engine.connect() as conn:
+            stmt = self._q(query)
+            if ids is not None:
+                id_list = sorted(set(ids), key=lambda v: (len(v), v))
+                for part in _chunks(id_list, chunk):
+                    params = {"after": self.first_key, "limit": len(part), "read_all": False,
+                              "ids": list(part)}
+                    rows = list(conn.execute(stmt, params).mappings())
+                    if rows:
+                        yield rows
+                return
+            after: object = self.first_key
+            while True:
+                params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
+                rows = list(conn.execute(stmt, params).mappings())
+                if not rows:
+                    return
+                yield rows
+                if len(rows) < chunk:
+                    return
+                after = rows[-1]["source_id"]
+
+    def _iter_simple(
+        self, query: str, build: Callable[[Row], T], ids: Iterable[str] | None, chunk: int
+    ) -> Iterator[list[T]]:
+        for rows in self._iter_rows(query, ids, chunk):
+            yield [build(r) for r in rows]
+
+    def iter_customers(
+        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> Iterator[list[CanonicalCustomer]]:
+        """Canonical customers (all contacts, or those with ``ids``), in chunks of ``chunk``.
+
+        Contacts without a sale are included with ``has_sale=False``; R4 is the push's filter.
+        """
+        return self._iter_simple("read_customers", _customer, ids, chunk)
+
+    def iter_items(
+        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> Iterator[list[CanonicalItem]]:
+        """Canonical service types / products, in chunks."""
+        return self._iter_simple("read_items", _item, ids, chunk)
+
+    def iter_tax_rates(
+        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> Iterator[list[CanonicalTaxRate]]:
+        """Canonical tax rates, in chunks."""
+        return self._iter_simple("read_tax_rates", _tax_rate, ids, chunk)
+
+    def iter_payment_methods(
+        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> Iterator[list[CanonicalPaymentMethod]]:
+        """Canonical payment methods, in chunks."""
+        return self._iter_simple("read_payment_methods", _payment_method, ids, chunk)
+
+    def iter_receipts(
+        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> Iterator[list[CanonicalReceipt]]:
+        """Canonical receipts, in chunks."""
+        return self._iter_simple("read_receipts", _receipt, ids, chunk)
+
+    def iter_vendors(
+        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> Iterator[list[CanonicalVendor]]:
+        """Canonical vendors (workers), in chunks."""
+        return self._iter_simple("read_vendors", _vendor, ids, chunk)
+
+    def _lines(self, query: str, key: str, ids: list[Any]) -> dict[str, list[Row]]:
+        grouped: dict[str, list[Row]] = defaultdict(list)
+        if not ids:
+            return grouped
+        with self.engine.connect() as conn:
+            for row in conn.execute(self._q(query), {"ids": ids}).mappings():
+                grouped[str(row[key])].append(row)
+        return grouped
+
+    def iter_sales(
+        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> Iterator[list[CanonicalSale]]:
+        """Canonical sales with their lines (two queries per chunk), in chunks."""
+        for rows in self._iter_rows("read_sales", ids, chunk):
+            lines = self._lines("read_sale_lines", "sale_id", [r["source_id"] for r in rows])
+            yield [
+                _sale(r, tuple(_sale_line(ln) for ln in lines.get(str(r["source_id"]), ())))
+                for r in rows
+            ]
+
+    def iter_bills(
+        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> Iterator[list[CanonicalBill]]:
+        """Canonical bills (worker invoices) with their lines, in chunks."""
+        for rows in self._iter_rows("read_bills", ids, chunk):
+            lines = self._lines("read_bill_lines", "bill_id", [r["source_id"] for r in rows])
+            yield [
+                _bill(r, tuple(_bill_line(ln) for ln in lines.get(str(r["source_id"]), ())))
+                for r in rows
+            ]
+
+    def iter_entity(
+        self, entity: SourceEntity | str, ids: Iterable[str] | None = None,
+        chunk: int = DEFAULT_CHUNK,
+    ) -> Iterator[list[Any]]:
+        """The reader for a catalogue entity name (``customers``, ``invoices``, ``bills`` ...)."""
+        readers: dict[str, Callable[[Iterable[str] | None, int], Iterator[list[Any]]]] = {
+            "customers": self.iter_customers, "items": self.iter_items,
+            "tax_rates": self.iter_tax_rates, "payment_methods": self.iter_payment_methods,
+            "invoices": self.iter_sales, "payments": self.iter_receipts,
+            "vendors": self.iter_vendors, "bills": self.iter_bills,
+        }
+        try:
+            reader = readers[entity]
+        except KeyError:
+            raise ValueError(f"unknown source entity {entity!r}") from None
+        return reader(ids, chunk)
+
+    # ------------------------------------------------ write-backs (R7, R8, R16, R20, R26)
+
+    def _ids_for(
+        self, conn: sa.Connection, query: str, realm_id: str, qbo_ids: list[str]
+    ) -> dict[QboId, SourceId]:
+        found: dict[QboId, SourceId] = {}
+        for part in _chunks(qbo_ids, DEFAULT_CHUNK):
+            params = {"realm_id": realm_id, "qbo_ids": list(part)}
+            for row in conn.execute(self._q(query), params).mappings():
+                found[QboId(str(row["qbo_id"]))] = _sid(row["source_id"])
+        return found
+
+    def upsert_contacts_from_qbo(
+        self, contacts: Sequence[QboContact], links: Mapping[str, str] | None = None
+    ) -> dict[QboId, SourceId]:
+        """Write QBO Customers into the source as contacts (R7, R8), as the sync (R35).
+
+        Args:
+            contacts: the QBO customers (any mix of realms).
+            links: QBO id -> source contact id for customers already linked (from the id map);
+                those contacts are updated in place, the others are inserted or updated as
+                QBO-origin contacts keyed on realm + QBO id.
+
+        Returns:
+            QBO id -> source contact id for every contact written.
+        """
+        links = links or {}
+        linked = [c for c in contacts if c.qbo_id in links]
+        unlinked = [c for c in contacts if c.qbo_id not in links]
+        result: dict[QboId, SourceId] = {c.qbo_id: SourceId(links[c.qbo_id]) for c in linked}
+        if not contacts:
+            return result
+        with self.engine.begin() as conn:
+            self._mark_sync(conn)
+            if linked:
+                conn.execute(
+                    self._q("update_contact_from_qbo"),
+                    [{**_contact_params(c), "source_id": links[c.qbo_id]} for c in linked],
+                )
+            if unlinked:
+                conn.execute(self._q("upsert_contact_from_qbo"),
+                             [_contact_params(c) for c in unlinked])
+                for realm in {c.realm_id for c in unlinked}:
+                    result.update(self._ids_for(
+                        conn, "contact_ids_for_qbo", realm,
+                        [c.qbo_id for c in unlinked if c.realm_id == realm]))
+        return result
+
+    def upsert_sales_from_qbo(
+        self, sales: Sequence[QboSale], links: Mapping[str, str] | None = None
+    ) -> dict[QboId, SourceId]:
+        """Write QBO Invoices into the source as sales (R16), as the sync (R35).
+
+        Invoices linked to a source-created sale (``links``) only update its QBO-side header
+        fields (balance, email status, due date, memo); the others become QBO-origin sales whose
+        lines are replaced by the invoice's. A deleted invoice is flagged, never removed.
+
+        Returns:
+            QBO id -> source sale id for every sale written.
+        """
+        links = links or {}
+        linked = [s for s in sales if s.qbo_id in links]
+        unlinked = [s for s in sales if s.qbo_id not in links]
+        result: dict[QboId, SourceId] = {s.qbo_id: SourceId(links[s.qbo_id]) for s in linked}
+        if not sales:
+            return result
+        with self.engine.begin() as conn:
+            self._mark_sync(conn)
+            if linked:
+                conn.execute(
+                    self._q("update_sale_from_qbo"),
+                    [{**_sale_params(s), "source_id": links[s.qbo_id]} for s in linked],
+                )
+            if unlinked:
+                conn.execute(self._q("upsert_sale_from_qbo"), [_sale_params(s) for s in unlinked])
+                written: dict[QboId, SourceId] = {}
+                for realm in {s.realm_id for s in unlinked}:
+                    written.update(self._ids_for(
+                        conn, "sale_ids_for_qbo", realm,
+                        [s.qbo_id for s in unlinked if s.realm_id == realm]))
+                result.update(written)
+                sale_ids = list(written.values())
+                for part in _chunks(sale_ids, DEFAULT_CHUNK):
+                    conn.execute(self._q("delete_sale_lines"), {"ids": list(part)})
+                line_rows = [
+                    {"sale_id": written[s.qbo_id], "line_no": ln.line_no, "kind": ln.kind,
+                     "description": ln.description, "item_name": ln.item_name, "qty": ln.qty,
+                     "unit_price": ln.unit_price, "amount": ln.amount}
+                    for s in unlinked if s.qbo_id in written
+                    for ln in s.lines
+                ]
+                if line_rows:
+                    conn.execute(self._q("insert_sale_line"), line_rows)
+        return result
+
+    def upsert_receipts_from_qbo(
+        self, receipts: Sequence[QboReceipt], links: Mapping[str, str] | None = None
+    ) -> dict[QboId, SourceId]:
+        """Write QBO Payments into the source as receipts against the synced sale (R20).
+
+        Payments linked to a source-created receipt only record their QBO id / deleted flag;
+        the others become QBO-origin receipts. Deleting a QBO payment never deletes in the
+        source (R22): it is flagged.
+
+        Returns:
+            QBO id -> source receipt id for every receipt written.
+        """
+        links = links or {}
+        linked = [r for r in receipts if r.qbo_id in links]
+        unlinked = [r for r in receipts if r.qbo_id not in links]
+        result: dict[QboId, SourceId] = {r.qbo_id: SourceId(links[r.qbo_id]) for r in linked}
+        if not receipts:
+            return result
+        with self.engine.begin() as conn:
+            self._mark_sync(conn)
+            if linked:
+                conn.execute(
+                    self._q("update_receipt_from_qbo"),
+                    [{**_receipt_params(r), "source_id": links[r.qbo_id]} for r in linked],
+                )
+            if unlinked:
+                conn.execute(self._q("upsert_receipt_from_qbo"),
+                             [_receipt_params(r) for r in unlinked])
+                for realm in {r.realm_id for r in unlinked}:
+                    result.update(self._ids_for(
+                        conn, "receipt_ids_for_qbo", realm,
+                        [r.qbo_id for r in unlinked if r.realm_id == realm]))
+        return result
+
+    def upsert_customer_transactions(self, transactions: Sequence[CustomerTransaction]) -> int:
+        """Write each customer's QBO transactions with their QBO links (R26); returns the count."""
+        if not transactions:
+            return 0
+        rows = [
+            {"contact_id": t.customer_source_id, "realm_id": t.realm_id, "txn_type": t.txn_type,
+             "qbo_id": t.qbo_id, "customer_qbo_id": t.customer_qbo_id,
+             "doc_number": t.doc_number, "txn_date": t.txn_date, "total": t.total,
+             "balance": t.balance, "status": t.status, "url": t.url, "deleted": t.deleted}
+            for t in transactions
+        ]
+        with self.engine.begin() as conn:
+            self._mark_sync(conn)
+            conn.execute(self._q("upsert_customer_transaction"), rows)
+        return len(rows)

@@ -1,0 +1,36 @@
+-- Canonical customers (one per contact). Params: :after, :limit, :read_all (bool), :ids (expanding).
+-- display_name: organisation name, else the QBO display name for QBO-origin contacts, else
+-- "Given Family". Billing contact: the organisation's flagged billing contact (lowest id), else
+-- the contact itself. has_sale: at least one sale (R4).
+SELECT
+    c.id                                                  AS source_id,
+    coalesce(
+        nullif(o.name, ''),
+        CASE WHEN c.origin = 'qbo' THEN nullif(c.qbo_display_name, '') END,
+        nullif(trim(coalesce(c.given_name, '') || ' ' || coalesce(c.family_name, '')), ''),
+        nullif(c.email, ''),
+        'Contact ' || c.id
+    )                                                     AS display_name,
+    coalesce(o.name, c.qbo_company_name)                  AS company_name,
+    c.given_name,
+    c.family_name,
+    c.email,
+    c.phone,
+    coalesce(nullif(trim(coalesce(b.given_name, '') || ' ' || coalesce(b.family_name, '')), ''),
+             nullif(trim(coalesce(c.given_name, '') || ' ' || coalesce(c.family_name, '')), ''))
+                                                          AS billing_name,
+    coalesce(b.email, c.email)                            AS billing_email,
+    c.address_line1, c.address_line2, c.city, c.region, c.postal_code, c.country,
+    EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id) AS has_sale,
+    c.organisation_id,
+    c.origin,
+    c.updated_at
+FROM app.contacts c
+LEFT JOIN app.organisations o ON o.id = c.organisation_id
+LEFT JOIN app.contacts b ON b.id = (
+    SELECT min(x.id) FROM app.contacts x
+    WHERE x.organisation_id = c.organisation_id AND x.is_billing_contact
+)
+WHERE c.id > :after AND (:read_all OR c.id IN :ids)
+ORDER BY c.id
+LIMIT :limit

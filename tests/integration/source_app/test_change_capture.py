@@ -1,0 +1,131 @@
+"""Change capture and the connector against the real demo schema (R4, R8, R16, R20, R26, R35)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from qbo_pipelines.canonical import (
+    CanonicalAddress,
+    CustomerTransaction,
+    QboContact,
+    QboId,
+    QboReceipt,
+    QboSale,
+    QboSaleLine,
+    RealmId,
+)
+from qbo_pipelines.source_app.connector import SourceAppConnector, summarize
+from qbo_pipelines.warehouse import migrations
+
+
+@pytest.fixture
+def source(make_database: Callable[[str], sa.Engine]) -> sa.Engine:
+    engine = make_database("src")
+    migrations.migrate_source_app(engine)
+    return engine
+
+
+def _exec(engine: sa.Engine, sql: str, **params: object) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+def test_R35_change_capture_sees_insert_update_and_hard_delete_exactly_once(
+    source: sa.Engine,
+) -> None:
+    conn = SourceAppConnector(source)
+    start = conn.max_seq()
+    _exec(source, "INSERT INTO app.contacts (given_name, family_name) VALUES ('Zoë', 'Müller')")
+    _exec(source, "UPDATE app.contacts SET email = 'zoe@example.com'")
+    _exec(source, "UPDATE app.contacts SET email = 'zoe@example.com'")  # no-op: not recorded
+    _exec(source, "DELETE FROM app.contacts")
+    events = conn.changes_since(start)
+    assert [(e.entity, e.op) for e in events] == [
+        ("customers", "insert"), ("customers", "update"), ("customers", "delete")]
+    assert len({e.source_id for e in events}) == 1
+    assert all(e.at.tzinfo is not None and not e.is_echo for e in events)
+    assert summarize(events)["customers"].deleted == {events[0].source_id}
+    assert conn.deleted_since("customers", start) == [events[0].source_id]
+
+
+def test_sale_with_lines_is_one_event_and_line_edits_report_the_sale(source: sa.Engine) -> None:
+    conn = SourceAppConnector(source)
+    with source.begin() as c:
+        contact = c.execute(sa.text(
+            "INSERT INTO app.contacts (given_name) VALUES ('Ann') RETURNING id")).scalar_one()
+        sale = c.execute(sa.text(
+            "INSERT INTO app.sales (contact_id, txn_date, subtotal, total) "
+            "VALUES (:c, '2024-01-02', 30, 30) RETURNING id"), {"c": contact}).scalar_one()
+        c.execute(sa.text(
+            "INSERT INTO app.sale_lines (sale_id, line_no, amount) VALUES (:s, 1, 10), (:s, 2, 20)"
+        ), {"s": sale})
+    start = conn.max_seq()
+    _exec(source, "UPDATE app.sale_lines SET amount = 11 WHERE sale_id = :s AND line_no = 1",
+          s=sale)
+    events = conn.changes_since(start)
+    assert [(e.entity, e.source_id, e.op) for e in events] == [("invoices", str(sale), "update")]
+    [[canonical]] = list(conn.iter_sales(ids=[str(sale)]))
+    assert [ln.amount for ln in canonical.lines] == [Decimal("11.00"), Decimal("20.00")]
+    [[customer]] = list(conn.iter_customers(ids=[str(contact)]))
+    assert customer.has_sale
+    assert customer.display_name == "Ann"
+    start = conn.max_seq()
+    _exec(source, "DELETE FROM app.sales WHERE id = :s", s=sale)
+    assert [(e.entity, e.op) for e in conn.changes_since(start)] == [("invoices", "delete")]
+
+
+def test_R35_write_backs_are_marked_as_sync_and_skipped(source: sa.Engine) -> None:
+    conn = SourceAppConnector(source)
+    start = conn.max_seq()
+    realm = RealmId("r-echo")
+    ids = conn.upsert_contacts_from_qbo([
+        QboContact(realm_id=realm, qbo_id=QboId("58"), display_name="Amy's Bird Sanctuary",
+                   given_name="Amy", email="birds@example.com",
+                   bill_addr=CanonicalAddress(city="Bayshore"),
+                   updated_at=datetime(2024, 1, 1, tzinfo=UTC)),
+    ])
+    contact_id = ids[QboId("58")]
+    sale_ids = conn.upsert_sales_from_qbo([
+        QboSale(realm_id=realm, qbo_id=QboId("130"), doc_number="1037",
+                customer_qbo_id=QboId("58"), customer_source_id=contact_id,
+                txn_date=date(2024, 1, 5), total=Decimal("362.07"), balance=Decimal("362.07"),
+                lines=(QboSaleLine(line_no=1, item_name="Rocks", qty=Decimal("1"),
+                                   unit_price=Decimal("362.07"), amount=Decimal("362.07")),)),
+    ])
+    receipt_ids = conn.upsert_receipts_from_qbo([
+        QboReceipt(realm_id=realm, qbo_id=QboId("7"), customer_qbo_id=QboId("58"),
+                   customer_source_id=contact_id, sale_source_id=sale_ids[QboId("130")],
+                   amount=Decimal("100"), received_on=date(2024, 1, 6)),
+    ])
+    assert conn.upsert_customer_transactions([
+        CustomerTransaction(realm_id=realm, txn_type="Invoice", qbo_id=QboId("130"),
+                            customer_qbo_id=QboId("58"), customer_source_id=contact_id),
+    ]) == 1
+    # repeat: updates in place, same ids
+    again = conn.upsert_contacts_from_qbo([
+        QboContact(realm_id=realm, qbo_id=QboId("58"), display_name="Amy's Bird Sanctuary",
+                   given_name="Amy", email="amy@example.com")])
+    assert again == ids
+    batch = conn.read_changes(start)
+    assert batch.events == ()
+    assert batch.echoes >= 3
+    assert batch.next_seq == conn.max_seq()
+    assert conn.pending_since(start).pending == 0
+    [[customer]] = list(conn.iter_customers(ids=[contact_id]))
+    assert customer.origin == "qbo"
+    assert customer.display_name == "Amy's Bird Sanctuary"
+    assert customer.email == "amy@example.com"
+    [[receipt]] = list(conn.iter_receipts(ids=[receipt_ids[QboId("7")]]))
+    assert receipt.origin == "qbo"
+    assert receipt.sale_source_id == sale_ids[QboId("130")]
+    with source.connect() as c:
+        url = c.execute(sa.text("SELECT qbo_url FROM app.customer_transactions")).scalar_one()
+    assert url == "https://app.qbo.intuit.com/app/invoice?txnId=130"
+    # a real app edit after the write-back is seen
+    _exec(source, "UPDATE app.contacts SET phone = '555' WHERE id = :i", i=int(contact_id))
+    assert [e.op for e in conn.read_changes(start).events] == ["update"]
