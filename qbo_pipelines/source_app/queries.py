@@ -50,7 +50,9 @@ def load(name: str, queries_dir: Path = DEFAULT_QUERIES_DIR) -> sa.TextClause:
     """A SQLAlchemy ``text()`` clause for a query file, list parameters marked expanding."""
     sql = strip_comments(load_text(name, queries_dir))
     clause = sa.text(sql)
-    expanding: list[sa.BindParameter[Any]] = [sa.bindparam(p, expanding=True) for p in _EXPANDING if f":{p}" in sql]
+    expanding: list[sa.BindParameter[Any]] = [
+        sa.bindparam(p, expanding=True) for p in _EXPANDING if f":{p}" in sql
+    ]
     if expanding:
         clause = clause.bindparams(*expanding)
     return clause
