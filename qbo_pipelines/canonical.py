@@ -27,16 +27,10 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, NewType
+from typing import Any, ClassVar, Literal
 
-SourceId = NewType("SourceId", str)
-"""An id in the source app (a primary key rendered as text)."""
-
-QboId = NewType("QboId", str)
-"""A QBO entity ``Id`` (text, unique per realm and entity)."""
-
-RealmId = NewType("RealmId", str)
-"""A QBO company id (realmId)."""
+# The typed ids are shared with the QBO client (one definition, so mypy treats them as one type).
+from qbo_pipelines.qbo.ids import QboId, RealmId, SourceId
 
 # Catalogue names of the entities the source app's change log reports. They are the same names
 # the sync uses in ``sync.id_map.entity`` and in asset keys (QBO-side naming).
