@@ -1,0 +1,573 @@
+"""Push use cases: source app -> QBO, one generic engine driven by a spec per entity.
+
+One run of :func:`push_entity` for one company (realm) and one entity:
+
+1. **Candidates**: source records changed since the entity's cursor (the source change log; the
+   sync's own write-backs are skipped, R35), plus records held back or failed before (retried
+   every run until they pass, R31), or every record on the first run / in full mode / a backfill.
+2. **Plan** (pure, :func:`plan_record`): unchanged since the last sync -> no API call; per-record
+   data-quality rules and reference / mapping resolution -> held back with a reason (R40, R12);
+   known in QBO -> sparse field-level update (R7); unknown -> matched by name (R5, R10) or created;
+   deleted in the source -> deleted / voided in QBO only when the sync created it (R9, R17, R22).
+3. **Write**: batches of 30 with deterministic request ids (R33, R41); a failing item never stops
+   the others; a 5010 is re-read and re-applied and recorded as a conflict (R34).
+4. **Record**: id map, append-only ledger (R37), quarantine and notifications, cursor.
+
+Nothing here touches QBO records the sync neither created nor matched (R25).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+import sqlalchemy as sa
+
+from qbo_pipelines import entities as catalogue
+from qbo_pipelines.canonical import (
+    ChangeEvent,
+    QboId,
+    RealmId,
+    SourceId,
+    content_hash,
+)
+from qbo_pipelines.qbo import query as q
+from qbo_pipelines.qbo.client import BatchOp, BatchResult, QboClient, request_id_for
+from qbo_pipelines.qbo.errors import QboError
+from qbo_pipelines.qbo.ids import SyncToken
+from qbo_pipelines.quality import quarantine
+from qbo_pipelines.quality.rules import Violation, check
+from qbo_pipelines.sync import state
+from qbo_pipelines.transforms import to_qbo
+from qbo_pipelines.transforms.to_qbo import Blocked, BuildResult, PushContext
+
+log = logging.getLogger(__name__)
+
+Record = Any  # one of the Canonical* source records
+Action = Literal["create", "update", "delete", "void", "match", "skip", "hold"]
+Mode = Literal["incremental", "full"]
+CHUNK = 2000
+
+
+class SourceReader(Protocol):
+    """What the push needs from the source-app connector."""
+
+    def max_seq(self) -> int: ...
+
+    def changes_since(self, seq: int, limit: int = ...) -> list[ChangeEvent]: ...
+
+
+@dataclass(frozen=True)
+class PushSpec:
+    """How one catalogue entity is pushed (bound in :mod:`qbo_pipelines.sync.specs`).
+
+    Attributes:
+        entity: the catalogue row.
+        create: the body of a create (or why it cannot be built).
+        fields: the fields kept in step by updates (compared with what we last wrote).
+        match_field: QBO field matched by exact name before creating (R5, R10), if any.
+        skip_reason: why a record is not pushed at all (e.g. a contact with no sale, R4).
+    """
+
+    entity: catalogue.Entity
+    create: Callable[[Record, PushContext], BuildResult]
+    fields: Callable[[Record, PushContext], BuildResult]
+    match_field: str | None = None
+    skip_reason: Callable[[Record], str | None] = lambda _r: None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with one source record."""
+
+    action: Action
+    source_id: SourceId
+    record_hash: str | None = None
+    body: Mapping[str, Any] | None = None
+    qbo_id: QboId | None = None
+    sync_token: str | None = None
+    created_by: str | None = None
+    reason: str | None = None
+    violations: tuple[Violation, ...] = ()
+    payload: Mapping[str, Any] | None = None  # the full body (what we now hold in QBO)
+
+
+@dataclass
+class PushReport:
+    """Counts per outcome for asset metadata; the ledger holds the per-record story."""
+
+    entity: str
+    realm_id: str
+    run_id: str | None
+    counts: Counter[str] = field(default_factory=Counter)
+    api_calls: int = 0
+    cursor: int | None = None
+
+    def as_metadata(self) -> dict[str, int]:
+        keys = (
+            "created",
+            "updated",
+            "matched",
+            "unchanged",
+            "deleted",
+            "voided",
+            "held_back",
+            "failed",
+            "conflicts",
+            "skipped",
+            "sent",
+        )
+        return {k: int(self.counts.get(k, 0)) for k in keys}
+
+
+# --------------------------------------------------------------------------- pure planning
+
+
+def plan_record(
+    spec: PushSpec,
+    record: Record,
+    current: state.IdMapRow | None,
+    ctx: PushContext,
+) -> Plan:
+    """Decide what one existing source record needs (pure; no I/O)."""
+    source_id = SourceId(record.source_id)
+    record_hash = content_hash(record)
+    skip = spec.skip_reason(record)
+    if skip is not None and current is None:
+        return Plan("skip", source_id, record_hash, reason=skip)
+    violations = tuple(check(record))
+    if violations:
+        return Plan("hold", source_id, record_hash, violations=violations)
+    if current is not None and current.qbo_id is not None and not current.deleted_in_qbo:
+        if current.source_hash == record_hash:
+            return Plan("skip", source_id, record_hash, reason="unchanged")
+        built = spec.fields(record, ctx)
+        if isinstance(built, Blocked):
+            return Plan("hold", source_id, record_hash, violations=built.violations)
+        changes = to_qbo.sparse_update(built.body, current.last_payload)
+        if not changes:
+            return Plan(
+                "skip",
+                source_id,
+                record_hash,
+                reason="no field changed",
+                qbo_id=current.qbo_id,
+                payload=built.body,
+            )
+        return Plan(
+            "update",
+            source_id,
+            record_hash,
+            body=changes,
+            qbo_id=current.qbo_id,
+            sync_token=current.sync_token,
+            created_by=current.created_by,
+            payload={**(current.last_payload or {}), **built.body},
+        )
+    built = spec.create(record, ctx)
+    if isinstance(built, Blocked):
+        return Plan("hold", source_id, record_hash, violations=built.violations)
+    return Plan("create", source_id, record_hash, body=built.body, payload=built.body)
+
+
+def plan_delete(
+    entity: catalogue.Entity, current: state.IdMapRow | None, source_id: SourceId
+) -> Plan:
+    """A source delete: only records the sync created are deleted in QBO (R9, R17, R22)."""
+    if current is None or current.qbo_id is None or current.deleted_in_qbo:
+        return Plan("skip", source_id, reason="never synced")
+    if current.deleted_in_source:
+        return Plan("skip", source_id, reason="already deleted")
+    if entity.delete == "never":
+        return Plan(
+            "skip",
+            source_id,
+            qbo_id=current.qbo_id,
+            reason=f"{entity.name} deleted in the source are never deleted in QBO",
+        )
+    if current.created_by != "sync":
+        return Plan(
+            "skip",
+            source_id,
+            qbo_id=current.qbo_id,
+            reason="not created by the sync: left alone in QBO",
+        )
+    action: Action = "void" if entity.delete == "void_if_created_by_sync" else "delete"
+    return Plan(
+        action,
+        source_id,
+        qbo_id=current.qbo_id,
+        sync_token=current.sync_token,
+        created_by=current.created_by,
+    )
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+@dataclass
+class PushRun:
+    """Everything one push run needs; built by the caller (CLI or Dagster asset)."""
+
+    engine: sa.Engine
+    client: QboClient
+    reader: Any  # the source-app connector (SourceReader plus per-entity readers)
+    realm_id: RealmId
+    run_id: str | None
+    context: PushContext
+
+
+def cursor_name(entity: str) -> str:
+    return f"push:{entity}:source_seq"
+
+
+def _changed_ids(
+    run: PushRun, entity: str, since: int, until: int
+) -> tuple[set[SourceId], set[SourceId]]:
+    """Source ids changed (upserted, deleted) in (since, until], echoes skipped (R35)."""
+    upserts: set[SourceId] = set()
+    deletes: set[SourceId] = set()
+    seq = since
+    while seq < until:
+        events = run.reader.changes_since(seq, limit=10_000)
+        if not events:
+            break
+        for event in events:
+            if event.seq > until:
+                break
+            seq = event.seq
+            if event.entity != entity or event.is_echo:
+                continue
+            if event.op == "delete":
+                deletes.add(event.source_id)
+                upserts.discard(event.source_id)
+            else:
+                upserts.add(event.source_id)
+                deletes.discard(event.source_id)
+        else:
+            continue
+        break
+    return upserts, deletes
+
+
+def _chunks(items: Sequence[SourceId], size: int) -> Iterator[Sequence[SourceId]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def push_entity(
+    run: PushRun,
+    spec: PushSpec,
+    *,
+    mode: Mode = "incremental",
+    source_ids: Iterable[str] | None = None,
+) -> PushReport:
+    """Push one entity for one company. See the module docstring for the steps."""
+    name = spec.entity.name
+    report = PushReport(name, run.realm_id, run.run_id)
+    stored = state.get_cursor(run.engine, run.realm_id, cursor_name(name))
+    until = run.reader.max_seq()
+    deleted: set[SourceId] = set()
+    if source_ids is not None:
+        wanted: list[SourceId] | None = sorted(SourceId(s) for s in source_ids)
+    elif mode == "full" or stored is None:
+        wanted = None  # every record
+    else:
+        changed, deleted = _changed_ids(run, name, int(stored), until)
+        changed |= state.retry_candidates(run.engine, run.realm_id, name) - deleted
+        wanted = sorted(changed)
+
+    id_map = state.load_id_map(run.engine, run.realm_id, name)
+    seen: set[SourceId] = set()
+    batches = _records(run, spec, wanted)
+    for records in batches:
+        plans = [
+            plan_record(spec, r, id_map.get(SourceId(r.source_id)), run.context) for r in records
+        ]
+        seen.update(p.source_id for p in plans)
+        _execute(run, spec, plans, id_map, report)
+    if wanted is not None:
+        # Asked-for ids that no longer exist in the source are deletes too.
+        deleted |= set(wanted) - seen
+    if deleted:
+        plans = [plan_delete(spec.entity, id_map.get(s), s) for s in sorted(deleted)]
+        _execute(run, spec, plans, id_map, report)
+    if source_ids is None:
+        state.set_cursor(run.engine, run.realm_id, cursor_name(name), str(until))
+    report.cursor = until
+    return report
+
+
+def _records(run: PushRun, spec: PushSpec, wanted: list[SourceId] | None) -> Iterator[list[Record]]:
+    """Source records in chunks: all of them, or the ``wanted`` ids."""
+    chunks: Iterator[list[Record]] = run.reader.iter_entity(spec.entity.name, wanted, CHUNK)
+    yield from chunks
+
+
+def _execute(
+    run: PushRun,
+    spec: PushSpec,
+    plans: list[Plan],
+    id_map: dict[SourceId, state.IdMapRow],
+    report: PushReport,
+) -> None:
+    """Write what the plans say, then record ids, ledger rows and quarantine."""
+    entity = spec.entity
+    ledger: list[state.LedgerRow] = []
+    mapped: list[state.IdMapRow] = []
+    plans = _match_existing(run, spec, plans, ledger, mapped, report)
+    held: dict[str, list[Violation]] = {
+        p.source_id: list(p.violations) for p in plans if p.action == "hold"
+    }
+    clean = [p.source_id for p in plans if p.action != "hold"]
+    for p in plans:
+        if p.action == "hold":
+            report.counts["held_back"] += 1
+            ledger.append(_ledger(run, entity, p, "hold", "held", violations=p.violations))
+        elif p.action == "skip":
+            report.counts[
+                "unchanged" if p.reason in {"unchanged", "no field changed"} else "skipped"
+            ] += 1
+            if p.reason not in {"unchanged", "no field changed"}:
+                ledger.append(_ledger(run, entity, p, "skip", "skipped", message=p.reason))
+            elif p.payload is not None and p.source_id in id_map:
+                mapped.append(replace(id_map[p.source_id], source_hash=p.record_hash))
+    ops = [op for p in plans if (op := _op(run, entity, p)) is not None]
+    results = run.client.batch_write(ops) if ops else []
+    by_key = {r.op.key: r for r in results}
+    for p in plans:
+        result = by_key.get(p.source_id)
+        if result is None:
+            continue
+        _record_result(run, entity, p, result, id_map, mapped, ledger, report)
+    state.upsert_id_map(run.engine, mapped, run.run_id)
+    for row in mapped:
+        if row.source_id is not None:
+            id_map[row.source_id] = row
+    state.append_ledger(run.engine, ledger)
+    if held:
+        quarantine.hold(run.engine, run.realm_id, entity.name, run.run_id, held)
+    if clean:
+        quarantine.release(run.engine, run.realm_id, entity.name, clean, run.run_id)
+
+
+def _op(run: PushRun, entity: catalogue.Entity, p: Plan) -> BatchOp | None:
+    qbo = entity.qbo_name
+    rid = request_id_for(run.realm_id, entity.name, p.source_id, p.record_hash or "", p.action)
+    if p.action == "create" and p.body is not None:
+        return BatchOp.create(qbo, p.body, rid, key=p.source_id)
+    if p.action == "update" and p.body is not None and p.qbo_id is not None:
+        return BatchOp.update(
+            qbo, p.qbo_id, SyncToken(p.sync_token or "0"), p.body, rid, key=p.source_id
+        )
+    if p.action == "delete" and p.qbo_id is not None:
+        rid = request_id_for(run.realm_id, entity.name, p.source_id, p.sync_token or "", "delete")
+        return BatchOp.delete(qbo, p.qbo_id, SyncToken(p.sync_token or "0"), rid, key=p.source_id)
+    if p.action == "void" and p.qbo_id is not None:
+        rid = request_id_for(run.realm_id, entity.name, p.source_id, p.sync_token or "", "void")
+        return BatchOp.void(qbo, p.qbo_id, SyncToken(p.sync_token or "0"), rid, key=p.source_id)
+    return None
+
+
+def _record_result(
+    run: PushRun,
+    entity: catalogue.Entity,
+    p: Plan,
+    result: BatchResult,
+    id_map: Mapping[SourceId, state.IdMapRow],
+    mapped: list[state.IdMapRow],
+    ledger: list[state.LedgerRow],
+    report: PushReport,
+) -> None:
+    rid = result.op.request_id
+    if result.error is not None:
+        if p.action == "delete" and _must_void(entity, result.error):
+            return  # handled by the void fallback in a later batch (see _void_fallback)
+        report.counts["failed"] += 1
+        ledger.append(
+            _ledger(run, entity, p, p.action, "failed", error=result.error, request_id=rid)
+        )
+        quarantine.notify_failure(
+            run.engine,
+            run.realm_id,
+            entity.name,
+            p.source_id,
+            title=f"{entity.qbo_name} {p.action} failed",
+            reason=f"{entity.name} {p.source_id}: QBO refused the {p.action}: {result.error}",
+            fix=_fix_for(result.error),
+        )
+        return
+    stored = result.entity or {}
+    qbo_id = QboId(str(stored.get("Id", p.qbo_id or "")))
+    token = str(stored.get("SyncToken")) if stored.get("SyncToken") is not None else p.sync_token
+    current = id_map.get(p.source_id)
+    if p.action in {"delete", "void"}:
+        report.counts["deleted" if p.action == "delete" else "voided"] += 1
+        base = current or state.IdMapRow(run.realm_id, entity.name, p.source_id, qbo_id, "sync")
+        mapped.append(
+            replace(
+                base, deleted_in_source=True, sync_token=token, deleted_in_qbo=p.action == "delete"
+            )
+        )
+        ledger.append(_ledger(run, entity, p, p.action, "ok", qbo_id=qbo_id, request_id=rid))
+        return
+    created_by = "sync" if p.action == "create" else (p.created_by or "sync")
+    mapped.append(
+        state.IdMapRow(
+            realm_id=run.realm_id,
+            entity=entity.name,
+            source_id=p.source_id,
+            qbo_id=qbo_id,
+            created_by=created_by,
+            sync_token=token,
+            source_hash=p.record_hash,
+            last_payload=p.payload,
+            sent_at=current.sent_at if current else None,
+            sent_to=current.sent_to if current else None,
+        )
+    )
+    if result.conflict:
+        report.counts["conflicts"] += 1
+        ledger.append(
+            _ledger(
+                run,
+                entity,
+                p,
+                "conflict",
+                "conflict",
+                qbo_id=qbo_id,
+                message=f"changed in QBO too; resolved by policy {entity.conflict}",
+            )
+        )
+    report.counts["created" if p.action == "create" else "updated"] += 1
+    ledger.append(_ledger(run, entity, p, p.action, "ok", qbo_id=qbo_id, request_id=rid))
+
+
+def _must_void(entity: catalogue.Entity, error: QboError) -> bool:
+    return False
+
+
+def _fix_for(error: QboError) -> str:
+    code = error.code or ""
+    fixes = {
+        "6240": "another QBO customer, vendor or employee already uses this name: rename one",
+        "6140": "the document number is already used in QBO: change it in the source",
+        "2500": "a referenced record is missing or inactive in QBO: check the mappings",
+        "610": "the QBO record was deleted or made inactive: re-activate it or unlink it",
+        "5010": "the record changed in QBO at the same time: the next run retries",
+    }
+    return fixes.get(code, "correct the record in the source app; the next run retries it")
+
+
+def _ledger(
+    run: PushRun,
+    entity: catalogue.Entity,
+    p: Plan,
+    operation: str,
+    outcome: str,
+    *,
+    qbo_id: str | None = None,
+    request_id: str | None = None,
+    error: QboError | None = None,
+    message: str | None = None,
+    violations: Sequence[Violation] = (),
+) -> state.LedgerRow:
+    if violations:
+        message = "; ".join(v.reason for v in violations)
+    return state.LedgerRow(
+        realm_id=run.realm_id,
+        entity=entity.name,
+        direction="push",
+        operation=operation,
+        outcome=outcome,
+        run_id=run.run_id,
+        source_id=p.source_id,
+        qbo_id=qbo_id or p.qbo_id,
+        request_id=request_id,
+        error_code=(
+            error.code if error is not None else (violations[0].rule if violations else None)
+        ),
+        error_message=str(error) if error is not None else message,
+        payload_hash=p.record_hash,
+        details={"violations": [v.__dict__ for v in violations]} if violations else None,
+    )
+
+
+# --------------------------------------------------------------------------- matching (R5, R10)
+
+
+def _match_existing(
+    run: PushRun,
+    spec: PushSpec,
+    plans: list[Plan],
+    ledger: list[state.LedgerRow],
+    mapped: list[state.IdMapRow],
+    report: PushReport,
+) -> list[Plan]:
+    """Turn creates into matches where QBO already has a record with the exact same name."""
+    if spec.match_field is None:
+        return plans
+    creates = [p for p in plans if p.action == "create" and p.body is not None]
+    if not creates:
+        return plans
+    names = {
+        str(p.body[spec.match_field]) for p in creates if p.body and p.body.get(spec.match_field)
+    }
+    found = find_by_exact_name(run.client, spec.entity.qbo_name, spec.match_field, names)
+    out: list[Plan] = []
+    for p in plans:
+        name = str(p.body.get(spec.match_field)) if p.action == "create" and p.body else None
+        hit = found.get(name) if name is not None else None
+        if hit is None:
+            out.append(p)
+            continue
+        qbo_id = QboId(str(hit["Id"]))
+        report.counts["matched"] += 1
+        mapped.append(
+            state.IdMapRow(
+                realm_id=run.realm_id,
+                entity=spec.entity.name,
+                source_id=p.source_id,
+                qbo_id=qbo_id,
+                created_by="matched",
+                sync_token=str(hit.get("SyncToken", "0")),
+                # The record's state is now what QBO holds: fields it lacks are filled by the
+                # next change in the source, never by overwriting the match now (R6, R25).
+                source_hash=p.record_hash,
+                last_payload=p.payload,
+            )
+        )
+        ledger.append(
+            _ledger(
+                run,
+                spec.entity,
+                p,
+                "match",
+                "ok",
+                qbo_id=qbo_id,
+                message=f"matched existing QBO {spec.entity.qbo_name} '{name}'",
+            )
+        )
+    return out
+
+
+def find_by_exact_name(
+    client: QboClient, qbo_entity: str, field_name: str, names: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """Existing active QBO records whose ``field_name`` equals one of ``names`` exactly.
+
+    One ``IN`` query per 100 names (query literals escaped by the query builder); QBO's own
+    comparison is case-insensitive, so the exact, case-sensitive check is done here (R5, R10).
+    """
+    wanted = sorted(set(names))
+    found: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(wanted), 100):
+        chunk = wanted[i : i + 100]
+        for row in client.query_all(qbo_entity, [q.in_(field_name, tuple(chunk))]):
+            value = row.get(field_name)
+            if isinstance(value, str) and value in chunk:
+                found.setdefault(value, row)
+    return found

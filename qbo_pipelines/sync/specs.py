@@ -1,0 +1,74 @@
+"""The push spec of each catalogue entity: which transform builds its bodies and how it matches."""
+
+from __future__ import annotations
+
+from qbo_pipelines import entities as catalogue
+from qbo_pipelines.canonical import (
+    CanonicalBill,
+    CanonicalCustomer,
+    CanonicalItem,
+    CanonicalReceipt,
+    CanonicalSale,
+    CanonicalVendor,
+)
+from qbo_pipelines.sync.push import PushSpec
+from qbo_pipelines.transforms import to_qbo
+from qbo_pipelines.transforms.to_qbo import BuildResult, Built, PushContext
+
+
+def _customer_create(c: CanonicalCustomer, _ctx: PushContext) -> BuildResult:
+    return Built(to_qbo.customer_create(c))
+
+
+def _customer_fields(c: CanonicalCustomer, _ctx: PushContext) -> BuildResult:
+    return Built(to_qbo.customer_fields(c))
+
+
+def _no_sale(c: CanonicalCustomer) -> str | None:
+    return None if c.has_sale else "contact has no sale: only contacts with a sale are pushed (R4)"
+
+
+def _item_fields(i: CanonicalItem, _ctx: PushContext) -> BuildResult:
+    return Built(to_qbo.item_fields(i))
+
+
+def _vendor(v: CanonicalVendor, _ctx: PushContext) -> BuildResult:
+    return Built(to_qbo.vendor_fields(v))
+
+
+def _invoice(s: CanonicalSale, ctx: PushContext) -> BuildResult:
+    return to_qbo.invoice_body(s, ctx)
+
+
+def _payment(r: CanonicalReceipt, ctx: PushContext) -> BuildResult:
+    return to_qbo.payment_body(r, ctx)
+
+
+def _bill(b: CanonicalBill, ctx: PushContext) -> BuildResult:
+    return to_qbo.bill_body(b, ctx)
+
+
+SPECS: dict[str, PushSpec] = {
+    "customers": PushSpec(
+        catalogue.entity("customers"),
+        _customer_create,
+        _customer_fields,
+        match_field="DisplayName",
+        skip_reason=_no_sale,
+    ),
+    "items": PushSpec(
+        catalogue.entity("items"),
+        to_qbo.item_create,
+        _item_fields,
+        match_field="Name",
+    ),
+    "invoices": PushSpec(catalogue.entity("invoices"), _invoice, _invoice),
+    "payments": PushSpec(catalogue.entity("payments"), _payment, _payment),
+    "vendors": PushSpec(
+        catalogue.entity("vendors"),
+        _vendor,
+        _vendor,
+        match_field="DisplayName",
+    ),
+    "bills": PushSpec(catalogue.entity("bills"), _bill, _bill),
+}

@@ -1,0 +1,506 @@
+"""Pure transforms: canonical source records -> QBO request bodies (push direction).
+
+Nothing here does I/O. Every function takes a canonical record and a :class:`PushContext` (a
+snapshot of the id map and the company's mappings, loaded once per run) and returns either the
+QBO body or the list of reasons it cannot be built (unresolvable references, missing mappings),
+which the caller quarantines (R40, R12).
+
+Rules implemented here: R5 (DisplayName), R6 (billing contact only on create), R10 (items: a
+Service item with the default income account), R12/R13 (tax codes mapped, default code), R14
+(tax and discount lines pushed; grouping not), R15 (currency never pushed), R19/R21 (payment
+linked to its invoice, deposited per mapping), R23/R24 (bills with an expense account per concept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from qbo_pipelines.canonical import (
+    CanonicalAddress,
+    CanonicalBill,
+    CanonicalCustomer,
+    CanonicalItem,
+    CanonicalReceipt,
+    CanonicalSale,
+    CanonicalSaleLine,
+    CanonicalVendor,
+    QboId,
+    SourceId,
+)
+from qbo_pipelines.quality.rules import Violation, missing_mapping, unresolved_reference
+
+Body = dict[str, Any]
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class PaymentMethodTarget:
+    """Where a source payment method lands in QBO (R19, R21)."""
+
+    payment_method_id: str | None
+    deposit_account_id: str
+
+
+@dataclass(frozen=True)
+class PushContext:
+    """Everything a transform may reference, resolved up front (no I/O during transforms).
+
+    Attributes:
+        qbo_ids: per entity, source id -> QBO Id of records already synced (the id map).
+        tax_codes: source tax rate id -> QBO TaxCode Id (mapping, R12).
+        tax_code_rates: QBO TaxCode Id -> (QBO TaxRate Id, percent) of its sales rate.
+        tax_rate_names: source tax rate id -> its name (for reasons people can act on).
+        default_tax_code: QBO TaxCode Id for lines with no rate (R13), if configured.
+        payment_methods: source payment method id -> target (mapping, R19).
+        payment_method_names: source payment method id -> name (for reasons).
+        expense_accounts: worker-invoice concept -> QBO expense Account Id (R23, R24).
+        default_income_account: Income account for items the sync creates (R10).
+        item_names: source item id -> name (for reasons).
+    """
+
+    qbo_ids: Mapping[str, Mapping[SourceId, QboId]] = field(default_factory=dict)
+    tax_codes: Mapping[SourceId, str] = field(default_factory=dict)
+    tax_code_rates: Mapping[str, tuple[str, Decimal]] = field(default_factory=dict)
+    tax_rate_names: Mapping[SourceId, str] = field(default_factory=dict)
+    default_tax_code: str | None = None
+    payment_methods: Mapping[SourceId, PaymentMethodTarget] = field(default_factory=dict)
+    payment_method_names: Mapping[SourceId, str] = field(default_factory=dict)
+    expense_accounts: Mapping[str, str] = field(default_factory=dict)
+    default_income_account: str | None = None
+    item_names: Mapping[SourceId, str] = field(default_factory=dict)
+
+    def qbo_id(self, entity: str, source_id: SourceId | None) -> QboId | None:
+        if source_id is None:
+            return None
+        return self.qbo_ids.get(entity, {}).get(source_id)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A body ready to write."""
+
+    body: Body
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """The record cannot be written yet; each violation says why and how to fix it."""
+
+    violations: tuple[Violation, ...]
+
+
+BuildResult = Built | Blocked
+
+
+def money(value: Decimal) -> Decimal:
+    """Round to cents, half-up (QBO keeps 2 dp for currency amounts)."""
+    return value.quantize(CENT)
+
+
+def _ref(value: str) -> dict[str, str]:
+    return {"value": str(value)}
+
+
+def _drop_none(body: Body) -> Body:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def not_in_qbo(entity: str, record: str, what: str) -> Violation:
+    """A reference to a record that has not reached QBO yet (held until its push succeeds)."""
+    return unresolved_reference(entity, what, record=record)
+
+
+def address(addr: CanonicalAddress | None) -> Body | None:
+    """QBO ``PhysicalAddress`` (BillAddr) or None when empty."""
+    if addr is None or addr.is_empty():
+        return None
+    return _drop_none(
+        {
+            "Line1": addr.line1,
+            "Line2": addr.line2,
+            "City": addr.city,
+            "CountrySubDivisionCode": addr.region,
+            "PostalCode": addr.postal_code,
+            "Country": addr.country,
+        }
+    )
+
+
+def _email(value: str | None) -> Body | None:
+    return {"Address": value} if value else None
+
+
+def _phone(value: str | None) -> Body | None:
+    return {"FreeFormNumber": value} if value else None
+
+
+def _split_name(full: str | None) -> tuple[str | None, str | None]:
+    if not full or not full.strip():
+        return None, None
+    parts = full.strip().split(None, 1)
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
+
+# ------------------------------------------------------------------ customers and vendors
+
+
+def customer_fields(c: CanonicalCustomer) -> Body:
+    """The Customer fields the sync keeps in step (R7); billing contact excluded (R6)."""
+    return _drop_none(
+        {
+            "DisplayName": c.display_name,
+            "CompanyName": c.company_name,
+            "GivenName": c.given_name,
+            "FamilyName": c.family_name,
+            "PrimaryEmailAddr": _email(c.email),
+            "PrimaryPhone": _phone(c.phone),
+            "BillAddr": address(c.bill_addr),
+        }
+    )
+
+
+def customer_create(c: CanonicalCustomer) -> Body:
+    """Create body: the contact's fields, with the billing contact on top (R6: create only)."""
+    body = customer_fields(c)
+    given, family = _split_name(c.billing_name)
+    if given:
+        body["GivenName"] = given
+        if family:
+            body["FamilyName"] = family
+        else:
+            body.pop("FamilyName", None)
+    if c.billing_email:
+        body["PrimaryEmailAddr"] = {"Address": c.billing_email}
+    return body
+
+
+def vendor_fields(v: CanonicalVendor) -> Body:
+    """Vendor body for a worker / contractor (R23)."""
+    return _drop_none(
+        {
+            "DisplayName": v.display_name,
+            "GivenName": v.given_name,
+            "FamilyName": v.family_name,
+            "PrimaryEmailAddr": _email(v.email),
+            "PrimaryPhone": _phone(v.phone),
+            "BillAddr": {"Country": v.country} if v.country else None,
+        }
+    )
+
+
+# ------------------------------------------------------------------ items
+
+
+def item_create(item: CanonicalItem, ctx: PushContext) -> BuildResult:
+    """A Service item with the configured default income account (R10)."""
+    if not ctx.default_income_account:
+        return Blocked(
+            (
+                missing_mapping(
+                    "default_income_account",
+                    "default income account",
+                    "qbo-pipelines mappings set default income-account <QBO Income account id>",
+                    record=f"item {item.name!r} (not in QBO, so it must be created)",
+                ),
+            )
+        )
+    body = _drop_none(
+        {
+            "Name": item.name,
+            "Type": "Service",
+            "IncomeAccountRef": _ref(ctx.default_income_account),
+            "Description": item.description,
+            "UnitPrice": money(item.unit_price) if item.unit_price is not None else None,
+        }
+    )
+    return Built(body)
+
+
+def item_fields(item: CanonicalItem) -> Body:
+    """Fields kept in step on an item the sync created (name, description, price)."""
+    return _drop_none(
+        {
+            "Name": item.name,
+            "Description": item.description,
+            "UnitPrice": money(item.unit_price) if item.unit_price is not None else None,
+        }
+    )
+
+
+# ------------------------------------------------------------------ invoices
+
+
+def _missing_tax(sale: CanonicalSale, rate_id: SourceId, ctx: PushContext) -> Violation:
+    name = ctx.tax_rate_names.get(rate_id, rate_id)
+    return missing_mapping(
+        "tax_rate",
+        name,
+        f"qbo-pipelines mappings set tax-rate '{name}' <QBO tax code id>",
+        record=f"sale {sale.doc_number or sale.source_id}",
+    )
+
+
+def _tax_code(
+    sale: CanonicalSale, rate_id: SourceId | None, ctx: PushContext
+) -> str | Violation | None:
+    if rate_id is None:
+        return ctx.default_tax_code  # R13; None: QBO's own default applies
+    code = ctx.tax_codes.get(rate_id)
+    return code if code is not None else _missing_tax(sale, rate_id, ctx)
+
+
+def _item_line(
+    sale: CanonicalSale, line: CanonicalSaleLine, ctx: PushContext, problems: list[Violation]
+) -> Body | None:
+    item_id = ctx.qbo_id("items", line.item_source_id)
+    if item_id is None:
+        name = ctx.item_names.get(line.item_source_id or SourceId(""), line.item_source_id)
+        problems.append(
+            not_in_qbo(
+                "item",
+                f"sale {sale.doc_number or sale.source_id} line {line.line_no}",
+                str(name),
+            )
+        )
+        return None
+    code = _tax_code(sale, line.tax_rate_source_id, ctx)
+    if isinstance(code, Violation):
+        problems.append(code)
+        return None
+    detail: Body = {"ItemRef": _ref(item_id)}
+    if line.qty is not None:
+        detail["Qty"] = line.qty
+    if line.unit_price is not None:
+        detail["UnitPrice"] = line.unit_price
+    if code is not None:
+        detail["TaxCodeRef"] = _ref(code)
+    return _drop_none(
+        {
+            "LineNum": line.line_no,
+            "DetailType": "SalesItemLineDetail",
+            "Amount": money(line.amount),
+            "Description": line.description,  # line names are pushed (R14)
+            "SalesItemLineDetail": detail,
+        }
+    )
+
+
+def _discount_line(line: CanonicalSaleLine) -> Body:
+    detail: Body = {"PercentBased": line.discount_percent is not None}
+    if line.discount_percent is not None:
+        detail["DiscountPercent"] = line.discount_percent
+    return _drop_none(
+        {
+            "LineNum": line.line_no,
+            "DetailType": "DiscountLineDetail",
+            "Amount": money(abs(line.amount)),
+            "Description": line.description,
+            "DiscountLineDetail": detail,
+        }
+    )
+
+
+def _tax_lines(sale: CanonicalSale, ctx: PushContext, problems: list[Violation]) -> Body | None:
+    """Tax lines of the source invoice as QBO ``TxnTaxDetail.TaxLine`` entries (R14)."""
+    tax_lines: list[Body] = []
+    total = Decimal("0")
+    for line in sale.lines:
+        if line.kind != "tax":
+            continue
+        code = _tax_code(sale, line.tax_rate_source_id, ctx)
+        if isinstance(code, Violation):
+            problems.append(code)
+            continue
+        rate = ctx.tax_code_rates.get(code) if code else None
+        detail: Body = {"PercentBased": rate is not None}
+        if rate is not None:
+            detail["TaxRateRef"] = _ref(rate[0])
+            detail["TaxPercent"] = rate[1]
+        detail["NetAmountTaxable"] = money(sale.subtotal + sale.discount_total)
+        tax_lines.append(
+            {"Amount": money(line.amount), "DetailType": "TaxLineDetail", "TaxLineDetail": detail}
+        )
+        total += line.amount
+    if not tax_lines:
+        return None
+    return {"TotalTax": money(total), "TaxLine": tax_lines}
+
+
+def invoice_body(sale: CanonicalSale, ctx: PushContext) -> BuildResult:
+    """Full Invoice body for create, or for the Line/header part of a sparse update.
+
+    Currency (R15) and the grouping / detail level (R14) are never sent.
+    """
+    problems: list[Violation] = []
+    customer_id = ctx.qbo_id("customers", sale.customer_source_id)
+    if customer_id is None:
+        problems.append(
+            not_in_qbo(
+                "customer",
+                f"sale {sale.doc_number or sale.source_id}",
+                sale.customer_source_id,
+            )
+        )
+    lines: list[Body] = []
+    for line in sale.lines:
+        if line.kind == "item":
+            built = _item_line(sale, line, ctx, problems)
+            if built is not None:
+                lines.append(built)
+        elif line.kind == "discount":
+            lines.append(_discount_line(line))
+    tax = _tax_lines(sale, ctx, problems)
+    if problems:
+        return Blocked(tuple(_dedupe(problems)))
+    body = _drop_none(
+        {
+            "CustomerRef": _ref(customer_id or ""),
+            "DocNumber": sale.doc_number,
+            "TxnDate": sale.txn_date.isoformat(),
+            "DueDate": sale.due_date.isoformat() if sale.due_date else None,
+            "PrivateNote": sale.memo,
+            "BillEmail": _email(sale.billing_email),
+            "Line": lines,
+            "TxnTaxDetail": tax,
+        }
+    )
+    return Built(body)
+
+
+def _dedupe(violations: list[Violation]) -> list[Violation]:
+    seen: set[tuple[str, str]] = set()
+    out: list[Violation] = []
+    for v in violations:
+        if (v.rule, v.reason) not in seen:
+            seen.add((v.rule, v.reason))
+            out.append(v)
+    return out
+
+
+# ------------------------------------------------------------------ payments
+
+
+def payment_body(receipt: CanonicalReceipt, ctx: PushContext) -> BuildResult:
+    """A Payment linked to its invoice, deposited per the payment-method mapping (R19, R21)."""
+    problems: list[Violation] = []
+    label = receipt.reference or receipt.source_id
+    customer_id = ctx.qbo_id("customers", receipt.customer_source_id)
+    if customer_id is None:
+        problems.append(not_in_qbo("customer", f"receipt {label}", receipt.customer_source_id))
+    invoice_id = ctx.qbo_id("invoices", receipt.sale_source_id)
+    if receipt.sale_source_id is not None and invoice_id is None:
+        problems.append(not_in_qbo("invoice", f"receipt {label}", str(receipt.sale_source_id)))
+    target = None
+    if receipt.payment_method_source_id is not None:
+        target = ctx.payment_methods.get(receipt.payment_method_source_id)
+        if target is None:
+            name = ctx.payment_method_names.get(
+                receipt.payment_method_source_id, receipt.payment_method_source_id
+            )
+            problems.append(
+                missing_mapping(
+                    "payment_method",
+                    name,
+                    f"qbo-pipelines mappings set payment-method '{name}' <QBO payment method id>"
+                    " --deposit-account <Bank account id>",
+                    record=f"receipt {label}",
+                )
+            )
+    if problems:
+        return Blocked(tuple(problems))
+    amount = money(receipt.amount)
+    body: Body = {
+        "CustomerRef": _ref(customer_id or ""),
+        "TotalAmt": amount,
+        "TxnDate": receipt.received_on.isoformat(),
+    }
+    if receipt.reference:
+        body["PaymentRefNum"] = receipt.reference
+    if target is not None:
+        body["DepositToAccountRef"] = _ref(target.deposit_account_id)
+        if target.payment_method_id:
+            body["PaymentMethodRef"] = _ref(target.payment_method_id)
+    if invoice_id is not None:
+        body["Line"] = [
+            {"Amount": amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]}
+        ]
+    return Built(body)
+
+
+# ------------------------------------------------------------------ bills
+
+
+def bill_body(bill: CanonicalBill, ctx: PushContext) -> BuildResult:
+    """A Bill against the worker's Vendor, one expense line per invoice line (R23, R24)."""
+    problems: list[Violation] = []
+    label = bill.doc_number or bill.source_id
+    vendor_id = ctx.qbo_id("vendors", bill.vendor_source_id)
+    if vendor_id is None:
+        problems.append(not_in_qbo("vendor", f"worker invoice {label}", bill.vendor_source_id))
+    lines: list[Body] = []
+    for line in bill.lines:
+        account = ctx.expense_accounts.get(line.concept)
+        if account is None:
+            problems.append(
+                missing_mapping(
+                    "expense_concept",
+                    line.concept,
+                    f"qbo-pipelines mappings set expense-concept '{line.concept}' "
+                    "<QBO expense account id>",
+                    record=f"worker invoice {label}",
+                )
+            )
+            continue
+        lines.append(
+            _drop_none(
+                {
+                    "LineNum": line.line_no,
+                    "DetailType": "AccountBasedExpenseLineDetail",
+                    "Amount": money(line.amount),
+                    "Description": line.description or line.concept,
+                    "AccountBasedExpenseLineDetail": {"AccountRef": _ref(account)},
+                }
+            )
+        )
+    if problems:
+        return Blocked(tuple(_dedupe(problems)))
+    return Built(
+        _drop_none(
+            {
+                "VendorRef": _ref(vendor_id or ""),
+                "DocNumber": bill.doc_number,
+                "TxnDate": bill.txn_date.isoformat(),
+                "DueDate": bill.due_date.isoformat() if bill.due_date else None,
+                "PrivateNote": bill.memo,
+                "Line": lines,
+            }
+        )
+    )
+
+
+# ------------------------------------------------------------------ sparse updates
+
+
+def sparse_update(new: Body, last: Mapping[str, Any] | None) -> Body:
+    """The top-level fields of ``new`` that differ from what we last wrote (R7, field level).
+
+    With no record of the last write, every field is sent. ``Line`` is all-or-none in QBO, so
+    it is sent whole when any line changed.
+    """
+    if last is None:
+        return dict(new)
+    return {k: v for k, v in new.items() if _normal(v) != _normal(last.get(k))}
+
+
+def _normal(value: Any) -> Any:
+    """Comparable form of a body value (Decimal/str/float render alike)."""
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, Decimal | float | int) and not isinstance(value, bool):
+        return str(Decimal(str(value)).normalize())
+    return value
