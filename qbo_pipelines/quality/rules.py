@@ -1,0 +1,983 @@
+"""Per-record data-quality rules over canonical records (R40, R12, R31).
+
+Every function here is pure: it takes a canonical record and returns the list of
+:class:`Violation` s that hold it back from QBO. An empty list means "clean, write it". The push
+planner calls :func:`check` for each staged record, adds the reference violations it finds
+through the mapping tables (:func:`missing_mapping`, :func:`unresolved_reference`), quarantines
+the records with any violation (:mod:`qbo_pipelines.quality.quarantine`) and writes the rest.
+
+Policy choices (what a demanding data engineer expects):
+
+* **Every violation holds the record.** There is no "warning and write anyway": anything that
+  QBO would reject (a validation fault costs an API call and surfaces later, with a worse
+  message) or that would silently make QBO differ from the source is caught here. Silently
+  dropping a bad field is worse than holding: the sync would record the record as synced with a
+  content hash that claims QBO has the value.
+* **Emails are checked only where they would be written.** A contact's ``email`` is always
+  written (``PrimaryEmailAddr``). Its ``billing_email`` is written only when the Customer is
+  created (R6), so :func:`check_customer` checks it only with ``creating=True`` (the default).
+  A sale's ``billing_email`` becomes the invoice's ``BillEmail``; with ``send_requested`` a
+  malformed one would also make QBO email the wrong address or fail (6420), and the reason says
+  so. A missing billing email never holds a sale: R18 says it is then only copied.
+* **Blank optional text is absent.** Emails are compared after :func:`normalise_email` (trimmed,
+  blank -> None); transforms should write the same normalised value.
+* **Money** must be finite, within QBO's "15 digits in 10.5 format", and amounts (not unit
+  prices or quantities) must be whole cents. Consistency is checked within
+  :data:`MONEY_TOLERANCE`.
+
+Rule ids are stable strings ``<record kind>.<field>.<problem>`` (e.g.
+``sale.lines.amount_mismatch``); a record can break the same rule several times (two bad lines),
+:func:`merge_by_rule` folds those into one violation per rule for storage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Final
+
+from qbo_pipelines.canonical import (
+    CanonicalAddress,
+    CanonicalBill,
+    CanonicalCustomer,
+    CanonicalItem,
+    CanonicalPaymentMethod,
+    CanonicalReceipt,
+    CanonicalSale,
+    CanonicalTaxRate,
+    CanonicalVendor,
+)
+
+# --------------------------------------------------------------------------------------------
+# QBO limits. From /work/shared/QBO_API.md §11 unless marked "QBO docs": those the reference is
+# silent about are taken from Intuit's API reference for the entity field.
+# --------------------------------------------------------------------------------------------
+
+DISPLAY_NAME_MAX: Final = 500
+"""Customer/Vendor ``DisplayName`` (QBO_API §11.1: max 500; older docs said 100)."""
+NAME_PART_MAX: Final = 100
+"""``GivenName`` / ``FamilyName`` / ``CompanyName`` (QBO_API §11.1)."""
+EMAIL_MAX: Final = 100
+"""``PrimaryEmailAddr.Address`` (QBO_API §11.1)."""
+PHONE_MAX: Final = 30
+"""``PrimaryPhone.FreeFormNumber`` (QBO_API §11.0)."""
+ITEM_NAME_MAX: Final = 100
+"""Item ``Name`` (QBO_API §11.3)."""
+DESCRIPTION_MAX: Final = 4000
+"""Item ``Description`` and transaction ``Line.Description`` (QBO docs: max 4000)."""
+DOC_NUMBER_MAX: Final = 21
+"""Invoice / Bill ``DocNumber`` (QBO_API §11.4)."""
+CUSTOMER_MEMO_MAX: Final = 1000
+"""Invoice ``CustomerMemo`` (QBO_API §11.4). A sale's memo is customer-facing, so it goes here."""
+PRIVATE_NOTE_MAX: Final = 4000
+"""``PrivateNote`` (QBO_API §11.4/11.5); a bill's memo goes here."""
+PAYMENT_REF_MAX: Final = 21
+"""Payment ``PaymentRefNum`` (QBO docs: max 21)."""
+ADDRESS_LINE_MAX: Final = 500
+"""``BillAddr.Line1..5`` (QBO docs, PhysicalAddress: max 500)."""
+ADDRESS_PART_MAX: Final = 255
+"""``City`` / ``CountrySubDivisionCode`` / ``Country`` (QBO docs, PhysicalAddress: max 255)."""
+POSTAL_CODE_MAX: Final = 30
+"""``PostalCode`` (QBO docs, PhysicalAddress: max 30)."""
+TAXABLE_INVOICE_MAX_LINES: Final = 750
+"""Taxable invoices take at most 750 lines (QBO_API §11.4)."""
+NAME_FORBIDDEN: Final = frozenset({":", "\t", "\n", "\r"})
+"""Characters QBO refuses in name fields (QBO_API §11.1, §13.15; ':' separates sub-levels)."""
+MONEY_MAX: Final = Decimal("1e10")
+"""Amounts are "max 15 digits in 10.5 format" (QBO_API §11.0): |amount| < 10**10."""
+MONEY_TOLERANCE: Final = Decimal("0.005")
+"""Half a cent: within this, computed and stated amounts agree (QBO rounds to the cent)."""
+EARLIEST_DATE: Final = date(1900, 1, 1)
+LATEST_DATE: Final = date(2099, 12, 31)
+"""Business dates outside this window are typos (year 20204, zero dates), not real documents."""
+
+_EMAIL_RE: Final = re.compile(
+    r"^(?!\.)(?!.*\.\.)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}(?<!\.)"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule on one record.
+
+    Attributes:
+        rule: stable id, e.g. ``customer.display_name.required``; the quarantine key.
+        reason: one sentence a person can act on, naming the record and the offending value.
+        fix: what to do about it, or None when the reason says it all.
+    """
+
+    rule: str
+    reason: str
+    fix: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers: rendering values in reasons, text and money predicates
+# --------------------------------------------------------------------------------------------
+
+
+def show(value: object, limit: int = 60) -> str:
+    """Render a value for a reason: quoted, control characters escaped, long text shortened.
+
+    Args:
+        value: the offending value.
+        limit: how many characters of a long string to show.
+
+    Returns:
+        e.g. ``'bob@@example.com'`` or ``'Aaaa…' (612 characters)``.
+    """
+    if value is None:
+        return "(empty)"
+    if isinstance(value, Decimal):
+        return money(value)
+    text = str(value)
+    escaped = text.encode("unicode_escape").decode("ascii") if _has_control(text) else text
+    if len(escaped) > limit:
+        return f"'{escaped[:limit]}…' ({len(text)} characters)"
+    return f"'{escaped}'"
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+def money(value: Decimal) -> str:
+    """A Decimal as people write it: ``40.00`` for whole cents, else every digit (``2.505``)."""
+    if not value.is_finite():
+        return str(value)
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -2 and abs(value) < MONEY_MAX * 10**6:
+        return f"{value:.2f}"
+    return format(value.normalize(), "f")
+
+
+def number(value: Decimal) -> str:
+    """A quantity without trailing zeros (``2`` for ``2.0000``)."""
+    if not value.is_finite():
+        return str(value)
+    return format(value.normalize(), "f")
+
+
+def is_blank(value: str | None) -> bool:
+    """True for None, ``''`` and whitespace-only text."""
+    return value is None or not value.strip()
+
+
+def normalise_email(value: str | None) -> str | None:
+    """The email as the sync writes it: trimmed; blank means no email.
+
+    Args:
+        value: an email field as stored in the source.
+
+    Returns:
+        The trimmed address, or None when there is none.
+    """
+    if value is None:
+        return None
+    trimmed = value.strip()
+    return trimmed or None
+
+
+def is_valid_email(value: str) -> bool:
+    """True when ``value`` is a plausible single address QBO will accept (<= 100 chars).
+
+    ASCII ``local@domain.tld``: no spaces, one ``@``, no leading/trailing/double dots in the
+    local part, DNS-style labels and an alphabetic top-level domain.
+    """
+    return len(value) <= EMAIL_MAX and _EMAIL_RE.fullmatch(value) is not None
+
+
+def cents_ok(value: Decimal) -> bool:
+    """True when an amount is finite, whole cents and within QBO's range."""
+    if not value.is_finite():
+        return False
+    exponent = value.normalize().as_tuple().exponent
+    return isinstance(exponent, int) and exponent >= -2 and abs(value) < MONEY_MAX
+
+
+def close(a: Decimal, b: Decimal) -> bool:
+    """True when two finite amounts agree within :data:`MONEY_TOLERANCE`."""
+    if not (a.is_finite() and b.is_finite()):
+        return False
+    return abs(a - b) <= MONEY_TOLERANCE
+
+
+def merge_by_rule(violations: Iterable[Violation]) -> list[Violation]:
+    """Fold violations of the same rule into one (reasons and fixes joined, duplicates dropped).
+
+    The quarantine keeps one row per record and rule; two bad lines of one sale break
+    ``sale.lines.amount_mismatch`` twice and are stored as one row naming both.
+
+    Args:
+        violations: the violations of ONE record.
+
+    Returns:
+        One violation per rule, in first-seen order.
+    """
+    reasons: dict[str, list[str]] = {}
+    fixes: dict[str, list[str]] = {}
+    for v in violations:
+        bucket = reasons.setdefault(v.rule, [])
+        if v.reason not in bucket:
+            bucket.append(v.reason)
+        fix_bucket = fixes.setdefault(v.rule, [])
+        if v.fix is not None and v.fix not in fix_bucket:
+            fix_bucket.append(v.fix)
+    return [
+        Violation(rule, "; ".join(reasons[rule]), " ".join(fixes[rule]) or None)
+        for rule in reasons
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Field-level rule builders (shared by the record checks)
+# --------------------------------------------------------------------------------------------
+
+
+def _required(rule: str, label: str, field: str, value: str | None, fix: str) -> list[Violation]:
+    if is_blank(value):
+        return [Violation(rule, f"{label}: {field} is empty ({show(value)})", fix)]
+    return []
+
+
+def _max_len(
+    rule: str, label: str, field: str, value: str | None, limit: int, qbo_field: str
+) -> list[Violation]:
+    if value is not None and len(value) > limit:
+        return [
+            Violation(
+                rule,
+                f"{label}: {field} {show(value)} is {len(value)} characters, QBO allows "
+                f"{limit} in {qbo_field}",
+                f"Shorten {field} to at most {limit} characters in the source app.",
+            )
+        ]
+    return []
+
+
+def _no_forbidden(rule: str, label: str, field: str, value: str | None) -> list[Violation]:
+    if value is None:
+        return []
+    found = sorted({ch for ch in value if ch in NAME_FORBIDDEN}, key=":\t\n\r".index)
+    if not found:
+        return []
+    names = [_CHAR_NAMES[ch] for ch in found]
+    return [
+        Violation(
+            rule,
+            f"{label}: {field} {show(value)} contains {' and '.join('a ' + n for n in names)}, "
+            "which QBO does not allow in names",
+            f"Remove the {' and the '.join(names)} from {field} in the source app (QBO uses "
+            "':' to separate sub-levels).",
+        )
+    ]
+
+
+_CHAR_NAMES: Final = {":": "colon ':'", "\t": "tab", "\n": "line break", "\r": "carriage return"}
+
+
+def _name_rules(
+    prefix: str, label: str, field: str, value: str | None, limit: int, qbo_field: str
+) -> list[Violation]:
+    return [
+        *_max_len(f"{prefix}.{field}.too_long", label, field, value, limit, qbo_field),
+        *_no_forbidden(f"{prefix}.{field}.forbidden_character", label, field, value),
+    ]
+
+
+def _email_rules(
+    prefix: str, label: str, field: str, value: str | None, consequence: str = ""
+) -> list[Violation]:
+    address = normalise_email(value)
+    if address is None or is_valid_email(address):
+        return []
+    why = "is longer than 100 characters" if len(address) > EMAIL_MAX else "is not a valid address"
+    return [
+        Violation(
+            f"{prefix}.{field}.format",
+            f"{label}: {field} {show(address)} {why}{consequence}",
+            f"Correct {field} in the source app (name@example.com), or clear it.",
+        )
+    ]
+
+
+def _money_rules(rule: str, label: str, field: str, value: Decimal) -> list[Violation]:
+    if cents_ok(value):
+        return []
+    if not value.is_finite():
+        problem = "is not a number"
+    elif abs(value) >= MONEY_MAX:
+        problem = "is too large for QBO (at most 10 digits before the point)"
+    else:
+        problem = "has fractions of a cent"
+    return [
+        Violation(
+            rule,
+            f"{label}: {field} {money(value)} {problem}",
+            f"Correct {field} in the source app to a whole-cent amount.",
+        )
+    ]
+
+
+def _date_rules(prefix: str, label: str, field: str, value: date | None) -> list[Violation]:
+    if value is None or EARLIEST_DATE <= value <= LATEST_DATE:
+        return []
+    return [
+        Violation(
+            f"{prefix}.{field}.out_of_range",
+            f"{label}: {field} {value.isoformat()} is outside "
+            f"{EARLIEST_DATE.isoformat()}..{LATEST_DATE.isoformat()}",
+            f"Correct {field} in the source app.",
+        )
+    ]
+
+
+def _due_rules(prefix: str, label: str, txn_date: date, due_date: date | None) -> list[Violation]:
+    if due_date is None or due_date >= txn_date:
+        return []
+    return [
+        Violation(
+            f"{prefix}.due_date.before_txn_date",
+            f"{label}: due date {due_date.isoformat()} is before the {prefix} date "
+            f"{txn_date.isoformat()}",
+            "Correct the due date (or the date) in the source app.",
+        )
+    ]
+
+
+def _address_rules(prefix: str, label: str, addr: CanonicalAddress | None) -> list[Violation]:
+    if addr is None:
+        return []
+    limits = (
+        ("address line 1", addr.line1, ADDRESS_LINE_MAX, "BillAddr.Line1", "line1"),
+        ("address line 2", addr.line2, ADDRESS_LINE_MAX, "BillAddr.Line2", "line2"),
+        ("city", addr.city, ADDRESS_PART_MAX, "BillAddr.City", "city"),
+        ("region", addr.region, ADDRESS_PART_MAX, "BillAddr.CountrySubDivisionCode", "region"),
+        ("postal code", addr.postal_code, POSTAL_CODE_MAX, "BillAddr.PostalCode", "postal_code"),
+        ("country", addr.country, ADDRESS_PART_MAX, "BillAddr.Country", "country"),
+    )
+    out: list[Violation] = []
+    for field, value, limit, qbo_field, key in limits:
+        out += _max_len(f"{prefix}.address.{key}.too_long", label, field, value, limit, qbo_field)
+    return out
+
+
+def _duplicate_line_nos(prefix: str, label: str, line_nos: Sequence[int]) -> list[Violation]:
+    counts = Counter(line_nos)
+    dupes = sorted(n for n, count in counts.items() if count > 1)
+    if not dupes:
+        return []
+    return [
+        Violation(
+            f"{prefix}.lines.duplicate_line_no",
+            f"{label}: line number(s) {', '.join(map(str, dupes))} appear more than once",
+            "Renumber the lines in the source app.",
+        )
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Record labels (how a reason names the record)
+# --------------------------------------------------------------------------------------------
+
+
+def _named(kind: str, source_id: str, name: str | None) -> str:
+    if is_blank(name):
+        return f"{kind} #{source_id}"
+    return f"{kind} {show(name, limit=40)} (#{source_id})"
+
+
+def _numbered(kind: str, source_id: str, doc_number: str | None) -> str:
+    if is_blank(doc_number):
+        return f"{kind} #{source_id}"
+    return f"{kind} {_bare(doc_number or '')} (#{source_id})"
+
+
+def _bare(text: str) -> str:
+    """A short identifier as is (``S-1042``), or quoted and shortened when long or odd."""
+    if len(text) <= 40 and text.isprintable() and " " not in text and "'" not in text:
+        return text
+    return show(text, limit=40)
+
+
+def record_label(record: object) -> str:
+    """How reasons name a record: ``customer 'Acme Ltd' (#17)``, ``sale S-1042 (#77)``.
+
+    Args:
+        record: a canonical record.
+
+    Returns:
+        A short human label (falls back to the type name and ``source_id``).
+    """
+    if isinstance(record, CanonicalCustomer | CanonicalVendor):
+        kind = "customer" if isinstance(record, CanonicalCustomer) else "vendor"
+        return _named(kind, record.source_id, record.display_name)
+    if isinstance(record, CanonicalItem):
+        return _named("item", record.source_id, record.name)
+    if isinstance(record, CanonicalSale):
+        return _numbered("sale", record.source_id, record.doc_number)
+    if isinstance(record, CanonicalBill):
+        return _numbered("bill", record.source_id, record.doc_number)
+    if isinstance(record, CanonicalReceipt):
+        return f"receipt #{record.source_id}"
+    if isinstance(record, CanonicalTaxRate | CanonicalPaymentMethod):
+        kind = "tax rate" if isinstance(record, CanonicalTaxRate) else "payment method"
+        return _named(kind, record.source_id, record.name)
+    source_id = getattr(record, "source_id", "?")
+    return f"{type(record).__name__} #{source_id}"
+
+
+# --------------------------------------------------------------------------------------------
+# Record checks
+# --------------------------------------------------------------------------------------------
+
+
+def check_customer(c: CanonicalCustomer, *, creating: bool = True) -> list[Violation]:
+    """Rules for a contact pushed as a QBO Customer (R4-R7).
+
+    Args:
+        c: the canonical customer.
+        creating: True when the Customer will be created in QBO; the billing contact is only
+            written then (R6), so only then is ``billing_email`` checked.
+
+    Returns:
+        The violations (empty when the customer can be written).
+    """
+    label = record_label(c)
+    p = "customer"
+    out = _required(
+        f"{p}.source_id.required", label, "source id", c.source_id,
+        "This is a bug in the source connector: every record needs its id.",
+    )
+    out += _required(
+        f"{p}.display_name.required", label, "display name", c.display_name,
+        "Give the contact an organisation name, or a given and family name, in the source app.",
+    )
+    out += _name_rules(p, label, "display_name", c.display_name, DISPLAY_NAME_MAX, "DisplayName")
+    out += _name_rules(p, label, "given_name", c.given_name, NAME_PART_MAX, "GivenName")
+    out += _name_rules(p, label, "family_name", c.family_name, NAME_PART_MAX, "FamilyName")
+    out += _max_len(
+        f"{p}.company_name.too_long", label, "company_name", c.company_name, NAME_PART_MAX,
+        "CompanyName",
+    )
+    out += _email_rules(p, label, "email", c.email)
+    out += _max_len(f"{p}.phone.too_long", label, "phone", c.phone, PHONE_MAX, "PrimaryPhone")
+    if creating:
+        out += _email_rules(
+            p, label, "billing_email", c.billing_email,
+            " (it is written to QBO when the customer is created)",
+        )
+    out += _address_rules(p, label, c.bill_addr)
+    return out
+
+
+def check_item(i: CanonicalItem) -> list[Violation]:
+    """Rules for a service type / product matched to or created as a QBO Item (R10).
+
+    Args:
+        i: the canonical item.
+
+    Returns:
+        The violations (empty when the item can be written).
+    """
+    label = record_label(i)
+    p = "item"
+    out = _required(
+        f"{p}.source_id.required", label, "source id", i.source_id,
+        "This is a bug in the source connector: every record needs its id.",
+    )
+    out += _required(
+        f"{p}.name.required", label, "name", i.name, "Give the product a name in the source app."
+    )
+    out += _name_rules(p, label, "name", i.name, ITEM_NAME_MAX, "Item.Name")
+    out += _max_len(
+        f"{p}.description.too_long", label, "description", i.description, DESCRIPTION_MAX,
+        "Item.Description",
+    )
+    price = i.unit_price
+    if price is not None and (not price.is_finite() or abs(price) >= MONEY_MAX):
+        out.append(
+            Violation(
+                f"{p}.unit_price.invalid",
+                f"{label}: unit price {money(price)} is not a usable amount",
+                "Correct the unit price in the source app.",
+            )
+        )
+    return out
+
+
+def check_sale(s: CanonicalSale) -> list[Violation]:
+    """Rules for a sale pushed as a QBO Invoice (R11-R15, R18).
+
+    Lines: at least one item line; each item line names its product; where quantity and unit
+    price are given, ``amount = qty x unit_price`` (QBO 6070); discount lines are not positive.
+    Totals: ``subtotal`` = sum of item lines, ``discount_total`` = sum of discount lines,
+    ``tax_total`` = sum of tax lines and ``total = subtotal + discount_total + tax_total``.
+
+    Args:
+        s: the canonical sale.
+
+    Returns:
+        The violations (empty when the invoice can be written, mappings aside).
+    """
+    label = record_label(s)
+    p = "sale"
+    out = _required(
+        f"{p}.source_id.required", label, "source id", s.source_id,
+        "This is a bug in the source connector: every record needs its id.",
+    )
+    out += _required(
+        f"{p}.customer.required", label, "customer", s.customer_source_id,
+        "Choose the contact this sale is for in the source app.",
+    )
+    out += _doc_number_rules(p, label, s.doc_number)
+    out += _date_rules(p, label, "txn_date", s.txn_date)
+    out += _date_rules(p, label, "due_date", s.due_date)
+    out += _due_rules(p, label, s.txn_date, s.due_date)
+    out += _max_len(f"{p}.memo.too_long", label, "memo", s.memo, CUSTOMER_MEMO_MAX, "CustomerMemo")
+    consequence = (
+        "; the invoice is to be emailed to it, so it cannot be sent" if s.send_requested else ""
+    )
+    out += _email_rules(p, label, "billing_email", s.billing_email, consequence)
+    out += _sale_line_rules(label, s)
+    out += _sale_total_rules(label, s)
+    return out
+
+
+def _doc_number_rules(prefix: str, label: str, doc_number: str | None) -> list[Violation]:
+    if doc_number is None:
+        return []
+    if not doc_number.strip():
+        return [
+            Violation(
+                f"{prefix}.doc_number.blank",
+                f"{label}: the document number is blank ({show(doc_number)})",
+                "Clear the number (QBO then numbers it) or enter one in the source app.",
+            )
+        ]
+    return _max_len(
+        f"{prefix}.doc_number.too_long", label, "document number", doc_number, DOC_NUMBER_MAX,
+        "DocNumber",
+    )
+
+
+def _sale_line_rules(label: str, s: CanonicalSale) -> list[Violation]:
+    p = "sale"
+    items = [line for line in s.lines if line.kind == "item"]
+    out: list[Violation] = []
+    if not items:
+        out.append(
+            Violation(
+                f"{p}.lines.required",
+                f"{label}: has no item lines ({len(s.lines)} line(s) in all); a QBO invoice "
+                "needs at least one",
+                "Add the products or services sold to the sale in the source app.",
+            )
+        )
+    uses_tax = any(line.kind == "tax" or line.tax_rate_source_id for line in s.lines)
+    if uses_tax and len(s.lines) > TAXABLE_INVOICE_MAX_LINES:
+        out.append(
+            Violation(
+                f"{p}.lines.too_many",
+                f"{label}: has {len(s.lines)} lines; QBO takes at most "
+                f"{TAXABLE_INVOICE_MAX_LINES} on a taxable invoice",
+                "Split the sale into several sales in the source app.",
+            )
+        )
+    out += _duplicate_line_nos(p, label, [line.line_no for line in s.lines])
+    for line in s.lines:
+        where = f"{label} line {line.line_no}"
+        out += _max_len(
+            f"{p}.lines.description_too_long", where, "description", line.description,
+            DESCRIPTION_MAX, "Line.Description",
+        )
+        out += _money_rules(f"{p}.lines.amount_invalid", where, "amount", line.amount)
+        if line.kind == "item":
+            out += _item_line_rules(where, line.item_source_id, line.qty, line.unit_price,
+                                    line.amount)
+        elif line.kind == "discount":
+            out += _discount_line_rules(where, line.amount, line.discount_percent)
+    return out
+
+
+def _item_line_rules(
+    where: str,
+    item_source_id: str | None,
+    qty: Decimal | None,
+    unit_price: Decimal | None,
+    amount: Decimal,
+) -> list[Violation]:
+    p = "sale"
+    out = _required(
+        f"{p}.lines.item_required", where, "product", item_source_id,
+        "Choose the product or service for this line in the source app.",
+    )
+    if qty is None or unit_price is None:
+        return out
+    if not (qty.is_finite() and unit_price.is_finite()):
+        out.append(
+            Violation(
+                f"{p}.lines.qty_or_price_invalid",
+                f"{where}: qty {number(qty)} or unit price {number(unit_price)} is not a number",
+                "Correct the quantity and unit price in the source app.",
+            )
+        )
+        return out
+    expected = qty * unit_price
+    if amount.is_finite() and not close(amount, expected):
+        out.append(
+            Violation(
+                f"{p}.lines.amount_mismatch",
+                f"{where}: amount {money(amount)} is not qty {number(qty)} × unit price "
+                f"{money(unit_price)} = {money(expected)}",
+                "Correct the line's quantity, unit price or amount in the source app "
+                "(QBO rejects the invoice otherwise, error 6070).",
+            )
+        )
+    return out
+
+
+def _discount_line_rules(
+    where: str, amount: Decimal, discount_percent: Decimal | None
+) -> list[Violation]:
+    p = "sale"
+    out: list[Violation] = []
+    if amount.is_finite() and amount > 0:
+        out.append(
+            Violation(
+                f"{p}.lines.discount_positive",
+                f"{where}: discount amount {money(amount)} is positive; a discount reduces the "
+                "total",
+                "Enter the discount as a negative amount (or make it an item line).",
+            )
+        )
+    if discount_percent is not None and not (
+        discount_percent.is_finite() and 0 <= discount_percent <= 100
+    ):
+        out.append(
+            Violation(
+                f"{p}.lines.discount_percent_out_of_range",
+                f"{where}: discount percent {number(discount_percent)} is not between 0 and 100",
+                "Correct the discount percentage in the source app.",
+            )
+        )
+    return out
+
+
+def _sum(amounts: Iterable[Decimal]) -> Decimal | None:
+    total = Decimal("0")
+    for a in amounts:
+        if not a.is_finite():
+            return None
+        total += a
+    return total
+
+
+def _sale_total_rules(label: str, s: CanonicalSale) -> list[Violation]:
+    p = "sale"
+    out: list[Violation] = []
+    for field, value in (
+        ("subtotal", s.subtotal),
+        ("discount_total", s.discount_total),
+        ("tax_total", s.tax_total),
+        ("total", s.total),
+    ):
+        out += _money_rules(f"{p}.{field}.invalid", label, field, value)
+    if out:
+        return out
+    fix = "Recalculate the sale in the source app so its totals match its lines."
+    for field, kind, stated in (
+        ("subtotal", "item", s.subtotal),
+        ("discount_total", "discount", s.discount_total),
+        ("tax_total", "tax", s.tax_total),
+    ):
+        computed = _sum(line.amount for line in s.lines if line.kind == kind)
+        if computed is not None and not close(stated, computed):
+            out.append(
+                Violation(
+                    f"{p}.{field}_mismatch",
+                    f"{label}: {field} {money(stated)} is not the sum of its {kind} lines "
+                    f"{money(computed)}",
+                    fix,
+                )
+            )
+    expected = s.subtotal + s.discount_total + s.tax_total
+    if not close(s.total, expected):
+        out.append(
+            Violation(
+                f"{p}.total_mismatch",
+                f"{label}: total {money(s.total)} is not subtotal {money(s.subtotal)} + "
+                f"discounts {money(s.discount_total)} + tax {money(s.tax_total)} = "
+                f"{money(expected)}",
+                fix,
+            )
+        )
+    return out
+
+
+def check_receipt(r: CanonicalReceipt) -> list[Violation]:
+    """Rules for a receipt pushed as a QBO Payment (R19).
+
+    Args:
+        r: the canonical receipt.
+
+    Returns:
+        The violations (empty when the payment can be written, references aside).
+    """
+    label = record_label(r)
+    p = "receipt"
+    out = _required(
+        f"{p}.source_id.required", label, "source id", r.source_id,
+        "This is a bug in the source connector: every record needs its id.",
+    )
+    out += _required(
+        f"{p}.customer.required", label, "customer", r.customer_source_id,
+        "Choose the contact who paid in the source app.",
+    )
+    invalid = _money_rules(f"{p}.amount.invalid", label, "amount", r.amount)
+    out += invalid
+    if not invalid and r.amount <= 0:
+        out.append(
+            Violation(
+                f"{p}.amount.not_positive",
+                f"{label}: amount {money(r.amount)} is not positive; a QBO payment must be "
+                "more than zero",
+                "Correct the amount in the source app (record refunds as refunds).",
+            )
+        )
+    out += _date_rules(p, label, "received_on", r.received_on)
+    out += _max_len(
+        f"{p}.reference.too_long", label, "reference", r.reference, PAYMENT_REF_MAX,
+        "PaymentRefNum",
+    )
+    return out
+
+
+def check_vendor(v: CanonicalVendor) -> list[Violation]:
+    """Rules for a worker / contractor pushed as a QBO Vendor (R23).
+
+    Args:
+        v: the canonical vendor.
+
+    Returns:
+        The violations (empty when the vendor can be written).
+    """
+    label = record_label(v)
+    p = "vendor"
+    out = _required(
+        f"{p}.source_id.required", label, "source id", v.source_id,
+        "This is a bug in the source connector: every record needs its id.",
+    )
+    out += _required(
+        f"{p}.display_name.required", label, "display name", v.display_name,
+        "Give the worker a trading name, or a given and family name, in the source app.",
+    )
+    out += _name_rules(p, label, "display_name", v.display_name, DISPLAY_NAME_MAX, "DisplayName")
+    out += _name_rules(p, label, "given_name", v.given_name, NAME_PART_MAX, "GivenName")
+    out += _name_rules(p, label, "family_name", v.family_name, NAME_PART_MAX, "FamilyName")
+    out += _email_rules(p, label, "email", v.email)
+    out += _max_len(f"{p}.phone.too_long", label, "phone", v.phone, PHONE_MAX, "PrimaryPhone")
+    out += _max_len(
+        f"{p}.country.too_long", label, "country", v.country, ADDRESS_PART_MAX, "BillAddr.Country"
+    )
+    return out
+
+
+def check_bill(b: CanonicalBill) -> list[Violation]:
+    """Rules for a worker invoice pushed as a QBO Bill (R23).
+
+    At least one line, each with a concept (it picks the expense account, R24) and a whole-cent
+    amount; ``total`` equals the sum of the lines and is not negative.
+
+    Args:
+        b: the canonical bill.
+
+    Returns:
+        The violations (empty when the bill can be written, mappings aside).
+    """
+    label = record_label(b)
+    p = "bill"
+    out = _required(
+        f"{p}.source_id.required", label, "source id", b.source_id,
+        "This is a bug in the source connector: every record needs its id.",
+    )
+    out += _required(
+        f"{p}.vendor.required", label, "worker", b.vendor_source_id,
+        "Choose the worker this invoice is from in the source app.",
+    )
+    out += _doc_number_rules(p, label, b.doc_number)
+    out += _date_rules(p, label, "txn_date", b.txn_date)
+    out += _date_rules(p, label, "due_date", b.due_date)
+    out += _due_rules(p, label, b.txn_date, b.due_date)
+    out += _max_len(f"{p}.memo.too_long", label, "memo", b.memo, PRIVATE_NOTE_MAX, "PrivateNote")
+    if not b.lines:
+        out.append(
+            Violation(
+                f"{p}.lines.required",
+                f"{label}: has no lines; a QBO bill needs at least one",
+                "Add the invoice's lines in the source app.",
+            )
+        )
+    out += _duplicate_line_nos(p, label, [line.line_no for line in b.lines])
+    for line in b.lines:
+        where = f"{label} line {line.line_no}"
+        out += _required(
+            f"{p}.lines.concept_required", where, "concept", line.concept,
+            "Choose the concept of this line in the source app (it picks the expense account).",
+        )
+        out += _max_len(
+            f"{p}.lines.description_too_long", where, "description", line.description,
+            DESCRIPTION_MAX, "Line.Description",
+        )
+        out += _money_rules(f"{p}.lines.amount_invalid", where, "amount", line.amount)
+    total_invalid = _money_rules(f"{p}.total.invalid", label, "total", b.total)
+    out += total_invalid
+    if total_invalid:
+        return out
+    if b.total < 0:
+        out.append(
+            Violation(
+                f"{p}.total.negative",
+                f"{label}: total {money(b.total)} is negative; a QBO bill cannot be",
+                "Record a negative worker invoice as a vendor credit, or correct it.",
+            )
+        )
+    computed = _sum(line.amount for line in b.lines)
+    if computed is not None and not close(b.total, computed):
+        out.append(
+            Violation(
+                f"{p}.total_mismatch",
+                f"{label}: total {money(b.total)} is not the sum of its lines {money(computed)}",
+                "Recalculate the invoice in the source app so its total matches its lines.",
+            )
+        )
+    return out
+
+
+def check(record: Any) -> list[Violation]:
+    """Run the rules for any canonical record.
+
+    Tax rates and payment methods are mapped, never written (R12, R19), so they have no
+    per-record rules here; their mappings are checked by the planner.
+
+    Args:
+        record: a ``Canonical*`` record.
+
+    Returns:
+        The violations; empty when the record may be written.
+
+    Raises:
+        TypeError: for a type that is not a canonical source record.
+    """
+    if isinstance(record, CanonicalCustomer):
+        return check_customer(record)
+    if isinstance(record, CanonicalItem):
+        return check_item(record)
+    if isinstance(record, CanonicalSale):
+        return check_sale(record)
+    if isinstance(record, CanonicalReceipt):
+        return check_receipt(record)
+    if isinstance(record, CanonicalVendor):
+        return check_vendor(record)
+    if isinstance(record, CanonicalBill):
+        return check_bill(record)
+    if isinstance(record, CanonicalTaxRate | CanonicalPaymentMethod):
+        return []
+    raise TypeError(f"no data-quality rules for {type(record).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Reference violations (decided by the push planner through the mapping module)
+# --------------------------------------------------------------------------------------------
+
+
+def missing_mapping(
+    kind: str, value_name: str, fix_command: str, *, record: str | None = None
+) -> Violation:
+    """A reference that needs a mapping the company has not configured (R12, R19, R24).
+
+    Example: ``missing_mapping("tax_rate", "GST 15%", "qbo-pipelines mappings set tax-rate
+    'GST 15%' --tax-code <id>", record="sale S-1042 (#77)")`` gives rule
+    ``mapping.tax_rate.missing`` and reason ``sale S-1042 (#77): tax rate 'GST 15%' has no QBO
+    mapping``. Once the mapping exists the planner stops producing it and the record is released.
+
+    Args:
+        kind: what is unmapped: ``tax_rate``, ``payment_method``, ``expense_concept``, ``item``...
+        value_name: the source-side name of the unmapped value.
+        fix_command: the command (or UI step) that adds the mapping.
+        record: the label of the record held back (see :func:`record_label`), if any.
+
+    Returns:
+        The violation, rule ``mapping.<kind>.missing``.
+    """
+    what = kind.replace("_", " ")
+    prefix = f"{record}: " if record else ""
+    return Violation(
+        f"mapping.{kind}.missing",
+        f"{prefix}{what} {show(value_name)} has no QBO mapping",
+        f"Run `{fix_command}`; the next sync then writes it with no other action.",
+    )
+
+
+def unresolved_reference(
+    kind: str,
+    reference_id: str,
+    *,
+    record: str | None = None,
+    why: str | None = None,
+    fix: str | None = None,
+) -> Violation:
+    """A reference to another record that has no QBO counterpart (yet).
+
+    Typical: a sale whose customer is itself held back or not yet synced, a receipt whose sale
+    never reached QBO, a bill whose worker is not a vendor yet.
+
+    Args:
+        kind: the referenced entity: ``customer``, ``item``, ``invoice``, ``vendor``...
+        reference_id: its source id (or name).
+        record: the label of the record held back, if any.
+        why: why it is unresolved (default: "is not in QBO yet").
+        fix: what to do (default: fix the referenced record first).
+
+    Returns:
+        The violation, rule ``reference.<kind>.unresolved``.
+    """
+    what = kind.replace("_", " ")
+    prefix = f"{record}: " if record else ""
+    because = why or "is not in QBO yet (not synced, or held back itself)"
+    return Violation(
+        f"reference.{kind}.unresolved",
+        f"{prefix}{what} #{reference_id} {because}",
+        fix
+        or f"Resolve the problems of {what} #{reference_id} first; this record then syncs on "
+        "the next run.",
+    )
+
+
+__all__ = [
+    "DISPLAY_NAME_MAX",
+    "DOC_NUMBER_MAX",
+    "ITEM_NAME_MAX",
+    "MONEY_TOLERANCE",
+    "Violation",
+    "check",
+    "check_bill",
+    "check_customer",
+    "check_item",
+    "check_receipt",
+    "check_sale",
+    "check_vendor",
+    "close",
+    "is_valid_email",
+    "merge_by_rule",
+    "missing_mapping",
+    "normalise_email",
+    "record_label",
+    "show",
+    "unresolved_reference",
+]
