@@ -19,8 +19,10 @@ Policy choices (what a demanding data engineer expects):
   A sale's ``billing_email`` becomes the invoice's ``BillEmail``; with ``send_requested`` a
   malformed one would also make QBO email the wrong address or fail (6420), and the reason says
   so. A missing billing email never holds a sale: R18 says it is then only copied.
-* **Blank optional text is absent.** Emails are compared after :func:`normalise_email` (trimmed,
-  blank -> None); transforms should write the same normalised value.
+* **Rules see what is written.** The transforms write an email exactly as stored whenever it is
+  not empty, so an empty email is absent and anything else (spaces around it included) must be
+  a valid address. :func:`normalise_email` is offered to connectors that trim; trimming when the
+  canonical record is built keeps the rules and the written value in step.
 * **Money** must be finite, within QBO's "15 digits in 10.5 format", and amounts (not unit
   prices or quantities) must be whole cents. Consistency is checked within
   :data:`MONEY_TOLERANCE`.
@@ -72,9 +74,9 @@ DESCRIPTION_MAX: Final = 4000
 DOC_NUMBER_MAX: Final = 21
 """Invoice / Bill ``DocNumber`` (QBO_API §11.4)."""
 CUSTOMER_MEMO_MAX: Final = 1000
-"""Invoice ``CustomerMemo`` (QBO_API §11.4). A sale's memo is customer-facing, so it goes here."""
+"""Invoice ``CustomerMemo`` (QBO_API §11.4); not written by the sync today."""
 PRIVATE_NOTE_MAX: Final = 4000
-"""``PrivateNote`` (QBO_API §11.4/11.5); a bill's memo goes here."""
+"""``PrivateNote`` (QBO_API §11.4/11.5); sale and bill memos are written here (transforms)."""
 PAYMENT_REF_MAX: Final = 21
 """Payment ``PaymentRefNum`` (QBO docs: max 21)."""
 ADDRESS_LINE_MAX: Final = 500
@@ -293,14 +295,20 @@ def _name_rules(
 def _email_rules(
     prefix: str, label: str, field: str, value: str | None, consequence: str = ""
 ) -> list[Violation]:
-    address = normalise_email(value)
-    if address is None or is_valid_email(address):
+    if not value:  # the transforms write nothing for None or ''
         return []
-    why = "is longer than 100 characters" if len(address) > EMAIL_MAX else "is not a valid address"
+    if is_valid_email(value):
+        return []
+    if value != value.strip() and is_valid_email(value.strip()):
+        why = "has spaces around it"
+    elif len(value) > EMAIL_MAX:
+        why = f"is longer than {EMAIL_MAX} characters"
+    else:
+        why = "is not a valid address"
     return [
         Violation(
             f"{prefix}.{field}.format",
-            f"{label}: {field} {show(address)} {why}{consequence}",
+            f"{label}: {field} {show(value)} {why}{consequence}",
             f"Correct {field} in the source app (name@example.com), or clear it.",
         )
     ]
@@ -468,11 +476,32 @@ def check_customer(c: CanonicalCustomer, *, creating: bool = True) -> list[Viola
     out += _email_rules(p, label, "email", c.email)
     out += _max_len(f"{p}.phone.too_long", label, "phone", c.phone, PHONE_MAX, "PrimaryPhone")
     if creating:
+        out += _billing_name_rules(label, c.billing_name)
         out += _email_rules(
             p, label, "billing_email", c.billing_email,
             " (it is written to QBO when the customer is created)",
         )
     out += _address_rules(p, label, c.bill_addr)
+    return out
+
+
+def _billing_name_rules(label: str, billing_name: str | None) -> list[Violation]:
+    """The billing contact's name is split into GivenName / FamilyName on create (R6)."""
+    if is_blank(billing_name):
+        return []
+    name = (billing_name or "").strip()
+    parts = name.split(None, 1)
+    out = _no_forbidden("customer.billing_name.forbidden_character", label, "billing_name", name)
+    if any(len(part) > NAME_PART_MAX for part in parts):
+        out.append(
+            Violation(
+                "customer.billing_name.too_long",
+                f"{label}: billing_name {show(name)} has a part longer than {NAME_PART_MAX} "
+                "characters (QBO GivenName / FamilyName)",
+                f"Shorten the billing contact's given and family names to at most "
+                f"{NAME_PART_MAX} characters each in the source app.",
+            )
+        )
     return out
 
 
@@ -539,7 +568,7 @@ def check_sale(s: CanonicalSale) -> list[Violation]:
     out += _date_rules(p, label, "txn_date", s.txn_date)
     out += _date_rules(p, label, "due_date", s.due_date)
     out += _due_rules(p, label, s.txn_date, s.due_date)
-    out += _max_len(f"{p}.memo.too_long", label, "memo", s.memo, CUSTOMER_MEMO_MAX, "CustomerMemo")
+    out += _max_len(f"{p}.memo.too_long", label, "memo", s.memo, PRIVATE_NOTE_MAX, "PrivateNote")
     consequence = (
         "; the invoice is to be emailed to it, so it cannot be sent" if s.send_requested else ""
     )

@@ -53,7 +53,8 @@ def test_R40_hold_quarantines_records_with_rule_reason_and_fix(
         ("2", "sale.billing_email.format"),
     ]
     assert items[0].reason == "sale S-1 (#1): tax rate 'GST 15%' has no QBO mapping"
-    assert items[0].fix is not None and "mappings set tax-rate" in items[0].fix
+    assert items[0].fix is not None
+    assert "mappings set tax-rate" in items[0].fix
     assert {i.last_run_id for i in items} == {"run-1"}
     assert q.held_ids(warehouse_engine, r, "invoices") == {"1", "2"}
     assert q.open_items(warehouse_engine, r, "customers") == []
@@ -72,7 +73,8 @@ def test_R31_one_notification_per_held_record_with_reason_and_fix(
     assert "tax rate 'GST 15%' has no QBO mapping" in first.reason
     assert "total 9.00 is not 10.00" in first.reason
     assert first.reason.startswith("Record 1 was not written to QBO (2 problems: ")
-    assert first.fix is not None and "mappings set tax-rate" in first.fix
+    assert first.fix is not None
+    assert "mappings set tax-rate" in first.fix
     assert "Recalculate." in first.fix
 
 
