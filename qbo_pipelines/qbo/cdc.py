@@ -12,9 +12,14 @@ window ``[since, until)`` measured on QBO's clock:
    covers the rest).
 3. Recent spans use ``/cdc``. The upper bound is applied client-side (objects stamped at or after
    ``until`` belong to the next read). A call that returns 1000 objects hit the cap: it is re-split,
-   first into one call per entity, then by advancing the lower bound to the newest timestamp seen
-   (QBO returns the oldest changes first), keeping only what lies before that cut.
+   first into one call per entity, then by advancing the lower bound to where the capped answer
+   is complete (:func:`capped_cut`: QBO lists an entity's live objects oldest first, then its
+   delete stubs), keeping only what lies before that cut. When live objects alone fill the cap,
+   deletes before the cut cannot be seen; ``deletes_complete_since`` moves past it.
 4. Each (entity, Id) appears once, in its newest state; deletes are the ``status: Deleted`` stubs.
+
+Deletes that QBO cannot report (older than the horizon, or hidden by the cap) are found by
+:meth:`QboClient.missing` over the ids the warehouse knows (reconciliation, SPEC R38).
 
 Use the result's ``checkpoint`` as the next call's ``since``.
 """
@@ -143,6 +148,24 @@ def _in_window(obj: Entity, start: datetime, end: datetime) -> bool:
     return stamp is None or start <= stamp < end
 
 
+def capped_cut(objects: Sequence[tuple[str, Entity]], start: datetime) -> tuple[datetime, bool]:
+    """Where a capped single-entity CDC response is complete up to, and whether deletes are.
+
+    QBO (and the sandbox) list an entity's live objects oldest first, then its delete stubs
+    oldest first, and cut the list at 1000. So:
+
+    * with delete stubs present, every live object was returned and the stubs were cut: the
+      response is complete before the newest returned stub;
+    * with none, the live objects were cut (and any stubs dropped): it is complete before the
+      newest returned object, except for deletes, which are unknown up to there.
+    """
+    stubs = [s for s in (last_updated(o) for _, o in objects if is_deleted_stub(o)) if s]
+    if stubs:
+        return max(stubs), True
+    stamps = [s for s in (last_updated(o) for _, o in objects) if s is not None]
+    return (max(stamps) if stamps else start), False
+
+
 def _cdc_window(
     client: QboClient,
     entities: Sequence[str],
@@ -164,8 +187,8 @@ def _cdc_window(
         for entity in entities:
             _cdc_window(client, [entity], start, end, out, result)
         return
-    stamps = [s for s in (last_updated(obj) for _, obj in objects) if s is not None]
-    cut = min(max(stamps), end) if stamps else start
+    cut, deletes_complete = capped_cut(objects, start)
+    cut = min(cut, end)
     if cut <= start:
         raise QboError(
             f"more than {CDC_MAX_OBJECTS} {entities[0]} changes at {start.isoformat()}; "
@@ -175,7 +198,10 @@ def _cdc_window(
     for entity, obj in objects:
         if _in_window(obj, start, cut):
             out.add(entity, obj)
-    _cdc_window(client, entities, cut, end, out, result)
+    if not deletes_complete:
+        result.deletes_complete_since = max(result.deletes_complete_since, cut)
+    if cut < end:
+        _cdc_window(client, entities, cut, end, out, result)
 
 
 def read_changes(

@@ -547,6 +547,11 @@ class QboClient:
                 found[QboId(str(row["Id"]))] = row
         return found
 
+    def missing(self, entity: str, ids: Sequence[QboId]) -> set[QboId]:
+        """Which of ``ids`` no longer exist in QBO (hard-deleted); inactive ones are present."""
+        present = self.read_many(entity, ids)
+        return {i for i in ids if i not in present}
+
     def changed_since(
         self,
         entity: str,
