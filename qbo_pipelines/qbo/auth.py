@@ -671,26 +671,31 @@ class TokenStore:
 
     def companies(self) -> list[CompanyStatus]:
         """Every known company with its status (no tokens)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT c.realm_id, c.company_name, c.status, c.status_reason,"
-                    "       t.realm_id IS NOT NULL AS has_tokens, t.api_base_url,"
-                    "       t.access_expires_at, t.generation"
-                    "  FROM sync.companies c LEFT JOIN sync.qbo_tokens t USING (realm_id)"
-                    " ORDER BY c.realm_id"
-                )
-            ).all()
-        return [
-            CompanyStatus(
-                realm_id=RealmId(str(r.realm_id)),
-                company_name=r.company_name,
-                status=str(r.status),
-                status_reason=r.status_reason,
-                has_tokens=bool(r.has_tokens),
-                api_base_url=r.api_base_url,
-                access_expires_at=r.access_expires_at,
-                refresh_generation=r.generation,
+        return list_companies(self.engine)
+
+
+def list_companies(engine: sa.Engine) -> list[CompanyStatus]:
+    """Every company in ``sync.companies`` with its status and token metadata (never tokens)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT c.realm_id, c.company_name, c.status, c.status_reason,"
+                "       t.realm_id IS NOT NULL AS has_tokens, t.api_base_url,"
+                "       t.access_expires_at, t.generation"
+                "  FROM sync.companies c LEFT JOIN sync.qbo_tokens t USING (realm_id)"
+                " ORDER BY c.realm_id"
             )
-            for r in rows
-        ]
+        ).all()
+    return [
+        CompanyStatus(
+            realm_id=RealmId(str(r.realm_id)),
+            company_name=r.company_name,
+            status=str(r.status),
+            status_reason=r.status_reason,
+            has_tokens=bool(r.has_tokens),
+            api_base_url=r.api_base_url,
+            access_expires_at=r.access_expires_at,
+            refresh_generation=r.generation,
+        )
+        for r in rows
+    ]
