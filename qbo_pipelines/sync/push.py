@@ -22,7 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -40,6 +40,7 @@ from qbo_pipelines.qbo.errors import QboError
 from qbo_pipelines.qbo.ids import SyncToken
 from qbo_pipelines.quality import quarantine
 from qbo_pipelines.quality.rules import Violation, check
+from qbo_pipelines.source_app.connector import SourceAppConnector, summarize
 from qbo_pipelines.sync import state
 from qbo_pipelines.transforms import to_qbo
 from qbo_pipelines.transforms.to_qbo import Blocked, BuildResult, PushContext
@@ -50,14 +51,6 @@ Record = Any  # one of the Canonical* source records
 Action = Literal["create", "update", "delete", "void", "match", "skip", "hold"]
 Mode = Literal["incremental", "full"]
 CHUNK = 2000
-
-
-class SourceReader(Protocol):
-    """What the push needs from the source-app connector."""
-
-    def max_seq(self) -> int: ...
-
-    def changes_since(self, seq: int, limit: int = ...) -> list[ChangeEvent]: ...
 
 
 @dataclass(frozen=True)
@@ -214,7 +207,7 @@ class PushRun:
 
     engine: sa.Engine
     client: QboClient
-    reader: Any  # the source-app connector (SourceReader plus per-entity readers)
+    reader: SourceAppConnector
     realm_id: RealmId
     run_id: str | None
     context: PushContext
@@ -227,30 +220,19 @@ def cursor_name(entity: str) -> str:
 def _changed_ids(
     run: PushRun, entity: str, since: int, until: int
 ) -> tuple[set[SourceId], set[SourceId]]:
-    """Source ids changed (upserted, deleted) in (since, until], echoes skipped (R35)."""
-    upserts: set[SourceId] = set()
-    deletes: set[SourceId] = set()
+    """Source ids changed (upserted, deleted) in (since, until]; echoes skipped (R35)."""
+    events: list[ChangeEvent] = []
     seq = since
     while seq < until:
-        events = run.reader.changes_since(seq, limit=10_000)
-        if not events:
+        batch = run.reader.read_changes(seq, limit=10_000)
+        events.extend(e for e in batch.events if e.seq <= until)
+        if not batch.has_more or batch.next_seq <= seq:
             break
-        for event in events:
-            if event.seq > until:
-                break
-            seq = event.seq
-            if event.entity != entity or event.is_echo:
-                continue
-            if event.op == "delete":
-                deletes.add(event.source_id)
-                upserts.discard(event.source_id)
-            else:
-                upserts.add(event.source_id)
-                deletes.discard(event.source_id)
-        else:
-            continue
-        break
-    return upserts, deletes
+        seq = batch.next_seq
+    changes = summarize(events).get(entity)
+    if changes is None:
+        return set(), set()
+    return set(changes.changed), set(changes.deleted)
 
 
 def _chunks(items: Sequence[SourceId], size: int) -> Iterator[Sequence[SourceId]]:

@@ -1,0 +1,68 @@
+"""When to start a push run: a pure debounce planner the Dagster sensor calls (R27, R30).
+
+Changes in the source app are pushed "about two minutes after they happened, changes close
+together in one batch": a run starts once the change log has been quiet for the debounce window,
+or once the oldest waiting change has waited the maximum, so a steady trickle of edits cannot
+postpone a push forever. The run key is the newest change-log sequence number the run covers, so
+a repeated tick never starts the same run twice and a new change always gets a run of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    """Per-company switches (from ``mapping.settings``)."""
+
+    sync_enabled: bool = True  # automatic sync on/off (R30)
+    paused: bool = False  # paused by an operator (R30)
+    debounce_seconds: int = 120
+    max_wait_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Real (non-echo) changes after the last requested sequence number."""
+
+    count: int
+    last_seq: int
+    first_at: datetime | None
+    last_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Run or not, and why (shown as the sensor's skip reason)."""
+
+    run: bool
+    reason: str
+    run_key: str | None = None
+    covers_seq: int | None = None
+
+
+def decide(realm_id: str, now: datetime, pending: Pending, settings: TriggerSettings) -> Decision:
+    """Whether to request a push run for ``realm_id`` now (pure)."""
+    if not settings.sync_enabled:
+        return Decision(False, f"{realm_id}: automatic sync is switched off")
+    if settings.paused:
+        return Decision(False, f"{realm_id}: sync is paused")
+    if pending.count == 0 or pending.last_at is None:
+        return Decision(False, f"{realm_id}: no source changes")
+    quiet_for = now - pending.last_at
+    waited = now - (pending.first_at or pending.last_at)
+    key = f"push:{realm_id}:{pending.last_seq}"
+    if waited >= timedelta(seconds=settings.max_wait_seconds):
+        return Decision(True, f"{realm_id}: {pending.count} changes waited the maximum", key,
+                        pending.last_seq)
+    if quiet_for >= timedelta(seconds=settings.debounce_seconds):
+        return Decision(True, f"{realm_id}: {pending.count} changes settled", key,
+                        pending.last_seq)
+    left = timedelta(seconds=settings.debounce_seconds) - quiet_for
+    return Decision(
+        False,
+        f"{realm_id}: {pending.count} changes still settling "
+        f"({int(left.total_seconds())} s of quiet left)",
+    )
