@@ -1,0 +1,194 @@
+"""``SandboxControl``: a small Python client for the sandbox's ``/_sandbox/`` control API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from qbo_pipelines.sandbox.webhooks import QBO_RETRY_SECONDS
+
+
+class SandboxControl:
+    """Set up and inspect a running sandbox (never part of QBO itself)."""
+
+    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._session = requests.Session()
+
+    def _call(self, method: str, path: str, json: Any = None,
+              params: dict[str, Any] | None = None) -> Any:
+        response = self._session.request(method, f"{self.base_url}/_sandbox{path}", json=json,
+                                         params=params, timeout=self.timeout)
+        if response.status_code >= 400:
+            raise RuntimeError(f"sandbox control {method} {path} failed "
+                               f"({response.status_code}): {response.text}")
+        return response.json()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- companies, apps, tokens --------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/info")
+        return result
+
+    def create_company(self, name: str = "Sandbox Company", seed: bool = True,
+                       utc_offset: str = "-08:00") -> str:
+        body = {"name": name, "seed": seed, "utc_offset": utc_offset}
+        return str(self._call("POST", "/companies", body)["realm_id"])
+
+    def register_app(self, client_id: str, client_secret: str, redirect_uris: list[str],
+                     name: str = "App") -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/apps", {
+            "client_id": client_id, "client_secret": client_secret,
+            "redirect_uris": redirect_uris, "name": name})
+        return result
+
+    def mint_tokens(self, realm_id: str, client_id: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/tokens",
+                                            {"realm_id": realm_id, "client_id": client_id})
+        return result
+
+    # -- clock --------------------------------------------------------------------------------
+
+    def set_clock(self, iso: str) -> str:
+        return str(self._call("POST", "/clock", {"iso": iso})["now"])
+
+    def advance_clock(self, seconds: float) -> str:
+        return str(self._call("POST", "/clock", {"advance_seconds": seconds})["now"])
+
+    def now(self) -> str:
+        return str(self._call("GET", "/clock")["now"])
+
+    # -- faults, throttling, latency ----------------------------------------------------------
+
+    def inject_fault(self, *, kind: str, realm_id: str | None = None, method: str | None = None,
+                     path: str | None = None, count: int | None = 1, probability: float = 1.0,
+                     status: int | None = None, code: str | None = None,
+                     message: str | None = None, detail: str | None = None,
+                     delay_seconds: float = 5.0) -> None:
+        self._call("POST", "/faults", {
+            "kind": kind, "realm_id": realm_id, "method": method, "path": path, "count": count,
+            "probability": probability, "status": status, "code": code, "message": message,
+            "detail": detail, "delay_seconds": delay_seconds})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def set_throttle(self, enabled: bool, per_minute: int = 500, in_flight: int = 10,
+                     batch_per_minute: int = 40, per_second: int | None = None) -> None:
+        self._call("POST", "/throttle", {
+            "enabled": enabled, "per_minute": per_minute, "in_flight": in_flight,
+            "batch_per_minute": batch_per_minute, "per_second": per_second})
+
+    def set_latency(self, seconds: float) -> None:
+        """Add a delay to every QBO API call (to make concurrency observable)."""
+        self._call("POST", "/latency", {"seconds": seconds})
+
+    # -- request log --------------------------------------------------------------------------
+
+    def requests(self, realm_id: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/requests",
+                                                  params=_params(realm_id=realm_id))
+        return result
+
+    def request_counts(self, realm_id: str | None = None) -> dict[str, int]:
+        result: dict[str, int] = self._call("GET", "/request_counts",
+                                            params=_params(realm_id=realm_id))
+        return result
+
+    def reset_requests(self) -> None:
+        self._call("DELETE", "/requests")
+
+    def max_in_flight(self, realm_id: str) -> int:
+        return int(self._call("GET", "/max_in_flight", params={"realm_id": realm_id})[
+            "max_in_flight"])
+
+    # -- webhooks -----------------------------------------------------------------------------
+
+    def register_webhook(self, realm_id: str, url: str, verifier_token: str, *,
+                         format: str = "legacy", batch_seconds: float = 0,
+                         delay_seconds: float = 0, duplicate: bool = False,
+                         reorder: bool = False,
+                         retry_seconds: list[float] | tuple[float, ...] = QBO_RETRY_SECONDS,
+                         ) -> None:
+        self._call("POST", "/webhooks", {
+            "realm_id": realm_id, "url": url, "verifier_token": verifier_token,
+            "format": format, "batch_seconds": batch_seconds, "delay_seconds": delay_seconds,
+            "duplicate": duplicate, "reorder": reorder, "retry_seconds": list(retry_seconds)})
+
+    def webhook_deliveries(self, realm_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/webhooks/{realm_id}/deliveries")
+        return result
+
+    # -- direct state access ------------------------------------------------------------------
+
+    def entities(self, realm_id: str, entity: str,
+                 include_inactive: bool = True) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            "GET", f"/entities/{realm_id}/{entity}",
+            params={"include_inactive": str(include_inactive).lower()})
+        return result
+
+    def count(self, realm_id: str, entity: str, include_inactive: bool = True) -> int:
+        return int(self._call("GET", f"/count/{realm_id}/{entity}", params={
+            "include_inactive": str(include_inactive).lower()})["count"])
+
+    def bulk_create(self, realm_id: str, entity: str,
+                    bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create many entities at once (same validation as the API, no throttling/log)."""
+        return self._write(realm_id, entity, bodies, "create")
+
+    def user_update(self, realm_id: str, entity: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Simulate a user editing a record in QBO: a sparse update (needs Id; SyncToken is
+        taken from the current record when omitted). Webhooks fire as for any change."""
+        body = dict(changes)
+        if "SyncToken" not in body:
+            current = [e for e in self.entities(realm_id, entity) if e["Id"] == str(body["Id"])]
+            if not current:
+                raise RuntimeError(f"{entity} {body['Id']} not found")
+            body["SyncToken"] = current[0]["SyncToken"]
+        return self._write(realm_id, entity, [body], "update")[0]
+
+    def user_delete(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
+        """Simulate a user deleting a transaction in QBO."""
+        current = [e for e in self.entities(realm_id, entity) if e["Id"] == str(obj_id)]
+        if not current:
+            raise RuntimeError(f"{entity} {obj_id} not found")
+        body = {"Id": str(obj_id), "SyncToken": current[0]["SyncToken"]}
+        return self._write(realm_id, entity, [body], "delete")[0]
+
+    def user_void(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
+        current = [e for e in self.entities(realm_id, entity) if e["Id"] == str(obj_id)]
+        if not current:
+            raise RuntimeError(f"{entity} {obj_id} not found")
+        body = {"Id": str(obj_id), "SyncToken": current[0]["SyncToken"]}
+        return self._write(realm_id, entity, [body], "void")[0]
+
+    def _write(self, realm_id: str, entity: str, bodies: list[dict[str, Any]],
+               op: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("POST", f"/entities/{realm_id}/{entity}",
+                                                  {"bodies": bodies, "op": op})
+        return result
+
+    def emails(self, realm_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/emails/{realm_id}")
+        return result
+
+    # -- whole state --------------------------------------------------------------------------
+
+    def save_state(self, path: str) -> None:
+        self._call("POST", "/state/save", {"path": path})
+
+    def load_state(self, path: str) -> None:
+        self._call("POST", "/state/load", {"path": path})
+
+    def reset(self) -> str:
+        return str(self._call("POST", "/reset")["realm_id"])
+
+
+def _params(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
