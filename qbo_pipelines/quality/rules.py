@@ -97,10 +97,12 @@ EARLIEST_DATE: Final = date(1900, 1, 1)
 LATEST_DATE: Final = date(2099, 12, 31)
 """Business dates outside this window are typos (year 20204, zero dates), not real documents."""
 
-_EMAIL_RE: Final = re.compile(
+EMAIL_PATTERN: Final = (
     r"^(?!\.)(?!.*\.\.)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}(?<!\.)"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\Z"
 )
+"""A plausible single ASCII address ``local@domain.tld`` (shared with the GX suites)."""
+_EMAIL_RE: Final = re.compile(EMAIL_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -991,6 +993,7 @@ def unresolved_reference(
 __all__ = [
     "DISPLAY_NAME_MAX",
     "DOC_NUMBER_MAX",
+    "EMAIL_PATTERN",
     "ITEM_NAME_MAX",
     "MONEY_TOLERANCE",
     "Violation",
