@@ -3,19 +3,22 @@
 Assets get clients from resources, call one library function, and return metadata.
 """
 
-
 import dagster as dg
 
 from qbo_pipelines.defs.platform import warehouse_schema
-from qbo_pipelines.defs.resources import SourceAppResource, WarehouseResource
+from qbo_pipelines.defs.push import PUSH_ASSETS, push_job, source_changes_sensor
+from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
 
 
 def build_definitions() -> dg.Definitions:
     """Every asset, check, job, sensor and schedule with its resources."""
     return dg.Definitions(
-        assets=[warehouse_schema],
+        assets=[warehouse_schema, *PUSH_ASSETS],
+        jobs=[push_job],
+        sensors=[source_changes_sensor],
         resources={
             "warehouse": WarehouseResource(),
             "source_app": SourceAppResource(),
+            "qbo": QboResource(),
         },
     )

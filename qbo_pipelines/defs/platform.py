@@ -1,6 +1,5 @@
 """Platform assets: the warehouse schema itself."""
 
-
 import dagster as dg
 
 from qbo_pipelines.defs.resources import SourceAppResource, WarehouseResource

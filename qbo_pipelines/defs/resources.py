@@ -4,10 +4,19 @@ Nothing here reads the environment at import time; URLs default to the project's
 (embedded or ``QBO_PIPELINES_PG_URL``) and can be overridden per deployment.
 """
 
+import os
 
 import dagster as dg
 import sqlalchemy as sa
 
+from qbo_pipelines.sync.env import (
+    ENV_API_URL,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENV_OAUTH_URL,
+    QboApp,
+    SyncEnv,
+)
 from qbo_pipelines.warehouse import db, postgres
 
 
@@ -27,3 +36,28 @@ class SourceAppResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def engine(self) -> sa.Engine:
         return db.make_engine(self.database_url or postgres.database_url("source_app"))
+
+
+class QboResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The QBO app. Unset fields come from the QBO_PIPELINES_QBO_* environment variables
+    (read when a run starts); secrets are never shown in the UI."""
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    api_url: str | None = None
+    oauth_url: str | None = None
+
+    def app(self) -> QboApp:
+        env = dict(os.environ)
+        for key, value in (
+            (ENV_CLIENT_ID, self.client_id),
+            (ENV_CLIENT_SECRET, self.client_secret),
+            (ENV_API_URL, self.api_url),
+            (ENV_OAUTH_URL, self.oauth_url),
+        ):
+            if value:
+                env[key] = value
+        return QboApp.from_env(env)
+
+    def sync_env(self, warehouse: sa.Engine, source: sa.Engine) -> SyncEnv:
+        return SyncEnv(warehouse=warehouse, source=source, app=self.app())

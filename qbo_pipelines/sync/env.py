@@ -102,7 +102,9 @@ class SyncEnv:
         """Companies whose sync can run (status connected)."""
         with self.warehouse.connect() as conn:
             rows = conn.execute(
-                sa.text("SELECT realm_id FROM sync.companies WHERE status = 'connected'"
-                        " ORDER BY realm_id")
+                sa.text(
+                    "SELECT realm_id FROM sync.companies WHERE status = 'connected'"
+                    " ORDER BY realm_id"
+                )
             ).scalars()
             return [RealmId(r) for r in rows]

@@ -55,11 +55,11 @@ def decide(realm_id: str, now: datetime, pending: Pending, settings: TriggerSett
     waited = now - (pending.first_at or pending.last_at)
     key = f"push:{realm_id}:{pending.last_seq}"
     if waited >= timedelta(seconds=settings.max_wait_seconds):
-        return Decision(True, f"{realm_id}: {pending.count} changes waited the maximum", key,
-                        pending.last_seq)
+        return Decision(
+            True, f"{realm_id}: {pending.count} changes waited the maximum", key, pending.last_seq
+        )
     if quiet_for >= timedelta(seconds=settings.debounce_seconds):
-        return Decision(True, f"{realm_id}: {pending.count} changes settled", key,
-                        pending.last_seq)
+        return Decision(True, f"{realm_id}: {pending.count} changes settled", key, pending.last_seq)
     left = timedelta(seconds=settings.debounce_seconds) - quiet_for
     return Decision(
         False,

@@ -66,9 +66,17 @@ def discover(directory: Path) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def _run_script(conn: sa.Connection, sql: str) -> None:
-    # exec_driver_sql with no parameters runs a multi-statement script in one round trip.
-    conn.exec_driver_sql(sql)
+def run_script(conn: sa.Connection, sql: str) -> None:
+    """Run a multi-statement script as-is, in the connection's transaction.
+
+    The raw DB-API cursor is called with no parameters at all, so a ``%`` in the SQL (a LIKE
+    pattern, a format string) is never taken for a placeholder.
+    """
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
 
 
 def apply(
@@ -93,7 +101,7 @@ def apply(
             if migration.version in done:
                 continue
             try:
-                _run_script(conn, migration.sql)
+                run_script(conn, migration.sql)
             except sa.exc.DBAPIError as exc:
                 raise MigrationError(f"{migration.path.name} failed: {exc.orig}") from None
             conn.execute(
@@ -107,7 +115,7 @@ def apply(
         if views_dir is not None and views_dir.is_dir():
             for path in sorted(views_dir.glob("*.sql")):
                 try:
-                    _run_script(conn, path.read_text(encoding="utf-8"))
+                    run_script(conn, path.read_text(encoding="utf-8"))
                 except sa.exc.DBAPIError as exc:
                     raise MigrationError(f"{path.name} failed: {exc.orig}") from None
     return applied_now

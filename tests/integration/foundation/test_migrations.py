@@ -46,7 +46,7 @@ def test_every_migration_file_is_idempotent_on_its_own(
     for migration in migrations.discover(settings.SQL_DIR / "warehouse"):
         for _ in range(2):
             with engine.begin() as conn:
-                conn.exec_driver_sql(migration.sql)
+                migrations.run_script(conn, migration.sql)
 
 
 def test_bad_migration_name_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,0 +1,91 @@
+"""Sensor-side planning of push runs over every connected company (no Dagster here).
+
+The sensor cursor is a JSON object ``{realm_id: last_requested_seq}``: the newest change-log
+sequence number a requested run covers. Changes after it are "pending" for that company.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from qbo_pipelines.source_app.connector import SourceAppConnector
+from qbo_pipelines.sync import triggers
+
+SettingsLoader = Callable[[sa.Engine, str], triggers.TriggerSettings]
+
+
+def parse_cursor(raw: str | None) -> dict[str, int]:
+    """The sensor cursor (a malformed one starts afresh rather than failing the tick)."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): int(v) for k, v in data.items() if isinstance(v, int)}
+
+
+def dump_cursor(cursor: dict[str, int]) -> str:
+    return json.dumps(cursor, sort_keys=True)
+
+
+def trigger_settings(engine: sa.Engine, realm_id: str) -> triggers.TriggerSettings:
+    """A company's switches from ``mapping.settings`` (defaults when it has no row)."""
+    with engine.connect() as conn:
+        row = (
+            conn.execute(
+                sa.text(
+                    "SELECT sync_enabled, paused, debounce_seconds, max_wait_seconds"
+                    " FROM mapping.settings WHERE realm_id = :r"
+                ),
+                {"r": realm_id},
+            )
+            .mappings()
+            .one_or_none()
+        )
+    return triggers.TriggerSettings(**row) if row is not None else triggers.TriggerSettings()
+
+
+def connected_realms(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT realm_id FROM sync.companies WHERE status = 'connected' ORDER BY 1")
+        ).scalars()
+        return [str(r) for r in rows]
+
+
+def plan_push_requests(
+    warehouse: sa.Engine,
+    source: sa.Engine,
+    cursor: dict[str, int],
+    now: datetime,
+    load_settings: SettingsLoader = trigger_settings,
+) -> tuple[list[tuple[str, triggers.Decision]], list[str], dict[str, int]]:
+    """Decide, per connected company, whether a push run starts now.
+
+    Returns:
+        (requests as (realm, decision), skip reasons, the new cursor).
+    """
+    connector = SourceAppConnector(source)
+    requests: list[tuple[str, triggers.Decision]] = []
+    skips: list[str] = []
+    new_cursor = dict(cursor)
+    realms = connected_realms(warehouse)
+    if not realms:
+        return [], ["no connected QBO company: run `qbo-pipelines connect`"], new_cursor
+    for realm in realms:
+        p = connector.pending_since(cursor.get(realm, 0))
+        pending = triggers.Pending(p.pending, p.last_seq, p.first_at, p.last_at)
+        decision = triggers.decide(realm, now, pending, load_settings(warehouse, realm))
+        if decision.run and decision.covers_seq is not None:
+            requests.append((realm, decision))
+            new_cursor[realm] = decision.covers_seq
+        else:
+            skips.append(decision.reason)
+    return requests, skips, new_cursor
