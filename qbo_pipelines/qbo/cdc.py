@@ -26,6 +26,7 @@ Use the result's ``checkpoint`` as the next call's ``since``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,8 @@ from qbo_pipelines.qbo.values import Entity, is_deleted_stub, last_updated
 
 if TYPE_CHECKING:
     from qbo_pipelines.qbo.client import QboClient
+
+log = logging.getLogger(__name__)
 
 CDC_MAX_SPAN = timedelta(days=30)
 CDC_SAFETY_MARGIN = timedelta(hours=1)
@@ -204,6 +207,22 @@ def _cdc_window(
         _cdc_window(client, entities, cut, end, out, result)
 
 
+def _query_window(client: QboClient, entity: str, start: datetime, stop: datetime) -> list[Entity]:
+    """Rows last changed in ``[start, stop)`` by a ``MetaData.LastUpdatedTime`` query.
+
+    If QBO refuses that filter for the entity (4000/4001 query faults), every row is read and
+    filtered here instead: slower, never wrong.
+    """
+    try:
+        return list(client.changed_since(entity, start, stop))
+    except QboError as exc:
+        if exc.code not in ("4000", "4001"):
+            raise
+        log.warning("%s: LastUpdatedTime filter refused (%s); scanning all rows", entity, exc)
+    rows = client.query_all(entity, include_inactive=True)
+    return [r for r in rows if _in_window(r, start, stop)]
+
+
 def read_changes(
     client: QboClient,
     entities: Sequence[str],
@@ -227,7 +246,7 @@ def read_changes(
     for start, stop in old:
         for entity in entities:
             before = sum(client.calls.values())
-            for obj in client.changed_since(entity, start, stop):
+            for obj in _query_window(client, entity, start, stop):
                 out.add(entity, obj)
             result.calls += sum(client.calls.values()) - before
             result.windows.append((start, stop, f"query:{entity}"))
