@@ -102,6 +102,25 @@ def _hash_fields(record: Any) -> dict[str, Any]:
     }
 
 
+def _full(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _full(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_full(v) for v in value]
+    return _jsonable(value)
+
+
+def as_json(record: Any) -> dict[str, Any]:
+    """Every field of a canonical record as JSON-ready values (for ``staging`` / ``raw_source``).
+
+    Decimals become strings (no precision lost), datetimes UTC ISO-8601, dates ISO dates.
+    """
+    result = _full(record)
+    if not isinstance(result, dict):
+        raise TypeError(f"{type(record).__name__} is not a dataclass instance")
+    return result
+
+
 def content_hash(record: Any) -> str:
     """Stable sha256 hex digest of a canonical record's sync-relevant fields.
 
@@ -594,6 +613,7 @@ __all__ = [
     "SaleLineKind",
     "SourceEntity",
     "SourceId",
+    "as_json",
     "content_hash",
     "now_utc",
     "qbo_link",

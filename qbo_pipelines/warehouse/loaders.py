@@ -1,0 +1,116 @@
+"""Loaders for ``raw_source`` and ``staging``: canonical records in bulk, merge on their ids.
+
+``raw_source.<entity>`` keeps the source records as read (with a deleted flag for hard deletes
+seen in the change log); ``staging.<entity>`` holds the canonical records a push run is about to
+turn into QBO payloads, ``staging.qbo_*`` the canonical records a pull run writes to the source.
+Both store the record as JSON (:func:`qbo_pipelines.canonical.as_json`) with its
+``content_hash()``. Entity names are the catalogue's (``customers``, ``invoices``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from qbo_pipelines.canonical import SOURCE_ENTITIES, as_json
+from qbo_pipelines.warehouse import bulk
+
+QBO_STAGING = ("qbo_contacts", "qbo_sales", "qbo_receipts", "qbo_customer_transactions")
+
+
+def _check_entity(entity: str) -> None:
+    if entity not in SOURCE_ENTITIES:
+        raise ValueError(f"unknown source entity {entity!r}; expected one of {SOURCE_ENTITIES}")
+
+
+def _source_rows(records: Iterable[Any], extra: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    return [
+        (str(r.source_id), json.dumps(as_json(r), ensure_ascii=False), r.content_hash(),
+         r.updated_at, *extra)
+        for r in records
+    ]
+
+
+def load_raw_source(
+    conn: sa.Connection, entity: str, records: Iterable[Any], run_id: str | None = None
+) -> int:
+    """Merge canonical records into ``raw_source.<entity>`` (clears ``deleted``); bulk.
+
+    Args:
+        conn: a warehouse connection inside a transaction.
+        entity: catalogue entity name.
+        records: canonical records with ``source_id``, ``updated_at`` and ``content_hash()``.
+        run_id: the Dagster run id.
+
+    Returns:
+        rows written.
+    """
+    _check_entity(entity)
+    now = datetime.now(UTC)
+    rows = _source_rows(records, (False, None, now, run_id))
+    cols = ("source_id", "data", "content_hash", "source_updated_at", "deleted", "deleted_at",
+            "loaded_at", "run_id")
+    return bulk.upsert_rows(conn, f"raw_source.{entity}", cols, rows, key=("source_id",))
+
+
+def mark_source_deleted(
+    conn: sa.Connection, entity: str, ids: Iterable[str], run_id: str | None = None
+) -> int:
+    """Flag records hard-deleted in the source (kept, not removed); returns rows flagged."""
+    _check_entity(entity)
+    id_list = sorted({str(i) for i in ids})
+    if not id_list:
+        return 0
+    stmt = sa.text(
+        f"UPDATE {bulk.qualified(f'raw_source.{entity}')} SET deleted = true, "
+        "deleted_at = coalesce(deleted_at, now()), loaded_at = now(), run_id = :run "
+        "WHERE source_id IN :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+    return conn.execute(stmt, {"ids": id_list, "run": run_id}).rowcount
+
+
+def load_staging(
+    conn: sa.Connection, entity: str, records: Iterable[Any], run_id: str | None = None,
+    replace: bool = False,
+) -> int:
+    """Merge canonical records into ``staging.<entity>``; with ``replace`` empty it first."""
+    _check_entity(entity)
+    table = bulk.qualified(f"staging.{entity}")
+    if replace:
+        conn.execute(sa.text(f"DELETE FROM {table}"))
+    rows = _source_rows(records, (datetime.now(UTC), run_id))
+    cols = ("source_id", "data", "content_hash", "updated_at", "staged_at", "run_id")
+    return bulk.upsert_rows(conn, f"staging.{entity}", cols, rows, key=("source_id",))
+
+
+def load_qbo_staging(
+    conn: sa.Connection, table: str, records: Iterable[Any], run_id: str | None = None
+) -> int:
+    """Merge pull-direction records (``QboContact``, ``QboSale``, ``QboReceipt``,
+    ``CustomerTransaction``) into ``staging.<table>`` keyed on (realm_id, qbo_id)."""
+    if table not in QBO_STAGING:
+        raise ValueError(f"unknown pull staging table {table!r}; expected one of {QBO_STAGING}")
+    now = datetime.now(UTC)
+    with_type = table == "qbo_customer_transactions"
+    rows = []
+    for r in records:
+        qbo_id = f"{r.txn_type}:{r.qbo_id}" if with_type else str(r.qbo_id)
+        row: tuple[Any, ...] = (str(r.realm_id), qbo_id, json.dumps(as_json(r), ensure_ascii=False),
+                                r.content_hash(), r.updated_at, now, run_id)
+        rows.append((*row, r.txn_type) if with_type else row)
+    cols: tuple[str, ...] = ("realm_id", "qbo_id", "data", "content_hash", "updated_at",
+                             "staged_at", "run_id")
+    if with_type:
+        cols = (*cols, "txn_type")
+    return bulk.upsert_rows(conn, f"staging.{table}", cols, rows, key=("realm_id", "qbo_id"))
+
+
+def staged_hashes(conn: sa.Connection, entity: str) -> dict[str, str]:
+    """source_id -> content_hash of everything in ``staging.<entity>``."""
+    _check_entity(entity)
+    sql = f"SELECT source_id, content_hash FROM {bulk.qualified(f'staging.{entity}')}"
+    return {str(a): str(b) for a, b in conn.execute(sa.text(sql)).tuples()}
