@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +40,12 @@ class DropConnection(Response):
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"100000")]})
         await send({"type": "http.response.body", "body": b"{", "more_body": True})
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body (without python-multipart)."""
+    raw = (await request.body()).decode("utf-8", errors="replace")
+    return dict(parse_qsl(raw, keep_blank_values=True))
 
 
 def _intuit_headers() -> dict[str, str]:
@@ -153,8 +159,7 @@ class OAuthEndpoints:
         return JSONResponse(oauth.discovery(self.sandbox.base_url or _base(request)))
 
     async def authorize(self, request: Request) -> Response:
-        params = dict(request.query_params) if request.method == "GET" else {
-            k: str(v) for k, v in (await request.form()).items()}
+        params = dict(request.query_params) if request.method == "GET" else await _form(request)
         problem = oauth.authorize_problem(self.sandbox.store, params)
         if problem is not None:
             self._log("authorize", request, 400)
@@ -180,7 +185,7 @@ class OAuthEndpoints:
         try:
             client_id = oauth.client_from_basic(sandbox.store,
                                                 request.headers.get("authorization", ""))
-            form = {k: str(v) for k, v in (await request.form()).items()}
+            form = await _form(request)
             body = oauth.token(sandbox.store, client_id, form, sandbox.access_token_ttl)
         except oauth.OAuthError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)

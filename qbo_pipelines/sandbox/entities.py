@@ -706,7 +706,9 @@ def _item_line(books: Books, out: Obj, totals: LineTotals) -> Obj:
         detail["ItemRef"] = books.named_ref("Item", detail["ItemRef"],
                                             "Line.SalesItemLineDetail.ItemRef")
     qty, price = detail.get("Qty"), detail.get("UnitPrice")
-    if qty is not None and price is not None and abs(
+    # python-quickbooks always sends Qty 0 and UnitPrice 0 next to the Amount, and its own
+    # integration tests pass against QBO: a zero factor is not checked against Amount.
+    if qty not in (None, 0) and price not in (None, 0) and abs(
             number(qty, "Qty") * number(price, "UnitPrice") - amount) > Decimal("0.005"):
         raise errors.business(
             "Amount is not equal to UnitPrice * Qty. Supplied value:" + str(amount),

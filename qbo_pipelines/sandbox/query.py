@@ -13,7 +13,9 @@ backslash escapes. OR, joins and unknown properties are rejected with QBO's 4000
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -329,21 +331,26 @@ def _coerce(company: Company, prop: str, value: Any) -> Any:
     return str(value).lower()
 
 
-def _matches(company: Company, spec: Spec, obj: Obj, cond: Condition) -> bool:
-    actual = _coerce(company, cond.prop, _field(company, spec, obj, cond.prop))
+def _predicate(company: Company, spec: Spec, cond: Condition) -> Callable[[Obj], bool]:
+    """Compile one condition (literals are coerced once, not per row)."""
+    prop = cond.prop
+
+    def actual(obj: Obj) -> Any:
+        return _coerce(company, prop, _field(company, spec, obj, prop))
+
     if cond.op == "LIKE":
         pattern = "".join(".*" if ch == "%" else re.escape(ch) for ch in str(cond.values[0]))
-        return actual is not None and re.fullmatch(pattern, str(actual), re.I | re.S) is not None
-    wanted = [_coerce(company, cond.prop, v) for v in cond.values]
-    if actual is None:
-        return False
+        compiled = re.compile(pattern, re.I | re.S)
+        return lambda obj: (value := actual(obj)) is not None and bool(
+            compiled.fullmatch(str(value)))
+    wanted = [_coerce(company, prop, v) for v in cond.values]
     if cond.op in ("=", "IN"):
-        return actual in wanted
+        return lambda obj: (value := actual(obj)) is not None and value in wanted
     target = wanted[0]
-    if type(actual) is not type(target):
-        return False
-    return bool({"<": actual < target, ">": actual > target, "<=": actual <= target,
-                 ">=": actual >= target}[cond.op])
+    compare: Callable[[Any, Any], bool] = {
+        "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}[cond.op]
+    return lambda obj: (value := actual(obj)) is not None and type(value) is type(
+        target) and compare(value, target)
 
 
 def _sort_key(company: Company, spec: Spec, prop: str, obj: Obj) -> tuple[int, Any]:
@@ -358,7 +365,9 @@ def select(company: Company, query: Query) -> list[Obj]:
     if spec.name_list and not mentions_active:
         rows = [r for r in rows if r.get("Active", True) is not False]
     for cond in query.where:
-        rows = [r for r in rows if _matches(company, spec, r, cond)]
+        keep = _predicate(company, spec, cond)
+        rows = [r for r in rows if keep(r)]
+    # Stored in creation (= Id) order; sorting only matters after a state load.
     rows.sort(key=lambda r: int(r["Id"]) if str(r["Id"]).isdigit() else 0)
     for prop, descending in reversed(query.order):
         rows.sort(key=lambda r, p=prop: _sort_key(company, spec, p, r),  # type: ignore[misc]
