@@ -161,6 +161,7 @@ def _days(start: date, end: date | None) -> int | None:
     return (end - start).days if end is not None else None
 
 
+@rules.decimal_safe
 def _gap(stated: Decimal, parts: Iterable[Decimal]) -> float:
     """``stated - sum(parts)`` computed exactly, as a float (NaN when any value is not finite)."""
     values = [stated, *parts]
@@ -241,6 +242,7 @@ def items_frame(records: Iterable[CanonicalItem]) -> pd.DataFrame:
     return _frame(rows, ITEM_COLUMNS)
 
 
+@rules.decimal_safe
 def _line_gap(s: CanonicalSale) -> float:
     worst = 0.0
     for line in s.lines:

@@ -34,13 +34,15 @@ Rule ids are stable strings ``<record kind>.<field>.<problem>`` (e.g.
 
 from __future__ import annotations
 
+import decimal
+import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 from qbo_pipelines.canonical import (
     CanonicalAddress,
@@ -120,6 +122,28 @@ class Violation:
     fix: str | None = None
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def decimal_safe(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a check with Decimal overflow/invalid-operation traps off.
+
+    Source data can hold absurd values (``9E+999999``); arithmetic on them then yields
+    Infinity or NaN, which the rules report, instead of raising in the middle of a batch.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with decimal.localcontext() as ctx:
+            ctx.traps[decimal.Overflow] = False
+            ctx.traps[decimal.InvalidOperation] = False
+            ctx.traps[decimal.DivisionByZero] = False
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 # --------------------------------------------------------------------------------------------
 # Small helpers: rendering values in reasons, text and money predicates
 # --------------------------------------------------------------------------------------------
@@ -151,19 +175,34 @@ def _has_control(text: str) -> bool:
 
 
 def money(value: Decimal) -> str:
-    """A Decimal as people write it: ``40.00`` for whole cents, else every digit (``2.505``)."""
+    """A Decimal as people write it: ``40.00`` for whole cents, else every digit (``2.505``).
+
+    Absurd magnitudes (beyond 15 digits either side) are shown in scientific notation so a
+    reason never balloons.
+    """
     if not value.is_finite():
         return str(value)
+    if not _displayable(value):
+        return f"{value:.6E}"
     exponent = value.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= -2 and abs(value) < MONEY_MAX * 10**6:
+    if isinstance(exponent, int) and exponent >= -2:
         return f"{value:.2f}"
     return format(value.normalize(), "f")
+
+
+def _displayable(value: Decimal) -> bool:
+    """True when plain notation stays short (|value| < 1e15 and at most 15 decimals)."""
+    if value.is_zero():
+        return True
+    return Decimal("1e-15") <= abs(value) < Decimal("1e15")
 
 
 def number(value: Decimal) -> str:
     """A quantity without trailing zeros (``2`` for ``2.0000``)."""
     if not value.is_finite():
         return str(value)
+    if not _displayable(value):
+        return f"{value:.6E}"
     return format(value.normalize(), "f")
 
 
@@ -447,6 +486,7 @@ def record_label(record: object) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+@decimal_safe
 def check_customer(c: CanonicalCustomer, *, creating: bool = True) -> list[Violation]:
     """Rules for a contact pushed as a QBO Customer (R4-R7).
 
@@ -507,6 +547,7 @@ def _billing_name_rules(label: str, billing_name: str | None) -> list[Violation]
     return out
 
 
+@decimal_safe
 def check_item(i: CanonicalItem) -> list[Violation]:
     """Rules for a service type / product matched to or created as a QBO Item (R10).
 
@@ -542,6 +583,7 @@ def check_item(i: CanonicalItem) -> list[Violation]:
     return out
 
 
+@decimal_safe
 def check_sale(s: CanonicalSale) -> list[Violation]:
     """Rules for a sale pushed as a QBO Invoice (R11-R15, R18).
 
@@ -748,9 +790,19 @@ def _sale_total_rules(label: str, s: CanonicalSale) -> list[Violation]:
                 fix,
             )
         )
+    if s.total < 0:
+        out.append(
+            Violation(
+                f"{p}.total.negative",
+                f"{label}: total {money(s.total)} is negative, and a QBO invoice cannot be",
+                "Record the refund as a credit note in the source app, or correct the lines "
+                "(QBO rejects negative invoices with error 6000).",
+            )
+        )
     return out
 
 
+@decimal_safe
 def check_receipt(r: CanonicalReceipt) -> list[Violation]:
     """Rules for a receipt pushed as a QBO Payment (R19).
 
@@ -789,6 +841,7 @@ def check_receipt(r: CanonicalReceipt) -> list[Violation]:
     return out
 
 
+@decimal_safe
 def check_vendor(v: CanonicalVendor) -> list[Violation]:
     """Rules for a worker / contractor pushed as a QBO Vendor (R23).
 
@@ -819,6 +872,7 @@ def check_vendor(v: CanonicalVendor) -> list[Violation]:
     return out
 
 
+@decimal_safe
 def check_bill(b: CanonicalBill) -> list[Violation]:
     """Rules for a worker invoice pushed as a QBO Bill (R23).
 
@@ -1005,6 +1059,7 @@ __all__ = [
     "check_sale",
     "check_vendor",
     "close",
+    "decimal_safe",
     "is_valid_email",
     "merge_by_rule",
     "missing_mapping",
