@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -474,8 +474,17 @@ def _ledger(
         ),
         error_message=str(error) if error is not None else message,
         payload_hash=p.record_hash,
-        details={"violations": [v.__dict__ for v in violations]} if violations else None,
+        details=_details(error, violations),
     )
+
+
+def _details(error: QboError | None, violations: Sequence[Violation]) -> dict[str, Any] | None:
+    if violations:
+        return {"violations": [asdict(v) for v in violations]}
+    if error is not None:
+        return {"retryable": error.retryable, "element": error.element,
+                "intuit_tid": error.intuit_tid}
+    return None
 
 
 # --------------------------------------------------------------------------- matching (R5, R10)

@@ -181,17 +181,20 @@ def set_cursor(engine: sa.Engine, realm_id: str, name: str, value: str) -> None:
 
 
 def retry_candidates(engine: sa.Engine, realm_id: str, entity: str) -> set[SourceId]:
-    """Records to try again this run: open quarantine rows and last attempts that failed (R31)."""
+    """Records to try again this run (R31): open quarantine rows (their cause may be fixed now:
+    a mapping added, a referenced record synced) and last attempts that failed for a reason
+    that may pass on retry (throttling, a server or network error). A record QBO refused as
+    invalid is retried when it changes in the source, or by hand (``sync push --full``)."""
     sql = """
         SELECT source_id FROM sync.quarantine
         WHERE realm_id = :r AND entity = :e AND resolved_at IS NULL
         UNION
         SELECT source_id FROM (
-            SELECT DISTINCT ON (source_id) source_id, outcome
+            SELECT DISTINCT ON (source_id) source_id, outcome, details
             FROM sync.ledger
             WHERE realm_id = :r AND entity = :e AND direction = 'push' AND source_id IS NOT NULL
             ORDER BY source_id, id DESC
-        ) last WHERE outcome = 'failed'
+        ) last WHERE outcome = 'failed' AND coalesce((details ->> 'retryable')::boolean, false)
     """
     with engine.connect() as conn:
         return {
