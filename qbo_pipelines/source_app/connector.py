@@ -346,6 +346,22 @@ class SourceAppConnector:
             rows = conn.execute(self._q("deleted_since"), {"entity": entity, "after": seq})
             return [_sid(r[0]) for r in rows]
 
+    def mapping_usage(self) -> list[dict[str, Any]]:
+        """Every source value needing a QBO mapping, with usage (``mapping_usage.sql``).
+
+        Returns:
+            dicts with ``kind`` (``tax-rate``, ``item``, ``payment-method``,
+            ``expense-concept``), ``source_id``, ``name``, ``records`` (how many sales,
+            receipts or worker invoices use it) and ``examples`` (up to 5 record ids).
+        """
+        with self.engine.connect() as conn:
+            return [
+                {"kind": r["kind"], "source_id": str(r["source_id"]), "name": r["name"],
+                 "records": int(r["records"]),
+                 "examples": tuple(str(x) for x in (r["examples"] or ()))}
+                for r in conn.execute(self._q("mapping_usage")).mappings()
+            ]
+
     # ---------------------------------------------------------------- readers
 
     def _iter_rows(
