@@ -944,7 +944,7 @@ def check_bill(b: CanonicalBill) -> list[Violation]:
     return out
 
 
-def check(record: Any) -> list[Violation]:
+def check(record: Any, *, creating: bool = True) -> list[Violation]:
     """Run the rules for any canonical record.
 
     Tax rates and payment methods are mapped, never written (R12, R19), so they have no
@@ -952,6 +952,9 @@ def check(record: Any) -> list[Violation]:
 
     Args:
         record: a ``Canonical*`` record.
+        creating: False when the record already exists in QBO (an update). Only customers use
+            it: their billing contact is written on create only (R6), so it is not checked on
+            updates. Pass ``creating=current is None`` from the planner.
 
     Returns:
         The violations; empty when the record may be written.
@@ -960,7 +963,7 @@ def check(record: Any) -> list[Violation]:
         TypeError: for a type that is not a canonical source record.
     """
     if isinstance(record, CanonicalCustomer):
-        return check_customer(record)
+        return check_customer(record, creating=creating)
     if isinstance(record, CanonicalItem):
         return check_item(record)
     if isinstance(record, CanonicalSale):

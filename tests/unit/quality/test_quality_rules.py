@@ -157,6 +157,8 @@ def test_R40_R6_billing_email_checked_only_when_the_customer_is_created() -> Non
     assert rule_ids(rules.check_customer(c, creating=True)) == ["customer.billing_email.format"]
     assert "written to QBO when the customer is created" in check(c)[0].reason
     assert rules.check_customer(c, creating=False) == []
+    assert check(c, creating=False) == []
+    assert check(sale(billing_email="bad"), creating=False) != []
 
 
 def test_R40_R18_malformed_billing_email_blocks_a_sale_to_be_sent() -> None:
