@@ -321,6 +321,8 @@ def _coerce(company: Company, prop: str, value: Any) -> Any:
         if prop in NUMERIC:
             return Decimal(str(value))
         if prop in DATETIMES:
+            if isinstance(value, float):
+                return value
             return parse_instant(str(value), company.utc_offset)
         if prop in DATES:
             return str(value)[:10]
