@@ -178,7 +178,8 @@ def _frame(rows: list[dict[str, Any]], dtypes: Mapping[str, str]) -> pd.DataFram
 CUSTOMER_COLUMNS: Final = {
     "source_id": "str", "display_name": "str", "company_name": "str", "given_name": "str",
     "family_name": "str", "email": "str", "billing_email": "str", "phone": "str",
-    "has_sale": "boolean", "origin": "str",
+    "has_sale": "boolean", "origin": "str", "organisation_id": "str",
+    "display_name_owners": "Int64",
 }
 ITEM_COLUMNS: Final = {
     "source_id": "str", "name": "str", "kind": "str", "description": "str",
@@ -214,8 +215,23 @@ FRAME_COLUMNS: Final[Mapping[str, Mapping[str, str]]] = {
 """Column -> pandas dtype of each staged frame."""
 
 
+def _owner(c: CanonicalCustomer) -> str:
+    """Who a display name belongs to: the organisation, else the contact itself."""
+    return f"org:{c.organisation_id}" if c.organisation_id else f"contact:{c.source_id}"
+
+
 def customers_frame(records: Iterable[CanonicalCustomer]) -> pd.DataFrame:
-    """The staged customers frame: one row per contact to push."""
+    """The staged customers frame: one row per contact to push.
+
+    Contacts of one organisation share its name and become one QBO Customer (R5), so the
+    frame's ``display_name_owners`` counts the distinct organisations (or lone contacts) that
+    use each display name: more than one means two different customers would collide on one
+    QBO DisplayName (6240, or a wrong R5 match).
+    """
+    records = list(records)
+    owners: dict[str, set[str]] = {}
+    for c in records:
+        owners.setdefault(c.display_name, set()).add(_owner(c))
     rows = [
         {
             "source_id": c.source_id, "display_name": c.display_name,
@@ -223,6 +239,8 @@ def customers_frame(records: Iterable[CanonicalCustomer]) -> pd.DataFrame:
             "family_name": _text(c.family_name), "email": _text(c.email),
             "billing_email": _text(c.billing_email), "phone": _text(c.phone),
             "has_sale": c.has_sale, "origin": c.origin,
+            "organisation_id": c.organisation_id,
+            "display_name_owners": len(owners[c.display_name]) if c.display_name else None,
         }
         for c in records
     ]
@@ -408,9 +426,12 @@ def _not_null(entity: str, column: str) -> ExpectationSpec:
 SUITES: Final[Mapping[str, tuple[ExpectationSpec, ...]]] = {
     "customers": (
         *_key("customers"),
+        *_name("customers", "display_name", rules.DISPLAY_NAME_MAX, unique=False),
         # DisplayName is unique across Customer/Vendor/Employee in QBO (6240), and R5 matches
-        # on it: two contacts with one name would land on one QBO customer.
-        *_name("customers", "display_name", rules.DISPLAY_NAME_MAX, unique=True),
+        # on it: two different organisations (or lone contacts) with one name would land on
+        # one QBO customer. Contacts of the same organisation may share it.
+        _spec("customers.display_name.one_owner", "ExpectColumnValuesToBeBetween",
+              column="display_name_owners", min_value=1, max_value=1),
         _max_len("customers", "given_name", rules.NAME_PART_MAX),
         _max_len("customers", "family_name", rules.NAME_PART_MAX),
         _max_len("customers", "company_name", rules.NAME_PART_MAX),

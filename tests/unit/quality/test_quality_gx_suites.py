@@ -79,7 +79,8 @@ def test_R40_customers_suite_fails_with_names_and_counts() -> None:
             "expect_column_values_to_match_regex", "display_name", 1),
         "customers.display_name.max_length": (
             "expect_column_value_lengths_to_be_between", "display_name", 2),
-        "customers.display_name.unique": ("expect_column_values_to_be_unique", "display_name", 2),
+        "customers.display_name.one_owner": (
+            "expect_column_values_to_be_between", "display_name_owners", 2),
         "customers.email.format": ("expect_column_values_to_match_regex", "email", 1),
         "customers.phone.max_length": ("expect_column_value_lengths_to_be_between", "phone", 1),
     }
@@ -92,6 +93,19 @@ def test_R40_customers_suite_fails_with_names_and_counts() -> None:
     assert all(len(str(v)) < 120 for v in long_name.sample_unexpected)
     assert outcome.evaluated == len(g.SUITES["customers"])
     assert outcome.statistics["unsuccessful_expectations"] == 7
+
+
+def test_R5_contacts_of_one_organisation_may_share_a_display_name() -> None:
+    org = SourceId("500")
+    same_org = [customer(organisation_id=org),
+                customer(source_id=SourceId("18"), organisation_id=org, email="bo@acme.example")]
+    assert g.validate_records("customers", same_org).success
+    other_org = [*same_org, customer(source_id=SourceId("19"), organisation_id=SourceId("501"))]
+    outcome = g.validate_records("customers", other_org)
+    assert failures(outcome) == {
+        "customers.display_name.one_owner": (
+            "expect_column_values_to_be_between", "display_name_owners", 3),
+    }
 
 
 def test_R40_invoices_suite_checks_totals_lines_dates_and_doc_numbers() -> None:
