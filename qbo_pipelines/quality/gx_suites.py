@@ -462,6 +462,9 @@ SUITES: Final[Mapping[str, tuple[ExpectationSpec, ...]]] = {
         _email("invoices", "billing_email"),
         _max_len("invoices", "memo", rules.PRIVATE_NOTE_MAX),
         _not_null("invoices", "total"),
+        # A QBO invoice cannot total less than zero (credits are credit memos).
+        _spec("invoices.total.not_negative", "ExpectColumnValuesToBeBetween", column="total",
+              min_value=0),
         _within_tolerance("invoices", "total_gap", "total.consistent"),
         _within_tolerance("invoices", "subtotal_gap", "subtotal.consistent"),
         _within_tolerance("invoices", "discount_gap", "discount_total.consistent"),

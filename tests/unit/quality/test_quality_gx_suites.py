@@ -120,6 +120,9 @@ def test_R40_invoices_suite_checks_totals_lines_dates_and_doc_numbers() -> None:
              discount_total=D("0"), tax_total=D("0"), total=D("0")),
         sale(source_id=SourceId("82"), doc_number="S-0082", customer_source_id=SourceId(""),
              billing_email="ap@acme"),
+        sale(source_id=SourceId("83"), doc_number="S-0083",
+             lines=(line(1, qty=D("-1"), unit_price=D("5"), amount=D("-5.00")),),
+             subtotal=D("-5.00"), discount_total=D("0"), tax_total=D("0"), total=D("-5.00")),
     ]
     assert failures(g.validate_records("invoices", bad)) == {
         "invoices.total.consistent": ("expect_column_values_to_be_between", "total_gap", 1),
@@ -134,6 +137,7 @@ def test_R40_invoices_suite_checks_totals_lines_dates_and_doc_numbers() -> None:
             "expect_column_values_to_not_be_null", "customer_source_id", 1),
         "invoices.billing_email.format": ("expect_column_values_to_match_regex", "billing_email",
                                           1),
+        "invoices.total.not_negative": ("expect_column_values_to_be_between", "total", 1),
     }
 
 
