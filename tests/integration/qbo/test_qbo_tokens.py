@@ -354,3 +354,41 @@ def test_R1_authorization_url_and_intuit_endpoints() -> None:
     assert "redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb" in url
     assert config.token_url == "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
     assert "shh" not in repr(config)
+
+
+def test_R1_R3_cli_companies_and_disconnect(
+    sandbox: Any,
+    store: auth.TokenStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from qbo_pipelines import cli as top
+    from qbo_pipelines.qbo import cli as qbo_cli
+
+    first = connect_company(sandbox, store)
+    second = connect_company(sandbox, store)
+    tokens = store.load(first)
+    assert tokens is not None
+    monkeypatch.setattr(qbo_cli, "_warehouse", lambda: store.engine)
+    monkeypatch.setenv(auth.ENV_TOKEN_KEY, KEY)
+    monkeypatch.setenv(qbo_cli.ENV_CLIENT_ID, sandbox.client_id)
+    monkeypatch.setenv(qbo_cli.ENV_CLIENT_SECRET, sandbox.client_secret)
+
+    assert top.main(["companies"]) == 0
+    listed = capsys.readouterr().out
+    assert first in listed
+    assert second in listed
+    assert "connected" in listed
+    assert tokens.access_token.reveal() not in listed
+    assert tokens.refresh_token.reveal() not in listed
+
+    assert top.main(["disconnect", first, "--base-url", sandbox.base_url]) == 0
+    capsys.readouterr()
+    assert top.main(["companies"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "disconnected" in lines[first]
+    assert " no " in lines[first]
+    assert "connected" in lines[second]
+    assert "disconnected" not in lines[second]
+    revoked = [r for r in sandbox.control.requests() if r["endpoint"] == "revoke"]
+    assert [r["status"] for r in revoked] == [200]
