@@ -35,9 +35,18 @@ from qbo_pipelines.canonical import (
     content_hash,
 )
 from qbo_pipelines.qbo import query as q
-from qbo_pipelines.qbo.client import BatchOp, BatchResult, QboClient, request_id_for
+from qbo_pipelines.qbo.client import (
+    BATCH_SIZE,
+    BatchOp,
+    BatchOperation,
+    BatchResult,
+    QboClient,
+    derive_request_id,
+    request_id_for,
+)
 from qbo_pipelines.qbo.errors import QboError
 from qbo_pipelines.qbo.ids import SyncToken
+from qbo_pipelines.qbo.values import dumps, loads
 from qbo_pipelines.quality import quarantine
 from qbo_pipelines.quality.rules import Violation, check
 from qbo_pipelines.source_app.connector import SourceAppConnector, summarize
@@ -101,6 +110,7 @@ class PushReport:
 
     def as_metadata(self) -> dict[str, int]:
         keys = (
+            "replayed",
             "created",
             "updated",
             "matched",
@@ -129,41 +139,40 @@ def plan_record(
     source_id = SourceId(record.source_id)
     record_hash = content_hash(record)
     skip = spec.skip_reason(record)
+    if getattr(record, "origin", "source") == "qbo" and current is None:
+        skip = "pulled from QBO: never created there again (R35)"
     if skip is not None and current is None:
         return Plan("skip", source_id, record_hash, reason=skip)
-    violations = tuple(check(record))
-    if violations:
+    known = current is not None and current.qbo_id is not None and not current.deleted_in_qbo
+    if known and current is not None and current.source_hash == record_hash:
+        return Plan("skip", source_id, record_hash, reason="unchanged")
+    built = (spec.fields if known else spec.create)(record, ctx)
+    # Every reason at once: the record's own rules (R40) and its references / mappings (R12).
+    violations = tuple(check(record)) + (built.violations if isinstance(built, Blocked) else ())
+    if violations or isinstance(built, Blocked):
         return Plan("hold", source_id, record_hash, violations=violations)
-    if current is not None and current.qbo_id is not None and not current.deleted_in_qbo:
-        if current.source_hash == record_hash:
-            return Plan("skip", source_id, record_hash, reason="unchanged")
-        built = spec.fields(record, ctx)
-        if isinstance(built, Blocked):
-            return Plan("hold", source_id, record_hash, violations=built.violations)
-        changes = to_qbo.sparse_update(built.body, current.last_payload)
-        if not changes:
-            return Plan(
-                "skip",
-                source_id,
-                record_hash,
-                reason="no field changed",
-                qbo_id=current.qbo_id,
-                payload=built.body,
-            )
+    if not known or current is None:
+        return Plan("create", source_id, record_hash, body=built.body, payload=built.body)
+    changes = to_qbo.sparse_update(built.body, current.last_payload)
+    if not changes:
         return Plan(
-            "update",
+            "skip",
             source_id,
             record_hash,
-            body=changes,
+            reason="no field changed",
             qbo_id=current.qbo_id,
-            sync_token=current.sync_token,
-            created_by=current.created_by,
-            payload={**(current.last_payload or {}), **built.body},
+            payload=built.body,
         )
-    built = spec.create(record, ctx)
-    if isinstance(built, Blocked):
-        return Plan("hold", source_id, record_hash, violations=built.violations)
-    return Plan("create", source_id, record_hash, body=built.body, payload=built.body)
+    return Plan(
+        "update",
+        source_id,
+        record_hash,
+        body=changes,
+        qbo_id=current.qbo_id,
+        sync_token=current.sync_token,
+        created_by=current.created_by,
+        payload={**(current.last_payload or {}), **built.body},
+    )
 
 
 def plan_delete(
@@ -263,6 +272,7 @@ def push_entity(
         wanted = sorted(changed)
 
     id_map = state.load_id_map(run.engine, run.realm_id, name)
+    _replay_pending(run, spec.entity, id_map, report)
     seen: set[SourceId] = set()
     batches = _records(run, spec, wanted)
     for records in batches:
@@ -310,30 +320,150 @@ def _execute(
             report.counts["held_back"] += 1
             ledger.append(_ledger(run, entity, p, "hold", "held", violations=p.violations))
         elif p.action == "skip":
-            report.counts[
-                "unchanged" if p.reason in {"unchanged", "no field changed"} else "skipped"
-            ] += 1
-            if p.reason not in {"unchanged", "no field changed"}:
+            unchanged = p.reason in {"unchanged", "no field changed"}
+            report.counts["unchanged" if unchanged else "skipped"] += 1
+            if not unchanged:
                 ledger.append(_ledger(run, entity, p, "skip", "skipped", message=p.reason))
             elif p.payload is not None and p.source_id in id_map:
                 mapped.append(replace(id_map[p.source_id], source_hash=p.record_hash))
-    ops = [op for p in plans if (op := _op(run, entity, p)) is not None]
-    results = run.client.batch_write(ops) if ops else []
-    by_key = {r.op.key: r for r in results}
-    for p in plans:
-        result = by_key.get(p.source_id)
-        if result is None:
-            continue
-        _record_result(run, entity, p, result, id_map, mapped, ledger, report)
+    _save(run, mapped, ledger, id_map)
+    if held:
+        quarantine.hold(run.engine, run.realm_id, entity.name, run.run_id, held)
+    if clean:
+        quarantine.release(run.engine, run.realm_id, entity.name, clean, run.run_id)
+    writes = [(p, op) for p in plans if (op := _op(run, entity, p)) is not None]
+    for i in range(0, len(writes), BATCH_SIZE):
+        _write_batch(run, entity, writes[i : i + BATCH_SIZE], id_map, report)
+
+
+def _save(
+    run: PushRun,
+    mapped: list[state.IdMapRow],
+    ledger: list[state.LedgerRow],
+    id_map: dict[SourceId, state.IdMapRow],
+) -> None:
     state.upsert_id_map(run.engine, mapped, run.run_id)
     for row in mapped:
         if row.source_id is not None:
             id_map[row.source_id] = row
     state.append_ledger(run.engine, ledger)
-    if held:
-        quarantine.hold(run.engine, run.realm_id, entity.name, run.run_id, held)
-    if clean:
-        quarantine.release(run.engine, run.realm_id, entity.name, clean, run.run_id)
+
+
+def _write_batch(
+    run: PushRun,
+    entity: catalogue.Entity,
+    writes: Sequence[tuple[Plan, BatchOp]],
+    id_map: dict[SourceId, state.IdMapRow],
+    report: PushReport,
+) -> None:
+    """One batch call, bracketed by a write-ahead intent and its recorded outcome.
+
+    The intent (a ``pending`` ledger row per operation, holding the verbatim body) is committed
+    before the call; if the process dies before the outcome is recorded, the next run replays
+    exactly this batch (:func:`_replay_pending`), so QBO sees the same requestid and replays
+    its first answer instead of writing twice.
+    """
+    batch_key = derive_request_id("batch", *(op.request_id for _, op in writes))
+    intents = [
+        replace(
+            _ledger(run, entity, p, op.operation, "pending", request_id=op.request_id),
+            details={
+                "batch": batch_key,
+                "pos": pos,
+                "qbo_entity": op.entity,
+                "body_json": dumps(op.body).decode(),
+                "payload_json": dumps(p.payload).decode() if p.payload is not None else None,
+                "created_by": p.created_by,
+            },
+        )
+        for pos, (p, op) in enumerate(writes)
+    ]
+    state.append_ledger(run.engine, intents)
+    results = run.client.batch_write([op for _, op in writes])
+    ledger: list[state.LedgerRow] = []
+    mapped: list[state.IdMapRow] = []
+    for (p, _), result in zip(writes, results, strict=True):
+        _record_result(run, entity, p, result, id_map, mapped, ledger, report)
+    _save(run, mapped, ledger, id_map)
+    _refresh_linked_tokens(run, results)
+
+
+def _refresh_linked_tokens(run: PushRun, results: Sequence[BatchResult]) -> None:
+    """Applying, changing or deleting a payment changes its invoices in QBO (Balance, LinkedTxn,
+    SyncToken). Re-read those invoices' SyncTokens (one query per 1000) so the next edit of the
+    sale is a plain sparse update, not a needless stale-object conflict."""
+    linked = {
+        str(txn["TxnId"])
+        for r in results
+        if r.ok and r.op.entity == "Payment"
+        for line in (r.op.body.get("Line") or [])
+        for txn in line.get("LinkedTxn", [])
+        if txn.get("TxnType") == "Invoice"
+    }
+    if not linked:
+        return
+    fresh = run.client.read_many("Invoice", [QboId(i) for i in sorted(linked)])
+    state.update_sync_tokens(
+        run.engine,
+        run.realm_id,
+        "invoices",
+        {str(q): str(e.get("SyncToken", "0")) for q, e in fresh.items()},
+    )
+
+
+def _replay_pending(
+    run: PushRun,
+    entity: catalogue.Entity,
+    id_map: dict[SourceId, state.IdMapRow],
+    report: PushReport,
+) -> None:
+    """Finish batches a killed run left unrecorded, by sending them again verbatim (R33)."""
+    batches: dict[str, list[dict[str, Any]]] = {}
+    for intent in state.pending_intents(run.engine, run.realm_id, entity.name):
+        batches.setdefault(str(intent["details"]["batch"]), []).append(intent)
+    for intents in batches.values():
+        intents.sort(key=lambda i: int(i["details"]["pos"]))
+        writes: list[tuple[Plan, BatchOp]] = []
+        for intent in intents:
+            details = intent["details"]
+            body = loads(details["body_json"])
+            payload_json = details.get("payload_json")
+            op = BatchOp(
+                _operation(intent["operation"]),
+                details["qbo_entity"],
+                body,
+                intent["request_id"],
+                key=intent["source_id"],
+            )
+            plan = Plan(
+                _action(intent["operation"]),
+                SourceId(intent["source_id"]),
+                record_hash=intent["payload_hash"],
+                body=body,
+                qbo_id=QboId(str(body["Id"])) if "Id" in body else None,
+                sync_token=str(body.get("SyncToken")) if "SyncToken" in body else None,
+                created_by=details.get("created_by"),
+                payload=loads(payload_json) if payload_json else None,
+            )
+            writes.append((plan, op))
+        log.info("replaying an unfinished batch of %d %s writes", len(writes), entity.name)
+        results = run.client.batch_write([op for _, op in writes])
+        ledger: list[state.LedgerRow] = []
+        mapped: list[state.IdMapRow] = []
+        for (p, _), result in zip(writes, results, strict=True):
+            _record_result(run, entity, p, result, id_map, mapped, ledger, report)
+        _save(run, mapped, ledger, id_map)
+        report.counts["replayed"] += len(writes)
+
+
+def _operation(name: str) -> BatchOperation:
+    if name not in {"create", "update", "delete", "void"}:
+        raise ValueError(f"not a write operation: {name}")
+    return name  # type: ignore[return-value]
+
+
+def _action(name: str) -> Action:
+    return _operation(name)
 
 
 def _op(run: PushRun, entity: catalogue.Entity, p: Plan) -> BatchOp | None:
@@ -482,8 +612,11 @@ def _details(error: QboError | None, violations: Sequence[Violation]) -> dict[st
     if violations:
         return {"violations": [asdict(v) for v in violations]}
     if error is not None:
-        return {"retryable": error.retryable, "element": error.element,
-                "intuit_tid": error.intuit_tid}
+        return {
+            "retryable": error.retryable,
+            "element": error.element,
+            "intuit_tid": error.intuit_tid,
+        }
     return None
 
 

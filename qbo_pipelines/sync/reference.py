@@ -15,9 +15,7 @@ from qbo_pipelines.warehouse import raw_qbo
 REFERENCE_ENTITIES = ("Account", "TaxCode", "TaxRate", "PaymentMethod", "Term", "Item")
 
 
-def refresh(
-    engine: sa.Engine, client: QboClient, run_id: str | None = None
-) -> dict[str, int]:
+def refresh(engine: sa.Engine, client: QboClient, run_id: str | None = None) -> dict[str, int]:
     """Pull every reference entity of the client's company into raw_qbo; counts per entity."""
     counts: dict[str, int] = {}
     for entity in REFERENCE_ENTITIES:

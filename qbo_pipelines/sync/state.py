@@ -200,3 +200,42 @@ def retry_candidates(engine: sa.Engine, realm_id: str, entity: str) -> set[Sourc
         return {
             SourceId(s) for s in conn.execute(sa.text(sql), {"r": realm_id, "e": entity}).scalars()
         }
+
+
+def pending_intents(engine: sa.Engine, realm_id: str, entity: str) -> list[dict[str, Any]]:
+    """Write intents whose outcome was never recorded (the run died mid-batch), oldest first.
+
+    Each has ``source_id``, ``request_id``, ``payload_hash`` and ``details`` (the batch id, the
+    position in it, the operation, the QBO entity and the exact body sent).
+    """
+    sql = """
+        SELECT source_id, operation, request_id, payload_hash, details FROM (
+            SELECT DISTINCT ON (source_id) source_id, operation, outcome, request_id,
+                   payload_hash, details, id
+            FROM sync.ledger
+            WHERE realm_id = :r AND entity = :e AND direction = 'push' AND source_id IS NOT NULL
+            ORDER BY source_id, id DESC
+        ) last
+        WHERE outcome = 'pending'
+        ORDER BY id
+    """
+    with engine.connect() as conn:
+        return [
+            dict(r) for r in conn.execute(sa.text(sql), {"r": realm_id, "e": entity}).mappings()
+        ]
+
+
+def update_sync_tokens(
+    engine: sa.Engine, realm_id: str, entity: str, tokens: Mapping[str, str]
+) -> None:
+    """Store fresh SyncTokens by QBO id (after QBO changed them as a side effect of our write)."""
+    if not tokens:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE sync.id_map SET sync_token = :t WHERE realm_id = :r AND entity = :e"
+                " AND qbo_id = :q"
+            ),
+            [{"t": t, "r": realm_id, "e": entity, "q": q} for q, t in tokens.items()],
+        )
