@@ -231,7 +231,7 @@ def customers_frame(records: Iterable[CanonicalCustomer]) -> pd.DataFrame:
     records = list(records)
     owners: dict[str, set[str]] = {}
     for c in records:
-        owners.setdefault(c.display_name, set()).add(_owner(c))
+        owners.setdefault(rules.name_key(c.display_name), set()).add(_owner(c))
     rows = [
         {
             "source_id": c.source_id, "display_name": c.display_name,
@@ -240,7 +240,9 @@ def customers_frame(records: Iterable[CanonicalCustomer]) -> pd.DataFrame:
             "billing_email": _text(c.billing_email), "phone": _text(c.phone),
             "has_sale": c.has_sale, "origin": c.origin,
             "organisation_id": c.organisation_id,
-            "display_name_owners": len(owners[c.display_name]) if c.display_name else None,
+            "display_name_owners": (
+                len(owners[rules.name_key(c.display_name)]) if c.display_name.strip() else None
+            ),
         }
         for c in records
     ]

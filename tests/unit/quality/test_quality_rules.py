@@ -445,3 +445,49 @@ def test_R31_every_violation_has_a_fix() -> None:
         for v in vs:
             assert v.fix, v
             assert v.reason.startswith(rules.record_label(record)), v
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-record: display names unique across customers and vendors (QBO 6240, R5)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_R5_contacts_of_one_organisation_share_a_name_without_collision() -> None:
+    org = SourceId("500")
+    found = rules.display_name_collisions(
+        [customer(organisation_id=org), customer(source_id=SourceId("18"), organisation_id=org)],
+        [vendor()],
+    )
+    assert found == rules.NameCollisions(customers={}, vendors={})
+
+
+def test_R5_two_organisations_with_one_name_are_both_held() -> None:
+    found = rules.display_name_collisions(
+        [customer(organisation_id=SourceId("500")),
+         customer(source_id=SourceId("18"), display_name=" acme  LTD", organisation_id=None),
+         customer(source_id=SourceId("19"), display_name="Other")],
+        [],
+    )
+    assert sorted(found.customers) == ["17", "18"]
+    v = found.customers["17"][0]
+    assert v.rule == "customer.display_name.duplicate"
+    assert v.reason.startswith("customer 'Acme Ltd' (#17): display name 'Acme Ltd' is also used")
+    assert "#18" in v.reason
+    assert found.vendors == {}
+
+
+def test_R23_vendor_named_like_a_customer_is_held_not_the_customer() -> None:
+    found = rules.display_name_collisions(
+        [customer(display_name="Jane Roe Design")],
+        [vendor(), vendor(source_id=SourceId("5"), display_name="Other"),
+         vendor(source_id=SourceId("6"), display_name="Twin"),
+         vendor(source_id=SourceId("7"), display_name="twin"),
+         vendor(source_id=SourceId("8"), display_name="")],
+    )
+    assert found.customers == {}
+    assert sorted(found.vendors) == ["4", "6", "7"]
+    assert found.vendors["4"][0].reason == (
+        "vendor 'Jane Roe Design' (#4): display name 'Jane Roe Design' is used by customer #17; "
+        "QBO names are unique across customers and vendors (error 6240)"
+    )
+    assert "is also used by vendor #7" in found.vendors["6"][0].reason
