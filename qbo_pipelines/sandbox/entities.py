@@ -705,11 +705,11 @@ def _item_line(books: Books, out: Obj, totals: LineTotals) -> Obj:
     if "ItemRef" in detail:
         detail["ItemRef"] = books.named_ref("Item", detail["ItemRef"],
                                             "Line.SalesItemLineDetail.ItemRef")
-    qty, price = detail.get("Qty"), detail.get("UnitPrice")
+    qty = number(detail.get("Qty", 0), "Line.SalesItemLineDetail.Qty")
+    price = number(detail.get("UnitPrice", 0), "Line.SalesItemLineDetail.UnitPrice")
     # python-quickbooks always sends Qty 0 and UnitPrice 0 next to the Amount, and its own
     # integration tests pass against QBO: a zero factor is not checked against Amount.
-    if qty not in (None, 0) and price not in (None, 0) and abs(
-            number(qty, "Qty") * number(price, "UnitPrice") - amount) > Decimal("0.005"):
+    if qty and price and abs(qty * price - amount) > Decimal("0.005"):
         raise errors.business(
             "Amount is not equal to UnitPrice * Qty. Supplied value:" + str(amount),
             code="6070", element="Line.Amount")

@@ -263,7 +263,7 @@ def execute(store: Store, req: ApiRequest) -> Outcome:
             return Outcome(_fault_result(fault, time_text))
         request_id = req.params.get("requestid", "") if route.write else ""
         if request_id:
-            replay = _replay(company, req, request_id)
+            replay = _replay(company, req, request_id, time_text)
             if replay is not None:
                 return Outcome(replay)
         options = frozenset(req.params.get("include", "").lower().split(","))
@@ -292,12 +292,13 @@ def _fault_result(fault: errors.QboFault, time_text: str) -> ApiResult:
     return ApiResult(fault.status, body)
 
 
-def _replay(company: Company, req: ApiRequest, request_id: str) -> ApiResult | None:
+def _replay(company: Company, req: ApiRequest, request_id: str,
+            time_text: str) -> ApiResult | None:
     if len(request_id) > REQUEST_ID_MAX:
         fault = errors.QboFault("2130", "Invalid Request Id Format",
                                 f"Invalid Request Id Format : requestid longer than "
                                 f"{REQUEST_ID_MAX} characters")
-        return _fault_result(fault, "")
+        return _fault_result(fault, time_text)
     seen = company.request_ids.get(request_id)
     if seen is None:
         return None
@@ -307,7 +308,7 @@ def _replay(company: Company, req: ApiRequest, request_id: str) -> ApiResult | N
         fault = errors.QboFault("600", "Duplicate Request ID",
                                 f"Duplicate Request ID : requestid {request_id} was already "
                                 "used for a different request")
-        return _fault_result(fault, "")
+        return _fault_result(fault, time_text)
     return ApiResult(int(seen[1]), str(seen[2]).encode("utf-8"))
 
 

@@ -164,3 +164,19 @@ def test_company_info_and_preferences(api: Api, entity: str, path: str) -> None:
     assert data["Id"] == "1"
     if entity == "Preferences":
         assert data["CurrencyPrefs"]["HomeCurrency"] == {"value": "USD"}
+
+
+def test_user_change_in_qbo_bumps_synctoken_and_shows_in_cdc(api: Api) -> None:
+    since = api.handle.control.now()
+    changed = api.handle.control.user_update(api.realm_id, "Customer",
+                                             {"Id": "1", "Notes": "edited in QBO"})
+    assert changed["SyncToken"] == "1"
+    data = api.ok(api.get("/cdc", entities="Customer", changedSince=since))
+    rows = data["CDCResponse"][0]["QueryResponse"][0]["Customer"]
+    assert [(r["Id"], r["Notes"]) for r in rows] == [("1", "edited in QBO")]
+
+
+def test_decimal_strings_are_accepted_as_amounts(api: Api) -> None:
+    invoice = api.create("Invoice", {"CustomerRef": {"value": "1"}, "Line": [
+        _line("30.00", Qty="3", UnitPrice="10.00")]})  # type: ignore[arg-type]
+    assert invoice["TotalAmt"] == 30.0
