@@ -30,8 +30,13 @@ def push_bed(
     migrations.migrate_source_app(source)
     demo.seed(source, contacts=30, sales=45, workers=4, seed_value=11)
     with run_sandbox() as sb:
-        app = QboApp(client_id=sb.client_id, client_secret=Secret(sb.client_secret),
-                     api_url=sb.base_url, oauth_url=sb.base_url, redirect_uri=sb.redirect_uri)
+        app = QboApp(
+            client_id=sb.client_id,
+            client_secret=Secret(sb.client_secret),
+            api_url=sb.base_url,
+            oauth_url=sb.base_url,
+            redirect_uri=sb.redirect_uri,
+        )
         env = SyncEnv(warehouse, source, app, client_options=FAST_CLIENT)
         realm = RealmId(sb.realm_id)
         setup.prepare_sandbox_company(sb.control, realm)

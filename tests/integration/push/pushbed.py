@@ -20,8 +20,11 @@ class PushBed:
 
     def write_calls(self) -> int:
         counts = self.sandbox.control.request_counts(self.realm)
-        return sum(n for label, n in counts.items()
-                   if label == "batch" or label.startswith(("create", "update", "delete", "send")))
+        return sum(
+            n
+            for label, n in counts.items()
+            if label == "batch" or label.startswith(("create", "update", "delete", "send"))
+        )
 
     def sql(self, engine: sa.Engine, text: str, **params: object) -> list[sa.Row]:  # type: ignore[type-arg]
         with engine.begin() as conn:

@@ -25,15 +25,24 @@ def _rows(engine: sa.Engine, sql: str, **params: object) -> list[Any]:
 
 
 def _id_map(bed: PushBed, entity: str) -> dict[str, str]:
-    rows = _rows(bed.env.warehouse, "SELECT source_id, qbo_id FROM sync.id_map WHERE entity = :e"
-                 " AND realm_id = :r AND NOT deleted_in_qbo", e=entity, r=bed.realm)
+    rows = _rows(
+        bed.env.warehouse,
+        "SELECT source_id, qbo_id FROM sync.id_map WHERE entity = :e"
+        " AND realm_id = :r AND NOT deleted_in_qbo",
+        e=entity,
+        r=bed.realm,
+    )
     return {str(s): str(q) for s, q in rows}
 
 
 def _held(bed: PushBed, entity: str) -> set[str]:
-    rows = _rows(bed.env.warehouse, "SELECT DISTINCT source_id FROM sync.quarantine"
-                 " WHERE entity = :e AND realm_id = :r AND resolved_at IS NULL",
-                 e=entity, r=bed.realm)
+    rows = _rows(
+        bed.env.warehouse,
+        "SELECT DISTINCT source_id FROM sync.quarantine"
+        " WHERE entity = :e AND realm_id = :r AND resolved_at IS NULL",
+        e=entity,
+        r=bed.realm,
+    )
     return {str(r[0]) for r in rows}
 
 
@@ -43,8 +52,17 @@ def _by_id(bed: PushBed, entity: str) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def pushed(push_bed: PushBed) -> PushBed:
-    push_bed.before = {e: push_bed.count(e) for e in ("Customer", "Item", "Invoice", "Payment",  # type: ignore[attr-defined]
-                                                      "Vendor", "Bill")}
+    push_bed.before = {
+        e: push_bed.count(e)
+        for e in (
+            "Customer",
+            "Item",
+            "Invoice",
+            "Payment",  # type: ignore[attr-defined]
+            "Vendor",
+            "Bill",
+        )
+    }
     report = pipeline.push_all(push_bed.env, push_bed.realm, run_id="first")
     assert report.totals()["failed"] == 0, report.totals()
     return push_bed
@@ -58,15 +76,24 @@ def test_R4_R5_customers_only_for_contacts_with_a_sale(pushed: PushBed) -> None:
     assert set(synced) == with_sale - _held(pushed, "customers")
     assert not set(synced) & without
     customers = _by_id(pushed, "Customer")
-    names = {str(r[0]): r[1] for r in _rows(
-        src, "SELECT c.id, coalesce(o.name, c.given_name || ' ' || c.family_name) FROM app.contacts c"
-        " LEFT JOIN app.organisations o ON o.id = c.organisation_id")}
+    names = {
+        str(r[0]): r[1]
+        for r in _rows(
+            src,
+            "SELECT c.id, coalesce(o.name, c.given_name || ' ' || c.family_name)"
+            " FROM app.contacts c LEFT JOIN app.organisations o ON o.id = c.organisation_id",
+        )
+    }
     for source_id, qbo_id in synced.items():
-        assert customers[qbo_id]["DisplayName"] == names[source_id].strip() or \
-            customers[qbo_id]["DisplayName"] == names[source_id]
+        assert (
+            customers[qbo_id]["DisplayName"] == names[source_id].strip()
+            or customers[qbo_id]["DisplayName"] == names[source_id]
+        )
     created = pushed.count("Customer") - pushed.before["Customer"]  # type: ignore[attr-defined]
-    matched = _rows(pushed.env.warehouse, "SELECT count(*) FROM sync.id_map WHERE entity ="
-                    " 'customers' AND created_by = 'matched'")[0][0]
+    matched = _rows(
+        pushed.env.warehouse,
+        "SELECT count(*) FROM sync.id_map WHERE entity = 'customers' AND created_by = 'matched'",
+    )[0][0]
     assert created == len(synced) - matched
 
 
@@ -75,13 +102,17 @@ def test_R10_items_matched_by_exact_name_else_service_with_default_income(pushed
     synced = _id_map(pushed, "items")
     products = {str(i): n for i, n in _rows(pushed.env.source, "SELECT id, name FROM app.products")}
     assert set(synced) == set(products)
-    income = setup.load_choices(pushed.env.warehouse, pushed.realm).id("accounts", "Services")
+    income = setup.choice_id(pushed.env.warehouse, pushed.realm, "accounts", "Services")
     for source_id, qbo_id in synced.items():
         item = items[qbo_id]
         assert item["Name"] == products[source_id]
     consulting = next(s for s, n in products.items() if n == "Consulting")
-    created_by = dict(_rows(pushed.env.warehouse, "SELECT source_id, created_by FROM sync.id_map"
-                            " WHERE entity = 'items'"))
+    created_by = dict(
+        _rows(
+            pushed.env.warehouse,
+            "SELECT source_id, created_by FROM sync.id_map WHERE entity = 'items'",
+        )
+    )
     assert created_by[consulting] == "matched"  # the sandbox company already sells Consulting
     for source_id, how in created_by.items():
         if how == "sync":
@@ -93,16 +124,25 @@ def test_R10_items_matched_by_exact_name_else_service_with_default_income(pushed
 def test_R11_R12_R13_R15_invoices_with_mapped_tax_codes_and_source_totals(pushed: PushBed) -> None:
     invoices = _by_id(pushed, "Invoice")
     synced = _id_map(pushed, "invoices")
-    totals = {str(i): (Decimal(t), d) for i, t, d in _rows(
-        pushed.env.source, "SELECT id, total, doc_number FROM app.sales")}
-    luxury = {str(r[0]) for r in _rows(
-        pushed.env.source, "SELECT DISTINCT l.sale_id FROM app.sale_lines l JOIN app.tax_rates t"
-        " ON t.id = l.tax_rate_id WHERE t.name = 'Luxury 25%'")}
+    totals = {
+        str(i): (Decimal(t), d)
+        for i, t, d in _rows(pushed.env.source, "SELECT id, total, doc_number FROM app.sales")
+    }
+    luxury = {
+        str(r[0])
+        for r in _rows(
+            pushed.env.source,
+            "SELECT DISTINCT l.sale_id FROM app.sale_lines l JOIN app.tax_rates t"
+            " ON t.id = l.tax_rate_id WHERE t.name = 'Luxury 25%'",
+        )
+    }
     assert luxury, "the demo must use the unmapped rate"
     assert not luxury & set(synced), "invoices using the unmapped rate are held back (R12)"
     assert luxury <= _held(pushed, "invoices")
-    choices = setup.load_choices(pushed.env.warehouse, pushed.realm)
-    allowed = {choices.id("tax_codes", c) for c in ("GST", "Reduced 5%", "Exempt")}
+    allowed = {
+        setup.choice_id(pushed.env.warehouse, pushed.realm, "tax_codes", c)
+        for c in ("GST", "Reduced 5%", "Exempt")
+    }
     for source_id, qbo_id in synced.items():
         invoice = invoices[qbo_id]
         total, doc = totals[source_id]
@@ -121,10 +161,14 @@ def test_R19_R21_payments_linked_and_deposited_to_mapped_bank_accounts(pushed: P
     invoices = _id_map(pushed, "invoices")
     synced = _id_map(pushed, "payments")
     assert synced
-    choices = setup.load_choices(pushed.env.warehouse, pushed.realm)
-    banks = {choices.id("accounts", "Checking"), choices.id("accounts", "Savings")}
-    receipts = {str(i): (str(s), Decimal(a)) for i, s, a in _rows(
-        pushed.env.source, "SELECT id, sale_id, amount FROM app.receipts")}
+    banks = {
+        setup.choice_id(pushed.env.warehouse, pushed.realm, "accounts", a)
+        for a in ("Checking", "Savings")
+    }
+    receipts = {
+        str(i): (str(s), Decimal(a))
+        for i, s, a in _rows(pushed.env.source, "SELECT id, sale_id, amount FROM app.receipts")
+    }
     for source_id, qbo_id in synced.items():
         payment = payments[qbo_id]
         sale_id, amount = receipts[source_id]
@@ -141,10 +185,14 @@ def test_R23_R24_vendors_and_bills_with_expense_accounts_per_concept(pushed: Pus
     bills = _by_id(pushed, "Bill")
     synced = _id_map(pushed, "bills")
     assert len(synced) == _rows(pushed.env.source, "SELECT count(*) FROM app.worker_invoices")[0][0]
-    choices = setup.load_choices(pushed.env.warehouse, pushed.realm)
-    expected = {c: choices.id("accounts", a) for c, a in setup.DEMO_EXPENSE_CONCEPTS.items()}
-    lines = _rows(pushed.env.source, "SELECT worker_invoice_id, line_no, concept FROM"
-                  " app.worker_invoice_lines")
+    expected = {
+        c: setup.choice_id(pushed.env.warehouse, pushed.realm, "accounts", a)
+        for c, a in setup.DEMO_EXPENSE_CONCEPTS.items()
+    }
+    lines = _rows(
+        pushed.env.source,
+        "SELECT worker_invoice_id, line_no, concept FROM app.worker_invoice_lines",
+    )
     concept_of = {(str(i), int(n)): c for i, n, c in lines}
     for source_id, qbo_id in synced.items():
         bill = bills[qbo_id]
@@ -168,8 +216,11 @@ def test_R33_second_run_makes_zero_write_calls(pushed: PushBed) -> None:
 
 def test_R7_R11_editing_a_sale_is_one_sparse_update(pushed: PushBed) -> None:
     sale_id, qbo_id = next(iter(_id_map(pushed, "invoices").items()))
-    _rows(pushed.env.source, "UPDATE app.sales SET memo = 'Changed in the source' WHERE id = :i",
-          i=int(sale_id))
+    _rows(
+        pushed.env.source,
+        "UPDATE app.sales SET memo = 'Changed in the source' WHERE id = :i",
+        i=int(sale_id),
+    )
     pushed.sandbox.control.reset_requests()
     report = pipeline.push_all(pushed.env, pushed.realm, run_id="edit")
     assert report.totals()["updated"] == 1
@@ -178,10 +229,14 @@ def test_R7_R11_editing_a_sale_is_one_sparse_update(pushed: PushBed) -> None:
     invoice = _by_id(pushed, "Invoice")[qbo_id]
     assert invoice["PrivateNote"] == "Changed in the source"
     assert invoice["SyncToken"] == "1"
-    body = _rows(pushed.env.warehouse, "SELECT details ->> 'body_json' FROM sync.ledger WHERE"
-                 " run_id = 'edit' AND outcome = 'pending'")[0][0]
+    body = _rows(
+        pushed.env.warehouse,
+        "SELECT details ->> 'body_json' FROM sync.ledger WHERE"
+        " run_id = 'edit' AND outcome = 'pending'",
+    )[0][0]
     assert '"sparse":true' in body
-    assert '"Line"' not in body and '"CustomerRef"' not in body
+    assert '"Line"' not in body
+    assert '"CustomerRef"' not in body
 
 
 def test_R17_deleting_a_sale_the_sync_created_deletes_its_invoice(pushed: PushBed) -> None:
@@ -202,20 +257,44 @@ def test_R17_deleting_the_source_copy_of_a_qbo_invoice_changes_nothing_in_qbo(
     control = pushed.sandbox.control
     customer = next(iter(_id_map(pushed, "customers").values()))
     item = next(iter(_id_map(pushed, "items").values()))
-    [invoice] = control.bulk_create(pushed.realm, "Invoice", [{
-        "CustomerRef": {"value": customer}, "DocNumber": "QBO-1",
-        "Line": [{"Amount": 10, "DetailType": "SalesItemLineDetail",
-                  "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": 10}}],
-    }])
+    [invoice] = control.bulk_create(
+        pushed.realm,
+        "Invoice",
+        [
+            {
+                "CustomerRef": {"value": customer},
+                "DocNumber": "QBO-1",
+                "Line": [
+                    {
+                        "Amount": 10,
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {
+                            "ItemRef": {"value": item},
+                            "Qty": 1,
+                            "UnitPrice": 10,
+                        },
+                    }
+                ],
+            }
+        ],
+    )
     contact = next(iter(_id_map(pushed, "customers")))
     [(sale_id,)] = _rows(
         pushed.env.source,
-        "INSERT INTO app.sales (doc_number, contact_id, txn_date, total, origin, qbo_realm_id, qbo_id)"
-        " VALUES ('QBO-1', :c, current_date, 10, 'qbo', :r, :q) RETURNING id",
-        c=int(contact), r=pushed.realm, q=invoice["Id"])
-    _rows(pushed.env.warehouse, "INSERT INTO sync.id_map (realm_id, entity, source_id, qbo_id,"
-          " created_by, sync_token) VALUES (:r, 'invoices', :s, :q, 'qbo', '0')",
-          r=pushed.realm, s=str(sale_id), q=invoice["Id"])
+        "INSERT INTO app.sales (doc_number, contact_id, txn_date, total, origin, qbo_realm_id,"
+        " qbo_id) VALUES ('QBO-1', :c, current_date, 10, 'qbo', :r, :q) RETURNING id",
+        c=int(contact),
+        r=pushed.realm,
+        q=invoice["Id"],
+    )
+    _rows(
+        pushed.env.warehouse,
+        "INSERT INTO sync.id_map (realm_id, entity, source_id, qbo_id,"
+        " created_by, sync_token) VALUES (:r, 'invoices', :s, :q, 'qbo', '0')",
+        r=pushed.realm,
+        s=str(sale_id),
+        q=invoice["Id"],
+    )
     pipeline.push_all(pushed.env, pushed.realm, run_id="qbo-origin")
     _rows(pushed.env.source, "DELETE FROM app.sales WHERE id = :i", i=sale_id)
     pushed.sandbox.control.reset_requests()
@@ -223,25 +302,49 @@ def test_R17_deleting_the_source_copy_of_a_qbo_invoice_changes_nothing_in_qbo(
     assert report.totals()["deleted"] == 0
     assert pushed.write_calls() == 0
     assert invoice["Id"] in _by_id(pushed, "Invoice")
-    [(reason,)] = _rows(pushed.env.warehouse, "SELECT error_message FROM sync.ledger WHERE"
-                        " run_id = 'qbo-origin-delete' AND source_id = :s", s=str(sale_id))
+    [(reason,)] = _rows(
+        pushed.env.warehouse,
+        "SELECT error_message FROM sync.ledger WHERE"
+        " run_id = 'qbo-origin-delete' AND source_id = :s",
+        s=str(sale_id),
+    )
     assert "not created by the sync" in reason
 
 
 def test_R12_unmapped_rate_holds_exactly_its_invoices_until_mapped(pushed: PushBed) -> None:
-    luxury = {str(r[0]) for r in _rows(
-        pushed.env.source, "SELECT DISTINCT l.sale_id FROM app.sale_lines l JOIN app.tax_rates t"
-        " ON t.id = l.tax_rate_id WHERE t.name = 'Luxury 25%'")}
-    held = {str(s): reason for s, reason in _rows(
-        pushed.env.warehouse, "SELECT source_id, reason FROM sync.quarantine WHERE entity ="
-        " 'invoices' AND rule = 'mapping.tax_rate.missing' AND resolved_at IS NULL")}
+    luxury = {
+        str(r[0])
+        for r in _rows(
+            pushed.env.source,
+            "SELECT DISTINCT l.sale_id FROM app.sale_lines l JOIN app.tax_rates t"
+            " ON t.id = l.tax_rate_id WHERE t.name = 'Luxury 25%'",
+        )
+    }
+    held = {
+        str(s): reason
+        for s, reason in _rows(
+            pushed.env.warehouse,
+            "SELECT source_id, reason FROM sync.quarantine WHERE entity ="
+            " 'invoices' AND rule = 'mapping.tax_rate.missing' AND resolved_at IS NULL",
+        )
+    }
     assert set(held) == luxury
     assert all("Luxury 25%" in r for r in held.values())
     # Add the mapping; the next run syncs them with no other action.
     control = pushed.sandbox.control
     [rate] = control.bulk_create(pushed.realm, "TaxRate", [{"Name": "Luxury 25%", "RateValue": 25}])
-    control.bulk_create(pushed.realm, "TaxCode", [{"Name": "Luxury", "Active": True, "Taxable": True,
-        "SalesTaxRateList": {"TaxRateDetail": [{"TaxRateRef": {"value": rate["Id"]}}]}}])
+    control.bulk_create(
+        pushed.realm,
+        "TaxCode",
+        [
+            {
+                "Name": "Luxury",
+                "Active": True,
+                "Taxable": True,
+                "SalesTaxRateList": {"TaxRateDetail": [{"TaxRateRef": {"value": rate["Id"]}}]},
+            }
+        ],
+    )
     setup.DEMO_TAX_CODES["Luxury 25%"] = "Luxury"
     try:
         setup.apply_demo_mappings(pushed.env, pushed.realm)
@@ -249,8 +352,9 @@ def test_R12_unmapped_rate_holds_exactly_its_invoices_until_mapped(pushed: PushB
         del setup.DEMO_TAX_CODES["Luxury 25%"]
     report = pipeline.push_all(pushed.env, pushed.realm, run_id="mapped")
     synced = _id_map(pushed, "invoices")
-    clean_luxury = luxury - {s for s in _held(pushed, "invoices")}
-    assert clean_luxury and clean_luxury <= set(synced)
+    clean_luxury = luxury - set(_held(pushed, "invoices"))
+    assert clean_luxury
+    assert clean_luxury <= set(synced)
     assert report.totals()["created"] >= len(clean_luxury)
 
 
@@ -278,7 +382,12 @@ def test_R33_run_killed_mid_batch_recovers_with_no_duplicate_and_nothing_missing
     ours = [d for d in docs if d and d.startswith("S-")]
     assert len(ours) == len(set(ours)), "no invoice may be created twice"
     expected = {str(r[0]) for r in _rows(push_bed.env.source, "SELECT doc_number FROM app.sales")}
-    held_docs = {str(r[0]) for r in _rows(push_bed.env.source, "SELECT doc_number FROM app.sales"
-                                          " WHERE id = ANY(:ids)",
-                                          ids=[int(s) for s in _held(push_bed, "invoices")])}
+    held_docs = {
+        str(r[0])
+        for r in _rows(
+            push_bed.env.source,
+            "SELECT doc_number FROM app.sales WHERE id = ANY(:ids)",
+            ids=[int(s) for s in _held(push_bed, "invoices")],
+        )
+    }
     assert set(ours) == expected - held_docs
