@@ -110,14 +110,26 @@ _REQUEST_ID_NAMESPACE = uuid.UUID("6f1c7e0e-4c1b-5b8e-9a51-0b5f2a8d9c11")
 
 
 def request_id_for(
-    realm_id: RealmId, entity: str, source_id: str, content_hash: str, op: str
+    realm_id: RealmId,
+    entity: str,
+    source_id: str,
+    content_hash: str,
+    op: str,
+    attempt: int = 0,
 ) -> RequestId:
     """The deterministic QBO ``requestid`` of one write (32 hex chars).
 
     Same realm, entity, source record, content version and operation -> same id, so QBO replays
     the first result for a retry, a re-run or a restart after a crash.
+
+    QBO also replays a *failure* for a known id. When a write failed with a validation fault
+    (nothing was written) and the cause was fixed outside the record (a mapping added, a clashing
+    name renamed in QBO), pass ``attempt`` = the number of such recorded failures, so the retry
+    really executes. Never bump it for transport errors or throttling: those retries must reuse
+    the id.
     """
-    name = "\x1f".join((realm_id, entity, source_id, content_hash, op))
+    parts = (realm_id, entity, source_id, content_hash, op)
+    name = "\x1f".join(parts if attempt == 0 else (*parts, f"attempt={attempt}"))
     return RequestId(uuid.uuid5(_REQUEST_ID_NAMESPACE, name).hex)
 
 
@@ -542,8 +554,9 @@ class QboClient:
         unique = list(dict.fromkeys(ids))
         for i in range(0, len(unique), PAGE_SIZE):
             chunk = unique[i : i + PAGE_SIZE]
-            conds: list[q.Condition] = [q.in_("Id", tuple(chunk))]
-            for row in self.query_all(entity, conds, include_inactive=True):
+            statement = self._select(entity, [q.in_("Id", tuple(chunk))], True)
+            # Ids are unique: one page of len(chunk) rows holds every match.
+            for row in self.query(statement.page(1, len(chunk))).entities:
                 found[QboId(str(row["Id"]))] = row
         return found
 

@@ -356,3 +356,11 @@ def test_client_repr_has_no_token(fake_session: FakeSession) -> None:
     assert "tok" not in repr(client)
     assert "tok" not in repr(Secret("tok-123"))
     assert "tok" not in f"{Secret('tok-123')}"
+
+
+def test_R31_attempt_changes_the_request_id_only_when_bumped() -> None:
+    base = c.request_id_for(REALM, "Customer", "src-1", "h", "create")
+    assert c.request_id_for(REALM, "Customer", "src-1", "h", "create", attempt=0) == base
+    bumped = c.request_id_for(REALM, "Customer", "src-1", "h", "create", attempt=1)
+    assert bumped != base
+    assert bumped == c.request_id_for(REALM, "Customer", "src-1", "h", "create", attempt=1)
