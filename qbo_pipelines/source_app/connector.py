@@ -55,6 +55,7 @@ from qbo_pipelines.canonical import (
     SourceEntity,
     SourceId,
 )
+from qbo_pipelines.quality.rules import normalise_email  # stray spaces are not errors
 from qbo_pipelines.source_app import queries
 
 T = TypeVar("T")
@@ -151,8 +152,8 @@ def _customer(row: Row) -> CanonicalCustomer:
     return CanonicalCustomer(
         source_id=_sid(row["source_id"]), display_name=row["display_name"],
         company_name=row["company_name"], given_name=row["given_name"],
-        family_name=row["family_name"], email=row["email"], phone=row["phone"],
-        billing_name=row["billing_name"], billing_email=row["billing_email"],
+        family_name=row["family_name"], email=normalise_email(row["email"]), phone=row["phone"],
+        billing_name=row["billing_name"], billing_email=normalise_email(row["billing_email"]),
         bill_addr=_address(row), has_sale=bool(row["has_sale"]),
         organisation_id=_opt_sid(row["organisation_id"]), origin=cast(Origin, row["origin"]),
         updated_at=row["updated_at"],
@@ -195,7 +196,8 @@ def _sale(row: Row, lines: tuple[CanonicalSaleLine, ...]) -> CanonicalSale:
         source_id=_sid(row["source_id"]), doc_number=row["doc_number"],
         customer_source_id=_sid(row["customer_source_id"]), txn_date=row["txn_date"],
         due_date=row["due_date"], currency=row["currency"], memo=row["memo"],
-        billing_email=row["billing_email"], send_requested=bool(row["send_requested"]),
+        billing_email=normalise_email(row["billing_email"]),
+        send_requested=bool(row["send_requested"]),
         lines=lines, subtotal=row["subtotal"], discount_total=row["discount_total"],
         tax_total=row["tax_total"], total=row["total"], detail_level=row["detail_level"],
         grouping=row["grouping"], origin=cast(Origin, row["origin"]),
@@ -217,7 +219,8 @@ def _receipt(row: Row) -> CanonicalReceipt:
 def _vendor(row: Row) -> CanonicalVendor:
     return CanonicalVendor(
         source_id=_sid(row["source_id"]), display_name=row["display_name"],
-        given_name=row["given_name"], family_name=row["family_name"], email=row["email"],
+        given_name=row["given_name"], family_name=row["family_name"],
+        email=normalise_email(row["email"]),
         phone=row["phone"], country=row["country"], updated_at=row["updated_at"],
     )
 

@@ -148,7 +148,8 @@ def plan_record(
         return Plan("skip", source_id, record_hash, reason="unchanged")
     built = (spec.fields if known else spec.create)(record, ctx)
     # Every reason at once: the record's own rules (R40) and its references / mappings (R12).
-    violations = tuple(check(record)) + (built.violations if isinstance(built, Blocked) else ())
+    blocked = built.violations if isinstance(built, Blocked) else ()
+    violations = tuple(check(record, creating=not known)) + blocked
     if violations or isinstance(built, Blocked):
         return Plan("hold", source_id, record_hash, violations=violations)
     if not known or current is None:
@@ -286,7 +287,7 @@ def push_entity(
         deleted |= set(wanted) - seen
     if deleted:
         plans = [plan_delete(spec.entity, id_map.get(s), s) for s in sorted(deleted)]
-        _execute(run, spec, plans, id_map, report)
+        _execute(run, spec, plans, id_map, report)  # also releases their quarantine rows
     if source_ids is None:
         state.set_cursor(run.engine, run.realm_id, cursor_name(name), str(until))
     report.cursor = until
