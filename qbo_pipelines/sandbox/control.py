@@ -146,27 +146,28 @@ class SandboxControl:
         """Simulate a user editing a record in QBO: a sparse update (needs Id; SyncToken is
         taken from the current record when omitted). Webhooks fire as for any change."""
         body = dict(changes)
-        if "SyncToken" not in body:
-            current = [e for e in self.entities(realm_id, entity) if e["Id"] == str(body["Id"])]
-            if not current:
-                raise RuntimeError(f"{entity} {body['Id']} not found")
-            body["SyncToken"] = current[0]["SyncToken"]
+        body.setdefault("SyncToken", self._current(realm_id, entity, str(body["Id"]))["SyncToken"])
         return self._write(realm_id, entity, [body], "update")[0]
 
     def user_delete(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
         """Simulate a user deleting a transaction in QBO."""
-        current = [e for e in self.entities(realm_id, entity) if e["Id"] == str(obj_id)]
-        if not current:
-            raise RuntimeError(f"{entity} {obj_id} not found")
-        body = {"Id": str(obj_id), "SyncToken": current[0]["SyncToken"]}
+        body = self._id_token(realm_id, entity, obj_id)
         return self._write(realm_id, entity, [body], "delete")[0]
 
     def user_void(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
-        current = [e for e in self.entities(realm_id, entity) if e["Id"] == str(obj_id)]
-        if not current:
-            raise RuntimeError(f"{entity} {obj_id} not found")
-        body = {"Id": str(obj_id), "SyncToken": current[0]["SyncToken"]}
+        """Simulate a user voiding a transaction in QBO."""
+        body = self._id_token(realm_id, entity, obj_id)
         return self._write(realm_id, entity, [body], "void")[0]
+
+    def _current(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
+        for row in self.entities(realm_id, entity):
+            if row["Id"] == obj_id:
+                return row
+        raise RuntimeError(f"{entity} {obj_id} not found")
+
+    def _id_token(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
+        current = self._current(realm_id, entity, str(obj_id))
+        return {"Id": current["Id"], "SyncToken": current["SyncToken"]}
 
     def _write(self, realm_id: str, entity: str, bodies: list[dict[str, Any]],
                op: str) -> list[dict[str, Any]]:

@@ -180,3 +180,12 @@ def test_decimal_strings_are_accepted_as_amounts(api: Api) -> None:
     invoice = api.create("Invoice", {"CustomerRef": {"value": "1"}, "Line": [
         _line("30.00", Qty="3", UnitPrice="10.00")]})  # type: ignore[arg-type]
     assert invoice["TotalAmt"] == 30.0
+
+
+def test_user_void_and_delete_in_qbo(api: Api) -> None:
+    control = api.handle.control
+    kept = api.create("Invoice", {"CustomerRef": {"value": "1"}, "Line": [_line(10)]})
+    gone = api.create("Invoice", {"CustomerRef": {"value": "1"}, "Line": [_line(10)]})
+    assert control.user_void(api.realm_id, "Invoice", kept["Id"])["TotalAmt"] == 0.0
+    assert control.user_delete(api.realm_id, "Invoice", gone["Id"])["status"] == "Deleted"
+    assert fault_of(api.get(f"/invoice/{gone['Id']}"))["code"] == "610"
