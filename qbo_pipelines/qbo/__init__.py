@@ -13,6 +13,7 @@ Public interface (import from ``qbo_pipelines.qbo``):
 * :mod:`.discovery` - the QBO choices users map to.
 """
 
+from qbo_pipelines.qbo.cdc import CdcResult, Change
 from qbo_pipelines.qbo.client import (
     PRODUCTION_BASE_URL,
     SANDBOX_BASE_URL,
@@ -52,6 +53,8 @@ __all__ = [
     "AuthError",
     "BatchOp",
     "BatchResult",
+    "CdcResult",
+    "Change",
     "Condition",
     "DuplicateDocNumberError",
     "DuplicateNameError",

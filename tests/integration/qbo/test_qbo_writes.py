@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -239,3 +240,16 @@ def test_R22_payment_void_and_batch_delete(new_company: Callable[..., Company]) 
     assert results[0].ok
     assert results[0].entity is not None
     assert results[0].entity["status"] == "Deleted"
+
+
+def test_R41_read_timeout_and_xml_fault_are_retried(empty_company: Company) -> None:
+    control, realm = empty_company.control, empty_company.realm_id
+    control.inject_fault(kind="timeout", realm_id=realm, method="POST", delay_seconds=1.5)
+    control.inject_fault(kind="xml", realm_id=realm, method="POST", status=503, code="10000")
+    client = empty_company.client(timeout=(2.0, 0.5))
+    rid = request_id_for(realm, "Customer", "src-timeout", "v1", "create")
+    client.create("Customer", {"DisplayName": "Slow"}, request_id=rid)
+    assert control.count(realm, "Customer") == 1
+    assert client.calls == {"POST": 3}
+    time.sleep(1.2)  # the sandbox logs the timed-out call when its handler finishes
+    assert [r["request_id"] for r in empty_company.requests()].count(rid) == 3
