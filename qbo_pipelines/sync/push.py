@@ -22,6 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -79,6 +80,7 @@ class PushSpec:
     fields: Callable[[Record, PushContext], BuildResult]
     match_field: str | None = None
     skip_reason: Callable[[Record], str | None] = lambda _r: None
+    send_request: Callable[[Record], tuple[bool, str | None]] | None = None  # R18
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class Plan:
     reason: str | None = None
     violations: tuple[Violation, ...] = ()
     payload: Mapping[str, Any] | None = None  # the full body (what we now hold in QBO)
+    send: bool = False  # the source asks QBO to email it (R18)
+    send_to: str | None = None
 
 
 @dataclass
@@ -122,6 +126,7 @@ class PushReport:
             "conflicts",
             "skipped",
             "sent",
+            "copied",
         )
         return {k: int(self.counts.get(k, 0)) for k in keys}
 
@@ -136,6 +141,19 @@ def plan_record(
     ctx: PushContext,
 ) -> Plan:
     """Decide what one existing source record needs (pure; no I/O)."""
+    plan = _plan_write(spec, record, current, ctx)
+    if spec.send_request is None or plan.action == "hold":
+        return plan
+    send, send_to = spec.send_request(record)
+    return replace(plan, send=send, send_to=send_to)
+
+
+def _plan_write(
+    spec: PushSpec,
+    record: Record,
+    current: state.IdMapRow | None,
+    ctx: PushContext,
+) -> Plan:
     source_id = SourceId(record.source_id)
     record_hash = content_hash(record)
     skip = spec.skip_reason(record)
@@ -335,6 +353,68 @@ def _execute(
     writes = [(p, op) for p in plans if (op := _op(run, entity, p)) is not None]
     for i in range(0, len(writes), BATCH_SIZE):
         _write_batch(run, entity, writes[i : i + BATCH_SIZE], id_map, report)
+    _send_requested(run, entity, [p for p in plans if p.send], id_map, report)
+
+
+def _send_requested(
+    run: PushRun,
+    entity: catalogue.Entity,
+    plans: Sequence[Plan],
+    id_map: dict[SourceId, state.IdMapRow],
+    report: PushReport,
+) -> None:
+    """R18: once synced, QBO emails the invoice to the billing email held in the source; with
+    no billing email the invoice is only copied to QBO. Each invoice is sent once."""
+    ledger: list[state.LedgerRow] = []
+    mapped: list[state.IdMapRow] = []
+    for p in plans:
+        row = id_map.get(p.source_id)
+        if row is None or row.qbo_id is None or row.sent_at is not None:
+            continue
+        if not p.send_to:
+            report.counts["copied"] += 1
+            ledger.append(
+                _ledger(
+                    run,
+                    entity,
+                    p,
+                    "send",
+                    "skipped",
+                    qbo_id=row.qbo_id,
+                    message="no billing email: copied to QBO, not emailed",
+                )
+            )
+            mapped.append(replace(row, sent_at=datetime.now(UTC), sent_to=None))
+            continue
+        rid = request_id_for(run.realm_id, entity.name, p.source_id, p.send_to, "send")
+        try:
+            sent = run.client.send(
+                entity.qbo_name, QboId(row.qbo_id), request_id=rid, send_to=p.send_to
+            )
+        except QboError as err:
+            report.counts["failed"] += 1
+            ledger.append(
+                _ledger(
+                    run, entity, p, "send", "failed", qbo_id=row.qbo_id, error=err, request_id=rid
+                )
+            )
+            continue
+        report.counts["sent"] += 1
+        token = str(sent.get("SyncToken", row.sync_token))
+        mapped.append(replace(row, sent_at=datetime.now(UTC), sent_to=p.send_to, sync_token=token))
+        ledger.append(
+            _ledger(
+                run,
+                entity,
+                p,
+                "send",
+                "ok",
+                qbo_id=row.qbo_id,
+                request_id=rid,
+                message=f"emailed by QBO to {p.send_to}",
+            )
+        )
+    _save(run, mapped, ledger, id_map)
 
 
 def _save(

@@ -48,6 +48,10 @@ def _bill(b: CanonicalBill, ctx: PushContext) -> BuildResult:
     return to_qbo.bill_body(b, ctx)
 
 
+def _send(s: CanonicalSale) -> tuple[bool, str | None]:
+    return s.send_requested, s.billing_email
+
+
 SPECS: dict[str, PushSpec] = {
     "customers": PushSpec(
         catalogue.entity("customers"),
@@ -62,7 +66,7 @@ SPECS: dict[str, PushSpec] = {
         _item_fields,
         match_field="Name",
     ),
-    "invoices": PushSpec(catalogue.entity("invoices"), _invoice, _invoice),
+    "invoices": PushSpec(catalogue.entity("invoices"), _invoice, _invoice, send_request=_send),
     "payments": PushSpec(catalogue.entity("payments"), _payment, _payment),
     "vendors": PushSpec(
         catalogue.entity("vendors"),

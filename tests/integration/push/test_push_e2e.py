@@ -391,3 +391,47 @@ def test_R33_run_killed_mid_batch_recovers_with_no_duplicate_and_nothing_missing
         )
     }
     assert set(ours) == expected - held_docs
+
+
+def test_R18_send_invoice_emails_the_billing_email_or_only_copies(push_bed: PushBed) -> None:
+    src = push_bed.env.source
+    _rows(src, "UPDATE app.sales SET send_requested = false")
+    ids = [
+        r[0]
+        for r in _rows(
+            src,
+            "SELECT s.id FROM app.sales s WHERE s.total > 0 AND NOT EXISTS"
+            " (SELECT 1 FROM app.sale_lines l JOIN app.tax_rates t ON"
+            " t.id = l.tax_rate_id WHERE l.sale_id = s.id AND t.name ="
+            " 'Luxury 25%') ORDER BY s.id LIMIT 2",
+        )
+    ]
+    with_email, without = ids
+    people = (
+        "UPDATE app.contacts x SET email = :e FROM app.sales s JOIN app.contacts c"
+        " ON c.id = s.contact_id WHERE s.id = :i AND (x.id = c.id OR"
+        " (x.organisation_id = c.organisation_id AND x.is_billing_contact))"
+    )
+    _rows(src, people, e="pay@example.com", i=with_email)
+    _rows(src, people, e=None, i=without)
+    _rows(
+        src,
+        "UPDATE app.sales SET send_requested = true WHERE id IN (:a, :b)",
+        a=with_email,
+        b=without,
+    )
+    report = pipeline.push_all(push_bed.env, push_bed.realm, run_id="send")
+    assert report.totals()["sent"] == 1
+    assert report.totals()["copied"] == 1
+    invoices = _id_map(push_bed, "invoices")
+    emails = push_bed.sandbox.control.emails(push_bed.realm)
+    assert [
+        (e.get("invoice_id") or e.get("Id") or e.get("id"), e.get("to") or e.get("send_to"))
+        for e in emails
+    ] == [(invoices[str(with_email)], "pay@example.com")]
+    sent = _by_id(push_bed, "Invoice")[invoices[str(with_email)]]
+    assert sent["EmailStatus"] == "EmailSent"
+    # Sent once: a second run sends nothing.
+    again = pipeline.push_all(push_bed.env, push_bed.realm, run_id="send-again")
+    assert again.totals()["sent"] == 0
+    assert len(push_bed.sandbox.control.emails(push_bed.realm)) == 1
