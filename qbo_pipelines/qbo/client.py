@@ -398,7 +398,8 @@ class QboClient:
                 )
         except requests.Timeout as exc:
             raise TransportError(f"timeout: {type(exc).__name__}", code="timeout") from None
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            # includes a connection dropped after QBO committed: the retry reuses the requestid
             raise TransportError(
                 f"connection error: {type(exc).__name__}", code="connection"
             ) from None
