@@ -449,7 +449,7 @@ def _check_name_chars(data: Obj, fields: tuple[str, ...]) -> None:
                                   f"{key} cannot contain a colon (:), tab or newline.", key)
 
 
-def _person(books: Books, data: Obj, existing: Obj | None, entity: str) -> Obj:
+def _person(books: Books, data: Obj, existing: Obj | None) -> Obj:
     if not data.get("DisplayName"):
         parts = [str(data[p]) for p in NAME_PARTS if data.get(p)]
         if not parts:
@@ -474,7 +474,7 @@ def _person(books: Books, data: Obj, existing: Obj | None, entity: str) -> Obj:
 
 
 def _customer(books: Books, data: Obj, existing: Obj | None) -> Obj:
-    data = _person(books, data, existing, "Customer")
+    data = _person(books, data, existing)
     data.setdefault("Taxable", False)
     data.setdefault("Job", False)
     data.setdefault("BillWithParent", False)
@@ -491,7 +491,7 @@ def _customer(books: Books, data: Obj, existing: Obj | None) -> Obj:
 
 
 def _vendor(books: Books, data: Obj, existing: Obj | None) -> Obj:
-    data = _person(books, data, existing, "Vendor")
+    data = _person(books, data, existing)
     data.setdefault("Vendor1099", False)
     if existing is not None:
         data["Balance"] = existing.get("Balance", 0.0)
@@ -499,7 +499,7 @@ def _vendor(books: Books, data: Obj, existing: Obj | None) -> Obj:
 
 
 def _employee(books: Books, data: Obj, existing: Obj | None) -> Obj:
-    return _person(books, data, existing, "Employee")
+    return _person(books, data, existing)
 
 
 def _require_name(data: Obj) -> None:
@@ -689,8 +689,10 @@ def _sales_line(books: Books, line: Obj, n: int, totals: LineTotals) -> Obj:
         totals.discount += amount
         out["Amount"] = as_json_number(amount)
         return out
-    if detail_type in ("DescriptionOnly", "GroupLineDetail"):
-        out.pop("Amount", None) if detail_type == "DescriptionOnly" else None
+    if detail_type == "DescriptionOnly":
+        out.pop("Amount", None)
+        return out
+    if detail_type == "GroupLineDetail":
         return out
     raise errors.QboFault("2010", "Request has invalid or unsupported property",
                           f"Property Name:DetailType specified value {detail_type} is "

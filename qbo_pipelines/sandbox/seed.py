@@ -124,7 +124,6 @@ def seed_company(books: Books) -> None:
             "PurchaseTaxRateList": {"TaxRateDetail": []}})
     for name, taxable in (("TAX", True), ("NON", False)):
         # US pseudo tax codes: real QBO returns them from TaxCode queries with these Ids.
-        books.company.table("TaxCode")  # ensure table
         books.store_raw(SPECS["TaxCode"], {"Name": name, "Description": name, "Active": True,
                                            "Taxable": taxable, "TaxGroup": False})
     for name, kind in PAYMENT_METHODS:

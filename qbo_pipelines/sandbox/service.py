@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from qbo_pipelines.sandbox import cdc, errors, query
 from qbo_pipelines.sandbox.clock import fmt_millis, fmt_seconds
@@ -339,15 +337,3 @@ def _create_any(books: Books, entity: str, body: Obj) -> Obj:
     data = clean({k: v for k, v in body.items() if k not in ("Id", "SyncToken", "MetaData")})
     data.setdefault("Active", True)
     return books.store_raw(spec, data)
-
-
-def error_json(fault: errors.QboFault, company: Company | None, epoch: float) -> bytes:
-    time_text = fmt_millis(epoch, company.utc_offset if company else "-07:00")
-    return json.dumps({"Fault": fault.fault_json(), "time": time_text}).encode("utf-8")
-
-
-def params_from(query_string: dict[str, Any]) -> dict[str, str]:
-    return {str(k): str(v) for k, v in query_string.items()}
-
-
-REALM_PATH = re.compile(r"^/v3/company/([^/]+)(/.*)?$")
