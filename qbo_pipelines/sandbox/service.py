@@ -43,7 +43,7 @@ class ApiResult:
 class Route:
     label: str
     write: bool
-    run: Callable[[Company, ApiRequest, Books], tuple[Obj | bytes, str]]
+    run: Callable[[Company, ApiRequest, Books], Obj | bytes]
 
 
 def classify(method: str, path: str, params: dict[str, str], body: bytes = b"") -> str:
@@ -86,34 +86,33 @@ def _route(method: str, path: str, params: dict[str, str]) -> Route:
 
 def _singleton_route(name: str, method: str, parts: list[str]) -> Route:
     if method == "GET":
-        return Route(f"read:{name}", False, lambda c, r, b: ({name: b.read(name, "1")}, name))
+        return Route(f"read:{name}", False, lambda c, r, b: {name: b.read(name, "1")})
     return Route(f"update:{name}", True,
-                 lambda c, r, b: ({name: b.update(name, {**_json(r), "Id": "1"})}, name))
+                 lambda c, r, b: {name: b.update(name, {**_json(r), "Id": "1"})})
 
 
 def _entity_route(spec: Spec, method: str, parts: list[str], params: dict[str, str]) -> Route:
     name = spec.name
     if method == "GET" and len(parts) == 2:
-        return Route(f"read:{name}", False, lambda c, r, b: ({name: b.read(name, parts[1])}, name))
+        return Route(f"read:{name}", False, lambda c, r, b: {name: b.read(name, parts[1])})
     if method == "GET" and len(parts) == 3 and parts[2] == "pdf":
-        return Route(f"pdf:{name}", False, lambda c, r, b: (_pdf(c, b, name, parts[1]), name))
+        return Route(f"pdf:{name}", False, lambda c, r, b: _pdf(c, b, name, parts[1]))
     if method == "POST" and len(parts) == 3 and parts[2] == "send" and name in SENDABLE:
-        return Route(f"send:{name}", True, lambda c, r, b: (_send(c, r, b, name, parts[1]), name))
+        return Route(f"send:{name}", True, lambda c, r, b: _send(c, r, b, name, parts[1]))
     if method != "POST" or len(parts) != 1:
         raise errors.unsupported(f"Operation {method} {'/'.join(parts)} is not supported.")
     operation = params.get("operation", "").lower()
     include = params.get("include", "").lower()
     if operation == "delete":
-        return Route(f"delete:{name}", True, lambda c, r, b: ({name: b.delete(name, _json(r))},
-                                                              name))
+        return Route(f"delete:{name}", True, lambda c, r, b: {name: b.delete(name, _json(r))})
     if operation == "void" or (operation in ("update", "") and "void" in include.split(",")):
         if operation == "void" and spec.void_style == "include":
             raise errors.unsupported(f"Operation void is not supported for {name}; use "
                                      "operation=update&include=void.")
-        return Route(f"void:{name}", True, lambda c, r, b: ({name: b.void(name, _json(r))}, name))
+        return Route(f"void:{name}", True, lambda c, r, b: {name: b.void(name, _json(r))})
     if operation not in ("", "create", "update"):
         raise errors.unsupported(f"Operation {operation} is not supported.")
-    return Route(f"write:{name}", True, lambda c, r, b: ({name: _write(b, name, _json(r))}, name))
+    return Route(f"write:{name}", True, lambda c, r, b: {name: _write(b, name, _json(r))})
 
 
 def _write(books: Books, name: str, body: Obj) -> Obj:
@@ -137,22 +136,22 @@ def _json(req: ApiRequest) -> Obj:
     return data
 
 
-def _run_query(company: Company, req: ApiRequest, books: Books) -> tuple[Obj, str]:
+def _run_query(company: Company, req: ApiRequest, books: Books) -> Obj:
     text = req.params.get("query", "")
     if req.method == "POST" and not text:
         text = req.body.decode("utf-8", errors="replace")
     if not text.strip():
         raise errors.required("query")
-    return {"QueryResponse": query.execute(company, text)}, ""
+    return {"QueryResponse": query.execute(company, text)}
 
 
-def _run_cdc(company: Company, req: ApiRequest, books: Books) -> tuple[Obj, str]:
+def _run_cdc(company: Company, req: ApiRequest, books: Books) -> Obj:
     result = cdc.changes(company, req.params.get("entities", ""),
                          req.params.get("changedSince", ""), books.epoch)
-    return {"CDCResponse": [{"QueryResponse": result}]}, ""
+    return {"CDCResponse": [{"QueryResponse": result}]}
 
 
-def _run_batch(company: Company, req: ApiRequest, books: Books) -> tuple[Obj, str]:
+def _run_batch(company: Company, req: ApiRequest, books: Books) -> Obj:
     items = _json(req).get("BatchItemRequest")
     if not isinstance(items, list) or not items:
         raise errors.required("BatchItemRequest")
@@ -177,7 +176,7 @@ def _run_batch(company: Company, req: ApiRequest, books: Books) -> tuple[Obj, st
             out.append({"bId": bid, **_batch_item(company, books, item)})
         except errors.QboFault as fault:
             out.append({"bId": bid, "Fault": fault.fault_json()})
-    return {"BatchItemResponse": out}, ""
+    return {"BatchItemResponse": out}
 
 
 def _batch_item(company: Company, books: Books, item: Obj) -> Obj:
@@ -276,7 +275,7 @@ def execute(store: Store, req: ApiRequest) -> Outcome:
 def _run(route: Route, company: Company, req: ApiRequest, books: Books,
          time_text: str) -> Outcome:
     try:
-        payload, _ = route.run(company, req, books)
+        payload = route.run(company, req, books)
     except errors.QboFault as fault:
         return Outcome(_fault_result(fault, time_text), books.changes, books.sent)
     if isinstance(payload, bytes):
