@@ -1,0 +1,123 @@
+"""R27/R30: the source-changes sensor, evaluated with build_sensor_context on real databases."""
+
+from collections.abc import Callable
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from qbo_pipelines.defs.push import REALM_TAG, source_changes_sensor
+from qbo_pipelines.defs.resources import SourceAppResource, WarehouseResource
+from qbo_pipelines.source_app import demo
+from qbo_pipelines.sync import settings as sync_settings
+from qbo_pipelines.warehouse import migrations
+
+REALM = "4620816365000000001"
+
+
+class Bed:
+    def __init__(
+        self, warehouse: sa.Engine, source: sa.Engine, instance: dg.DagsterInstance
+    ) -> None:
+        self.warehouse, self.source, self.instance = warehouse, source, instance
+
+    def sql(self, engine: sa.Engine, text: str, **params: object) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text(text), params)
+
+    def evaluate(self, cursor: str | None = None) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            cursor=cursor,
+            instance=self.instance,
+            resources={
+                "warehouse": WarehouseResource(database_url=_url(self.warehouse)),
+                "source_app": SourceAppResource(database_url=_url(self.source)),
+            },
+        )
+        result = source_changes_sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        return result
+
+    def last_seq(self) -> int:
+        with self.source.connect() as conn:
+            return int(conn.execute(sa.text("SELECT max(seq) FROM app.change_log")).scalar_one())
+
+    def age_changes(self, first_ago: int, last_ago: int) -> None:
+        """Make the pending changes look first_ago..last_ago seconds old."""
+        self.sql(
+            self.source,
+            "UPDATE app.change_log SET at = now() - make_interval(secs => :a)",
+            a=first_ago,
+        )
+        self.sql(
+            self.source,
+            "UPDATE app.change_log SET at = now() - make_interval(secs => :a)"
+            " WHERE seq = (SELECT max(seq) FROM app.change_log)",
+            a=last_ago,
+        )
+
+
+def _url(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def bed(make_database: Callable[[str], sa.Engine], dagster_instance: dg.DagsterInstance) -> Bed:
+    warehouse = make_database("sensorwh")
+    migrations.migrate_warehouse(warehouse)
+    source = make_database("sensorsrc")
+    migrations.migrate_source_app(source)
+    demo.seed(source, contacts=5, sales=5, workers=1, seed_value=3)
+    b = Bed(warehouse, source, dagster_instance)
+    b.sql(
+        warehouse, "INSERT INTO sync.companies (realm_id, status) VALUES (:r, 'connected')", r=REALM
+    )
+    return b
+
+
+def test_R27_no_changes_requests_no_run(bed: Bed) -> None:
+    cursor = sync_settings.dump_cursor({REALM: bed.last_seq()})
+    result = bed.evaluate(cursor)
+    assert result.run_requests == []
+    assert "no source changes" in _skip(result)
+
+
+def test_R27_changes_still_settling_wait(bed: Bed) -> None:
+    bed.age_changes(first_ago=30, last_ago=5)
+    result = bed.evaluate()
+    assert result.run_requests == []
+    assert "settling" in _skip(result)
+
+
+def test_R27_settled_changes_start_one_run_per_company(bed: Bed) -> None:
+    bed.age_changes(first_ago=300, last_ago=130)
+    result = bed.evaluate()
+    [request] = result.run_requests or []
+    assert request.partition_key == REALM
+    assert request.tags[REALM_TAG] == REALM
+    assert request.run_key == f"push:{REALM}:{bed.last_seq()}"
+    assert sync_settings.parse_cursor(result.cursor) == {REALM: bed.last_seq()}
+    # The next tick, with nothing new, requests nothing (the run key is never reused).
+    again = bed.evaluate(result.cursor)
+    assert again.run_requests == []
+
+
+def test_R27_maximum_wait_reached_runs_despite_ongoing_changes(bed: Bed) -> None:
+    bed.age_changes(first_ago=1000, last_ago=1)  # default max wait: 900 s
+    result = bed.evaluate()
+    assert len(result.run_requests or []) == 1
+
+
+def test_R30_paused_company_gets_no_run(bed: Bed) -> None:
+    bed.age_changes(first_ago=300, last_ago=200)
+    bed.sql(
+        bed.warehouse, "INSERT INTO mapping.settings (realm_id, paused) VALUES (:r, true)", r=REALM
+    )
+    result = bed.evaluate()
+    assert result.run_requests == []
+    assert "paused" in _skip(result)
+
+
+def _skip(result: dg.SensorResult) -> str:
+    reason = result.skip_reason
+    return reason.skip_message or "" if reason is not None else ""
