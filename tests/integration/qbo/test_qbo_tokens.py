@@ -392,3 +392,24 @@ def test_R1_R3_cli_companies_and_disconnect(
     assert "disconnected" not in lines[second]
     revoked = [r for r in sandbox.control.requests() if r["endpoint"] == "revoke"]
     assert [r["status"] for r in revoked] == [200]
+
+
+def test_R2_tokens_never_logged_or_in_errors(
+    sandbox: Any, store: auth.TokenStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    realm = connect_company(sandbox, store)
+    client = QboClient(sandbox.base_url, realm, store)
+    sandbox.control.advance_clock(3700)
+    client.company_info()  # 401 -> refresh -> retry, all logged at DEBUG
+    tokens = store.load(realm)
+    assert tokens is not None
+    store.oauth.revoke(tokens.refresh_token)
+    with pytest.raises(NeedsReconnectError) as info:
+        store.refresh(realm, force=True)
+    text = caplog.text + str(info.value) + repr(info.value)
+    for secret in (tokens.access_token.reveal(), tokens.refresh_token.reveal()):
+        assert secret not in text
+    assert "token" in caplog.text.lower()  # the flow was logged, just not the secrets
