@@ -235,7 +235,9 @@ def read_changes(
     unsupported = sorted(set(entities) & CDC_UNSUPPORTED)
     if unsupported:
         raise ValueError(f"QBO CDC does not support {', '.join(unsupported)}")
-    now = client.server_time()
+    # QBO stamps LastUpdatedTime in whole seconds: a checkpoint inside a second could skip a
+    # change made later in that same second, so windows end on a whole second.
+    now = client.server_time().replace(microsecond=0)
     end = min(until, now) if until is not None else now
     old, recent = split_at_horizon(since, end, now)
     horizon = recent[0][0] if recent else end
