@@ -84,9 +84,16 @@ def dagster_env() -> dict[str, str]:
 def _dev(args: argparse.Namespace) -> int:
     env = dagster_env()
     cmd = [
-        sys.executable, "-m", "dagster", "dev",
-        "-w", str(settings.PROJECT_ROOT / "workspace.yaml"),
-        "-h", args.host, "-p", str(args.port),
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(settings.PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
     ]
     print(f"Dagster UI: http://{args.host}:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
     return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
@@ -96,8 +103,15 @@ def materialize(selection: str, env: dict[str, str] | None = None) -> int:
     """Materialize assets through the Dagster CLI on the project's Postgres-backed instance."""
     env = env or dagster_env()
     cmd = [
-        sys.executable, "-m", "dagster", "asset", "materialize",
-        "-m", "qbo_pipelines.definitions", "--select", selection,
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "qbo_pipelines.definitions",
+        "--select",
+        selection,
     ]
     return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
 
@@ -107,19 +121,10 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 def _demo_run(args: argparse.Namespace) -> int:
-    """The main job: bring the stack up and run what the pipeline has."""
-    from qbo_pipelines.warehouse import db
+    """The main job: the demo app synced with the local QBO sandbox, end to end."""
+    from qbo_pipelines.demo.run import DemoOptions, run
 
-    stack = db.bootstrap()
-    print(f"postgres ready ({'embedded' if stack.pg.embedded else 'external'}); "
-          f"migrations applied now: {', '.join(stack.applied) or 'none'}")
-    rc = materialize("*")
-    if rc != 0:
-        raise UserError(f"materialization failed (exit {rc}); see the Dagster run log above")
-    print("done. Where to look:")
-    print("  Dagster UI:   make dev   (then open http://127.0.0.1:3000)")
-    print("  warehouse:    psql \"$(.venv/bin/qbo-pipelines db url --show-password)\"")
-    return 0
+    return run(DemoOptions(contacts=args.contacts, sales=args.sales, workers=args.workers))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     stop = db_sub.add_parser("stop", help="stop the embedded Postgres")
     stop.set_defaults(func=_db_stop)
     url = db_sub.add_parser("url", help="print a database URL")
-    url.add_argument("database", nargs="?", default="warehouse",
-                     choices=["warehouse", "source_app", "dagster"])
+    url.add_argument(
+        "database", nargs="?", default="warehouse", choices=["warehouse", "source_app", "dagster"]
+    )
     url.add_argument("--show-password", action="store_true")
     url.set_defaults(func=_db_url)
 
@@ -151,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     mat.set_defaults(func=_materialize)
 
     demo_run = sub.add_parser("demo-run", help="the main job: the whole demo, end to end")
+    demo_run.add_argument("--contacts", type=int, default=200)
+    demo_run.add_argument("--sales", type=int, default=500)
+    demo_run.add_argument("--workers", type=int, default=20)
     demo_run.set_defaults(func=_demo_run)
 
     for module_name in AREA_CLIS:

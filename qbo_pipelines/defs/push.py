@@ -15,7 +15,8 @@ from qbo_pipelines.sync import pipeline, triggers
 from qbo_pipelines.sync import settings as sync_settings
 
 REALM_TAG = "qbo_pipelines/realm"
-companies = dg.DynamicPartitionsDefinition(name="qbo_companies")
+COMPANIES = "qbo_companies"
+companies = dg.DynamicPartitionsDefinition(name=COMPANIES)
 
 
 class PushConfig(dg.Config):
