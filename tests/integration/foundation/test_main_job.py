@@ -1,0 +1,56 @@
+"""The README's run command end to end (small data), twice: the second run writes nothing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qbo_pipelines import settings
+from qbo_pipelines.warehouse import postgres
+
+
+@pytest.mark.slow
+def test_R11_R33_main_job_pushes_the_demo_then_is_idempotent(
+    pg_server: postgres.PgServer, tmp_path: Path
+) -> None:
+    prefix = f"mj{os.getpid()}_"
+    env = {
+        **os.environ,
+        settings.ENV_PG_URL: pg_server.url_str("postgres").replace(
+            "postgresql+psycopg", "postgresql"
+        ),
+        settings.ENV_DB_PREFIX: prefix,
+        settings.ENV_DATA_DIR: str(tmp_path),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "qbo_pipelines.cli",
+        "demo-run",
+        "--contacts",
+        "25",
+        "--sales",
+        "40",
+        "--workers",
+        "3",
+    ]
+    try:
+        first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "succeeded" in first.stdout
+        assert "pushed/qbo/invoices" in first.stdout
+        assert "Luxury 25%" in first.stdout  # the held-back reason is shown
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert "reusing the existing data" in second.stdout
+        rows = [ln.split() for ln in second.stdout.splitlines() if ln.strip().startswith("pushed/")]
+        assert rows
+        for row in rows:
+            created, updated = int(row[1]), int(row[2])
+            api_calls = int(row[-1])
+            assert (created, updated, api_calls) == (0, 0, 0), row
+    finally:
+        for logical in postgres.LOGICAL_DATABASES:
+            postgres.drop_database(pg_server, f"{prefix}{logical}")
