@@ -50,6 +50,24 @@ def make_database(pg_server: postgres.PgServer) -> Iterator[Callable[[str], sa.E
         postgres.drop_database(pg_server, name)
 
 
+@pytest.fixture
+def temp_database(pg_server: postgres.PgServer) -> Iterator[Callable[[str], sa.Engine]]:
+    """Factory: a brand-new empty database dropped (connections closed) when the test ends."""
+    created: list[tuple[str, sa.Engine]] = []
+
+    def factory(purpose: str) -> sa.Engine:
+        name = f"{SESSION_TAG}_{purpose}_{uuid.uuid4().hex[:6]}"
+        postgres.create_database(pg_server, name)
+        engine = sa.create_engine(pg_server.url(name), pool_pre_ping=True, pool_size=2)
+        created.append((name, engine))
+        return engine
+
+    yield factory
+    for name, engine in created:
+        engine.dispose()
+        postgres.drop_database(pg_server, name)
+
+
 @pytest.fixture(scope="session")
 def warehouse_engine(make_database: Callable[[str], sa.Engine]) -> sa.Engine:
     """A migrated warehouse database shared by the session (use distinct realm ids per test)."""
@@ -80,12 +98,12 @@ FAST_CLIENT = {"backoff_base": 0.01, "throttle_backoff_base": 0.01, "backoff_max
 
 @pytest.fixture
 def push_bed(
-    make_database: Callable[[str], sa.Engine], monkeypatch: pytest.MonkeyPatch
+    temp_database: Callable[[str], sa.Engine], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[PushBed]:
     monkeypatch.setenv(ENV_TOKEN_KEY, Fernet.generate_key().decode())
-    warehouse = make_database("pushwh")
+    warehouse = temp_database("pushwh")
     migrations.migrate_warehouse(warehouse)
-    source = make_database("pushsrc")
+    source = temp_database("pushsrc")
     migrations.migrate_source_app(source)
     demo.seed(source, contacts=30, sales=45, workers=4, seed_value=11)
     with run_sandbox() as sb:

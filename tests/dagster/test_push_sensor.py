@@ -62,10 +62,10 @@ def _url(engine: sa.Engine) -> str:
 
 
 @pytest.fixture
-def bed(make_database: Callable[[str], sa.Engine], dagster_instance: dg.DagsterInstance) -> Bed:
-    warehouse = make_database("sensorwh")
+def bed(temp_database: Callable[[str], sa.Engine], dagster_instance: dg.DagsterInstance) -> Bed:
+    warehouse = temp_database("sensorwh")
     migrations.migrate_warehouse(warehouse)
-    source = make_database("sensorsrc")
+    source = temp_database("sensorsrc")
     migrations.migrate_source_app(source)
     demo.seed(source, contacts=5, sales=5, workers=1, seed_value=3)
     b = Bed(warehouse, source, dagster_instance)
