@@ -5,7 +5,9 @@ one library function (:func:`qbo_pipelines.sync.pipeline.push`) and reports its 
 per-record story is in ``sync.ledger`` (query shown in the metadata).
 """
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Literal
 
 import dagster as dg
 
@@ -26,8 +28,94 @@ class PushConfig(dg.Config):
     source_ids: list[str] = []  # push just these records (a targeted backfill)
 
 
+def _mode(config: PushConfig) -> Literal["incremental", "full"]:
+    return "full" if config.mode == "full" else "incremental"
+
+
+def _raw_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=entity.name,
+        key_prefix=["raw", "source"],
+        partitions_def=companies,
+        group_name="raw",
+        kinds={"postgres"},
+        description=(
+            f"Source {entity.source_table} this run covers, copied into raw_source.{entity.name}."
+            "\n\nLoad semantics: merge by source_id (canonical JSON + content hash); records "
+            "hard-deleted in the source are flagged deleted, never removed. Incremental: the "
+            "records changed since the company's push cursor (source change log), plus those "
+            "held back or failed before; every record on the first run or with mode=full."
+        ),
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        config: PushConfig,
+        warehouse: WarehouseResource,
+        source_app: SourceAppResource,
+        qbo: QboResource,
+    ) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        env = qbo.sync_env(warehouse.engine(), source_app.engine())
+        report = pipeline.extract(
+            env,
+            context.partition_key,
+            entity.name,
+            run_id=context.run_id,  # type: ignore[arg-type]
+            mode=_mode(config),
+            source_ids=config.source_ids or None,
+        )
+        return dg.MaterializeResult(
+            metadata={"read": report.read, "deleted": report.deleted, "full": report.full}
+        )
+
+    return _asset
+
+
+def _staged_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["staged", "qbo", entity.name])
+
+    @dg.asset(
+        key=key,
+        deps=[dg.AssetKey(["raw", "source", entity.name])],
+        partitions_def=companies,
+        group_name="staged",
+        kinds={"postgres"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "great_expectations",
+                asset=key,
+                description=f"Great Expectations suite for staged {entity.name} (R40).",
+            )
+        ],
+        description=(
+            f"Canonical {entity.name} ready to become QBO {entity.qbo_name} payloads, in "
+            f"staging.{entity.name}, validated by a Great Expectations suite (asset check).\n\n"
+            "Load semantics: merge by source_id of the records extracted in the same run. A "
+            "failing expectation warns here; the records that break a rule are held back "
+            "(quarantined with the reason) by the push, and the rest go on."
+        ),
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        source_app: SourceAppResource,
+        qbo: QboResource,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
+        env = qbo.sync_env(warehouse.engine(), source_app.engine())
+        report = pipeline.stage(env, entity.name, run_id=context.run_id)
+        yield dg.MaterializeResult(metadata={"staged": report.staged})
+        yield dg.AssetCheckResult(
+            check_name="great_expectations",
+            passed=report.suite.success,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"suite": dg.MetadataValue.json(report.suite.metadata())},
+        )
+
+    return _asset
+
+
 def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(["pushed", "qbo", d]) for d in entity.depends_on]
+    deps.append(dg.AssetKey(["staged", "qbo", entity.name]))
 
     @dg.asset(
         name=entity.name,
@@ -61,7 +149,7 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
             realm,  # type: ignore[arg-type]
             entity.name,
             run_id=context.run_id,
-            mode="full" if config.mode == "full" else "incremental",
+            mode=_mode(config),
             source_ids=config.source_ids or None,
         )
         counts = report.as_metadata()
@@ -82,11 +170,13 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
     return _asset
 
 
-PUSH_ASSETS = [_push_asset(e) for e in catalogue.push_order()]
+PUSH_ASSETS = [
+    build(e) for e in catalogue.push_order() for build in (_raw_asset, _staged_asset, _push_asset)
+]
 
 push_job = dg.define_asset_job(
     "push_job",
-    selection=dg.AssetSelection.groups("push"),
+    selection=dg.AssetSelection.groups("raw", "staged", "push"),
     partitions_def=companies,
     description="Push every entity of one company to QBO (also `qbo-pipelines sync push`).",
 )

@@ -26,11 +26,7 @@ def push_company(realm_id: str, *, mode: str = "incremental") -> dict[str, Any]:
             "source_app": SourceAppResource(),
             "qbo": QboResource(),
         },
-        run_config={
-            "ops": {
-                a.node_def.name: {"config": {"mode": mode}} for a in PUSH_ASSETS
-            }
-        },
+        run_config={"ops": {a.node_def.name: {"config": {"mode": mode}} for a in PUSH_ASSETS}},
         tags={REALM_TAG: realm_id, "qbo_pipelines/trigger": "cli"},
         raise_on_error=False,
     )

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
 
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import RealmId
+from qbo_pipelines.quality import gx_suites
+from qbo_pipelines.quality.gx_suites import SuiteOutcome
 from qbo_pipelines.sync import context as push_context
 from qbo_pipelines.sync.env import SyncEnv
-from qbo_pipelines.sync.push import Mode, PushReport, PushRun, push_entity
+from qbo_pipelines.sync.push import Mode, PushReport, PushRun, candidates, push_entity
 from qbo_pipelines.sync.specs import SPECS
+from qbo_pipelines.warehouse import loaders
 
 
 @dataclass(frozen=True)
@@ -72,3 +78,67 @@ def push_all(
         if only is None or e.name in only
     ]
     return PushAllReport(realm_id, tuple(reports))
+
+
+@dataclass(frozen=True)
+class ExtractReport:
+    """What ``raw/source/<entity>`` read: records merged into raw_source, deletes flagged."""
+
+    entity: str
+    read: int
+    deleted: int
+    full: bool
+
+
+def extract(
+    env: SyncEnv,
+    realm_id: RealmId,
+    entity: str,
+    *,
+    run_id: str | None = None,
+    mode: Mode = "incremental",
+    source_ids: Iterable[str] | None = None,
+) -> ExtractReport:
+    """Copy the records this run will push from the source app into ``raw_source`` (merge by
+    source id; hard deletes flagged, never removed)."""
+    todo = candidates(
+        env.warehouse, env.connector, realm_id, entity, mode=mode, source_ids=source_ids
+    )
+    read = 0
+    with env.warehouse.begin() as conn:
+        for chunk in env.connector.iter_entity(entity, todo.wanted):
+            read += loaders.load_raw_source(conn, entity, chunk, run_id)
+        deleted = loaders.mark_source_deleted(conn, entity, sorted(todo.deleted), run_id)
+    return ExtractReport(entity, read, deleted, todo.wanted is None)
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """What ``staged/qbo/<entity>`` staged, and the Great Expectations verdict on it (R40)."""
+
+    entity: str
+    staged: int
+    suite: SuiteOutcome
+
+
+def stage(env: SyncEnv, entity: str, *, run_id: str) -> StageReport:
+    """Stage the canonical records extracted by this run and validate them with the entity's
+    Great Expectations suite. Records that break a rule are quarantined by the push itself;
+    the suite is the batch-level view the Dagster asset check shows."""
+    with env.warehouse.connect() as conn:
+        ids = [
+            str(i)
+            for i in conn.execute(
+                sa.text(
+                    f"SELECT source_id FROM raw_source.{entity}"  # noqa: S608 - catalogue name
+                    " WHERE run_id = :run AND NOT deleted"
+                ),
+                {"run": run_id},
+            ).scalars()
+        ]
+    records: list[Any] = []
+    for chunk in env.connector.iter_entity(entity, ids) if ids else ():
+        records.extend(chunk)
+    with env.warehouse.begin() as conn:
+        staged = loaders.load_staging(conn, entity, records, run_id)
+    return StageReport(entity, staged, gx_suites.validate_records(entity, records))

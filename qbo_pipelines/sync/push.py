@@ -246,13 +246,13 @@ def cursor_name(entity: str) -> str:
 
 
 def _changed_ids(
-    run: PushRun, entity: str, since: int, until: int
+    reader: SourceAppConnector, entity: str, since: int, until: int
 ) -> tuple[set[SourceId], set[SourceId]]:
     """Source ids changed (upserted, deleted) in (since, until]; echoes skipped (R35)."""
     events: list[ChangeEvent] = []
     seq = since
     while seq < until:
-        batch = run.reader.read_changes(seq, limit=10_000)
+        batch = reader.read_changes(seq, limit=10_000)
         events.extend(e for e in batch.events if e.seq <= until)
         if not batch.has_more or batch.next_seq <= seq:
             break
@@ -268,6 +268,43 @@ def _chunks(items: Sequence[SourceId], size: int) -> Iterator[Sequence[SourceId]
         yield items[i : i + size]
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The source records one run looks at: ``wanted`` ids (None: every record), ids deleted
+    in the source, and the change-log position the run covers."""
+
+    wanted: list[SourceId] | None
+    deleted: frozenset[SourceId]
+    until: int
+
+
+def candidates(
+    engine: sa.Engine,
+    reader: SourceAppConnector,
+    realm_id: str,
+    entity: str,
+    *,
+    mode: Mode = "incremental",
+    source_ids: Iterable[str] | None = None,
+) -> Candidates:
+    """Which records a push of ``entity`` covers now (read-only: the cursor is not moved).
+
+    Changed since the entity's cursor (echoes skipped, R35), plus records held back or failed
+    retryably before (R31); every record on the first run or in full mode; exactly
+    ``source_ids`` for a targeted backfill. A cursor ahead of the change log (the source was
+    reset) starts again from the beginning.
+    """
+    until = reader.max_seq()
+    if source_ids is not None:
+        return Candidates(sorted(SourceId(s) for s in source_ids), frozenset(), until)
+    stored = state.get_cursor(engine, realm_id, cursor_name(entity))
+    if mode == "full" or stored is None or int(stored) > until:
+        return Candidates(None, frozenset(), until)
+    changed, deleted = _changed_ids(reader, entity, int(stored), until)
+    changed |= state.retry_candidates(engine, realm_id, entity) - deleted
+    return Candidates(sorted(changed), frozenset(deleted), until)
+
+
 def push_entity(
     run: PushRun,
     spec: PushSpec,
@@ -278,44 +315,27 @@ def push_entity(
     """Push one entity for one company. See the module docstring for the steps."""
     name = spec.entity.name
     report = PushReport(name, run.realm_id, run.run_id)
-    stored = state.get_cursor(run.engine, run.realm_id, cursor_name(name))
-    until = run.reader.max_seq()
-    deleted: set[SourceId] = set()
-    if source_ids is not None:
-        wanted: list[SourceId] | None = sorted(SourceId(s) for s in source_ids)
-    elif mode == "full" or stored is None:
-        wanted = None  # every record
-    else:
-        changed, deleted = _changed_ids(run, name, int(stored), until)
-        changed |= state.retry_candidates(run.engine, run.realm_id, name) - deleted
-        wanted = sorted(changed)
-
+    todo = candidates(run.engine, run.reader, run.realm_id, name, mode=mode, source_ids=source_ids)
     id_map = state.load_id_map(run.engine, run.realm_id, name)
     _replay_pending(run, spec.entity, id_map, report)
     seen: set[SourceId] = set()
-    batches = _records(run, spec, wanted)
-    for records in batches:
+    for records in run.reader.iter_entity(name, todo.wanted, CHUNK):
         plans = [
             plan_record(spec, r, id_map.get(SourceId(r.source_id)), run.context) for r in records
         ]
         seen.update(p.source_id for p in plans)
         _execute(run, spec, plans, id_map, report)
-    if wanted is not None:
+    deleted = set(todo.deleted)
+    if todo.wanted is not None:
         # Asked-for ids that no longer exist in the source are deletes too.
-        deleted |= set(wanted) - seen
+        deleted |= set(todo.wanted) - seen
     if deleted:
         plans = [plan_delete(spec.entity, id_map.get(s), s) for s in sorted(deleted)]
         _execute(run, spec, plans, id_map, report)  # also releases their quarantine rows
     if source_ids is None:
-        state.set_cursor(run.engine, run.realm_id, cursor_name(name), str(until))
-    report.cursor = until
+        state.set_cursor(run.engine, run.realm_id, cursor_name(name), str(todo.until))
+    report.cursor = todo.until
     return report
-
-
-def _records(run: PushRun, spec: PushSpec, wanted: list[SourceId] | None) -> Iterator[list[Record]]:
-    """Source records in chunks: all of them, or the ``wanted`` ids."""
-    chunks: Iterator[list[Record]] = run.reader.iter_entity(spec.entity.name, wanted, CHUNK)
-    yield from chunks
 
 
 def _execute(

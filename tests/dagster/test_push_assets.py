@@ -29,10 +29,16 @@ def _resources(bed: PushBed) -> dict[str, object]:
 
 def test_asset_keys_follow_the_catalogue() -> None:
     keys = {a.key.to_user_string() for a in PUSH_ASSETS}
-    assert keys == {f"pushed/qbo/{e.name}" for e in entities.push_order()}
+    assert keys == {
+        f"{stage}/{e.name}"
+        for e in entities.push_order()
+        for stage in ("raw/source", "staged/qbo", "pushed/qbo")
+    }
     invoices = next(a for a in PUSH_ASSETS if a.key == dg.AssetKey(["pushed", "qbo", "invoices"]))
     deps = {k.to_user_string() for k in invoices.asset_deps[invoices.key]}
-    assert deps == {"pushed/qbo/customers", "pushed/qbo/items"}
+    assert deps == {"pushed/qbo/customers", "pushed/qbo/items", "staged/qbo/invoices"}
+    staged = next(a for a in PUSH_ASSETS if a.key == dg.AssetKey(["staged", "qbo", "invoices"]))
+    assert {c.name for c in staged.check_specs} == {"great_expectations"}
     assert "Load semantics" in (invoices.descriptions_by_key[invoices.key] or "")
 
 
@@ -60,6 +66,14 @@ def test_R37_push_materializes_per_company_with_counts_and_ledger_link(
             conn.execute(sa.text("SELECT DISTINCT run_id FROM sync.ledger")).scalars()
         )
     assert result.run_id in ledger_runs
+    staged = by_key["staged/qbo/invoices"]
+    assert staged["staged"].value > 0
+    checks = {
+        e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()
+    } if hasattr(result, "get_asset_check_evaluations") else {}
+    assert "staged/qbo/invoices" in checks
+    # The demo's mess (negative totals, bad emails) fails expectations: shown, not blocking.
+    assert checks["staged/qbo/invoices"].passed is False
 
 
 def test_push_job_resolves_with_its_partitions() -> None:
