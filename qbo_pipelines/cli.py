@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from qbo_pipelines.sync.env import ConfigError
     from qbo_pipelines.warehouse.migrations import MigrationError
     from qbo_pipelines.warehouse.postgres import PostgresError
 
@@ -181,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.func
     try:
         return handler(args)
-    except (UserError, PostgresError, MigrationError) as exc:
+    except (UserError, PostgresError, MigrationError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
