@@ -24,6 +24,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 import sqlalchemy as sa
 
+from qbo_pipelines.qbo.app import (
+    DEFAULT_REDIRECT_URI,
+    ENV_API_URL,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENV_OAUTH_URL,
+    ENV_REDIRECT_URI,
+)
 from qbo_pipelines.qbo.auth import (
     OAuthClient,
     OAuthConfig,
@@ -35,13 +43,6 @@ from qbo_pipelines.qbo.auth import (
 from qbo_pipelines.qbo.client import PRODUCTION_BASE_URL, QboClient
 from qbo_pipelines.qbo.errors import QboError
 from qbo_pipelines.qbo.ids import RealmId
-
-ENV_CLIENT_ID = "QBO_PIPELINES_QBO_CLIENT_ID"
-ENV_CLIENT_SECRET = "QBO_PIPELINES_QBO_CLIENT_SECRET"  # noqa: S105 - a variable name
-ENV_API_URL = "QBO_PIPELINES_QBO_API_URL"
-ENV_OAUTH_URL = "QBO_PIPELINES_QBO_OAUTH_URL"
-ENV_REDIRECT_URI = "QBO_PIPELINES_QBO_REDIRECT_URI"
-DEFAULT_REDIRECT_URI = "http://127.0.0.1:8910/callback"
 
 
 class ConnectError(RuntimeError):

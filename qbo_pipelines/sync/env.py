@@ -1,22 +1,9 @@
-"""Where a sync run gets its clients: the QBO app's configuration, engines, token store.
-
-The QBO app is configured by environment variables (read when a run starts, never at import):
-
-* ``QBO_PIPELINES_QBO_CLIENT_ID`` / ``QBO_PIPELINES_QBO_CLIENT_SECRET``: the app's OAuth
-  credentials.
-* ``QBO_PIPELINES_QBO_API_URL``: the Accounting API host (default Intuit's production
-  ``https://quickbooks.api.intuit.com``; the local sandbox is ``http://127.0.0.1:PORT``). A
-  company's own API URL, stored when it was connected, wins over this.
-* ``QBO_PIPELINES_QBO_OAUTH_URL``: the host of the OAuth endpoints when they are not Intuit's
-  (the local sandbox serves both on one host).
-* ``QBO_PIPELINES_QBO_REDIRECT_URI``: the registered redirect URI.
-* ``QBO_PIPELINES_TOKEN_KEY``: the Fernet key that encrypts tokens at rest (see
-  :mod:`qbo_pipelines.qbo.auth`).
-"""
+"""Where a sync run gets its clients: warehouse and source-app engines, the token store and a
+QBO client per company, from the QBO app's configuration (:mod:`qbo_pipelines.qbo.app`) and
+``QBO_PIPELINES_TOKEN_KEY`` (see :mod:`qbo_pipelines.qbo.auth`)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,56 +11,18 @@ from functools import cached_property
 import sqlalchemy as sa
 
 from qbo_pipelines.canonical import RealmId
-from qbo_pipelines.qbo.auth import OAuthClient, OAuthConfig, TokenStore, token_cipher
-from qbo_pipelines.qbo.client import PRODUCTION_BASE_URL, QboClient
-from qbo_pipelines.qbo.secret import Secret
+from qbo_pipelines.qbo.app import (
+    ENV_API_URL,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENV_OAUTH_URL,
+    ENV_REDIRECT_URI,
+    ConfigError,
+    QboApp,
+)
+from qbo_pipelines.qbo.auth import OAuthClient, TokenStore, token_cipher
+from qbo_pipelines.qbo.client import QboClient
 from qbo_pipelines.source_app.connector import SourceAppConnector
-
-ENV_CLIENT_ID = "QBO_PIPELINES_QBO_CLIENT_ID"
-ENV_CLIENT_SECRET = "QBO_PIPELINES_QBO_CLIENT_SECRET"  # noqa: S105 - a variable name
-ENV_API_URL = "QBO_PIPELINES_QBO_API_URL"
-ENV_OAUTH_URL = "QBO_PIPELINES_QBO_OAUTH_URL"
-ENV_REDIRECT_URI = "QBO_PIPELINES_QBO_REDIRECT_URI"
-DEFAULT_REDIRECT_URI = "http://127.0.0.1:8910/callback"
-
-
-class ConfigError(RuntimeError):
-    """The QBO app is not configured; the message names the variable to set."""
-
-
-@dataclass(frozen=True)
-class QboApp:
-    """The QBO app's credentials and hosts."""
-
-    client_id: str
-    client_secret: Secret = field(repr=False)
-    api_url: str = PRODUCTION_BASE_URL
-    oauth_url: str | None = None
-    redirect_uri: str = DEFAULT_REDIRECT_URI
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> QboApp:
-        source = os.environ if env is None else env
-        client_id = source.get(ENV_CLIENT_ID, "").strip()
-        secret = source.get(ENV_CLIENT_SECRET, "").strip()
-        if not client_id or not secret:
-            raise ConfigError(
-                f"the QBO app is not configured: set {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET}"
-            )
-        return cls(
-            client_id=client_id,
-            client_secret=Secret(secret),
-            api_url=source.get(ENV_API_URL, "").strip() or PRODUCTION_BASE_URL,
-            oauth_url=source.get(ENV_OAUTH_URL, "").strip() or None,
-            redirect_uri=source.get(ENV_REDIRECT_URI, "").strip() or DEFAULT_REDIRECT_URI,
-        )
-
-    def oauth_config(self) -> OAuthConfig:
-        if self.oauth_url:
-            return OAuthConfig.for_base_url(
-                self.oauth_url, self.client_id, self.client_secret, self.redirect_uri
-            )
-        return OAuthConfig.intuit(self.client_id, self.client_secret, self.redirect_uri)
 
 
 @dataclass
@@ -108,3 +57,15 @@ class SyncEnv:
                 )
             ).scalars()
             return [RealmId(r) for r in rows]
+
+
+__all__ = [
+    "ENV_API_URL",
+    "ENV_CLIENT_ID",
+    "ENV_CLIENT_SECRET",
+    "ENV_OAUTH_URL",
+    "ENV_REDIRECT_URI",
+    "ConfigError",
+    "QboApp",
+    "SyncEnv",
+]
