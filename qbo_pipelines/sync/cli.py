@@ -14,11 +14,16 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="sync_command", required=True)
     push = sub.add_parser("push", help="push source changes to QBO now (a Dagster run)")
     push.add_argument("--realm", help="one company (default: every connected company)")
-    push.add_argument("--full", action="store_true",
-                      help="re-plan every record (unchanged ones still make no API call)")
+    push.add_argument(
+        "--full",
+        action="store_true",
+        help="re-plan every record (unchanged ones still make no API call)",
+    )
     push.set_defaults(func=_push)
-    for name, help_text in (("pause", "pause the sync of a company"),
-                            ("resume", "resume a paused company")):
+    for name, help_text in (
+        ("pause", "pause the sync of a company"),
+        ("resume", "resume a paused company"),
+    ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--realm", required=True)
         p.set_defaults(func=_switch, setting="paused", value="true" if name == "pause" else "false")

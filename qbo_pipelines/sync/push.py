@@ -45,7 +45,7 @@ from qbo_pipelines.qbo.client import (
     derive_request_id,
     request_id_for,
 )
-from qbo_pipelines.qbo.errors import QboError
+from qbo_pipelines.qbo.errors import QboError, StaleObjectError
 from qbo_pipelines.qbo.ids import SyncToken
 from qbo_pipelines.qbo.values import dumps, loads
 from qbo_pipelines.quality import quarantine
@@ -480,13 +480,70 @@ def _write_batch(
         for pos, (p, op) in enumerate(writes)
     ]
     state.append_ledger(run.engine, intents)
-    results = run.client.batch_write([op for _, op in writes])
+    _send_and_record(run, entity, writes, id_map, report)
+
+
+def _send_and_record(
+    run: PushRun,
+    entity: catalogue.Entity,
+    writes: Sequence[tuple[Plan, BatchOp]],
+    id_map: dict[SourceId, state.IdMapRow],
+    report: PushReport,
+) -> None:
+    """Send one batch and record every outcome (id map, ledger, notifications).
+
+    A stale SyncToken (5010) means the record changed in QBO since our last sync, and so did the
+    source: a conflict (R34). ``source_wins`` re-applies our change on the fresh version (the
+    client re-reads and re-sends); any other policy keeps QBO's version, records the conflict,
+    and takes the fresh SyncToken so the next change is a plain update.
+    """
+    source_wins = entity.conflict == "source_wins"
+    results = run.client.batch_write([op for _, op in writes], reapply_on_stale=source_wins)
     ledger: list[state.LedgerRow] = []
     mapped: list[state.IdMapRow] = []
+    stale: dict[QboId, Plan] = {}
     for (p, _), result in zip(writes, results, strict=True):
+        if isinstance(result.error, StaleObjectError) and not source_wins and p.qbo_id:
+            stale[p.qbo_id] = p
+            continue
         _record_result(run, entity, p, result, id_map, mapped, ledger, report)
+    if stale:
+        _keep_qbo_version(run, entity, stale, id_map, mapped, ledger, report)
     _save(run, mapped, ledger, id_map)
     _refresh_linked_tokens(run, results)
+
+
+def _keep_qbo_version(
+    run: PushRun,
+    entity: catalogue.Entity,
+    stale: Mapping[QboId, Plan],
+    id_map: Mapping[SourceId, state.IdMapRow],
+    mapped: list[state.IdMapRow],
+    ledger: list[state.LedgerRow],
+    report: PushReport,
+) -> None:
+    fresh = run.client.read_many(entity.qbo_name, list(stale))
+    for qbo_id, p in stale.items():
+        current = id_map.get(p.source_id)
+        report.counts["conflicts"] += 1
+        ledger.append(
+            _ledger(
+                run,
+                entity,
+                p,
+                "conflict",
+                "conflict",
+                qbo_id=qbo_id,
+                message=(
+                    f"changed in QBO and in the source since the last sync; policy "
+                    f"{entity.conflict}: QBO's version is kept (fields: "
+                    f"{', '.join(sorted(p.body or {}))})"
+                ),
+            )
+        )
+        if current is not None and qbo_id in fresh:
+            token = str(fresh[qbo_id].get("SyncToken", current.sync_token))
+            mapped.append(replace(current, sync_token=token, source_hash=p.record_hash))
 
 
 def _refresh_linked_tokens(run: PushRun, results: Sequence[BatchResult]) -> None:
@@ -548,12 +605,7 @@ def _replay_pending(
             )
             writes.append((plan, op))
         log.info("replaying an unfinished batch of %d %s writes", len(writes), entity.name)
-        results = run.client.batch_write([op for _, op in writes])
-        ledger: list[state.LedgerRow] = []
-        mapped: list[state.IdMapRow] = []
-        for (p, _), result in zip(writes, results, strict=True):
-            _record_result(run, entity, p, result, id_map, mapped, ledger, report)
-        _save(run, mapped, ledger, id_map)
+        _send_and_record(run, entity, writes, id_map, report)
         report.counts["replayed"] += len(writes)
 
 

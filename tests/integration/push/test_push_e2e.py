@@ -435,3 +435,55 @@ def test_R18_send_invoice_emails_the_billing_email_or_only_copies(push_bed: Push
     again = pipeline.push_all(push_bed.env, push_bed.realm, run_id="send-again")
     assert again.totals()["sent"] == 0
     assert len(push_bed.sandbox.control.emails(push_bed.realm)) == 1
+
+
+def test_R34_changed_on_both_sides_is_a_recorded_conflict_resolved_by_policy(
+    pushed: PushBed,
+) -> None:
+    control = pushed.sandbox.control
+    # customers: policy qbo_wins. A user renames the phone in QBO; the source changes the email.
+    contact, customer_id = next(iter(_id_map(pushed, "customers").items()))
+    control.user_update(
+        pushed.realm,
+        "Customer",
+        {"Id": customer_id, "sparse": True, "PrimaryPhone": {"FreeFormNumber": "+1 555 0100"}},
+    )
+    _rows(
+        pushed.env.source,
+        "UPDATE app.contacts SET email = 'changed@example.com' WHERE id = :i",
+        i=int(contact),
+    )
+    # invoices: policy source_wins. A user edits the memo in QBO; the source edits it too.
+    sale, invoice_id = next(iter(_id_map(pushed, "invoices").items()))
+    control.user_update(
+        pushed.realm, "Invoice", {"Id": invoice_id, "sparse": True, "PrivateNote": "edited in QBO"}
+    )
+    _rows(
+        pushed.env.source,
+        "UPDATE app.sales SET memo = 'edited in the source' WHERE id = :i",
+        i=int(sale),
+    )
+    report = pipeline.push_all(pushed.env, pushed.realm, run_id="conflicts")
+    assert report.totals()["conflicts"] == 2
+    conflicts = dict(
+        _rows(
+            pushed.env.warehouse,
+            "SELECT entity, error_message FROM sync.ledger WHERE"
+            " run_id = 'conflicts' AND outcome = 'conflict'",
+        )
+    )
+    assert set(conflicts) == {"customers", "invoices"}
+    assert "qbo_wins" in conflicts["customers"]
+    customer = _by_id(pushed, "Customer")[customer_id]
+    assert customer.get("PrimaryEmailAddr", {}).get("Address") != "changed@example.com"
+    assert customer["PrimaryPhone"]["FreeFormNumber"] == "+1 555 0100"
+    assert _by_id(pushed, "Invoice")[invoice_id]["PrivateNote"] == "edited in the source"
+    # The fresh SyncToken was taken: the next source change is a plain update, no conflict.
+    _rows(
+        pushed.env.source,
+        "UPDATE app.contacts SET phone = '+1 555 0199' WHERE id = :i",
+        i=int(contact),
+    )
+    after = pipeline.push_all(pushed.env, pushed.realm, run_id="after-conflict")
+    assert after.totals()["conflicts"] == 0
+    assert after.totals()["updated"] == 1
