@@ -1,0 +1,89 @@
+"""Benchmark: the push's QBO API calls and speed for the demo app, against the minimum.
+
+Usage: ``.venv/bin/python bench/push_calls.py [SALES]`` (default 3000 sales, contacts = sales/3).
+
+Seeds the demo source app into throw-away databases on the configured Postgres, starts a local
+sandbox (throttling off), connects, maps, and pushes everything once, then again with nothing
+changed. For each entity it prints records written (attempted), batch calls made, the minimum
+``ceil(written / 30)``, the ratio (target <= 1.05), and the seconds taken; then the calls of the
+second run (target 0). Prints figures only; never asserts.
+
+Seconds are dominated by QBO's limit of 40 batch calls a minute per company, which the client
+respects even though the local sandbox does not throttle: ~1,200 records a minute per entity is
+the ceiling QBO allows, not a property of this code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import uuid
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from qbo_pipelines.canonical import RealmId
+from qbo_pipelines.demo import setup
+from qbo_pipelines.qbo.auth import ENV_TOKEN_KEY
+from qbo_pipelines.qbo.secret import Secret
+from qbo_pipelines.sandbox.testing import run_sandbox
+from qbo_pipelines.source_app import demo
+from qbo_pipelines.sync import pipeline
+from qbo_pipelines.sync.env import QboApp, SyncEnv
+from qbo_pipelines.warehouse import migrations, postgres
+
+
+def main(sales: int) -> None:
+    os.environ.setdefault(ENV_TOKEN_KEY, Fernet.generate_key().decode())
+    pg = postgres.server()
+    tag = f"bench{uuid.uuid4().hex[:6]}"
+    names = [f"{tag}_wh", f"{tag}_src"]
+    for name in names:
+        postgres.create_database(pg, name)
+    warehouse, source = (sa.create_engine(pg.url(n)) for n in names)
+    try:
+        migrations.migrate_warehouse(warehouse)
+        migrations.migrate_source_app(source)
+        started = time.perf_counter()
+        demo.seed(source, contacts=max(sales // 3, 10), sales=sales, workers=max(sales // 50, 3))
+        print(f"seeded {sales} sales in {time.perf_counter() - started:.1f}s")
+        with run_sandbox() as sb:
+            app = QboApp(sb.client_id, Secret(sb.client_secret), sb.base_url, sb.base_url)
+            env = SyncEnv(warehouse, source, app)
+            realm = RealmId(sb.realm_id)
+            setup.prepare_sandbox_company(sb.control, realm)
+            setup.connect_with_tokens(env, realm, sb.control.mint_tokens(realm), sb.base_url)
+            setup.apply_demo_mappings(env, realm)
+            sb.control.reset_requests()
+            print(f"{'entity':<10} {'written':>8} {'batches':>8} {'minimum':>8} {'ratio':>6}"
+                  f" {'seconds':>8} {'records/s':>10}")
+            for entity in ("customers", "items", "vendors", "invoices", "bills", "payments"):
+                before = sb.control.request_counts(realm).get("batch", 0)
+                t0 = time.perf_counter()
+                report = pipeline.push(env, realm, entity, run_id="bench")
+                seconds = time.perf_counter() - t0
+                batches = sb.control.request_counts(realm).get("batch", 0) - before
+                counts = report.as_metadata()
+                # Attempts count: a create QBO refuses (e.g. 6240) still took its batch slot.
+                written = sum(counts[k] for k in ("created", "updated", "deleted", "failed"))
+                minimum = math.ceil(written / 30)
+                ratio = batches / minimum if minimum else 0.0
+                print(f"{entity:<10} {written:>8} {batches:>8} {minimum:>8} {ratio:>6.2f}"
+                      f" {seconds:>8.2f} {written / seconds if seconds else 0:>10.0f}")
+            sb.control.reset_requests()
+            t0 = time.perf_counter()
+            pipeline.push_all(env, realm, run_id="bench-again")
+            again = sb.control.request_counts(realm)
+            print(f"second run, nothing changed: {sum(again.values())} API calls"
+                  f" ({dict(again) or 'none'}) in {time.perf_counter() - t0:.2f}s (target 0)")
+    finally:
+        warehouse.dispose()
+        source.dispose()
+        for name in names:
+            postgres.drop_database(pg, name)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000)
