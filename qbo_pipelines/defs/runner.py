@@ -26,7 +26,14 @@ def push_company(realm_id: str, *, mode: str = "incremental") -> dict[str, Any]:
             "source_app": SourceAppResource(),
             "qbo": QboResource(),
         },
-        run_config={"ops": {a.node_def.name: {"config": {"mode": mode}} for a in PUSH_ASSETS}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},  # full log: the UI
+            "ops": {
+                a.node_def.name: {"config": {"mode": mode}}
+                for a in PUSH_ASSETS
+                if a.key.path[0] in ("raw", "pushed")  # the assets that take PushConfig
+            },
+        },
         tags={REALM_TAG: realm_id, "qbo_pipelines/trigger": "cli"},
         raise_on_error=False,
     )
@@ -36,4 +43,8 @@ def push_company(realm_id: str, *, mode: str = "incremental") -> dict[str, Any]:
         counts[mat.asset_key.to_user_string()] = {
             k: v.value for k, v in mat.metadata.items() if isinstance(v.value, int)
         }
-    return {"run_id": result.run_id, "success": result.success, "counts": counts}
+    checks = {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+    return {"run_id": result.run_id, "success": result.success, "counts": counts, "checks": checks}

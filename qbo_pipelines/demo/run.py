@@ -121,7 +121,21 @@ def run(options: DemoOptions, out: Printer = print) -> int:
 def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out: Printer) -> None:
     out(f"\npush run {result['run_id']} ({'succeeded' if result['success'] else 'FAILED'}):")
     counts = result["counts"]
+    checks = result.get("checks") or {}
     assert isinstance(counts, dict)
+    assert isinstance(checks, dict)
+    read = sum(v.get("read", 0) for k, v in counts.items() if k.startswith("raw/"))
+    staged = sum(v.get("staged", 0) for k, v in counts.items() if k.startswith("staged/"))
+    failing = sorted(k.split(":")[0] for k, ok in checks.items() if not ok)
+    out(
+        f"  extracted {read} source records, staged {staged}; Great Expectations: "
+        f"{len(checks) - len(failing)} of {len(checks)} suites passed"
+        + (
+            f" (warnings on {', '.join(failing)}: the records concerned are held back below)"
+            if failing
+            else ""
+        )
+    )
     columns = (
         "created",
         "updated",
@@ -135,6 +149,8 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
     )
     out(f"  {'asset':24}" + "".join(f"{c:>10}" for c in columns))
     for key, values in counts.items():
+        if not key.startswith("pushed/"):
+            continue
         out(f"  {key:24}" + "".join(f"{values.get(c, 0):>10}" for c in columns))
     with warehouse.connect() as conn:
         rows = conn.execute(

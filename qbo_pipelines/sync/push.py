@@ -354,10 +354,14 @@ def _execute(
         p.source_id: list(p.violations) for p in plans if p.action == "hold"
     }
     clean = [p.source_id for p in plans if p.action != "hold"]
+    # A record still held for the same reasons gets no new ledger row each run (its quarantine
+    # row's last_seen moves instead); a newly held one does.
+    already = quarantine.held_ids(run.engine, run.realm_id, entity.name) if held else frozenset()
     for p in plans:
         if p.action == "hold":
             report.counts["held_back"] += 1
-            ledger.append(_ledger(run, entity, p, "hold", "held", violations=p.violations))
+            if p.source_id not in already:
+                ledger.append(_ledger(run, entity, p, "hold", "held", violations=p.violations))
         elif p.action == "skip":
             unchanged = p.reason in {"unchanged", "no field changed"}
             report.counts["unchanged" if unchanged else "skipped"] += 1
