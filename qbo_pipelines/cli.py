@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from qbo_pipelines import settings
+
+if TYPE_CHECKING:
+    from qbo_pipelines.sandbox.server import SandboxServer
 
 # Areas that add subcommands; a module that does not exist yet is skipped.
 AREA_CLIS = (
@@ -95,8 +100,29 @@ def _dev(args: argparse.Namespace) -> int:
         "-p",
         str(args.port),
     ]
+    server = _demo_sandbox_for_dev(env)
+    # A terminated `dev` still stops the sandbox cleanly (its state is saved on stop).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"Dagster UI: http://{args.host}:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
-    return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
+    try:
+        return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
+    finally:
+        if server is not None:
+            server.stop()  # saves the sandbox's state
+
+
+def _demo_sandbox_for_dev(env: dict[str, str]) -> SandboxServer | None:
+    """After ``make demo`` (and with no QBO app configured), serve the demo's sandbox company
+    too, so the sensor and the UI's runs have a QBO to talk to."""
+    from qbo_pipelines.demo.run import sandbox_state_file, start_demo_sandbox
+    from qbo_pipelines.qbo.app import ENV_API_URL
+
+    if os.environ.get(ENV_API_URL) or not sandbox_state_file().exists():
+        return None
+    _, server = start_demo_sandbox(8765)
+    env.update({k: v for k, v in os.environ.items() if k.startswith("QBO_PIPELINES_QBO_")})
+    print(f"QBO sandbox (the demo's company): {server.base_url}")
+    return server
 
 
 def materialize(selection: str, env: dict[str, str] | None = None) -> int:

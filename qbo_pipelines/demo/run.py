@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -40,7 +41,7 @@ class DemoOptions:
     contacts: int = 200
     sales: int = 500
     workers: int = 20
-    port: int = 0  # 0: any free port on 127.0.0.1
+    port: int = 8765  # the sandbox's usual port; a free one is taken when it is busy
 
 
 def _source_is_empty(engine: sa.Engine) -> bool:
@@ -56,6 +57,21 @@ def _forget_company(warehouse: sa.Engine, realm_id: str) -> None:
                 sa.text(f"DELETE FROM {table} WHERE realm_id = :r"),  # noqa: S608
                 {"r": realm_id},
             )
+
+
+def sandbox_state_file() -> Path:
+    return settings.data_dir() / "sandbox-state.json"
+
+
+def start_demo_sandbox(port: int) -> tuple[Sandbox, SandboxServer]:
+    """Serve the demo's sandbox (state kept between runs) on ``port``, or a free one if busy."""
+    sandbox = Sandbox(state_file=str(sandbox_state_file()), throttle=True)
+    try:
+        server = SandboxServer(sandbox, port=port).start()
+    except OSError:
+        server = SandboxServer(sandbox, port=0).start()
+    _configure_app(server.base_url)
+    return sandbox, server
 
 
 def _configure_app(base_url: str) -> None:
@@ -75,16 +91,14 @@ def run(options: DemoOptions, out: Printer = print) -> int:
     os.environ["DAGSTER_HOME"] = str(settings.DAGSTER_HOME)
     os.environ["QBO_PIPELINES_DAGSTER_PG_URL"] = stack.dagster_url
     token_cipher(create=True)  # the local demo's token key (.data/token.key, mode 0600)
-    state_file = settings.data_dir() / "sandbox-state.json"
+    state_file = sandbox_state_file()
     fresh_sandbox = not state_file.exists()
-    sandbox = Sandbox(state_file=str(state_file), throttle=True)
-    server = SandboxServer(sandbox, port=options.port).start()
+    sandbox, server = start_demo_sandbox(options.port)
     warehouse = db.make_engine(stack.warehouse_url)
     source = db.make_engine(stack.source_app_url)
     try:
         realm = RealmId(sandbox.store.default_realm)
         out(f"QBO sandbox: {server.base_url} (company {realm}, state in {state_file})")
-        _configure_app(server.base_url)
         env = sync_env.SyncEnv(warehouse, source, sync_env.QboApp.from_env())
         if _source_is_empty(source):
             report = demo.seed(source, options.contacts, options.sales, options.workers)

@@ -72,6 +72,12 @@ def plan_push_requests(
     Returns:
         (requests as (realm, decision), skip reasons, the new cursor).
     """
+    from qbo_pipelines.qbo.app import ConfigError, QboApp
+
+    try:
+        QboApp.from_env()
+    except ConfigError as exc:
+        return [], [str(exc)], dict(cursor)
     connector = SourceAppConnector(source)
     requests: list[tuple[str, triggers.Decision]] = []
     skips: list[str] = []

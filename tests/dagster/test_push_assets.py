@@ -68,9 +68,11 @@ def test_R37_push_materializes_per_company_with_counts_and_ledger_link(
     assert result.run_id in ledger_runs
     staged = by_key["staged/qbo/invoices"]
     assert staged["staged"].value > 0
-    checks = {
-        e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()
-    } if hasattr(result, "get_asset_check_evaluations") else {}
+    checks = (
+        {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+        if hasattr(result, "get_asset_check_evaluations")
+        else {}
+    )
     assert "staged/qbo/invoices" in checks
     # The demo's mess (negative totals, bad emails) fails expectations: shown, not blocking.
     assert checks["staged/qbo/invoices"].passed is False

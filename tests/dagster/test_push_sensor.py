@@ -62,7 +62,13 @@ def _url(engine: sa.Engine) -> str:
 
 
 @pytest.fixture
-def bed(temp_database: Callable[[str], sa.Engine], dagster_instance: dg.DagsterInstance) -> Bed:
+def bed(
+    temp_database: Callable[[str], sa.Engine],
+    dagster_instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Bed:
+    monkeypatch.setenv("QBO_PIPELINES_QBO_CLIENT_ID", "app")
+    monkeypatch.setenv("QBO_PIPELINES_QBO_CLIENT_SECRET", "secret")
     warehouse = temp_database("sensorwh")
     migrations.migrate_warehouse(warehouse)
     source = temp_database("sensorsrc")
@@ -116,6 +122,16 @@ def test_R30_paused_company_gets_no_run(bed: Bed) -> None:
     result = bed.evaluate()
     assert result.run_requests == []
     assert "paused" in _skip(result)
+
+
+def test_R30_no_runs_while_the_qbo_app_is_not_configured(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("QBO_PIPELINES_QBO_CLIENT_ID")
+    bed.age_changes(first_ago=300, last_ago=200)
+    result = bed.evaluate()
+    assert result.run_requests == []
+    assert "QBO_PIPELINES_QBO_CLIENT_ID" in _skip(result)
 
 
 def _skip(result: dg.SensorResult) -> str:
