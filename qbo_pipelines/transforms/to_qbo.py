@@ -202,7 +202,7 @@ def item_create(item: CanonicalItem, ctx: PushContext) -> BuildResult:
                 missing_mapping(
                     "default_income_account",
                     "default income account",
-                    "qbo-pipelines mappings set default income-account <QBO Income account id>",
+                    "qbo-pipelines mappings set default-income-account <QBO Income account>",
                     record=f"item {item.name!r} (not in QBO, so it must be created)",
                 ),
             )
@@ -238,7 +238,7 @@ def _missing_tax(sale: CanonicalSale, rate_id: SourceId, ctx: PushContext) -> Vi
     return missing_mapping(
         "tax_rate",
         name,
-        f"qbo-pipelines mappings set tax-rate '{name}' <QBO tax code id>",
+        f"qbo-pipelines mappings set tax-rate '{name}' <QBO tax code>",
         record=f"sale {sale.doc_number or sale.source_id}",
     )
 
@@ -404,8 +404,8 @@ def payment_body(receipt: CanonicalReceipt, ctx: PushContext) -> BuildResult:
                 missing_mapping(
                     "payment_method",
                     name,
-                    f"qbo-pipelines mappings set payment-method '{name}' <QBO payment method id>"
-                    " --deposit-account <Bank account id>",
+                    f"qbo-pipelines mappings set payment-method '{name}' <QBO payment method>"
+                    " --deposit-account <Bank account>",
                     record=f"receipt {label}",
                 )
             )
@@ -449,7 +449,7 @@ def bill_body(bill: CanonicalBill, ctx: PushContext) -> BuildResult:
                     "expense_concept",
                     line.concept,
                     f"qbo-pipelines mappings set expense-concept '{line.concept}' "
-                    "<QBO expense account id>",
+                    "<QBO expense account>",
                     record=f"worker invoice {label}",
                 )
             )
