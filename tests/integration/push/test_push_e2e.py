@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from pushbed import PushBed
 
+from qbo_pipelines import entities
 from qbo_pipelines.demo import setup
 from qbo_pipelines.qbo.client import QboClient
 from qbo_pipelines.sync import pipeline
@@ -487,3 +488,29 @@ def test_R34_changed_on_both_sides_is_a_recorded_conflict_resolved_by_policy(
     after = pipeline.push_all(pushed.env, pushed.realm, run_id="after-conflict")
     assert after.totals()["conflicts"] == 0
     assert after.totals()["updated"] == 1
+
+
+def test_R25_records_the_sync_neither_created_nor_matched_are_never_altered(
+    push_bed: PushBed,
+) -> None:
+    control = push_bed.sandbox.control
+    kinds = ("Customer", "Item", "Vendor", "Invoice", "Payment", "Bill", "Account")
+    before = {k: {e["Id"]: e for e in control.entities(push_bed.realm, k)} for k in kinds}
+    pipeline.push_all(push_bed.env, push_bed.realm, run_id="r25")
+    ours = {
+        str(q)
+        for (q,) in _rows(
+            push_bed.env.warehouse,
+            "SELECT qbo_id FROM sync.id_map WHERE realm_id = :r AND qbo_id IS NOT NULL",
+            r=push_bed.realm,
+        )
+    }
+    after = {k: {e["Id"]: e for e in control.entities(push_bed.realm, k)} for k in kinds}
+    untouched = 0
+    for kind in kinds:
+        for qbo_id, record in before[kind].items():
+            if (kind, qbo_id) in ours:
+                continue  # matched by the sync (R5, R10): it may keep it in step
+            assert after[kind][qbo_id]["SyncToken"] == record["SyncToken"], (kind, record)
+            untouched += 1
+    assert untouched > 10
