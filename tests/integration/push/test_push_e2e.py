@@ -497,11 +497,12 @@ def test_R25_records_the_sync_neither_created_nor_matched_are_never_altered(
     kinds = ("Customer", "Item", "Vendor", "Invoice", "Payment", "Bill", "Account")
     before = {k: {e["Id"]: e for e in control.entities(push_bed.realm, k)} for k in kinds}
     pipeline.push_all(push_bed.env, push_bed.realm, run_id="r25")
+    qbo_name = {e.name: e.qbo_name for e in entities.CATALOGUE}
     ours = {
-        str(q)
-        for (q,) in _rows(
+        (qbo_name[e], str(q))
+        for e, q in _rows(
             push_bed.env.warehouse,
-            "SELECT qbo_id FROM sync.id_map WHERE realm_id = :r AND qbo_id IS NOT NULL",
+            "SELECT entity, qbo_id FROM sync.id_map WHERE realm_id = :r AND qbo_id IS NOT NULL",
             r=push_bed.realm,
         )
     }
