@@ -375,8 +375,10 @@ def _execute(
     if clean:
         quarantine.release(run.engine, run.realm_id, entity.name, clean, run.run_id)
     writes = [(p, op) for p in plans if (op := _op(run, entity, p)) is not None]
+    results: list[BatchResult] = []
     for i in range(0, len(writes), BATCH_SIZE):
-        _write_batch(run, entity, writes[i : i + BATCH_SIZE], id_map, report)
+        results += _write_batch(run, entity, writes[i : i + BATCH_SIZE], id_map, report)
+    _refresh_linked_tokens(run, results)
     _send_requested(run, entity, [p for p in plans if p.send], id_map, report)
 
 
@@ -460,7 +462,7 @@ def _write_batch(
     writes: Sequence[tuple[Plan, BatchOp]],
     id_map: dict[SourceId, state.IdMapRow],
     report: PushReport,
-) -> None:
+) -> list[BatchResult]:
     """One batch call, bracketed by a write-ahead intent and its recorded outcome.
 
     The intent (a ``pending`` ledger row per operation, holding the verbatim body) is committed
@@ -484,7 +486,7 @@ def _write_batch(
         for pos, (p, op) in enumerate(writes)
     ]
     state.append_ledger(run.engine, intents)
-    _send_and_record(run, entity, writes, id_map, report)
+    return _send_and_record(run, entity, writes, id_map, report)
 
 
 def _send_and_record(
@@ -493,7 +495,7 @@ def _send_and_record(
     writes: Sequence[tuple[Plan, BatchOp]],
     id_map: dict[SourceId, state.IdMapRow],
     report: PushReport,
-) -> None:
+) -> list[BatchResult]:
     """Send one batch and record every outcome (id map, ledger, notifications).
 
     A stale SyncToken (5010) means the record changed in QBO since our last sync, and so did the
@@ -514,7 +516,7 @@ def _send_and_record(
     if stale:
         _keep_qbo_version(run, entity, stale, id_map, mapped, ledger, report)
     _save(run, mapped, ledger, id_map)
-    _refresh_linked_tokens(run, results)
+    return results
 
 
 def _keep_qbo_version(
@@ -609,7 +611,7 @@ def _replay_pending(
             )
             writes.append((plan, op))
         log.info("replaying an unfinished batch of %d %s writes", len(writes), entity.name)
-        _send_and_record(run, entity, writes, id_map, report)
+        _refresh_linked_tokens(run, _send_and_record(run, entity, writes, id_map, report))
         report.counts["replayed"] += len(writes)
 
 
