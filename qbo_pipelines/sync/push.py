@@ -519,6 +519,28 @@ def _send_and_record(
     return results
 
 
+def _conflict(
+    run: PushRun,
+    entity: catalogue.Entity,
+    p: Plan,
+    qbo_id: str,
+    report: PushReport,
+    outcome: str,
+) -> state.LedgerRow:
+    """R34: both sides changed since the last sync; the ledger says how the policy resolved it."""
+    report.counts["conflicts"] += 1
+    return _ledger(
+        run,
+        entity,
+        p,
+        "conflict",
+        "conflict",
+        qbo_id=qbo_id,
+        message=f"changed in QBO and in the source since the last sync; policy "
+        f"{entity.conflict}: {outcome}",
+    )
+
+
 def _keep_qbo_version(
     run: PushRun,
     entity: catalogue.Entity,
@@ -531,21 +553,9 @@ def _keep_qbo_version(
     fresh = run.client.read_many(entity.qbo_name, list(stale))
     for qbo_id, p in stale.items():
         current = id_map.get(p.source_id)
-        report.counts["conflicts"] += 1
+        fields = ", ".join(sorted(p.body or {}))
         ledger.append(
-            _ledger(
-                run,
-                entity,
-                p,
-                "conflict",
-                "conflict",
-                qbo_id=qbo_id,
-                message=(
-                    f"changed in QBO and in the source since the last sync; policy "
-                    f"{entity.conflict}: QBO's version is kept (fields: "
-                    f"{', '.join(sorted(p.body or {}))})"
-                ),
-            )
+            _conflict(run, entity, p, qbo_id, report, f"QBO's version is kept (fields: {fields})")
         )
         if current is not None and qbo_id in fresh:
             token = str(fresh[qbo_id].get("SyncToken", current.sync_token))
@@ -701,18 +711,7 @@ def _record_result(
         )
     )
     if result.conflict:
-        report.counts["conflicts"] += 1
-        ledger.append(
-            _ledger(
-                run,
-                entity,
-                p,
-                "conflict",
-                "conflict",
-                qbo_id=qbo_id,
-                message=f"changed in QBO too; resolved by policy {entity.conflict}",
-            )
-        )
+        ledger.append(_conflict(run, entity, p, qbo_id, report, "the source's change re-applied"))
     report.counts["created" if p.action == "create" else "updated"] += 1
     ledger.append(_ledger(run, entity, p, p.action, "ok", qbo_id=qbo_id, request_id=rid))
 
