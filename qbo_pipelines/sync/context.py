@@ -8,12 +8,12 @@ codes' sales rates, and the source names used in reasons.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import sqlalchemy as sa
 
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import QboId, RealmId, SourceId
+from qbo_pipelines.mapping import repository as mapping_repo
 from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.sync import state
 from qbo_pipelines.transforms.to_qbo import PaymentMethodTarget, PushContext
@@ -45,76 +45,33 @@ def tax_code_rates(engine: sa.Engine, realm_id: str) -> dict[str, tuple[str, Dec
     return out
 
 
-def _pairs(engine: sa.Engine, sql: str, realm_id: str) -> dict[str, Any]:
-    with engine.connect() as conn:
-        return {str(k): v for k, v in conn.execute(sa.text(sql), {"r": realm_id}).tuples()}
-
-
-def _mappings(engine: sa.Engine, realm_id: str) -> dict[str, dict[str, Any]]:
-    """The company's mapping tables (mapping schema), one bulk query each."""
-    return {
-        "tax_codes": _pairs(
-            engine,
-            "SELECT source_id, qbo_tax_code_id FROM mapping.tax_rates WHERE realm_id = :r",
-            realm_id,
-        ),
-        "items": _pairs(
-            engine, "SELECT source_id, qbo_item_id FROM mapping.items WHERE realm_id = :r", realm_id
-        ),
-        "payment_methods": _pairs(
-            engine,
-            "SELECT m.source_id, ARRAY[m.qbo_payment_method_id,"
-            " COALESCE(m.deposit_account_id, s.default_deposit_account_id)]"
-            " FROM mapping.payment_methods m LEFT JOIN mapping.settings s USING (realm_id)"
-            " WHERE m.realm_id = :r",
-            realm_id,
-        ),
-        "expense_accounts": _pairs(
-            engine,
-            "SELECT concept, expense_account_id FROM mapping.expense_concepts WHERE realm_id = :r",
-            realm_id,
-        ),
-    }
-
-
-def _defaults(engine: sa.Engine, realm_id: str) -> dict[str, Any]:
-    with engine.connect() as conn:
-        row = (
-            conn.execute(
-                sa.text(
-                    "SELECT default_income_account_id, default_tax_code_id"
-                    " FROM mapping.settings WHERE realm_id = :r"
-                ),
-                {"r": realm_id},
-            )
-            .mappings()
-            .one_or_none()
-        )
-    return dict(row) if row is not None else {}
-
-
 def load(engine: sa.Engine, connector: SourceAppConnector, realm_id: RealmId) -> PushContext:
     """The company's push context, loaded in a handful of bulk queries."""
-    maps = _mappings(engine, realm_id)
-    defaults = _defaults(engine, realm_id)
+    snapshot = mapping_repo.load_snapshot(engine, realm_id)
+    settings = snapshot.settings
     ids: dict[str, dict[SourceId, QboId]] = {
         e.name: state.qbo_ids(engine, realm_id, e.name) for e in catalogue.push_order()
     }
     # An explicit item mapping wins over what the items push matched or created (R10).
-    ids["items"].update({SourceId(k): QboId(v) for k, v in maps["items"].items()})
+    ids["items"].update({SourceId(k): QboId(ref.id) for k, ref in snapshot.items.items()})
+    default_deposit = settings.default_deposit_account
+    payment_methods: dict[SourceId, PaymentMethodTarget] = {}
+    for source_id, pm in snapshot.payment_methods.items():
+        deposit = pm.deposit_account or default_deposit
+        if deposit is not None:
+            method = pm.payment_method.id if pm.payment_method else None
+            payment_methods[SourceId(source_id)] = PaymentMethodTarget(method, deposit.id)
     return PushContext(
         qbo_ids=ids,
-        tax_codes={SourceId(k): str(v) for k, v in maps["tax_codes"].items()},
+        tax_codes={SourceId(k): ref.id for k, ref in snapshot.tax_rates.items()},
         tax_code_rates=tax_code_rates(engine, realm_id),
         tax_rate_names=_names(connector, "tax_rates"),
-        default_tax_code=defaults.get("default_tax_code_id"),
-        payment_methods={
-            SourceId(k): PaymentMethodTarget(pm, deposit)
-            for k, (pm, deposit) in maps["payment_methods"].items()
-            if deposit is not None
-        },
+        default_tax_code=settings.default_tax_code.id if settings.default_tax_code else None,
+        payment_methods=payment_methods,
         payment_method_names=_names(connector, "payment_methods"),
-        expense_accounts={k: str(v) for k, v in maps["expense_accounts"].items()},
-        default_income_account=defaults.get("default_income_account_id"),
+        expense_accounts={c: ref.id for c, ref in snapshot.expense_concepts.items()},
+        default_income_account=(
+            settings.default_income_account.id if settings.default_income_account else None
+        ),
         item_names=_names(connector, "items"),
     )

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from qbo_pipelines.mapping import repository as mapping_repo
 from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.sync import triggers
 
@@ -36,20 +37,14 @@ def dump_cursor(cursor: dict[str, int]) -> str:
 
 
 def trigger_settings(engine: sa.Engine, realm_id: str) -> triggers.TriggerSettings:
-    """A company's switches from ``mapping.settings`` (defaults when it has no row)."""
-    with engine.connect() as conn:
-        row = (
-            conn.execute(
-                sa.text(
-                    "SELECT sync_enabled, paused, debounce_seconds, max_wait_seconds"
-                    " FROM mapping.settings WHERE realm_id = :r"
-                ),
-                {"r": realm_id},
-            )
-            .mappings()
-            .one_or_none()
-        )
-    return triggers.TriggerSettings(**row) if row is not None else triggers.TriggerSettings()
+    """A company's switches from ``mapping.settings`` (SPEC defaults when it has no row)."""
+    values = mapping_repo.load_settings(engine, realm_id)
+    return triggers.TriggerSettings(
+        sync_enabled=values.sync_enabled,
+        paused=values.paused,
+        debounce_seconds=values.debounce_seconds,
+        max_wait_seconds=values.max_wait_seconds,
+    )
 
 
 def connected_realms(engine: sa.Engine) -> list[str]:

@@ -19,8 +19,8 @@ class TriggerSettings:
 
     sync_enabled: bool = True  # automatic sync on/off (R30)
     paused: bool = False  # paused by an operator (R30)
-    debounce_seconds: int = 120
-    max_wait_seconds: int = 600
+    debounce_seconds: int = 120  # the same defaults as mapping.settings
+    max_wait_seconds: int = 900
 
 
 @dataclass(frozen=True)
