@@ -47,17 +47,6 @@ class SyncEnv:
         base = self.tokens.api_base_url(realm_id) or self.app.api_url
         return QboClient(base, realm_id, self.tokens, **self.client_options)  # type: ignore[arg-type]
 
-    def connected_realms(self) -> list[RealmId]:
-        """Companies whose sync can run (status connected)."""
-        with self.warehouse.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT realm_id FROM sync.companies WHERE status = 'connected'"
-                    " ORDER BY realm_id"
-                )
-            ).scalars()
-            return [RealmId(r) for r in rows]
-
 
 __all__ = [
     "ENV_API_URL",
