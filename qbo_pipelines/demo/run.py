@@ -44,9 +44,8 @@ class DemoOptions:
     port: int = 8765  # the sandbox's usual port; a free one is taken when it is busy
 
 
-def _source_is_empty(engine: sa.Engine) -> bool:
-    with engine.connect() as conn:
-        return not conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM app.sales)")).scalar()
+def _source_is_empty(env: sync_env.SyncEnv) -> bool:
+    return next(env.connector.iter_entity("invoices", None, 1), []) == []
 
 
 def _forget_company(warehouse: sa.Engine, realm_id: str) -> None:
@@ -100,7 +99,7 @@ def run(options: DemoOptions, out: Printer = print) -> int:
         realm = RealmId(sandbox.store.default_realm)
         out(f"QBO sandbox: {server.base_url} (company {realm}, state in {state_file})")
         env = sync_env.SyncEnv(warehouse, source, sync_env.QboApp.from_env())
-        if _source_is_empty(source):
+        if _source_is_empty(env):
             report = demo.seed(source, options.contacts, options.sales, options.workers)
             out(f"demo source app seeded: {report.rows} rows")
         else:

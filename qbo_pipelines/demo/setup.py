@@ -91,10 +91,9 @@ def connect_with_tokens(
     env.tokens.save_connection(realm_id, tokens, api_base_url=api_url, company_name=company_name)
 
 
-def _source_ids(source: sa.Engine, table: str) -> dict[str, str]:
-    with source.connect() as conn:
-        rows = conn.execute(sa.text(f"SELECT name, id FROM app.{table}")).tuples()  # noqa: S608
-        return {str(n): str(i) for n, i in rows}
+def _source_ids(env: SyncEnv, entity: str) -> dict[str, str]:
+    """Source name -> source id of a reference entity, through the connector."""
+    return {r.name: str(r.source_id) for chunk in env.connector.iter_entity(entity) for r in chunk}
 
 
 def apply_demo_mappings(env: SyncEnv, realm_id: RealmId) -> dict[str, int]:
@@ -109,13 +108,13 @@ def apply_demo_mappings(env: SyncEnv, realm_id: RealmId) -> dict[str, int]:
         ("default-deposit-account", DEMO_DEFAULTS["deposit_account"]),
     ):
         repository.set_setting(wh, realm_id, setting, value, by="demo")
-    rates = _source_ids(env.source, "tax_rates")
+    rates = _source_ids(env, "tax_rates")
     mapped_rates = [
         repository.set_tax_rate(wh, realm_id, rates[src], src, code, by="demo")
         for src, code in DEMO_TAX_CODES.items()
         if src in rates
     ]
-    methods = _source_ids(env.source, "payment_methods")
+    methods = _source_ids(env, "payment_methods")
     mapped_methods = [
         repository.set_payment_method(wh, realm_id, methods[src], src, pm, account, by="demo")
         for src, (pm, account) in DEMO_PAYMENT_METHODS.items()
