@@ -63,6 +63,26 @@ class CanonicalError(ValueError):
     """A canonical record was built with invalid values (e.g. a naive datetime)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvalidValue:
+    """A source value the reader could not represent, kept so the quality rules can hold it.
+
+    A connector that meets a value Python (or QBO) cannot hold, such as a date in year 10000,
+    ``infinity`` or BC, puts a stand-in in the field (``date.min`` / ``date.max`` for dates) and
+    records the original here; the record then reaches the quality rules and is held back with
+    a reason quoting ``raw`` instead of crashing the read (R40).
+
+    Attributes:
+        field: the canonical field holding the stand-in, e.g. ``txn_date``.
+        raw: the value as the source stores it, as text (``'infinity'``, ``'10000-01-01'``).
+        problem: why it is unusable, e.g. ``"is not a date between years 1 and 9999"``.
+    """
+
+    field: str
+    raw: str
+    problem: str
+
+
 def _require_aware(name: str, value: datetime | None) -> None:
     if value is not None and value.tzinfo is None:
         raise CanonicalError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
@@ -279,15 +299,18 @@ class CanonicalSale(_Hashed):
     must make the sync act. ``origin='qbo'`` marks a sale that was pulled from QBO (R16).
     Totals: ``subtotal`` = sum of item lines, ``discount_total`` = sum of discount lines
     (negative or zero), ``tax_total`` = sum of tax lines, ``total`` = their sum.
+    ``customer_source_id`` is None for a sale with no contact (held: ``sale.customer.required``).
+    ``invalid`` lists values the reader could not represent (see :class:`InvalidValue`); it is
+    not hashed (the stand-in value is).
     """
 
     HASH_EXCLUDE: ClassVar[frozenset[str]] = frozenset(
-        {"currency", "detail_level", "grouping", "origin"}
+        {"currency", "detail_level", "grouping", "origin", "invalid"}
     )
 
     source_id: SourceId
     doc_number: str | None
-    customer_source_id: SourceId
+    customer_source_id: SourceId | None
     txn_date: date
     due_date: date | None = None
     currency: str | None = None
@@ -302,6 +325,7 @@ class CanonicalSale(_Hashed):
     detail_level: str | None = None
     grouping: str | None = None
     origin: Origin = "source"
+    invalid: tuple[InvalidValue, ...] = ()
     updated_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -322,18 +346,24 @@ class CanonicalSale(_Hashed):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CanonicalReceipt(_Hashed):
-    """A source receipt, pushed as a QBO Payment linked to its invoice (R19, R21, R22)."""
+    """A source receipt, pushed as a QBO Payment linked to its invoice (R19, R21, R22).
 
-    HASH_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"origin"})
+    ``customer_source_id`` is None for a receipt with no contact (and no sale giving one): the
+    quality rules hold it (``receipt.customer.required``). ``invalid`` lists values the reader
+    could not represent (see :class:`InvalidValue`); it is not hashed (the stand-in is).
+    """
+
+    HASH_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"origin", "invalid"})
 
     source_id: SourceId
     sale_source_id: SourceId | None
-    customer_source_id: SourceId
+    customer_source_id: SourceId | None
     amount: Decimal
     received_on: date
     payment_method_source_id: SourceId | None = None
     reference: str | None = None
     origin: Origin = "source"
+    invalid: tuple[InvalidValue, ...] = ()
     updated_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -369,7 +399,12 @@ class CanonicalBillLine(_Hashed):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CanonicalBill(_Hashed):
-    """A worker invoice, pushed as a QBO Bill against the worker's Vendor (R23)."""
+    """A worker invoice, pushed as a QBO Bill against the worker's Vendor (R23).
+
+    ``invalid`` lists values the reader could not represent (see :class:`InvalidValue`).
+    """
+
+    HASH_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"invalid"})
 
     source_id: SourceId
     vendor_source_id: SourceId
@@ -379,6 +414,7 @@ class CanonicalBill(_Hashed):
     memo: str | None = None
     lines: tuple[CanonicalBillLine, ...] = ()
     total: Decimal = Decimal("0")
+    invalid: tuple[InvalidValue, ...] = ()
     updated_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -602,6 +638,7 @@ __all__ = [
     "ChangeOp",
     "ChangeOrigin",
     "CustomerTransaction",
+    "InvalidValue",
     "ItemKind",
     "Origin",
     "QboContact",

@@ -25,7 +25,19 @@ Policy choices (what a demanding data engineer expects):
   canonical record is built keeps the rules and the written value in step.
 * **Money** must be finite, within QBO's "15 digits in 10.5 format", and amounts (not unit
   prices or quantities) must be whole cents. Consistency is checked within
-  :data:`MONEY_TOLERANCE`.
+  :data:`MONEY_TOLERANCE`. A sale whose total is negative is a credit note (pushed as a QBO
+  CreditMemo), not an error; absurd magnitudes (beyond QBO's range) are held.
+* **Text** (hostile input, R40): control characters (C0, DEL, C1) and broken UTF-16 (lone
+  surrogates) are held in every text field QBO receives, except tab and line breaks in free
+  text (memos, descriptions, addresses); names also refuse ':', tab and line breaks (QBO
+  §11.1). Such a value also could not be put in a QBO query literal (the name match, R5), so
+  holding it is what keeps it from failing the run. Everything else Unicode (accents, emoji,
+  right-to-left scripts, quotes, backslashes) is valid QBO text and syncs as is; lengths are
+  counted in UTF-16 code units (QBO is a Java service, an emoji counts 2), the stricter
+  reading. Surrounding blanks of names are trimmed by the connector (QBO trims names itself).
+* **Values the reader could not represent** (a date in year 10000, ``infinity``, BC) arrive as
+  a stand-in plus an :class:`~qbo_pipelines.canonical.InvalidValue` marker and are held with
+  the date rules' ids (``sale.txn_date.out_of_range``), quoting the raw value.
 
 Rule ids are stable strings ``<record kind>.<field>.<problem>`` (e.g.
 ``sale.lines.amount_mismatch``); a record can break the same rule several times (two bad lines),
@@ -37,6 +49,7 @@ from __future__ import annotations
 import decimal
 import functools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +67,7 @@ from qbo_pipelines.canonical import (
     CanonicalSale,
     CanonicalTaxRate,
     CanonicalVendor,
+    InvalidValue,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -89,10 +103,16 @@ POSTAL_CODE_MAX: Final = 30
 """``PostalCode`` (QBO docs, PhysicalAddress: max 30)."""
 TAXABLE_INVOICE_MAX_LINES: Final = 750
 """Taxable invoices take at most 750 lines (QBO_API §11.4)."""
+MAX_LINES: Final = TAXABLE_INVOICE_MAX_LINES
+"""Lines per sale or bill the sync writes. QBO documents 750 for taxable invoices and no figure
+for the others; the sync applies 750 to every sale and bill (the stricter reading: a held sale
+with a "split it" fix is cheap, a refused 1,000-line write is not)."""
 NAME_FORBIDDEN: Final = frozenset({":", "\t", "\n", "\r"})
 """Characters QBO refuses in name fields (QBO_API §11.1, §13.15; ':' separates sub-levels)."""
 MONEY_MAX: Final = Decimal("1e10")
 """Amounts are "max 15 digits in 10.5 format" (QBO_API §11.0): |amount| < 10**10."""
+MAX_DECIMALS: Final = 5
+"""Quantities and unit prices: at most 5 decimals ("10.5 format", QBO_API §11.0)."""
 MONEY_TOLERANCE: Final = Decimal("0.005")
 """Half a cent: within this, computed and stated amounts agree (QBO rounds to the cent)."""
 EARLIEST_DATE: Final = date(1900, 1, 1)
@@ -171,7 +191,21 @@ def show(value: object, limit: int = 60) -> str:
 
 
 def _has_control(text: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+    return any(_is_control(ch) for ch in text)
+
+
+def _is_control(ch: str) -> bool:
+    """C0, DEL and C1 control characters and lone surrogates (never valid QBO text)."""
+    return unicodedata.category(ch) in ("Cc", "Cs")
+
+
+def qbo_length(value: str) -> int:
+    """Length as QBO counts it: UTF-16 code units (an emoji or other astral character is 2).
+
+    QBO is a Java service and its limits are documented in characters; Java strings count
+    UTF-16 units, so this is the reading that never lets a too-long value through.
+    """
+    return len(value.encode("utf-16-le", errors="surrogatepass")) // 2
 
 
 def money(value: Decimal) -> str:
@@ -291,11 +325,12 @@ def _required(rule: str, label: str, field: str, value: str | None, fix: str) ->
 def _max_len(
     rule: str, label: str, field: str, value: str | None, limit: int, qbo_field: str
 ) -> list[Violation]:
-    if value is not None and len(value) > limit:
+    length = qbo_length(value) if value is not None else 0
+    if length > limit:
         return [
             Violation(
                 rule,
-                f"{label}: {field} {show(value)} is {len(value)} characters, QBO allows "
+                f"{label}: {field} {show(value)} is {length} characters, QBO allows "
                 f"{limit} in {qbo_field}",
                 f"Shorten {field} to at most {limit} characters in the source app.",
             )
@@ -324,12 +359,63 @@ def _no_forbidden(rule: str, label: str, field: str, value: str | None) -> list[
 _CHAR_NAMES: Final = {":": "colon ':'", "\t": "tab", "\n": "line break", "\r": "carriage return"}
 
 
+_BREAKS: Final = frozenset({"\t", "\n", "\r"})
+
+
+def _no_control(
+    rule: str, label: str, field: str, value: str | None, *, allow_breaks: bool
+) -> list[Violation]:
+    """Hold control characters (BEL, ESC, NUL, DEL, C1...) and lone surrogates.
+
+    Tab and line breaks are allowed in free text (``allow_breaks``); in names they are
+    :data:`NAME_FORBIDDEN` and reported by that rule instead.
+    """
+    if value is None:
+        return []
+    found = sorted({ch for ch in value if _is_control(ch) and ch not in _BREAKS}, key=ord)
+    if not allow_breaks:
+        found = [ch for ch in found if ch not in NAME_FORBIDDEN]
+    if not found:
+        return []
+    codes = ", ".join(_char_code(ch) for ch in found)
+    return [
+        Violation(
+            rule,
+            f"{label}: {field} {show(value)} contains control character(s) {codes}, which QBO "
+            "cannot store or search for",
+            f"Retype {field} in the source app without the invisible control character(s) "
+            f"({codes}); they usually come from a paste or an import.",
+        )
+    ]
+
+
+def _char_code(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    code = f"U+{ord(ch):04X}"
+    return f"{code} {name}" if name else code
+
+
+def _text_rules(
+    prefix: str, label: str, field: str, value: str | None, limit: int, qbo_field: str,
+    *, rule_field: str | None = None,
+) -> list[Violation]:
+    """Free text (memo, description, address, reference): length and control characters."""
+    key = rule_field or field
+    return [
+        *_max_len(f"{prefix}.{key}.too_long", label, field, value, limit, qbo_field),
+        *_no_control(f"{prefix}.{key}.control_character", label, field, value, allow_breaks=True),
+    ]
+
+
 def _name_rules(
     prefix: str, label: str, field: str, value: str | None, limit: int, qbo_field: str
 ) -> list[Violation]:
     return [
         *_max_len(f"{prefix}.{field}.too_long", label, field, value, limit, qbo_field),
         *_no_forbidden(f"{prefix}.{field}.forbidden_character", label, field, value),
+        *_no_control(
+            f"{prefix}.{field}.control_character", label, field, value, allow_breaks=False
+        ),
     ]
 
 
@@ -373,7 +459,13 @@ def _money_rules(rule: str, label: str, field: str, value: Decimal) -> list[Viol
     ]
 
 
-def _date_rules(prefix: str, label: str, field: str, value: date | None) -> list[Violation]:
+def _date_rules(
+    prefix: str, label: str, field: str, value: date | None,
+    invalid: Sequence[InvalidValue] = (),
+) -> list[Violation]:
+    bad = [v for v in invalid if v.field == field]
+    if bad:
+        return [_invalid_date(prefix, label, v) for v in bad]
     if value is None or EARLIEST_DATE <= value <= LATEST_DATE:
         return []
     return [
@@ -386,8 +478,27 @@ def _date_rules(prefix: str, label: str, field: str, value: date | None) -> list
     ]
 
 
-def _due_rules(prefix: str, label: str, txn_date: date, due_date: date | None) -> list[Violation]:
-    if due_date is None or due_date >= txn_date:
+def _invalid_date(prefix: str, label: str, v: InvalidValue) -> Violation:
+    """A date the reader could not represent (stand-in value plus marker, see canonical)."""
+    if not v.raw:
+        return Violation(
+            f"{prefix}.{v.field}.required",
+            f"{label}: {v.field} {v.problem}",
+            f"Enter the {v.field.replace('_', ' ')} in the source app.",
+        )
+    return Violation(
+        f"{prefix}.{v.field}.out_of_range",
+        f"{label}: {v.field} {show(v.raw)} {v.problem}",
+        f"Correct {v.field} in the source app to a real date between "
+        f"{EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}.",
+    )
+
+
+def _due_rules(
+    prefix: str, label: str, txn_date: date, due_date: date | None,
+    invalid: Sequence[InvalidValue] = (),
+) -> list[Violation]:
+    if due_date is None or due_date >= txn_date or invalid:
         return []
     return [
         Violation(
@@ -412,7 +523,9 @@ def _address_rules(prefix: str, label: str, addr: CanonicalAddress | None) -> li
     )
     out: list[Violation] = []
     for field, value, limit, qbo_field, key in limits:
-        out += _max_len(f"{prefix}.address.{key}.too_long", label, field, value, limit, qbo_field)
+        out += _text_rules(
+            prefix, label, field, value, limit, qbo_field, rule_field=f"address.{key}"
+        )
     return out
 
 
@@ -515,8 +628,12 @@ def check_customer(c: CanonicalCustomer, *, creating: bool = True) -> list[Viola
         f"{p}.company_name.too_long", label, "company_name", c.company_name, NAME_PART_MAX,
         "CompanyName",
     )
+    out += _no_control(
+        f"{p}.company_name.control_character", label, "company_name", c.company_name,
+        allow_breaks=False,
+    )
     out += _email_rules(p, label, "email", c.email)
-    out += _max_len(f"{p}.phone.too_long", label, "phone", c.phone, PHONE_MAX, "PrimaryPhone")
+    out += _phone_rules(p, label, c.phone)
     if creating:
         out += _billing_name_rules(label, c.billing_name)
         out += _email_rules(
@@ -527,6 +644,14 @@ def check_customer(c: CanonicalCustomer, *, creating: bool = True) -> list[Viola
     return out
 
 
+def _phone_rules(prefix: str, label: str, phone: str | None) -> list[Violation]:
+    return [
+        *_max_len(f"{prefix}.phone.too_long", label, "phone", phone, PHONE_MAX, "PrimaryPhone"),
+        *_no_control(f"{prefix}.phone.control_character", label, "phone", phone,
+                     allow_breaks=False),
+    ]
+
+
 def _billing_name_rules(label: str, billing_name: str | None) -> list[Violation]:
     """The billing contact's name is split into GivenName / FamilyName on create (R6)."""
     if is_blank(billing_name):
@@ -534,7 +659,11 @@ def _billing_name_rules(label: str, billing_name: str | None) -> list[Violation]
     name = (billing_name or "").strip()
     parts = name.split(None, 1)
     out = _no_forbidden("customer.billing_name.forbidden_character", label, "billing_name", name)
-    if any(len(part) > NAME_PART_MAX for part in parts):
+    out += _no_control(
+        "customer.billing_name.control_character", label, "billing_name", name,
+        allow_breaks=False,
+    )
+    if any(qbo_length(part) > NAME_PART_MAX for part in parts):
         out.append(
             Violation(
                 "customer.billing_name.too_long",
@@ -567,12 +696,11 @@ def check_item(i: CanonicalItem) -> list[Violation]:
         f"{p}.name.required", label, "name", i.name, "Give the product a name in the source app."
     )
     out += _name_rules(p, label, "name", i.name, ITEM_NAME_MAX, "Item.Name")
-    out += _max_len(
-        f"{p}.description.too_long", label, "description", i.description, DESCRIPTION_MAX,
-        "Item.Description",
+    out += _text_rules(
+        p, label, "description", i.description, DESCRIPTION_MAX, "Item.Description"
     )
     price = i.unit_price
-    if price is not None and (not price.is_finite() or abs(price) >= MONEY_MAX):
+    if price is not None and not _rate_ok(price):
         out.append(
             Violation(
                 f"{p}.unit_price.invalid",
@@ -609,10 +737,10 @@ def check_sale(s: CanonicalSale) -> list[Violation]:
         "Choose the contact this sale is for in the source app.",
     )
     out += _doc_number_rules(p, label, s.doc_number)
-    out += _date_rules(p, label, "txn_date", s.txn_date)
-    out += _date_rules(p, label, "due_date", s.due_date)
-    out += _due_rules(p, label, s.txn_date, s.due_date)
-    out += _max_len(f"{p}.memo.too_long", label, "memo", s.memo, PRIVATE_NOTE_MAX, "PrivateNote")
+    out += _date_rules(p, label, "txn_date", s.txn_date, s.invalid)
+    out += _date_rules(p, label, "due_date", s.due_date, s.invalid)
+    out += _due_rules(p, label, s.txn_date, s.due_date, s.invalid)
+    out += _text_rules(p, label, "memo", s.memo, PRIVATE_NOTE_MAX, "PrivateNote")
     consequence = (
         "; the invoice is to be emailed to it, so it cannot be sent" if s.send_requested else ""
     )
@@ -633,10 +761,16 @@ def _doc_number_rules(prefix: str, label: str, doc_number: str | None) -> list[V
                 "Clear the number (QBO then numbers it) or enter one in the source app.",
             )
         ]
-    return _max_len(
-        f"{prefix}.doc_number.too_long", label, "document number", doc_number, DOC_NUMBER_MAX,
-        "DocNumber",
-    )
+    return [
+        *_max_len(
+            f"{prefix}.doc_number.too_long", label, "document number", doc_number,
+            DOC_NUMBER_MAX, "DocNumber",
+        ),
+        *_no_control(
+            f"{prefix}.doc_number.control_character", label, "document number", doc_number,
+            allow_breaks=False,
+        ),
+    ]
 
 
 def _sale_line_rules(label: str, s: CanonicalSale) -> list[Violation]:
@@ -652,22 +786,17 @@ def _sale_line_rules(label: str, s: CanonicalSale) -> list[Violation]:
                 "Add the products or services sold to the sale in the source app.",
             )
         )
-    uses_tax = any(line.kind == "tax" or line.tax_rate_source_id for line in s.lines)
-    if uses_tax and len(s.lines) > TAXABLE_INVOICE_MAX_LINES:
-        out.append(
-            Violation(
-                f"{p}.lines.too_many",
-                f"{label}: has {len(s.lines)} lines; QBO takes at most "
-                f"{TAXABLE_INVOICE_MAX_LINES} on a taxable invoice",
-                "Split the sale into several sales in the source app.",
-            )
-        )
+    out += _too_many_lines(p, label, len(s.lines))
     out += _duplicate_line_nos(p, label, [line.line_no for line in s.lines])
     for line in s.lines:
         where = f"{label} line {line.line_no}"
         out += _max_len(
             f"{p}.lines.description_too_long", where, "description", line.description,
             DESCRIPTION_MAX, "Line.Description",
+        )
+        out += _no_control(
+            f"{p}.lines.description_control_character", where, "description",
+            line.description, allow_breaks=True,
         )
         out += _money_rules(f"{p}.lines.amount_invalid", where, "amount", line.amount)
         if line.kind == "item":
@@ -676,6 +805,27 @@ def _sale_line_rules(label: str, s: CanonicalSale) -> list[Violation]:
         elif line.kind == "discount":
             out += _discount_line_rules(where, line.amount, line.discount_percent)
     return out
+
+
+def _too_many_lines(prefix: str, label: str, count: int) -> list[Violation]:
+    if count <= MAX_LINES:
+        return []
+    return [
+        Violation(
+            f"{prefix}.lines.too_many",
+            f"{label}: has {count} lines; QBO takes at most {MAX_LINES} lines on one "
+            "document (750 on a taxable invoice, QBO_API §11.4)",
+            f"Split it into documents of at most {MAX_LINES} lines each in the source app.",
+        )
+    ]
+
+
+def _rate_ok(value: Decimal) -> bool:
+    """A quantity or unit price QBO takes: finite, "10.5 format" (|x| < 1e10, 5 decimals)."""
+    if not value.is_finite() or abs(value) >= MONEY_MAX:
+        return False
+    exponent = value.normalize().as_tuple().exponent
+    return isinstance(exponent, int) and exponent >= -MAX_DECIMALS
 
 
 def _item_line_rules(
@@ -692,11 +842,13 @@ def _item_line_rules(
     )
     if qty is None or unit_price is None:
         return out
-    if not (qty.is_finite() and unit_price.is_finite()):
+    if not (_rate_ok(qty) and _rate_ok(unit_price)):
         out.append(
             Violation(
                 f"{p}.lines.qty_or_price_invalid",
-                f"{where}: qty {number(qty)} or unit price {number(unit_price)} is not a number",
+                f"{where}: qty {number(qty)} or unit price {number(unit_price)} is not a "
+                f"number QBO takes (finite, under 10 digits before the point and at most "
+                f"{MAX_DECIMALS} after)",
                 "Correct the quantity and unit price in the source app.",
             )
         )
@@ -790,15 +942,7 @@ def _sale_total_rules(label: str, s: CanonicalSale) -> list[Violation]:
                 fix,
             )
         )
-    if s.total < 0:
-        out.append(
-            Violation(
-                f"{p}.total.negative",
-                f"{label}: total {money(s.total)} is negative, and a QBO invoice cannot be",
-                "Record the refund as a credit note in the source app, or correct the lines "
-                "(QBO rejects negative invoices with error 6000).",
-            )
-        )
+    # A negative total is a credit note: pushed as a QBO CreditMemo, never held (R11).
     return out
 
 
@@ -833,10 +977,14 @@ def check_receipt(r: CanonicalReceipt) -> list[Violation]:
                 "Correct the amount in the source app (record refunds as refunds).",
             )
         )
-    out += _date_rules(p, label, "received_on", r.received_on)
+    out += _date_rules(p, label, "received_on", r.received_on, r.invalid)
     out += _max_len(
         f"{p}.reference.too_long", label, "reference", r.reference, PAYMENT_REF_MAX,
         "PaymentRefNum",
+    )
+    out += _no_control(
+        f"{p}.reference.control_character", label, "reference", r.reference,
+        allow_breaks=False,
     )
     return out
 
@@ -865,10 +1013,8 @@ def check_vendor(v: CanonicalVendor) -> list[Violation]:
     out += _name_rules(p, label, "given_name", v.given_name, NAME_PART_MAX, "GivenName")
     out += _name_rules(p, label, "family_name", v.family_name, NAME_PART_MAX, "FamilyName")
     out += _email_rules(p, label, "email", v.email)
-    out += _max_len(f"{p}.phone.too_long", label, "phone", v.phone, PHONE_MAX, "PrimaryPhone")
-    out += _max_len(
-        f"{p}.country.too_long", label, "country", v.country, ADDRESS_PART_MAX, "BillAddr.Country"
-    )
+    out += _phone_rules(p, label, v.phone)
+    out += _text_rules(p, label, "country", v.country, ADDRESS_PART_MAX, "BillAddr.Country")
     return out
 
 
@@ -896,10 +1042,11 @@ def check_bill(b: CanonicalBill) -> list[Violation]:
         "Choose the worker this invoice is from in the source app.",
     )
     out += _doc_number_rules(p, label, b.doc_number)
-    out += _date_rules(p, label, "txn_date", b.txn_date)
-    out += _date_rules(p, label, "due_date", b.due_date)
-    out += _due_rules(p, label, b.txn_date, b.due_date)
-    out += _max_len(f"{p}.memo.too_long", label, "memo", b.memo, PRIVATE_NOTE_MAX, "PrivateNote")
+    out += _date_rules(p, label, "txn_date", b.txn_date, b.invalid)
+    out += _date_rules(p, label, "due_date", b.due_date, b.invalid)
+    out += _due_rules(p, label, b.txn_date, b.due_date, b.invalid)
+    out += _text_rules(p, label, "memo", b.memo, PRIVATE_NOTE_MAX, "PrivateNote")
+    out += _too_many_lines(p, label, len(b.lines))
     if not b.lines:
         out.append(
             Violation(
@@ -918,6 +1065,14 @@ def check_bill(b: CanonicalBill) -> list[Violation]:
         out += _max_len(
             f"{p}.lines.description_too_long", where, "description", line.description,
             DESCRIPTION_MAX, "Line.Description",
+        )
+        out += _no_control(
+            f"{p}.lines.description_control_character", where, "description",
+            line.description, allow_breaks=True,
+        )
+        out += _no_control(
+            f"{p}.lines.concept_control_character", where, "concept", line.concept,
+            allow_breaks=False,
         )
         out += _money_rules(f"{p}.lines.amount_invalid", where, "amount", line.amount)
     total_invalid = _money_rules(f"{p}.total.invalid", label, "total", b.total)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -45,6 +45,7 @@ from qbo_pipelines.canonical import (
     ChangeOp,
     ChangeOrigin,
     CustomerTransaction,
+    InvalidValue,
     ItemKind,
     Origin,
     QboContact,
@@ -140,6 +141,45 @@ def _chunks(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield values[start:start + size]
 
 
+def _name(value: str | None) -> str | None:
+    """A name as QBO keeps it: surrounding blanks trimmed (QBO trims names itself, so the
+    canonical value, the written value and what QBO holds stay equal); blank parts are None."""
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+def _display_name(value: str | None) -> str:
+    """A display name trimmed like :func:`_name`; blank stays ``''`` so the rules hold it."""
+    return (value or "").strip()
+
+
+DATE_PROBLEM = "is not a date (QBO and the sync take years 1 to 9999 only)"
+"""Why a date the reader could not represent is unusable (see :func:`_date`)."""
+
+
+def _date(row: Row, name: str, invalid: list[InvalidValue], *, required: bool) -> date | None:
+    """A date column read safely, with the ``<name>_invalid`` companion of the query.
+
+    The queries select a date Python cannot hold (year 10000, ``infinity``, BC) as NULL and its
+    text in ``<name>_invalid``. Such a date, or a missing required one, gets a stand-in
+    (``date.min`` for ``-infinity`` / BC, else ``date.max``) and an :class:`InvalidValue`
+    marker, so the record reaches the quality rules and is held back (R40) instead of the read
+    crashing with a DataError.
+    """
+    raw = row.get(f"{name}_invalid")
+    value: date | None = row[name]
+    if raw is not None:
+        text = str(raw)
+        invalid.append(InvalidValue(field=name, raw=text, problem=DATE_PROBLEM))
+        early = text.startswith("-") or text.upper().endswith(" BC")
+        return date.min if early else date.max
+    if value is None and required:
+        invalid.append(InvalidValue(field=name, raw="", problem="is empty"))
+        return date.max
+    return value
+
+
 def _address(row: Row) -> CanonicalAddress | None:
     addr = CanonicalAddress(
         line1=row["address_line1"], line2=row["address_line2"], city=row["city"],
@@ -150,10 +190,11 @@ def _address(row: Row) -> CanonicalAddress | None:
 
 def _customer(row: Row) -> CanonicalCustomer:
     return CanonicalCustomer(
-        source_id=_sid(row["source_id"]), display_name=row["display_name"],
-        company_name=row["company_name"], given_name=row["given_name"],
-        family_name=row["family_name"], email=normalise_email(row["email"]), phone=row["phone"],
-        billing_name=row["billing_name"], billing_email=normalise_email(row["billing_email"]),
+        source_id=_sid(row["source_id"]), display_name=_display_name(row["display_name"]),
+        company_name=_name(row["company_name"]), given_name=_name(row["given_name"]),
+        family_name=_name(row["family_name"]), email=normalise_email(row["email"]),
+        phone=row["phone"], billing_name=_name(row["billing_name"]),
+        billing_email=normalise_email(row["billing_email"]),
         bill_addr=_address(row), has_sale=bool(row["has_sale"]),
         organisation_id=_opt_sid(row["organisation_id"]), origin=cast(Origin, row["origin"]),
         updated_at=row["updated_at"],
@@ -162,7 +203,8 @@ def _customer(row: Row) -> CanonicalCustomer:
 
 def _item(row: Row) -> CanonicalItem:
     return CanonicalItem(
-        source_id=_sid(row["source_id"]), name=row["name"], kind=cast(ItemKind, row["kind"]),
+        source_id=_sid(row["source_id"]), name=_display_name(row["name"]),
+        kind=cast(ItemKind, row["kind"]),
         description=row["description"], unit_price=row["unit_price"],
         active=bool(row["active"]), updated_at=row["updated_at"],
     )
@@ -192,34 +234,39 @@ def _sale_line(row: Row) -> CanonicalSaleLine:
 
 
 def _sale(row: Row, lines: tuple[CanonicalSaleLine, ...]) -> CanonicalSale:
+    invalid: list[InvalidValue] = []
+    txn_date = _date(row, "txn_date", invalid, required=True) or date.max
+    due_date = _date(row, "due_date", invalid, required=False)
     return CanonicalSale(
         source_id=_sid(row["source_id"]), doc_number=row["doc_number"],
-        customer_source_id=_sid(row["customer_source_id"]), txn_date=row["txn_date"],
-        due_date=row["due_date"], currency=row["currency"], memo=row["memo"],
+        customer_source_id=_opt_sid(row["customer_source_id"]), txn_date=txn_date,
+        due_date=due_date, currency=row["currency"], memo=row["memo"],
         billing_email=normalise_email(row["billing_email"]),
         send_requested=bool(row["send_requested"]),
         lines=lines, subtotal=row["subtotal"], discount_total=row["discount_total"],
         tax_total=row["tax_total"], total=row["total"], detail_level=row["detail_level"],
         grouping=row["grouping"], origin=cast(Origin, row["origin"]),
-        updated_at=row["updated_at"],
+        invalid=tuple(invalid), updated_at=row["updated_at"],
     )
 
 
 def _receipt(row: Row) -> CanonicalReceipt:
+    invalid: list[InvalidValue] = []
+    received_on = _date(row, "received_on", invalid, required=True) or date.max
     return CanonicalReceipt(
         source_id=_sid(row["source_id"]), sale_source_id=_opt_sid(row["sale_source_id"]),
-        customer_source_id=_sid(row["customer_source_id"]), amount=row["amount"],
-        received_on=row["received_on"],
+        customer_source_id=_opt_sid(row["customer_source_id"]), amount=row["amount"],
+        received_on=received_on,
         payment_method_source_id=_opt_sid(row["payment_method_source_id"]),
         reference=row["reference"], origin=cast(Origin, row["origin"]),
-        updated_at=row["updated_at"],
+        invalid=tuple(invalid), updated_at=row["updated_at"],
     )
 
 
 def _vendor(row: Row) -> CanonicalVendor:
     return CanonicalVendor(
-        source_id=_sid(row["source_id"]), display_name=row["display_name"],
-        given_name=row["given_name"], family_name=row["family_name"],
+        source_id=_sid(row["source_id"]), display_name=_display_name(row["display_name"]),
+        given_name=_name(row["given_name"]), family_name=_name(row["family_name"]),
         email=normalise_email(row["email"]),
         phone=row["phone"], country=row["country"], updated_at=row["updated_at"],
     )
@@ -233,10 +280,14 @@ def _bill_line(row: Row) -> CanonicalBillLine:
 
 
 def _bill(row: Row, lines: tuple[CanonicalBillLine, ...]) -> CanonicalBill:
+    invalid: list[InvalidValue] = []
+    txn_date = _date(row, "txn_date", invalid, required=True) or date.max
+    due_date = _date(row, "due_date", invalid, required=False)
     return CanonicalBill(
         source_id=_sid(row["source_id"]), vendor_source_id=_sid(row["vendor_source_id"]),
-        doc_number=row["doc_number"], txn_date=row["txn_date"], due_date=row["due_date"],
-        memo=row["memo"], lines=lines, total=row["total"], updated_at=row["updated_at"],
+        doc_number=row["doc_number"], txn_date=txn_date, due_date=due_date,
+        memo=row["memo"], lines=lines, total=row["total"], invalid=tuple(invalid),
+        updated_at=row["updated_at"],
     )
 
 
@@ -329,6 +380,25 @@ class SourceAppConnector:
         next_seq = events[-1].seq if events else seq
         return ChangeBatch(real, next_seq, len(events) - len(real), len(events) >= limit)
 
+    def feed_horizon(self) -> int:
+        """The change feed's commit-safe horizon (``feed_horizon.sql``): no change below it can
+        still appear, so a reader that covers ``[previous horizon, horizon)`` loses nothing to
+        a slow transaction that took a lower sequence number and committed later."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(self._q("feed_horizon")).scalar_one())
+
+    def feed_changes(self, entity: str, lo: int, hi: int) -> EntityChanges:
+        """Records of ``entity`` the app changed in the window ``[lo, hi)`` of the feed, split
+        into changed and deleted by their latest operation; the sync's own writes skipped (R35).
+        """
+        changed: set[SourceId] = set()
+        deleted: set[SourceId] = set()
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._q("feed_changes"), {"entity": entity, "lo": lo, "hi": hi})
+            for row_id, op in rows:
+                (deleted if op == "delete" else changed).add(_sid(row_id))
+        return EntityChanges(frozenset(changed), frozenset(deleted))
+
     def max_seq(self) -> int:
         """The newest change-log sequence number (0 when the log is empty)."""
         with self.engine.connect() as conn:
@@ -370,27 +440,30 @@ class SourceAppConnector:
     def _iter_rows(
         self, query: str, ids: Iterable[str] | None, chunk: int
     ) -> Iterator[list[Row]]:
-        with self.engine.connect() as conn:
-            stmt = self._q(query)
-            if ids is not None:
-                id_list = sorted(set(ids), key=lambda v: (len(v), v))
-                for part in _chunks(id_list, chunk):
-                    params = {"after": self.first_key, "limit": len(part), "read_all": False,
-                              "ids": list(part)}
+        """Chunks of rows, each read in its own short transaction (keyset pages): nothing stays
+        open while the caller works on a chunk (e.g. calls QBO between chunks)."""
+        stmt = self._q(query)
+        if ids is not None:
+            id_list = sorted(set(ids), key=lambda v: (len(v), v))
+            for part in _chunks(id_list, chunk):
+                params = {"after": self.first_key, "limit": len(part), "read_all": False,
+                          "ids": list(part)}
+                with self.engine.connect() as conn:
                     rows = list(conn.execute(stmt, params).mappings())
-                    if rows:
-                        yield rows
-                return
-            after: object = self.first_key
-            while True:
-                params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
+                if rows:
+                    yield rows
+            return
+        after: object = self.first_key
+        while True:
+            params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
+            with self.engine.connect() as conn:
                 rows = list(conn.execute(stmt, params).mappings())
-                if not rows:
-                    return
-                yield rows
-                if len(rows) < chunk:
-                    return
-                after = rows[-1]["source_id"]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < chunk:
+                return
+            after = rows[-1]["source_id"]
 
     def _iter_simple(
         self, query: str, build: Callable[[Row], T], ids: Iterable[str] | None, chunk: int

@@ -336,7 +336,8 @@ def invoice_body(sale: CanonicalSale, ctx: PushContext) -> BuildResult:
     """
     problems: list[Violation] = []
     customer_id = ctx.qbo_id("customers", sale.customer_source_id)
-    if customer_id is None:
+    # No contact at all is the rule ``sale.customer.required``, not an unresolved reference.
+    if customer_id is None and sale.customer_source_id is not None:
         problems.append(
             not_in_qbo(
                 "customer",
@@ -388,7 +389,7 @@ def payment_body(receipt: CanonicalReceipt, ctx: PushContext) -> BuildResult:
     problems: list[Violation] = []
     label = receipt.reference or receipt.source_id
     customer_id = ctx.qbo_id("customers", receipt.customer_source_id)
-    if customer_id is None:
+    if customer_id is None and receipt.customer_source_id is not None:  # else the rule holds it
         problems.append(not_in_qbo("customer", f"receipt {label}", receipt.customer_source_id))
     invoice_id = ctx.qbo_id("invoices", receipt.sale_source_id)
     if receipt.sale_source_id is not None and invoice_id is None:

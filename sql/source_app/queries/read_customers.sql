@@ -1,7 +1,8 @@
 -- Canonical customers (one per contact). Params: :after, :limit, :read_all (bool), :ids (expanding).
 -- display_name: organisation name, else the QBO display name for QBO-origin contacts, else
 -- "Given Family". Billing contact: the organisation's flagged billing contact (lowest id), else
--- the contact itself. has_sale: at least one sale (R4).
+-- the contact itself. has_sale: at least one sale (R4). updated_at outside years 1..9999 (e.g.
+-- 'infinity') reads as NULL: Python cannot hold it, and it is never pushed.
 SELECT
     c.id                                                  AS source_id,
     coalesce(
@@ -24,7 +25,8 @@ SELECT
     EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id) AS has_sale,
     c.organisation_id,
     c.origin,
-    c.updated_at
+    CASE WHEN c.updated_at BETWEEN TIMESTAMPTZ '0001-01-03 00:00:00+00'
+         AND TIMESTAMPTZ '9999-12-29 00:00:00+00' THEN c.updated_at END AS updated_at
 FROM app.contacts c
 LEFT JOIN app.organisations o ON o.id = c.organisation_id
 LEFT JOIN app.contacts b ON b.id = (

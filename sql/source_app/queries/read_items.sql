@@ -1,5 +1,8 @@
 -- Canonical items (service types / products). Params: :after, :limit, :read_all, :ids.
-SELECT id AS source_id, name, kind, description, unit_price, active, updated_at
+-- updated_at outside years 1..9999 (e.g. 'infinity') reads as NULL: Python cannot hold it.
+SELECT id AS source_id, name, kind, description, unit_price, active,
+CASE WHEN updated_at BETWEEN TIMESTAMPTZ '0001-01-03 00:00:00+00'
+     AND TIMESTAMPTZ '9999-12-29 00:00:00+00' THEN updated_at END AS updated_at
 FROM app.products
 WHERE id > :after AND (:read_all OR id IN :ids)
 ORDER BY id

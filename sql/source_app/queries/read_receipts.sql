@@ -1,8 +1,18 @@
 -- Canonical receipts. Params: :after, :limit, :read_all, :ids.
+-- Dates outside years 1..9999 (year 10000, 'infinity', BC) cannot be read into Python: they are
+-- selected as NULL with the raw text in <column>_invalid, and the quality rules hold the record
+-- (R40). updated_at outside that range reads as NULL (it is never pushed).
 SELECT r.id AS source_id, r.sale_id AS sale_source_id,
        coalesce(r.contact_id, s.contact_id) AS customer_source_id,
-       r.amount, r.received_on, r.payment_method_id AS payment_method_source_id, r.reference,
-       r.origin, r.updated_at
+       r.amount,
+       CASE WHEN r.received_on BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'
+            THEN r.received_on END AS received_on,
+       CASE WHEN NOT (r.received_on BETWEEN DATE '0001-01-01' AND DATE '9999-12-31')
+            THEN r.received_on::text END AS received_on_invalid,
+       r.payment_method_id AS payment_method_source_id, r.reference,
+       r.origin,
+       CASE WHEN r.updated_at BETWEEN TIMESTAMPTZ '0001-01-03 00:00:00+00'
+            AND TIMESTAMPTZ '9999-12-29 00:00:00+00' THEN r.updated_at END AS updated_at
 FROM app.receipts r
 LEFT JOIN app.sales s ON s.id = r.sale_id
 WHERE r.id > :after AND (:read_all OR r.id IN :ids)
