@@ -10,8 +10,10 @@ Safety rules enforced here:
   :class:`QueryBuildError`.
 * String literals are wrapped in single quotes with ``\\`` and ``'`` backslash-escaped (the only
   escaping QBO understands); all other characters, unicode included, are kept as they are.
-  Control characters (U+0000-U+001F, U+007F) are rejected: QBO names cannot hold them and they
-  have no escape.
+  Control characters (U+0000-U+001F, U+007F) and lone surrogates are rejected with
+  :class:`UnquotableValueError`: QBO names cannot hold them, they have no escape (and a lone
+  surrogate cannot even be encoded as UTF-8). The data-quality rules hold such records back
+  before any query is built; a caller that still meets the error holds that one record.
 * Numbers, booleans, dates and aware datetimes are rendered by type, never from raw text.
 
 So a value can only ever end up *inside* one literal: ``O'Brien \\ "x"`` becomes
@@ -34,11 +36,27 @@ MAX_PAGE_SIZE = 1000
 
 _IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z][A-Za-z0-9_]{0,63}){0,3}$")
 _ENTITY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 class QueryBuildError(ValueError):
     """A name or value cannot be put into a QBO query safely."""
+
+
+class UnquotableValueError(QueryBuildError):
+    """A string value has characters no QBO query literal can express (control characters,
+    lone surrogates). It is about the data, not the program: the caller holds back the one
+    record the value came from (R40) and goes on with the others.
+
+    Attributes:
+        value: the offending value.
+    """
+
+    def __init__(self, value: str) -> None:
+        super().__init__(
+            "control characters cannot be used in a QBO query literal: " + ascii(value)[:80]
+        )
+        self.value = value
 
 
 def entity_name(name: str) -> str:
@@ -58,7 +76,7 @@ def field_name(name: str) -> str:
 def quote_string(value: str) -> str:
     """``value`` as a single-quoted QBO literal (backslash escapes for ``\\`` and ``'``)."""
     if _CONTROL_RE.search(value):
-        raise QueryBuildError("control characters cannot be used in a QBO query literal")
+        raise UnquotableValueError(value)
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
