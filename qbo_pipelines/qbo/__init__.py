@@ -3,8 +3,11 @@
 Public interface (import from ``qbo_pipelines.qbo``):
 
 * :class:`QboClient` - reads (query/query_all/count/read/read_many/changed_since/cdc), writes
-  (create/update/delete/void/send) and :meth:`QboClient.batch_write` with :class:`BatchOp` /
-  :class:`BatchResult`.
+  (create/update/delete/void/send), :meth:`QboClient.execute` of :class:`Dispatch` es planned by
+  :func:`plan_dispatches` (concurrent within the company's budget) and
+  :meth:`QboClient.batch_write`, with :class:`BatchOp` / :class:`BatchResult`.
+* :mod:`.limiter` - the company's request budget, shared through the warehouse by every process
+  (:class:`PgRateLimiter`) or in-process (:class:`RateLimiter`); :mod:`.transport` - HTTP.
 * :func:`request_id_for` - the deterministic idempotency key of a write.
 * :mod:`.query` - :func:`select`, :func:`eq`, :func:`in_`, ... (safe query building).
 * :mod:`.errors` - :class:`QboError` and its subclasses.
@@ -19,12 +22,14 @@ from qbo_pipelines.qbo.client import (
     SANDBOX_BASE_URL,
     BatchOp,
     BatchResult,
+    Dispatch,
     QboClient,
     QueryResult,
     StaticTokenProvider,
     TokenProvider,
     UpdateResult,
     derive_request_id,
+    plan_dispatches,
     request_id_for,
 )
 from qbo_pipelines.qbo.errors import (
@@ -42,7 +47,13 @@ from qbo_pipelines.qbo.errors import (
     ValidationError,
 )
 from qbo_pipelines.qbo.ids import QboId, RealmId, RequestId, SourceId, SyncToken
-from qbo_pipelines.qbo.limiter import Limits, RateLimiter, limiter_for
+from qbo_pipelines.qbo.limiter import (
+    Limits,
+    PgRateLimiter,
+    RateLimiter,
+    limiter_for,
+    pg_limiter_for,
+)
 from qbo_pipelines.qbo.query import Condition, Query, eq, gte, in_, like, lt, select
 from qbo_pipelines.qbo.secret import Secret
 from qbo_pipelines.qbo.values import Entity, entity_id, last_updated, parse_datetime, sync_token
@@ -56,6 +67,7 @@ __all__ = [
     "CdcResult",
     "Change",
     "Condition",
+    "Dispatch",
     "DuplicateDocNumberError",
     "DuplicateNameError",
     "Entity",
@@ -63,6 +75,7 @@ __all__ = [
     "Limits",
     "NeedsReconnectError",
     "NotFoundError",
+    "PgRateLimiter",
     "QboClient",
     "QboError",
     "QboId",
@@ -92,6 +105,8 @@ __all__ = [
     "limiter_for",
     "lt",
     "parse_datetime",
+    "pg_limiter_for",
+    "plan_dispatches",
     "request_id_for",
     "select",
     "sync_token",

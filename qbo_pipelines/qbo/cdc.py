@@ -27,19 +27,40 @@ Use the result's ``checkpoint`` as the next call's ``since``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from qbo_pipelines.qbo.errors import QboError
 from qbo_pipelines.qbo.ids import QboId
 from qbo_pipelines.qbo.values import Entity, is_deleted_stub, last_updated
 
-if TYPE_CHECKING:
-    from qbo_pipelines.qbo.client import QboClient
-
 log = logging.getLogger(__name__)
+
+
+class CdcSource(Protocol):
+    """What change capture needs from a client (:class:`~qbo_pipelines.qbo.client.QboClient`).
+
+    Declared here so that this module never imports the client: the client depends on it, not
+    the other way round.
+    """
+
+    @property
+    def calls(self) -> Mapping[str, int]:
+        """HTTP calls made so far, by kind."""
+        ...
+
+    def server_time(self) -> datetime: ...
+
+    def cdc_call(self, entities: Sequence[str], changed_since: datetime) -> dict[str, Any]: ...
+
+    def changed_since(
+        self, entity: str, since: datetime, until: datetime | None = None
+    ) -> Iterable[Entity]: ...
+
+    def query_all(self, entity: str, *, include_inactive: bool = False) -> Iterable[Entity]: ...
+
 
 CDC_MAX_SPAN = timedelta(days=30)
 CDC_SAFETY_MARGIN = timedelta(hours=1)
@@ -170,7 +191,7 @@ def capped_cut(objects: Sequence[tuple[str, Entity]], start: datetime) -> tuple[
 
 
 def _cdc_window(
-    client: QboClient,
+    client: CdcSource,
     entities: Sequence[str],
     start: datetime,
     end: datetime,
@@ -207,7 +228,7 @@ def _cdc_window(
         _cdc_window(client, entities, cut, end, out, result)
 
 
-def _query_window(client: QboClient, entity: str, start: datetime, stop: datetime) -> list[Entity]:
+def _query_window(client: CdcSource, entity: str, start: datetime, stop: datetime) -> list[Entity]:
     """Rows last changed in ``[start, stop)`` by a ``MetaData.LastUpdatedTime`` query.
 
     If QBO refuses that filter for the entity (4000/4001 query faults), every row is read and
@@ -224,7 +245,7 @@ def _query_window(client: QboClient, entity: str, start: datetime, stop: datetim
 
 
 def read_changes(
-    client: QboClient,
+    client: CdcSource,
     entities: Sequence[str],
     since: datetime,
     until: datetime | None = None,

@@ -1,85 +1,115 @@
-"""The QBO Accounting API v3 client: the only code in the project that sends HTTP to QBO.
+"""The QBO Accounting API v3 client: entities, queries, writes; HTTP goes through the transport.
 
 Quick start (the sync layer's view)::
 
-    from qbo_pipelines.qbo import QboClient, BatchOp, request_id_for, select, eq
+    from qbo_pipelines.qbo import QboClient, BatchOp, plan_dispatches, request_id_for
 
-    client = QboClient(base_url, realm_id, token_store)      # token_store: a TokenProvider
+    client = QboClient(base_url, realm_id, token_store, budget=warehouse_engine)
     for customer in client.query_all("Customer", include_inactive=True):
         ...
     rid = request_id_for(realm_id, "Customer", source_id, content_hash, "create")
-    results = client.batch_write([BatchOp.create("Customer", body, rid), ...])
-    for r in results:
-        if r.ok: save(r.op.key, r.entity["Id"], r.entity["SyncToken"])
-        else: ledger(r.op.key, r.error.code, str(r.error))
+    ops = [BatchOp.create("Customer", body, rid, key=source_id), ...]
+    for dispatch, results in client.execute(plan_dispatches(ops)):   # up to 10 calls in flight
+        for r in results:
+            if r.ok: save(r.op.key, r.entity["Id"], r.entity["SyncToken"])
+            elif r.error.retryable: replay_later(dispatch)               # outcome unknown
+            else: ledger(r.op.key, r.error.code, str(r.error))
 
 Guarantees:
 
-* ``minorversion=75`` and ``Accept: application/json`` on every call; (connect, read) timeouts.
-* A per-realm :class:`~qbo_pipelines.qbo.limiter.RateLimiter` (500/min, 10 in flight, 40 batch
-  calls/min by default) wraps every HTTP request.
-* Retries with exponential backoff and jitter on 429, 5xx, connection errors and timeouts; never
-  on validation faults. A 401 refreshes the access token once and retries.
+* HTTP, auth, retries and the company's budget are :mod:`qbo_pipelines.qbo.transport`'s: every
+  call holds a slot of the company's budget (500/min, 10/s, 10 in flight, 40 batch calls/min),
+  shared by every process when the client is given the warehouse (``budget=``), see
+  :mod:`qbo_pipelines.qbo.limiter`.
 * Every write takes a caller-supplied deterministic ``request_id`` (see :func:`request_id_for`)
   that is sent as QBO's ``requestid``, so a retry, a re-run or a crash-restart replays the first
-  result instead of writing twice (SPEC R33). Batch calls get a requestid derived from their
-  operations' ids (<= 36 chars) and bIds of <= 10 chars.
+  result instead of writing twice (SPEC R33). A :class:`Dispatch` carries the id of its HTTP call:
+  a single op's own id, or for a batch an id derived from its ops' ids (<= 36 chars, bIds of
+  <= 10 chars). Replaying a dispatch verbatim replays QBO's answer.
 * Reads page with ``STARTPOSITION``/``MAXRESULTS 1000`` and stop only on a short page.
 * Money is ``Decimal`` (``parse_float=Decimal``); timestamps via
   :func:`~qbo_pipelines.qbo.values.parse_datetime` are timezone-aware.
 * No read-before-write: updates take the SyncToken from the caller's id map. A 5010 (stale
-  SyncToken) re-reads the record once and re-applies the sparse change; the result says so
+  SyncToken) can re-read the record once and re-apply the sparse change; the result says so
   (``conflict=True``) and the caller decides what that means (SPEC R34).
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import threading
+import math
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
+import sqlalchemy as sa
 
 from qbo_pipelines.qbo import query as q
+from qbo_pipelines.qbo.cdc import CdcResult, read_changes
 from qbo_pipelines.qbo.errors import (
     AuthError,
-    NeedsReconnectError,
     NotFoundError,
     QboError,
     ServerError,
     StaleObjectError,
-    ThrottledError,
-    TransportError,
     error_from_fault,
-    error_from_response,
     fault_in_payload,
 )
 from qbo_pipelines.qbo.ids import QboId, RealmId, RequestId, SyncToken
-from qbo_pipelines.qbo.limiter import Limits, RateLimiter, limiter_for
-from qbo_pipelines.qbo.secret import Secret
-from qbo_pipelines.qbo.values import Entity, dumps, loads, parse_datetime
+from qbo_pipelines.qbo.limiter import Budget, Limits, limiter_for, pg_limiter_for
+from qbo_pipelines.qbo.transport import (
+    MINOR_VERSION,
+    QBO_THROTTLE_PAUSE,
+    Call,
+    StaticTokenProvider,
+    TokenProvider,
+    Transport,
+    backoff_delay,
+)
+from qbo_pipelines.qbo.values import Entity, dumps, parse_datetime
 
-if TYPE_CHECKING:
-    from qbo_pipelines.qbo.cdc import CdcResult
+__all__ = [
+    "BATCH_SIZE",
+    "MINOR_VERSION",
+    "PRODUCTION_BASE_URL",
+    "SANDBOX_BASE_URL",
+    "BatchOp",
+    "BatchOperation",
+    "BatchResult",
+    "Dispatch",
+    "QboClient",
+    "QueryResult",
+    "StaticTokenProvider",
+    "TokenProvider",
+    "UpdateResult",
+    "WriteOperation",
+    "backoff_delay",
+    "batch_request_id",
+    "derive_request_id",
+    "plan_dispatches",
+    "request_id_for",
+]
 
 log = logging.getLogger(__name__)
 
+_Call = Call  # the name older code and tests use
+
 PRODUCTION_BASE_URL = "https://quickbooks.api.intuit.com"
 SANDBOX_BASE_URL = "https://sandbox-quickbooks.api.intuit.com"
-MINOR_VERSION = 75
 BATCH_SIZE = 30
 PAGE_SIZE = 1000
 MAX_REQUEST_ID_LENGTH = 50
 MAX_BATCH_REQUEST_ID_LENGTH = 36
 MAX_BID_LENGTH = 10
+BATCH_LANES = 3
+"""Batch calls in flight at once from one :meth:`QboClient.execute` (40/min needs ~1-2)."""
 
 NAME_LIST_ENTITIES = frozenset(
     {
@@ -145,35 +175,6 @@ def _check_request_id(request_id: str, limit: int = MAX_REQUEST_ID_LENGTH) -> st
 
 
 # ---------------------------------------------------------------------------------------------
-# Tokens
-
-
-class TokenProvider(Protocol):
-    """Where the client gets bearer tokens (the warehouse :class:`TokenStore` in production)."""
-
-    def access_token(self, realm_id: RealmId) -> Secret:
-        """A currently valid access token (refreshing first if it is about to expire)."""
-        ...
-
-    def refresh_access_token(self, realm_id: RealmId, rejected: Secret) -> Secret:
-        """A new access token after QBO rejected ``rejected`` with a 401."""
-        ...
-
-
-@dataclass
-class StaticTokenProvider:
-    """A fixed access token (tests, one-off scripts). A 401 cannot be fixed: it re-raises."""
-
-    token: Secret
-
-    def access_token(self, realm_id: RealmId) -> Secret:
-        return self.token
-
-    def refresh_access_token(self, realm_id: RealmId, rejected: Secret) -> Secret:
-        return self.token
-
-
-# ---------------------------------------------------------------------------------------------
 # Results
 
 
@@ -199,20 +200,30 @@ class UpdateResult:
 
 
 BatchOperation = Literal["create", "update", "delete", "void"]
+"""Writes a /batch call can carry."""
+WriteOperation = Literal["create", "update", "delete", "void", "send"]
+"""Every write a :class:`BatchOp` can describe (a ``send`` is a single call only)."""
 
 
 @dataclass(frozen=True)
 class BatchOp:
-    """One write in a batch. ``body`` is the entity JSON (with Id/SyncToken for update/delete).
+    """One write. ``body`` is the entity JSON (with Id/SyncToken for update/delete/void).
 
     ``key`` is for the caller to find its record again (e.g. the source id); it is not sent.
+    A ``send`` (email a sales form, ``POST /{entity}/{Id}/send[?sendTo=]``) has ``{"Id": ...}``
+    as its body and ``send_to``; QBO has no batch form of it, so it is always a single call.
     """
 
-    operation: BatchOperation
+    operation: WriteOperation
     entity: str
     body: Mapping[str, Any]
     request_id: str
     key: str | None = None
+    send_to: str | None = None
+
+    @property
+    def batchable(self) -> bool:
+        return self.operation != "send"
 
     @staticmethod
     def create(
@@ -248,10 +259,24 @@ class BatchOp:
             body["sparse"] = True
         return BatchOp("void", entity, body, request_id, key)
 
+    @staticmethod
+    def send(
+        entity: str,
+        qbo_id: QboId,
+        request_id: str,
+        send_to: str | None = None,
+        key: str | None = None,
+    ) -> BatchOp:
+        return BatchOp("send", entity, {"Id": qbo_id}, request_id, key, send_to)
+
 
 @dataclass(frozen=True)
 class BatchResult:
-    """The outcome of one :class:`BatchOp`: exactly one of ``entity`` / ``error`` is set."""
+    """The outcome of one :class:`BatchOp`: exactly one of ``entity`` / ``error`` is set.
+
+    An error with ``error.retryable`` (throttled, 5xx, timeout, lost answer after every retry)
+    means the outcome is unknown: replay the same :class:`Dispatch` (same request id) later.
+    """
 
     op: BatchOp
     entity: Entity | None = None
@@ -264,39 +289,112 @@ class BatchResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Backoff
+# Dispatches: how ops become HTTP calls
 
 
-def backoff_delay(
-    attempt: int, base: float, cap: float, rng: Callable[[float, float], float] = random.uniform
-) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random, capped at ``cap``."""
-    ceiling = min(cap, base * (2**attempt))
-    return float(ceiling / 2 + rng(0.0, ceiling / 2))
+def batch_request_id(ops: Sequence[BatchOp]) -> RequestId:
+    """The requestid of a batch call: derived from its ops' ids, in order (32 chars)."""
+    return derive_request_id("batch", *(op.request_id for op in ops))
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+@dataclass(frozen=True, eq=False)
+class Dispatch:
+    """One HTTP write call: a batch of <=30 BatchOps sent to /batch with request_id (<=36 chars,
+    bIds short, §4), or a single op (create/update/delete/void or invoice send) sent to its own
+    endpoint with request_id (<=50 chars).
+
+    Store it (or rebuild it from the same ops in the same order) to replay it verbatim: the same
+    request id makes QBO answer with what it did the first time.
+    """
+
+    request_id: str
+    ops: tuple[BatchOp, ...]
+    single: bool
+
+    def __post_init__(self) -> None:
+        if not self.ops:
+            raise ValueError("a dispatch needs at least one op")
+        if self.single:
+            if len(self.ops) != 1:
+                raise ValueError("a single dispatch carries exactly one op")
+            _check_request_id(self.request_id)
+        else:
+            if len(self.ops) > BATCH_SIZE:
+                raise ValueError(f"a batch carries at most {BATCH_SIZE} ops")
+            if not all(op.batchable for op in self.ops):
+                raise ValueError("a send cannot go in a batch")
+            _check_request_id(self.request_id, MAX_BATCH_REQUEST_ID_LENGTH)
+
+    @staticmethod
+    def one(op: BatchOp) -> Dispatch:
+        """``op`` alone, at its own endpoint, with its own request id."""
+        return Dispatch(op.request_id, (op,), True)
+
+    @staticmethod
+    def batch(ops: Sequence[BatchOp]) -> Dispatch:
+        """``ops`` in one /batch call with :func:`batch_request_id`."""
+        return Dispatch(batch_request_id(ops), tuple(ops), False)
+
+
+Preference = Literal["fewest_calls", "fastest"]
+
+
+def batches_for_fastest(batchable: int, total: int, limits: Limits | None = None) -> int:
+    """How many full batches make ``total`` writes finish soonest (``batchable`` may batch).
+
+    Per minute QBO takes ``batch_per_minute`` batch calls of 30 and ``per_minute`` calls in all,
+    so b batches and s singles take ``max(b / 40, (b + s) / 500)`` minutes; with 30 b + s fixed
+    that is least at b = 40 N / (40 * 30 + 460) = 40 N / 1660, about 72% of the ops in batches.
+    """
+    lim = limits or Limits()
+    per_minute = lim.batch_per_minute * BATCH_SIZE + lim.single_per_minute_with_batches
+    wanted = math.ceil(total * lim.batch_per_minute / per_minute)
+    return min(wanted, math.ceil(batchable / BATCH_SIZE))
+
+
+def plan_dispatches(
+    ops: Sequence[BatchOp],
+    *,
+    prefer: Preference = "fastest",
+    limits: Limits | None = None,
+) -> list[Dispatch]:
+    """The HTTP calls for ``ops``: pure and deterministic (same ops, same order -> same calls).
+
+    * ``fewest_calls``: every batchable op in batches of 30, in input order; sends alone.
+    * ``fastest``: the first ops (in input order) in as many full batches as
+      :func:`batches_for_fastest` says, the rest (and every send) as single calls, which
+      :meth:`QboClient.execute` runs alongside the batches within the company's budget.
+
+    Batches and singles are interleaved in proportion, so a caller that executes the list as it
+    goes keeps both kinds of call busy. Items of one batch must not depend on each other, and
+    neither may two dispatches of one plan (they run concurrently, in no set order).
+    """
+    if prefer not in ("fewest_calls", "fastest"):
+        raise ValueError(f"prefer must be 'fewest_calls' or 'fastest', not {prefer!r}")
+    batchable = [i for i, op in enumerate(ops) if op.batchable]
+    if prefer == "fewest_calls":
+        n_batches = math.ceil(len(batchable) / BATCH_SIZE)
+    else:
+        n_batches = batches_for_fastest(len(batchable), len(ops), limits)
+    in_batches = batchable[: n_batches * BATCH_SIZE]
+    batches = [
+        Dispatch.batch([ops[i] for i in in_batches[start : start + BATCH_SIZE]])
+        for start in range(0, len(in_batches), BATCH_SIZE)
+    ]
+    taken = set(in_batches)
+    singles = [Dispatch.one(op) for i, op in enumerate(ops) if i not in taken]
+    if not batches:
+        return singles
+    plan: list[Dispatch] = []
+    n, s = len(batches), len(singles)
+    for i, dispatch in enumerate(batches):
+        plan.append(dispatch)
+        plan.extend(singles[i * s // n : (i + 1) * s // n])
+    return plan
 
 
 # ---------------------------------------------------------------------------------------------
 # The client
-
-
-@dataclass
-class _Call:
-    method: str
-    path: str
-    params: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = None
-    content_type: str | None = None
-    batch: bool = False
 
 
 class QboClient:
@@ -307,13 +405,19 @@ class QboClient:
             local sandbox's ``http://127.0.0.1:PORT``.
         realm_id: the company.
         token_provider: hands out access tokens and refreshes them after a 401.
-        limiter: the realm's rate limiter; default: the process-wide one for this realm.
+        limiter: the company's budget. Default: with ``budget``, the one shared through that
+            database by every process (:func:`~qbo_pipelines.qbo.limiter.pg_limiter_for`);
+            without, this process's (:func:`~qbo_pipelines.qbo.limiter.limiter_for`).
         limits: limits used when the default limiter is created.
+        budget: the warehouse (engine or URL) holding the shared budget
+            (``sql/warehouse/050_rate_budget.sql``).
         timeout: (connect, read) seconds per HTTP request.
         max_retries: retries after the first attempt for retryable failures.
         backoff_base: first backoff in seconds (doubles per attempt, with jitter).
         backoff_max: longest single backoff.
-        throttle_backoff_base: first backoff after a 429 (QBO asks for ~60 s in total).
+        throttle_pause: how long a 429 without ``Retry-After`` pauses the company (QBO: 60 s).
+        throttle_backoff_base: the older name of ``throttle_pause``.
+        batch_lanes: batch calls in flight at once in :meth:`execute`.
         session: a ``requests.Session`` to reuse (connection pooling); created when omitted.
         sleep: injectable for tests.
     """
@@ -324,45 +428,64 @@ class QboClient:
         realm_id: RealmId,
         token_provider: TokenProvider,
         *,
-        limiter: RateLimiter | None = None,
+        limiter: Budget | None = None,
         limits: Limits | None = None,
+        budget: sa.Engine | sa.URL | str | None = None,
         timeout: float | tuple[float, float] = (10.0, 120.0),
         max_retries: int = 6,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
-        throttle_backoff_base: float = 8.0,
+        throttle_pause: float | None = None,
+        throttle_backoff_base: float | None = None,
+        batch_lanes: int = BATCH_LANES,
         minor_version: int = MINOR_VERSION,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        base = base_url.rstrip("/")
+        if limiter is None:
+            if budget is not None:
+                limiter = pg_limiter_for(budget, realm_id, limits, scope=base)
+            else:
+                limiter = limiter_for(realm_id, limits, scope=base)
+        if throttle_pause is None:
+            throttle_pause = (
+                throttle_backoff_base if throttle_backoff_base is not None else QBO_THROTTLE_PAUSE
+            )
+        self.transport = Transport(
+            base,
+            realm_id,
+            token_provider,
+            limiter,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            throttle_pause=throttle_pause,
+            minor_version=minor_version,
+            session=session,
+            sleep=sleep,
+        )
+        self.base_url = base
         self.realm_id = realm_id
         self.tokens = token_provider
-        self.limiter = limiter or limiter_for(realm_id, limits, scope=self.base_url)
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.throttle_backoff_base = throttle_backoff_base
-        self.minor_version = minor_version
-        self.session = session or self._new_session()
-        self._sleep = sleep
-        self._stats_lock = threading.Lock()
-        self.calls: dict[str, int] = {}
+        self.limiter = limiter
+        self.batch_lanes = max(1, batch_lanes)
 
     def __repr__(self) -> str:
         return f"QboClient(base_url={self.base_url!r}, realm_id={self.realm_id!r})"
 
-    def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        size = self.limiter.limits.in_flight + 2
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=size, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        return session
+    @property
+    def calls(self) -> dict[str, int]:
+        """HTTP attempts so far, by kind (``GET``, ``POST``, ``batch``)."""
+        return self.transport.calls
+
+    @property
+    def session(self) -> requests.Session:
+        return self.transport.session
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     def __enter__(self) -> QboClient:
         return self
@@ -370,106 +493,8 @@ class QboClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- transport ------------------------------------------------------------------------
-
-    def _url(self, path: str) -> str:
-        return f"{self.base_url}/v3/company/{quote(self.realm_id, safe='')}/{path}"
-
-    def _count_call(self, kind: str) -> None:
-        with self._stats_lock:
-            self.calls[kind] = self.calls.get(kind, 0) + 1
-
-    def _send_once(self, call: _Call, token: Secret) -> dict[str, Any]:
-        headers = {
-            "Accept": "application/json",
-            "Authorization": f"Bearer {token.reveal()}",
-        }
-        if call.content_type:
-            headers["Content-Type"] = call.content_type
-        try:
-            with self.limiter.slot(batch=call.batch):
-                response = self.session.request(
-                    call.method,
-                    self._url(call.path),
-                    params=call.params,
-                    data=call.body,
-                    headers=headers,
-                    timeout=self.timeout,
-                )
-        except requests.Timeout as exc:
-            raise TransportError(f"timeout: {type(exc).__name__}", code="timeout") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            # includes a connection dropped after QBO committed: the retry reuses the requestid
-            raise TransportError(
-                f"connection error: {type(exc).__name__}", code="connection"
-            ) from None
-        return self._parse(response)
-
-    @staticmethod
-    def _parse(response: requests.Response) -> dict[str, Any]:
-        tid = response.headers.get("intuit_tid")
-        status = response.status_code
-        content = response.content
-        if 200 <= status < 300 and content.lstrip().startswith(b"{"):
-            try:
-                payload = loads(content)
-            except ValueError:
-                payload = None
-            if isinstance(payload, dict):
-                fault = fault_in_payload(payload)
-                if fault is not None:
-                    raise error_from_fault(fault, status=status, intuit_tid=tid)
-                return payload
-        error = error_from_response(status, content, tid)
-        if error is None:
-            error = ServerError(
-                "unreadable QBO response", code="10000", status=status, intuit_tid=tid
-            )
-        if isinstance(error, ThrottledError):
-            error.retry_after = _retry_after(response)
-        raise error
-
-    def _request(self, call: _Call) -> dict[str, Any]:
-        call.params["minorversion"] = str(self.minor_version)
-        attempt = 0
-        refreshed = False
-        token = self.tokens.access_token(self.realm_id)
-        while True:
-            self._count_call("batch" if call.batch else call.method)
-            try:
-                return self._send_once(call, token)
-            except NeedsReconnectError:
-                raise
-            except AuthError as err:
-                if refreshed or err.status != 401:
-                    raise
-                log.info("QBO 401 for realm %s; refreshing the access token once", self.realm_id)
-                token = self.tokens.refresh_access_token(self.realm_id, token)
-                refreshed = True
-            except QboError as err:
-                if not err.retryable or attempt >= self.max_retries:
-                    raise
-                delay = self._delay(err, attempt)
-                log.warning(
-                    "QBO %s %s failed (%s); retry %d/%d in %.2fs",
-                    call.method,
-                    call.path,
-                    err.code or type(err).__name__,
-                    attempt + 1,
-                    self.max_retries,
-                    delay,
-                )
-                attempt += 1
-                self._sleep(delay)
-
-    def _delay(self, err: QboError, attempt: int) -> float:
-        if isinstance(err, ThrottledError):
-            delay = backoff_delay(attempt, self.throttle_backoff_base, self.backoff_max)
-            if err.retry_after is not None:
-                delay = max(delay, min(err.retry_after, self.backoff_max))
-            self.limiter.pause(delay)
-            return delay
-        return backoff_delay(attempt, self.backoff_base, self.backoff_max)
+    def _request(self, call: Call) -> dict[str, Any]:
+        return self.transport.request(call)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -477,10 +502,10 @@ class QboClient:
         """Run one query statement (one page)."""
         text = statement.build() if isinstance(statement, q.Query) else statement
         if len(text) < 1500:
-            payload = self._request(_Call("GET", "query", params={"query": text}))
+            payload = self._request(Call("GET", "query", params={"query": text}))
         else:
             payload = self._request(
-                _Call("POST", "query", body=text.encode("utf-8"), content_type="application/text")
+                Call("POST", "query", body=text.encode("utf-8"), content_type="application/text")
             )
         return _query_result(payload, statement.entity if isinstance(statement, q.Query) else None)
 
@@ -546,7 +571,7 @@ class QboClient:
     def read(self, entity: str, qbo_id: QboId) -> Entity:
         """``GET /{entity}/{id}``; raises :class:`NotFoundError` (610) when it is gone."""
         q.entity_name(entity)
-        payload = self._request(_Call("GET", f"{entity.lower()}/{quote(qbo_id, safe='')}"))
+        payload = self._request(Call("GET", f"{entity.lower()}/{quote(qbo_id, safe='')}"))
         return _entity_from(payload, entity)
 
     def read_many(self, entity: str, ids: Sequence[QboId]) -> dict[QboId, Entity]:
@@ -593,7 +618,7 @@ class QboClient:
         """One raw ``GET /cdc`` call (use :meth:`cdc` for windowing and de-duplication)."""
         names = ",".join(q.entity_name(e) for e in entities)
         params = {"entities": names, "changedSince": q.format_datetime(changed_since)}
-        return self._request(_Call("GET", "cdc", params=params))
+        return self._request(Call("GET", "cdc", params=params))
 
     def cdc(
         self,
@@ -602,21 +627,19 @@ class QboClient:
         until: datetime | None = None,
     ) -> CdcResult:
         """Every change (deletes included) since ``since``; see :mod:`qbo_pipelines.qbo.cdc`."""
-        from qbo_pipelines.qbo.cdc import read_changes
-
         return read_changes(self, entities, since, until)
 
     def company_info(self) -> Entity:
-        payload = self._request(_Call("GET", f"companyinfo/{quote(self.realm_id, safe='')}"))
+        payload = self._request(Call("GET", f"companyinfo/{quote(self.realm_id, safe='')}"))
         return _entity_from(payload, "CompanyInfo")
 
     def preferences(self) -> Entity:
-        return _entity_from(self._request(_Call("GET", "preferences")), "Preferences")
+        return _entity_from(self._request(Call("GET", "preferences")), "Preferences")
 
     def server_time(self) -> datetime:
         """QBO's clock (the ``time`` of a cheap response): CDC windows are measured by it."""
         payload = self._request(
-            _Call("GET", "query", params={"query": "SELECT COUNT(*) FROM Account"})
+            Call("GET", "query", params={"query": "SELECT COUNT(*) FROM Account"})
         )
         stamp = payload.get("time")
         if not isinstance(stamp, str):
@@ -633,7 +656,7 @@ class QboClient:
         params: dict[str, str] | None = None,
     ) -> Entity:
         q.entity_name(entity)
-        call = _Call(
+        call = Call(
             "POST",
             entity.lower(),
             params={**(params or {}), "requestid": _check_request_id(request_id)},
@@ -686,63 +709,160 @@ class QboClient:
         """
         if entity in NAME_LIST_ENTITIES:
             raise ValueError(f"{entity} cannot be deleted in QBO; set Active=false instead")
-        body = {"Id": qbo_id, "SyncToken": sync_token}
-        return self._write(entity, body, request_id, {"operation": "delete"})
+        return self._single_write(BatchOp.delete(entity, qbo_id, sync_token, request_id))
 
     def void(self, entity: str, qbo_id: QboId, sync_token: SyncToken, *, request_id: str) -> Entity:
         """Void: ``?operation=void`` (Invoice) or ``?operation=update&include=void``
         (Payment, SalesReceipt, BillPayment)."""
-        if entity in VOID_BY_UPDATE:
-            body: dict[str, Any] = {"Id": qbo_id, "SyncToken": sync_token, "sparse": True}
-            return self._write(entity, body, request_id, {"operation": "update", "include": "void"})
-        body = {"Id": qbo_id, "SyncToken": sync_token}
-        return self._write(entity, body, request_id, {"operation": "void"})
+        return self._single_write(BatchOp.void(entity, qbo_id, sync_token, request_id))
 
     def send(
         self, entity: str, qbo_id: QboId, *, request_id: str, send_to: str | None = None
     ) -> Entity:
         """Email a sales form (``POST /{entity}/{id}/send[?sendTo=]``)."""
-        q.entity_name(entity)
-        params = {"requestid": _check_request_id(request_id)}
-        if send_to:
-            params["sendTo"] = send_to
-        call = _Call(
-            "POST",
-            f"{entity.lower()}/{quote(qbo_id, safe='')}/send",
-            params=params,
-            body=b"",
-            content_type="application/octet-stream",
-        )
-        return _entity_from(self._request(call), entity)
+        return self._single_write(BatchOp.send(entity, qbo_id, request_id, send_to))
 
-    # -- batch ----------------------------------------------------------------------------
+    def _single_write(self, op: BatchOp, request_id: str | None = None) -> Entity:
+        """``op`` at its own endpoint with ``request_id`` (default: the op's own)."""
+        rid = request_id or op.request_id
+        if op.operation in ("create", "update"):
+            return self._write(op.entity, op.body, rid)
+        if op.operation == "delete":
+            return self._write(op.entity, op.body, rid, {"operation": "delete"})
+        if op.operation == "void":
+            if op.entity in VOID_BY_UPDATE:
+                body = {**op.body, "sparse": True}
+                return self._write(op.entity, body, rid, {"operation": "update", "include": "void"})
+            return self._write(op.entity, op.body, rid, {"operation": "void"})
+        if op.operation == "send":
+            q.entity_name(op.entity)
+            params = {"requestid": _check_request_id(rid)}
+            if op.send_to:
+                params["sendTo"] = op.send_to
+            call = Call(
+                "POST",
+                f"{op.entity.lower()}/{quote(str(op.body['Id']), safe='')}/send",
+                params=params,
+                body=b"",
+                content_type="application/octet-stream",
+            )
+            return _entity_from(self._request(call), op.entity)
+        raise ValueError(f"unknown operation {op.operation!r}")
+
+    # -- many writes ----------------------------------------------------------------------
+
+    def execute(
+        self, dispatches: Iterable[Dispatch], *, reapply_on_stale: bool = False
+    ) -> Iterator[tuple[Dispatch, list[BatchResult]]]:
+        """Run write calls concurrently within the company's budget; yield each as it completes.
+
+        Up to ``limits.in_flight`` calls are in flight (single calls), of which up to
+        ``batch_lanes`` batch calls; the budget paces batch calls to the batch limit and single
+        calls to the rest of the minute. ``dispatches`` is read lazily, a little ahead.
+
+        Each dispatch is yielded exactly once with one result per op, in op order; dispatches
+        complete in no set order. Retries of a call (429, 5xx, timeouts, lost answers) reuse its
+        request id, so QBO replays rather than writes twice; when retries run out the results
+        carry that retryable error (outcome unknown: replay the same dispatch later). A failing
+        item never fails the others. An auth failure stops new calls, yields the ones in flight
+        and is raised. With ``reapply_on_stale`` an update refused with 5010 is re-read and
+        re-applied (``conflict=True``).
+        """
+        source = iter(dispatches)
+        caps = {True: self.batch_lanes, False: self.limiter.limits.in_flight}
+        queued: dict[bool, deque[Dispatch]] = {True: deque(), False: deque()}
+        busy = {True: 0, False: 0}
+        running: dict[Future[list[BatchResult]], Dispatch] = {}
+        lookahead = 4 * (caps[True] + caps[False])
+        failure: BaseException | None = None
+        exhausted = False
+        pool = ThreadPoolExecutor(
+            max_workers=caps[True] + caps[False], thread_name_prefix=f"qbo-{self.realm_id}"
+        )
+        try:
+            while True:
+                while (
+                    failure is None
+                    and not exhausted
+                    and sum(map(len, queued.values())) < (lookahead)
+                ):
+                    try:
+                        dispatch = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    if not isinstance(dispatch, Dispatch):
+                        raise TypeError(f"execute takes Dispatch objects, not {dispatch!r}")
+                    queued[not dispatch.single].append(dispatch)
+                if failure is None:
+                    for lane, waiting in queued.items():
+                        while waiting and busy[lane] < caps[lane]:
+                            dispatch = waiting.popleft()
+                            future = pool.submit(self._run_dispatch, dispatch, reapply_on_stale)
+                            running[future] = dispatch
+                            busy[lane] += 1
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    dispatch = running.pop(future)
+                    busy[not dispatch.single] -= 1
+                    try:
+                        results = future.result()
+                    except BaseException as exc:  # noqa: BLE001 - re-raised once in-flight calls end
+                        failure = failure or exc
+                        continue
+                    yield dispatch, results
+            if failure is not None:
+                raise failure
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run_dispatch(self, dispatch: Dispatch, reapply_on_stale: bool) -> list[BatchResult]:
+        if dispatch.single:
+            op = dispatch.ops[0]
+            try:
+                results = [BatchResult(op, entity=self._single_write(op, dispatch.request_id))]
+            except AuthError:
+                raise
+            except QboError as err:
+                results = [BatchResult(op, error=err)]
+        else:
+            results = self._batch_call(dispatch.ops, dispatch.request_id)
+        if reapply_on_stale:
+            results = self._reapply_stale(results)
+        return results
 
     def batch_write(
         self, ops: Sequence[BatchOp], *, reapply_on_stale: bool = True
     ) -> list[BatchResult]:
         """Run writes in batch calls of up to 30 operations; one result per op, in order.
 
-        A failing item never fails the others. A whole call that still fails after retries
-        turns into that error on each of its ops (auth errors are raised: nothing can proceed).
-        Updates that hit 5010 are re-read (one query per entity) and re-applied in a follow-up
-        batch, flagged ``conflict=True``. Keep ``ops`` in a stable order (e.g. by source id):
-        the batch requestid is derived from each chunk's op request ids, so a re-run that
-        builds the same chunks is replayed by QBO rather than executed twice.
+        :func:`plan_dispatches` (``fewest_calls``) run by :meth:`execute`. A failing item never
+        fails the others. A whole call that still fails after retries turns into that error on
+        each of its ops (auth errors are raised: nothing can proceed). Updates that hit 5010 are
+        re-read (one query per entity) and re-applied in a follow-up batch, flagged
+        ``conflict=True``. Keep ``ops`` in a stable order (e.g. by source id): the batch
+        requestid is derived from each chunk's op request ids, so a re-run that builds the same
+        chunks is replayed by QBO rather than executed twice.
         """
-        results: list[BatchResult] = []
-        for i in range(0, len(ops), BATCH_SIZE):
-            results.extend(self._batch_chunk(list(ops[i : i + BATCH_SIZE])))
+        plan = plan_dispatches(ops, prefer="fewest_calls")
+        position = {id(d): i for i, d in enumerate(plan)}
+        answered: list[list[BatchResult]] = [[] for _ in plan]
+        for dispatch, results in self.execute(plan):
+            answered[position[id(dispatch)]] = results
+        by_op = {id(r.op): r for chunk in answered for r in chunk}
+        results_in_order = [by_op[id(op)] for op in ops]
         if reapply_on_stale:
-            results = self._reapply_stale(results)
-        return results
+            results_in_order = self._reapply_stale(results_in_order)
+        return results_in_order
 
-    def _batch_chunk(self, ops: list[BatchOp]) -> list[BatchResult]:
+    def _batch_call(self, ops: Sequence[BatchOp], request_id: str) -> list[BatchResult]:
         items = [_batch_item(str(index), op) for index, op in enumerate(ops)]
-        rid = derive_request_id("batch", *(op.request_id for op in ops))
-        call = _Call(
+        call = Call(
             "POST",
             "batch",
-            params={"requestid": _check_request_id(rid, MAX_BATCH_REQUEST_ID_LENGTH)},
+            params={"requestid": _check_request_id(request_id, MAX_BATCH_REQUEST_ID_LENGTH)},
             body=dumps({"BatchItemRequest": items}),
             content_type="application/json",
             batch=True,

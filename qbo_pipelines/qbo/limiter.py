@@ -1,51 +1,157 @@
-"""Per-company (realm) rate limiter for QBO's documented limits (QBO_API.md §8, SPEC R41).
+"""One request budget per QBO company (realm): QBO's documented limits (QBO_API.md §8, SPEC R41).
 
-Defaults: at most 500 requests in any 60-second sliding window, at most 10 requests in flight at
-once, and at most 40 batch calls per 60 seconds (batch calls also count toward the 500). All are
-configurable through :class:`Limits`.
+QBO counts per realm (and app; we are one app, so per realm): 500 requests per minute, 10 per
+second, 10 in flight, 40 batch calls per minute (batch calls also count toward the 500; the newer
+120 batch calls/min per realm across apps is looser than 40 for a single app). Those figures are
+written once, in :class:`Limits`, and :func:`admission_wait` is the one rule that applies them.
 
-The limiter is **process-local**: it coordinates the threads of one process that share a
-:class:`RateLimiter` (use :func:`limiter_for` to get the one instance per realm). Several processes
-talking to the same realm each have their own budget; they stay within QBO's limits only if the
-operator runs at most one sync process per company (Dagster's per-company concurrency limit does
-that) or lowers the limits accordingly. A 429 from QBO is still handled by the client's retries,
-and :meth:`RateLimiter.pause` lets a 429 hold back every thread of the process, not just one.
+Two budgets implement the same rule:
+
+* :class:`PgRateLimiter` - **shared by every thread of every process** that talks to the company
+  (Dagster step processes, the CLI, sensors). The sliding windows and the 429 pause live in the
+  warehouse (``sql/warehouse/050_rate_budget.sql``) and are read and written under a row lock with
+  the database's clock; the in-flight slots are session-level advisory locks on the limiter's own
+  connection, which Postgres releases when that connection ends, so a process killed with -9 frees
+  its slots by itself. Get it with :func:`pg_limiter_for` (one per process, database and realm).
+* :class:`RateLimiter` - in-process only (unit tests, benches, scripts without a warehouse).
+
+Either way a request holds a slot only while it is on the wire (never during a backoff or a wait
+for the rate windows), and a 429 pauses the whole company budget (:meth:`pause`), not one thread.
+
+Single calls leave room for batches: while batch calls are being made (any in the last minute),
+single calls may use only ``per_minute - batch_per_minute`` of the minute (460 of 500), so a
+writer mixing both gets its 40 batch calls a minute and fills the rest with single calls.
+
+Windows are measured when a call is granted; QBO measures when it arrives. ``margin_seconds``
+widens every window a little so that uneven network delays never make QBO count more calls in
+a window than were granted in it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 from qbo_pipelines.qbo.ids import RealmId
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """QBO per-realm limits. ``window_seconds`` is the sliding window for the per-minute caps."""
+    """QBO's per-company limits (the single definition; QBO_API.md §8).
+
+    ``window_seconds`` is the sliding window of the per-minute caps; ``margin_seconds`` widens
+    every window (see the module docstring).
+    """
 
     per_minute: int = 500
     in_flight: int = 10
     batch_per_minute: int = 40
     window_seconds: float = 60.0
+    per_second: int = 10
+    margin_seconds: float = 0.15
 
     def __post_init__(self) -> None:
-        if self.per_minute < 1 or self.in_flight < 1 or self.batch_per_minute < 1:
+        if min(self.per_minute, self.in_flight, self.batch_per_minute, self.per_second) < 1:
             raise ValueError("limits must be at least 1")
         if self.window_seconds <= 0:
             raise ValueError("window_seconds must be positive")
+        if self.margin_seconds < 0:
+            raise ValueError("margin_seconds must not be negative")
+
+    @property
+    def minute_span(self) -> float:
+        """How far back the per-minute caps look."""
+        return self.window_seconds + self.margin_seconds
+
+    @property
+    def second_span(self) -> float:
+        """How far back the per-second cap looks."""
+        return 1.0 + self.margin_seconds
+
+    @property
+    def single_per_minute_with_batches(self) -> int:
+        """Single calls a minute while batch calls are being made (500 - 40 = 460)."""
+        return max(1, self.per_minute - self.batch_per_minute)
+
+
+def _window_wait(times: Sequence[float], limit: int, span: float, now: float) -> float:
+    """Seconds until fewer than ``limit`` of ``times`` (ascending, all within ``span``) remain."""
+    if len(times) < limit:
+        return 0.0
+    return times[len(times) - limit] + span - now
+
+
+def admission_wait(
+    limits: Limits,
+    now: float,
+    calls: Sequence[tuple[float, bool]],
+    paused_until: float,
+    batch: bool,
+) -> float:
+    """Seconds until a call may start (0: now). The one place QBO's limits are applied.
+
+    Args:
+        now: the current time on the clock that stamped ``calls``.
+        calls: ``(start time, is batch)`` of calls granted in the last :attr:`Limits.minute_span`,
+            oldest first (older ones are ignored).
+        paused_until: no call before this time (after a 429).
+        batch: whether the call is a batch call.
+    """
+    horizon = now - limits.minute_span
+    times = [t for t, _ in calls if t > horizon]
+    batch_times = [t for t, b in calls if b and t > horizon]
+    waits = [paused_until - now]
+    if batch:
+        cap = limits.per_minute
+        waits.append(_window_wait(batch_times, limits.batch_per_minute, limits.minute_span, now))
+    else:
+        # while batch calls are being made, keep the minute's remaining batch calls free
+        reserve = max(0, limits.batch_per_minute - len(batch_times)) if batch_times else 0
+        cap = max(1, limits.per_minute - reserve)
+    waits.append(_window_wait(times, cap, limits.minute_span, now))
+    recent = [t for t in times if t > now - limits.second_span]
+    waits.append(_window_wait(recent, limits.per_second, limits.second_span, now))
+    return max(0.0, *waits)
+
+
+class Budget(Protocol):
+    """What the transport needs from a limiter (both implementations below)."""
+
+    limits: Limits
+
+    def slot(self, batch: bool = False) -> AbstractContextManager[None]:
+        """Hold one in-flight slot, granted by the rate windows, around one HTTP request."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Hold back every new request of the company for ``seconds`` (after a 429)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process
 
 
 class RateLimiter:
-    """Thread-safe sliding-window + concurrency limiter for one realm.
+    """Thread-safe in-process budget for one realm (no database).
 
-    Use as ``with limiter.slot(batch=False): send_request()``. The slot is taken only for the
-    request itself (not for backoff sleeps), and the window timestamp is recorded when the
-    request is allowed to start.
+    Use as ``with limiter.slot(batch=False): send_request()``.
     """
 
     def __init__(
@@ -57,27 +163,19 @@ class RateLimiter:
         self._clock = clock
         self._cond = threading.Condition()
         self._in_flight = 0
-        self._recent: deque[float] = deque()
-        self._recent_batch: deque[float] = deque()
-        self._paused_until = 0.0
+        self._recent: deque[tuple[float, bool]] = deque()
+        self._paused_until = float("-inf")
         self.max_in_flight_seen = 0
         self.total_requests = 0
 
     def _prune(self, now: float) -> None:
-        horizon = now - self.limits.window_seconds
-        while self._recent and self._recent[0] <= horizon:
+        horizon = now - self.limits.minute_span
+        while self._recent and self._recent[0][0] <= horizon:
             self._recent.popleft()
-        while self._recent_batch and self._recent_batch[0] <= horizon:
-            self._recent_batch.popleft()
 
     def _wait_time(self, now: float, batch: bool) -> float:
         """Seconds until a request may start (0 when it may start now)."""
-        waits = [self._paused_until - now]
-        if len(self._recent) >= self.limits.per_minute:
-            waits.append(self._recent[0] + self.limits.window_seconds - now)
-        if batch and len(self._recent_batch) >= self.limits.batch_per_minute:
-            waits.append(self._recent_batch[0] + self.limits.window_seconds - now)
-        return max(0.0, *waits)
+        return admission_wait(self.limits, now, self._recent, self._paused_until, batch)
 
     def acquire(self, batch: bool = False) -> None:
         """Block until a request may start, then count it as started."""
@@ -95,9 +193,7 @@ class RateLimiter:
                 self._in_flight += 1
                 self.max_in_flight_seen = max(self.max_in_flight_seen, self._in_flight)
                 self.total_requests += 1
-                self._recent.append(now)
-                if batch:
-                    self._recent_batch.append(now)
+                self._recent.append((now, batch))
                 return
 
     def release(self) -> None:
@@ -132,7 +228,7 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 def limiter_for(realm_id: RealmId, limits: Limits | None = None, scope: str = "") -> RateLimiter:
-    """The process-wide limiter of a realm (created with ``limits`` on first use).
+    """The process-wide in-process limiter of a realm (created with ``limits`` on first use).
 
     ``scope`` separates budgets that must not be shared (e.g. the base URL, so a sandbox and
     production company with the same id never share one).
@@ -143,4 +239,248 @@ def limiter_for(realm_id: RealmId, limits: Limits | None = None, scope: str = ""
         if limiter is None:
             limiter = RateLimiter(limits)
             _REGISTRY[key] = limiter
+        return limiter
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared through Postgres
+
+
+def budget_key(realm_id: RealmId, scope: str = "") -> str:
+    """The name of a company's budget: its API host and realm id."""
+    return f"{scope}#{realm_id}"
+
+
+def lock_key(key: str) -> int:
+    """The advisory-lock namespace (a positive int4) of a budget's in-flight slots."""
+    digest = hashlib.blake2b(f"qbo-budget:{key}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+_ENSURE = sa.text(
+    "INSERT INTO sync.rate_budget (budget_key, lock_key) VALUES (:k, :l) "
+    "ON CONFLICT (budget_key) DO NOTHING"
+)
+_TAKE_SLOT = sa.text("SELECT sync.rate_budget_take_slot(:l, :n, CAST(:skip AS integer[]))")
+_LOCK_ROW = sa.text(
+    "SELECT coalesce(extract(epoch FROM paused_until), 0) FROM sync.rate_budget "
+    "WHERE budget_key = :k FOR UPDATE"
+)
+_NOW = sa.text("SELECT extract(epoch FROM clock_timestamp())")
+_RECENT = sa.text(
+    "SELECT extract(epoch FROM at), batch FROM sync.rate_budget_call "
+    "WHERE budget_key = :k AND at > to_timestamp(:since) ORDER BY at"
+)
+_RECORD = sa.text(
+    "INSERT INTO sync.rate_budget_call (budget_key, at, batch) VALUES (:k, to_timestamp(:now), :b)"
+)
+_PRUNE = sa.text(
+    "DELETE FROM sync.rate_budget_call WHERE budget_key = :k AND at < to_timestamp(:before)"
+)
+_UNLOCK = sa.text("SELECT pg_advisory_unlock(:l, :s)")
+_PAUSE = sa.text(
+    "UPDATE sync.rate_budget SET updated_at = now(), paused_until = greatest("
+    "coalesce(paused_until, '-infinity'), clock_timestamp() + make_interval(secs => :s)) "
+    "WHERE budget_key = :k"
+)
+_HOLDERS = sa.text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND classid = CAST(CAST(:l AS bigint) AS oid) AND objsubid = 2"
+)
+
+
+class PgRateLimiter:
+    """A company's budget shared through the warehouse by every thread and process.
+
+    One instance per process and company (see :func:`pg_limiter_for`); it keeps one database
+    connection of its own (not from the caller's pool) on which it holds the advisory locks of its
+    in-flight slots. Threads of the process take turns on that connection; each grant is one short
+    transaction.
+
+    Args:
+        db: the warehouse, as an engine or a URL (only its URL is used).
+        key: the budget's name (:func:`budget_key`).
+        limits: QBO's limits (:class:`Limits`).
+        poll_seconds: longest wait between looks for a free in-flight slot held elsewhere.
+    """
+
+    def __init__(
+        self,
+        db: sa.Engine | sa.URL | str,
+        key: str,
+        limits: Limits | None = None,
+        *,
+        poll_seconds: float = 0.05,
+    ) -> None:
+        url = db.url if isinstance(db, sa.Engine) else sa.make_url(db)
+        self._engine = sa.create_engine(url, poolclass=NullPool)
+        self.key = key
+        self.lock_key = lock_key(key)
+        self.limits = limits or Limits()
+        self.poll_seconds = poll_seconds
+        self._db = threading.Lock()
+        self._freed = threading.Condition()
+        self._conn: sa.Connection | None = None
+        self._pid = os.getpid()
+        self._held: set[int] = set()
+        self.max_in_flight_seen = 0
+        self.total_requests = 0
+
+    def __repr__(self) -> str:
+        return f"PgRateLimiter(key={self.key!r})"
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _connection(self) -> sa.Connection:
+        if self._pid != os.getpid():  # forked: the parent's connection and locks are not ours
+            self._conn, self._held, self._pid = None, set(), os.getpid()
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._held.clear()
+            self._conn = self._engine.connect()
+            self._conn.execute(_ENSURE, {"k": self.key, "l": self.lock_key})
+            self._conn.commit()
+        return self._conn
+
+    def _run(self, work: Callable[[sa.Connection], _T]) -> _T:
+        """``work`` in one transaction on the limiter's connection (reconnecting if it broke)."""
+        for attempt in range(3):
+            with self._db:
+                try:
+                    conn = self._connection()
+                    try:
+                        result = work(conn)
+                        conn.commit()
+                        return result
+                    except BaseException:
+                        if not conn.invalidated:
+                            conn.rollback()
+                        raise
+                except sa.exc.DBAPIError as exc:
+                    lost = exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
+                    if not lost or attempt == 2:
+                        raise
+                    log.warning(
+                        "rate budget %s: database connection lost (%s); reconnecting",
+                        self.key,
+                        type(exc.orig).__name__,
+                    )
+                    self._drop_connection()
+            time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        self._held.clear()  # the server ends the session and its locks with the connection
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except sa.exc.SQLAlchemyError:
+                pass
+
+    def close(self) -> None:
+        """Close the connection (releasing any slot still held)."""
+        with self._db:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+            self._held.clear()
+        self._engine.dispose()
+
+    # -- budget -------------------------------------------------------------------------------
+
+    def _try(self, conn: sa.Connection, batch: bool) -> tuple[int | None, float]:
+        """(slot, 0) when granted; (None, 0) when no slot is free; (None, wait) otherwise."""
+        skip = sorted(self._held)
+        slot = conn.execute(
+            _TAKE_SLOT, {"l": self.lock_key, "n": self.limits.in_flight, "skip": skip}
+        ).scalar()
+        if slot is None:
+            return None, 0.0
+        paused_until = float(conn.execute(_LOCK_ROW, {"k": self.key}).scalar_one())
+        now = float(conn.execute(_NOW).scalar_one())
+        rows = conn.execute(_RECENT, {"k": self.key, "since": now - self.limits.minute_span})
+        calls = [(float(at), bool(b)) for at, b in rows]
+        wait = admission_wait(self.limits, now, calls, paused_until, batch)
+        if wait > 0:
+            conn.execute(_UNLOCK, {"l": self.lock_key, "s": slot})
+            return None, wait
+        conn.execute(_RECORD, {"k": self.key, "now": now, "b": batch})
+        conn.execute(_PRUNE, {"k": self.key, "before": now - 2 * self.limits.minute_span})
+        self._held.add(int(slot))
+        self.total_requests += 1
+        self.max_in_flight_seen = max(self.max_in_flight_seen, len(self._held))
+        return int(slot), 0.0
+
+    def acquire(self, batch: bool = False) -> int:
+        """Block until a call may start; returns the in-flight slot to :meth:`release`."""
+        poll = 0.005
+        while True:
+            slot, wait = self._run(lambda conn: self._try(conn, batch))
+            if slot is not None:
+                return slot
+            if wait > 0:  # the rate windows or a pause: nothing frees earlier than this
+                time.sleep(min(wait, 2.0) + random.uniform(0.0, 0.01))  # noqa: S311
+                continue
+            with self._freed:  # every slot taken: wake on a local release or poll
+                self._freed.wait(timeout=poll)
+            poll = min(poll * 2, self.poll_seconds)
+
+    def release(self, slot: int) -> None:
+        """Free a slot taken by :meth:`acquire`."""
+
+        def unlock(conn: sa.Connection) -> None:
+            if slot in self._held:
+                conn.execute(_UNLOCK, {"l": self.lock_key, "s": slot})
+                self._held.discard(slot)
+
+        try:
+            self._run(unlock)
+        finally:
+            with self._freed:
+                self._freed.notify_all()
+
+    @contextmanager
+    def slot(self, batch: bool = False) -> Iterator[None]:
+        """Context manager around one HTTP request."""
+        taken = self.acquire(batch=batch)
+        try:
+            yield
+        finally:
+            self.release(taken)
+
+    def pause(self, seconds: float) -> None:
+        """Hold back every new request of this company, in every process, for ``seconds``."""
+        self._run(lambda conn: conn.execute(_PAUSE, {"k": self.key, "s": float(seconds)}))
+
+    @property
+    def in_flight(self) -> int:
+        """Slots held by this process."""
+        return len(self._held)
+
+    def in_flight_everywhere(self) -> int:
+        """Slots held by every process (live sessions' advisory locks)."""
+        return int(
+            self._run(lambda conn: conn.execute(_HOLDERS, {"l": self.lock_key}).scalar_one())
+        )
+
+
+_PG_REGISTRY: dict[tuple[int, str, str], PgRateLimiter] = {}
+
+
+def pg_limiter_for(
+    db: sa.Engine | sa.URL | str,
+    realm_id: RealmId,
+    limits: Limits | None = None,
+    scope: str = "",
+) -> PgRateLimiter:
+    """This process's shared-budget limiter of a company (created on first use)."""
+    url = db.url if isinstance(db, sa.Engine) else sa.make_url(db)
+    key = budget_key(realm_id, scope)
+    registry_key = (os.getpid(), url.render_as_string(hide_password=False), key)
+    with _REGISTRY_LOCK:
+        limiter = _PG_REGISTRY.get(registry_key)
+        if limiter is None:
+            limiter = PgRateLimiter(url, key, limits)
+            _PG_REGISTRY[registry_key] = limiter
         return limiter

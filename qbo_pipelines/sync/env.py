@@ -43,9 +43,16 @@ class SyncEnv:
         return SourceAppConnector(self.source)
 
     def client(self, realm_id: RealmId) -> QboClient:
-        """A client for one company, at the API URL stored when it was connected."""
+        """A client for one company, at the API URL stored when it was connected.
+
+        Its request budget lives in the warehouse, shared by every process that syncs the company
+        (``client_options`` may pass ``limiter=`` or ``budget=`` to override).
+        """
         base = self.tokens.api_base_url(realm_id) or self.app.api_url
-        return QboClient(base, realm_id, self.tokens, **self.client_options)  # type: ignore[arg-type]
+        options = dict(self.client_options)
+        if "limiter" not in options:
+            options.setdefault("budget", self.warehouse)
+        return QboClient(base, realm_id, self.tokens, **options)  # type: ignore[arg-type]
 
 
 __all__ = [

@@ -9,7 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from qbo_pipelines.qbo.ids import RealmId
-from qbo_pipelines.qbo.limiter import Limits, RateLimiter, limiter_for
+from qbo_pipelines.qbo.limiter import (
+    Limits,
+    RateLimiter,
+    admission_wait,
+    budget_key,
+    limiter_for,
+    lock_key,
+)
 
 
 class FakeClock:
@@ -59,7 +66,7 @@ def test_R41_sliding_window_blocks_until_oldest_expires() -> None:
 
 def test_R41_wait_time_uses_window_and_batch_cap() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(Limits(per_minute=3, batch_per_minute=2), clock=clock)
+    limiter = RateLimiter(Limits(per_minute=3, batch_per_minute=2, margin_seconds=0.0), clock=clock)
     for _ in range(2):
         limiter.acquire(batch=True)
         limiter.release()
@@ -97,3 +104,54 @@ def test_limiter_for_is_shared_per_realm_and_scope() -> None:
     assert limiter_for(RealmId("r-limiter-1"), scope="http://x") is a
     assert limiter_for(RealmId("r-limiter-2"), scope="http://x") is not a
     assert limiter_for(RealmId("r-limiter-1"), scope="http://y") is not a
+
+
+def test_R41_ten_per_second_with_margin() -> None:
+    limits = Limits(margin_seconds=0.15)
+    calls = [(100.0 + i * 0.01, False) for i in range(10)]
+    # the 11th call waits until the first is 1.15 s old
+    assert admission_wait(limits, 100.5, calls, 0.0, batch=False) == pytest.approx(0.65)
+    assert admission_wait(limits, 101.16, calls, 0.0, batch=False) == 0.0
+    assert admission_wait(limits, 100.5, calls[:9], 0.0, batch=False) == 0.0
+
+
+def test_R41_per_minute_window_and_pause() -> None:
+    limits = Limits(per_minute=500, margin_seconds=0.0)
+    calls = [(i * 0.1, False) for i in range(500)]  # 500 calls in the last 50 s
+    assert admission_wait(limits, 50.0, calls, 0.0, batch=False) == pytest.approx(10.0)
+    assert admission_wait(limits, 60.05, calls, 0.0, batch=False) == 0.0
+    assert admission_wait(limits, 70.0, [], 95.0, batch=False) == pytest.approx(25.0)
+
+
+def test_R41_batch_calls_capped_and_reserved_from_singles() -> None:
+    limits = Limits(per_minute=500, batch_per_minute=40, margin_seconds=0.0)
+    batches = [(float(i), True) for i in range(40)]
+    assert admission_wait(limits, 45.0, batches, 0.0, batch=True) == pytest.approx(15.0)
+    assert admission_wait(limits, 45.0, batches, 0.0, batch=False) == 0.0
+    # one batch call made: singles keep the other 39 free -> 460 singles + 1 batch = 461 max
+    mixed = [(0.0, True)] + [(1.0 + i * 0.1, False) for i in range(460)]
+    assert admission_wait(limits, 48.0, mixed, 0.0, batch=False) > 0
+    assert admission_wait(limits, 48.0, mixed, 0.0, batch=True) == 0.0
+    # with no batch call in the window singles get the whole 500
+    singles = [(1.0 + i * 0.1, False) for i in range(460)]
+    assert admission_wait(limits, 48.0, singles, 0.0, batch=False) == 0.0
+
+
+def test_R41_in_process_limiter_never_exceeds_ten_per_second() -> None:
+    limiter = RateLimiter(Limits(per_second=10, margin_seconds=0.0, window_seconds=5.0))
+    starts: list[float] = []
+    for _ in range(25):
+        with limiter.slot():
+            starts.append(time.monotonic())
+    for i, t in enumerate(starts):
+        assert sum(1 for u in starts[i:] if u < t + 1.0) <= 10
+    assert starts[-1] - starts[0] >= 2.0
+
+
+def test_budget_keys_are_scoped_and_positive() -> None:
+    a = budget_key(RealmId("1"), "http://a")
+    assert a != budget_key(RealmId("1"), "http://b")
+    assert 0 <= lock_key(a) < 2**31
+    assert lock_key(a) == lock_key(a)
+    with pytest.raises(ValueError):
+        Limits(per_second=0)
