@@ -15,12 +15,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from qbo_pipelines.sandbox import errors, oauth
+from qbo_pipelines.sandbox import errors, oauth, xmlout
 from qbo_pipelines.sandbox.clock import fmt_millis
 from qbo_pipelines.sandbox.control_api import control_routes
 from qbo_pipelines.sandbox.faults import FaultRule
 from qbo_pipelines.sandbox.runtime import Sandbox
-from qbo_pipelines.sandbox.service import ApiRequest, classify, execute
+from qbo_pipelines.sandbox.service import ApiRequest, classify
 
 JSON_TYPE = "application/json;charset=UTF-8"
 
@@ -65,21 +65,24 @@ class QboApi:
         body = await request.body()
         label = classify(request.method, sub, params, body)
         throttle = self.sandbox.throttle
-        throttle.enter(realm)
+        app = oauth.bearer_client(self.sandbox.store, request.headers.get("authorization", ""))
+        throttle.enter(realm, app)
         status = 0
         try:
-            response = await self._handle(request, realm, sub, params, label, body)
+            response = await self._handle(request, realm, sub, params, label, body, app)
             status = response.status_code if not isinstance(response, DropConnection) else 0
+            if xmlout.wants_xml(request.headers.get("accept", "")):
+                response = xmlout.as_xml(response)
             return response
         finally:
-            throttle.leave(realm)
+            throttle.leave(realm, app)
             self.sandbox.log.add({
                 "realm_id": realm, "method": request.method, "path": request.url.path,
                 "endpoint": label, "status": status, "request_id": params.get("requestid"),
                 "time": self.sandbox.now(), "query": params.get("query")})
 
     async def _handle(self, request: Request, realm: str, sub: str, params: dict[str, str],
-                      label: str, body: bytes) -> Response:
+                      label: str, body: bytes, app: str) -> Response:
         sandbox = self.sandbox
         problem = oauth.check_bearer(sandbox.store, request.headers.get("authorization", ""),
                                      realm)
@@ -87,7 +90,7 @@ class QboApi:
             code = "3200" if problem[0] == 401 else "3100"
             return JSONResponse(errors.auth_fault_json(problem[1], code, problem[0]),
                                 status_code=problem[0], headers=_intuit_headers())
-        if not sandbox.throttle.admit(realm, label == "batch"):
+        if not sandbox.throttle.admit(realm, label == "batch", app):
             return self._throttled(realm)
         rule = sandbox.faults.take(realm, request.method, sub)
         if rule is not None and rule.kind != "drop_after_commit":
@@ -96,10 +99,8 @@ class QboApi:
             await asyncio.sleep(sandbox.latency_seconds)
         api_request = ApiRequest(realm, request.method, sub, params, body,
                                  request.headers.get("content-type", ""))
-        outcome = await run_in_threadpool(execute, sandbox.store, api_request)
+        outcome = await run_in_threadpool(sandbox.execute, api_request, label)
         sandbox.publish(realm, outcome.changes)
-        with sandbox.store.lock:
-            sandbox.store.emails.extend(outcome.emails)
         if rule is not None and outcome.result.committed:
             return DropConnection()
         result = outcome.result
@@ -168,11 +169,13 @@ class OAuthEndpoints:
             self._log("authorize", request, 200)
             return HTMLResponse(oauth.consent_page(self.sandbox.store, params))
         answer = oauth.consent(self.sandbox.store, params)
+        await run_in_threadpool(self.sandbox.commit)
         self._log("consent", request, 302)
         return RedirectResponse(f"{params['redirect_uri']}?{urlencode(answer)}", status_code=302)
 
     async def token(self, request: Request) -> Response:
         response = await self._token(request)
+        await run_in_threadpool(self.sandbox.commit)
         self._log("token", request, response.status_code)
         return response
 
@@ -183,10 +186,11 @@ class OAuthEndpoints:
             status = rule.status or 500
             return JSONResponse({"error": rule.code or "server_error"}, status_code=status)
         try:
-            client_id = oauth.client_from_basic(sandbox.store,
-                                                request.headers.get("authorization", ""))
             form = await _form(request)
-            body = oauth.token(sandbox.store, client_id, form, sandbox.access_token_ttl)
+            client_id = oauth.authenticate_client(
+                sandbox.store, request.headers.get("authorization", ""), form)
+            issuer = (sandbox.base_url or _base(request)) + oauth.ISSUER_PATH
+            body = oauth.token(sandbox.store, client_id, form, sandbox.access_token_ttl, issuer)
         except oauth.OAuthError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
@@ -198,6 +202,7 @@ class OAuthEndpoints:
                                                 request.headers.get("authorization", ""))
             data = json.loads((await request.body()) or b"{}")
             oauth.revoke(sandbox.store, client_id, str(data.get("token", "")))
+            await run_in_threadpool(sandbox.commit)
         except oauth.OAuthError as exc:
             self._log("revoke", request, exc.status)
             return JSONResponse(exc.body(), status_code=exc.status)
@@ -217,7 +222,7 @@ class OAuthEndpoints:
                              "emailVerified": True})
 
     async def jwks(self, request: Request) -> Response:
-        return JSONResponse({"keys": []})
+        return JSONResponse(await run_in_threadpool(oauth.jwks))
 
 
 def _base(request: Request) -> str:

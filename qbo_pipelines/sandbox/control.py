@@ -2,25 +2,67 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from qbo_pipelines.sandbox.webhooks import QBO_RETRY_SECONDS
 
+TOKEN_HEADER = "X-Sandbox-Token"  # noqa: S105 (a header name)
+ENV_CONTROL_TOKEN = "QBO_SANDBOX_CONTROL_TOKEN"  # noqa: S105 (a variable name)
+TOKEN_FILE = "control-token"  # noqa: S105 (a file name, in the sandbox's data directory)
+
+# Control tokens of the sandboxes served by this process (SandboxServer registers them), so
+# ``SandboxControl(base_url)`` needs no token argument for an in-process sandbox.
+_KNOWN: dict[str, str] = {}
+_KNOWN_LOCK = threading.Lock()
+
+
+def remember_token(base_url: str, token: str | None) -> None:
+    with _KNOWN_LOCK:
+        if token is None:
+            _KNOWN.pop(base_url.rstrip("/"), None)
+        else:
+            _KNOWN[base_url.rstrip("/")] = token
+
+
+def token_for(base_url: str, data_dir: str | Path | None = None) -> str | None:
+    """The control token of the sandbox at ``base_url``: this process's own sandboxes, then
+    ``QBO_SANDBOX_CONTROL_TOKEN``, then ``<data_dir>/control-token`` (written by the CLI)."""
+    with _KNOWN_LOCK:
+        known = _KNOWN.get(base_url.rstrip("/"))
+    if known:
+        return known
+    if os.environ.get(ENV_CONTROL_TOKEN):
+        return os.environ[ENV_CONTROL_TOKEN]
+    if data_dir is not None and (Path(data_dir) / TOKEN_FILE).exists():
+        return (Path(data_dir) / TOKEN_FILE).read_text(encoding="utf-8").strip()
+    return None
+
 
 class SandboxControl:
-    """Set up and inspect a running sandbox (never part of QBO itself)."""
+    """Set up and inspect a running sandbox (never part of QBO itself).
 
-    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+    ``token``: the sandbox's control token; found automatically (``token_for``) when omitted.
+    """
+
+    def __init__(self, base_url: str, timeout: float = 60.0, token: str | None = None,
+                 data_dir: str | Path | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._token = token
+        self._data_dir = data_dir
         self._session = requests.Session()
 
     def _call(self, method: str, path: str, json: Any = None,
               params: dict[str, Any] | None = None) -> Any:
+        token = self._token or token_for(self.base_url, self._data_dir)
+        headers = {TOKEN_HEADER: token} if token else {}
         response = self._session.request(method, f"{self.base_url}/_sandbox{path}", json=json,
-                                         params=params, timeout=self.timeout)
+                                         params=params, timeout=self.timeout, headers=headers)
         if response.status_code >= 400:
             raise RuntimeError(f"sandbox control {method} {path} failed "
                                f"({response.status_code}): {response.text}")
@@ -78,11 +120,17 @@ class SandboxControl:
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 
-    def set_throttle(self, enabled: bool, per_minute: int = 500, in_flight: int = 10,
-                     batch_per_minute: int = 40, per_second: int | None = None) -> None:
-        self._call("POST", "/throttle", {
+    def set_throttle(self, enabled: bool = True, per_minute: int | None = 500,
+                     in_flight: int | None = 10, batch_per_minute: int | None = 40,
+                     per_second: int | None = 10, realm_batch_per_minute: int | None = 120,
+                     emails_per_day: int | None = 40) -> dict[str, Any]:
+        """QBO's limits (§8) unless told otherwise; ``None`` turns one limit off,
+        ``enabled=False`` all of them."""
+        result: dict[str, Any] = self._call("POST", "/throttle", {
             "enabled": enabled, "per_minute": per_minute, "in_flight": in_flight,
-            "batch_per_minute": batch_per_minute, "per_second": per_second})
+            "batch_per_minute": batch_per_minute, "per_second": per_second,
+            "realm_batch_per_minute": realm_batch_per_minute, "emails_per_day": emails_per_day})
+        return result
 
     def set_latency(self, seconds: float) -> None:
         """Add a delay to every QBO API call (to make concurrency observable)."""
@@ -110,11 +158,13 @@ class SandboxControl:
     # -- webhooks -----------------------------------------------------------------------------
 
     def register_webhook(self, realm_id: str, url: str, verifier_token: str, *,
-                         format: str = "legacy", batch_seconds: float = 0,
+                         format: str = "legacy", batch_seconds: float | None = None,
                          delay_seconds: float = 0, duplicate: bool = False,
                          reorder: bool = False,
                          retry_seconds: list[float] | tuple[float, ...] = QBO_RETRY_SECONDS,
                          ) -> None:
+        """``batch_seconds``: the aggregation window (None: the sandbox's default, a few
+        seconds as QBO batches changes; 0: one notification per change)."""
         self._call("POST", "/webhooks", {
             "realm_id": realm_id, "url": url, "verifier_token": verifier_token,
             "format": format, "batch_seconds": batch_seconds, "delay_seconds": delay_seconds,
@@ -182,6 +232,7 @@ class SandboxControl:
     # -- whole state --------------------------------------------------------------------------
 
     def save_state(self, path: str) -> None:
+        """``path`` is relative to the sandbox's data directory (absolute paths are refused)."""
         self._call("POST", "/state/save", {"path": path})
 
     def load_state(self, path: str) -> None:

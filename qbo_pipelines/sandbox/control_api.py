@@ -1,9 +1,18 @@
-"""The control API under ``/_sandbox/`` (not part of QBO): set-up and inspection for tests."""
+"""The control API under ``/_sandbox/`` (not part of QBO): set-up and inspection for tests.
+
+It can rewrite the whole sandbox, so it is closed to web pages and other local users: every
+call needs the sandbox's control token (header ``X-Sandbox-Token``, generated at start, printed
+by the CLI, passed by ``SandboxControl``/``run_sandbox()`` automatically), a cross-origin
+request (an ``Origin`` other than the sandbox's own) is refused with 403, a body that is not
+``application/json`` with 415, and state files stay inside the sandbox's data directory.
+"""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +32,36 @@ if TYPE_CHECKING:
 
 Handler = Callable[[Request], Awaitable[Response]]
 PREFIX = "/_sandbox"
+TOKEN_HEADER = "X-Sandbox-Token"  # noqa: S105 (a header name)
 
 
-def _guard(func: Callable[[Request], Awaitable[Any]]) -> Handler:
+def _own_origins(sandbox: Sandbox, request: Request) -> set[str]:
+    origins = {sandbox.base_url.rstrip("/")} if sandbox.base_url else set()
+    port = request.url.port
+    for host in ("127.0.0.1", "localhost"):
+        origins.add(f"{request.url.scheme}://{host}" + (f":{port}" if port else ""))
+    return origins
+
+
+def _refusal(sandbox: Sandbox, request: Request, raw: bytes) -> Response | None:
+    origin = request.headers.get("origin")
+    if origin is not None and origin.rstrip("/") not in _own_origins(sandbox, request):
+        return JSONResponse({"error": "cross-origin requests are refused"}, status_code=403)
+    given = request.headers.get(TOKEN_HEADER, "")
+    if not secrets.compare_digest(given.encode(), sandbox.control_token.encode()):
+        return JSONResponse({"error": f"missing or wrong {TOKEN_HEADER}"}, status_code=401)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if raw and media != "application/json":
+        return JSONResponse({"error": "control API bodies are application/json"},
+                            status_code=415)
+    return None
+
+
+def _guard(sandbox: Sandbox, func: Callable[[Request], Awaitable[Any]]) -> Handler:
     async def handler(request: Request) -> Response:
+        refused = _refusal(sandbox, request, await request.body())
+        if refused is not None:
+            return refused
         try:
             result = await func(request)
         except errors.QboFault as fault:
@@ -35,8 +70,13 @@ def _guard(func: Callable[[Request], Awaitable[Any]]) -> Handler:
             return JSONResponse(exc.body(), status_code=exc.status)
         except KeyError as exc:
             return JSONResponse({"error": f"not found: {exc}"}, status_code=404)
+        except PermissionError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=403)
         except (ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        finally:
+            if request.method != "GET":
+                await run_in_threadpool(sandbox.commit)
         if isinstance(result, Response):
             return result
         return JSONResponse(result)
@@ -74,7 +114,8 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         ("/state/load", c.load_state, ["POST"]),
         ("/reset", c.reset, ["POST"]),
     ]
-    return [Route(PREFIX + path, _guard(func), methods=methods) for path, func, methods in table]
+    return [Route(PREFIX + path, _guard(sandbox, func), methods=methods)
+            for path, func, methods in table]
 
 
 class _Control:
@@ -150,11 +191,15 @@ class _Control:
         return {"max_in_flight": self.sandbox.throttle.max_in_flight(realm)}
 
     async def throttle(self, request: Request) -> dict[str, Any]:
+        """Replace the limits; fields left out take QBO's values (§8), null turns one off."""
         data = await _body(request)
         allowed = set(ThrottleSettings.__dataclass_fields__)
-        self.sandbox.throttle.settings = ThrottleSettings(
-            **{k: v for k, v in data.items() if k in allowed})
-        return {"enabled": self.sandbox.throttle.settings.enabled}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ValueError(f"unknown throttle settings {sorted(unknown)}")
+        settings = ThrottleSettings(**data)
+        self.sandbox.throttle.settings = settings
+        return asdict(settings)
 
     async def latency(self, request: Request) -> dict[str, Any]:
         data = await _body(request)
@@ -172,7 +217,8 @@ class _Control:
         retry = data.get("retry_seconds")
         self.sandbox.webhooks.register(Registration(
             realm, str(data["url"]), str(data["verifier_token"]), fmt,
-            float(data.get("batch_seconds", 0)), float(data.get("delay_seconds", 0)),
+            None if data.get("batch_seconds") is None else float(data["batch_seconds"]),
+            float(data.get("delay_seconds", 0)),
             bool(data.get("duplicate", False)), bool(data.get("reorder", False)),
             tuple(float(s) for s in retry) if retry is not None else QBO_RETRY_SECONDS))
         return {"registered": True}
@@ -202,13 +248,14 @@ class _Control:
             return [e for e in self.sandbox.store.emails if e["realm_id"] == realm]
 
     async def save_state(self, request: Request) -> dict[str, Any]:
+        """Write the state to ``path``, relative to the data directory (nowhere else)."""
         path = str((await _body(request))["path"])
-        await run_in_threadpool(self.sandbox.store.save, path)
+        await run_in_threadpool(self.sandbox.save_state, path)
         return {"saved": path}
 
     async def load_state(self, request: Request) -> dict[str, Any]:
         path = str((await _body(request))["path"])
-        await run_in_threadpool(self.sandbox.store.load, path)
+        await run_in_threadpool(self.sandbox.load_state, path)
         return {"loaded": path}
 
     async def reset(self, request: Request) -> dict[str, Any]:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import html
+import json
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from qbo_pipelines.sandbox.state import AccessToken, AuthCode, Grant, RefreshToken, Store
 
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+OPENID_SCOPE = "openid"
+ID_TOKEN_TTL = 3600
 REFRESH_TTL = 8726400  # x_refresh_token_expires_in: about 101 days, rolling
 CODE_TTL = 300
 
@@ -22,6 +30,7 @@ DISCOVERY_PATH = "/.well-known/openid_configuration"
 SANDBOX_DISCOVERY_PATH = "/.well-known/openid_sandbox_configuration"
 USERINFO_PATH = "/v1/openid_connect/userinfo"
 JWKS_PATH = "/op/v1/jwks"
+ISSUER_PATH = "/op/v1"
 
 
 @dataclass
@@ -41,7 +50,7 @@ class OAuthError(Exception):
 
 def discovery(base_url: str) -> dict[str, Any]:
     return {
-        "issuer": f"{base_url}/op/v1",
+        "issuer": f"{base_url}{ISSUER_PATH}",
         "authorization_endpoint": f"{base_url}{AUTHORIZE_PATH}",
         "token_endpoint": f"{base_url}{TOKEN_PATH}",
         "userinfo_endpoint": f"{base_url}{USERINFO_PATH}",
@@ -56,14 +65,76 @@ def discovery(base_url: str) -> dict[str, Any]:
     }
 
 
-def _issue(store: Store, grant: Grant, ttl: int) -> dict[str, Any]:
+def _issue(store: Store, grant: Grant, ttl: int, issuer: str = "") -> dict[str, Any]:
     now = store.clock.time()
     access = "eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0.." + secrets.token_urlsafe(48)
     refresh = "AB11" + secrets.token_hex(23)
     store.access_tokens[access] = AccessToken(grant.grant_id, now + ttl)
     store.refresh_tokens[refresh] = RefreshToken(grant.grant_id, now + REFRESH_TTL)
-    return {"token_type": "bearer", "access_token": access, "refresh_token": refresh,
-            "expires_in": ttl, "x_refresh_token_expires_in": REFRESH_TTL}
+    out: dict[str, Any] = {"token_type": "bearer", "access_token": access,
+                           "refresh_token": refresh, "expires_in": ttl,
+                           "x_refresh_token_expires_in": REFRESH_TTL}
+    if issuer and OPENID_SCOPE in grant.scope.split():
+        out["id_token"] = id_token(grant, issuer, now)
+    return out
+
+
+# -- OpenID: RS256 id_token, keys at /op/v1/jwks ---------------------------------------------
+
+_KEY_LOCK = threading.Lock()
+_KEY: rsa.RSAPrivateKey | None = None
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def signing_key() -> rsa.RSAPrivateKey:
+    """The process's RSA key for id_tokens (generated on first use, published in the JWKS)."""
+    global _KEY
+    with _KEY_LOCK:
+        if _KEY is None:
+            _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return _KEY
+
+
+def _int_bytes(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+def jwks() -> dict[str, Any]:
+    numbers = signing_key().public_key().public_numbers()
+    n, e = _b64url(_int_bytes(numbers.n)), _b64url(_int_bytes(numbers.e))
+    return {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": _kid(n), "n": n,
+                      "e": e}]}
+
+
+def _kid(n: str) -> str:
+    return hashlib.sha256(n.encode("ascii")).hexdigest()[:16]
+
+
+def _segment(obj: dict[str, Any]) -> str:
+    """base64url(JSON) without ``-``/``_``: intuitlib decodes header and payload with the
+    standard base64 alphabet, so (as Intuit's own tokens evidently do) the sandbox keeps the
+    two alphabets' common characters by varying insignificant JSON whitespace."""
+    text = json.dumps(obj, separators=(",", ":"))
+    for pad in range(64):
+        encoded = _b64url((text + " " * pad).encode("utf-8"))
+        if "-" not in encoded and "_" not in encoded:
+            return encoded
+    return _b64url(text.encode("utf-8"))
+
+
+def id_token(grant: Grant, issuer: str, now: float) -> str:
+    key = signing_key()
+    kid = jwks()["keys"][0]["kid"]
+    header = _segment({"kid": kid, "alg": "RS256"})
+    payload = _segment({"sub": grant.grant_id, "aud": [grant.client_id],
+                        "realmid": grant.realm_id, "auth_time": int(now), "iss": issuer,
+                        "exp": int(now) + ID_TOKEN_TTL, "iat": int(now)})
+    signing_input = f"{header}.{payload}".encode("ascii")
+    signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    return f"{header}.{payload}.{_b64url(signature)}"
 
 
 def mint(store: Store, realm_id: str, client_id: str, ttl: int,
@@ -139,6 +210,21 @@ def client_from_basic(store: Store, header: str) -> str:
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise OAuthError("invalid_client", 401) from exc
     client_id, _, secret = decoded.partition(":")
+    return _check_client(store, client_id, secret)
+
+
+def authenticate_client(store: Store, header: str, form: dict[str, str]) -> str:
+    """The token endpoint's client authentication: HTTP Basic (``client_secret_basic``) or
+    ``client_id``/``client_secret`` in the form body (``client_secret_post``), both of which
+    the discovery document advertises (QBO_API.md §9.1, §9.3)."""
+    if header.lower().startswith("basic "):
+        return client_from_basic(store, header)
+    if "client_id" in form and "client_secret" in form:
+        return _check_client(store, form["client_id"], form["client_secret"])
+    raise OAuthError("invalid_client", 401)
+
+
+def _check_client(store: Store, client_id: str, secret: str) -> str:
     app = store.apps.get(client_id)
     if app is None or not secrets.compare_digest(app.client_secret, secret):
         # The exact invalid_client body is UNCONFIRMED; RFC 6749 shape is used.
@@ -146,18 +232,19 @@ def client_from_basic(store: Store, header: str) -> str:
     return client_id
 
 
-def token(store: Store, client_id: str, form: dict[str, str], ttl: int) -> dict[str, Any]:
+def token(store: Store, client_id: str, form: dict[str, str], ttl: int,
+          issuer: str = "") -> dict[str, Any]:
     grant_type = form.get("grant_type", "")
     with store.lock:
         if grant_type == "authorization_code":
-            return _exchange_code(store, client_id, form, ttl)
+            return _exchange_code(store, client_id, form, ttl, issuer)
         if grant_type == "refresh_token":
-            return _refresh(store, client_id, form.get("refresh_token", ""), ttl)
+            return _refresh(store, client_id, form.get("refresh_token", ""), ttl, issuer)
     raise OAuthError("unsupported_grant_type")
 
 
 def _exchange_code(store: Store, client_id: str, form: dict[str, str],
-                   ttl: int) -> dict[str, Any]:
+                   ttl: int, issuer: str) -> dict[str, Any]:
     code = store.codes.get(form.get("code", ""))
     if code is None or code.expires_at < store.clock.time():
         raise OAuthError("invalid_grant")
@@ -169,10 +256,11 @@ def _exchange_code(store: Store, client_id: str, form: dict[str, str],
         grant.revoked = True
         raise OAuthError("invalid_grant")
     code.used = True
-    return _issue(store, grant, ttl)
+    return _issue(store, grant, ttl, issuer)
 
 
-def _refresh(store: Store, client_id: str, value: str, ttl: int) -> dict[str, Any]:
+def _refresh(store: Store, client_id: str, value: str, ttl: int,
+             issuer: str) -> dict[str, Any]:
     record = store.refresh_tokens.get(value)
     if record is None:
         raise OAuthError("invalid_grant", description="Incorrect or invalid refresh token")
@@ -184,7 +272,7 @@ def _refresh(store: Store, client_id: str, value: str, ttl: int) -> dict[str, An
     if grant.revoked or record.superseded or record.expires_at < store.clock.time():
         raise OAuthError("invalid_grant", description="Incorrect or invalid refresh token")
     record.superseded = True
-    return _issue(store, grant, ttl)
+    return _issue(store, grant, ttl, issuer)
 
 
 def revoke(store: Store, client_id: str, value: str) -> None:
@@ -198,6 +286,13 @@ def revoke(store: Store, client_id: str, value: str) -> None:
         if grant.client_id != client_id:
             raise OAuthError("invalid_client", 401)
         grant.revoked = True
+
+
+def bearer_client(store: Store, header: str) -> str:
+    """The OAuth client (app) a bearer token was issued to, or "" (throttling key)."""
+    record = store.access_tokens.get(header[7:].strip()) if len(header) > 7 else None
+    grant = store.grants.get(record.grant_id) if record is not None else None
+    return grant.client_id if grant is not None else ""
 
 
 def check_bearer(store: Store, header: str, realm_id: str) -> tuple[int, str] | None:

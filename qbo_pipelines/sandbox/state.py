@@ -7,8 +7,9 @@ readers may serialise them outside the lock.
 from __future__ import annotations
 
 import json
+import os
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,24 @@ class Store:
 
     # -- persistence -------------------------------------------------------------------------
 
+    def view(self) -> Obj:
+        """The state as a tree shaped like ``to_json()`` but without copying: companies' dicts
+        and stored entity objects are the live ones (the journal diffs this tree)."""
+        with self.lock:
+            return {
+                "clock_offset": self.clock.offset,
+                "companies": {k: {f.name: getattr(v, f.name) for f in fields(v)}
+                              for k, v in self.companies.items()},
+                "apps": {k: dict(vars(v)) for k, v in self.apps.items()},
+                "grants": {k: dict(vars(v)) for k, v in self.grants.items()},
+                "access_tokens": {k: dict(vars(v)) for k, v in self.access_tokens.items()},
+                "refresh_tokens": {k: dict(vars(v)) for k, v in self.refresh_tokens.items()},
+                "codes": {k: dict(vars(v)) for k, v in self.codes.items()},
+                "emails": self.emails,
+                "next_realm": self.next_realm,
+                "default_realm": self.default_realm,
+            }
+
     def to_json(self) -> Obj:
         with self.lock:
             return {
@@ -158,10 +177,26 @@ class Store:
             self.default_realm = str(data.get("default_realm", ""))
 
     def save(self, path: str | Path) -> None:
-        target = Path(path)
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json()), encoding="utf-8")
-        tmp.replace(target)
+        write_durably(Path(path), json.dumps(self.to_json()).encode("utf-8"))
 
     def load(self, path: str | Path) -> None:
         self.load_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def write_durably(target: Path, data: bytes) -> None:
+    """Replace ``target`` atomically with ``data``, fsync'd (file and directory)."""
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(target)
+    fsync_dir(target.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

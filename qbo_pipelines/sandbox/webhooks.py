@@ -3,6 +3,11 @@
 Signature: ``intuit-signature`` = base64(HMAC-SHA256(verifier token, raw body)). A delivery is
 acknowledged only by HTTP 200 within 3 s; otherwise it is retried on QBO's schedule (0 s, 10 s,
 20 s, 30 s, 5 min, 20 min, 2 h, 4 h, 6 h, then every 6 h) and later events wait behind it.
+
+Aggregation (QBO_API.md §10.1, §10.4): as QBO does, the changes of a company are gathered into
+one notification; the window opens with the first undelivered change and closes
+``batch_seconds`` later (default ``DEFAULT_WINDOW_SECONDS``; QBO does not publish its window).
+``batch_seconds=0`` sends one notification per change.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from qbo_pipelines.sandbox.entities import Change
 QBO_RETRY_SECONDS = (0.0, 10.0, 20.0, 30.0, 300.0, 1200.0, 7200.0, 14400.0, 21600.0)
 EVERY_6H = 21600.0
 ACK_TIMEOUT = 3.0
+DEFAULT_WINDOW_SECONDS = 3.0
 WEBHOOK_ENTITIES = {
     "Account", "Bill", "BillPayment", "Budget", "Class", "CreditMemo", "Currency", "Customer",
     "Department", "Deposit", "Employee", "Estimate", "Invoice", "Item", "JournalCode",
@@ -62,7 +68,7 @@ class Registration:
     url: str
     verifier_token: str
     format: str = "legacy"
-    batch_seconds: float = 0.0
+    batch_seconds: float | None = None  # None: the dispatcher's default window
     delay_seconds: float = 0.0
     duplicate: bool = False
     reorder: bool = False
@@ -99,7 +105,8 @@ def cloudevents_body(realm_id: str, changes: list[Change]) -> bytes:
 class Dispatcher:
     """Holds registrations and delivers events on a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, default_window: float = DEFAULT_WINDOW_SECONDS) -> None:
+        self.default_window = default_window
         self._lock = threading.Lock()
         self._registrations: dict[str, Registration] = {}
         self._deliveries: dict[str, list[dict[str, Any]]] = {}
@@ -117,6 +124,8 @@ class Dispatcher:
         self._session.close()
 
     def register(self, registration: Registration) -> None:
+        if registration.batch_seconds is None:
+            registration.batch_seconds = self.default_window
         with self._lock:
             self._registrations[registration.realm_id] = registration
 
@@ -156,7 +165,7 @@ class Dispatcher:
             return
         with self._lock:
             ready = [e for e in reg.pending if e.ready_at <= now]
-            if not ready or now < ready[0].ready_at + reg.batch_seconds:
+            if not ready or now < ready[0].ready_at + (reg.batch_seconds or 0.0):
                 return
             reg.pending = [e for e in reg.pending if e.ready_at > now]
         changes = [e.change for e in ready]
@@ -170,7 +179,7 @@ class Dispatcher:
 
     def _bodies(self, reg: Registration, changes: list[Change]) -> list[bytes]:
         build = cloudevents_body if reg.format == "cloudevents" else legacy_body
-        if reg.batch_seconds > 0 or len(changes) == 1:
+        if (reg.batch_seconds or 0.0) > 0 or len(changes) == 1:
             bodies = [build(reg.realm_id, changes)]
         else:
             bodies = [build(reg.realm_id, [c]) for c in changes]

@@ -6,9 +6,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from qbo_pipelines.sandbox.testing import SandboxHandle
+from qbo_pipelines.sandbox.testing import SandboxHandle, run_sandbox
 
 from .helpers import Api
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxHandle]:
+    """A fresh seeded sandbox with QBO's limits off (tests of limits turn them on) and a
+    short webhook aggregation window."""
+    with run_sandbox(throttle=False, webhook_window=0.2) as handle:
+        yield handle
 
 
 @pytest.fixture

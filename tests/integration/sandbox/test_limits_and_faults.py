@@ -140,8 +140,8 @@ def test_request_log_counts_endpoints(sandbox: SandboxHandle, api: Api) -> None:
     assert [e["status"] for e in log] == [200, 200, 200]
 
 
-def test_save_and_load_state(sandbox: SandboxHandle, api: Api, tmp_path: object) -> None:
-    path = f"{tmp_path}/state.json"
+def test_save_and_load_state(sandbox: SandboxHandle, api: Api) -> None:
+    path = "snapshots/state.json"  # relative to the sandbox's data directory
     api.create("Customer", {"DisplayName": "Persisted"})
     sandbox.control.save_state(path)
     sandbox.control.reset()
