@@ -13,6 +13,7 @@ linked to its invoice, deposited per mapping), R23/R24 (bills with an expense ac
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -96,8 +97,18 @@ BuildResult = Built | Blocked
 
 
 def money(value: Decimal) -> Decimal:
-    """Round to cents, half-up (QBO keeps 2 dp for currency amounts)."""
-    return value.quantize(CENT)
+    """Round to cents, half-up (QBO keeps 2 dp for currency amounts).
+
+    A value that cannot be rounded (NaN, Infinity, beyond Decimal's precision) is returned as
+    it is: the quality rules hold its record (R40), so it is never written, and building the
+    body must not crash the run first.
+    """
+    if not value.is_finite():
+        return value
+    try:
+        return value.quantize(CENT)
+    except decimal.InvalidOperation:
+        return value
 
 
 def _ref(value: str) -> dict[str, str]:
@@ -483,6 +494,56 @@ def bill_body(bill: CanonicalBill, ctx: PushContext) -> BuildResult:
 
 
 # ------------------------------------------------------------------ sparse updates
+
+
+def is_credit_note(sale: CanonicalSale) -> bool:
+    """A sale whose total is negative is a credit note: it becomes a QBO CreditMemo (R11)."""
+    return sale.total < 0
+
+
+def sale_qbo_entity(sale: CanonicalSale) -> str:
+    """The QBO entity a sale becomes: Invoice, or CreditMemo for a credit note (R11)."""
+    return "CreditMemo" if is_credit_note(sale) else "Invoice"
+
+
+def credit_memo_body(sale: CanonicalSale, ctx: PushContext) -> BuildResult:
+    """A credit note as a QBO CreditMemo: the invoice body with signs turned, so the memo's
+    total is the credit's amount (positive), and no due date (a CreditMemo has none)."""
+    built = invoice_body(sale, ctx)
+    if isinstance(built, Blocked):
+        return built
+    body = dict(built.body)
+    body.pop("DueDate", None)
+    lines: list[Body] = []
+    for line in body.get("Line", []):
+        line = dict(line)
+        if line.get("DetailType") == "SalesItemLineDetail":
+            line["Amount"] = -line["Amount"]
+            detail = dict(line["SalesItemLineDetail"])
+            if "Qty" in detail:
+                detail["Qty"] = -detail["Qty"]
+            elif "UnitPrice" in detail:
+                detail["UnitPrice"] = -detail["UnitPrice"]
+            line["SalesItemLineDetail"] = detail
+        lines.append(line)
+    body["Line"] = lines
+    tax = body.get("TxnTaxDetail")
+    if tax:
+        body["TxnTaxDetail"] = {
+            "TotalTax": -tax["TotalTax"],
+            "TaxLine": [
+                {
+                    **t,
+                    "Amount": -t["Amount"],
+                    "TaxLineDetail": {
+                        **t["TaxLineDetail"],
+                        "NetAmountTaxable": -t["TaxLineDetail"]["NetAmountTaxable"],
+                    },
+                }
+                for t in tax["TaxLine"]
+            ],
+        }
+    return Built(body)
 
 
 def sparse_update(new: Body, last: Mapping[str, Any] | None) -> Body:
