@@ -51,7 +51,8 @@ def _source_is_empty(env: sync_env.SyncEnv) -> bool:
 def _forget_company(warehouse: sa.Engine, realm_id: str) -> None:
     """The sandbox state was lost: its records are gone, so our id map for it is void."""
     with warehouse.begin() as conn:
-        for table in ("sync.id_map", "sync.cursors", "sync.quarantine", "sync.notifications"):
+        for table in ("sync.record_state", "sync.dispatches", "sync.cursors", "sync.quarantine",
+                      "sync.notifications"):
             conn.execute(
                 sa.text(f"DELETE FROM {table} WHERE realm_id = :r"),  # noqa: S608
                 {"r": realm_id},

@@ -50,7 +50,7 @@ def load(engine: sa.Engine, connector: SourceAppConnector, realm_id: RealmId) ->
     snapshot = mapping_repo.load_snapshot(engine, realm_id)
     settings = snapshot.settings
     ids: dict[str, dict[SourceId, QboId]] = {
-        e.name: state.qbo_ids(engine, realm_id, e.name) for e in catalogue.push_order()
+        e.name: state.qbo_ids(engine, realm_id, e.name, e.qbo_name) for e in catalogue.push_order()
     }
     # An explicit item mapping wins over what the items push matched or created (R10).
     ids["items"].update({SourceId(k): QboId(ref.id) for k, ref in snapshot.items.items()})

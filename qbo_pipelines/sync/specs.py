@@ -37,6 +37,8 @@ def _vendor(v: CanonicalVendor, _ctx: PushContext) -> BuildResult:
 
 
 def _invoice(s: CanonicalSale, ctx: PushContext) -> BuildResult:
+    if to_qbo.is_credit_note(s):
+        return to_qbo.credit_memo_body(s, ctx)
     return to_qbo.invoice_body(s, ctx)
 
 
@@ -58,6 +60,7 @@ SPECS: dict[str, PushSpec] = {
         _customer_create,
         _customer_fields,
         match_field="DisplayName",
+        name_space="party",
         skip_reason=_no_sale,
     ),
     "items": PushSpec(
@@ -65,14 +68,22 @@ SPECS: dict[str, PushSpec] = {
         to_qbo.item_create,
         _item_fields,
         match_field="Name",
+        name_space="item",
     ),
-    "invoices": PushSpec(catalogue.entity("invoices"), _invoice, _invoice, send_request=_send),
+    "invoices": PushSpec(
+        catalogue.entity("invoices"),
+        _invoice,
+        _invoice,
+        send_request=_send,
+        qbo_entity=to_qbo.sale_qbo_entity,
+    ),
     "payments": PushSpec(catalogue.entity("payments"), _payment, _payment),
     "vendors": PushSpec(
         catalogue.entity("vendors"),
         _vendor,
         _vendor,
         match_field="DisplayName",
+        name_space="party",
     ),
     "bills": PushSpec(catalogue.entity("bills"), _bill, _bill),
 }

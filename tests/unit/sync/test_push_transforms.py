@@ -17,7 +17,7 @@ from qbo_pipelines.canonical import (
     QboId,
     SourceId,
 )
-from qbo_pipelines.sync import state
+from qbo_pipelines.sync.engine.records import RecordState
 from qbo_pipelines.sync.push import plan_delete, plan_record
 from qbo_pipelines.sync.specs import SPECS
 from qbo_pipelines.transforms import to_qbo
@@ -276,7 +276,7 @@ def test_R23_R24_bill_lines_take_the_expense_account_of_their_concept() -> None:
     assert accounts == ["60", "61"]
 
 
-def _row(entity: str, created_by: str, **overrides: object) -> state.IdMapRow:
+def _row(entity: str, created_by: str, **overrides: object) -> RecordState:
     fields: dict[str, object] = {
         "realm_id": "1",
         "entity": entity,
@@ -286,7 +286,7 @@ def _row(entity: str, created_by: str, **overrides: object) -> state.IdMapRow:
         "sync_token": "0",
     }
     fields.update(overrides)
-    return state.IdMapRow(**fields)  # type: ignore[arg-type]
+    return RecordState(**fields)  # type: ignore[arg-type]
 
 
 def test_R33_unchanged_record_plans_no_write() -> None:
@@ -304,21 +304,21 @@ def test_R4_contact_without_a_sale_is_not_pushed() -> None:
 
 
 def test_R9_deleting_a_contact_never_deletes_the_customer() -> None:
-    plan = plan_delete(entities.entity("customers"), _row("customers", "sync"), S("s1"))
+    plan = plan_delete(entities.entity("customers"), _row("customers", "sync"))
     assert plan.action == "skip"
 
 
 def test_R17_sale_deleted_in_source_deletes_invoice_only_if_sync_created_it() -> None:
     invoices = entities.entity("invoices")
-    assert plan_delete(invoices, _row("invoices", "sync"), S("s1")).action == "delete"
-    assert plan_delete(invoices, _row("invoices", "qbo"), S("s1")).action == "skip"
-    assert plan_delete(invoices, _row("invoices", "matched"), S("s1")).action == "skip"
+    assert plan_delete(invoices, _row("invoices", "sync")).action == "delete"
+    assert plan_delete(invoices, _row("invoices", "qbo")).action == "skip"
+    assert plan_delete(invoices, _row("invoices", "matched")).action == "skip"
 
 
 def test_R22_receipt_deleted_in_source_deletes_payment_only_if_sync_created_it() -> None:
     payments = entities.entity("payments")
-    assert plan_delete(payments, _row("payments", "sync"), S("s1")).action == "delete"
-    assert plan_delete(payments, _row("payments", "qbo"), S("s1")).action == "skip"
+    assert plan_delete(payments, _row("payments", "sync")).action == "delete"
+    assert plan_delete(payments, _row("payments", "qbo")).action == "skip"
 
 
 def test_push_order_follows_references() -> None:

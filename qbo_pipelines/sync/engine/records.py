@@ -1,0 +1,260 @@
+"""``sync.record_state`` and ``sync.dispatches``: the engine's state, read and written in bulk.
+
+Every read takes one array parameter (``= ANY(:ids)``), never an IN-list of thousands of bind
+parameters; every write is one ``executemany`` inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from qbo_pipelines.canonical import QboId, SourceId
+from qbo_pipelines.qbo.values import dumps
+
+Bind = sa.Engine | sa.Connection
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """One ``sync.record_state`` row (see sql/warehouse/060_record_state.sql for each column)."""
+
+    realm_id: str
+    entity: str
+    source_id: SourceId | None
+    qbo_entity: str | None = None
+    qbo_id: QboId | None = None
+    created_by: str = "sync"
+    status: str = "synced"
+    source_hash: str | None = None
+    source_base: Mapping[str, Any] | None = None
+    qbo_base: Mapping[str, Any] | None = None
+    qbo_hash: str | None = None
+    sync_token: str | None = None
+    qbo_updated_at: datetime | None = None
+    name_key: str | None = None
+    deleted_in_source: bool = False
+    deleted_in_qbo: bool = False
+    attempt: int = 0
+    intent: Mapping[str, Any] | None = None
+    dispatch_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    fix: str | None = None
+    retry_at: datetime | None = None
+    sent_at: datetime | None = None
+    sent_to: str | None = None
+    last_synced_at: datetime | None = None
+
+    @property
+    def live_in_qbo(self) -> bool:
+        """Linked to a QBO record that still exists."""
+        return self.qbo_id is not None and not self.deleted_in_qbo
+
+    def but(self, **changes: Any) -> RecordState:
+        return replace(self, **changes)
+
+
+_COLUMNS = tuple(f.name for f in fields(RecordState))
+_JSON = ("source_base", "qbo_base", "intent")
+
+
+def _row(mapping: sa.RowMapping | Mapping[str, Any]) -> RecordState:
+    values = {k: mapping[k] for k in _COLUMNS}
+    return RecordState(**values)
+
+
+def load(
+    bind: Bind, realm_id: str, entity: str, source_ids: Iterable[str]
+) -> dict[SourceId, RecordState]:
+    """State rows of ``source_ids`` (absent ones are new records)."""
+    ids = sorted({str(s) for s in source_ids})
+    if not ids:
+        return {}
+    sql = sa.text(
+        f"SELECT {', '.join(_COLUMNS)} FROM sync.record_state"  # noqa: S608 - fixed columns
+        " WHERE realm_id = :r AND entity = :e AND source_id = ANY(:ids)"
+    )
+    with _conn(bind) as conn:
+        rows = conn.execute(sql, {"r": realm_id, "e": entity, "ids": ids}).mappings().all()
+    return {SourceId(r["source_id"]): _row(r) for r in rows}
+
+
+def where(
+    bind: Bind, realm_id: str, entity: str, condition: str, **params: Any
+) -> list[RecordState]:
+    """State rows of ``entity`` matching a fixed SQL ``condition`` (engine code only)."""
+    sql = sa.text(
+        f"SELECT {', '.join(_COLUMNS)} FROM sync.record_state"  # noqa: S608 - fixed text
+        f" WHERE realm_id = :r AND entity = :e AND ({condition}) ORDER BY source_id"
+    )
+    with _conn(bind) as conn:
+        rows = conn.execute(sql, {"r": realm_id, "e": entity, **params}).mappings().all()
+    return [_row(r) for r in rows]
+
+
+def source_ids(bind: Bind, realm_id: str, entity: str) -> set[SourceId]:
+    """Every source id the engine knows for ``entity``."""
+    sql = sa.text(
+        "SELECT source_id FROM sync.record_state WHERE realm_id = :r AND entity = :e"
+        " AND source_id IS NOT NULL"
+    )
+    with _conn(bind) as conn:
+        return {SourceId(s) for s in conn.execute(sql, {"r": realm_id, "e": entity}).scalars()}
+
+
+def live_qbo_ids(bind: Bind, realm_id: str, entity: str) -> dict[SourceId, QboId]:
+    """Source id -> QBO Id of every record of ``entity`` linked to a live QBO record."""
+    sql = sa.text(
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = :e"
+        " AND source_id IS NOT NULL AND qbo_id IS NOT NULL AND NOT deleted_in_qbo"
+    )
+    with _conn(bind) as conn:
+        return {SourceId(s): QboId(q) for s, q in conn.execute(sql, {"r": realm_id, "e": entity})}
+
+
+def name_owners(bind: Bind, realm_id: str, keys: Iterable[str]) -> dict[str, tuple[str, SourceId]]:
+    """Name key -> (entity, source id) of the record that holds it in this company."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    sql = sa.text(
+        "SELECT name_key, entity, source_id FROM sync.record_state"
+        " WHERE realm_id = :r AND name_key = ANY(:k)"
+    )
+    with _conn(bind) as conn:
+        return {
+            str(k): (str(e), SourceId(str(s)))
+            for k, e, s in conn.execute(sql, {"r": realm_id, "k": wanted})
+        }
+
+
+def mapped_qbo_ids(
+    bind: Bind, realm_id: str, qbo_entity: str, ids: Iterable[str]
+) -> dict[str, tuple[str, SourceId]]:
+    """QBO id -> (entity, source id) for QBO records already linked to a source record."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    sql = sa.text(
+        "SELECT qbo_id, entity, source_id FROM sync.record_state"
+        " WHERE realm_id = :r AND qbo_entity = :q AND qbo_id = ANY(:ids)"
+    )
+    with _conn(bind) as conn:
+        return {
+            str(q): (str(e), SourceId(str(s)))
+            for q, e, s in conn.execute(sql, {"r": realm_id, "q": qbo_entity, "ids": wanted})
+        }
+
+
+def save(conn: sa.Connection, rows: Sequence[RecordState], run_id: str | None) -> None:
+    """Insert or replace state rows by (company, entity, source id), in the caller's
+    transaction."""
+    if not rows:
+        return
+    cols = ", ".join(_COLUMNS)
+    values = ", ".join(f"CAST(:{c} AS jsonb)" if c in _JSON else f":{c}" for c in _COLUMNS)
+    updates = ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c not in {"realm_id", "entity", "source_id"}
+    )
+    sql = sa.text(
+        f"INSERT INTO sync.record_state ({cols}, last_run_id, updated_at)"  # noqa: S608
+        f" VALUES ({values}, :run_id, now())"
+        " ON CONFLICT (realm_id, entity, source_id) WHERE source_id IS NOT NULL"
+        f" DO UPDATE SET {updates}, last_run_id = EXCLUDED.last_run_id, updated_at = now()"
+    )
+    conn.execute(sql, [_params(r, run_id) for r in rows])
+
+
+def _params(row: RecordState, run_id: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {c: getattr(row, c) for c in _COLUMNS}
+    for c in _JSON:
+        value = out[c]
+        out[c] = dumps(value).decode() if value is not None else None
+    out["run_id"] = run_id
+    return out
+
+
+# ----------------------------------------------------------------------------- dispatches
+
+
+@dataclass(frozen=True)
+class DispatchRow:
+    """One write call whose members' outcomes are (or were) pending."""
+
+    realm_id: str
+    request_id: str
+    entity: str
+    single: bool
+    members: tuple[SourceId, ...]
+
+
+def add_dispatch(
+    conn: sa.Connection, row: DispatchRow, ops: Sequence[Mapping[str, Any]], run_id: str | None
+) -> None:
+    """Record a call and its exact operations before it is sent."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO sync.dispatches (realm_id, request_id, entity, single, members, ops,"
+            " run_id) VALUES (:r, :rid, :e, :single, :members, CAST(:ops AS jsonb), :run)"
+            " ON CONFLICT (realm_id, request_id) DO UPDATE SET done_at = NULL"
+        ),
+        {
+            "r": row.realm_id,
+            "rid": row.request_id,
+            "e": row.entity,
+            "single": row.single,
+            "members": list(row.members),
+            "ops": ledger_json(list(ops)),
+            "run": run_id,
+        },
+    )
+
+
+def finish_dispatch(conn: sa.Connection, realm_id: str, request_id: str) -> None:
+    conn.execute(
+        sa.text(
+            "UPDATE sync.dispatches SET done_at = now() WHERE realm_id = :r AND request_id = :rid"
+        ),
+        {"r": realm_id, "rid": request_id},
+    )
+
+
+def open_dispatches(bind: Bind, realm_id: str, entity: str) -> list[DispatchRow]:
+    """Calls sent (or about to be) whose outcome was never recorded, oldest first."""
+    sql = sa.text(
+        "SELECT realm_id, request_id, entity, single, members FROM sync.dispatches"
+        " WHERE realm_id = :r AND entity = :e AND done_at IS NULL ORDER BY created_at, request_id"
+    )
+    with _conn(bind) as conn:
+        return [
+            DispatchRow(r, rid, e, bool(single), tuple(SourceId(m) for m in members))
+            for r, rid, e, single, members in conn.execute(sql, {"r": realm_id, "e": entity})
+        ]
+
+
+class _conn:
+    """A connection from an engine (closed after) or the caller's connection (left open)."""
+
+    def __init__(self, bind: Bind) -> None:
+        self.bind = bind
+        self.owned: sa.Connection | None = None
+
+    def __enter__(self) -> sa.Connection:
+        if isinstance(self.bind, sa.Connection):
+            return self.bind
+        self.owned = self.bind.connect()
+        return self.owned
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owned is not None:
+            self.owned.close()
+
+
+def ledger_json(details: object) -> str | None:
+    return json.dumps(details, default=str) if details is not None else None

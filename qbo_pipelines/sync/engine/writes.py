@@ -1,0 +1,650 @@
+"""Intent -> write -> record: every write to QBO, idempotent per record (R33, R37, R31).
+
+1. **Intent.** Each record write is an :class:`Intent` with a requestid derived from (company,
+   entity, record, base version, attempt): the base version is the SyncToken for updates,
+   deletes and voids and the record's generation for creates; ``attempt`` counts QBO's
+   definite refusals, so an unchanged retry after a refusal really executes.
+2. **Dispatch.** Intents go out in calls of up to 30 (one batch request each). Before the call,
+   the intents and the call's exact operations are committed (``sync.record_state.intent``,
+   ``sync.dispatches``).
+3. **Record.** Each answer is recorded with its ledger row in one transaction per call. A call
+   whose answer never came (timeouts, 5xx, lost answers after the client's retries) stays open
+   and is replayed verbatim, same requestid, before anything new is planned, so QBO replays its
+   first answer instead of writing twice, whatever else changed in between.
+
+A stale SyncToken (5010) is a conflict candidate: the record is re-read and merged three-way
+(:func:`qbo_pipelines.sync.engine.diff.merge`) by the entity's policy (R34).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from qbo_pipelines import entities as catalogue
+from qbo_pipelines.canonical import QboId, SourceId
+from qbo_pipelines.qbo.client import BATCH_SIZE, BatchOp, BatchResult, QboClient, derive_request_id
+from qbo_pipelines.qbo.errors import NotFoundError, QboError, StaleObjectError
+from qbo_pipelines.qbo.values import last_updated
+from qbo_pipelines.quality import quarantine
+from qbo_pipelines.sync import state
+from qbo_pipelines.sync.engine import diff, records
+from qbo_pipelines.sync.engine.records import DispatchRow, RecordState
+
+log = logging.getLogger(__name__)
+
+WriteOp = Literal["create", "update", "delete", "void"]
+FAILURE_TITLE = "QuickBooks refused a write"
+RETRY_FIRST = timedelta(minutes=5)
+RETRY_MAX = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One record write, stored before its call and replayed verbatim until QBO answers.
+
+    Attributes:
+        source_id: the source record.
+        op: create, update, delete or void.
+        qbo_entity: the QBO entity written (Invoice, CreditMemo, ...).
+        body: the exact body sent (updates carry Id, SyncToken and ``sparse``).
+        request_id: the record write's requestid.
+        source_hash: the source record's content hash this write brings QBO up to.
+        source_base: the source side of the base once written (the full QBO-shaped payload).
+        name_key: the name this record holds in QBO's name space once written.
+        conflicts: fields both sides changed (recorded with the outcome, R34).
+        kept_qbo: conflicting fields where QBO's value was kept.
+        created_by: who created the QBO record (kept for updates of matched records).
+    """
+
+    source_id: SourceId
+    op: WriteOp
+    qbo_entity: str
+    body: Mapping[str, Any]
+    request_id: str
+    source_hash: str | None = None
+    source_base: Mapping[str, Any] | None = None
+    name_key: str | None = None
+    conflicts: tuple[str, ...] = ()
+    kept_qbo: tuple[str, ...] = ()
+    created_by: str = "sync"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source_id": self.source_id,
+            "op": self.op,
+            "qbo_entity": self.qbo_entity,
+            "body": dict(self.body),
+            "request_id": self.request_id,
+            "source_hash": self.source_hash,
+            "source_base": dict(self.source_base) if self.source_base is not None else None,
+            "name_key": self.name_key,
+            "conflicts": list(self.conflicts),
+            "kept_qbo": list(self.kept_qbo),
+            "created_by": self.created_by,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Intent:
+        return Intent(
+            source_id=SourceId(str(data["source_id"])),
+            op=data["op"],
+            qbo_entity=str(data["qbo_entity"]),
+            body=data["body"],
+            request_id=str(data["request_id"]),
+            source_hash=data.get("source_hash"),
+            source_base=data.get("source_base"),
+            name_key=data.get("name_key"),
+            conflicts=tuple(data.get("conflicts") or ()),
+            kept_qbo=tuple(data.get("kept_qbo") or ()),
+            created_by=str(data.get("created_by") or "sync"),
+        )
+
+    def batch_op(self) -> BatchOp:
+        return BatchOp(self.op, self.qbo_entity, self.body, self.request_id, key=self.source_id)
+
+
+def record_request_id(
+    realm_id: str, entity: str, source_id: str, op: str, version: str, attempt: int
+) -> str:
+    """The requestid of one record write: same record, operation, base version and attempt ->
+    same id (QBO replays), anything else -> a new id. A->B->A edits differ by SyncToken."""
+    return derive_request_id(
+        "record", realm_id, entity, source_id, op, version, f"attempt={attempt}"
+    )
+
+
+def batch_request_id(intents: Sequence[Intent]) -> str:
+    """The requestid of a batch call, from its members' requestids (<= 36 chars, §4)."""
+    return derive_request_id("batch", *(i.request_id for i in intents))
+
+
+@dataclass
+class Report:
+    """Counts per outcome for one entity and company; the ledger holds the per-record story."""
+
+    entity: str
+    realm_id: str
+    run_id: str | None
+    counts: Counter[str] = field(default_factory=Counter)
+    api_calls: int = 0
+    cursor: int | None = None
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+
+    KEYS = (
+        "replayed",
+        "created",
+        "updated",
+        "matched",
+        "unchanged",
+        "deleted",
+        "voided",
+        "held_back",
+        "failed",
+        "pending",
+        "conflicts",
+        "skipped",
+        "sent",
+        "copied",
+    )
+
+    def as_metadata(self) -> dict[str, int]:
+        return {k: int(self.counts.get(k, 0)) for k in self.KEYS}
+
+
+def ledger_row(
+    realm_id: str,
+    entity: str,
+    run_id: str | None,
+    source_id: str | None,
+    operation: str,
+    outcome: str,
+    *,
+    qbo_id: str | None = None,
+    request_id: str | None = None,
+    error: QboError | None = None,
+    message: str | None = None,
+    code: str | None = None,
+    payload_hash: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    direction: str = "push",
+) -> state.LedgerRow:
+    return state.LedgerRow(
+        realm_id=realm_id,
+        entity=entity,
+        direction=direction,
+        operation=operation,
+        outcome=outcome,
+        run_id=run_id,
+        source_id=source_id,
+        qbo_id=qbo_id,
+        request_id=request_id,
+        error_code=error.code if error is not None else code,
+        error_message=str(error) if error is not None else message,
+        payload_hash=payload_hash,
+        details=details
+        if details is not None
+        else (
+            {"retryable": error.retryable, "element": error.element, "intuit_tid": error.intuit_tid}
+            if error is not None
+            else None
+        ),
+    )
+
+
+def fix_for(error: QboError) -> str:
+    """What a person should do about a write QBO refused (R31)."""
+    code = error.code or ""
+    fixes = {
+        "6240": "another QBO customer, vendor or employee already uses this name (QBO ignores "
+        "case and surrounding spaces): rename one of them; the next run retries",
+        "6140": "the document number is already used in QBO: change it in the source app; the "
+        "next run retries",
+        "2500": "a referenced record is missing or inactive in QBO: check the mappings "
+        "(qbo-pipelines mappings show); the next run retries",
+        "610": "the QBO record was deleted or made inactive in QBO: re-activate it there; the "
+        "next run retries",
+        "5010": "the record changed in QBO at the same time: the next run merges and retries",
+        "6000": "QBO could not process the record: check its values in the source app; the "
+        "next run retries",
+        "2010": "QBO refused a field of the record: correct it in the source app; the next run "
+        "retries",
+        "2020": "a value QBO requires is missing: complete the record in the source app; the "
+        "next run retries",
+        "6540": "the transaction is deposited or reconciled in QBO and cannot be changed: undo "
+        "the deposit in QBO or leave it; the next run retries",
+    }
+    if error.retryable:
+        return "a temporary QBO or network failure: the next run replays the same write"
+    return fixes.get(code, "correct the record in the source app; the next run retries it")
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """Backoff between automatic retries of a refused write: 5 min, 10, 20, ... up to a day."""
+    delay: timedelta = RETRY_FIRST * (2 ** min(max(attempt - 1, 0), 12))
+    return min(delay, RETRY_MAX)
+
+
+def _whole_call_failed(results: Sequence[BatchResult]) -> bool:
+    """The call itself got no answer (every member carries the same transport error)."""
+    first = results[0].error if results else None
+    return first is not None and first.retryable and all(r.error is first for r in results)
+
+
+class Writer:
+    """Writes intents for one entity of one company and records every outcome."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        client: QboClient,
+        realm_id: str,
+        entity: catalogue.Entity,
+        run_id: str | None,
+        report: Report,
+        *,
+        direction: str = "push",
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.realm_id = realm_id
+        self.entity = entity
+        self.run_id = run_id
+        self.report = report
+        self.direction = direction
+        self.written: list[tuple[Intent, BatchResult]] = []
+
+    # ------------------------------------------------------------------ public
+
+    def replay_open(self) -> None:
+        """Send every call whose answer was never recorded again, verbatim (R33)."""
+        for row in records.open_dispatches(self.engine, self.realm_id, self.entity.name):
+            with self.engine.connect() as conn:
+                ops = conn.execute(
+                    sa.text(
+                        "SELECT ops FROM sync.dispatches WHERE realm_id = :r AND request_id = :rid"
+                    ),
+                    {"r": self.realm_id, "rid": row.request_id},
+                ).scalar_one()
+            intents = [Intent.from_json(o) for o in ops]
+            states = records.load(self.engine, self.realm_id, self.entity.name, row.members)
+            log.info("replaying %d unfinished %s writes", len(intents), self.entity.name)
+            self.report.counts["replayed"] += sum(
+                1 for i in intents if _open_in(states.get(i.source_id), row.request_id)
+            )
+            self._send(row.request_id, intents, states, replay=True)
+
+    def write(self, intents: Sequence[Intent], states: Mapping[SourceId, RecordState]) -> None:
+        """Store, send and record ``intents`` in calls of up to 30."""
+        for i in range(0, len(intents), BATCH_SIZE):
+            chunk = list(intents[i : i + BATCH_SIZE])
+            rid = batch_request_id(chunk)
+            ids = [c.source_id for c in chunk]
+            self._store(rid, chunk, {s: states[s] for s in ids if s in states})
+            fresh = records.load(self.engine, self.realm_id, self.entity.name, ids)
+            self._send(rid, chunk, fresh, replay=False)
+
+    # ------------------------------------------------------------------ steps
+
+    def _store(
+        self, rid: str, intents: Sequence[Intent], states: Mapping[SourceId, RecordState]
+    ) -> None:
+        rows = []
+        for intent in intents:
+            base = states.get(intent.source_id) or RecordState(
+                self.realm_id, self.entity.name, intent.source_id, status="pending"
+            )
+            rows.append(
+                base.but(
+                    status="pending",
+                    intent=intent.to_json(),
+                    dispatch_id=rid,
+                    qbo_entity=base.qbo_entity or intent.qbo_entity,
+                )
+            )
+        with self.engine.begin() as conn:
+            records.save(conn, rows, self.run_id)
+            records.add_dispatch(
+                conn,
+                DispatchRow(
+                    self.realm_id,
+                    rid,
+                    self.entity.name,
+                    False,
+                    tuple(i.source_id for i in intents),
+                ),
+                [i.to_json() for i in intents],
+                self.run_id,
+            )
+
+    def _send(
+        self,
+        rid: str,
+        intents: Sequence[Intent],
+        states: Mapping[SourceId, RecordState],
+        *,
+        replay: bool,
+    ) -> None:
+        results = self.client.batch_write([i.batch_op() for i in intents], reapply_on_stale=False)
+        unknown = _whole_call_failed(results)
+        stale: list[tuple[Intent, RecordState]] = []
+        rows: list[RecordState] = []
+        ledger: list[state.LedgerRow] = []
+        failures: list[tuple[str, str, str]] = []
+        resolved: list[str] = []
+        for intent, result in zip(intents, results, strict=True):
+            current = states.get(intent.source_id)
+            if current is None or not _open_in(current, rid):
+                continue  # recorded by an earlier answer to the same call
+            if unknown:
+                self.report.counts["pending"] += 1
+                ledger.append(
+                    self._ledger(
+                        intent,
+                        "failed",
+                        error=result.error,
+                        qbo_id=current.qbo_id,
+                        details={"retryable": True, "replayed_next_run": True},
+                    )
+                )
+                continue
+            if isinstance(result.error, StaleObjectError) and intent.op == "update":
+                stale.append((intent, current))
+                rows.append(current.but(status="synced", intent=None, dispatch_id=None))
+                continue
+            if result.error is not None:
+                row, entry, failure = self._refused(intent, current, result.error)
+                rows.append(row)
+                ledger.append(entry)
+                if failure is not None:
+                    failures.append(failure)
+                continue
+            row, entries = self._succeeded(intent, current, result)
+            rows.append(row)
+            ledger.extend(entries)
+            resolved.append(intent.source_id)
+            self.written.append((intent, result))
+        with self.engine.begin() as conn:
+            records.save(conn, rows, self.run_id)
+            state.append_ledger(conn, ledger)
+            if not unknown:
+                records.finish_dispatch(conn, self.realm_id, rid)
+            for source_id, reason, fix in failures:
+                quarantine.notify_failure(
+                    conn,
+                    self.realm_id,
+                    self.entity.name,
+                    source_id,
+                    title=FAILURE_TITLE,
+                    reason=reason,
+                    fix=fix,
+                )
+            if resolved:
+                quarantine.resolve_notifications(
+                    conn, self.realm_id, self.entity.name, resolved, title=FAILURE_TITLE
+                )
+        self.report.failures.extend(failures)
+        if stale:
+            self._merge_stale(stale)
+
+    def _ledger(
+        self,
+        intent: Intent,
+        outcome: str,
+        *,
+        operation: str | None = None,
+        qbo_id: str | None = None,
+        error: QboError | None = None,
+        message: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> state.LedgerRow:
+        return ledger_row(
+            self.realm_id,
+            self.entity.name,
+            self.run_id,
+            intent.source_id,
+            operation or intent.op,
+            outcome,
+            qbo_id=qbo_id,
+            request_id=intent.request_id,
+            error=error,
+            message=message,
+            payload_hash=intent.source_hash,
+            details=details,
+            direction=self.direction,
+        )
+
+    def _refused(
+        self, intent: Intent, current: RecordState, error: QboError
+    ) -> tuple[RecordState, state.LedgerRow, tuple[str, str, str] | None]:
+        if intent.op in {"delete", "void"} and isinstance(error, NotFoundError):
+            # Already gone in QBO: the delete is done (R9: nothing else to undo).
+            self.report.counts["deleted"] += 1
+            row = current.but(
+                status="deleted",
+                intent=None,
+                dispatch_id=None,
+                deleted_in_qbo=True,
+                deleted_in_source=True,
+                name_key=None,
+            )
+            return (
+                row,
+                self._ledger(intent, "ok", qbo_id=current.qbo_id, message="already deleted in QBO"),
+                None,
+            )
+        self.report.counts["failed"] += 1
+        attempt = current.attempt + 1
+        fix = fix_for(error)
+        label = f"{self.entity.name} #{intent.source_id}"
+        reason = f"{label}: QBO refused the {intent.op}: {error}"
+        row = current.but(
+            status="failed",
+            intent=None,
+            dispatch_id=None,
+            attempt=attempt,
+            error_code=error.code or None,
+            error_message=str(error),
+            fix=fix,
+            retry_at=datetime.now(UTC) + retry_delay(attempt),
+            name_key=current.name_key if current.live_in_qbo else None,
+        )
+        entry = self._ledger(
+            intent,
+            "failed",
+            error=error,
+            qbo_id=current.qbo_id,
+            details={
+                "retryable": error.retryable,
+                "fix": fix,
+                "element": error.element,
+                "attempt": attempt,
+            },
+        )
+        return row, entry, (intent.source_id, reason, fix)
+
+    def _succeeded(
+        self, intent: Intent, current: RecordState, result: BatchResult
+    ) -> tuple[RecordState, list[state.LedgerRow]]:
+        stored = result.entity or {}
+        qbo_id = QboId(str(stored.get("Id") or current.qbo_id or ""))
+        token = stored.get("SyncToken")
+        if intent.op in {"delete", "void"}:
+            self.report.counts["deleted" if intent.op == "delete" else "voided"] += 1
+            row = current.but(
+                status="deleted",
+                intent=None,
+                dispatch_id=None,
+                deleted_in_source=True,
+                deleted_in_qbo=intent.op == "delete",
+                name_key=None,
+                sync_token=str(token) if token is not None else current.sync_token,
+                error_code=None,
+                error_message=None,
+                fix=None,
+                retry_at=None,
+                attempt=0,
+            )
+            return row, [self._ledger(intent, "ok", qbo_id=qbo_id)]
+        template = intent.source_base or {}
+        qbo_base = diff.project(stored, template)
+        row = current.but(
+            qbo_entity=intent.qbo_entity,
+            qbo_id=qbo_id,
+            created_by=intent.created_by if intent.op == "update" else "sync",
+            status="synced",
+            source_hash=intent.source_hash,
+            source_base=intent.source_base,
+            qbo_base=qbo_base,
+            qbo_hash=diff.body_hash(qbo_base),
+            sync_token=str(token) if token is not None else current.sync_token,
+            qbo_updated_at=last_updated(stored),
+            name_key=intent.name_key,
+            attempt=0,
+            intent=None,
+            dispatch_id=None,
+            error_code=None,
+            error_message=None,
+            fix=None,
+            retry_at=None,
+            last_synced_at=datetime.now(UTC),
+        )
+        self.report.counts["created" if intent.op == "create" else "updated"] += 1
+        entries = [self._ledger(intent, "ok", qbo_id=qbo_id)]
+        if intent.conflicts:
+            self.report.counts["conflicts"] += 1
+            kept = set(intent.kept_qbo)
+            resolution = ", ".join(
+                f"{f}: {'QBO' if f in kept else 'source'} kept" for f in intent.conflicts
+            )
+            entries.insert(
+                0,
+                self._ledger(
+                    intent,
+                    "conflict",
+                    operation="conflict",
+                    qbo_id=qbo_id,
+                    message=f"changed in QBO and in the source since the last sync; policy "
+                    f"{self.entity.conflict}: {resolution}",
+                    details={
+                        "fields": list(intent.conflicts),
+                        "kept_qbo": sorted(kept),
+                        "policy": self.entity.conflict,
+                    },
+                ),
+            )
+        return row, entries
+
+    # ------------------------------------------------------------------ conflicts (R34)
+
+    def _merge_stale(self, stale: Sequence[tuple[Intent, RecordState]]) -> None:
+        """QBO changed since our base: re-read, merge three-way by policy, write what is left."""
+        by_entity: dict[str, list[QboId]] = {}
+        for intent, _ in stale:
+            by_entity.setdefault(intent.qbo_entity, []).append(QboId(str(intent.body["Id"])))
+        fresh: dict[str, Mapping[str, Any]] = {}
+        for qbo_entity, ids in by_entity.items():
+            for qbo_id, entity in self.client.read_many(qbo_entity, ids).items():
+                fresh[f"{qbo_entity}:{qbo_id}"] = entity
+        followups: list[Intent] = []
+        rows: list[RecordState] = []
+        ledger: list[state.LedgerRow] = []
+        current_states = records.load(
+            self.engine, self.realm_id, self.entity.name, [i.source_id for i, _ in stale]
+        )
+        for intent, _old in stale:
+            current = current_states.get(intent.source_id)
+            if current is None:
+                continue
+            now = fresh.get(f"{intent.qbo_entity}:{intent.body['Id']}")
+            if now is None:
+                row, entry, failure = self._refused(
+                    intent,
+                    current,
+                    NotFoundError(
+                        "Object Not Found", code="610", detail="deleted in QBO since the last sync"
+                    ),
+                )
+                rows.append(row)
+                ledger.append(entry)
+                continue
+            new_source = intent.source_base or {}
+            qbo_now = diff.project(now, new_source)
+            merged = diff.merge(
+                new_source, current.source_base, qbo_now, current.qbo_base, self.entity.conflict
+            )
+            token = str(now.get("SyncToken", "0"))
+            if merged.hold or not merged.send:
+                # Nothing of ours left to write: QBO's version is the new base on its side, the
+                # source's on the other, so the losing value never comes back (R34).
+                kept = ", ".join(merged.conflicts) or "none"
+                if merged.conflicts:
+                    self.report.counts["conflicts"] += 1
+                ledger.append(
+                    self._ledger(
+                        intent,
+                        "conflict",
+                        operation="conflict",
+                        qbo_id=current.qbo_id,
+                        message=f"changed in QBO and in the source since the last sync; policy "
+                        f"{self.entity.conflict}: QBO kept ({kept})",
+                        details={"fields": list(merged.conflicts), "policy": self.entity.conflict},
+                    )
+                )
+                rows.append(
+                    current.but(
+                        status="held" if merged.hold else "synced",
+                        source_hash=intent.source_hash,
+                        source_base=new_source,
+                        qbo_base=qbo_now,
+                        qbo_hash=diff.body_hash(qbo_now),
+                        sync_token=token,
+                        qbo_updated_at=last_updated(now),
+                        intent=None,
+                        dispatch_id=None,
+                    )
+                )
+                continue
+            body = {**merged.send, "Id": intent.body["Id"], "SyncToken": token, "sparse": True}
+            followups.append(
+                replace(
+                    intent,
+                    body=body,
+                    request_id=record_request_id(
+                        self.realm_id,
+                        self.entity.name,
+                        intent.source_id,
+                        "update",
+                        token,
+                        current.attempt,
+                    ),
+                    conflicts=merged.conflicts,
+                    kept_qbo=merged.kept_qbo,
+                )
+            )
+            # The merge's base on QBO's side is what QBO holds now.
+            rows.append(
+                current.but(qbo_base=qbo_now, qbo_hash=diff.body_hash(qbo_now), sync_token=token)
+            )
+        with self.engine.begin() as conn:
+            records.save(conn, rows, self.run_id)
+            state.append_ledger(conn, ledger)
+        if followups:
+            states = records.load(
+                self.engine, self.realm_id, self.entity.name, [f.source_id for f in followups]
+            )
+            self.write(followups, states)
+
+
+def _open_in(current: RecordState | None, rid: str) -> bool:
+    return current is not None and current.intent is not None and current.dispatch_id == rid
+
+
+def pending_ids(states: Iterable[RecordState]) -> set[SourceId]:
+    return {s.source_id for s in states if s.intent is not None and s.source_id is not None}
