@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from qbo_pipelines.sandbox import errors
+from qbo_pipelines.sandbox import errors, ledger
 from qbo_pipelines.sandbox.clock import parse_instant
 from qbo_pipelines.sandbox.specs import BOOLEANS, BY_LOWER, DATES, DATETIMES, NUMERIC, Spec
 from qbo_pipelines.sandbox.state import Company, Obj
@@ -380,6 +380,7 @@ def select(company: Company, query: Query) -> list[Obj]:
 def execute(company: Company, text: str) -> Obj:
     """Run a query; the result is the value of ``QueryResponse``."""
     query = parse(text)
+    ledger.ledger_of(company)  # balances are current (rebuilt after a state load)
     rows = select(company, query)
     if query.count:
         return {"totalCount": len(rows)}

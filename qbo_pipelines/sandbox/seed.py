@@ -35,6 +35,12 @@ ACCOUNTS: list[Obj] = [
      "AccountSubType": "OpeningBalanceEquity", "AcctNum": "3000"},
     {"Name": "Sales Tax Payable", "AccountType": "Other Current Liability",
      "AccountSubType": "SalesTaxPayable", "AcctNum": "2100"},
+    {"Name": "Visa Credit Card", "AccountType": "Credit Card", "AccountSubType": "CreditCard",
+     "AcctNum": "2200"},
+    {"Name": "Retained Earnings", "AccountType": "Equity",
+     "AccountSubType": "RetainedEarnings", "AcctNum": "3100"},
+    {"Name": "Discounts Given", "AccountType": "Income",
+     "AccountSubType": "DiscountsRefundsGiven", "AcctNum": "4900"},
 ]
 TAX_RATES: list[Obj] = [
     {"Name": "GST", "Description": "Goods and services tax 10%", "RateValue": 10,
@@ -137,6 +143,10 @@ def seed_company(books: Books) -> None:
         books.create("Vendor", vendor)
     books.create("Employee", {"GivenName": "Emily", "FamilyName": "Platt",
                               "DisplayName": "Emily Platt"})
+    for name in ("Consulting", "Retail"):
+        books.create("Class", {"Name": name})
+    for name in ("East", "West"):
+        books.create("Department", {"Name": name})
 
 
 def _items(books: Books, accounts: dict[str, str]) -> None:

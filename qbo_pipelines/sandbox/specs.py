@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qbo_pipelines.sandbox.schema import SCHEMAS
+
 COMMON = ("Id", "SyncToken", "MetaData.CreateTime", "MetaData.LastUpdatedTime", "domain", "sparse")
 PERSON = ("DisplayName", "Title", "GivenName", "MiddleName", "FamilyName", "Suffix", "CompanyName",
           "PrintOnCheckName", "Active", "PrimaryEmailAddr", "PrimaryPhone", "Mobile", "Fax",
@@ -42,6 +44,11 @@ class Spec:
     @property
     def deletable(self) -> bool:
         return self.kind == "txn"
+
+
+def _fields(entity: str) -> tuple[str, ...]:
+    """Queryable properties of the entities whose field list is their schema's."""
+    return COMMON + tuple(k for k in SCHEMAS[entity] if k not in ("MetaData",) + COMMON)
 
 
 _SPECS = (
@@ -101,6 +108,20 @@ _SPECS = (
         "TotalAmt", "Balance", "Line", "PrivateNote", "CurrencyRef", "ExchangeRate",
         "VendorAddr", "DepartmentRef", "LinkedTxn", "TxnTaxDetail", "GlobalTaxCalculation",
         "HomeBalance", "IncludeInAnnualTPAR"), doc_numbers=True),
+    Spec("Class", "name", _fields("Class"), "Name"),
+    Spec("Department", "name", _fields("Department"), "Name"),
+    Spec("RefundReceipt", "txn", _fields("RefundReceipt"), void_style="include",
+         doc_numbers=True),
+    Spec("VendorCredit", "txn", _fields("VendorCredit")),
+    Spec("PurchaseOrder", "txn", _fields("PurchaseOrder"), doc_numbers=True),
+    Spec("Purchase", "txn", _fields("Purchase"), void_style="include"),
+    Spec("BillPayment", "txn", _fields("BillPayment"), void_style="include"),
+    Spec("JournalEntry", "txn", _fields("JournalEntry")),
+    Spec("Deposit", "txn", _fields("Deposit")),
+    Spec("Transfer", "txn", _fields("Transfer"), void_style="include"),
+    # CDC does not cover TimeActivity (QBO_API.md §3).
+    Spec("TimeActivity", "txn", _fields("TimeActivity"), cdc=False),
+    Spec("Attachable", "txn", _fields("Attachable")),
     Spec("CompanyInfo", "singleton", COMMON + (
         "CompanyName", "LegalName", "CompanyAddr", "CustomerCommunicationAddr", "LegalAddr",
         "PrimaryPhone", "Email", "WebAddr", "CompanyStartDate", "FiscalYearStartMonth", "Country",
@@ -118,9 +139,13 @@ BY_LOWER: dict[str, Spec] = BY_RESOURCE
 # Fields compared as numbers / dates / date-times / booleans in queries.
 NUMERIC = {"Id", "SyncToken", "TotalAmt", "Balance", "UnitPrice", "QtyOnHand", "DueDays",
            "CurrentBalance", "RateValue", "UnappliedAmt", "Level", "PurchaseCost",
-           "BalanceWithJobs", "HomeTotalAmt", "HomeBalance", "ExchangeRate", "Deposit"}
+           "BalanceWithJobs", "HomeTotalAmt", "HomeBalance", "ExchangeRate", "Deposit",
+           "Amount", "RemainingCredit", "HourlyRate", "Hours", "Minutes", "CostRate",
+           "BillRate", "Size"}
 DATES = {"TxnDate", "DueDate", "ShipDate", "ExpirationDate", "OpenBalanceDate",
          "InvStartDate", "CompanyStartDate", "HiredDate", "BirthDate", "ReleasedDate"}
 DATETIMES = {"MetaData.CreateTime", "MetaData.LastUpdatedTime"}
 BOOLEANS = {"Active", "Taxable", "Job", "BillWithParent", "Vendor1099", "SubAccount",
-            "TrackQtyOnHand", "IsProject", "sparse", "Hidden", "TaxGroup", "SubItem"}
+            "TrackQtyOnHand", "IsProject", "sparse", "Hidden", "TaxGroup", "SubItem",
+            "SubClass", "SubDepartment", "Credit", "Adjustment", "Organization",
+            "BillableTime"}

@@ -50,6 +50,8 @@ def test_cdc_caps_at_1000_objects_across_entities(sandbox: SandboxHandle, api: A
     assert len(vendors["Vendor"]) == 100
 
 
-def test_cdc_rejects_taxcode(api: Api) -> None:
+def test_cdc_answers_taxcode_with_an_empty_element(api: Api) -> None:
+    """QBO_API.md §3: CDC does not cover TaxCode; the call still succeeds ({} for it)."""
     since = api.handle.control.now()
-    assert fault_of(api.get("/cdc", entities="TaxCode", changedSince=since))["code"] == "500"
+    data = api.ok(api.get("/cdc", entities="TaxCode", changedSince=since))
+    assert data["CDCResponse"][0]["QueryResponse"] == [{}]
