@@ -1228,6 +1228,37 @@ def display_name_collisions(
     return NameCollisions(customers=held_customers, vendors=held_vendors)
 
 
+def unquotable_value(record: object, field: str, value: str) -> Violation:
+    """The hold for a value the QBO query builder refused (``qbo.query.UnquotableValueError``).
+
+    The rules already hold every such value, so the push should never need this; it is the
+    safety net for the engine: catch the error around one record's name query and hold that
+    record with this violation, instead of failing the run.
+
+    Args:
+        record: the canonical record whose value was refused.
+        field: the canonical field, e.g. ``display_name``.
+        value: the refused value.
+
+    Returns:
+        The violation, rule ``<kind>.<field>.control_character``.
+    """
+    kinds = {CanonicalCustomer: "customer", CanonicalVendor: "vendor", CanonicalItem: "item",
+             CanonicalSale: "sale", CanonicalReceipt: "receipt", CanonicalBill: "bill"}
+    kind = kinds.get(type(record), type(record).__name__.lower())
+    found = _no_control(
+        f"{kind}.{field}.control_character", record_label(record), field, value,
+        allow_breaks=False,
+    ) + _no_forbidden(f"{kind}.{field}.control_character", record_label(record), field, value)
+    if found:
+        return found[0]
+    return Violation(
+        f"{kind}.{field}.control_character",
+        f"{record_label(record)}: {field} {show(value)} cannot be searched for in QBO",
+        f"Retype {field} in the source app without invisible or special characters.",
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Reference violations (decided by the push planner through the mapping module)
 # --------------------------------------------------------------------------------------------
@@ -1301,6 +1332,7 @@ __all__ = [
     "DOC_NUMBER_MAX",
     "EMAIL_PATTERN",
     "ITEM_NAME_MAX",
+    "MAX_LINES",
     "MONEY_TOLERANCE",
     "Violation",
     "check",
@@ -1319,7 +1351,9 @@ __all__ = [
     "name_key",
     "missing_mapping",
     "normalise_email",
+    "qbo_length",
     "record_label",
     "show",
+    "unquotable_value",
     "unresolved_reference",
 ]

@@ -211,3 +211,12 @@ def test_R40_zero_total_sale_syncs() -> None:
     zero = (line(1, qty=D("1"), unit_price=D("0"), amount=D("0.00")),)
     assert check(sale(lines=zero, subtotal=D("0"), discount_total=D("0"), tax_total=D("0"),
                       total=D("0"))) == []
+
+
+def test_R40_unquotable_value_is_a_hold_for_that_record() -> None:
+    record = customer(display_name="Acme\x07Ltd")
+    with pytest.raises(q.UnquotableValueError) as raised:
+        q.quote_string(record.display_name)
+    v = rules.unquotable_value(record, "display_name", raised.value.value)
+    assert v.rule == "customer.display_name.control_character"
+    assert v.fix
