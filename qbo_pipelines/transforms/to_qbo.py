@@ -497,8 +497,11 @@ def bill_body(bill: CanonicalBill, ctx: PushContext) -> BuildResult:
 
 
 def is_credit_note(sale: CanonicalSale) -> bool:
-    """A sale whose total is negative is a credit note: it becomes a QBO CreditMemo (R11)."""
-    return sale.total < 0
+    """A sale whose total is negative is a credit note: it becomes a QBO CreditMemo (R11).
+
+    A NaN total (hostile input) is neither; ordering it would raise, the rules hold it (R40).
+    """
+    return not sale.total.is_nan() and sale.total < 0
 
 
 def sale_qbo_entity(sale: CanonicalSale) -> str:

@@ -522,7 +522,6 @@ def test_R40_bad_input_corpus_nothing_fails_in_qbo(corpus: Corpus) -> None:
     assert [f for f in _failed(corpus) if f[:2] not in corpus.engine_cases] == []
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ENGINE_COLLISIONS}; {ENGINE_CREDIT_MEMO}")
 def test_R40_bad_input_corpus_collisions_and_credit_notes_not_refused(corpus: Corpus) -> None:
     assert [f for f in _failed(corpus) if f[:2] in corpus.engine_cases] == []
 
