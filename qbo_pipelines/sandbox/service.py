@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from qbo_pipelines.sandbox import cdc, errors, query
+from qbo_pipelines.sandbox import cdc, errors, query, reports
 from qbo_pipelines.sandbox.clock import fmt_millis, fmt_seconds
 from qbo_pipelines.sandbox.entities import Books, Change, clean
 from qbo_pipelines.sandbox.pdf import render_pdf
@@ -73,6 +73,9 @@ def _route(method: str, path: str, params: dict[str, str]) -> Route:
         return Route("cdc", False, _run_cdc)
     if head == "batch" and method == "POST":
         return Route("batch", True, _run_batch)
+    if head == "reports" and method == "GET" and len(parts) == 2:
+        return Route(f"report:{parts[1]}", False,
+                     lambda c, r, b: reports.run(c, parts[1], r.params, b.epoch))
     if head == "companyinfo":
         return _singleton_route("CompanyInfo", method, parts)
     if head == "preferences":
