@@ -229,6 +229,28 @@ class SandboxControl:
         result: list[dict[str, Any]] = self._call("GET", f"/emails/{realm_id}")
         return result
 
+    # -- the simulated bookkeeper (qbo_pipelines.sandbox.bookkeeper) --------------------------
+
+    def bookkeeper_run(self, realm_id: str, steps: int, seed: int = 0) -> list[dict[str, Any]]:
+        """Run ``steps`` bookkeeper chores now (reproducible for a seed); what was done."""
+        result: list[dict[str, Any]] = self._call("POST", f"/bookkeeper/{realm_id}",
+                                                  {"steps": steps, "seed": seed})["steps"]
+        return result
+
+    def bookkeeper_start(self, realm_id: str, rate_per_minute: float, seed: int = 0,
+                         max_steps: int | None = None) -> None:
+        """Start a background bookkeeper doing ``rate_per_minute`` chores a minute."""
+        self._call("POST", f"/bookkeeper/{realm_id}", _params(
+            rate_per_minute=rate_per_minute, seed=seed, max_steps=max_steps))
+
+    def bookkeeper_stop(self, realm_id: str) -> int:
+        """Stop the background bookkeeper; the number of chores it did."""
+        return int(self._call("DELETE", f"/bookkeeper/{realm_id}")["steps"])
+
+    def bookkeeper_status(self, realm_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/bookkeeper/{realm_id}")
+        return result
+
     # -- whole state --------------------------------------------------------------------------
 
     def save_state(self, path: str) -> None:

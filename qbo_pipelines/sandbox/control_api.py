@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qbo_pipelines.sandbox import errors, oauth
+from qbo_pipelines.sandbox.bookkeeper import Endpoint
 from qbo_pipelines.sandbox.faults import FaultRule
 from qbo_pipelines.sandbox.state import App
 from qbo_pipelines.sandbox.throttle import ThrottleSettings
@@ -113,6 +114,7 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         ("/state/save", c.save_state, ["POST"]),
         ("/state/load", c.load_state, ["POST"]),
         ("/reset", c.reset, ["POST"]),
+        ("/bookkeeper/{realm}", Endpoint(sandbox).handle, ["GET", "POST", "DELETE"]),
     ]
     return [Route(PREFIX + path, _guard(sandbox, func), methods=methods)
             for path, func, methods in table]
