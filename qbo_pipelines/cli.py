@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    # ``demo simulate --sandbox-url``: the sandbox's bookkeeper changes the QBO side too.
+    importlib.import_module("qbo_pipelines.sandbox.demo_cli").extend(sub)
     return parser
 
 

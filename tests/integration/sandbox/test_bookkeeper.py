@@ -11,6 +11,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from qbo_pipelines.cli import main
 from qbo_pipelines.sandbox.testing import SandboxHandle, run_sandbox
 
 from .helpers import Api
@@ -83,3 +86,15 @@ def test_bookkeeper_at_a_rate_until_stopped(sandbox: SandboxHandle) -> None:
     assert sandbox.control.bookkeeper_stop(sandbox.realm_id) == 6
     assert sandbox.control.bookkeeper_status(sandbox.realm_id) == {"running": False,
                                                                     "steps": 0}
+
+
+def test_cli_demo_simulate_drives_the_sandbox_bookkeeper(
+        sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    """``qbo-pipelines demo simulate --sandbox-url URL --sandbox-only`` changes the company."""
+    before = sum(sandbox.control.count(sandbox.realm_id, e) for e in ("Invoice", "Customer"))
+    code = main(["demo", "simulate", "--sandbox-url", sandbox.base_url, "--sandbox-only",
+                 "--rate", "40", "--duration", "0.5", "--seed", "4"])
+    assert code == 0
+    assert "sandbox bookkeeper: 20 chores" in capsys.readouterr().out
+    after = sum(sandbox.control.count(sandbox.realm_id, e) for e in ("Invoice", "Customer"))
+    assert after > before
