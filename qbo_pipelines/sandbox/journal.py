@@ -108,7 +108,8 @@ class Journal:
             self.close()
             self.snapshot.parent.mkdir(parents=True, exist_ok=True)
             write_durably(self.snapshot, json.dumps(store.to_json()).encode("utf-8"))
-            self._handle = open(self.log, "wb")  # noqa: SIM115 (kept open; closed in close())
+            self._handle = os.fdopen(  # kept open; closed in close(). 0600: tokens inside
+                os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
             os.fsync(self._handle.fileno())
             fsync_dir(self.log.parent)
             self._shadow = _copy([], store.view())

@@ -184,9 +184,10 @@ class Store:
 
 
 def write_durably(target: Path, data: bytes) -> None:
-    """Replace ``target`` atomically with ``data``, fsync'd (file and directory)."""
+    """Replace ``target`` atomically with ``data``, fsync'd (file and directory). Mode 0600:
+    the state holds OAuth tokens in plaintext."""
     tmp = target.with_suffix(target.suffix + ".tmp")
-    with open(tmp, "wb") as handle:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

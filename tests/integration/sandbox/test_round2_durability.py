@@ -202,7 +202,8 @@ def test_sigterm_saves_state_like_sigint(tmp_path: Path) -> None:
     customers = next(iter(state["companies"].values()))["entities"]["Customer"]
     assert "Termed" in [c["DisplayName"] for c in customers.values()]
     assert (data / "state.json.journal").read_bytes() == b""
-    assert (data / "control-token").stat().st_mode & 0o077 == 0
+    for name in ("control-token", "state.json", "state.json.journal"):
+        assert (data / name).stat().st_mode & 0o077 == 0, f"{name} readable by others"
 
 
 # -- 8. the control API is closed to web pages and other local users -----------------------------
