@@ -36,7 +36,7 @@ def tokens(statement: str) -> list[str]:
 
 no_control = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs",), blacklist_characters=[chr(c) for c in [*range(32), 127]]
+        blacklist_categories=["Cs"], blacklist_characters=[chr(c) for c in [*range(32), 127]]
     )
 )
 
