@@ -398,6 +398,8 @@ def _push_chunk(
                     source_hash=p.record_hash if not base.live_in_qbo else base.source_hash,
                 )
             )
+        elif p.action == "skip" and p.reason == "matched":
+            continue  # recorded by the name check
         elif p.action == "skip":
             unchanged = p.reason in {"unchanged", "no field changed"}
             report.counts["unchanged" if unchanged else "skipped"] += 1

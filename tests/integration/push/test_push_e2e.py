@@ -29,7 +29,7 @@ def _id_map(bed: PushBed, entity: str) -> dict[str, str]:
     rows = _rows(
         bed.env.warehouse,
         "SELECT source_id, qbo_id FROM sync.id_map WHERE entity = :e"
-        " AND realm_id = :r AND NOT deleted_in_qbo",
+        " AND realm_id = :r AND NOT deleted_in_qbo ORDER BY length(source_id), source_id",
         e=entity,
         r=bed.realm,
     )
@@ -144,9 +144,25 @@ def test_R11_R12_R13_R15_invoices_with_mapped_tax_codes_and_source_totals(pushed
         setup.choice_id(pushed.env.warehouse, pushed.realm, "tax_codes", c)
         for c in ("GST", "Reduced 5%", "Exempt")
     }
+    memos = _by_id(pushed, "CreditMemo")
+    types = dict(
+        _rows(
+            pushed.env.warehouse,
+            "SELECT source_id, qbo_entity FROM sync.record_state WHERE entity = 'invoices'"
+            " AND realm_id = :r AND qbo_id IS NOT NULL",
+            r=pushed.realm,
+        )
+    )
+    assert "CreditMemo" in types.values(), "the demo's credit notes are pushed (R11)"
     for source_id, qbo_id in synced.items():
-        invoice = invoices[qbo_id]
         total, doc = totals[source_id]
+        if types[source_id] == "CreditMemo":
+            assert total < 0
+            memo = memos[qbo_id]
+            assert Decimal(str(memo["TotalAmt"])) == -total, (doc, memo)
+            assert memo["DocNumber"] == doc
+            continue
+        invoice = invoices[qbo_id]
         assert Decimal(str(invoice["TotalAmt"])) == total, (doc, invoice)
         assert invoice["DocNumber"] == doc
         assert "CurrencyRef" not in invoice or invoice["CurrencyRef"]["value"] == "USD"
@@ -216,7 +232,13 @@ def test_R33_second_run_makes_zero_write_calls(pushed: PushBed) -> None:
 
 
 def test_R7_R11_editing_a_sale_is_one_sparse_update(pushed: PushBed) -> None:
-    sale_id, qbo_id = next(iter(_id_map(pushed, "invoices").items()))
+    sale_id, qbo_id = next(
+        (s, q) for s, q in _id_map(pushed, "invoices").items() if q in _by_id(pushed, "Invoice")
+        and not _rows(pushed.env.warehouse, "SELECT 1 FROM sync.record_state WHERE"
+                      " entity = 'invoices' AND source_id = :s AND qbo_entity = 'CreditMemo'",
+                      s=s)
+    )
+    token_before = int(_by_id(pushed, "Invoice")[qbo_id]["SyncToken"])
     _rows(
         pushed.env.source,
         "UPDATE app.sales SET memo = 'Changed in the source' WHERE id = :i",
@@ -229,15 +251,13 @@ def test_R7_R11_editing_a_sale_is_one_sparse_update(pushed: PushBed) -> None:
     assert len(log) == 1
     invoice = _by_id(pushed, "Invoice")[qbo_id]
     assert invoice["PrivateNote"] == "Changed in the source"
-    assert invoice["SyncToken"] == "1"
+    assert int(invoice["SyncToken"]) == token_before + 1
     body = _rows(
         pushed.env.warehouse,
-        "SELECT details ->> 'body_json' FROM sync.ledger WHERE"
-        " run_id = 'edit' AND outcome = 'pending'",
+        "SELECT ops -> 0 -> 'body' FROM sync.dispatches WHERE run_id = 'edit'",
     )[0][0]
-    assert '"sparse":true' in body
-    assert '"Line"' not in body
-    assert '"CustomerRef"' not in body
+    assert body["sparse"] is True
+    assert set(body) == {"Id", "SyncToken", "sparse", "PrivateNote"}
 
 
 def test_R17_deleting_a_sale_the_sync_created_deletes_its_invoice(pushed: PushBed) -> None:
@@ -379,7 +399,11 @@ def test_R33_run_killed_mid_batch_recovers_with_no_duplicate_and_nothing_missing
     monkeypatch.setattr(QboClient, "batch_write", real)
     report = pipeline.push_all(push_bed.env, push_bed.realm, run_id="restart", only=["invoices"])
     assert report.totals()["replayed"] > 0
-    docs = [i["DocNumber"] for i in push_bed.sandbox.control.entities(push_bed.realm, "Invoice")]
+    docs = [
+        i["DocNumber"]
+        for kind in ("Invoice", "CreditMemo")
+        for i in push_bed.sandbox.control.entities(push_bed.realm, kind)
+    ]
     ours = [d for d in docs if d and d.startswith("S-")]
     assert len(ours) == len(set(ours)), "no invoice may be created twice"
     expected = {str(r[0]) for r in _rows(push_bed.env.source, "SELECT doc_number FROM app.sales")}
@@ -438,24 +462,43 @@ def test_R18_send_invoice_emails_the_billing_email_or_only_copies(push_bed: Push
     assert len(push_bed.sandbox.control.emails(push_bed.realm)) == 1
 
 
+def _plain_invoice(bed: PushBed) -> tuple[str, str]:
+    rows = _rows(
+        bed.env.warehouse,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE entity = 'invoices'"
+        " AND realm_id = :r AND qbo_entity = 'Invoice' AND status = 'synced' ORDER BY source_id",
+        r=bed.realm,
+    )
+    return str(rows[0][0]), str(rows[0][1])
+
+
 def test_R34_changed_on_both_sides_is_a_recorded_conflict_resolved_by_policy(
     pushed: PushBed,
 ) -> None:
+    """Field level, three-way: a field changed on both sides since the last sync is a conflict
+    resolved by the entity's policy and recorded; fields changed on one side only merge."""
     control = pushed.sandbox.control
-    # customers: policy qbo_wins. A user renames the phone in QBO; the source changes the email.
+    # customers: policy qbo_wins. Both change the email (conflict); QBO also changes the phone
+    # and the source the family name (no conflict: both kept).
     contact, customer_id = next(iter(_id_map(pushed, "customers").items()))
     control.user_update(
         pushed.realm,
         "Customer",
-        {"Id": customer_id, "sparse": True, "PrimaryPhone": {"FreeFormNumber": "+1 555 0100"}},
+        {
+            "Id": customer_id,
+            "sparse": True,
+            "PrimaryPhone": {"FreeFormNumber": "+1 555 0100"},
+            "PrimaryEmailAddr": {"Address": "bookkeeper@example.com"},
+        },
     )
     _rows(
         pushed.env.source,
-        "UPDATE app.contacts SET email = 'changed@example.com' WHERE id = :i",
+        "UPDATE app.contacts SET email = 'changed@example.com', family_name = 'Merged'"
+        " WHERE id = :i",
         i=int(contact),
     )
-    # invoices: policy source_wins. A user edits the memo in QBO; the source edits it too.
-    sale, invoice_id = next(iter(_id_map(pushed, "invoices").items()))
+    # invoices: policy source_wins. Both edit the memo.
+    sale, invoice_id = _plain_invoice(pushed)
     control.user_update(
         pushed.realm, "Invoice", {"Id": invoice_id, "sparse": True, "PrivateNote": "edited in QBO"}
     )
@@ -465,7 +508,11 @@ def test_R34_changed_on_both_sides_is_a_recorded_conflict_resolved_by_policy(
         i=int(sale),
     )
     report = pipeline.push_all(pushed.env, pushed.realm, run_id="conflicts")
-    assert report.totals()["conflicts"] == 2
+    assert report.totals()["conflicts"] == 2, _rows(
+        pushed.env.warehouse,
+        "SELECT entity, operation, outcome, error_message FROM sync.ledger WHERE run_id ="
+        " 'conflicts' AND outcome <> 'held'",
+    )
     conflicts = dict(
         _rows(
             pushed.env.warehouse,
@@ -474,12 +521,13 @@ def test_R34_changed_on_both_sides_is_a_recorded_conflict_resolved_by_policy(
         )
     )
     assert set(conflicts) == {"customers", "invoices"}
-    assert "qbo_wins" in conflicts["customers"]
+    assert "qbo_wins" in conflicts["customers"] and "PrimaryEmailAddr" in conflicts["customers"]
     customer = _by_id(pushed, "Customer")[customer_id]
-    assert customer.get("PrimaryEmailAddr", {}).get("Address") != "changed@example.com"
+    assert customer["PrimaryEmailAddr"]["Address"] == "bookkeeper@example.com"
     assert customer["PrimaryPhone"]["FreeFormNumber"] == "+1 555 0100"
+    assert customer["FamilyName"] == "Merged"
     assert _by_id(pushed, "Invoice")[invoice_id]["PrivateNote"] == "edited in the source"
-    # The fresh SyncToken was taken: the next source change is a plain update, no conflict.
+    # The next source change is a plain update, no conflict.
     _rows(
         pushed.env.source,
         "UPDATE app.contacts SET phone = '+1 555 0199' WHERE id = :i",
@@ -488,6 +536,29 @@ def test_R34_changed_on_both_sides_is_a_recorded_conflict_resolved_by_policy(
     after = pipeline.push_all(pushed.env, pushed.realm, run_id="after-conflict")
     assert after.totals()["conflicts"] == 0
     assert after.totals()["updated"] == 1
+
+
+def test_R34_observation5_a_losing_value_never_comes_back(pushed: PushBed) -> None:
+    """Issue 9 #5: under qbo_wins, the source value that lost a conflict is not pushed again
+    by a later, unrelated edit of the same record."""
+    control = pushed.sandbox.control
+    contact, customer_id = next(iter(_id_map(pushed, "customers").items()))
+    control.user_update(
+        pushed.realm,
+        "Customer",
+        {"Id": customer_id, "sparse": True, "PrimaryEmailAddr": {"Address": "qbo@example.com"}},
+    )
+    _rows(pushed.env.source, "UPDATE app.contacts SET email = 'lost@example.com' WHERE id = :i",
+          i=int(contact))
+    first = pipeline.push_all(pushed.env, pushed.realm, run_id="conflict")
+    assert first.totals()["conflicts"] == 1
+    _rows(pushed.env.source, "UPDATE app.contacts SET family_name = 'Unrelated' WHERE id = :i",
+          i=int(contact))
+    second = pipeline.push_all(pushed.env, pushed.realm, run_id="unrelated")
+    assert second.totals()["updated"] == 1
+    customer = _by_id(pushed, "Customer")[customer_id]
+    assert customer["FamilyName"] == "Unrelated"
+    assert customer["PrimaryEmailAddr"]["Address"] == "qbo@example.com"
 
 
 def test_R25_records_the_sync_neither_created_nor_matched_are_never_altered(
