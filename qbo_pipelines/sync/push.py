@@ -242,8 +242,10 @@ VOIDABLE = frozenset({"Invoice", "Payment", "SalesReceipt", "BillPayment", "Cred
 
 
 def name_key(space: str, name: str) -> str:
-    """A name as QBO compares it: case-insensitive, surrounding spaces ignored."""
-    return f"{space}:{name.strip().casefold()}"
+    """A name as QBO compares it: case-insensitive, surrounding spaces ignored. Runs of inner
+    spaces count as one too (stricter than QBO is known to be): two names that differ only
+    there are almost surely one party typed twice, so the second is held for a person."""
+    return f"{space}:{' '.join(name.split()).casefold()}"
 
 
 # --------------------------------------------------------------------------- the run
@@ -585,9 +587,13 @@ QBO_NAME_TYPES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+RULE_PREFIX = {"customers": "customer.display_name", "vendors": "vendor.display_name",
+               "items": "item.name"}
+
+
 def _collision(entity: str, source_id: str, name: str, other: str, fix: str) -> Violation:
     return Violation(
-        f"{entity}.name.duplicate",
+        f"{RULE_PREFIX.get(entity, entity + '.name')}.duplicate",
         f"{entity} #{source_id} '{name}': {other}, and QBO treats names that differ only in "
         "case or surrounding spaces as one",
         fix,
@@ -654,7 +660,7 @@ def _check_names(
             verdict[p.source_id] = _hold(
                 p,
                 Violation(
-                    f"{entity}.name.unqueryable",
+                    f"{RULE_PREFIX.get(entity, entity + '.name')}.unqueryable",
                     f"{entity} #{p.source_id}: the name {p.name!r} cannot be looked up in QBO",
                     "Remove control characters from the name in the source app.",
                 ),
