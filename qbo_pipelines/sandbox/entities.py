@@ -156,8 +156,12 @@ class Books:
         self._check_not_deposited(entity, existing)
         data = {k: v for k, v in clean(body).items() if k not in READ_ONLY}
         if sparse:
-            base = {k: v for k, v in existing.items() if k not in READ_ONLY}
-            data = {**base, **data}
+            # A sparse update changes only the fields it names; naming a field with an empty
+            # value ("" or an object of empty values) clears it (QBO_API.md §5.3).
+            cleared = {k for k, v in body.items() if k not in READ_ONLY and v is not None
+                       and clean(v) in ("", {}, None)}
+            base = {k: v for k, v in existing.items() if k not in READ_ONLY and k not in cleared}
+            data = {**base, **{k: v for k, v in data.items() if k not in cleared}}
         else:
             data = self._keep_preserved(spec, existing, data)
         obj = self._prepare(spec, data, existing)
