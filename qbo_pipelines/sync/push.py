@@ -233,12 +233,18 @@ def plan_delete(entity: catalogue.Entity, current: RecordState) -> Plan:
     if current.created_by != "sync":
         return Plan("skip", source_id, reason="not created by the sync: left alone in QBO (R25)")
     action: Action = "void" if entity.delete == "void_if_created_by_sync" else "delete"
-    if action == "delete" and current.attempt > 0 and current.error_code not in {None, "610"}:
+    if action == "delete" and current.attempt >= VOID_AFTER and current.error_code not in {
+        None,
+        "610",
+    }:
         action = "void" if current.qbo_entity in VOIDABLE else "delete"
     return Plan(action, source_id, qbo_entity=current.qbo_entity)
 
 
 VOIDABLE = frozenset({"Invoice", "Payment", "SalesReceipt", "BillPayment", "CreditMemo"})
+VOID_AFTER = 3
+"""Refused deletes (e.g. a payment still applied, which the same run may remove) are retried
+as deletes this many times before the void fallback is used."""
 
 
 def name_key(space: str, name: str) -> str:
@@ -805,7 +811,7 @@ def _refresh_linked(run: PushRun, writer: Writer) -> None:
         str(txn["TxnId"])
         for intent, result in writer.written
         if intent.qbo_entity == "Payment"
-        for line in (intent.body.get("Line") or [])
+        for line in ((intent.source_base or intent.body).get("Line") or [])
         for txn in line.get("LinkedTxn", [])
         if txn.get("TxnType") == "Invoice"
     }

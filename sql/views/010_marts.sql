@@ -256,16 +256,17 @@ COMMENT ON COLUMN marts.customer_transactions.updated_time IS 'QBO MetaData.Last
 COMMENT ON COLUMN marts.customer_transactions.qbo_url IS 'Opens the transaction in QBO.';
 
 -- per-record sync status (R37) ---------------------------------------------------------------
-CREATE OR REPLACE VIEW marts.sync_status AS
-SELECT m.realm_id, m.entity, m.source_id, m.qbo_id, m.created_by, m.last_synced_at,
+DROP VIEW IF EXISTS marts.sync_status;
+CREATE VIEW marts.sync_status AS
+SELECT m.realm_id, m.entity, m.source_id, m.qbo_id, m.created_by,
+       coalesce(m.last_synced_at, m.updated_at) AS last_synced_at,
        m.deleted_in_source, m.deleted_in_qbo,
        l.direction AS last_direction, l.operation AS last_operation,
        l.outcome AS last_outcome, l.error_code AS last_error_code,
        l.error_message AS last_error_message, l.at AS last_attempt_at, l.run_id AS last_run_id,
-       EXISTS (SELECT 1 FROM sync.quarantine q
-               WHERE q.realm_id = m.realm_id AND q.entity = m.entity
-                 AND q.source_id = m.source_id AND q.resolved_at IS NULL) AS held_back
-FROM sync.id_map m
+       (m.status = 'held') AS held_back,
+       m.status, m.qbo_entity
+FROM sync.record_state m
 LEFT JOIN LATERAL (
     SELECT * FROM sync.ledger x
     WHERE x.realm_id = m.realm_id AND x.entity = m.entity
@@ -274,13 +275,13 @@ LEFT JOIN LATERAL (
     ORDER BY x.at DESC, x.id DESC
     LIMIT 1
 ) l ON true;
-COMMENT ON VIEW marts.sync_status IS 'One row per synced record: ids on both sides and its latest sync attempt (R37).';
+COMMENT ON VIEW marts.sync_status IS 'One row per record the sync knows (held back and failed ones included): ids on both sides, its status and its latest sync attempt (R37).';
 COMMENT ON COLUMN marts.sync_status.realm_id IS 'QBO company (realmId).';
 COMMENT ON COLUMN marts.sync_status.entity IS 'Catalogue entity (customers, invoices, payments, ...).';
 COMMENT ON COLUMN marts.sync_status.source_id IS 'Id in the source app.';
 COMMENT ON COLUMN marts.sync_status.qbo_id IS 'Id in QBO.';
 COMMENT ON COLUMN marts.sync_status.created_by IS 'sync, matched or qbo.';
-COMMENT ON COLUMN marts.sync_status.last_synced_at IS 'When the id map row was last written.';
+COMMENT ON COLUMN marts.sync_status.last_synced_at IS 'When both sides last agreed (or the state row last changed).';
 COMMENT ON COLUMN marts.sync_status.deleted_in_source IS 'Deleted in the source app.';
 COMMENT ON COLUMN marts.sync_status.deleted_in_qbo IS 'Deleted in QBO.';
 COMMENT ON COLUMN marts.sync_status.last_direction IS 'push, pull or reconcile.';
@@ -291,32 +292,39 @@ COMMENT ON COLUMN marts.sync_status.last_error_message IS 'Error message of the 
 COMMENT ON COLUMN marts.sync_status.last_attempt_at IS 'Time of the latest attempt.';
 COMMENT ON COLUMN marts.sync_status.last_run_id IS 'Dagster run id of the latest attempt.';
 COMMENT ON COLUMN marts.sync_status.held_back IS 'An open quarantine entry holds the record back (R40).';
+COMMENT ON COLUMN marts.sync_status.status IS 'Engine status: synced, pending, held, failed, skipped or deleted.';
+COMMENT ON COLUMN marts.sync_status.qbo_entity IS 'QBO entity of the linked record (Invoice, CreditMemo, ...).';
 
 -- open problems (R31, R40) -------------------------------------------------------------------
-CREATE OR REPLACE VIEW marts.open_problems AS
+DROP VIEW IF EXISTS marts.open_problems;
+CREATE VIEW marts.open_problems AS
 SELECT q.realm_id, 'held'::text AS kind, q.entity, q.source_id AS record_id,
-       NULL::text AS qbo_id, q.rule AS problem, q.reason, q.fix,
-       q.first_seen, q.last_seen, q.last_run_id AS run_id
+       NULL::text AS qbo_id, string_agg(q.rule, '; ' ORDER BY q.rule) AS problem,
+       string_agg(q.reason, '; ' ORDER BY q.rule) AS reason,
+       string_agg(DISTINCT q.fix, ' ') AS fix,
+       min(q.first_seen) AS first_seen, max(q.last_seen) AS last_seen,
+       max(q.last_run_id) AS run_id
 FROM sync.quarantine q
 WHERE q.resolved_at IS NULL
+GROUP BY q.realm_id, q.entity, q.source_id
 UNION ALL
-SELECT f.realm_id, 'failed', f.entity, coalesce(f.source_id, f.qbo_id), f.qbo_id,
-       coalesce(f.error_code, f.operation), coalesce(f.error_message, ''), NULL,
-       f.at, f.at, f.run_id
-FROM (
-    SELECT DISTINCT ON (l.realm_id, l.entity, coalesce(l.source_id, l.qbo_id)) l.*
-    FROM sync.ledger l
-    ORDER BY l.realm_id, l.entity, coalesce(l.source_id, l.qbo_id), l.at DESC, l.id DESC
-) f
-WHERE f.outcome = 'failed'
+SELECT s.realm_id, 'failed', s.entity, coalesce(s.source_id, s.qbo_id), s.qbo_id,
+       coalesce(s.error_code, 'failed'), coalesce(s.error_message, ''), s.fix,
+       s.updated_at, s.updated_at, s.last_run_id
+FROM sync.record_state s
+WHERE s.status = 'failed'
 UNION ALL
 SELECT n.realm_id, 'notification', n.entity, n.record_id, NULL, n.title, n.reason, n.fix,
        n.created_at, n.created_at, NULL
 FROM sync.notifications n
-WHERE n.resolved_at IS NULL;
-COMMENT ON VIEW marts.open_problems IS 'What needs a person: held-back records, records whose latest attempt failed, open notifications.';
+WHERE n.resolved_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM sync.quarantine q WHERE q.realm_id = n.realm_id
+                  AND q.entity = n.entity AND q.source_id = n.record_id AND q.resolved_at IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM sync.record_state s WHERE s.realm_id = n.realm_id
+                  AND s.entity = n.entity AND s.source_id = n.record_id AND s.status = 'failed');
+COMMENT ON VIEW marts.open_problems IS 'What needs a person, one row per record: held back (every rule it breaks), refused by QBO (with the fix), or another open notification.';
 COMMENT ON COLUMN marts.open_problems.realm_id IS 'QBO company (realmId).';
-COMMENT ON COLUMN marts.open_problems.kind IS 'held (quarantine), failed (latest ledger attempt) or notification.';
+COMMENT ON COLUMN marts.open_problems.kind IS 'held (quarantine), failed (QBO refused the last write; retried automatically) or notification.';
 COMMENT ON COLUMN marts.open_problems.entity IS 'Catalogue entity.';
 COMMENT ON COLUMN marts.open_problems.record_id IS 'Source id (or QBO id for pull-side problems).';
 COMMENT ON COLUMN marts.open_problems.qbo_id IS 'QBO id when known.';

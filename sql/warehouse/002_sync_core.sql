@@ -30,11 +30,18 @@ CREATE TABLE IF NOT EXISTS sync.id_map (
     last_run_id       text,
     CONSTRAINT id_map_has_an_id CHECK (source_id IS NOT NULL OR qbo_id IS NOT NULL)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS id_map_source_uq ON sync.id_map (realm_id, entity, source_id)
-    WHERE source_id IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS id_map_qbo_uq ON sync.id_map (realm_id, entity, qbo_id)
-    WHERE qbo_id IS NOT NULL;
-COMMENT ON TABLE sync.id_map IS 'Source id <-> QBO Id per company and entity, who created it, last-synced hashes and SyncToken.';
+-- (From 060 on, sync.id_map is a view over sync.record_state; these apply to the old table.)
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'sync' AND c.relname = 'id_map' AND c.relkind = 'r') THEN
+        CREATE UNIQUE INDEX IF NOT EXISTS id_map_source_uq
+            ON sync.id_map (realm_id, entity, source_id) WHERE source_id IS NOT NULL;
+        CREATE UNIQUE INDEX IF NOT EXISTS id_map_qbo_uq
+            ON sync.id_map (realm_id, entity, qbo_id) WHERE qbo_id IS NOT NULL;
+        COMMENT ON TABLE sync.id_map IS 'Source id <-> QBO Id per company and entity, who created it, last-synced hashes and SyncToken.';
+    END IF;
+END $$;
 
 -- Append-only per-record history (R37). Keyed by Dagster run id.
 CREATE TABLE IF NOT EXISTS sync.ledger (

@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS sync.dispatches (
     entity      text        NOT NULL,
     single      boolean     NOT NULL,
     members     text[]      NOT NULL,
-    ops         jsonb       NOT NULL,
+    ops         json        NOT NULL,
     run_id      text,
     created_at  timestamptz NOT NULL DEFAULT now(),
     done_at     timestamptz,
@@ -102,7 +102,7 @@ COMMENT ON COLUMN sync.dispatches.request_id IS 'The requestid of the call (QBO 
 COMMENT ON COLUMN sync.dispatches.entity IS 'Catalogue entity of the members.';
 COMMENT ON COLUMN sync.dispatches.single IS 'true: one operation on its own endpoint; false: a batch call.';
 COMMENT ON COLUMN sync.dispatches.members IS 'Source ids of the member records, in bId order.';
-COMMENT ON COLUMN sync.dispatches.ops IS 'The exact operations sent (entity, operation, body, requestid), replayed verbatim.';
+COMMENT ON COLUMN sync.dispatches.ops IS 'The exact operations sent (entity, operation, body, requestid) as JSON text in the order sent, replayed byte for byte.';
 COMMENT ON COLUMN sync.dispatches.run_id IS 'Dagster run id that created it.';
 COMMENT ON COLUMN sync.dispatches.created_at IS 'When the intent was stored.';
 COMMENT ON COLUMN sync.dispatches.done_at IS 'When every member''s outcome was recorded.';

@@ -201,7 +201,7 @@ def add_dispatch(
     conn.execute(
         sa.text(
             "INSERT INTO sync.dispatches (realm_id, request_id, entity, single, members, ops,"
-            " run_id) VALUES (:r, :rid, :e, :single, :members, CAST(:ops AS jsonb), :run)"
+            " run_id) VALUES (:r, :rid, :e, :single, :members, CAST(:ops AS json), :run)"
             " ON CONFLICT (realm_id, request_id) DO UPDATE SET done_at = NULL"
         ),
         {
@@ -210,7 +210,7 @@ def add_dispatch(
             "e": row.entity,
             "single": row.single,
             "members": list(row.members),
-            "ops": ledger_json(list(ops)),
+            "ops": dumps(list(ops)).decode(),
             "run": run_id,
         },
     )

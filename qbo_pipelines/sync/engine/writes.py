@@ -354,7 +354,7 @@ class Writer:
                     )
                 )
                 continue
-            if isinstance(result.error, StaleObjectError) and intent.op == "update":
+            if isinstance(result.error, StaleObjectError):
                 stale.append((intent, current))
                 rows.append(current.but(status="synced", intent=None, dispatch_id=None))
                 continue
@@ -452,7 +452,16 @@ class Writer:
             error_code=error.code or None,
             error_message=str(error),
             fix=fix,
-            retry_at=datetime.now(UTC) + retry_delay(attempt),
+            # A refused delete is usually waiting for a dependent delete of the same run
+            # (payments before their invoice): the next run tries again at once.
+            retry_at=datetime.now(UTC)
+            + (
+                retry_delay(attempt - 1)
+                if intent.op in {"delete", "void"} and attempt > 1
+                else timedelta(0)
+                if intent.op in {"delete", "void"}
+                else retry_delay(attempt)
+            ),
             name_key=current.name_key if current.live_in_qbo else None,
         )
         entry = self._ledger(
@@ -543,6 +552,42 @@ class Writer:
 
     # ------------------------------------------------------------------ conflicts (R34)
 
+    def _stale_delete(
+        self,
+        intent: Intent,
+        current: RecordState,
+        now: Mapping[str, Any],
+        token: str,
+        ledger: list[state.LedgerRow],
+    ) -> Intent | None:
+        """A delete or void met a newer version. When only QBO's own bookkeeping moved (a
+        payment applied or removed, our send), the fields we manage are as we left them: the
+        delete goes on with the fresh SyncToken. When a person changed them in QBO, that is a
+        conflict: recorded, and the source's delete is carried out under ``source_wins`` only
+        (otherwise the record is left in QBO and the delete is recorded as not carried out)."""
+        projected = diff.project(now, current.source_base or {})
+        changed = diff.body_hash(projected) != current.qbo_hash
+        if changed:
+            ledger.append(
+                self._ledger(
+                    intent,
+                    "conflict",
+                    operation="conflict",
+                    qbo_id=current.qbo_id,
+                    message=f"deleted in the source and changed in QBO since the last sync; "
+                    f"policy {self.entity.conflict}",
+                    details={"policy": self.entity.conflict},
+                )
+            )
+            self.report.counts["conflicts"] += 1
+            if self.entity.conflict != "source_wins":
+                return None
+        body = {**intent.body, "SyncToken": token}
+        rid = record_request_id(
+            self.realm_id, self.entity.name, intent.source_id, intent.op, token, current.attempt
+        )
+        return replace(intent, body=body, request_id=rid)
+
     def _merge_stale(self, stale: Sequence[tuple[Intent, RecordState]]) -> None:
         """QBO changed since our base: re-read, merge three-way by policy, write what is left."""
         by_entity: dict[str, list[QboId]] = {}
@@ -574,12 +619,27 @@ class Writer:
                 rows.append(row)
                 ledger.append(entry)
                 continue
+            token = str(now.get("SyncToken", "0"))
+            if intent.op in {"delete", "void"}:
+                again = self._stale_delete(intent, current, now, token, ledger)
+                if again is not None:
+                    followups.append(again)
+                else:
+                    rows.append(
+                        current.but(
+                            status="deleted",
+                            deleted_in_source=True,
+                            sync_token=token,
+                            intent=None,
+                            dispatch_id=None,
+                        )
+                    )
+                continue
             new_source = intent.source_base or {}
             qbo_now = diff.project(now, new_source)
             merged = diff.merge(
                 new_source, current.source_base, qbo_now, current.qbo_base, self.entity.conflict
             )
-            token = str(now.get("SyncToken", "0"))
             if merged.hold or not merged.send:
                 # Nothing of ours left to write: QBO's version is the new base on its side, the
                 # source's on the other, so the losing value never comes back (R34).

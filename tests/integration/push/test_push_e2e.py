@@ -521,7 +521,8 @@ def test_R34_changed_on_both_sides_is_a_recorded_conflict_resolved_by_policy(
         )
     )
     assert set(conflicts) == {"customers", "invoices"}
-    assert "qbo_wins" in conflicts["customers"] and "PrimaryEmailAddr" in conflicts["customers"]
+    assert "qbo_wins" in conflicts["customers"]
+    assert "PrimaryEmailAddr" in conflicts["customers"]
     customer = _by_id(pushed, "Customer")[customer_id]
     assert customer["PrimaryEmailAddr"]["Address"] == "bookkeeper@example.com"
     assert customer["PrimaryPhone"]["FreeFormNumber"] == "+1 555 0100"
