@@ -174,10 +174,23 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
             ),
             {"r": realm},
         ).all()
+        failed = conn.execute(
+            sa.text(
+                "SELECT entity, coalesce(error_code, 'failed') AS code, count(*) AS n,"
+                " min(error_message) AS example, min(fix) AS fix FROM sync.record_state"
+                " WHERE realm_id = :r AND status = 'failed' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 8"
+            ),
+            {"r": realm},
+        ).all()
     if rows:
         out("\nheld back (fix, and the next run syncs them):")
         for entity, rule, n, example in rows:
             out(f"  {n:4} {entity:9} {rule}: e.g. {example}")
+    if failed:
+        out("\nrefused by QBO (retried automatically; the fix):")
+        for entity, code, n, example, fix in failed:
+            out(f"  {n:4} {entity:9} QBO {code}: e.g. {example}")
+            out(f"       fix: {fix}")
     out("\nwhere to look:")
     out("  Dagster UI (runs, asset lineage, metadata):  make dev, then http://127.0.0.1:3000")
     out('  warehouse:  psql "$(.venv/bin/qbo-pipelines db url --show-password)"')

@@ -225,6 +225,16 @@ def finish_dispatch(conn: sa.Connection, realm_id: str, request_id: str) -> None
     )
 
 
+def dispatch_ops(bind: Bind, row: DispatchRow) -> list[dict[str, Any]]:
+    """The exact operations a call carried, in the order sent."""
+    with _conn(bind) as conn:
+        ops = conn.execute(
+            sa.text("SELECT ops FROM sync.dispatches WHERE realm_id = :r AND request_id = :rid"),
+            {"r": row.realm_id, "rid": row.request_id},
+        ).scalar_one()
+    return list(ops)
+
+
 def open_dispatches(bind: Bind, realm_id: str, entity: str) -> list[DispatchRow]:
     """Calls sent (or about to be) whose outcome was never recorded, oldest first."""
     sql = sa.text(

@@ -29,7 +29,15 @@ import sqlalchemy as sa
 
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import QboId, SourceId
-from qbo_pipelines.qbo.client import BATCH_SIZE, BatchOp, BatchResult, QboClient, derive_request_id
+from qbo_pipelines.qbo.client import (
+    BatchOp,
+    BatchResult,
+    Dispatch,
+    Preference,
+    QboClient,
+    derive_request_id,
+    plan_dispatches,
+)
 from qbo_pipelines.qbo.errors import NotFoundError, QboError, StaleObjectError
 from qbo_pipelines.qbo.values import last_updated
 from qbo_pipelines.quality import quarantine
@@ -118,11 +126,6 @@ def record_request_id(
     return derive_request_id(
         "record", realm_id, entity, source_id, op, version, f"attempt={attempt}"
     )
-
-
-def batch_request_id(intents: Sequence[Intent]) -> str:
-    """The requestid of a batch call, from its members' requestids (<= 36 chars, §4)."""
-    return derive_request_id("batch", *(i.request_id for i in intents))
 
 
 @dataclass
@@ -250,7 +253,9 @@ class Writer:
         report: Report,
         *,
         direction: str = "push",
+        prefer: Preference = "fastest",
     ) -> None:
+        self.prefer: Preference = prefer
         self.engine = engine
         self.client = client
         self.realm_id = realm_id
@@ -263,75 +268,100 @@ class Writer:
     # ------------------------------------------------------------------ public
 
     def replay_open(self) -> None:
-        """Send every call whose answer was never recorded again, verbatim (R33)."""
+        """Send every call whose answer was never recorded again, verbatim (R33): same
+        operations, same order, same requestid, so QBO answers with what it did the first time.
+        """
+        pending: list[tuple[Dispatch, list[Intent]]] = []
+        members: list[SourceId] = []
         for row in records.open_dispatches(self.engine, self.realm_id, self.entity.name):
-            with self.engine.connect() as conn:
-                ops = conn.execute(
-                    sa.text(
-                        "SELECT ops FROM sync.dispatches WHERE realm_id = :r AND request_id = :rid"
-                    ),
-                    {"r": self.realm_id, "rid": row.request_id},
-                ).scalar_one()
-            intents = [Intent.from_json(o) for o in ops]
-            states = records.load(self.engine, self.realm_id, self.entity.name, row.members)
-            log.info("replaying %d unfinished %s writes", len(intents), self.entity.name)
-            self.report.counts["replayed"] += sum(
-                1 for i in intents if _open_in(states.get(i.source_id), row.request_id)
-            )
-            self._send(row.request_id, intents, states, replay=True)
+            intents = [Intent.from_json(o) for o in records.dispatch_ops(self.engine, row)]
+            ops = tuple(i.batch_op() for i in intents)
+            pending.append((Dispatch(row.request_id, ops, row.single), intents))
+            members += row.members
+        if not pending:
+            return
+        states = records.load(self.engine, self.realm_id, self.entity.name, members)
+        log.info("replaying %d unfinished %s calls", len(pending), self.entity.name)
+        self.report.counts["replayed"] += sum(
+            1
+            for d, intents in pending
+            for i in intents
+            if _open_in(states.get(i.source_id), d.request_id)
+        )
+        self._run([d for d, _ in pending], {d.request_id: i for d, i in pending}, states)
 
     def write(self, intents: Sequence[Intent], states: Mapping[SourceId, RecordState]) -> None:
-        """Store, send and record ``intents`` in calls of up to 30."""
-        for i in range(0, len(intents), BATCH_SIZE):
-            chunk = list(intents[i : i + BATCH_SIZE])
-            rid = batch_request_id(chunk)
-            ids = [c.source_id for c in chunk]
-            self._store(rid, chunk, {s: states[s] for s in ids if s in states})
-            fresh = records.load(self.engine, self.realm_id, self.entity.name, ids)
-            self._send(rid, chunk, fresh, replay=False)
+        """Store every intent and its call first, then send the calls concurrently within the
+        company's budget (:meth:`QboClient.execute`) and record each answer as it comes."""
+        if not intents:
+            return
+        by_key = {i.source_id: i for i in intents}
+        dispatches = plan_dispatches([i.batch_op() for i in intents], prefer=self.prefer)
+        groups = {
+            d.request_id: [by_key[SourceId(op.key or "")] for op in d.ops] for d in dispatches
+        }
+        self._store(dispatches, groups, states)
+        fresh = records.load(self.engine, self.realm_id, self.entity.name, list(by_key))
+        self._run(dispatches, groups, fresh)
 
     # ------------------------------------------------------------------ steps
 
     def _store(
-        self, rid: str, intents: Sequence[Intent], states: Mapping[SourceId, RecordState]
+        self,
+        dispatches: Sequence[Dispatch],
+        groups: Mapping[str, Sequence[Intent]],
+        states: Mapping[SourceId, RecordState],
     ) -> None:
         rows = []
-        for intent in intents:
-            base = states.get(intent.source_id) or RecordState(
-                self.realm_id, self.entity.name, intent.source_id, status="pending"
-            )
-            rows.append(
-                base.but(
-                    status="pending",
-                    intent=intent.to_json(),
-                    dispatch_id=rid,
-                    qbo_entity=base.qbo_entity or intent.qbo_entity,
-                )
-            )
         with self.engine.begin() as conn:
+            for d in dispatches:
+                intents = groups[d.request_id]
+                for intent in intents:
+                    base = states.get(intent.source_id) or RecordState(
+                        self.realm_id, self.entity.name, intent.source_id, status="pending"
+                    )
+                    rows.append(
+                        base.but(
+                            status="pending",
+                            intent=intent.to_json(),
+                            dispatch_id=d.request_id,
+                            qbo_entity=base.qbo_entity or intent.qbo_entity,
+                        )
+                    )
+                records.add_dispatch(
+                    conn,
+                    DispatchRow(
+                        self.realm_id,
+                        d.request_id,
+                        self.entity.name,
+                        d.single,
+                        tuple(i.source_id for i in intents),
+                    ),
+                    [i.to_json() for i in intents],
+                    self.run_id,
+                )
             records.save(conn, rows, self.run_id)
-            records.add_dispatch(
-                conn,
-                DispatchRow(
-                    self.realm_id,
-                    rid,
-                    self.entity.name,
-                    False,
-                    tuple(i.source_id for i in intents),
-                ),
-                [i.to_json() for i in intents],
-                self.run_id,
-            )
 
-    def _send(
+    def _run(
+        self,
+        dispatches: Sequence[Dispatch],
+        groups: Mapping[str, Sequence[Intent]],
+        states: Mapping[SourceId, RecordState],
+    ) -> None:
+        stale: list[tuple[Intent, RecordState]] = []
+        for dispatch, results in self.client.execute(dispatches, reapply_on_stale=False):
+            stale += self._record(dispatch.request_id, groups[dispatch.request_id], results, states)
+        if stale:
+            self._merge_stale(stale)
+
+    def _record(
         self,
         rid: str,
         intents: Sequence[Intent],
+        results: Sequence[BatchResult],
         states: Mapping[SourceId, RecordState],
-        *,
-        replay: bool,
-    ) -> None:
-        results = self.client.batch_write([i.batch_op() for i in intents], reapply_on_stale=False)
+    ) -> list[tuple[Intent, RecordState]]:
+        """Record one call's answers, with their ledger rows, in one transaction."""
         unknown = _whole_call_failed(results)
         stale: list[tuple[Intent, RecordState]] = []
         rows: list[RecordState] = []
@@ -390,8 +420,7 @@ class Writer:
                     conn, self.realm_id, self.entity.name, resolved, title=FAILURE_TITLE
                 )
         self.report.failures.extend(failures)
-        if stale:
-            self._merge_stale(stale)
+        return stale
 
     def _ledger(
         self,

@@ -5,7 +5,6 @@ calls on a re-run, sparse updates, delete rules, held-back invoices released by 
 a run killed mid-batch recovered with no duplicate and nothing missing.
 """
 
-from collections import Counter
 from decimal import Decimal
 from typing import Any
 
@@ -383,20 +382,18 @@ def test_R33_run_killed_mid_batch_recovers_with_no_duplicate_and_nothing_missing
     push_bed: PushBed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline.push_all(push_bed.env, push_bed.realm, run_id="prep", only=["customers", "items"])
-    real = QboClient.batch_write
-    calls = Counter[str]()
+    real = QboClient.execute
 
-    def dies_after_second_batch(self: QboClient, ops: Any, **kw: Any) -> Any:
-        results = real(self, ops, **kw)  # QBO commits this batch ...
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("killed")  # ... and the process dies before recording it
-        return results
+    def dies_after_second_call(self: QboClient, dispatches: Any, **kw: Any) -> Any:
+        for n, answered in enumerate(real(self, dispatches, **kw), 1):
+            if n == 2:  # QBO committed this call ... and the process dies before recording it
+                raise KeyboardInterrupt("killed")
+            yield answered
 
-    monkeypatch.setattr(QboClient, "batch_write", dies_after_second_batch)
+    monkeypatch.setattr(QboClient, "execute", dies_after_second_call)
     with pytest.raises(KeyboardInterrupt):
         pipeline.push_all(push_bed.env, push_bed.realm, run_id="killed", only=["invoices"])
-    monkeypatch.setattr(QboClient, "batch_write", real)
+    monkeypatch.setattr(QboClient, "execute", real)
     report = pipeline.push_all(push_bed.env, push_bed.realm, run_id="restart", only=["invoices"])
     assert report.totals()["replayed"] > 0
     docs = [
