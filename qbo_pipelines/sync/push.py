@@ -48,7 +48,7 @@ from qbo_pipelines.sync.engine.writes import (
     ledger_row,
     record_request_id,
 )
-from qbo_pipelines.transforms.to_qbo import Blocked, BuildResult, PushContext
+from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, BuildResult, PushContext
 
 log = logging.getLogger(__name__)
 
@@ -233,10 +233,15 @@ def plan_delete(entity: catalogue.Entity, current: RecordState) -> Plan:
     if current.created_by != "sync":
         return Plan("skip", source_id, reason="not created by the sync: left alone in QBO (R25)")
     action: Action = "void" if entity.delete == "void_if_created_by_sync" else "delete"
-    if action == "delete" and current.attempt >= VOID_AFTER and current.error_code not in {
-        None,
-        "610",
-    }:
+    if (
+        action == "delete"
+        and current.attempt >= VOID_AFTER
+        and current.error_code
+        not in {
+            None,
+            "610",
+        }
+    ):
         action = "void" if current.qbo_entity in VOIDABLE else "delete"
     return Plan(action, source_id, qbo_entity=current.qbo_entity)
 
@@ -593,8 +598,11 @@ QBO_NAME_TYPES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-RULE_PREFIX = {"customers": "customer.display_name", "vendors": "vendor.display_name",
-               "items": "item.name"}
+RULE_PREFIX = {
+    "customers": "customer.display_name",
+    "vendors": "vendor.display_name",
+    "items": "item.name",
+}
 
 
 def _collision(entity: str, source_id: str, name: str, other: str, fix: str) -> Violation:
@@ -751,7 +759,9 @@ def _matched_state(
     key: str,
 ) -> RecordState:
     payload = dict(p.payload or {})
-    qbo_base = diff.project(hit, payload)
+    qbo_base = diff.project(
+        hit, diff.template(MANAGED_FIELDS.get(spec.entity.qbo_name, ()), payload)
+    )
     base = current or RecordState(run.realm_id, spec.entity.name, p.source_id)
     # The base on both sides is what each holds now: fields QBO lacks are filled by the next
     # change in the source, never by overwriting the match now (R6, R25).
@@ -836,7 +846,9 @@ def _refresh_linked(run: PushRun, writer: Writer) -> None:
         now = fresh.get(QboId(st.qbo_id or ""))
         if now is None or st.intent is not None:
             continue
-        projected = diff.project(now, st.source_base or {})
+        projected = diff.project(
+            now, diff.template(MANAGED_FIELDS.get("Invoice", ()), st.source_base)
+        )
         if diff.body_hash(projected) == st.qbo_hash:
             updated.append(
                 st.but(

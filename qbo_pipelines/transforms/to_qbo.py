@@ -496,6 +496,25 @@ def bill_body(bill: CanonicalBill, ctx: PushContext) -> BuildResult:
 # ------------------------------------------------------------------ sparse updates
 
 
+MANAGED_FIELDS: dict[str, tuple[str, ...]] = {
+    "Customer": ("DisplayName", "CompanyName", "GivenName", "FamilyName", "PrimaryEmailAddr",
+                 "PrimaryPhone", "BillAddr"),
+    "Vendor": ("DisplayName", "GivenName", "FamilyName", "PrimaryEmailAddr", "PrimaryPhone",
+               "BillAddr"),
+    "Item": ("Name", "Description", "UnitPrice"),
+    "Invoice": ("CustomerRef", "DocNumber", "TxnDate", "DueDate", "PrivateNote", "BillEmail",
+                "Line", "TxnTaxDetail"),
+    "CreditMemo": ("CustomerRef", "DocNumber", "TxnDate", "PrivateNote", "BillEmail", "Line",
+                   "TxnTaxDetail"),
+    "Payment": ("CustomerRef", "TotalAmt", "TxnDate", "PaymentRefNum", "DepositToAccountRef",
+                "PaymentMethodRef", "Line"),
+    "Bill": ("VendorRef", "DocNumber", "TxnDate", "DueDate", "PrivateNote", "Line"),
+}
+"""Per QBO entity, every top-level field the sync writes (whether or not a given record sets
+it): what a change made in QBO is judged on (R34), so a value a person adds in QBO to a field
+the source left empty is seen too."""
+
+
 def is_credit_note(sale: CanonicalSale) -> bool:
     """A sale whose total is negative is a credit note: it becomes a QBO CreditMemo (R11).
 

@@ -90,6 +90,12 @@ def _project_value(value: Any, shape: Any) -> Any:
     return value
 
 
+def template(managed: tuple[str, ...], base: Body | None) -> dict[str, Any]:
+    """The shape QBO's versions are projected onto: every managed field (absent ones taken as
+    QBO returns them) with the base's own shape where it has one."""
+    return {**dict.fromkeys(managed), **dict(base or {})}
+
+
 def changed_fields(new: Body, base: Body | None) -> dict[str, Any]:
     """Top-level fields of ``new`` that differ from ``base``, and fields ``base`` had that
     ``new`` lacks (cleared: mapped to :func:`cleared_value` of the old value)."""

@@ -44,6 +44,7 @@ from qbo_pipelines.quality import quarantine
 from qbo_pipelines.sync import state
 from qbo_pipelines.sync.engine import diff, records
 from qbo_pipelines.sync.engine.records import DispatchRow, RecordState
+from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -530,8 +531,7 @@ class Writer:
                 attempt=0,
             )
             return row, [self._ledger(intent, "ok", qbo_id=qbo_id)]
-        template = intent.source_base or {}
-        qbo_base = diff.project(stored, template)
+        qbo_base = diff.project(stored, _template(intent.qbo_entity, intent.source_base))
         row = current.but(
             qbo_entity=intent.qbo_entity,
             qbo_id=qbo_id,
@@ -594,7 +594,9 @@ class Writer:
         delete goes on with the fresh SyncToken. When a person changed them in QBO, that is a
         conflict: recorded, and the source's delete is carried out under ``source_wins`` only
         (otherwise the record is left in QBO and the delete is recorded as not carried out)."""
-        projected = diff.project(now, current.source_base or {})
+        projected = diff.project(
+            now, _template(current.qbo_entity or intent.qbo_entity, current.source_base)
+        )
         changed = diff.body_hash(projected) != current.qbo_hash
         if changed:
             ledger.append(
@@ -665,7 +667,7 @@ class Writer:
                     )
                 continue
             new_source = intent.source_base or {}
-            qbo_now = diff.project(now, new_source)
+            qbo_now = diff.project(now, _template(intent.qbo_entity, new_source))
             merged = diff.merge(
                 new_source, current.source_base, qbo_now, current.qbo_base, self.entity.conflict
             )
@@ -729,6 +731,10 @@ class Writer:
                 self.engine, self.realm_id, self.entity.name, [f.source_id for f in followups]
             )
             self.write(followups, states)
+
+
+def _template(qbo_entity: str, base: Mapping[str, Any] | None) -> dict[str, Any]:
+    return diff.template(MANAGED_FIELDS.get(qbo_entity, ()), base)
 
 
 def _open_in(current: RecordState | None, rid: str) -> bool:

@@ -138,7 +138,7 @@ def test_R41_batch_calls_capped_and_reserved_from_singles() -> None:
 
 
 def test_R41_in_process_limiter_never_exceeds_ten_per_second() -> None:
-    limiter = RateLimiter(Limits(per_second=10, margin_seconds=0.0, window_seconds=5.0))
+    limiter = RateLimiter(Limits(per_second=10, margin_seconds=0.15, window_seconds=5.0))
     starts: list[float] = []
     for _ in range(25):
         with limiter.slot():
