@@ -209,6 +209,13 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=60)
     parser.add_argument("--sales", type=int, default=150)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="share of QBO calls that fail (429, 5xx, gateway timeouts, XML faults, answers "
+        "lost after commit), e.g. 0.3 for a 30%% fault storm",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--warehouse")
     parser.add_argument("--source")
@@ -242,7 +249,7 @@ def main() -> None:
         setup.prepare_sandbox_company(control, realm)
         setup.connect_with_tokens(env, realm, control.mint_tokens(realm), sandbox.url)
         setup.apply_demo_mappings(env, realm)
-        kills = sandbox_kills = open_tx = 0
+        kills = sandbox_kills = open_tx = crashed = 0
         started = time.monotonic()
         for trial in range(args.kills):
             demo.simulate(
@@ -262,6 +269,17 @@ def main() -> None:
                     )
                 )
                 open_tx += 1
+            if args.fault_rate:
+                control = sandbox.control()
+                control.clear_faults()
+                for kind in ("throttle", "server_error", "timeout", "xml", "drop_after_commit"):
+                    control.inject_fault(
+                        kind=kind,
+                        realm_id=realm,
+                        count=None,
+                        probability=args.fault_rate / 5,
+                        delay_seconds=0.5,
+                    )
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -277,13 +295,17 @@ def main() -> None:
                     realm,
                 ],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
             time.sleep(rng.uniform(0.2, 4.0))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
-            proc.wait()
+            _, err = proc.communicate()
+            if proc.returncode not in (0, -signal.SIGKILL):
+                crashed += 1
+                last = err.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+                print(f"  push exited {proc.returncode}: {last[0][:300]}", flush=True)
             if rng.random() < 0.2:
                 sandbox.kill()
                 sandbox.start()
@@ -296,12 +318,14 @@ def main() -> None:
                 f" sandbox kills",
                 flush=True,
             )
+        sandbox.control().clear_faults()
         for _ in range(2):
             pipeline.push_all(env, realm, run_id="soak-final")
         figures = compare(env, sandbox.control(), realm)
         print(
             f"\nkill points: {args.kills} trials, {kills} pushes killed with SIGKILL, "
-            f"{sandbox_kills} sandbox SIGKILLs, {open_tx} open source transactions; "
+            f"{sandbox_kills} sandbox SIGKILLs, {open_tx} open source transactions, "
+            f"{crashed} pushes that stopped with an error; "
             f"{time.monotonic() - started:.0f}s"
         )
         print(

@@ -127,8 +127,10 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         description=(
             f"Source {entity.source_table} pushed to QBO as {entity.qbo_name} "
             f"(SPEC {', '.join(entity.spec_rules)}).\n\n"
-            "Load semantics: merge by source id through sync.id_map; idempotent (every write "
-            "carries a deterministic requestid; unchanged records make no API call). Deletes: "
+            "Load semantics: merge by source id through sync.record_state; idempotent (every "
+            "write carries a requestid per record and base version, and an unanswered call is "
+            "replayed verbatim before anything new; unchanged records make no API call). "
+            "Deletes: "
             f"{entity.delete.replace('_', ' ')}. Conflicts: {entity.conflict.replace('_', ' ')}. "
             "Per-record history: sync.ledger where entity = "
             f"'{entity.name}' and run_id = this run."

@@ -126,7 +126,8 @@ def complete_consent(
     store.save_connection(realm_id, tokens, api_base_url=api_url)
     name: str | None = None
     try:
-        client = QboClient(api_url, realm_id, store, **dict(client_options or {}))
+        options = {"budget": store.engine, **dict(client_options or {})}
+        client = QboClient(api_url, realm_id, store, **options)  # type: ignore[arg-type]
         name = str(client.company_info().get("CompanyName") or "") or None
     except QboError:
         name = None
@@ -237,7 +238,7 @@ def _choices(args: argparse.Namespace) -> int:
     oauth, api_url = _oauth(args)
     store = _store(oauth, create_key=False)
     realm = RealmId(args.realm)
-    client = QboClient(store.api_base_url(realm) or api_url, realm, store)
+    client = QboClient(store.api_base_url(realm) or api_url, realm, store, budget=store.engine)
     try:
         found = discovery.discover(client)
     except QboError as exc:
