@@ -304,8 +304,12 @@ def main() -> None:
             _, err = proc.communicate()
             if proc.returncode not in (0, -signal.SIGKILL):
                 crashed += 1
-                last = err.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-                print(f"  push exited {proc.returncode}: {last[0][:300]}", flush=True)
+                lines = err.decode(errors="replace").strip().splitlines()
+                where = [x.strip() for x in lines if "qbo_pipelines/sync" in x][-2:]
+                print(
+                    f"  push exited {proc.returncode}: {(lines or ['?'])[-1][:300]} at {where}",
+                    flush=True,
+                )
             if rng.random() < 0.2:
                 sandbox.kill()
                 sandbox.start()

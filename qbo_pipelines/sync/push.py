@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -33,7 +33,7 @@ from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import QboId, RealmId, SourceId, content_hash
 from qbo_pipelines.qbo import query as q
 from qbo_pipelines.qbo.client import QboClient, derive_request_id
-from qbo_pipelines.qbo.errors import QboError
+from qbo_pipelines.qbo.errors import AuthError, QboError
 from qbo_pipelines.qbo.values import last_updated
 from qbo_pipelines.quality import quarantine
 from qbo_pipelines.quality.rules import Violation, check
@@ -45,8 +45,10 @@ from qbo_pipelines.sync.engine.writes import (
     Intent,
     Report,
     Writer,
+    fix_for,
     ledger_row,
     record_request_id,
+    retry_delay,
 )
 from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, BuildResult, PushContext
 
@@ -665,7 +667,24 @@ def _check_names(
         else:
             claimed[key] = p.source_id
     lookups = [p for p in naming if p.source_id not in verdict]
-    found, unqueryable = _qbo_names(run.client, space, [p.name or "" for p in lookups])
+    try:
+        found, unqueryable = _qbo_names(run.client, space, [p.name or "" for p in lookups])
+    except AuthError:
+        raise
+    except QboError as err:
+        # The name check could not ask QBO: nothing of this chunk is created or renamed now
+        # (held, with the reason); the next run asks again (R31).
+        for p in lookups:
+            verdict[p.source_id] = _hold(
+                p,
+                Violation(
+                    f"{RULE_PREFIX.get(entity, entity + '.name')}.lookup_failed",
+                    f"{entity} #{p.source_id}: QBO's names could not be checked before "
+                    f"writing ({err})",
+                    "Nothing to do: the next run checks again and syncs the record.",
+                ),
+            )
+        return [verdict.get(p.source_id, p) for p in plans], []
     matched: list[RecordState] = []
     hits_to_check = {str(hit["Id"]) for p in lookups for hit in found.get(keys[p.source_id], [])}
     linked = records.mapped_qbo_ids(run.engine, run.realm_id, spec.entity.qbo_name, hits_to_check)
@@ -827,7 +846,14 @@ def _refresh_linked(run: PushRun, writer: Writer) -> None:
     }
     if not linked:
         return
-    fresh = run.client.read_many("Invoice", [QboId(i) for i in sorted(linked)])
+    try:
+        fresh = run.client.read_many("Invoice", [QboId(i) for i in sorted(linked)])
+    except AuthError:
+        raise
+    except QboError as err:
+        # Tokens stay as they were: the next update meets QBO's 5010 and merges (R34).
+        log.warning("could not re-read invoices after payments: %s", err)
+        return
     with run.engine.connect() as conn:
         rows = (
             conn.execute(
@@ -860,6 +886,32 @@ def _refresh_linked(run: PushRun, writer: Writer) -> None:
         records.save(conn, updated, run.run_id)
 
 
+SEND_TITLE = "QuickBooks did not email an invoice"
+
+
+def _send_refused(st: RecordState, err: QboError, now: datetime) -> RecordState:
+    """QBO did not email an invoice that is synced: failed (for the send only) with a fix, and
+    tried again when due; a sandbox company's daily email cap waits for the next day."""
+    attempt = st.attempt + 1
+    if "emails a day" in f"{err.message} {err.detail}":
+        fix = (
+            "QBO's sandbox companies send at most 40 emails a day: the rest are emailed "
+            "automatically on the following days"
+        )
+        retry_at = now + timedelta(days=1)
+    else:
+        fix = fix_for(err)
+        retry_at = now + retry_delay(attempt)
+    return st.but(
+        status="failed",
+        attempt=attempt,
+        error_code=err.code or None,
+        error_message=f"QBO did not email the invoice: {err}",
+        fix=fix,
+        retry_at=retry_at,
+    )
+
+
 def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report: Report) -> None:
     """R18: once synced, QBO emails the invoice to the billing email held in the source; with
     no billing email the invoice is only copied to QBO. Each invoice is sent once."""
@@ -869,9 +921,12 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
     states = records.load(run.engine, run.realm_id, entity.name, [p.source_id for p in plans])
     rows: list[RecordState] = []
     ledger: list[state.LedgerRow] = []
+    now = datetime.now(UTC)
     for p in plans:
         st = states.get(p.source_id)
         if st is None or not st.live_in_qbo or st.sent_at is not None or st.intent is not None:
+            continue
+        if st.status == "failed" and st.retry_at is not None and st.retry_at > now:
             continue
         if not p.send_to:
             report.counts["copied"] += 1
@@ -890,7 +945,13 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
             rows.append(st.but(sent_at=datetime.now(UTC), sent_to=None))
             continue
         rid = derive_request_id(
-            "send", run.realm_id, entity.name, p.source_id, st.qbo_id or "", p.send_to
+            "send",
+            run.realm_id,
+            entity.name,
+            p.source_id,
+            st.qbo_id or "",
+            p.send_to,
+            f"attempt={st.attempt}",
         )
         try:
             sent = run.client.send(
@@ -901,6 +962,7 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
             )
         except QboError as err:
             report.counts["failed"] += 1
+            rows.append(_send_refused(st, err, now))
             ledger.append(
                 ledger_row(
                     run.realm_id,
@@ -912,6 +974,7 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
                     qbo_id=st.qbo_id,
                     request_id=rid,
                     error=err,
+                    details={"fix": rows[-1].fix, "retry_at": rows[-1].retry_at},
                 )
             )
             continue
@@ -922,6 +985,12 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
                 sent_at=datetime.now(UTC),
                 sent_to=p.send_to,
                 sync_token=str(token) if token is not None else st.sync_token,
+                status="synced" if st.status == "failed" else st.status,
+                attempt=0,
+                error_code=None,
+                error_message=None,
+                fix=None,
+                retry_at=None,
             )
         )
         ledger.append(
@@ -940,6 +1009,22 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
     with run.engine.begin() as conn:
         records.save(conn, rows, run.run_id)
         state.append_ledger(conn, ledger)
+        for row in rows:
+            sid = str(row.source_id)
+            if row.status == "failed":
+                quarantine.notify_failure(
+                    conn,
+                    run.realm_id,
+                    entity.name,
+                    sid,
+                    title=SEND_TITLE,
+                    reason=f"{entity.name} #{sid}: {row.error_message}",
+                    fix=row.fix,
+                )
+            elif row.sent_at is not None:
+                quarantine.resolve_notifications(
+                    conn, run.realm_id, entity.name, [sid], title=SEND_TITLE
+                )
 
 
 __all__ = [

@@ -38,7 +38,7 @@ from qbo_pipelines.qbo.client import (
     derive_request_id,
     plan_dispatches,
 )
-from qbo_pipelines.qbo.errors import NotFoundError, QboError, StaleObjectError
+from qbo_pipelines.qbo.errors import AuthError, NotFoundError, QboError, StaleObjectError
 from qbo_pipelines.qbo.values import last_updated
 from qbo_pipelines.quality import quarantine
 from qbo_pipelines.sync import state
@@ -625,9 +625,16 @@ class Writer:
         for intent, _ in stale:
             by_entity.setdefault(intent.qbo_entity, []).append(QboId(str(intent.body["Id"])))
         fresh: dict[str, Mapping[str, Any]] = {}
+        unread: set[str] = set()
         for qbo_entity, ids in by_entity.items():
-            for qbo_id, entity in self.client.read_many(qbo_entity, ids).items():
-                fresh[f"{qbo_entity}:{qbo_id}"] = entity
+            try:
+                for qbo_id, entity in self.client.read_many(qbo_entity, ids).items():
+                    fresh[f"{qbo_entity}:{qbo_id}"] = entity
+            except AuthError:
+                raise
+            except QboError as err:
+                log.warning("could not re-read %s after a 5010: %s", qbo_entity, err)
+                unread |= {f"{qbo_entity}:{i}" for i in ids}
         followups: list[Intent] = []
         rows: list[RecordState] = []
         ledger: list[state.LedgerRow] = []
@@ -638,7 +645,20 @@ class Writer:
             current = current_states.get(intent.source_id)
             if current is None:
                 continue
-            now = fresh.get(f"{intent.qbo_entity}:{intent.body['Id']}")
+            key = f"{intent.qbo_entity}:{intent.body['Id']}"
+            if key in unread:
+                # QBO could not be read: retried by the next run (same base, fresh attempt).
+                rows.append(
+                    current.but(
+                        status="failed",
+                        error_code="5010",
+                        error_message="changed in QBO; re-read failed",
+                        fix=fix_for(StaleObjectError("Stale Object Error", code="5010")),
+                        retry_at=datetime.now(UTC),
+                    )
+                )
+                continue
+            now = fresh.get(key)
             if now is None:
                 row, entry, failure = self._refused(
                     intent,

@@ -326,3 +326,14 @@ def test_push_order_follows_references() -> None:
     assert order.index("customers") < order.index("invoices") < order.index("payments")
     assert order.index("items") < order.index("invoices")
     assert order.index("vendors") < order.index("bills")
+
+
+def test_R17_refused_delete_is_retried_then_voided() -> None:
+    """Issue 9 #8: the void fallback. A delete QBO keeps refusing (a payment still applied, a
+    deposit) is retried as a delete, then carried out as a void of the invoice."""
+    invoices = entities.entity("invoices")
+    row = _row("invoices", "sync", qbo_entity="Invoice", error_code="6000")
+    assert plan_delete(invoices, replace(row, attempt=1)).action == "delete"
+    assert plan_delete(invoices, replace(row, attempt=3)).action == "void"
+    gone = replace(row, attempt=3, error_code="610")
+    assert plan_delete(invoices, gone).action == "delete"
