@@ -71,6 +71,11 @@ def _db_url(args: argparse.Namespace) -> int:
     pg = postgres.ensure_databases()
     driver = "psycopg2" if args.database == "dagster" else "psycopg"
     url = postgres.database_url(args.database, driver=driver, pg=pg)
+    if not args.sqlalchemy:
+        # A libpq URL (psql, pg_dump, any driver): no "+driver" suffix.
+        from sqlalchemy.engine import make_url
+
+        url = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     print(url if args.show_password else _safe(url))
     return 0
 
@@ -171,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         "database", nargs="?", default="warehouse", choices=["warehouse", "source_app", "dagster"]
     )
     url.add_argument("--show-password", action="store_true")
+    url.add_argument(
+        "--sqlalchemy", action="store_true", help="the SQLAlchemy URL (with its driver) instead"
+    )
     url.set_defaults(func=_db_url)
 
     dev = sub.add_parser("dev", help="Dagster webserver + daemon on 127.0.0.1")
