@@ -64,6 +64,15 @@ Row = sa.RowMapping
 
 DEFAULT_CHUNK = 5000
 
+_READ_QUERY = {
+    "customers": "read_customers", "items": "read_items", "invoices": "read_sales",
+    "payments": "read_receipts", "vendors": "read_vendors", "bills": "read_bills",
+    "tax_rates": "read_tax_rates", "payment_methods": "read_payment_methods",
+}
+"""The read query of each entity (its row hash wraps it, so the two never drift apart)."""
+
+_LINES_HASH_QUERY = {"invoices": "row_hash_lines_invoices", "bills": "row_hash_lines_bills"}
+
 
 @dataclass(frozen=True, slots=True)
 class ChangeBatch:
@@ -398,6 +407,44 @@ class SourceAppConnector:
             for row_id, op in rows:
                 (deleted if op == "delete" else changed).add(_sid(row_id))
         return EntityChanges(frozenset(changed), frozenset(deleted))
+
+    def iter_row_hashes(
+        self, entity: str, chunk: int = 10_000
+    ) -> Iterator[list[tuple[SourceId, str]]]:
+        """Every record of ``entity`` as (source id, row hash), in keyset pages.
+
+        The row hash is computed by Postgres over the record's read query row (and its lines),
+        so a full re-plan compares it with the hash stored at the last sync and builds only
+        the records that changed. It is a cheap pre-filter: any change to the row (even one the
+        sync ignores) changes it, and the content hash still decides.
+        """
+        read_sql = queries.strip_comments(queries.load_text(_READ_QUERY[entity], self.queries_dir))
+        header = sa.text(
+            "SELECT x.source_id AS source_id, md5(x::text) AS row_hash FROM (\n"  # noqa: S608
+            f"{read_sql}\n) x"
+        ).bindparams(sa.bindparam("ids", expanding=True))
+        lines_query = _LINES_HASH_QUERY.get(entity)
+        after: object = self.first_key
+        while True:
+            params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
+            with self.engine.connect() as conn:
+                rows = [(r[0], str(r[1])) for r in conn.execute(header, params)]
+                lines: dict[str, str] = {}
+                if rows and lines_query is not None:
+                    lines = {
+                        str(p): str(h)
+                        for p, h in conn.execute(
+                            self._q(lines_query), {"after": after, "last": rows[-1][0]}
+                        )
+                    }
+            if not rows:
+                return
+            yield [
+                (_sid(key), row_hash + lines.get(str(key), "")) for key, row_hash in rows
+            ]
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]
 
     def max_seq(self) -> int:
         """The newest change-log sequence number (0 when the log is empty)."""

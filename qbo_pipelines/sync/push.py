@@ -58,6 +58,7 @@ Record = Any  # one of the Canonical* source records
 Action = Literal["create", "update", "delete", "void", "skip", "hold"]
 Mode = Literal["incremental", "full"]
 CHUNK = 2000
+ROW_HASH_PAGE = 10_000
 PushReport = Report
 DIRECTION = "push"
 
@@ -344,9 +345,22 @@ def _push_locked(
     todo = candidates(run.engine, run.reader, run.realm_id, name, mode=mode, source_ids=source_ids)
     seen: set[SourceId] = set()
     sends: list[Plan] = []
-    for chunk in run.reader.iter_entity(name, todo.wanted, CHUNK):
-        seen.update(SourceId(r.source_id) for r in chunk)
-        sends += _push_chunk(run, spec, chunk, writer, report)
+    if todo.wanted is None:
+        # Everything is looked at: Postgres hashes every source row, and only records whose
+        # row moved since they were last in step are read and planned.
+        for page in run.reader.iter_row_hashes(name, ROW_HASH_PAGE):
+            hashes = dict(page)
+            seen.update(hashes)
+            steady = records.in_step(run.engine, run.realm_id, name, hashes)
+            report.counts["unchanged"] += len(steady)
+            moved = [s for s in hashes if s not in steady]
+            for chunk in run.reader.iter_entity(name, moved, CHUNK) if moved else ():
+                sends += _push_chunk(run, spec, chunk, writer, report)
+            records.set_row_hashes(run.engine, run.realm_id, name, {s: hashes[s] for s in moved})
+    else:
+        for chunk in run.reader.iter_entity(name, todo.wanted, CHUNK):
+            seen.update(SourceId(r.source_id) for r in chunk)
+            sends += _push_chunk(run, spec, chunk, writer, report)
     gone = set(todo.deleted)
     if todo.wanted is None:
         gone |= records.source_ids(run.engine, run.realm_id, name) - seen

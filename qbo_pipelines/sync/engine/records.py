@@ -50,6 +50,7 @@ class RecordState:
     sent_at: datetime | None = None
     sent_to: str | None = None
     last_synced_at: datetime | None = None
+    source_row_hash: str | None = None
 
     @property
     def live_in_qbo(self) -> bool:
@@ -116,6 +117,41 @@ def live_qbo_ids(bind: Bind, realm_id: str, entity: str) -> dict[SourceId, QboId
     )
     with _conn(bind) as conn:
         return {SourceId(s): QboId(q) for s, q in conn.execute(sql, {"r": realm_id, "e": entity})}
+
+
+def in_step(
+    bind: Bind, realm_id: str, entity: str, hashes: Mapping[SourceId, str]
+) -> set[SourceId]:
+    """The records among ``hashes`` (source id -> row hash) that are synced and whose source row
+    is unchanged since: a full re-plan leaves them alone."""
+    if not hashes:
+        return set()
+    ids = sorted(hashes)
+    sql = sa.text(
+        "SELECT source_id, source_row_hash FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = :e AND source_id = ANY(:ids) AND status = 'synced'"
+        " AND source_row_hash IS NOT NULL"
+    )
+    with _conn(bind) as conn:
+        rows = conn.execute(sql, {"r": realm_id, "e": entity, "ids": ids}).all()
+    return {SourceId(s) for s, h in rows if hashes.get(SourceId(s)) == h}
+
+
+def set_row_hashes(bind: Bind, realm_id: str, entity: str, hashes: Mapping[SourceId, str]) -> None:
+    """Remember the source row hash of records now in step (status synced)."""
+    if not hashes:
+        return
+    ids = sorted(hashes)
+    with _begin(bind) as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE sync.record_state s SET source_row_hash = x.h FROM"
+                " unnest(CAST(:ids AS text[]), CAST(:hs AS text[])) AS x(id, h)"
+                " WHERE s.realm_id = :r AND s.entity = :e AND s.source_id = x.id"
+                " AND s.status = 'synced' AND s.source_row_hash IS DISTINCT FROM x.h"
+            ),
+            {"r": realm_id, "e": entity, "ids": ids, "hs": [hashes[i] for i in ids]},
+        )
 
 
 def name_owners(bind: Bind, realm_id: str, keys: Iterable[str]) -> dict[str, tuple[str, SourceId]]:
@@ -246,6 +282,25 @@ def open_dispatches(bind: Bind, realm_id: str, entity: str) -> list[DispatchRow]
             DispatchRow(r, rid, e, bool(single), tuple(SourceId(m) for m in members))
             for r, rid, e, single, members in conn.execute(sql, {"r": realm_id, "e": entity})
         ]
+
+
+class _begin:
+    """A transaction on an engine, or the caller's connection (its transaction)."""
+
+    def __init__(self, bind: Bind) -> None:
+        self.bind = bind
+        self.ctx: Any = None
+
+    def __enter__(self) -> sa.Connection:
+        if isinstance(self.bind, sa.Connection):
+            return self.bind
+        self.ctx = self.bind.begin()
+        conn: sa.Connection = self.ctx.__enter__()
+        return conn
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.ctx is not None:
+            self.ctx.__exit__(*exc)
 
 
 class _conn:

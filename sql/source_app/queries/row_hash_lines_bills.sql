@@ -1,0 +1,7 @@
+-- One hash per worker invoice of all its lines, for the ids in the range (:after, :last].
+-- Params: :after, :last.
+SELECT l.worker_invoice_id AS parent_id,
+       md5(string_agg(l::text, ',' ORDER BY l.line_no, l.id)) AS lines_hash
+FROM app.worker_invoice_lines l
+WHERE l.worker_invoice_id > :after AND l.worker_invoice_id <= :last
+GROUP BY l.worker_invoice_id
