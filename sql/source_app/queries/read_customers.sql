@@ -29,10 +29,11 @@ SELECT
          AND TIMESTAMPTZ '9999-12-29 00:00:00+00' THEN c.updated_at END AS updated_at
 FROM app.contacts c
 LEFT JOIN app.organisations o ON o.id = c.organisation_id
-LEFT JOIN app.contacts b ON b.id = (
-    SELECT min(x.id) FROM app.contacts x
-    WHERE x.organisation_id = c.organisation_id AND x.is_billing_contact
-)
+LEFT JOIN (
+    SELECT x.organisation_id, min(x.id) AS id FROM app.contacts x
+    WHERE x.is_billing_contact GROUP BY x.organisation_id
+) bc ON bc.organisation_id = c.organisation_id
+LEFT JOIN app.contacts b ON b.id = bc.id
 WHERE c.id > :after AND (:read_all OR c.id IN :ids)
 ORDER BY c.id
 LIMIT :limit
