@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import QboId, RealmId, SourceId, content_hash
 from qbo_pipelines.qbo import query as q
-from qbo_pipelines.qbo.client import QboClient, derive_request_id
+from qbo_pipelines.qbo.client import BatchOp, Dispatch, QboClient, derive_request_id
 from qbo_pipelines.qbo.errors import AuthError, QboError
 from qbo_pipelines.qbo.values import last_updated
 from qbo_pipelines.quality import quarantine
@@ -936,6 +936,7 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
     rows: list[RecordState] = []
     ledger: list[state.LedgerRow] = []
     now = datetime.now(UTC)
+    to_send: list[tuple[Dispatch, RecordState]] = []
     for p in plans:
         st = states.get(p.source_id)
         if st is None or not st.live_in_qbo or st.sent_at is not None or st.intent is not None:
@@ -967,37 +968,44 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
             p.send_to,
             f"attempt={st.attempt}",
         )
-        try:
-            sent = run.client.send(
-                st.qbo_entity or entity.qbo_name,
-                QboId(st.qbo_id or ""),
-                request_id=rid,
-                send_to=p.send_to,
-            )
-        except QboError as err:
-            report.counts["failed"] += 1
+        op = BatchOp.send(
+            st.qbo_entity or entity.qbo_name,
+            QboId(st.qbo_id or ""),
+            rid,
+            send_to=p.send_to,
+            key=st.source_id,
+        )
+        to_send.append((Dispatch.one(op), st))
+    # Every send is its own call (QBO has no batch send): run them concurrently in the budget.
+    pending = {d.request_id: st for d, st in to_send}
+    for dispatch, results in run.client.execute([d for d, _ in to_send]):
+        st = pending[dispatch.request_id]
+        op, result = dispatch.ops[0], results[0]
+        if result.error is not None:
+            err = result.error
+            report.counts["send_failed"] += 1
             rows.append(_send_refused(st, err, now))
             ledger.append(
                 ledger_row(
                     run.realm_id,
                     entity.name,
                     run.run_id,
-                    p.source_id,
+                    str(st.source_id),
                     "send",
                     "failed",
                     qbo_id=st.qbo_id,
-                    request_id=rid,
+                    request_id=op.request_id,
                     error=err,
                     details={"fix": rows[-1].fix, "retry_at": rows[-1].retry_at},
                 )
             )
             continue
         report.counts["sent"] += 1
-        token = sent.get("SyncToken")
+        token = (result.entity or {}).get("SyncToken")
         rows.append(
             st.but(
                 sent_at=datetime.now(UTC),
-                sent_to=p.send_to,
+                sent_to=op.send_to,
                 sync_token=str(token) if token is not None else st.sync_token,
                 status="synced" if st.status == "failed" else st.status,
                 attempt=0,
@@ -1012,12 +1020,12 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
                 run.realm_id,
                 entity.name,
                 run.run_id,
-                p.source_id,
+                str(st.source_id),
                 "send",
                 "ok",
                 qbo_id=st.qbo_id,
-                request_id=rid,
-                message=f"emailed by QBO to {p.send_to}",
+                request_id=op.request_id,
+                message=f"emailed by QBO to {op.send_to}",
             )
         )
     with run.engine.begin() as conn:

@@ -155,6 +155,7 @@ class Report:
         "conflicts",
         "skipped",
         "sent",
+        "send_failed",
         "copied",
     )
 

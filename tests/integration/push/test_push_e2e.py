@@ -232,10 +232,15 @@ def test_R33_second_run_makes_zero_write_calls(pushed: PushBed) -> None:
 
 def test_R7_R11_editing_a_sale_is_one_sparse_update(pushed: PushBed) -> None:
     sale_id, qbo_id = next(
-        (s, q) for s, q in _id_map(pushed, "invoices").items() if q in _by_id(pushed, "Invoice")
-        and not _rows(pushed.env.warehouse, "SELECT 1 FROM sync.record_state WHERE"
-                      " entity = 'invoices' AND source_id = :s AND qbo_entity = 'CreditMemo'",
-                      s=s)
+        (s, q)
+        for s, q in _id_map(pushed, "invoices").items()
+        if q in _by_id(pushed, "Invoice")
+        and not _rows(
+            pushed.env.warehouse,
+            "SELECT 1 FROM sync.record_state WHERE"
+            " entity = 'invoices' AND source_id = :s AND qbo_entity = 'CreditMemo'",
+            s=s,
+        )
     )
     token_before = int(_by_id(pushed, "Invoice")[qbo_id]["SyncToken"])
     _rows(
@@ -443,7 +448,12 @@ def test_R18_send_invoice_emails_the_billing_email_or_only_copies(push_bed: Push
         b=without,
     )
     report = pipeline.push_all(push_bed.env, push_bed.realm, run_id="send")
-    assert report.totals()["sent"] == 1
+    assert report.totals()["sent"] == 1, (
+        report.totals(),
+        _rows(
+            push_bed.env.warehouse, "SELECT error_message FROM sync.ledger WHERE operation = 'send'"
+        ),
+    )
     assert report.totals()["copied"] == 1
     invoices = _id_map(push_bed, "invoices")
     emails = push_bed.sandbox.control.emails(push_bed.realm)
@@ -546,12 +556,18 @@ def test_R34_observation5_a_losing_value_never_comes_back(pushed: PushBed) -> No
         "Customer",
         {"Id": customer_id, "sparse": True, "PrimaryEmailAddr": {"Address": "qbo@example.com"}},
     )
-    _rows(pushed.env.source, "UPDATE app.contacts SET email = 'lost@example.com' WHERE id = :i",
-          i=int(contact))
+    _rows(
+        pushed.env.source,
+        "UPDATE app.contacts SET email = 'lost@example.com' WHERE id = :i",
+        i=int(contact),
+    )
     first = pipeline.push_all(pushed.env, pushed.realm, run_id="conflict")
     assert first.totals()["conflicts"] == 1
-    _rows(pushed.env.source, "UPDATE app.contacts SET family_name = 'Unrelated' WHERE id = :i",
-          i=int(contact))
+    _rows(
+        pushed.env.source,
+        "UPDATE app.contacts SET family_name = 'Unrelated' WHERE id = :i",
+        i=int(contact),
+    )
     second = pipeline.push_all(pushed.env, pushed.realm, run_id="unrelated")
     assert second.totals()["updated"] == 1
     customer = _by_id(pushed, "Customer")[customer_id]
