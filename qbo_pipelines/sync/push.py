@@ -402,10 +402,9 @@ def _push_chunk(
             report.counts["held_back"] += 1
             if current is None or current.status != "held" or current.source_hash != p.record_hash:
                 ledger.append(
-                    ledger_row(
-                        run.realm_id,
+                    _entry(
+                        run,
                         entity.name,
-                        run.run_id,
                         p.source_id,
                         "hold",
                         "held",
@@ -445,10 +444,9 @@ def _push_chunk(
                 )
             ):
                 ledger.append(
-                    ledger_row(
-                        run.realm_id,
+                    _entry(
+                        run,
                         entity.name,
-                        run.run_id,
                         p.source_id,
                         "skip",
                         "skipped",
@@ -588,10 +586,9 @@ def _carry_out_deletes(run: PushRun, spec: PushSpec, writer: Writer, report: Rep
         report.counts["skipped"] += 1
         done.append(current.but(status="deleted", name_key=current.name_key))
         ledger.append(
-            ledger_row(
-                run.realm_id,
+            _entry(
+                run,
                 entity.name,
-                run.run_id,
                 p.source_id,
                 "skip",
                 "skipped",
@@ -614,6 +611,9 @@ QBO_NAME_TYPES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+RENAME_FIX = (
+    "Rename one of the two in the source app (or merge them); the next run syncs the renamed one."
+)
 RULE_PREFIX = {
     "customers": "customer.display_name",
     "vendors": "vendor.display_name",
@@ -652,31 +652,15 @@ def _check_names(
     for p in sorted(naming, key=lambda x: (len(x.source_id), x.source_id)):
         key = keys[p.source_id]
         owner = owners.get(key)
+        other = None
         if owner is not None and owner != (entity, p.source_id):
             other = f"{owner[0]} #{owner[1]} already has this name in QBO"
-            verdict[p.source_id] = _hold(
-                p,
-                _collision(
-                    entity,
-                    p.source_id,
-                    p.name or "",
-                    other,
-                    "Rename one of the two in the source app (or merge them); the next run syncs "
-                    "the renamed one.",
-                ),
-            )
         elif key in claimed:
             other = f"{entity} #{claimed[key]} has the same name in this run"
+        if other is not None:
             verdict[p.source_id] = _hold(
                 p,
-                _collision(
-                    entity,
-                    p.source_id,
-                    p.name or "",
-                    other,
-                    "Rename one of the two in the source app (or merge them); the next run syncs "
-                    "the renamed one.",
-                ),
+                _collision(entity, p.source_id, p.name or "", other, RENAME_FIX),
             )
         else:
             claimed[key] = p.source_id
@@ -761,10 +745,9 @@ def _check_names(
     out = [verdict.get(p.source_id, p) for p in plans]
     if matched:
         ledger = [
-            ledger_row(
-                run.realm_id,
+            _entry(
+                run,
                 entity,
-                run.run_id,
                 m.source_id,
                 "match",
                 "ok",
@@ -777,6 +760,13 @@ def _check_names(
             records.save(conn, matched, run.run_id)
             state.append_ledger(conn, ledger)
     return out, []
+
+
+def _entry(
+    run: PushRun, entity: str, source_id: str | None, operation: str, outcome: str, **kw: Any
+) -> state.LedgerRow:
+    """A push ledger row of this run (R37)."""
+    return ledger_row(run.realm_id, entity, run.run_id, source_id, operation, outcome, **kw)
 
 
 def _hold(p: Plan, violation: Violation) -> Plan:
@@ -946,10 +936,9 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
         if not p.send_to:
             report.counts["copied"] += 1
             ledger.append(
-                ledger_row(
-                    run.realm_id,
+                _entry(
+                    run,
                     entity.name,
-                    run.run_id,
                     p.source_id,
                     "send",
                     "skipped",
@@ -986,10 +975,9 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
             report.counts["send_failed"] += 1
             rows.append(_send_refused(st, err, now))
             ledger.append(
-                ledger_row(
-                    run.realm_id,
+                _entry(
+                    run,
                     entity.name,
-                    run.run_id,
                     str(st.source_id),
                     "send",
                     "failed",
@@ -1016,10 +1004,9 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
             )
         )
         ledger.append(
-            ledger_row(
-                run.realm_id,
+            _entry(
+                run,
                 entity.name,
-                run.run_id,
                 str(st.source_id),
                 "send",
                 "ok",
