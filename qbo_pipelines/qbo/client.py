@@ -357,6 +357,7 @@ def plan_dispatches(
     *,
     prefer: Preference = "fastest",
     limits: Limits | None = None,
+    reserved_singles: int = 0,
 ) -> list[Dispatch]:
     """The HTTP calls for ``ops``: pure and deterministic (same ops, same order -> same calls).
 
@@ -368,6 +369,8 @@ def plan_dispatches(
     Batches and singles are interleaved in proportion, so a caller that executes the list as it
     goes keeps both kinds of call busy. Items of one batch must not depend on each other, and
     neither may two dispatches of one plan (they run concurrently, in no set order).
+    ``reserved_singles`` counts single calls the caller will make right after these (e.g.
+    invoice sends): with fewer singles left for ``ops``, more of them go in batches.
     """
     if prefer not in ("fewest_calls", "fastest"):
         raise ValueError(f"prefer must be 'fewest_calls' or 'fastest', not {prefer!r}")
@@ -375,7 +378,7 @@ def plan_dispatches(
     if prefer == "fewest_calls":
         n_batches = math.ceil(len(batchable) / BATCH_SIZE)
     else:
-        n_batches = batches_for_fastest(len(batchable), len(ops), limits)
+        n_batches = batches_for_fastest(len(batchable), len(ops) + reserved_singles, limits)
     in_batches = batchable[: n_batches * BATCH_SIZE]
     batches = [
         Dispatch.batch([ops[i] for i in in_batches[start : start + BATCH_SIZE]])

@@ -473,8 +473,10 @@ def _push_chunk(
             quarantine.release(conn, run.realm_id, entity.name, clean, run.run_id)
     states = records.load(run.engine, run.realm_id, entity.name, [p.source_id for p in plans])
     intents = [i for p in plans if (i := _intent(run, spec, p, states.get(p.source_id)))]
-    writer.write(intents, states)
-    return [p for p in plans if p.send]
+    sends = [p for p in plans if p.send]
+    # Each send is a single call right after these writes: leave them the single-call budget.
+    writer.write(intents, states, reserved_singles=sum(1 for p in sends if p.send_to))
+    return sends
 
 
 def _intent(run: PushRun, spec: PushSpec, p: Plan, current: RecordState | None) -> Intent | None:

@@ -292,13 +292,23 @@ class Writer:
         )
         self._run([d for d, _ in pending], {d.request_id: i for d, i in pending}, states)
 
-    def write(self, intents: Sequence[Intent], states: Mapping[SourceId, RecordState]) -> None:
+    def write(
+        self,
+        intents: Sequence[Intent],
+        states: Mapping[SourceId, RecordState],
+        *,
+        reserved_singles: int = 0,
+    ) -> None:
         """Store every intent and its call first, then send the calls concurrently within the
         company's budget (:meth:`QboClient.execute`) and record each answer as it comes."""
         if not intents:
             return
         by_key = {i.source_id: i for i in intents}
-        dispatches = plan_dispatches([i.batch_op() for i in intents], prefer=self.prefer)
+        dispatches = plan_dispatches(
+            [i.batch_op() for i in intents],
+            prefer=self.prefer,
+            reserved_singles=reserved_singles,
+        )
         groups = {
             d.request_id: [by_key[SourceId(op.key or "")] for op in d.ops] for d in dispatches
         }
