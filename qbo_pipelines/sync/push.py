@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import QboId, RealmId, SourceId, content_hash
 from qbo_pipelines.qbo import query as q
-from qbo_pipelines.qbo.client import BatchOp, Dispatch, QboClient, derive_request_id
+from qbo_pipelines.qbo.client import BatchOp, BatchResult, Dispatch, QboClient, derive_request_id
 from qbo_pipelines.qbo.errors import AuthError, QboError
 from qbo_pipelines.qbo.values import last_updated
 from qbo_pipelines.quality import quarantine
@@ -344,7 +344,7 @@ def _push_locked(
     writer.replay_open()
     todo = candidates(run.engine, run.reader, run.realm_id, name, mode=mode, source_ids=source_ids)
     seen: set[SourceId] = set()
-    sends: list[Plan] = []
+    sends = _Sends(run, spec, report)
     if todo.wanted is None:
         # Everything is looked at: Postgres hashes every source row, and only records whose
         # row moved since they were last in step are read and planned.
@@ -355,12 +355,12 @@ def _push_locked(
             report.counts["unchanged"] += len(steady)
             moved = [s for s in hashes if s not in steady]
             for chunk in run.reader.iter_entity(name, moved, CHUNK) if moved else ():
-                sends += _push_chunk(run, spec, chunk, writer, report)
+                _push_chunk(run, spec, chunk, writer, report, sends)
             records.set_row_hashes(run.engine, run.realm_id, name, {s: hashes[s] for s in moved})
     else:
         for chunk in run.reader.iter_entity(name, todo.wanted, CHUNK):
             seen.update(SourceId(r.source_id) for r in chunk)
-            sends += _push_chunk(run, spec, chunk, writer, report)
+            _push_chunk(run, spec, chunk, writer, report, sends)
     gone = set(todo.deleted)
     if todo.wanted is None:
         gone |= records.source_ids(run.engine, run.realm_id, name) - seen
@@ -369,7 +369,7 @@ def _push_locked(
     _mark_deleted(run, name, gone)
     _carry_out_deletes(run, spec, writer, report)
     _refresh_linked(run, writer)
-    _send_requested(run, spec, sends, report)
+    sends.flush()
     if todo.window is not None:
         feed.advance(run.engine, run.realm_id, DIRECTION, name, todo.window)
         report.cursor = todo.until
@@ -378,8 +378,13 @@ def _push_locked(
 
 
 def _push_chunk(
-    run: PushRun, spec: PushSpec, chunk: Sequence[Record], writer: Writer, report: Report
-) -> list[Plan]:
+    run: PushRun,
+    spec: PushSpec,
+    chunk: Sequence[Record],
+    writer: Writer,
+    report: Report,
+    sends: _Sends,
+) -> None:
     entity = spec.entity
     states = records.load(run.engine, run.realm_id, entity.name, [r.source_id for r in chunk])
     now = datetime.now(UTC)
@@ -473,10 +478,10 @@ def _push_chunk(
             quarantine.release(conn, run.realm_id, entity.name, clean, run.run_id)
     states = records.load(run.engine, run.realm_id, entity.name, [p.source_id for p in plans])
     intents = [i for p in plans if (i := _intent(run, spec, p, states.get(p.source_id)))]
-    sends = [p for p in plans if p.send]
-    # Each send is a single call right after these writes: leave them the single-call budget.
-    writer.write(intents, states, reserved_singles=sum(1 for p in sends if p.send_to))
-    return sends
+    # The previous chunk's sends run alongside these writes (single calls next to batches).
+    writer.write(intents, states, extra=sends.take(), on_extra=sends.answered)
+    sends.record()
+    sends.add([p for p in plans if p.send])
 
 
 def _intent(run: PushRun, spec: PushSpec, p: Plan, current: RecordState | None) -> Intent | None:
@@ -918,11 +923,13 @@ def _send_refused(st: RecordState, err: QboError, now: datetime) -> RecordState:
     )
 
 
-def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report: Report) -> None:
+def _sends_for(
+    run: PushRun, spec: PushSpec, plans: Sequence[Plan], report: Report
+) -> list[tuple[Dispatch, RecordState]]:
     """R18: once synced, QBO emails the invoice to the billing email held in the source; with
     no billing email the invoice is only copied to QBO. Each invoice is sent once."""
     if not plans:
-        return
+        return []
     entity = spec.entity
     states = records.load(run.engine, run.realm_id, entity.name, [p.source_id for p in plans])
     rows: list[RecordState] = []
@@ -967,10 +974,22 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
             key=st.source_id,
         )
         to_send.append((Dispatch.one(op), st))
-    # Every send is its own call (QBO has no batch send): run them concurrently in the budget.
-    pending = {d.request_id: st for d, st in to_send}
-    for dispatch, results in run.client.execute([d for d, _ in to_send]):
-        st = pending[dispatch.request_id]
+    _save_sends(run, spec, rows, ledger)
+    return to_send
+
+
+def _record_sends(
+    run: PushRun,
+    spec: PushSpec,
+    answered: Sequence[tuple[Dispatch, list[BatchResult], RecordState]],
+    report: Report,
+) -> None:
+    """Record what QBO did with each send (emailed, or refused with a fix and a retry time)."""
+    entity = spec.entity
+    rows: list[RecordState] = []
+    ledger: list[state.LedgerRow] = []
+    now = datetime.now(UTC)
+    for dispatch, results, st in answered:
         op, result = dispatch.ops[0], results[0]
         if result.error is not None:
             err = result.error
@@ -1017,6 +1036,13 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
                 message=f"emailed by QBO to {op.send_to}",
             )
         )
+    _save_sends(run, spec, rows, ledger)
+
+
+def _save_sends(
+    run: PushRun, spec: PushSpec, rows: Sequence[RecordState], ledger: Sequence[state.LedgerRow]
+) -> None:
+    entity = spec.entity
     with run.engine.begin() as conn:
         records.save(conn, rows, run.run_id)
         state.append_ledger(conn, ledger)
@@ -1036,6 +1062,38 @@ def _send_requested(run: PushRun, spec: PushSpec, plans: Sequence[Plan], report:
                 quarantine.resolve_notifications(
                     conn, run.realm_id, entity.name, [sid], title=SEND_TITLE
                 )
+
+
+class _Sends:
+    """Invoice sends (R18), each a single call QBO cannot batch, that ride along with the next
+    chunk's writes in the same concurrent run (batches and single calls overlap within the
+    budget); the last ones go out on their own."""
+
+    def __init__(self, run: PushRun, spec: PushSpec, report: Report) -> None:
+        self.run, self.spec, self.report = run, spec, report
+        self.waiting: dict[str, tuple[Dispatch, RecordState]] = {}
+        self.taken: dict[str, tuple[Dispatch, RecordState]] = {}
+        self.answers: list[tuple[Dispatch, list[BatchResult], RecordState]] = []
+
+    def add(self, plans: Sequence[Plan]) -> None:
+        for d, st in _sends_for(self.run, self.spec, plans, self.report):
+            self.waiting[d.request_id] = (d, st)
+
+    def take(self) -> list[Dispatch]:
+        self.taken, self.waiting = self.waiting, {}
+        return [d for d, _ in self.taken.values()]
+
+    def answered(self, dispatch: Dispatch, results: list[BatchResult]) -> None:
+        self.answers.append((dispatch, results, self.taken[dispatch.request_id][1]))
+
+    def record(self) -> None:
+        _record_sends(self.run, self.spec, self.answers, self.report)
+        self.answers = []
+
+    def flush(self) -> None:
+        for dispatch, results in self.run.client.execute(self.take()):
+            self.answered(dispatch, results)
+        self.record()
 
 
 __all__ = [

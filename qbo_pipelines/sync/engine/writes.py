@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -297,24 +297,32 @@ class Writer:
         intents: Sequence[Intent],
         states: Mapping[SourceId, RecordState],
         *,
-        reserved_singles: int = 0,
+        extra: Sequence[Dispatch] = (),
+        on_extra: Callable[[Dispatch, list[BatchResult]], None] | None = None,
     ) -> None:
         """Store every intent and its call first, then send the calls concurrently within the
-        company's budget (:meth:`QboClient.execute`) and record each answer as it comes."""
-        if not intents:
+        company's budget (:meth:`QboClient.execute`) and record each answer as it comes.
+
+        ``extra`` calls (e.g. invoice sends of records written earlier) run in the same stream,
+        interleaved, their answers handed to ``on_extra``; the split between batches and single
+        calls leaves them their share of the budget.
+        """
+        if not intents and not extra:
             return
         by_key = {i.source_id: i for i in intents}
-        dispatches = plan_dispatches(
-            [i.batch_op() for i in intents],
-            prefer=self.prefer,
-            reserved_singles=reserved_singles,
+        dispatches = (
+            plan_dispatches(
+                [i.batch_op() for i in intents], prefer=self.prefer, reserved_singles=len(extra)
+            )
+            if intents
+            else []
         )
         groups = {
             d.request_id: [by_key[SourceId(op.key or "")] for op in d.ops] for d in dispatches
         }
         self._store(dispatches, groups, states)
         fresh = records.load(self.engine, self.realm_id, self.entity.name, list(by_key))
-        self._run(dispatches, groups, fresh)
+        self._run(_interleave(dispatches, extra), groups, fresh, on_extra)
 
     # ------------------------------------------------------------------ steps
 
@@ -359,9 +367,14 @@ class Writer:
         dispatches: Sequence[Dispatch],
         groups: Mapping[str, Sequence[Intent]],
         states: Mapping[SourceId, RecordState],
+        on_extra: Callable[[Dispatch, list[BatchResult]], None] | None = None,
     ) -> None:
         stale: list[tuple[Intent, RecordState]] = []
         for dispatch, results in self.client.execute(dispatches, reapply_on_stale=False):
+            if dispatch.request_id not in groups:
+                if on_extra is not None:
+                    on_extra(dispatch, results)
+                continue
             stale += self._record(dispatch.request_id, groups[dispatch.request_id], results, states)
         if stale:
             self._merge_stale(stale)
@@ -766,6 +779,16 @@ class Writer:
 
 def _template(qbo_entity: str, base: Mapping[str, Any] | None) -> dict[str, Any]:
     return diff.template(MANAGED_FIELDS.get(qbo_entity, ()), base)
+
+
+def _interleave(first: Sequence[Dispatch], second: Sequence[Dispatch]) -> list[Dispatch]:
+    """Both lists merged in proportion (each keeps its order), so neither kind of call waits
+    for the other to run out."""
+    if not first or not second:
+        return [*first, *second]
+    keyed = [((i + 0.5) / len(first), 0, d) for i, d in enumerate(first)]
+    keyed += [((i + 0.5) / len(second), 1, d) for i, d in enumerate(second)]
+    return [d for _, _, d in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
 def _open_in(current: RecordState | None, rid: str) -> bool:
