@@ -162,11 +162,11 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
         "send_failed",
         "api_calls",
     )
-    out(f"  {'asset':24}" + "".join(f"{c:>11}" for c in columns))
+    out(f"  {'asset':24}" + "".join(f"{c:>12}" for c in columns))
     for key, values in counts.items():
         if not key.startswith("pushed/"):
             continue
-        out(f"  {key:24}" + "".join(f"{values.get(c, 0):>11}" for c in columns))
+        out(f"  {key:24}" + "".join(f"{values.get(c, 0):>12}" for c in columns))
     with warehouse.connect() as conn:
         rows = conn.execute(
             sa.text(
