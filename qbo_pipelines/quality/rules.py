@@ -1139,93 +1139,11 @@ def check(record: Any, *, creating: bool = True) -> list[Violation]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class NameCollisions:
-    """Records held because their display name collides with another record's.
-
-    Attributes:
-        customers: customer source id -> its violations.
-        vendors: vendor source id -> its violations.
-    """
-
-    customers: dict[str, list[Violation]]
-    vendors: dict[str, list[Violation]]
-
-
 def name_key(name: str) -> str:
     """How QBO compares display names: blanks collapsed, case ignored."""
     # QBO compares names without regard to case or surrounding blanks (assumption, stricter
     # than exact match: a false hold is visible and cheap, a 6240 or a wrong R5 match is not).
     return " ".join(name.split()).casefold()
-
-
-def display_name_collisions(
-    customers: Iterable[CanonicalCustomer], vendors: Iterable[CanonicalVendor]
-) -> NameCollisions:
-    """Find display names that would collide in QBO (6240) or match the wrong customer (R5).
-
-    QBO ``DisplayName`` is unique across Customers, Vendors and Employees. Contacts of one
-    organisation share its name and become one QBO Customer (R5), so they do not collide; two
-    different organisations (or lone contacts) with one name do: both would match the same QBO
-    customer, so both are held. A vendor whose name a customer uses is held (the customer keeps
-    the name: its invoices depend on it), and so are vendors sharing a name with each other.
-
-    Args:
-        customers: the customers the run pushes (or has pushed).
-        vendors: the vendors the run pushes (or has pushed).
-
-    Returns:
-        The violations per colliding record, by entity; records without a name are ignored
-        (their own rules hold them).
-    """
-    owners: dict[str, dict[str, list[CanonicalCustomer]]] = {}
-    for c in customers:
-        if is_blank(c.display_name):
-            continue
-        owner = f"org:{c.organisation_id}" if c.organisation_id else f"contact:{c.source_id}"
-        owners.setdefault(name_key(c.display_name), {}).setdefault(owner, []).append(c)
-    by_vendor_name: dict[str, list[CanonicalVendor]] = {}
-    for v in vendors:
-        if not is_blank(v.display_name):
-            by_vendor_name.setdefault(name_key(v.display_name), []).append(v)
-
-    held_customers: dict[str, list[Violation]] = {}
-    for groups in owners.values():
-        if len(groups) < 2:
-            continue
-        everyone = [c for members in groups.values() for c in members]
-        for c in everyone:
-            others = ", ".join(f"#{o.source_id}" for o in everyone if o is not c)
-            held_customers.setdefault(c.source_id, []).append(
-                Violation(
-                    "customer.display_name.duplicate",
-                    f"{record_label(c)}: display name {show(c.display_name)} is also used by "
-                    f"another organisation or contact ({others}); in QBO both would be one "
-                    "customer",
-                    "Make the names distinct in the source app (e.g. add the city), or put the "
-                    "contacts in one organisation.",
-                )
-            )
-    held_vendors: dict[str, list[Violation]] = {}
-    for key, group in by_vendor_name.items():
-        customer_ids = [c.source_id for members in owners.get(key, {}).values() for c in members]
-        for v in group:
-            if customer_ids:
-                reason = f"is used by customer #{customer_ids[0]}"
-            elif len(group) > 1:
-                others = ", ".join(f"#{o.source_id}" for o in group if o is not v)
-                reason = f"is also used by vendor {others}"
-            else:
-                continue
-            held_vendors.setdefault(v.source_id, []).append(
-                Violation(
-                    "vendor.display_name.duplicate",
-                    f"{record_label(v)}: display name {show(v.display_name)} {reason}; QBO "
-                    "names are unique across customers and vendors (error 6240)",
-                    "Give the worker a distinct trading name in the source app.",
-                )
-            )
-    return NameCollisions(customers=held_customers, vendors=held_vendors)
 
 
 def unquotable_value(record: object, field: str, value: str) -> Violation:
@@ -1342,10 +1260,8 @@ __all__ = [
     "check_receipt",
     "check_sale",
     "check_vendor",
-    "NameCollisions",
     "close",
     "decimal_safe",
-    "display_name_collisions",
     "is_valid_email",
     "merge_by_rule",
     "name_key",

@@ -392,14 +392,12 @@ def _push_chunk(
         plan_record(spec, r, states.get(SourceId(r.source_id)), run.context, now) for r in chunk
     ]
     if spec.name_space is not None:
-        plans, matched = _check_names(run, spec, plans, states, report)
-    else:
-        matched = []
+        plans = _check_names(run, spec, plans, states, report)
     held: dict[str, list[Violation]] = {
         p.source_id: list(p.violations) for p in plans if p.action == "hold"
     }
     clean = [p.source_id for p in plans if p.action != "hold"]
-    rows: list[RecordState] = list(matched)
+    rows: list[RecordState] = []
     ledger: list[state.LedgerRow] = []
     for p in plans:
         current = states.get(p.source_id)
@@ -643,7 +641,7 @@ def _check_names(
     plans: list[Plan],
     states: Mapping[SourceId, RecordState],
     report: Report,
-) -> tuple[list[Plan], list[RecordState]]:
+) -> list[Plan]:
     """Names the way QBO sees them, before writing: creates and renames that would collide
     with another record of ours or with a QBO record are held with a reason and a fix; a
     create whose exact name exists in QBO (unlinked) is matched instead (R5, R10)."""
@@ -651,7 +649,7 @@ def _check_names(
     entity = spec.entity.name
     naming = [p for p in plans if p.action in {"create", "update"} and p.name]
     if not naming:
-        return plans, []
+        return plans
     keys = {p.source_id: name_key(space, p.name or "") for p in naming}
     owners = records.name_owners(run.engine, run.realm_id, keys.values())
     verdict: dict[SourceId, Plan] = {}
@@ -689,7 +687,7 @@ def _check_names(
                     "Nothing to do: the next run checks again and syncs the record.",
                 ),
             )
-        return [verdict.get(p.source_id, p) for p in plans], []
+        return [verdict.get(p.source_id, p) for p in plans]
     matched: list[RecordState] = []
     hits_to_check = {str(hit["Id"]) for p in lookups for hit in found.get(keys[p.source_id], [])}
     linked = records.mapped_qbo_ids(run.engine, run.realm_id, spec.entity.qbo_name, hits_to_check)
@@ -766,7 +764,7 @@ def _check_names(
         with run.engine.begin() as conn:
             records.save(conn, matched, run.run_id)
             state.append_ledger(conn, ledger)
-    return out, []
+    return out
 
 
 def _entry(

@@ -566,25 +566,3 @@ def credit_memo_body(sale: CanonicalSale, ctx: PushContext) -> BuildResult:
             ],
         }
     return Built(body)
-
-
-def sparse_update(new: Body, last: Mapping[str, Any] | None) -> Body:
-    """The top-level fields of ``new`` that differ from what we last wrote (R7, field level).
-
-    With no record of the last write, every field is sent. ``Line`` is all-or-none in QBO, so
-    it is sent whole when any line changed.
-    """
-    if last is None:
-        return dict(new)
-    return {k: v for k, v in new.items() if _normal(v) != _normal(last.get(k))}
-
-
-def _normal(value: Any) -> Any:
-    """Comparable form of a body value (Decimal/str/float render alike)."""
-    if isinstance(value, dict):
-        return {k: _normal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_normal(v) for v in value]
-    if isinstance(value, Decimal | float | int) and not isinstance(value, bool):
-        return str(Decimal(str(value)).normalize())
-    return value

@@ -44,12 +44,6 @@ QBO_ENTITY = {
     "vendors": "Vendor", "bills": "Bill",
 }
 FAST_CLIENT = {"backoff_base": 0.01, "throttle_backoff_base": 0.01, "backoff_max": 0.05}
-ENGINE_COLLISIONS = (
-    "engine: display names QBO treats as one (case/space-only, or across customers and "
-    "vendors) must be checked before writing and held with rule *.display_name.duplicate "
-    "(rules.display_name_collisions exists; the push does not call it)"
-)
-ENGINE_CREDIT_MEMO = "engine: a sale with a negative total must be pushed as a QBO CreditMemo"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ parameters; every write is one ``executemany`` inside the caller's transaction.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
@@ -107,16 +106,6 @@ def source_ids(bind: Bind, realm_id: str, entity: str) -> set[SourceId]:
     )
     with _conn(bind) as conn:
         return {SourceId(s) for s in conn.execute(sql, {"r": realm_id, "e": entity}).scalars()}
-
-
-def live_qbo_ids(bind: Bind, realm_id: str, entity: str) -> dict[SourceId, QboId]:
-    """Source id -> QBO Id of every record of ``entity`` linked to a live QBO record."""
-    sql = sa.text(
-        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = :e"
-        " AND source_id IS NOT NULL AND qbo_id IS NOT NULL AND NOT deleted_in_qbo"
-    )
-    with _conn(bind) as conn:
-        return {SourceId(s): QboId(q) for s, q in conn.execute(sql, {"r": realm_id, "e": entity})}
 
 
 def in_step(
@@ -319,7 +308,3 @@ class _conn:
     def __exit__(self, *exc: object) -> None:
         if self.owned is not None:
             self.owned.close()
-
-
-def ledger_json(details: object) -> str | None:
-    return json.dumps(details, default=str) if details is not None else None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -793,7 +793,3 @@ def _interleave(first: Sequence[Dispatch], second: Sequence[Dispatch]) -> list[D
 
 def _open_in(current: RecordState | None, rid: str) -> bool:
     return current is not None and current.intent is not None and current.dispatch_id == rid
-
-
-def pending_ids(states: Iterable[RecordState]) -> set[SourceId]:
-    return {s.source_id for s in states if s.intent is not None and s.source_id is not None}

@@ -17,6 +17,7 @@ from qbo_pipelines.canonical import (
     QboId,
     SourceId,
 )
+from qbo_pipelines.sync.engine import diff
 from qbo_pipelines.sync.engine.records import RecordState
 from qbo_pipelines.sync.push import plan_delete, plan_record
 from qbo_pipelines.sync.specs import SPECS
@@ -213,10 +214,10 @@ def test_R6_billing_contact_change_alone_triggers_no_update() -> None:
 def test_R7_update_is_sparse_and_field_level() -> None:
     last = to_qbo.customer_fields(_customer())
     new = to_qbo.customer_fields(_customer(email="zoe.new@example.com"))
-    assert to_qbo.sparse_update(new, last) == {
+    assert diff.changed_fields(new, last) == {
         "PrimaryEmailAddr": {"Address": "zoe.new@example.com"}
     }
-    assert to_qbo.sparse_update(last, last) == {}
+    assert diff.changed_fields(last, last) == {}
 
 
 def test_R10_unmatched_item_is_a_service_item_with_the_default_income_account() -> None:
