@@ -35,7 +35,7 @@ from qbo_pipelines.qbo import query as q
 from qbo_pipelines.qbo.client import BatchOp, BatchResult, Dispatch, QboClient, derive_request_id
 from qbo_pipelines.qbo.errors import AuthError, QboError
 from qbo_pipelines.qbo.values import last_updated
-from qbo_pipelines.quality import quarantine
+from qbo_pipelines.quality import quarantine, rules
 from qbo_pipelines.quality.rules import Violation, check
 from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.sync import state
@@ -256,10 +256,9 @@ as deletes this many times before the void fallback is used."""
 
 
 def name_key(space: str, name: str) -> str:
-    """A name as QBO compares it: case-insensitive, surrounding spaces ignored. Runs of inner
-    spaces count as one too (stricter than QBO is known to be): two names that differ only
-    there are almost surely one party typed twice, so the second is held for a person."""
-    return f"{space}:{' '.join(name.split()).casefold()}"
+    """A name as QBO compares it (:func:`qbo_pipelines.quality.rules.name_key`), within one of
+    QBO's name spaces (``party``: Customer, Vendor, Employee; ``item``: Item)."""
+    return f"{space}:{rules.name_key(name)}"
 
 
 # --------------------------------------------------------------------------- the run
