@@ -473,7 +473,8 @@ def _push_chunk(
             quarantine.hold(conn, run.realm_id, entity.name, run.run_id, held)
         if clean:
             quarantine.release(conn, run.realm_id, entity.name, clean, run.run_id)
-    states = records.load(run.engine, run.realm_id, entity.name, [p.source_id for p in plans])
+    # Records written below were neither held, skipped nor matched above: their states as
+    # loaded are current.
     intents = [i for p in plans if (i := _intent(run, spec, p, states.get(p.source_id)))]
     # The previous chunk's sends run alongside these writes (single calls next to batches).
     writer.write(intents, states, extra=sends.take(), on_extra=sends.answered)

@@ -320,9 +320,8 @@ class Writer:
         groups = {
             d.request_id: [by_key[SourceId(op.key or "")] for op in d.ops] for d in dispatches
         }
-        self._store(dispatches, groups, states)
-        fresh = records.load(self.engine, self.realm_id, self.entity.name, list(by_key))
-        self._run(_interleave(dispatches, extra), groups, fresh, on_extra)
+        stored = self._store(dispatches, groups, states)
+        self._run(_interleave(dispatches, extra), groups, stored, on_extra)
 
     # ------------------------------------------------------------------ steps
 
@@ -331,8 +330,10 @@ class Writer:
         dispatches: Sequence[Dispatch],
         groups: Mapping[str, Sequence[Intent]],
         states: Mapping[SourceId, RecordState],
-    ) -> None:
-        rows = []
+    ) -> dict[SourceId, RecordState]:
+        """Commit each intent on its record, and each call's exact operations, before any call
+        is made; the states as stored."""
+        rows: list[RecordState] = []
         with self.engine.begin() as conn:
             for d in dispatches:
                 intents = groups[d.request_id]
@@ -361,6 +362,7 @@ class Writer:
                     self.run_id,
                 )
             records.save(conn, rows, self.run_id)
+        return {SourceId(r.source_id or ""): r for r in rows}
 
     def _run(
         self,
