@@ -28,6 +28,7 @@ AREA_CLIS = (
     "qbo_pipelines.source_app.cli",
     "qbo_pipelines.mapping.cli",
     "qbo_pipelines.sync.cli",
+    "qbo_pipelines.webhooks.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
