@@ -142,3 +142,97 @@ def stage(env: SyncEnv, entity: str, *, run_id: str) -> StageReport:
     with env.warehouse.begin() as conn:
         staged = loaders.load_staging(conn, entity, records, run_id)
     return StageReport(entity, staged, gx_suites.validate_records(entity, records))
+
+
+# --------------------------------------------------------------------------- the pull
+
+
+@dataclass(frozen=True)
+class PullExtractReport:
+    """One extract of a company's QBO changes into ``raw_qbo`` (the pull's first step)."""
+
+    realm_id: str
+    rows: dict[str, int]
+    changed: int
+    deleted: int
+    webhook_events: int
+    reads: int
+    full: bool
+
+
+def pull_extract(
+    env: SyncEnv, realm_id: RealmId, *, run_id: str | None = None, full: bool = False
+) -> PullExtractReport:
+    """Bring a company's QBO changes into ``raw_qbo``: exactly the records the webhook inbox
+    names (``Id IN`` pages), then one CDC call as the safety net (a full re-read on the first
+    run, when asked, or when the cursor is older than CDC's 30 days; R29, R36, R44). The inbox
+    events are marked processed once their records are in ``raw_qbo``: the write-back finds
+    them there (out of step with ``sync.record_state``) even if this run stops before it."""
+    from qbo_pipelines.sync.engine import lock
+    from qbo_pipelines.sync.extract import ENTITIES, extract_qbo
+    from qbo_pipelines.webhooks import inbox
+
+    claim = inbox.claim(env.warehouse, realm_id)
+    with env.client(realm_id) as client, lock.company_writer(env.warehouse, realm_id):
+        ids = {e: v for e, v in _merged(claim.ids, claim.removed).items() if v}
+        report = extract_qbo(
+            client,
+            env.warehouse,
+            realm_id,
+            ids=None if full else (ids or None),
+            entities=list(ENTITIES),
+            full=full,
+            run_id=run_id,
+        )
+    if claim.row_ids:
+        inbox.done(env.warehouse, claim.row_ids, run_id or "cli")
+    return PullExtractReport(
+        realm_id,
+        dict(report.rows),
+        sum(len(v) for v in report.changed.values()),
+        sum(len(v) for v in report.deleted.values()),
+        len(claim.row_ids),
+        report.calls,
+        report.full,
+    )
+
+
+def _merged(a: dict[str, list[str]], b: dict[str, list[str]]) -> dict[str, list[str]]:
+    keys = set(a) | set(b)
+    return {k: sorted(set(a.get(k, ())) | set(b.get(k, ()))) for k in keys}
+
+
+def pull(env: SyncEnv, realm_id: RealmId, entity: str, *, run_id: str | None = None) -> Any:
+    """Write one entity's QBO changes (already in ``raw_qbo``) into the source app
+    (:func:`qbo_pipelines.sync.pull.pull_entity`); returns its :class:`PullReport`."""
+    from qbo_pipelines.sync.pull import PullRun, pull_entity
+
+    run = PullRun(
+        engine=env.warehouse,
+        source=env.connector,
+        realm_id=realm_id,
+        run_id=run_id,
+        context=push_context.load(env.warehouse, env.connector, realm_id),
+    )
+    return pull_entity(run, entity)
+
+
+def pull_all(
+    env: SyncEnv, realm_id: RealmId, *, run_id: str | None = None, full: bool = False
+) -> dict[str, Any]:
+    """Extract and write back every pull entity of one company (tests, the demo, the CLI)."""
+    from qbo_pipelines.sync.pull import SPECS as PULL_SPECS
+
+    out: dict[str, Any] = {"extract": pull_extract(env, realm_id, run_id=run_id, full=full)}
+    for name in [*PULL_SPECS, "customer_transactions"]:
+        out[name] = pull(env, realm_id, name, run_id=run_id)
+    from qbo_pipelines.sync import state
+
+    state.set_cursor(env.warehouse, realm_id, "pull:last_run", _now_iso())
+    return out
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()

@@ -142,6 +142,8 @@ def _plan_write(
     skip = spec.skip_reason(record)
     if getattr(record, "origin", "source") == "qbo" and not known:
         skip = "pulled from QBO: never created there again (R35)"
+    elif getattr(record, "origin", "source") == "qbo" and spec.entity.name in QBO_MIRRORS:
+        return Plan("skip", source_id, record_hash, reason="a QBO record mirrored: QBO owns it")
     if skip is not None and not known:
         return Plan("skip", source_id, record_hash, reason=skip)
     if current is not None and current.qbo_id is not None and current.deleted_in_qbo:
@@ -248,6 +250,10 @@ def plan_delete(entity: catalogue.Entity, current: RecordState) -> Plan:
         action = "void" if current.qbo_entity in VOIDABLE else "delete"
     return Plan(action, source_id, qbo_entity=current.qbo_entity)
 
+
+QBO_MIRRORS = frozenset({"invoices", "payments"})
+"""Entities whose QBO-origin source records mirror QBO (the pull writes them whole, R16, R20):
+never pushed back."""
 
 VOIDABLE = frozenset({"Invoice", "Payment", "SalesReceipt", "BillPayment", "CreditMemo"})
 VOID_AFTER = 3

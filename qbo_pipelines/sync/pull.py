@@ -1,0 +1,901 @@
+"""The pull planner: QBO -> source app, over the same engine state as the push (sync/engine).
+
+One pull of one company, holding the company's writer lock (one writer per company, both
+directions):
+
+1. **Candidates** are found by Postgres, not by a list handed along: every ``raw_qbo`` row whose
+   version differs from what ``sync.record_state`` last synced (SyncToken, delete flag), plus QBO
+   records the source does not hold yet. The extract (:mod:`qbo_pipelines.sync.extract`) keeps
+   ``raw_qbo`` current from webhook ids and one CDC call per cycle; whatever a crashed pull left
+   undone is simply still out of step and is found again (no replay log is needed on this side:
+   every source write is a keyed upsert or a compare-and-set of named columns).
+2. **Plan** (pure, :func:`plan_linked`): QBO's version is projected onto the fields the sync
+   manages and compared field by field with the QBO side of the base; the source's current
+   record, built into the same shape, is compared with the source side of the base. Fields only
+   QBO changed are written into the source, column by column (R7); fields both changed to
+   different values are a conflict resolved by the entity's policy and recorded (R34); an echo
+   of the sync's own write (QBO at the version the push recorded) is not even a candidate (R35).
+   A version older than the one recorded is ignored, so a late webhook or a reordered delivery
+   never writes an intermediate value back (R42).
+3. **Write** into the source as the sync (change log origin ``sync``, never pushed back), each
+   update guarded by the values it was planned against: a row a person changed meanwhile is
+   left for the next cycle rather than overwritten.
+4. **Record** the new base on both sides in ``sync.record_state`` and every outcome in
+   ``sync.ledger`` (direction ``pull``, R37).
+
+Deletes in QBO never delete in the source (R9, R16, R22): the source record is marked. A record
+deleted in the source is never revived by a QBO edit (R42). QBO records the sync did not create
+become QBO-origin source records (customers: contacts, R8; invoices: sales, R16; payments:
+receipts against the synced sale, R20); each customer's QBO transactions are listed with a link
+that opens them in QBO (R26).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from qbo_pipelines import entities as catalogue
+from qbo_pipelines.canonical import QboId, SourceId, content_hash
+from qbo_pipelines.quality.rules import name_key as qbo_name_key
+from qbo_pipelines.source_app.connector import FieldUpdate, SourceAppConnector
+from qbo_pipelines.sync import state
+from qbo_pipelines.sync.engine import diff, lock, records
+from qbo_pipelines.sync.engine.records import RecordState
+from qbo_pipelines.sync.engine.writes import ledger_row
+from qbo_pipelines.transforms import from_qbo
+from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, PushContext
+
+log = logging.getLogger(__name__)
+
+DIRECTION = "pull"
+CHUNK = 500
+PullAction = Literal["create", "update", "deleted", "skip", "baseline"]
+
+
+@dataclass(frozen=True)
+class PullSpec:
+    """How one catalogue entity is pulled.
+
+    Attributes:
+        entity: the catalogue row.
+        table: the source table written.
+        raw_tables: ``raw_qbo`` table per QBO entity read (the first one is created from).
+        mirror: QBO-origin records of this entity are mirrors QBO owns (invoices, payments):
+            their whole record follows QBO; otherwise (customers) they are edited both ways.
+    """
+
+    entity: catalogue.Entity
+    table: str
+    raw_tables: Mapping[str, str]
+    mirror: bool = False
+
+    @property
+    def creates_from(self) -> str:
+        return next(iter(self.raw_tables))
+
+
+SPECS: dict[str, PullSpec] = {
+    "customers": PullSpec(catalogue.entity("customers"), "contacts", {"Customer": "customers"}),
+    "invoices": PullSpec(
+        catalogue.entity("invoices"),
+        "sales",
+        {"Invoice": "invoices", "CreditMemo": "credit_memos"},
+        mirror=True,
+    ),
+    "payments": PullSpec(
+        catalogue.entity("payments"), "receipts", {"Payment": "payments"}, mirror=True
+    ),
+}
+"""Pull entities in the order they are pulled (invoices need their customers, payments their
+invoices)."""
+
+TXN_TABLES: dict[str, str] = {
+    "Invoice": "invoices",
+    "Payment": "payments",
+    "Estimate": "estimates",
+    "SalesReceipt": "sales_receipts",
+    "CreditMemo": "credit_memos",
+    "RefundReceipt": "refund_receipts",
+}
+"""Customer transactions listed in the source (R26): QBO entity -> raw_qbo table."""
+
+
+@dataclass
+class PullReport:
+    """Counts per outcome for one entity and company; the ledger holds each record's story."""
+
+    entity: str
+    realm_id: str
+    run_id: str | None
+    counts: Counter[str] = field(default_factory=Counter)
+
+    KEYS = (
+        "created",
+        "updated",
+        "unchanged",
+        "conflicts",
+        "deleted",
+        "deferred",
+        "held_back",
+        "skipped",
+    )
+
+    def as_metadata(self) -> dict[str, int]:
+        return {k: int(self.counts.get(k, 0)) for k in self.KEYS}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One QBO record out of step with the sync's state."""
+
+    qbo_entity: str
+    qbo_id: QboId
+    deleted: bool
+    data: Mapping[str, Any]
+    state: RecordState | None
+
+
+@dataclass(frozen=True)
+class LinkedPlan:
+    """What the pull does to one source record both sides hold (pure planning output).
+
+    Attributes:
+        action: update (columns to write), baseline (only the base moves), skip.
+        columns: source columns to set; ``expect``: the values they hold now (compare-and-set).
+        applied: QBO fields whose value the source takes.
+        conflicts: fields both sides changed to different values (R34); ``kept_qbo``: those
+            where QBO's value won.
+        unmapped: fields QBO changed that the source cannot hold for this record (kept in QBO).
+        pending: source changes still to be pushed.
+        qbo_base: the QBO side of the new base.
+        reason: why nothing is written (skips).
+    """
+
+    action: PullAction
+    columns: Mapping[str, Any] = field(default_factory=dict)
+    expect: Mapping[str, Any] = field(default_factory=dict)
+    applied: frozenset[str] = frozenset()
+    conflicts: tuple[str, ...] = ()
+    kept_qbo: tuple[str, ...] = ()
+    unmapped: frozenset[str] = frozenset()
+    pending: frozenset[str] = frozenset()
+    qbo_base: Mapping[str, Any] | None = None
+    reason: str | None = None
+
+
+# --------------------------------------------------------------------------- pure planning
+
+
+def template(qbo_entity: str, source_base: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The shape QBO's versions are compared in (the push uses the same one)."""
+    return diff.template(MANAGED_FIELDS.get(qbo_entity, ()), source_base)
+
+
+def stale(obj: Mapping[str, Any], st: RecordState) -> bool:
+    """QBO's object is older than the version the sync already recorded (a late delivery)."""
+    theirs = from_qbo.sync_token(obj)
+    try:
+        ours = int(st.sync_token) if st.sync_token is not None else None
+    except ValueError:
+        ours = None
+    return theirs is not None and ours is not None and theirs < ours
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return bool(diff.normal(a) == diff.normal(b))
+
+
+def plan_linked(
+    entity: str,
+    policy: catalogue.ConflictPolicy,
+    obj: Mapping[str, Any],
+    st: RecordState,
+    source_body: Mapping[str, Any] | None,
+    row: Mapping[str, Any],
+    *,
+    mirror_lines: bool = False,
+) -> LinkedPlan:
+    """Decide what QBO's version of a linked record changes in the source (pure; no I/O).
+
+    Args:
+        entity: catalogue entity.
+        policy: the entity's conflict policy.
+        obj: QBO's current object.
+        st: the record's state (bases on both sides).
+        source_body: the source record built as the push would send it (None: unbuildable).
+        row: the source row's current columns.
+        mirror_lines: the record's lines follow QBO (a QBO-origin mirror).
+    """
+    qbo_entity = st.qbo_entity or ""
+    qbo_now = diff.project(obj, template(qbo_entity, st.source_base))
+    owned = {c: v for c, v in from_qbo.qbo_owned(entity, obj).items() if not _equal(row.get(c), v)}
+    if st.qbo_base is None:
+        return LinkedPlan("baseline", columns=owned, expect={}, qbo_base=qbo_now)
+    qbo_changed = set(diff.changed_fields(qbo_now, st.qbo_base))
+    if source_body is None:
+        src_changed: set[str] = set()
+        if qbo_changed:
+            return LinkedPlan(
+                "skip",
+                reason="the source record cannot be compared now (it is held back); retried "
+                "once it can",
+            )
+    else:
+        src_changed = set(diff.changed_fields(source_body, st.source_base))
+    conflicts = tuple(
+        sorted(
+            f
+            for f in qbo_changed & src_changed
+            if not _equal(qbo_now.get(f), (source_body or {}).get(f))
+        )
+    )
+    if policy == "qbo_wins":
+        apply = set(qbo_changed)
+        kept: tuple[str, ...] = conflicts
+    else:
+        apply = qbo_changed - set(conflicts)
+        kept = ()
+    cols, unmapped = from_qbo.columns(entity, obj, frozenset(apply))
+    if mirror_lines:
+        unmapped -= {"Line", "TxnTaxDetail"}
+    cols = {**cols, **owned}
+    writes = {c: v for c, v in cols.items() if not _equal(row.get(c), v)}
+    expect = {c: row.get(c) for c in writes}
+    pending = frozenset((src_changed - apply) | (set(conflicts) - set(kept)))
+    if not writes and not qbo_changed:
+        return LinkedPlan(
+            "baseline", qbo_base=qbo_now, pending=pending, reason="no managed field changed"
+        )
+    return LinkedPlan(
+        "update" if writes else "baseline",
+        columns=writes,
+        expect=expect,
+        applied=frozenset(apply - unmapped),
+        conflicts=conflicts,
+        kept_qbo=kept,
+        unmapped=frozenset(unmapped),
+        pending=pending,
+        qbo_base=qbo_now,
+    )
+
+
+def new_source_base(
+    old: Mapping[str, Any] | None, rebuilt: Mapping[str, Any], applied: frozenset[str]
+) -> dict[str, Any]:
+    """The source side of the base after a pull: the fields the source took from QBO move to
+    what the source now holds; the others stay, so the source's own unpushed edits still show
+    as changes to the push."""
+    if old is None:
+        return dict(rebuilt)
+    out = dict(old)
+    for f in applied:
+        if f in rebuilt:
+            out[f] = rebuilt[f]
+        else:
+            out.pop(f, None)
+    return out
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class PullRun:
+    """Everything one pull needs; built by the caller (CLI or Dagster asset)."""
+
+    engine: sa.Engine
+    source: SourceAppConnector
+    realm_id: str
+    run_id: str | None
+    context: PushContext
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+_CANDIDATES = """
+SELECT r.qbo_id, r.deleted, r.data::text AS data, s.source_id AS state_source_id
+FROM raw_qbo.{table} r
+LEFT JOIN sync.record_state s
+       ON s.realm_id = r.realm_id AND s.qbo_entity = :qbo_entity AND s.qbo_id = r.qbo_id
+WHERE r.realm_id = :realm AND r.qbo_id > :after
+  AND (CASE WHEN s.realm_id IS NULL THEN :creates AND NOT r.deleted
+            ELSE s.entity = :entity
+                 AND NOT s.deleted_in_source
+                 AND (s.sync_token IS DISTINCT FROM r.sync_token
+                      OR (r.deleted AND NOT s.deleted_in_qbo)
+                      OR s.qbo_base IS NULL)
+       END)
+ORDER BY r.qbo_id
+LIMIT :limit
+"""
+
+
+def candidates(
+    run: PullRun, spec: PullSpec, qbo_entity: str, table: str
+) -> Iterator[list[Candidate]]:
+    """QBO records of one raw table out of step with the sync's state, in keyset pages."""
+    import json
+
+    after = ""
+    creates = qbo_entity == spec.creates_from
+    sql = sa.text(_CANDIDATES.format(table=table))  # table from SPECS only
+    while True:
+        with run.engine.connect() as conn:
+            rows = conn.execute(
+                sql,
+                {
+                    "qbo_entity": qbo_entity,
+                    "realm": run.realm_id,
+                    "after": after,
+                    "creates": creates,
+                    "entity": spec.entity.name,
+                    "limit": CHUNK,
+                },
+            ).all()
+        if not rows:
+            return
+        after = rows[-1].qbo_id
+        linked = [str(r.state_source_id) for r in rows if r.state_source_id is not None]
+        states = records.load(run.engine, run.realm_id, spec.entity.name, linked)
+        yield [
+            Candidate(
+                qbo_entity,
+                QboId(str(r.qbo_id)),
+                bool(r.deleted),
+                json.loads(r.data),
+                states.get(SourceId(str(r.state_source_id)))
+                if r.state_source_id is not None
+                else None,
+            )
+            for r in rows
+        ]
+        if len(rows) < CHUNK:
+            return
+
+
+def pull_company(run: PullRun, *, entities: Sequence[str] | None = None) -> dict[str, PullReport]:
+    """Bring every QBO change already extracted into ``raw_qbo`` into the source app."""
+    reports: dict[str, PullReport] = {}
+    with lock.company_writer(run.engine, run.realm_id):
+        for name, spec in SPECS.items():
+            if entities is None or name in entities:
+                reports[name] = _pull_entity(run, spec)
+        if entities is None or "customer_transactions" in entities:
+            reports["customer_transactions"] = list_customer_transactions(run)
+        state.set_cursor(run.engine, run.realm_id, "pull:last_run", run.now.isoformat())
+    return reports
+
+
+def pull_entity(run: PullRun, entity: str) -> PullReport:
+    """One entity (or ``customer_transactions``), under the company's writer lock."""
+    with lock.company_writer(run.engine, run.realm_id):
+        if entity == "customer_transactions":
+            return list_customer_transactions(run)
+        return _pull_entity(run, SPECS[entity])
+
+
+def _pull_entity(run: PullRun, spec: PullSpec) -> PullReport:
+    report = PullReport(spec.entity.name, run.realm_id, run.run_id)
+    defer_creates = bool(records.open_dispatches(run.engine, run.realm_id, spec.entity.name))
+    for qbo_entity, table in spec.raw_tables.items():
+        for chunk in candidates(run, spec, qbo_entity, table):
+            _pull_chunk(run, spec, chunk, report, defer_creates=defer_creates)
+    return report
+
+
+@dataclass
+class _Outcome:
+    states: list[RecordState] = field(default_factory=list)
+    ledger: list[state.LedgerRow] = field(default_factory=list)
+
+
+def _entry(run: PullRun, spec: PullSpec, c: Candidate, sid: str | None, **kw: Any) -> Any:
+    return ledger_row(
+        run.realm_id,
+        spec.entity.name,
+        run.run_id,
+        sid,
+        kw.pop("operation"),
+        kw.pop("outcome"),
+        qbo_id=c.qbo_id,
+        direction=DIRECTION,
+        **kw,
+    )
+
+
+def _pull_chunk(
+    run: PullRun,
+    spec: PullSpec,
+    chunk: Sequence[Candidate],
+    report: PullReport,
+    *,
+    defer_creates: bool,
+) -> None:
+    out = _Outcome()
+    linked = [c for c in chunk if c.state is not None]
+    new = [c for c in chunk if c.state is None]
+    if new and defer_creates:
+        # A push write whose answer never came may have created these in QBO: the push's
+        # replay links them first, so the pull never makes a second source record of one.
+        report.counts["deferred"] += len(new)
+        new = []
+    rows = run.source.read_rows(spec.table, [str(c.state.source_id) for c in linked if c.state])
+    new, written = _create(run, spec, new, out, report)
+    updates, plans = _plan_chunk(run, spec, linked, rows, out, report)
+    applied = run.source.apply_fields(spec.table, updates) if updates else set()
+    _record(run, spec, plans, applied, new, written, out, report)
+    with run.engine.begin() as conn:
+        records.save(conn, out.states, run.run_id)
+        state.append_ledger(conn, out.ledger)
+
+
+def _canonical(run: PullRun, spec: PullSpec, ids: Sequence[str]) -> dict[SourceId, Any]:
+    if not ids:
+        return {}
+    got: dict[SourceId, Any] = {}
+    for chunk in run.source.iter_entity(spec.entity.name, list(ids)):
+        for rec in chunk:
+            got[SourceId(rec.source_id)] = rec
+    return got
+
+
+def _body(spec: PullSpec, record: Any, ctx: PushContext) -> dict[str, Any] | None:
+    from qbo_pipelines.sync.specs import SPECS as PUSH_SPECS
+
+    try:
+        built = PUSH_SPECS[spec.entity.name].fields(record, ctx)
+    except Exception:  # noqa: BLE001 - an unbuildable record is compared later
+        return None
+    return None if isinstance(built, Blocked) else dict(built.body)
+
+
+def _plan_chunk(
+    run: PullRun,
+    spec: PullSpec,
+    linked: Sequence[Candidate],
+    rows: Mapping[SourceId, Mapping[str, Any]],
+    out: _Outcome,
+    report: PullReport,
+) -> tuple[list[FieldUpdate], dict[QboId, tuple[Candidate, LinkedPlan]]]:
+    current = _canonical(run, spec, [str(c.state.source_id) for c in linked if c.state])
+    updates: list[FieldUpdate] = []
+    plans: dict[QboId, tuple[Candidate, LinkedPlan]] = {}
+    for c in linked:
+        st = c.state
+        assert st is not None
+        sid = SourceId(st.source_id or "")
+        row = rows.get(sid)
+        if st.intent is not None or st.status == "pending":
+            report.counts["skipped"] += 1
+            continue
+        if row is None:
+            out.states.append(st.but(deleted_in_source=True))
+            out.ledger.append(
+                _entry(
+                    run,
+                    spec,
+                    c,
+                    sid,
+                    operation="skip",
+                    outcome="skipped",
+                    message="deleted in the source: not revived by QBO's change (R42)",
+                )
+            )
+            report.counts["skipped"] += 1
+            continue
+        if stale(c.data, st):
+            report.counts["unchanged"] += 1
+            continue
+        if c.deleted:
+            plans[c.qbo_id] = (c, LinkedPlan("deleted"))
+            if spec.table != "contacts" and not row.get("qbo_deleted"):
+                updates.append(FieldUpdate(sid, {"qbo_deleted": True}))
+            continue
+        mirror = spec.mirror and st.created_by == "qbo"
+        if mirror:
+            plans[c.qbo_id] = (c, LinkedPlan("update", reason="mirror"))
+            continue
+        body = _body(spec, current[sid], run.context) if sid in current else None
+        plan = plan_linked(spec.entity.name, spec.entity.conflict, c.data, st, body, row)
+        plans[c.qbo_id] = (c, plan)
+        if plan.columns:
+            updates.append(FieldUpdate(sid, plan.columns, plan.expect))
+    return updates, plans
+
+
+def _record(
+    run: PullRun,
+    spec: PullSpec,
+    plans: Mapping[QboId, tuple[Candidate, LinkedPlan]],
+    applied: set[SourceId],
+    new: Sequence[Candidate],
+    written: Mapping[QboId, SourceId],
+    out: _Outcome,
+    report: PullReport,
+) -> None:
+    mirrors = [c for c, p in plans.values() if p.reason == "mirror"]
+    mirrored = _write_new(run, spec, mirrors) if mirrors else {}
+    touched = [str(c.state.source_id) for c, _ in plans.values() if c.state]
+    touched += [str(s) for s in written.values()]
+    now_records = _canonical(run, spec, touched)
+    for c, plan in plans.values():
+        st = c.state
+        assert st is not None
+        sid = SourceId(st.source_id or "")
+        if plan.action == "deleted":
+            out.states.append(
+                st.but(
+                    deleted_in_qbo=True,
+                    status="deleted",
+                    sync_token=_token(c.data) or st.sync_token,
+                    name_key=None,
+                )
+            )
+            out.ledger.append(
+                _entry(
+                    run,
+                    spec,
+                    c,
+                    sid,
+                    operation="delete",
+                    outcome="ok",
+                    message=f"deleted in QBO: the source {spec.table[:-1]} is kept and "
+                    "marked (R9, R16, R22)",
+                )
+            )
+            report.counts["deleted"] += 1
+            continue
+        if plan.reason == "mirror":
+            if c.qbo_id not in mirrored:
+                continue
+            out.states.append(_mirrored_state(run, spec, c, st, now_records.get(sid)))
+            out.ledger.append(_entry(run, spec, c, sid, operation="update", outcome="ok"))
+            report.counts["updated"] += 1
+            continue
+        if plan.action == "skip":
+            out.ledger.append(
+                _entry(run, spec, c, sid, operation="skip", outcome="skipped", message=plan.reason)
+            )
+            report.counts["skipped"] += 1
+            continue
+        if plan.columns and sid not in applied:
+            out.ledger.append(
+                _entry(
+                    run,
+                    spec,
+                    c,
+                    sid,
+                    operation="update",
+                    outcome="skipped",
+                    message="changed in the source while the pull ran: merged next cycle",
+                )
+            )
+            report.counts["skipped"] += 1
+            continue
+        out.states.append(_linked_state(run, spec, c, st, plan, now_records.get(sid)))
+        out.ledger += _linked_ledger(run, spec, c, sid, plan)
+        if plan.conflicts:
+            report.counts["conflicts"] += 1
+        report.counts["updated" if plan.action == "update" else "unchanged"] += 1
+    for c in new:
+        made = written.get(c.qbo_id)
+        if made is None:
+            continue
+        out.states.append(_new_state(run, spec, c, made, now_records.get(made)))
+        out.ledger.append(_entry(run, spec, c, made, operation="create", outcome="ok"))
+        report.counts["created"] += 1
+
+
+def _token(obj: Mapping[str, Any]) -> str | None:
+    token = obj.get("SyncToken")
+    return str(token) if token is not None else None
+
+
+def _rebuilt(run: PullRun, spec: PullSpec, record: Any | None) -> dict[str, Any] | None:
+    return _body(spec, record, run.context) if record is not None else None
+
+
+def _linked_state(
+    run: PullRun,
+    spec: PullSpec,
+    c: Candidate,
+    st: RecordState,
+    plan: LinkedPlan,
+    record: Any | None,
+) -> RecordState:
+    rebuilt = _rebuilt(run, spec, record)
+    base = (
+        new_source_base(st.source_base, rebuilt, plan.applied)
+        if rebuilt is not None
+        else st.source_base
+    )
+    qbo_base = plan.qbo_base if plan.qbo_base is not None else st.qbo_base
+    in_step = not plan.pending and record is not None
+    return st.but(
+        source_base=base,
+        source_hash=content_hash(record) if in_step else None,
+        qbo_base=qbo_base,
+        qbo_hash=diff.body_hash(qbo_base),
+        sync_token=_token(c.data) or st.sync_token,
+        qbo_updated_at=from_qbo.updated_at(c.data),
+        deleted_in_qbo=False,
+        status="synced",
+        last_synced_at=run.now,
+    )
+
+
+def _linked_ledger(
+    run: PullRun, spec: PullSpec, c: Candidate, sid: str, plan: LinkedPlan
+) -> list[state.LedgerRow]:
+    rows: list[state.LedgerRow] = []
+    policy = spec.entity.conflict
+    if plan.conflicts:
+        kept = set(plan.kept_qbo)
+        resolution = ", ".join(
+            f"{f}: {'QBO' if f in kept else 'source'} kept" for f in plan.conflicts
+        )
+        rows.append(
+            _entry(
+                run,
+                spec,
+                c,
+                sid,
+                operation="conflict",
+                outcome="conflict",
+                message=f"changed in QBO and in the source since the last sync; policy "
+                f"{policy}: {resolution}",
+                details={
+                    "fields": list(plan.conflicts),
+                    "kept_qbo": sorted(kept),
+                    "policy": policy,
+                },
+            )
+        )
+    if plan.columns:
+        rows.append(
+            _entry(
+                run,
+                spec,
+                c,
+                sid,
+                operation="update",
+                outcome="ok",
+                details={"fields": sorted(plan.applied), "columns": sorted(plan.columns)},
+            )
+        )
+    if plan.unmapped:
+        rows.append(
+            _entry(
+                run,
+                spec,
+                c,
+                sid,
+                operation="skip",
+                outcome="skipped",
+                message=f"changed in QBO: {', '.join(sorted(plan.unmapped))}; the source "
+                f"keeps its own (it has no place for them), QBO keeps QBO's",
+                details={"fields": sorted(plan.unmapped)},
+            )
+        )
+    return rows
+
+
+def _mirrored_state(
+    run: PullRun, spec: PullSpec, c: Candidate, st: RecordState, record: Any | None
+) -> RecordState:
+    qbo_base = diff.project(c.data, template(c.qbo_entity, st.source_base))
+    return st.but(
+        source_hash=content_hash(record) if record is not None else st.source_hash,
+        qbo_base=qbo_base,
+        qbo_hash=diff.body_hash(qbo_base),
+        sync_token=_token(c.data),
+        qbo_updated_at=from_qbo.updated_at(c.data),
+        status="synced",
+        last_synced_at=run.now,
+    )
+
+
+def _new_state(
+    run: PullRun, spec: PullSpec, c: Candidate, sid: SourceId, record: Any | None
+) -> RecordState:
+    rebuilt = _rebuilt(run, spec, record) if not spec.mirror else None
+    qbo_base = diff.project(c.data, template(c.qbo_entity, rebuilt))
+    key = None
+    if spec.entity.name == "customers" and c.data.get("DisplayName"):
+        key = f"party:{qbo_name_key(str(c.data['DisplayName']))}"
+    return RecordState(
+        realm_id=run.realm_id,
+        entity=spec.entity.name,
+        source_id=sid,
+        qbo_entity=c.qbo_entity,
+        qbo_id=c.qbo_id,
+        created_by="qbo",
+        status="synced",
+        source_hash=content_hash(record) if record is not None else None,
+        source_base=rebuilt,
+        qbo_base=qbo_base,
+        qbo_hash=diff.body_hash(qbo_base),
+        sync_token=_token(c.data),
+        qbo_updated_at=from_qbo.updated_at(c.data),
+        name_key=key,
+        last_synced_at=run.now,
+    )
+
+
+def _create(
+    run: PullRun,
+    spec: PullSpec,
+    new: Sequence[Candidate],
+    out: _Outcome,
+    report: PullReport,
+) -> tuple[list[Candidate], dict[QboId, SourceId]]:
+    """QBO records the source does not hold yet become QBO-origin source records (R8, R16,
+    R20), keyed on company + QBO id (a repeat updates the same row)."""
+    if not new:
+        return [], {}
+    if spec.entity.name == "customers":
+        keys = {
+            c.qbo_id: f"party:{qbo_name_key(str(c.data.get('DisplayName') or ''))}" for c in new
+        }
+        owners = records.name_owners(run.engine, run.realm_id, keys.values())
+        clash = [c for c in new if keys[c.qbo_id] in owners]
+        for c in clash:
+            other_entity, other = owners[keys[c.qbo_id]]
+            out.ledger.append(
+                _entry(
+                    run,
+                    spec,
+                    c,
+                    None,
+                    operation="hold",
+                    outcome="held",
+                    message=f"QBO customer {c.qbo_id} has the name of {other_entity} "
+                    f"#{other}, which is linked to another QBO record",
+                    details={
+                        "fix": "rename one of them in QBO or in the source app; the "
+                        "next pull retries"
+                    },
+                )
+            )
+            report.counts["held_back"] += 1
+        new = [c for c in new if c not in clash]
+    return list(new), _write_new(run, spec, new)
+
+
+def _write_new(run: PullRun, spec: PullSpec, objs: Sequence[Candidate]) -> dict[QboId, SourceId]:
+    if not objs:
+        return {}
+    realm = run.realm_id
+    if spec.entity.name == "customers":
+        return run.source.upsert_contacts_from_qbo([from_qbo.contact(c.data, realm) for c in objs])
+    contacts = _source_ids(run, "customers", "Customer", [_customer_of(c.data) for c in objs])
+    if spec.entity.name == "invoices":
+        sales = [
+            from_qbo.sale(c.data, realm, contacts.get(_customer_of(c.data)), deleted=c.deleted)
+            for c in objs
+            if c.qbo_entity == "Invoice"
+        ]
+        return run.source.upsert_sales_from_qbo(sales)
+    invoices = _source_ids(
+        run,
+        "invoices",
+        "Invoice",
+        [i for c in objs for i in from_qbo.applied_invoices(c.data)],
+    )
+    receipts = []
+    for c in objs:
+        applied = [invoices[i] for i in from_qbo.applied_invoices(c.data) if i in invoices]
+        receipts.append(
+            from_qbo.receipt(
+                c.data,
+                realm,
+                contacts.get(_customer_of(c.data)),
+                applied[0] if applied else None,
+                deleted=c.deleted,
+            )
+        )
+    return run.source.upsert_receipts_from_qbo(receipts)
+
+
+def _customer_of(obj: Mapping[str, Any]) -> str:
+    ref = obj.get("CustomerRef")
+    return str(ref.get("value")) if isinstance(ref, Mapping) and ref.get("value") else ""
+
+
+def _source_ids(
+    run: PullRun, entity: str, qbo_entity: str, qbo_ids: Sequence[str]
+) -> dict[str, str]:
+    wanted = sorted({i for i in qbo_ids if i})
+    if not wanted:
+        return {}
+    sql = sa.text(
+        "SELECT qbo_id, source_id FROM sync.record_state WHERE realm_id = :r AND entity = :e"
+        " AND qbo_entity = :q AND qbo_id = ANY(:ids) AND source_id IS NOT NULL"
+    )
+    with run.engine.connect() as conn:
+        rows = conn.execute(
+            sql, {"r": run.realm_id, "e": entity, "q": qbo_entity, "ids": wanted}
+        ).all()
+    return {str(q): str(s) for q, s in rows}
+
+
+# --------------------------------------------------------------------------- R26
+
+
+TXN_CURSOR = "pull:customer_transactions"
+
+
+def list_customer_transactions(run: PullRun) -> PullReport:
+    """Every QBO transaction of a customer, listed for its source contact with a link that
+    opens it in QBO (R26): the raw rows loaded since the last listing, upserted by company,
+    type and QBO id."""
+    import json
+
+    report = PullReport("customer_transactions", run.realm_id, run.run_id)
+    since = state.get_cursor(run.engine, run.realm_id, TXN_CURSOR) or "-infinity"
+    high = since
+    for qbo_entity, table in TXN_TABLES.items():
+        after = ""
+        while True:
+            sql = sa.text(
+                f"SELECT qbo_id, deleted, data::text AS data, loaded_at FROM raw_qbo.{table}"
+                " WHERE realm_id = :r AND loaded_at > CAST(:since AS timestamptz)"
+                " AND qbo_id > :after ORDER BY qbo_id LIMIT :limit"
+            )
+            with run.engine.connect() as conn:
+                rows = conn.execute(
+                    sql, {"r": run.realm_id, "since": since, "after": after, "limit": CHUNK}
+                ).all()
+            if not rows:
+                break
+            after = rows[-1].qbo_id
+            objs = [(json.loads(r.data), bool(r.deleted)) for r in rows]
+            contacts = _source_ids(run, "customers", "Customer", [_customer_of(o) for o, _ in objs])
+            txns = [
+                t
+                for o, deleted in objs
+                if "Id" in o
+                and (
+                    t := from_qbo.customer_transaction(
+                        o,
+                        qbo_entity,
+                        run.realm_id,
+                        contacts.get(_customer_of(o)),
+                        deleted=deleted,
+                    )
+                )
+                is not None
+            ]
+            report.counts["updated"] += run.source.upsert_customer_transactions(txns)
+            high = max([high, *(r.loaded_at.isoformat() for r in rows)], key=_ts)
+            if len(rows) < CHUNK:
+                break
+    if high != since:
+        state.set_cursor(run.engine, run.realm_id, TXN_CURSOR, high)
+    return report
+
+
+def _ts(value: str) -> datetime:
+    if value == "-infinity":
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)
+
+
+__all__ = [
+    "SPECS",
+    "Candidate",
+    "LinkedPlan",
+    "PullReport",
+    "PullRun",
+    "PullSpec",
+    "new_source_base",
+    "plan_linked",
+    "pull_company",
+    "pull_entity",
+]
