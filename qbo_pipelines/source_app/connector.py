@@ -749,3 +749,88 @@ class SourceAppConnector:
             self._mark_sync(conn)
             conn.execute(self._q("upsert_customer_transaction"), rows)
         return len(rows)
+
+    # ------------------------------------------------ field-level write-back (R7, R42)
+
+    def read_rows(self, table: str, ids: Sequence[str]) -> dict[SourceId, dict[str, Any]]:
+        """The current columns of ``ids`` in one of the tables the pull writes (absent ids are
+        rows deleted in the source)."""
+        name = _writable_table(table)
+        found: dict[SourceId, dict[str, Any]] = {}
+        for part in _chunks(sorted({str(i) for i in ids}), DEFAULT_CHUNK):
+            sql = sa.text(f"SELECT * FROM app.{name} WHERE id = ANY(CAST(:ids AS bigint[]))")
+            with self.engine.connect() as conn:
+                for row in conn.execute(sql, {"ids": [int(i) for i in part]}).mappings():
+                    found[_sid(row["id"])] = dict(row)
+        return found
+
+    def apply_fields(self, table: str, updates: Sequence[FieldUpdate]) -> set[SourceId]:
+        """Write exactly the columns each update names, as the sync (R35), in one transaction,
+        each only if the row still holds the values the update was planned against
+        (compare-and-set): a row a person changed meanwhile is left alone and re-planned by
+        the next run, so a concurrent edit is never overwritten (R42).
+
+        Returns:
+            The ids whose update was applied.
+        """
+        name = _writable_table(table)
+        allowed = WRITABLE_COLUMNS[name]
+        applied: set[SourceId] = set()
+        if not updates:
+            return applied
+        with self.engine.begin() as conn:
+            self._mark_sync(conn)
+            for up in updates:
+                cols = sorted(up.new)
+                bad = [c for c in cols if c not in allowed]
+                if bad:
+                    raise ValueError(f"app.{name} columns not writable by the pull: {bad}")
+                if not cols:
+                    continue
+                sets = ", ".join(f"{c} = :n_{c}" for c in cols)
+                guards = " AND ".join(
+                    f"{c} IS NOT DISTINCT FROM :o_{c}" for c in sorted(up.old) if c in allowed
+                )
+                sql = f"UPDATE app.{name} SET {sets} WHERE id = :id"
+                if guards:
+                    sql += f" AND {guards}"
+                params: dict[str, Any] = {"id": int(up.source_id)}
+                params.update({f"n_{c}": up.new[c] for c in cols})
+                params.update({f"o_{c}": v for c, v in up.old.items() if c in allowed})
+                if conn.execute(sa.text(sql), params).rowcount:
+                    applied.add(SourceId(up.source_id))
+        return applied
+
+
+@dataclass(frozen=True)
+class FieldUpdate:
+    """Columns to set on one source row (``new``), guarded by the values it held when the
+    update was planned (``old``)."""
+
+    source_id: str
+    new: Mapping[str, Any]
+    old: Mapping[str, Any] = field(default_factory=dict)
+
+
+WRITABLE_COLUMNS: dict[str, frozenset[str]] = {
+    "contacts": frozenset({
+        "given_name", "family_name", "email", "phone", "address_line1", "address_line2", "city",
+        "region", "postal_code", "country", "qbo_display_name", "qbo_company_name", "qbo_active",
+        "qbo_realm_id", "qbo_id",
+    }),
+    "sales": frozenset({
+        "doc_number", "txn_date", "due_date", "memo", "balance", "qbo_email_status",
+        "qbo_deleted", "qbo_realm_id", "qbo_id", "qbo_customer_id", "contact_id",
+    }),
+    "receipts": frozenset({
+        "amount", "received_on", "reference", "qbo_deleted", "qbo_realm_id", "qbo_id",
+    }),
+}
+"""The only source tables and columns the pull's field-level writes may touch."""
+
+
+def _writable_table(table: str) -> str:
+    if table not in WRITABLE_COLUMNS:
+        known = sorted(WRITABLE_COLUMNS)
+        raise ValueError(f"app.{table} is not written by the pull; one of {known}")
+    return table
