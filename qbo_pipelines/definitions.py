@@ -1,5 +1,8 @@
 """The Dagster code location: ``dagster dev -m qbo_pipelines.definitions`` or workspace.yaml."""
 
-from qbo_pipelines.defs import build_definitions
+import dagster as dg
 
-defs = build_definitions()
+from qbo_pipelines.defs import build_definitions
+from qbo_pipelines.defs.notify import NOTIFY_SENSORS
+
+defs = dg.Definitions.merge(build_definitions(), dg.Definitions(sensors=NOTIFY_SENSORS))

@@ -40,14 +40,15 @@ class SourceAppResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 class QboResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The QBO app. Unset fields come from the QBO_PIPELINES_QBO_* environment variables
-    (read when a run starts); secrets are never shown in the UI."""
+    (read when a run starts), else from the app stored in the warehouse by ``make demo`` or
+    ``qbo-pipelines connect``; secrets are never shown in the UI."""
 
     client_id: str | None = None
     client_secret: str | None = None
     api_url: str | None = None
     oauth_url: str | None = None
 
-    def app(self) -> QboApp:
+    def app(self, warehouse: sa.Engine | None = None) -> QboApp:
         env = dict(os.environ)
         for key, value in (
             (ENV_CLIENT_ID, self.client_id),
@@ -57,7 +58,7 @@ class QboResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         ):
             if value:
                 env[key] = value
-        return QboApp.from_env(env)
+        return QboApp.resolve(warehouse, env=env)
 
     def sync_env(self, warehouse: sa.Engine, source: sa.Engine) -> SyncEnv:
-        return SyncEnv(warehouse=warehouse, source=source, app=self.app())
+        return SyncEnv(warehouse=warehouse, source=source, app=self.app(warehouse))

@@ -1,22 +1,166 @@
-"""Run the pipeline's jobs in-process on the project's Dagster instance (CLI entry points).
+"""Start the pipeline's jobs from the CLI on the project's Dagster instance.
 
-The CLI calls these so that a run started from a terminal is recorded exactly like one started
-from the UI: same instance (dagster-postgres, ``DAGSTER_HOME``), same assets, same run history.
+:func:`submit` is how a terminal starts a run: the run is created from the code location in
+``workspace.yaml`` (exactly as the UI's launchpad creates it), tagged with its company, trigger
+and direction, and handed to the instance's run coordinator, so it waits in the same queue as
+sensor and UI runs, under the same one-run-per-company limit (``dagster_home/dagster.yaml``).
+
+Who takes it out of the queue:
+
+* a running ``dagster-daemon`` (``qbo-pipelines dev``), when its queued-run-coordinator heartbeat
+  is fresh: :func:`submit` only waits;
+* otherwise this process: once no other run of the company is in progress (and the instance's
+  ``max_concurrent_runs`` allows), it launches the **oldest** queued run of the company through
+  the instance's run launcher, as the daemon would, under a warehouse advisory lock so two
+  terminals never launch twice. A queued run is therefore never stranded while some terminal of
+  that company waits.
+
+:func:`push_company` materializes the push in-process (the demo uses it: no code server and no
+run subprocess to start); its run carries the same tags, so queued runs of the company wait for
+it.
 """
 
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 
+from qbo_pipelines import companies, settings
 from qbo_pipelines.defs.push import COMPANIES, PUSH_ASSETS, REALM_TAG
 from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
+from qbo_pipelines.status import RunInfo, ScheduledRun
+
+TRIGGER_TAG = "qbo_pipelines/trigger"
+DIRECTION_TAG = "qbo_pipelines/direction"
+PARTITION_TAG = "dagster/partition"
+LOCATION_NAME = "qbo_pipelines"
+DAEMON_HEARTBEAT_MAX_AGE = 60.0  # seconds: the daemon beats every ~20 s
+FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+IN_PROGRESS = [
+    dg.DagsterRunStatus.NOT_STARTED,  # created by an in-process materialize, about to start
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
-def push_company(realm_id: str, *, mode: str = "incremental") -> dict[str, Any]:
-    """Materialize every push asset for one company; returns the run id and counts per asset."""
-    instance = dg.DagsterInstance.get()
+@dataclass(frozen=True)
+class RunOutcome:
+    """What became of a submitted run.
+
+    Attributes:
+        status: the Dagster run status name when :func:`submit` returned (``QUEUED``,
+            ``STARTING``, ``STARTED`` with ``wait=False``; ``SUCCESS``, ``FAILURE`` or
+            ``CANCELED`` after waiting).
+        launched_by: ``daemon`` (the dagster-daemon dequeued it), ``cli`` (this process did,
+            no daemon running) or ``""`` (still queued).
+        counts: per asset key, the integer metadata of its materialization (created, updated,
+            held_back, api_calls, ...); empty until the run has materialized something.
+        checks: ``"<asset key>:<check name>"`` -> passed.
+    """
+
+    run_id: str
+    job_name: str
+    realm_id: str
+    status: str
+    launched_by: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def success(self) -> bool:
+        return self.status == "SUCCESS"
+
+
+Announce = Callable[[str], None]
+
+
+def _warehouse() -> sa.Engine:
+    from qbo_pipelines.warehouse import db
+
+    return db.warehouse_engine()
+
+
+def require_company(realm_id: str, warehouse: sa.Engine | None = None) -> companies.Company:
+    """The connected company, else :class:`~qbo_pipelines.companies.NotConnectedError`."""
+    engine = warehouse or _warehouse()
+    try:
+        return companies.require_connected(engine, realm_id)
+    finally:
+        if warehouse is None:
+            engine.dispose()
+
+
+def ensure_partition(
+    realm_id: str,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    warehouse: sa.Engine | None = None,
+) -> None:
+    """Add the company's partition (only for a connected company: never a stray one)."""
+    require_company(realm_id, warehouse)
+    instance = instance or dg.DagsterInstance.get()
     if not instance.has_dynamic_partition(COMPANIES, realm_id):
         instance.add_dynamic_partitions(COMPANIES, [realm_id])
+
+
+def push_run_config(mode: str = "incremental") -> dict[str, Any]:
+    """Run config of ``push_job``: every asset that takes ``PushConfig`` gets ``mode``."""
+    if mode not in ("incremental", "full"):
+        raise ValueError(f"mode must be 'incremental' or 'full', not {mode!r}")
+    return {
+        "ops": {
+            a.node_def.name: {"config": {"mode": mode}}
+            for a in PUSH_ASSETS
+            if a.key.path[0] in ("raw", "pushed")  # the assets that take PushConfig
+        }
+    }
+
+
+def _with_defaults(job_name: str, run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """A company run in one process (one import of the pipeline, not one per step: an empty
+    push takes seconds, not a minute) and a quiet console (the full log is in the UI), unless
+    the caller or the job chose otherwise."""
+    from qbo_pipelines.defs import build_definitions
+
+    config = dict(run_config)
+    executor = build_definitions().resolve_job_def(job_name).executor_def
+    if "execution" not in config and executor.name == "multi_or_in_process_executor":
+        config["execution"] = {"config": {"in_process": {}}}
+    config.setdefault("loggers", {"console": {"config": {"log_level": "WARNING"}}})
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process (the demo)
+
+
+def push_company(
+    realm_id: str,
+    *,
+    mode: str = "incremental",
+    trigger: str = "cli",
+    instance: dg.DagsterInstance | None = None,
+    warehouse: sa.Engine | None = None,
+) -> dict[str, Any]:
+    """Materialize every push asset for one company in this process; returns the run id and
+    counts per asset. Refuses a company that is not connected before anything is written."""
+    instance = instance or dg.DagsterInstance.get()
+    ensure_partition(realm_id, instance=instance, warehouse=warehouse)
+    run_config = push_run_config(mode)
+    run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}  # full log: the UI
     result = dg.materialize(
         PUSH_ASSETS,
         partition_key=realm_id,
@@ -26,15 +170,8 @@ def push_company(realm_id: str, *, mode: str = "incremental") -> dict[str, Any]:
             "source_app": SourceAppResource(),
             "qbo": QboResource(),
         },
-        run_config={
-            "loggers": {"console": {"config": {"log_level": "WARNING"}}},  # full log: the UI
-            "ops": {
-                a.node_def.name: {"config": {"mode": mode}}
-                for a in PUSH_ASSETS
-                if a.key.path[0] in ("raw", "pushed")  # the assets that take PushConfig
-            },
-        },
-        tags={REALM_TAG: realm_id, "qbo_pipelines/trigger": "cli"},
+        run_config=run_config,
+        tags={REALM_TAG: realm_id, TRIGGER_TAG: trigger, DIRECTION_TAG: "push"},
         raise_on_error=False,
     )
     counts: dict[str, dict[str, int]] = {}
@@ -48,3 +185,305 @@ def push_company(realm_id: str, *, mode: str = "incremental") -> dict[str, Any]:
         for e in result.get_asset_check_evaluations()
     }
     return {"run_id": result.run_id, "success": result.success, "counts": counts, "checks": checks}
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the run queue
+
+
+def daemon_alive(instance: dg.DagsterInstance, max_age: float = DAEMON_HEARTBEAT_MAX_AGE) -> bool:
+    """True when a dagster-daemon's queued-run coordinator has beaten within ``max_age`` s."""
+    beat = instance.get_daemon_heartbeats().get("QUEUED_RUN_COORDINATOR")
+    return beat is not None and time.time() - beat.timestamp < max_age
+
+
+@contextmanager
+def _workspace(instance: dg.DagsterInstance) -> Iterator[Any]:
+    """The code location of ``workspace.yaml`` (a code server process, as the UI uses)."""
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    target = WorkspaceFileTarget(paths=[str(settings.PROJECT_ROOT / "workspace.yaml")])
+    with WorkspaceProcessContext(
+        instance=instance,
+        workspace_load_target=target,
+        version=dg.__version__,
+        read_only=False,
+        code_server_log_level="WARNING",
+    ) as process_context:
+        yield process_context.create_request_context()
+
+
+def _create_run(
+    instance: dg.DagsterInstance,
+    workspace: Any,
+    job_name: str,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> dg.DagsterRun:
+    """The run as the launchpad creates it: from the remote job, with its execution plan."""
+    from dagster._core.definitions.selector import JobSubsetSelector
+
+    location = workspace.get_code_location(LOCATION_NAME)
+    [repo] = location.get_repositories().values()
+    selector = JobSubsetSelector(
+        location_name=location.name,
+        repository_name=repo.name,
+        job_name=job_name,
+        op_selection=None,
+    )
+    remote_job = location.get_job(selector)
+    plan = location.get_execution_plan(
+        remote_job,
+        dict(run_config),
+        step_keys_to_execute=None,
+        known_state=None,
+        instance=instance,
+    )
+    return instance.create_run(
+        job_name=job_name,
+        run_id=None,
+        run_config=dict(run_config),
+        resolved_op_selection=None,
+        step_keys_to_execute=plan.execution_plan_snapshot.step_keys_to_execute,
+        op_selection=None,
+        status=None,
+        root_run_id=None,
+        parent_run_id=None,
+        tags={**remote_job.tags, **tags},
+        job_snapshot=remote_job.job_snapshot,
+        execution_plan_snapshot=plan.execution_plan_snapshot,
+        parent_job_snapshot=remote_job.parent_job_snapshot,
+        remote_job_origin=remote_job.get_remote_origin(),
+        job_code_origin=remote_job.get_python_origin(),
+        asset_selection=None,
+        asset_check_selection=None,
+        asset_graph=repo.asset_graph,
+    )
+
+
+def _company_runs(
+    instance: dg.DagsterInstance, realm_id: str, statuses: list[dg.DagsterRunStatus]
+) -> list[dg.DagsterRun]:
+    seen: dict[str, dg.DagsterRun] = {}
+    for tag in (REALM_TAG, PARTITION_TAG):
+        for run in instance.get_runs(dg.RunsFilter(tags={tag: realm_id}, statuses=statuses)):
+            seen[run.run_id] = run
+    return list(seen.values())
+
+
+def _max_concurrent(instance: dg.DagsterInstance) -> int:
+    config = getattr(instance.run_coordinator, "get_run_queue_config", None)
+    value = getattr(config(), "max_concurrent_runs", -1) if callable(config) else -1
+    return int(value)
+
+
+def _dequeue_for_company(
+    instance: dg.DagsterInstance, workspace: Any, warehouse: sa.Engine, realm_id: str
+) -> str | None:
+    """Launch the company's oldest queued run when the company is free; its run id, or None.
+
+    Serialised per company by an advisory lock in the warehouse, so two terminals never launch
+    the same run or two runs of one company."""
+    with warehouse.connect() as conn:
+        key = f"qbo_pipelines/dequeue/{realm_id}"
+        conn.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), {"k": key})
+        try:
+            if _company_runs(instance, realm_id, IN_PROGRESS):
+                return None
+            limit = _max_concurrent(instance)
+            if limit >= 0 and len(instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))) >= limit:
+                return None
+            queued = _company_runs(instance, realm_id, [dg.DagsterRunStatus.QUEUED])
+            if not queued:
+                return None
+            oldest = min(
+                queued,
+                key=lambda r: (
+                    instance.get_run_record_by_id(r.run_id).create_timestamp  # type: ignore[union-attr]
+                ),
+            )
+            instance.launch_run(oldest.run_id, workspace)
+            return oldest.run_id
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key})
+            conn.commit()
+
+
+def run_counts(
+    instance: dg.DagsterInstance, run_id: str
+) -> tuple[dict[str, dict[str, int]], dict[str, bool]]:
+    """Per-asset integer metadata of a run's materializations, and its check results."""
+    counts: dict[str, dict[str, int]] = {}
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
+    ).records
+    for record in records:
+        mat = record.asset_materialization
+        if mat is None:
+            continue
+        counts[mat.asset_key.to_user_string()] = {
+            k: int(v.value)
+            for k, v in mat.metadata.items()
+            if isinstance(v.value, int) and not isinstance(v.value, bool)
+        }
+    checks: dict[str, bool] = {}
+    evaluations = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000
+    ).records
+    for record in evaluations:
+        event = record.event_log_entry.dagster_event
+        data = getattr(event, "event_specific_data", None) if event else None
+        if data is not None and hasattr(data, "check_name"):
+            checks[f"{data.asset_key.to_user_string()}:{data.check_name}"] = bool(data.passed)
+    return counts, checks
+
+
+def submit(
+    job_name: str,
+    realm_id: str,
+    *,
+    run_config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
+    poll_interval: float = 1.0,
+    instance: dg.DagsterInstance | None = None,
+    warehouse: sa.Engine | None = None,
+    announce: Announce | None = None,
+) -> RunOutcome:
+    """Submit a run of ``job_name`` for one company partition through the instance's queue.
+
+    The company must be connected (checked before anything is created). The run is tagged
+    ``qbo_pipelines/realm`` and ``dagster/partition`` = ``realm_id`` plus ``tags`` (give
+    ``qbo_pipelines/trigger`` and ``qbo_pipelines/direction``; the trigger defaults to
+    ``cli``). With no dagster-daemon alive, this process dequeues the company's runs itself
+    (see the module docstring).
+
+    Args:
+        wait: wait until the run finishes (default). ``False`` returns once it is queued while
+            a daemon is alive, or once this process launched it otherwise.
+        timeout: give up waiting after this many seconds (the run goes on; status as seen).
+        announce: called with one line when the run is queued and when it is launched.
+    """
+    own_warehouse = warehouse is None
+    engine = warehouse or _warehouse()
+    instance = instance or dg.DagsterInstance.get()
+    say = announce or (lambda _line: None)
+    try:
+        companies.require_connected(engine, realm_id)
+        if not instance.has_dynamic_partition(COMPANIES, realm_id):
+            instance.add_dynamic_partitions(COMPANIES, [realm_id])
+        run_tags = {
+            TRIGGER_TAG: "cli",
+            **dict(tags or {}),
+            REALM_TAG: realm_id,
+            PARTITION_TAG: realm_id,
+        }
+        config = _with_defaults(job_name, run_config or {})
+        with _workspace(instance) as workspace:
+            run = _create_run(instance, workspace, job_name, config, run_tags)
+            instance.submit_run(run.run_id, workspace)
+            say(f"run {run.run_id} queued ({job_name}, company {realm_id})")
+            launched_by = ""
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                current = instance.get_run_by_id(run.run_id)
+                assert current is not None
+                status = current.status.value
+                if status == "QUEUED" and not daemon_alive(instance):
+                    started = _dequeue_for_company(instance, workspace, engine, realm_id)
+                    if started == run.run_id:
+                        launched_by = "cli"
+                        say(f"run {run.run_id} launched by this process (no dagster-daemon)")
+                        continue
+                elif status != "QUEUED" and not launched_by:
+                    launched_by = "daemon"
+                if status in FINISHED or (
+                    not wait and (status != "QUEUED" or daemon_alive(instance))
+                ):
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                time.sleep(poll_interval)
+        counts, checks = run_counts(instance, run.run_id)
+        return RunOutcome(
+            run_id=run.run_id,
+            job_name=job_name,
+            realm_id=realm_id,
+            status=status,
+            launched_by=launched_by,
+            tags=run_tags,
+            counts=counts,
+            checks=checks,
+        )
+    finally:
+        if own_warehouse:
+            engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Run history and schedules for ``qbo-pipelines status``
+
+
+def company_runs(
+    realm_id: str, *, limit: int = 20, instance: dg.DagsterInstance | None = None
+) -> list[RunInfo]:
+    """The company's latest runs (newest first) from the instance's run storage."""
+    instance = instance or dg.DagsterInstance.get()
+    out: dict[str, RunInfo] = {}
+    for tag in (REALM_TAG, PARTITION_TAG):
+        for record in instance.get_run_records(dg.RunsFilter(tags={tag: realm_id}), limit=limit):
+            run = record.dagster_run
+            out[run.run_id] = RunInfo(
+                run_id=run.run_id,
+                job_name=run.job_name,
+                status=run.status.value,
+                direction=run.tags.get(DIRECTION_TAG)
+                or ("push" if run.job_name.startswith("push") else None),
+                started_at=_ts(record.start_time) or record.create_timestamp,
+                ended_at=_ts(record.end_time),
+            )
+    newest_first = sorted(out.values(), key=lambda r: r.started_at or _EPOCH, reverse=True)
+    return newest_first[:limit]
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+class InstanceHistory:
+    """:class:`qbo_pipelines.status.RunHistory` over the Dagster instance."""
+
+    def __init__(self, instance: dg.DagsterInstance | None = None) -> None:
+        self.instance = instance or dg.DagsterInstance.get()
+        self._ticks: list[tuple[str, datetime]] | None = None
+
+    def runs(self, realm_id: str) -> list[RunInfo]:
+        return company_runs(realm_id, instance=self.instance)
+
+    def next_runs(self, realm_id: str) -> list[ScheduledRun]:
+        if self._ticks is None:
+            self._ticks = next_schedule_ticks()
+        return [ScheduledRun(name, at) for name, at in self._ticks]
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def next_schedule_ticks(now: datetime | None = None) -> list[tuple[str, datetime]]:
+    """The next tick of every schedule in the code location (empty when there is none)."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    from qbo_pipelines.defs import build_definitions
+
+    now = now or datetime.now(UTC)
+    ticks: list[tuple[str, datetime]] = []
+    for schedule in build_definitions().schedules or []:
+        if not isinstance(schedule, dg.ScheduleDefinition):
+            continue
+        crons = schedule.cron_schedule
+        for cron in [crons] if isinstance(crons, str) else list(crons):
+            it = cron_string_iterator(now.timestamp(), cron, schedule.execution_timezone or "UTC")
+            ticks.append((schedule.name, next(it).astimezone(UTC)))
+    return sorted(ticks, key=lambda t: t[1])

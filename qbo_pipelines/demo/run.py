@@ -110,6 +110,7 @@ def run(options: DemoOptions, out: Printer = print) -> int:
         control = SandboxControl(server.base_url)
         try:
             setup.prepare_sandbox_company(control, realm)
+            setup.persist_demo_app(warehouse, control, server.base_url)  # for later commands
             setup.connect_with_tokens(
                 env,
                 realm,

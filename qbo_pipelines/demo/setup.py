@@ -8,16 +8,21 @@ rate except ``Luxury 25%`` (left unmapped on purpose, R12).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
 import sqlalchemy as sa
 
 from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.mapping import repository
+from qbo_pipelines.qbo.app import DEFAULT_REDIRECT_URI, ConfigError, QboApp, save_app
 from qbo_pipelines.qbo.auth import TokenSet
+from qbo_pipelines.qbo.secret import Secret
 from qbo_pipelines.sandbox.control import SandboxControl
+from qbo_pipelines.sandbox.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from qbo_pipelines.sync import reference
 from qbo_pipelines.sync.env import SyncEnv
 
@@ -44,6 +49,80 @@ DEMO_DEFAULTS = {"income_account": "Services", "tax_code": "Exempt", "deposit_ac
 
 class SetupError(RuntimeError):
     """The demo company lacks something the demo mappings need."""
+
+
+def demo_app(base_url: str) -> QboApp:
+    """The sandbox's own dev app, with API and OAuth on ``base_url``."""
+    return QboApp(
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=Secret(DEFAULT_CLIENT_SECRET),
+        api_url=base_url,
+        oauth_url=base_url,
+        redirect_uri=DEFAULT_REDIRECT_URI,
+        origin="demo-sandbox",
+    )
+
+
+def persist_demo_app(warehouse: sa.Engine, control: SandboxControl, base_url: str) -> QboApp:
+    """Store the app configuration the demo used (secret encrypted with the token key), so
+    every later command and Dagster run finds it without environment variables; and register
+    the default redirect URI with the sandbox, so ``qbo-pipelines connect`` works against its
+    consent page."""
+    control.register_app(
+        DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, [DEFAULT_REDIRECT_URI], name="qbo-pipelines demo"
+    )
+    app = demo_app(base_url)
+    save_app(warehouse, app, origin="demo-sandbox")
+    return app
+
+
+def _answers(base_url: str) -> bool:
+    try:
+        requests.get(base_url.rstrip("/") + "/.well-known/openid_configuration", timeout=2)
+    except requests.RequestException:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def demo_sandbox_served(warehouse: sa.Engine) -> Iterator[str | None]:
+    """Serve the demo's sandbox for the ``with`` block when the configured QBO app is the one
+    ``make demo`` stored and nothing answers at its URL (no ``make dev`` running): so commands
+    such as ``sync push``, ``choices`` and ``connect`` work after ``make demo`` as written.
+
+    Yields the base URL served, or None when nothing had to be started. When the usual port is
+    taken the sandbox gets another one, and the stored URLs follow it.
+    """
+    try:
+        app = QboApp.resolve(warehouse)
+    except ConfigError:
+        yield None
+        return
+    if app.origin != "demo-sandbox" or _answers(app.api_url):
+        yield None
+        return
+    from qbo_pipelines.demo.run import sandbox_state_file, start_demo_sandbox
+
+    if not sandbox_state_file().exists():
+        yield None
+        return
+    from urllib.parse import urlsplit
+
+    _, server = start_demo_sandbox(urlsplit(app.api_url).port or 8765)
+    try:
+        if server.base_url != app.api_url:
+            save_app(warehouse, app.with_api_url(server.base_url), origin="demo-sandbox")
+            with warehouse.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "UPDATE sync.qbo_tokens SET api_base_url = :new"
+                        " WHERE api_base_url = :old"
+                    ),
+                    {"new": server.base_url, "old": app.api_url},
+                )
+        yield server.base_url
+    finally:
+        server.stop()  # saves the sandbox's state
 
 
 def prepare_sandbox_company(control: SandboxControl, realm_id: str) -> None:

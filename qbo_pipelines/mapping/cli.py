@@ -41,18 +41,21 @@ def _user_error(message: str) -> Exception:
 
 
 def resolve_realm(engine: sa.Engine, realm: str | None) -> str:
-    """The ``--realm`` given, else the only connected company."""
+    """The ``--realm`` given (refused unless connected), else the only connected company."""
+    from qbo_pipelines import companies
+
     if realm:
-        return realm
-    with engine.connect() as conn:
-        realms = conn.execute(sa.text(
-            "SELECT realm_id FROM sync.companies WHERE status <> 'disconnected' ORDER BY 1"
-        )).scalars().all()
-    if len(realms) == 1:
-        return str(realms[0])
-    if not realms:
-        raise _user_error("no QBO company is connected; run `qbo-pipelines qbo connect` first")
-    raise _user_error(f"several companies are connected ({', '.join(realms)}): pass --realm")
+        try:
+            return companies.require_connected(engine, realm).realm_id
+        except companies.NotConnectedError as exc:
+            raise _user_error(str(exc)) from None
+    found = companies.connected(engine)
+    if len(found) == 1:
+        return found[0].realm_id
+    if not found:
+        raise _user_error("no QBO company is connected; run `qbo-pipelines connect` first")
+    listing = ", ".join(c.label for c in found)
+    raise _user_error(f"several companies are connected ({listing}): pass --realm")
 
 
 def _values(env: _Env) -> list[model.SourceValue]:

@@ -476,6 +476,9 @@ class TokenStore:
                 ),
                 {"r": realm_id, "n": company_name},
             )
+            from qbo_pipelines.notify.sources import resolve_needs_reconnect  # R31
+
+            resolve_needs_reconnect(conn, realm_id)
             conn.execute(
                 sa.text(
                     "INSERT INTO sync.qbo_tokens (realm_id, api_base_url, access_token_enc,"
@@ -596,6 +599,9 @@ class TokenStore:
                     new = self.oauth.refresh(current.refresh_token)
                 except NeedsReconnectError as exc:
                     self._mark(conn, realm_id, "needs_reconnect", RECONNECT_MESSAGE)
+                    from qbo_pipelines.notify.sources import notify_needs_reconnect  # R31
+
+                    notify_needs_reconnect(conn, realm_id, RECONNECT_MESSAGE)
                     failure = exc
                     new = current
                 else:

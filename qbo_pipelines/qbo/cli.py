@@ -1,29 +1,35 @@
-"""``qbo-pipelines connect | disconnect | companies | choices`` (SPEC R1, R3, R32).
+"""``qbo-pipelines connect | disconnect | companies | choices | status`` (SPEC R1, R3, R30, R32).
 
-Configuration comes from the environment (the same variables as :mod:`qbo_pipelines.sync.env`):
+The QBO app comes from the environment (the same variables as :mod:`qbo_pipelines.sync.env`:
 ``QBO_PIPELINES_QBO_CLIENT_ID``, ``QBO_PIPELINES_QBO_CLIENT_SECRET``,
 ``QBO_PIPELINES_QBO_REDIRECT_URI`` (default ``http://127.0.0.1:8910/callback``),
-``QBO_PIPELINES_QBO_API_URL`` and ``QBO_PIPELINES_QBO_OAUTH_URL``; ``--base-url`` points both API
-and OAuth at one host (the local sandbox). Tokens are encrypted with ``QBO_PIPELINES_TOKEN_KEY``,
-or locally with a key file created under the data directory (see :mod:`qbo_pipelines.qbo.auth`).
-Nothing here ever prints a token.
+``QBO_PIPELINES_QBO_API_URL`` and ``QBO_PIPELINES_QBO_OAUTH_URL``), else from the configuration
+stored by ``make demo`` or by the last ``connect`` (:func:`qbo_pipelines.qbo.app.QboApp.resolve`);
+``--base-url`` points both API and OAuth at one host (the local sandbox). Every command that
+names a company refuses one that is not connected. Tokens are encrypted with
+``QBO_PIPELINES_TOKEN_KEY``, or locally with a key file created under the data directory
+(see :mod:`qbo_pipelines.qbo.auth`). Nothing here ever prints a token.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
+import json
 import os
 import secrets
+import sys
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import sqlalchemy as sa
 
+from qbo_pipelines import companies, settings
 from qbo_pipelines.qbo.app import (
     DEFAULT_REDIRECT_URI,
     ENV_API_URL,
@@ -31,10 +37,13 @@ from qbo_pipelines.qbo.app import (
     ENV_CLIENT_SECRET,
     ENV_OAUTH_URL,
     ENV_REDIRECT_URI,
+    NOT_CONFIGURED,
+    ConfigError,
+    QboApp,
+    save_app,
 )
 from qbo_pipelines.qbo.auth import (
     OAuthClient,
-    OAuthConfig,
     TokenStore,
     list_companies,
     new_state,
@@ -43,6 +52,7 @@ from qbo_pipelines.qbo.auth import (
 from qbo_pipelines.qbo.client import PRODUCTION_BASE_URL, QboClient
 from qbo_pipelines.qbo.errors import QboError
 from qbo_pipelines.qbo.ids import RealmId
+from qbo_pipelines.qbo.secret import Secret
 
 
 class ConnectError(RuntimeError):
@@ -170,56 +180,120 @@ def _warehouse() -> sa.Engine:
     return engine
 
 
-def _oauth(args: argparse.Namespace) -> tuple[OAuthClient, str]:
-    client_id = args.client_id or _env(ENV_CLIENT_ID)
-    secret = _env(ENV_CLIENT_SECRET)
-    if not client_id or not secret:
-        from qbo_pipelines.cli import UserError
-
-        raise UserError(f"set {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET} (the QBO app's credentials)")
-    redirect = args.redirect_uri or _env(ENV_REDIRECT_URI, DEFAULT_REDIRECT_URI)
-    if args.base_url:
-        config = OAuthConfig.for_base_url(args.base_url, client_id, secret, redirect)
-        return OAuthClient(config), args.base_url.rstrip("/")
-    oauth_url = _env(ENV_OAUTH_URL)
-    if oauth_url:
-        config = OAuthConfig.for_base_url(oauth_url, client_id, secret, redirect)
-    else:
-        config = OAuthConfig.intuit(client_id, secret, redirect)
-    return OAuthClient(config), _env(ENV_API_URL, PRODUCTION_BASE_URL).rstrip("/")
-
-
-def _store(oauth: OAuthClient, create_key: bool) -> TokenStore:
-    return TokenStore(_warehouse(), oauth, token_cipher(create=create_key))
-
-
-def _user_error(exc: Exception) -> Exception:
+def _user_error(exc: Exception | str) -> Exception:
     from qbo_pipelines.cli import UserError
 
     return UserError(str(exc))
 
 
-def _connect(args: argparse.Namespace) -> int:
-    oauth, api_url = _oauth(args)
-    store = _store(oauth, create_key=True)
+def resolve_app(args: argparse.Namespace, engine: sa.Engine) -> QboApp:
+    """The QBO app for a command: the environment's, else the stored one; ``--client-id``,
+    ``--base-url`` and ``--redirect-uri`` override (a new client id needs its secret in
+    ``QBO_PIPELINES_QBO_CLIENT_SECRET``)."""
     try:
-        realm, name = connect(oauth, store, api_url, timeout=args.timeout)
-    except (ConnectError, QboError) as exc:
+        app: QboApp | None = QboApp.resolve(engine)
+    except ConfigError:
+        app = None
+    client_id = getattr(args, "client_id", None)
+    if client_id and (app is None or app.client_id != client_id):
+        secret = _env(ENV_CLIENT_SECRET)
+        if not secret:
+            raise _user_error(f"set {ENV_CLIENT_SECRET} to the secret of client id {client_id}")
+        app = QboApp(
+            client_id=client_id,
+            client_secret=Secret(secret),
+            api_url=_env(ENV_API_URL, PRODUCTION_BASE_URL).rstrip("/"),
+            oauth_url=_env(ENV_OAUTH_URL) or None,
+            redirect_uri=_env(ENV_REDIRECT_URI, DEFAULT_REDIRECT_URI),
+            origin="env",
+        )
+    if app is None:
+        raise _user_error(NOT_CONFIGURED)
+    if getattr(args, "base_url", None):
+        app = app.with_api_url(args.base_url.rstrip("/"))
+    if getattr(args, "redirect_uri", None):
+        app = replace(app, redirect_uri=args.redirect_uri)
+    return app
+
+
+@contextlib.contextmanager
+def _qbo(args: argparse.Namespace, engine: sa.Engine) -> Iterator[QboApp]:
+    """The app, with the demo's sandbox served for the block when it is the configured QBO
+    and nothing answers (see :func:`qbo_pipelines.demo.setup.demo_sandbox_served`)."""
+    from qbo_pipelines.demo.setup import demo_sandbox_served
+
+    if getattr(args, "base_url", None):
+        yield resolve_app(args, engine)
+        return
+    with demo_sandbox_served(engine) as served:
+        if served:
+            print(f"serving the demo's QBO sandbox at {served} for this command")
+        yield resolve_app(args, engine)
+
+
+def _store(engine: sa.Engine, app: QboApp, create_key: bool) -> TokenStore:
+    return TokenStore(engine, OAuthClient(app.oauth_config()), token_cipher(create=create_key))
+
+
+def _company(engine: sa.Engine, args: argparse.Namespace) -> RealmId:
+    realm = getattr(args, "realm_opt", None) or getattr(args, "realm", None)
+    if not realm:
+        raise _user_error("name the company: --realm REALM")
+    try:
+        return RealmId(companies.require_connected(engine, realm).realm_id)
+    except companies.NotConnectedError as exc:
         raise _user_error(exc) from None
-    print(f"connected: realm {realm}{f' ({name})' if name else ''} at {api_url}")
+
+
+def _connect(args: argparse.Namespace) -> int:
+    engine = _warehouse()
+    try:
+        with _qbo(args, engine) as app:
+            oauth = OAuthClient(app.oauth_config())
+            store = TokenStore(engine, oauth, token_cipher(create=True))
+            try:
+                realm, name = connect(oauth, store, app.api_url, timeout=args.timeout)
+            except (ConnectError, QboError) as exc:
+                raise _user_error(exc) from None
+            # Later commands and Dagster runs find the app without environment variables.
+            save_app(engine, app, origin="demo-sandbox" if app.origin == "demo-sandbox" else "cli")
+    finally:
+        engine.dispose()
+    print(f"connected: realm {realm}{f' ({name})' if name else ''} at {app.api_url}")
+    print(
+        f"next: `qbo-pipelines mappings suggest --realm {realm}`, then "
+        f"`qbo-pipelines mappings check --realm {realm}`"
+    )
     return 0
 
 
 def _disconnect(args: argparse.Namespace) -> int:
-    oauth, _ = _oauth(args)
-    store = _store(oauth, create_key=False)
-    store.disconnect(RealmId(args.realm), revoke=not args.no_revoke)
-    print(f"disconnected: realm {args.realm} (tokens revoked and deleted, mappings removed)")
+    engine = _warehouse()
+    try:
+        realm = _company(engine, args)
+        revoke = not args.no_revoke
+        if revoke:
+            with _qbo(args, engine) as app:
+                _store(engine, app, create_key=False).disconnect(realm, revoke=True)
+        else:
+            try:
+                app = resolve_app(args, engine)
+            except Exception:  # noqa: BLE001 - nothing to revoke with; forget locally anyway
+                app = QboApp("unconfigured", Secret("-"))
+            _store(engine, app, create_key=False).disconnect(realm, revoke=False)
+    finally:
+        engine.dispose()
+    done = "tokens revoked and deleted" if revoke else "tokens deleted (not revoked)"
+    print(f"disconnected: realm {realm} ({done}, settings and mappings removed)")
     return 0
 
 
 def _companies(args: argparse.Namespace) -> int:
-    rows = list_companies(_warehouse())
+    engine = _warehouse()
+    try:
+        rows = list_companies(engine)
+    finally:
+        engine.dispose()
     if not rows:
         print("no companies connected (run `qbo-pipelines connect`)")
         return 0
@@ -235,14 +309,20 @@ def _companies(args: argparse.Namespace) -> int:
 def _choices(args: argparse.Namespace) -> int:
     from qbo_pipelines.qbo import discovery
 
-    oauth, api_url = _oauth(args)
-    store = _store(oauth, create_key=False)
-    realm = RealmId(args.realm)
-    client = QboClient(store.api_base_url(realm) or api_url, realm, store, budget=store.engine)
+    engine = _warehouse()
     try:
-        found = discovery.discover(client)
-    except QboError as exc:
-        raise _user_error(exc) from None
+        realm = _company(engine, args)
+        with _qbo(args, engine) as app:
+            store = _store(engine, app, create_key=False)
+            client = QboClient(
+                store.api_base_url(realm) or app.api_url, realm, store, budget=store.engine
+            )
+            try:
+                found = discovery.discover(client)
+            except QboError as exc:
+                raise _user_error(exc) from None
+    finally:
+        engine.dispose()
     print(
         f"company: {found.company.realm_company_name} (home currency "
         f"{found.company.home_currency or '?'})"
@@ -262,10 +342,47 @@ def _choices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from qbo_pipelines import status
+    from qbo_pipelines.warehouse import db
+
+    stack = db.bootstrap()
+    os.environ.setdefault("DAGSTER_HOME", str(settings.DAGSTER_HOME))
+    os.environ.setdefault("QBO_PIPELINES_DAGSTER_PG_URL", stack.dagster_url)
+    warehouse = db.make_engine(stack.warehouse_url)
+    source = db.make_engine(stack.source_app_url)
+    try:
+        history: status.RunHistory | None = None
+        if not args.no_runs:
+            try:
+                from qbo_pipelines.defs.runner import InstanceHistory  # Dagster from here on
+
+                history = InstanceHistory()
+            except Exception as exc:  # noqa: BLE001 - the warehouse's status still stands
+                print(f"warning: Dagster run history unavailable ({exc})", file=sys.stderr)
+        try:
+            reports = status.company_status(warehouse, source, args.realm, history=history)
+        except companies.NotConnectedError as exc:
+            raise _user_error(exc) from None
+    finally:
+        warehouse.dispose()
+        source.dispose()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
+    else:
+        print(status.render(reports))
+    return 0
+
+
 def _add_app_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="one host for API and OAuth (the local sandbox)")
-    parser.add_argument("--client-id", help=f"overrides {ENV_CLIENT_ID}")
+    parser.add_argument("--client-id", help=f"overrides {ENV_CLIENT_ID} and the stored app")
     parser.add_argument("--redirect-uri", help=f"overrides {ENV_REDIRECT_URI}")
+
+
+def _add_realm_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("realm", nargs="?", help="the company (or --realm)")
+    parser.add_argument("--realm", dest="realm_opt", metavar="REALM", help="the company")
 
 
 def register(subparsers: Any) -> None:
@@ -276,7 +393,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_connect)
 
     p = subparsers.add_parser("disconnect", help="revoke, delete tokens, remove mappings")
-    p.add_argument("realm")
+    _add_realm_args(p)
     _add_app_args(p)
     p.add_argument("--no-revoke", action="store_true", help="skip revoking at Intuit")
     p.set_defaults(func=_disconnect)
@@ -285,6 +402,14 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_companies)
 
     p = subparsers.add_parser("choices", help="print the QBO choices a company can map to")
-    p.add_argument("realm")
+    _add_realm_args(p)
     _add_app_args(p)
     p.set_defaults(func=_choices)
+
+    p = subparsers.add_parser(
+        "status", help="per company: connection, last push/pull, pending, held, failed, next runs"
+    )
+    p.add_argument("--realm", help="one company (default: every connected company)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-runs", action="store_true", help="skip the Dagster run history")
+    p.set_defaults(func=_status)

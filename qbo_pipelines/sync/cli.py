@@ -1,4 +1,14 @@
-"""``qbo-pipelines sync ...``: push by hand, pause / resume, switch automatic sync (R30)."""
+"""``qbo-pipelines sync ...``: run by hand, pause / resume, switch automatic sync (R30).
+
+``sync push`` submits a run of ``push_job`` per company through the Dagster instance's run queue
+(:func:`qbo_pipelines.defs.runner.submit`) and waits for it; with no dagster-daemon running it
+launches the queued run itself once the company is free. Every subcommand refuses a company
+that is not connected (:func:`qbo_pipelines.companies.require_connected`) before writing
+anything.
+
+Adding a direction (``sync pull``) is one ``register`` block and one handler calling
+:func:`_run_job` with its job name and run config.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +16,23 @@ import argparse
 import os
 from typing import Any
 
-from qbo_pipelines import settings
+import sqlalchemy as sa
+
+from qbo_pipelines import companies, settings
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sync", help="run, pause or resume the sync")
     sub = parser.add_subparsers(dest="sync_command", required=True)
-    push = sub.add_parser("push", help="push source changes to QBO now (a Dagster run)")
+    push = sub.add_parser("push", help="push source changes to QBO now (a queued Dagster run)")
     push.add_argument("--realm", help="one company (default: every connected company)")
     push.add_argument(
         "--full",
         action="store_true",
         help="re-plan every record (unchanged ones still make no API call)",
+    )
+    push.add_argument(
+        "--no-wait", dest="wait", action="store_false", help="return once the run is queued"
     )
     push.set_defaults(func=_push)
     for name, help_text in (
@@ -33,51 +48,88 @@ def register(subparsers: Any) -> None:
     auto.set_defaults(func=_auto)
 
 
-def _env() -> Any:
+def _warehouse() -> sa.Engine:
+    """The migrated warehouse; Dagster's variables set for the runs this process starts."""
     from qbo_pipelines.warehouse import db
 
     stack = db.bootstrap()
     os.environ.setdefault("DAGSTER_HOME", str(settings.DAGSTER_HOME))
-    os.environ["QBO_PIPELINES_DAGSTER_PG_URL"] = stack.dagster_url
-    return stack
+    os.environ.setdefault("QBO_PIPELINES_DAGSTER_PG_URL", stack.dagster_url)
+    return db.make_engine(stack.warehouse_url)
+
+
+def _companies(engine: sa.Engine, realm: str | None) -> list[str]:
+    """The company given (refused when not connected), else every connected one."""
+    try:
+        return [c.realm_id for c in companies.resolve(engine, realm)]
+    except companies.NotConnectedError as exc:
+        from qbo_pipelines.cli import UserError
+
+        raise UserError(str(exc)) from None
+
+
+def _run_job(
+    args: argparse.Namespace, job_name: str, direction: str, run_config: dict[str, Any]
+) -> int:
+    """Submit ``job_name`` for the chosen companies, one after the other; print the counts."""
+    from qbo_pipelines.demo.setup import demo_sandbox_served
+    from qbo_pipelines.qbo.app import QboApp
+
+    engine = _warehouse()
+    try:
+        realms = _companies(engine, args.realm)
+        QboApp.resolve(engine)  # a clear error now rather than a failed run later
+        if not realms:
+            print("no connected QBO company: run `qbo-pipelines connect` first")
+            return 2
+        from qbo_pipelines.defs import runner  # Dagster only from here on
+
+        failed = 0
+        with demo_sandbox_served(engine) as served:
+            if served:
+                print(f"serving the demo's QBO sandbox at {served} for this command")
+            for realm in realms:
+                outcome = runner.submit(
+                    job_name,
+                    realm,
+                    run_config=run_config,
+                    tags={"qbo_pipelines/trigger": "cli", "qbo_pipelines/direction": direction},
+                    wait=args.wait or bool(served),  # a sandbox served here must outlive the run
+                    warehouse=engine,
+                    announce=print,
+                )
+                _print_outcome(outcome)
+                failed += 0 if outcome.success or not outcome.finished else 1
+        return 1 if failed else 0
+    finally:
+        engine.dispose()
+
+
+_NOT_COUNTS = frozenset({"source_cursor", "cursor"})
+
+
+def _print_outcome(outcome: Any) -> None:
+    print(f"{outcome.realm_id}: run {outcome.run_id} {outcome.status}")
+    for key, counts in outcome.counts.items():
+        if key.startswith(("pushed/", "pulled/")):
+            shown = ", ".join(f"{k} {v}" for k, v in counts.items() if v and k not in _NOT_COUNTS)
+            print(f"  {key}: {shown or 'nothing to do'}")
 
 
 def _push(args: argparse.Namespace) -> int:
-    from qbo_pipelines.sync.env import QboApp
-    from qbo_pipelines.sync.settings import connected_realms
-    from qbo_pipelines.warehouse import db
+    from qbo_pipelines.defs import runner
 
-    QboApp.from_env()  # a clear error now rather than a failed run later
-    stack = _env()
-    engine = db.make_engine(stack.warehouse_url)
-    try:
-        realms = [args.realm] if args.realm else connected_realms(engine)
-    finally:
-        engine.dispose()
-    if not realms:
-        print("no connected QBO company: run `qbo-pipelines connect` first")
-        return 2
-    from qbo_pipelines.defs.runner import push_company  # Dagster only from here on
-
-    failed = 0
-    for realm in realms:
-        result = push_company(realm, mode="full" if args.full else "incremental")
-        print(f"{realm}: run {result['run_id']} {'ok' if result['success'] else 'FAILED'}")
-        for key, counts in result["counts"].items():
-            if key.startswith("pushed/"):
-                shown = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-                print(f"  {key}: {shown or 'nothing to do'}")
-        failed += 0 if result["success"] else 1
-    return 1 if failed else 0
+    return _run_job(
+        args, "push_job", "push", runner.push_run_config("full" if args.full else "incremental")
+    )
 
 
 def _set(realm: str, setting: str, value: str) -> None:
     from qbo_pipelines.mapping import repository
-    from qbo_pipelines.warehouse import db
 
-    stack = _env()
-    engine = db.make_engine(stack.warehouse_url)
+    engine = _warehouse()
     try:
+        _companies(engine, realm)
         repository.set_setting(engine, realm, setting, value, by="cli")
     finally:
         engine.dispose()

@@ -70,7 +70,7 @@ def plan_push_requests(
     from qbo_pipelines.qbo.app import ConfigError, QboApp
 
     try:
-        QboApp.from_env()
+        QboApp.resolve(warehouse)
     except ConfigError as exc:
         return [], [str(exc)], dict(cursor)
     connector = SourceAppConnector(source)

@@ -1,0 +1,137 @@
+"""Sending one message: email over SMTP (:mod:`smtplib`) and a JSON webhook (HTTP POST).
+
+Both raise :class:`SendError` with a message safe to store and print: no password, no signing
+secret, and webhook URLs masked (a Slack webhook URL is itself a credential, and
+:mod:`requests` puts the URL in its exceptions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import requests
+
+from qbo_pipelines.notify.channels import SmtpSettings, mask_url
+from qbo_pipelines.notify.messages import Message
+from qbo_pipelines.qbo.secret import Secret
+
+SIGNATURE_HEADER: Final = "X-QBO-Pipelines-Signature"
+TIMESTAMP_HEADER: Final = "X-QBO-Pipelines-Timestamp"
+USER_AGENT: Final = "qbo-pipelines-notify/1"
+_ERROR_CHARS: Final = 500
+
+
+class SendError(Exception):
+    """A message could not be sent; ``str()`` is safe to store and show."""
+
+
+def _safe(text: str, *secrets: str | None) -> str:
+    for value in secrets:
+        if value:
+            text = text.replace(value, "**********")
+    return text[:_ERROR_CHARS]
+
+
+def send_email(settings: SmtpSettings, recipients: list[str], message: Message) -> None:
+    """Send ``message`` as a plain-text email to ``recipients``.
+
+    Raises:
+        SendError: connection, TLS, authentication or a refused recipient.
+    """
+    email = EmailMessage()
+    email["Subject"] = message.subject.replace("\n", " ")
+    email["From"] = settings.from_address
+    email["To"] = ", ".join(recipients)
+    email["Date"] = formatdate(localtime=False)
+    email["Message-ID"] = make_msgid(domain="qbo-pipelines")
+    email.set_content(message.text)
+    password = settings.password.reveal() if settings.password else None
+    try:
+        smtp: smtplib.SMTP
+        if settings.security == "ssl":
+            smtp = smtplib.SMTP_SSL(
+                settings.host,
+                settings.port,
+                timeout=settings.timeout,
+                context=ssl.create_default_context(),
+            )
+        else:
+            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+        with smtp:
+            smtp.ehlo()
+            if settings.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if settings.username:
+                if password is None:
+                    raise SendError(
+                        f"SMTP user {settings.username} has no password (store one with the "
+                        "channel or set QBO_PIPELINES_SMTP_PASSWORD)"
+                    )
+                smtp.login(settings.username, password)
+            refused = smtp.send_message(email)
+        if refused:
+            raise SendError(f"SMTP server refused {', '.join(sorted(refused))}")
+    except SendError:
+        raise
+    except (OSError, smtplib.SMTPException) as exc:
+        where = f"{settings.host}:{settings.port} ({settings.security})"
+        raise SendError(_safe(f"SMTP {where}: {type(exc).__name__}: {exc}", password)) from None
+
+
+def sign(secret: Secret, timestamp: str, body: bytes) -> str:
+    """``v1=<hex HMAC-SHA256 of "<timestamp>.<body>">``: what a receiver recomputes to check a
+    webhook came from us (and is recent: compare the timestamp header with its clock)."""
+    mac = hmac.new(
+        secret.reveal().encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256
+    )
+    return f"v1={mac.hexdigest()}"
+
+
+def send_webhook(
+    url: str, payload: dict[str, Any], secret: Secret | None, *, timeout: float = 10.0
+) -> None:
+    """POST ``payload`` as JSON; any 2xx answer is success.
+
+    With a secret, the headers carry ``X-QBO-Pipelines-Timestamp`` (Unix seconds) and
+    ``X-QBO-Pipelines-Signature`` (:func:`sign` over the exact body bytes).
+
+    Raises:
+        SendError: no connection, a timeout or a non-2xx answer (URL masked).
+    """
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
+    if secret:
+        timestamp = str(int(time.time()))
+        headers[TIMESTAMP_HEADER] = timestamp
+        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+    shown = mask_url(url)
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    hidden = (url, path if len(path) > 1 else None, secret.reveal() if secret else None)
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        raise SendError(_safe(f"webhook {shown}: {type(exc).__name__}: {exc}", *hidden)) from None
+    if not 200 <= response.status_code < 300:
+        answer = " ".join(response.text.split())[:200]
+        raise SendError(_safe(f"webhook {shown}: HTTP {response.status_code} {answer}", *hidden))
+
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "SendError",
+    "send_email",
+    "send_webhook",
+    "sign",
+]
