@@ -29,6 +29,7 @@ AREA_CLIS = (
     "qbo_pipelines.mapping.cli",
     "qbo_pipelines.sync.cli",
     "qbo_pipelines.webhooks.cli",
+    "qbo_pipelines.notify.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
