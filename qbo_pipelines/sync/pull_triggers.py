@@ -1,0 +1,73 @@
+"""When a pull runs (no Dagster here): the webhook inbox (R29) and each company's pull interval
+(R28), both honouring the company's pause and automatic-sync switches (R30)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from qbo_pipelines.mapping import repository as mapping_repo
+from qbo_pipelines.sync import settings, state
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A pull to start for one company; ``run_key`` makes a repeated tick start it once."""
+
+    realm_id: str
+    run_key: str
+    trigger: str
+
+
+def _blocked(engine: sa.Engine, realm_id: str) -> str | None:
+    values = mapping_repo.load_settings(engine, realm_id)
+    if values.paused:
+        return f"{realm_id}: paused"
+    if not values.sync_enabled:
+        return f"{realm_id}: automatic sync is off"
+    return None
+
+
+def webhook_requests(engine: sa.Engine) -> tuple[list[PullRequest], list[str]]:
+    """One pull per connected company with unprocessed webhook events (R29)."""
+    sql = sa.text(
+        "SELECT i.realm_id, max(i.id) FROM sync.webhook_inbox i"
+        " JOIN sync.companies c ON c.realm_id = i.realm_id AND c.status = 'connected'"
+        " WHERE i.processed_at IS NULL GROUP BY i.realm_id ORDER BY 1"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(sql).all()
+    requests: list[PullRequest] = []
+    skips: list[str] = []
+    for realm, top in rows:
+        reason = _blocked(engine, str(realm))
+        if reason:
+            skips.append(reason)
+        else:
+            requests.append(PullRequest(str(realm), f"inbox:{realm}:{top}", "webhook"))
+    if not rows:
+        skips.append("no webhook events waiting")
+    return requests, skips
+
+
+def scheduled_requests(engine: sa.Engine, now: datetime) -> tuple[list[PullRequest], list[str]]:
+    """A pull for every connected company whose last pull is older than its
+    ``pull_interval_hours`` (R28: 12 by default), even with no change anywhere."""
+    requests: list[PullRequest] = []
+    skips: list[str] = []
+    for realm in settings.connected_realms(engine):
+        reason = _blocked(engine, realm)
+        if reason:
+            skips.append(reason)
+            continue
+        hours = mapping_repo.load_settings(engine, realm).pull_interval_hours
+        last = state.get_cursor(engine, realm, "pull:last_run")
+        due = last is None or datetime.fromisoformat(last) + timedelta(hours=hours) <= now
+        if due:
+            slot = int(now.timestamp() // (hours * 3600))
+            requests.append(PullRequest(realm, f"interval:{realm}:{hours}h:{slot}", "schedule"))
+        else:
+            skips.append(f"{realm}: pulled at {last}, every {hours} h")
+    return requests, skips
