@@ -44,6 +44,8 @@ def failure_text(context: dg.RunFailureSensorContext) -> str:
     for event in context.get_step_failure_events()[:1]:
         data = event.event_specific_data
         error = getattr(data, "error", None)
+        while error is not None and error.cause is not None:  # the user code's own error
+            error = error.cause
         if error is not None:
             parts.append(f"step {event.step_key}: {error.cls_name}: {error.message.strip()}")
     return " ".join(parts)
