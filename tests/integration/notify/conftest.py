@@ -4,13 +4,8 @@ for "every company" must not see other tests' notifications)."""
 
 from __future__ import annotations
 
-import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -19,45 +14,24 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography.fernet import Fernet
+from notifybed import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    Received,
+    SmtpHandler,
+    SmtpSink,
+    WebhookSink,
+    free_port,
+)
 
 from qbo_pipelines.qbo.auth import ENV_TOKEN_KEY
 from qbo_pipelines.warehouse import migrations
-
-SMTP_USER = "notifier"
-SMTP_PASSWORD = "smtp-pa55-w0rd-never-logged"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class SmtpSink:
-    host: str
-    port: int
-    messages: list[EmailMessage] = field(default_factory=list)
-    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
-    logins: list[str] = field(default_factory=list)
-
-
-class _Handler:
-    def __init__(self, sink: SmtpSink) -> None:
-        self.sink = sink
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        msg = message_from_bytes(envelope.original_content, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.sink.messages.append(msg)
-        self.sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 OK"
 
 
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpSink]:
     """A real SMTP server on 127.0.0.1 that requires AUTH LOGIN/PLAIN (no TLS)."""
-    port = _free_port()
+    port = free_port()
     sink = SmtpSink("127.0.0.1", port)
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
@@ -71,7 +45,7 @@ def smtp_server() -> Iterator[SmtpSink]:
         return AuthResult(success=ok)
 
     controller = Controller(
-        _Handler(sink),
+        SmtpHandler(sink),
         hostname="127.0.0.1",
         port=port,
         authenticator=authenticate,
@@ -83,28 +57,6 @@ def smtp_server() -> Iterator[SmtpSink]:
         yield sink
     finally:
         controller.stop()
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> dict[str, Any]:
-        data = json.loads(self.body)
-        assert isinstance(data, dict)
-        return data
-
-
-@dataclass
-class WebhookSink:
-    url: str
-    received: list[Received] = field(default_factory=list)
-    fail_next: int = 0
-    """Answer this many next requests with HTTP 500 (the request is still recorded)."""
-    attempts: int = 0
 
 
 @pytest.fixture

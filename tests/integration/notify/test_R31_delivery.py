@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import SMTP_PASSWORD, SMTP_USER, SmtpSink, WebhookSink
+from notifybed import SMTP_PASSWORD, SMTP_USER, SmtpSink, WebhookSink
 
 from qbo_pipelines import notify
 from qbo_pipelines.notify import delivery

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from conftest import WebhookSink
+from notifybed import WebhookSink
 from pushbed import PushBed
 
 from qbo_pipelines import notify
