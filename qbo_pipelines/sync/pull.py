@@ -309,6 +309,7 @@ WHERE r.realm_id = :realm AND r.qbo_id > :after
                  AND NOT s.deleted_in_source
                  AND (s.sync_token IS DISTINCT FROM r.sync_token
                       OR (r.deleted AND NOT s.deleted_in_qbo)
+                      OR s.pull_due
                       OR s.qbo_base IS NULL)
        END)
 ORDER BY r.qbo_id
@@ -625,6 +626,7 @@ def _linked_state(
         sync_token=_token(c.data) or st.sync_token,
         qbo_updated_at=from_qbo.updated_at(c.data),
         deleted_in_qbo=False,
+        pull_due=False,
         status="synced",
         last_synced_at=run.now,
     )

@@ -50,6 +50,7 @@ class RecordState:
     sent_to: str | None = None
     last_synced_at: datetime | None = None
     source_row_hash: str | None = None
+    pull_due: bool = False
 
     @property
     def live_in_qbo(self) -> bool:

@@ -557,7 +557,11 @@ class Writer:
                 attempt=0,
             )
             return row, [self._ledger(intent, "ok", qbo_id=qbo_id)]
-        qbo_base = diff.project(stored, _template(intent.qbo_entity, intent.source_base))
+        qbo_base = _losers_to_pull(
+            diff.project(stored, _template(intent.qbo_entity, intent.source_base)),
+            intent.source_base,
+            intent.kept_qbo,
+        )
         row = current.but(
             qbo_entity=intent.qbo_entity,
             qbo_id=qbo_id,
@@ -570,6 +574,7 @@ class Writer:
             sync_token=str(token) if token is not None else current.sync_token,
             qbo_updated_at=last_updated(stored),
             name_key=intent.name_key,
+            pull_due=bool(intent.kept_qbo) or current.pull_due,
             attempt=0,
             intent=None,
             dispatch_id=None,
@@ -734,13 +739,15 @@ class Writer:
                         details={"fields": list(merged.conflicts), "policy": self.entity.conflict},
                     )
                 )
+                pulled = _losers_to_pull(qbo_now, new_source, merged.kept_qbo)
                 rows.append(
                     current.but(
                         status="held" if merged.hold else "synced",
                         source_hash=intent.source_hash,
                         source_base=new_source,
-                        qbo_base=qbo_now,
-                        qbo_hash=diff.body_hash(qbo_now),
+                        qbo_base=pulled,
+                        qbo_hash=diff.body_hash(pulled),
+                        pull_due=bool(merged.kept_qbo) or current.pull_due,
                         sync_token=token,
                         qbo_updated_at=last_updated(now),
                         intent=None,
@@ -777,6 +784,18 @@ class Writer:
                 self.engine, self.realm_id, self.entity.name, [f.source_id for f in followups]
             )
             self.write(followups, states)
+
+
+def _losers_to_pull(
+    qbo_base: Mapping[str, Any], source: Mapping[str, Any] | None, kept_qbo: Sequence[str]
+) -> dict[str, Any]:
+    """The QBO side of the base after a conflict QBO won: the kept fields are based on the
+    source's losing value, so the pull sees QBO's value as a change and brings it into the
+    source (the policy's outcome on both sides, R34), while the push sees nothing to send."""
+    out = dict(qbo_base)
+    for name in kept_qbo:
+        out[name] = (source or {}).get(name)
+    return out
 
 
 def _template(qbo_entity: str, base: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -106,3 +106,250 @@ def test_R8_customer_created_in_qbo_becomes_a_source_contact(synced: PushBed) ->
         len(_rows(synced.env.source, "SELECT 1 FROM app.contacts WHERE qbo_id = :q", q=made["Id"]))
         == 1
     )
+
+
+def _linked(bed: PushBed, entity: str, qbo_entity: str) -> tuple[int, str]:
+    rows = _rows(
+        bed.env.warehouse,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = :e"
+        " AND qbo_entity = :q AND created_by = 'sync' AND status = 'synced'"
+        " ORDER BY source_id::int LIMIT 1",
+        r=bed.realm,
+        e=entity,
+        q=qbo_entity,
+    )
+    return int(rows[0][0]), str(rows[0][1])
+
+
+def _ledger(bed: PushBed, entity: str, operation: str) -> list[Any]:
+    return _rows(
+        bed.env.warehouse,
+        "SELECT direction, source_id, outcome, details FROM sync.ledger WHERE realm_id = :r"
+        " AND entity = :e AND operation = :o ORDER BY id",
+        r=bed.realm,
+        e=entity,
+        o=operation,
+    )
+
+
+def test_R16_R36_invoice_deleted_in_qbo_is_flagged_and_the_sale_kept_and_marked(
+    synced: PushBed,
+) -> None:
+    sale, qbo_id = _linked(synced, "invoices", "Invoice")
+    payments = [
+        p["Id"]
+        for p in synced.sandbox.control.entities(synced.realm, "Payment")
+        if any(
+            link.get("TxnId") == qbo_id
+            for line in p.get("Line", [])
+            for link in line.get("LinkedTxn", [])
+        )
+    ]
+    for pid in payments:  # QBO refuses to delete an invoice with payments applied
+        synced.sandbox.control.user_delete(synced.realm, "Payment", pid)
+    synced.sandbox.control.user_delete(synced.realm, "Invoice", qbo_id)
+    _cycle(synced)
+    flagged = _rows(
+        synced.env.warehouse,
+        "SELECT deleted FROM raw_qbo.invoices WHERE realm_id = :r AND qbo_id = :q",
+        r=synced.realm,
+        q=qbo_id,
+    )
+    assert flagged[0][0] is True
+    kept = _rows(synced.env.source, "SELECT qbo_deleted FROM app.sales WHERE id = :i", i=sale)
+    assert kept == [(True,)]
+    # not revived by later edits of the sale in the source (R42)
+    with synced.env.source.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE app.sales SET memo = 'edited after' WHERE id = :i"), {"i": sale}
+        )
+    invoices = synced.count("Invoice")
+    _cycle(synced)
+    assert synced.count("Invoice") == invoices
+    for pid in payments:  # deleted QBO payments mark their receipts (R22)
+        rows = _rows(
+            synced.env.source, "SELECT qbo_deleted FROM app.receipts WHERE qbo_id = :q", q=pid
+        )
+        assert rows == [(True,)]
+
+
+def test_R20_payment_recorded_in_qbo_becomes_a_receipt_on_the_synced_sale(
+    synced: PushBed,
+) -> None:
+    sale, invoice = _linked(synced, "invoices", "Invoice")
+    inv = next(
+        i for i in synced.sandbox.control.entities(synced.realm, "Invoice") if i["Id"] == invoice
+    )
+    made = synced.sandbox.control.bulk_create(
+        synced.realm,
+        "Payment",
+        [
+            {
+                "CustomerRef": inv["CustomerRef"],
+                "TotalAmt": 1.5,
+                "Line": [{"Amount": 1.5, "LinkedTxn": [{"TxnId": invoice, "TxnType": "Invoice"}]}],
+            }
+        ],
+    )[0]
+    _cycle(synced)
+    rows = _rows(
+        synced.env.source,
+        "SELECT sale_id, amount, origin FROM app.receipts WHERE qbo_id = :q",
+        q=made["Id"],
+    )
+    assert [(r.sale_id, str(r.amount), r.origin) for r in rows] == [(sale, "1.50", "qbo")]
+    # the sale's balance follows QBO's
+    balance = _rows(synced.env.source, "SELECT balance FROM app.sales WHERE id = :i", i=sale)
+    qbo_balance = next(
+        i for i in synced.sandbox.control.entities(synced.realm, "Invoice") if i["Id"] == invoice
+    )["Balance"]
+    assert float(balance[0][0]) == float(qbo_balance)
+
+
+@pytest.mark.parametrize("order", ["pull_first", "push_first"])
+def test_R34_customer_changed_on_both_sides_one_conflict_policy_outcome_no_ping_pong(
+    synced: PushBed, order: str
+) -> None:
+    contact, qbo_id = _linked(synced, "customers", "Customer")
+    synced.sandbox.control.user_update(
+        synced.realm,
+        "Customer",
+        {"Id": qbo_id, "PrimaryEmailAddr": {"Address": "qbo.side@example.com"}, "sparse": True},
+    )
+    with synced.env.source.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE app.contacts SET email = 'source.side@example.com' WHERE id = :i"),
+            {"i": contact},
+        )
+    before = len(_ledger(synced, "customers", "conflict"))
+    if order == "pull_first":
+        pipeline.pull_all(synced.env, synced.realm, run_id="p")
+        pipeline.push_all(synced.env, synced.realm, run_id="q")
+    else:
+        pipeline.push_all(synced.env, synced.realm, run_id="q")
+        pipeline.pull_all(synced.env, synced.realm, run_id="p")
+    conflicts = _ledger(synced, "customers", "conflict")[before:]
+    assert len(conflicts) == 1
+    # customers: qbo_wins -> QBO's value on both sides
+    email = _rows(synced.env.source, "SELECT email FROM app.contacts WHERE id = :i", i=contact)
+    assert email[0][0] == "qbo.side@example.com"
+    qbo = next(
+        c for c in synced.sandbox.control.entities(synced.realm, "Customer") if c["Id"] == qbo_id
+    )
+    assert qbo["PrimaryEmailAddr"]["Address"] == "qbo.side@example.com"
+    writes = _writes(synced)
+    log = _rows(synced.env.source, "SELECT count(*) FROM app.change_log")[0][0]
+    _cycle(synced)
+    _cycle(synced)
+    assert _writes(synced) == writes
+    assert _rows(synced.env.source, "SELECT count(*) FROM app.change_log")[0][0] == log
+
+
+def test_R42_five_edits_in_qbo_write_only_the_last_value_into_the_source(
+    synced: PushBed,
+) -> None:
+    contact, qbo_id = _linked(synced, "customers", "Customer")
+    with synced.env.source.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE app.email_audit (email text)"))
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION app.audit_email() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN INSERT INTO app.email_audit VALUES (NEW.email); RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER email_audit AFTER UPDATE OF email ON app.contacts"
+                " FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)"
+                " EXECUTE FUNCTION app.audit_email()"
+            )
+        )
+    for n in range(5):
+        synced.sandbox.control.user_update(
+            synced.realm,
+            "Customer",
+            {"Id": qbo_id, "PrimaryEmailAddr": {"Address": f"v{n}@example.com"}, "sparse": True},
+        )
+    _cycle(synced)
+    _cycle(synced)
+    audit = [r[0] for r in _rows(synced.env.source, "SELECT email FROM app.email_audit")]
+    assert audit == ["v4@example.com"]
+
+
+def test_R42_five_edits_in_the_source_write_only_the_last_value_to_qbo(synced: PushBed) -> None:
+    contact, qbo_id = _linked(synced, "customers", "Customer")
+
+    def token() -> int:
+        return int(
+            next(
+                c
+                for c in synced.sandbox.control.entities(synced.realm, "Customer")
+                if c["Id"] == qbo_id
+            )["SyncToken"]
+        )
+
+    start = token()
+    for n in range(5):
+        with synced.env.source.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE app.contacts SET phone = :p WHERE id = :i"),
+                {"p": f"555-010{n}", "i": contact},
+            )
+    _cycle(synced)
+    _cycle(synced)
+    assert token() == start + 1  # one version in QBO: the last value, nothing in between
+    qbo = next(
+        c for c in synced.sandbox.control.entities(synced.realm, "Customer") if c["Id"] == qbo_id
+    )
+    assert qbo["PrimaryPhone"]["FreeFormNumber"] == "555-0104"
+
+
+def test_R42_sale_deleted_in_the_source_and_edited_in_qbo_is_not_revived(
+    synced: PushBed,
+) -> None:
+    sale, qbo_id = _linked(synced, "invoices", "Invoice")
+    synced.sandbox.control.user_update(
+        synced.realm, "Invoice", {"Id": qbo_id, "PrivateNote": "edited in QBO", "sparse": True}
+    )
+    with synced.env.source.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app.receipts WHERE sale_id = :i"), {"i": sale})
+        conn.execute(sa.text("DELETE FROM app.sales WHERE id = :i"), {"i": sale})
+    pipeline.pull_all(synced.env, synced.realm, run_id="p")  # the QBO edit arrives first
+    assert (
+        _rows(
+            synced.env.source,
+            "SELECT 1 FROM app.sales WHERE id = :i OR qbo_id = :q",
+            i=sale,
+            q=qbo_id,
+        )
+        == []
+    )
+    _cycle(synced)
+    _cycle(synced)
+    assert (
+        _rows(
+            synced.env.source,
+            "SELECT 1 FROM app.sales WHERE id = :i OR qbo_id = :q",
+            i=sale,
+            q=qbo_id,
+        )
+        == []
+    )
+    live = [i["Id"] for i in synced.sandbox.control.entities(synced.realm, "Invoice")]
+    assert qbo_id not in live  # invoices: source_wins, the sync created it -> deleted (R17)
+
+
+def test_R29_a_lost_webhook_is_caught_by_the_cdc_safety_net(synced: PushBed) -> None:
+    """No webhook was received at all (the inbox is empty): the pull's one CDC call finds the
+    change anyway."""
+    contact, qbo_id = _linked(synced, "customers", "Customer")
+    synced.sandbox.control.user_update(
+        synced.realm,
+        "Customer",
+        {"Id": qbo_id, "PrimaryPhone": {"FreeFormNumber": "555-9999"}, "sparse": True},
+    )
+    synced.sandbox.control.reset_requests()
+    pipeline.pull_all(synced.env, synced.realm, run_id="p")
+    assert synced.sandbox.control.request_counts(synced.realm).get("cdc") == 1
+    phone = _rows(synced.env.source, "SELECT phone FROM app.contacts WHERE id = :i", i=contact)
+    assert phone[0][0] == "555-9999"
