@@ -132,9 +132,30 @@ def _demo_sandbox_for_dev(env: dict[str, str]) -> SandboxServer | None:
     return server
 
 
-def materialize(selection: str, env: dict[str, str] | None = None) -> int:
-    """Materialize assets through the Dagster CLI on the project's Postgres-backed instance."""
+def materialize(
+    selection: str, env: dict[str, str] | None = None, partition: str | None = None
+) -> int:
+    """Materialize assets through the Dagster CLI on the project's Postgres-backed instance.
+
+    ``partition``: a company (realm id) for the company-partitioned assets; refused unless the
+    company is connected, and its Dagster partition added first.
+    """
     env = env or dagster_env()
+    extra = []
+    if partition is not None:
+        from qbo_pipelines import companies
+        from qbo_pipelines.warehouse import db
+
+        engine = db.warehouse_engine()
+        try:
+            companies.require_connected(engine, partition)
+        finally:
+            engine.dispose()
+        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "QBO_PIPELINES_DAGSTER_PG_URL")})
+        from qbo_pipelines.defs.runner import ensure_partition
+
+        ensure_partition(partition)
+        extra = ["--partition", partition]
     cmd = [
         sys.executable,
         "-m",
@@ -145,12 +166,23 @@ def materialize(selection: str, env: dict[str, str] | None = None) -> int:
         "qbo_pipelines.definitions",
         "--select",
         selection,
+        *extra,
     ]
     return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
 
 
 def _materialize(args: argparse.Namespace) -> int:
-    return materialize(args.select)
+    return materialize(args.select, partition=args.partition)
+
+
+def _db_env(args: argparse.Namespace) -> int:
+    """``eval "$(qbo-pipelines db env)"``: what the plain ``dagster`` CLI needs."""
+    import shlex
+
+    env = dagster_env()
+    for key in ("DAGSTER_HOME", "QBO_PIPELINES_DAGSTER_PG_URL"):
+        print(f"export {key}={shlex.quote(env[key])}")
+    return 0
 
 
 def _demo_run(args: argparse.Namespace) -> int:
@@ -182,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sqlalchemy", action="store_true", help="the SQLAlchemy URL (with its driver) instead"
     )
     url.set_defaults(func=_db_url)
+    env_cmd = db_sub.add_parser("env", help="print the exports the plain `dagster` CLI needs")
+    env_cmd.set_defaults(func=_db_env)
 
     dev = sub.add_parser("dev", help="Dagster webserver + daemon on 127.0.0.1")
     dev.add_argument("--host", default="127.0.0.1")
@@ -190,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mat = sub.add_parser("materialize", help="materialize assets on the Postgres-backed instance")
     mat.add_argument("--select", default="*", help="Dagster asset selection (default: all)")
+    mat.add_argument("--partition", help="a connected company's realm id (partitioned assets)")
     mat.set_defaults(func=_materialize)
 
     demo_run = sub.add_parser("demo-run", help="the main job: the whole demo, end to end")
@@ -212,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from qbo_pipelines.companies import NotConnectedError
     from qbo_pipelines.sync.env import ConfigError
     from qbo_pipelines.warehouse.migrations import MigrationError
     from qbo_pipelines.warehouse.postgres import PostgresError
@@ -220,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.func
     try:
         return handler(args)
-    except (UserError, PostgresError, MigrationError, ConfigError) as exc:
+    except (UserError, PostgresError, MigrationError, ConfigError, NotConnectedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -228,4 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Through the package module, so that ``UserError`` raised by the areas is this one.
+    from qbo_pipelines.cli import main as package_main
+
+    raise SystemExit(package_main())

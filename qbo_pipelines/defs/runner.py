@@ -111,9 +111,14 @@ def ensure_partition(
 ) -> None:
     """Add the company's partition (only for a connected company: never a stray one)."""
     require_company(realm_id, warehouse)
+    own = instance is None
     instance = instance or dg.DagsterInstance.get()
-    if not instance.has_dynamic_partition(COMPANIES, realm_id):
-        instance.add_dynamic_partitions(COMPANIES, [realm_id])
+    try:
+        if not instance.has_dynamic_partition(COMPANIES, realm_id):
+            instance.add_dynamic_partitions(COMPANIES, [realm_id])
+    finally:
+        if own:
+            instance.dispose()
 
 
 def push_run_config(mode: str = "incremental") -> dict[str, Any]:
@@ -366,7 +371,7 @@ def submit(
         timeout: give up waiting after this many seconds (the run goes on; status as seen).
         announce: called with one line when the run is queued and when it is launched.
     """
-    own_warehouse = warehouse is None
+    own_warehouse, own_instance = warehouse is None, instance is None
     engine = warehouse or _warehouse()
     instance = instance or dg.DagsterInstance.get()
     say = announce or (lambda _line: None)
@@ -393,9 +398,10 @@ def submit(
                 status = current.status.value
                 if status == "QUEUED" and not daemon_alive(instance):
                     started = _dequeue_for_company(instance, workspace, engine, realm_id)
+                    if started is not None:
+                        say(f"run {started} launched by this process (no dagster-daemon)")
                     if started == run.run_id:
                         launched_by = "cli"
-                        say(f"run {run.run_id} launched by this process (no dagster-daemon)")
                         continue
                 elif status != "QUEUED" and not launched_by:
                     launched_by = "daemon"
@@ -420,6 +426,8 @@ def submit(
     finally:
         if own_warehouse:
             engine.dispose()
+        if own_instance:
+            instance.dispose()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,6 +468,9 @@ class InstanceHistory:
 
     def runs(self, realm_id: str) -> list[RunInfo]:
         return company_runs(realm_id, instance=self.instance)
+
+    def close(self) -> None:
+        self.instance.dispose()
 
     def next_runs(self, realm_id: str) -> list[ScheduledRun]:
         if self._ticks is None:

@@ -367,6 +367,9 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         warehouse.dispose()
         source.dispose()
+        close = getattr(history, "close", None)
+        if close is not None:
+            close()
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
     else:

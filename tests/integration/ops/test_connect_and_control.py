@@ -1,0 +1,147 @@
+"""Connect, disconnect and the one company check, driven through the CLI over real Postgres and
+the QBO sandbox over HTTP (SPEC R1, R3, R30, R32)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from opsbed import OpsStack
+
+from qbo_pipelines import companies
+from qbo_pipelines.cli import main
+from qbo_pipelines.qbo.app import ENV_CLIENT_ID, ENV_CLIENT_SECRET, load_app
+
+COMPANY_TABLES = (
+    "sync.companies",
+    "sync.qbo_tokens",
+    "mapping.settings",
+    "mapping.expense_concepts",
+    "sync.ledger",
+    "sync.quarantine",
+    "sync.record_state",
+    "sync.cursors",
+)
+
+
+def _rows(ops: OpsStack, realm: str) -> dict[str, int]:
+    return {
+        t: ops.count(f"SELECT count(*) FROM {t} WHERE realm_id = :r", r=realm)  # noqa: S608
+        for t in COMPANY_TABLES
+    }
+
+
+def test_R1_connect_at_the_consent_page_disconnect_wipes_and_reconnect_starts_afresh(
+    ops: OpsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second = ops.second_realm
+    done = ops.connect_by_consent(second)
+    assert done.returncode == 0, done.stderr
+    assert f"connected: realm {second} (Second Company)" in done.stdout
+    secret = ops.env[ENV_CLIENT_SECRET]
+    assert secret not in done.stdout + done.stderr
+    # The app is stored, its secret encrypted with the token key (never in clear).
+    with ops.warehouse.connect() as conn:
+        stored = conn.execute(sa.text("SELECT * FROM sync.qbo_app")).mappings().one()
+    assert stored["client_secret_enc"].startswith("gAAAAA")
+    assert secret not in str(dict(stored))
+    app = load_app(ops.warehouse)
+    assert app is not None
+    assert app.client_secret.reveal() == secret
+    assert app.api_url == ops.sandbox.base_url
+    assert app.redirect_uri == ops.redirect_uri
+
+    # Later commands need no variable: the stored app is used.
+    monkeypatch.delenv(ENV_CLIENT_ID)
+    monkeypatch.delenv(ENV_CLIENT_SECRET)
+    ops.env.pop(ENV_CLIENT_ID)
+    ops.env.pop(ENV_CLIENT_SECRET)
+    choices = ops.run("choices", second)
+    assert choices.returncode == 0, choices.stderr
+    assert "company: Second Company" in choices.stdout
+    assert "account" in choices.stdout
+
+    # Configure the company (R32), then disconnect it (R1).
+    assert main(["sync", "auto", "off", "--realm", second]) == 0
+    assert main(["mappings", "set", "debounce-seconds", "30", "--realm", second]) == 0
+    with ops.warehouse.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO mapping.expense_concepts (realm_id, concept, expense_account_id)"
+                " VALUES (:r, 'Travel', '7')"
+            ),
+            {"r": second},
+        )
+    grants = [g for g in ops.sandbox.sandbox.store.grants.values() if g.realm_id == second]
+    assert grants
+    assert not any(g.revoked for g in grants)
+    gone = ops.run("disconnect", "--realm", second)
+    assert gone.returncode == 0, gone.stderr
+    assert "tokens revoked" in gone.stdout
+    assert all(
+        g.revoked for g in ops.sandbox.sandbox.store.grants.values() if g.realm_id == second
+    )  # revoked at QBO
+    rows = _rows(ops, second)
+    assert rows["sync.qbo_tokens"] == 0
+    assert rows["mapping.settings"] == 0
+    assert rows["mapping.expense_concepts"] == 0
+    with ops.warehouse.connect() as conn:
+        status = conn.execute(
+            sa.text("SELECT status FROM sync.companies WHERE realm_id = :r"), {"r": second}
+        ).scalar_one()
+    assert status == "disconnected"
+    assert companies.connected(ops.warehouse) == []
+    refused = ops.run("sync", "pause", "--realm", second)
+    assert refused.returncode == 2
+    assert "not connected" in refused.stderr
+
+    # A later connect starts configuration afresh: default switches, no mappings.
+    again = ops.connect_by_consent(second)
+    assert again.returncode == 0, again.stderr
+    assert [c.realm_id for c in companies.connected(ops.warehouse)] == [second]
+    assert _rows(ops, second)["mapping.settings"] == 0
+    assert main(["status", "--realm", second, "--no-runs"]) == 0
+
+
+def test_R3_an_unknown_company_is_refused_everywhere_and_leaves_nothing_behind(
+    ops: OpsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    realm = ops.sandbox.realm_id
+    assert ops.connect_by_consent(realm).returncode == 0
+    capsys.readouterr()
+    unknown = "123"
+    commands = [
+        ["sync", "push", "--realm", unknown],
+        ["sync", "pause", "--realm", unknown],
+        ["sync", "resume", "--realm", unknown],
+        ["sync", "auto", "off", "--realm", unknown],
+        ["mappings", "list", "--realm", unknown],
+        ["mappings", "set", "debounce-seconds", "10", "--realm", unknown],
+        ["mappings", "check", "--realm", unknown],
+        ["choices", unknown],
+        ["disconnect", "--realm", unknown],
+        ["status", "--realm", unknown],
+        ["materialize", "--select", "pushed/qbo/items", "--partition", unknown],
+    ]
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0, (argv, err)  # one line, no traceback
+        assert f"company '{unknown}' is not connected" in err, (argv, err)
+        assert realm in err, (argv, err)  # lists the connected ones
+    from qbo_pipelines.defs import runner
+
+    with pytest.raises(companies.NotConnectedError):
+        runner.submit("push_job", unknown, warehouse=ops.warehouse)
+    with pytest.raises(companies.NotConnectedError):
+        runner.push_company(unknown, warehouse=ops.warehouse)
+    with pytest.raises(companies.NotConnectedError):
+        runner.ensure_partition(unknown, warehouse=ops.warehouse)
+    assert set(_rows(ops, unknown).values()) == {0}
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    try:
+        assert not instance.has_dynamic_partition("qbo_companies", unknown)
+        assert instance.get_runs(dg.RunsFilter(tags={"qbo_pipelines/realm": unknown})) == []
+    finally:
+        instance.dispose()

@@ -1,0 +1,130 @@
+"""``sync push`` submits runs through the Dagster instance's queue, one run per company at a
+time, companies independent; ``status`` reports them (SPEC R3, R30; issue 9 point 9)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.storage.dagster_run import DagsterRun
+from opsbed import OpsStack
+
+from qbo_pipelines.cli import main
+from qbo_pipelines.defs import runner
+from qbo_pipelines.source_app import demo
+
+
+def _blocker(instance: dg.DagsterInstance, realm: str) -> DagsterRun:
+    """A run of the company in progress (as one the daemon or the UI started would be)."""
+    run = DagsterRun(
+        job_name="push_job",
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        tags={runner.REALM_TAG: realm, runner.PARTITION_TAG: realm},
+    )
+    return instance.add_run(run)
+
+
+@pytest.mark.slow
+def test_R3_R30_push_runs_are_queued_one_per_company_and_companies_are_independent(
+    ops: OpsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = ops.sandbox.realm_id, ops.second_realm
+    for realm in (first, second):
+        assert ops.connect_by_consent(realm).returncode == 0
+    demo.seed(ops.source, contacts=10, sales=12, workers=2, seed_value=5)
+    instance = dg.DagsterInstance.get()
+    try:
+        assert not runner.daemon_alive(instance)
+        blocker = _blocker(instance, first)
+        # The first company is busy: its submitted run waits in the queue (no daemon: this
+        # process would launch it, but not while another run of the company is in progress).
+        queued = runner.submit(
+            "push_job",
+            first,
+            run_config=runner.push_run_config(),
+            timeout=3,
+            tags={runner.TRIGGER_TAG: "cli", runner.DIRECTION_TAG: "push"},
+            warehouse=ops.warehouse,
+            instance=instance,
+        )
+        assert (queued.status, queued.launched_by) == ("QUEUED", "")
+        # ... which does not hold the second company back.
+        capsys.readouterr()
+        assert main(["sync", "push", "--realm", second]) == 0
+        out = capsys.readouterr().out
+        assert f"{second}: run " in out
+        assert "SUCCESS" in out
+        assert "pushed/qbo/customers: created" in out
+
+        # The company is free again: the next `sync push` launches the older queued run first.
+        instance.report_run_failed(blocker)
+        assert main(["sync", "push", "--realm", first]) == 0
+        out = capsys.readouterr().out
+        assert f"run {queued.run_id} launched by this process" in out
+        done = instance.get_run_by_id(queued.run_id)
+        assert done is not None
+        assert done.status == dg.DagsterRunStatus.SUCCESS
+        runs = instance.get_runs(dg.RunsFilter(tags={runner.REALM_TAG: first}))
+        mine = [r for r in runs if r.run_id != blocker.run_id]
+        assert len(mine) == 2
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in mine)
+        for run in mine:
+            assert run.tags[runner.TRIGGER_TAG] == "cli"
+            assert run.tags[runner.DIRECTION_TAG] == "push"
+            assert run.tags[runner.PARTITION_TAG] == first
+        counts, _ = runner.run_counts(instance, queued.run_id)
+        assert counts["pushed/qbo/customers"]["created"] > 0
+    finally:
+        instance.dispose()
+
+    # Each company has its own records, in its own QBO company.
+    with ops.warehouse.connect() as conn:
+        per_realm = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT realm_id, count(*) FROM sync.record_state WHERE entity = 'customers'"
+                    " AND qbo_id IS NOT NULL GROUP BY realm_id"
+                )
+            ).all()
+        )
+    assert per_realm[first] > 0
+    assert per_realm[first] == per_realm[second]
+    for realm in (first, second):
+        names = {c["DisplayName"] for c in ops.sandbox.control.entities(realm, "Customer")}
+        assert len(names) >= per_realm[realm]
+
+    # status: last push from the run history, held and failed records by reason.
+    with ops.warehouse.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE sync.record_state SET status = 'failed', error_code = '6240',"
+                " error_message = 'Duplicate Name Exists Error',"
+                " fix = 'Rename it in the source app'"
+                " WHERE realm_id = :r AND entity = 'customers'"
+                " AND source_id = (SELECT min(source_id) FROM sync.record_state"
+                "   WHERE realm_id = :r AND entity = 'customers')"
+            ),
+            {"r": first},
+        )
+    capsys.readouterr()
+    assert main(["status", "--realm", first, "--json"]) == 0
+    [report] = json.loads(capsys.readouterr().out)
+    assert report["connection"] == "connected"
+    assert report["last_push"]["run_status"] == "SUCCESS"
+    assert report["last_push"]["at"]
+    assert report["last_pull"]["at"] is None
+    assert report["pending_changes"] == 0
+    assert report["held_total"] > 0
+    assert all(h["reason"] for h in report["held"])
+    assert [(f["entity"], f["reason"], f["count"]) for f in report["failed"]] == [
+        ("customers", "6240", 1)
+    ]
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert f"company {first}" in text
+    assert f"company {second}" in text
+    assert "QBO 6240: e.g. Duplicate Name Exists Error" in text
