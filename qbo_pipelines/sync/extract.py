@@ -8,7 +8,9 @@ How it reads (QBO_API.md §2, §3, §8):
 * **Incremental** (the default once a company has a cursor): ONE ``/cdc`` call for every
   CDC-capable entity (:data:`CDC_ENTITIES`) from the company's cursor (``sync.cursors``, name
   :data:`CURSOR_NAME`). Only when that answer holds 1000 objects (QBO's cap, no paging) is the
-  window re-split by :func:`qbo_pipelines.qbo.cdc.read_changes`. Delete stubs flag rows
+  window re-split by :func:`qbo_pipelines.qbo.cdc.read_changes` (a few more calls; changes
+  stamped in QBO's current second then wait for the next cycle, and more than 1000 changes of
+  one entity in a single second, which CDC cannot page, mean a full read). Delete stubs flag rows
   ``deleted`` with ``deleted_at`` (R36); rows are never removed. The next cursor is the CDC
   answer's ``time`` (QBO's clock, less one second of overlap: QBO stamps whole seconds), stored
   only after the load committed, so a crash re-reads the same window (loads are idempotent).
@@ -153,7 +155,8 @@ class _Totals:
 
 
 class _CursorTooOld(Exception):
-    """QBO refused the CDC call: the cursor is older than its lookback."""
+    """CDC cannot serve the window: QBO refused the cursor as older than its lookback, or one
+    entity has more than 1000 changes stamped in one second (CDC cannot page them)."""
 
 
 def extract_qbo(
@@ -216,7 +219,7 @@ def extract_qbo(
                 cursor_out = _incremental(ctx, cdc_part, since)
             except _CursorTooOld:
                 log.warning(
-                    "%s: QBO refused CDC from %s as too old; full re-read",
+                    "%s: CDC cannot serve the window from %s; full re-read",
                     realm_id,
                     since.isoformat(),
                 )
@@ -386,7 +389,12 @@ def _incremental(ctx: _Ctx, cdc_part: Sequence[str], since: datetime) -> str:
         # Capped (or no time in the answer): qbo/cdc.py splits the window until every change
         # up to the answer's time is read, each once, newest state.
         until = answered.replace(microsecond=0) if answered is not None else None
-        result = ctx.client.cdc(cdc_part, since, until)
+        try:
+            result = ctx.client.cdc(cdc_part, since, until)
+        except QboError as exc:
+            if exc.code == "cdc-cap":  # > 1000 changes of one entity in one second
+                raise _CursorTooOld(str(exc)) from exc
+            raise
         for change in result.changes:
             by_entity.setdefault(_canonical(change.entity), []).append(change.data)
         cursor = _cursor_from(result.checkpoint + OVERLAP)

@@ -3,7 +3,7 @@ kind, a client for it and a migrated warehouse of its own."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ class PullCompany:
     sandbox: SandboxHandle
     realm_id: str
     engine: sa.Engine
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Limits()))
 
     @property
     def control(self) -> Any:
@@ -48,7 +49,7 @@ class PullCompany:
 
     def client(self, **kw: Any) -> QboClient:
         token = self.control.mint_tokens(self.realm_id)["access_token"]
-        kw.setdefault("limiter", RateLimiter(Limits()))
+        kw.setdefault("limiter", self.limiter)  # one budget per company, as in production
         kw.setdefault("backoff_base", 0.01)
         kw.setdefault("backoff_max", 0.05)
         kw.setdefault("throttle_backoff_base", 0.02)
