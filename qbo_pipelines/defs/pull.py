@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from qbo_pipelines.defs.push import REALM_TAG, companies
+from qbo_pipelines.defs.push import COMPANIES, REALM_TAG, companies
 from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
 from qbo_pipelines.sync import pipeline, pull_triggers
 from qbo_pipelines.sync.extract import ENTITIES
@@ -218,4 +218,41 @@ def pull_interval_schedule(
     return _run_requests(requests)
 
 
-__all__ = ["PULL_ASSETS", "pull_interval_schedule", "pull_job", "qbo_webhooks_sensor"]
+__all__ = [
+    "PULL_ASSETS",
+    "pull_company",
+    "pull_interval_schedule",
+    "pull_job",
+    "qbo_webhooks_sensor",
+]
+
+
+def pull_company(realm_id: str, *, full: bool = False, trigger: str = "cli") -> dict[str, object]:
+    """Materialize every pull asset for one company in this process (the demo; the CLI queues
+    a run instead); returns the run id and the counts per asset."""
+    instance = dg.DagsterInstance.get()
+    if not instance.has_dynamic_partition(COMPANIES, realm_id):
+        instance.add_dynamic_partitions(COMPANIES, [realm_id])
+    result = dg.materialize(
+        PULL_ASSETS,
+        partition_key=realm_id,
+        instance=instance,
+        resources={
+            "warehouse": WarehouseResource(),
+            "source_app": SourceAppResource(),
+            "qbo": QboResource(),
+        },
+        run_config={
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            "ops": {"raw_qbo": {"config": {"full": full}}},
+        },
+        tags={REALM_TAG: realm_id, TRIGGER_TAG: trigger, DIRECTION_TAG: "pull"},
+        raise_on_error=False,
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        counts[mat.asset_key.to_user_string()] = {
+            k: v.value for k, v in mat.metadata.items() if isinstance(v.value, int)
+        }
+    return {"run_id": result.run_id, "success": result.success, "counts": counts}

@@ -126,11 +126,56 @@ def run(options: DemoOptions, out: Printer = print) -> int:
 
         result = push_company(realm)
         _summarise(result, warehouse, realm, out)
-        return 0 if result["success"] else 1
+        if fresh_sandbox:
+            _bookkeeper(server.base_url, realm, out)
+        from qbo_pipelines.defs.pull import pull_company
+
+        pulled = pull_company(realm)
+        _summarise_pull(pulled, out)
+        return 0 if result["success"] and pulled["success"] else 1
     finally:
         server.stop()
         warehouse.dispose()
         source.dispose()
+
+
+BOOKKEEPER_STEPS = 12
+
+
+def _bookkeeper(base_url: str, realm: str, out: Printer) -> None:
+    """A bookkeeper's day in QBO after the first push: customers edited and created, invoices
+    and payments recorded, a transaction deleted (the sandbox's simulator, reproducible)."""
+    control = SandboxControl(base_url)
+    try:
+        steps = control.bookkeeper_run(realm, BOOKKEEPER_STEPS, seed=7)
+    finally:
+        control.close()
+    kinds: dict[str, int] = {}
+    for step in steps:
+        kind = str(step.get("chore") or "change").replace("_", " ")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    out(
+        "\nbookkeeper in QBO: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        + " (the pull brings them into the source app)"
+    )
+
+
+def _summarise_pull(result: dict[str, object], out: Printer) -> None:
+    counts = result["counts"]
+    assert isinstance(counts, dict)
+    raw = {k: v for k, v in counts.items() if k.startswith("raw/qbo/")}
+    reads = max((v.get("api_reads", 0) for v in raw.values()), default=0)
+    rows = sum(v.get("rows", 0) for v in raw.values())
+    out(
+        f"\npull run {result['run_id']} ({'succeeded' if result['success'] else 'FAILED'}):"
+        f" {rows} QBO records extracted into raw_qbo with {reads} API reads"
+    )
+    columns = ("created", "updated", "unchanged", "conflicts", "deleted", "held_back", "skipped")
+    out(f"  {'asset':36}" + "".join(f"{c:>11}" for c in columns))
+    for key, values in counts.items():
+        if key.startswith("pushed/source/"):
+            out(f"  {key:36}" + "".join(f"{values.get(c, 0):>11}" for c in columns))
 
 
 def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out: Printer) -> None:

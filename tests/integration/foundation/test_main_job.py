@@ -1,4 +1,6 @@
-"""The README's run command end to end (small data), twice: the second run writes nothing."""
+"""The README's run command end to end (small data), twice: a full two-way sync (push, a
+bookkeeper's changes in QBO, pull), then a second run that writes nothing on either side and
+reads QBO once (the CDC safety net)."""
 
 import os
 import subprocess
@@ -42,15 +44,35 @@ def test_R11_R33_main_job_pushes_the_demo_then_is_idempotent(
         assert "succeeded" in first.stdout
         assert "pushed/qbo/invoices" in first.stdout
         assert "Luxury 25%" in first.stdout  # the held-back reason is shown
+        assert "bookkeeper in QBO" in first.stdout
+        pulled = [
+            ln.split()
+            for ln in first.stdout.splitlines()
+            if ln.strip().startswith("pushed/source/")
+        ]
+        assert pulled
+        assert sum(int(r[1]) + int(r[2]) for r in pulled) > 0, first.stdout
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert second.returncode == 0, second.stderr[-3000:]
         assert "reusing the existing data" in second.stdout
-        rows = [ln.split() for ln in second.stdout.splitlines() if ln.strip().startswith("pushed/")]
+        rows = [
+            ln.split() for ln in second.stdout.splitlines() if ln.strip().startswith("pushed/qbo/")
+        ]
         assert rows
         for row in rows:
             created, updated = int(row[1]), int(row[2])
             api_calls = int(row[-1])
             assert (created, updated, api_calls) == (0, 0, 0), row
+        pulled = [
+            ln.split()
+            for ln in second.stdout.splitlines()
+            if ln.strip().startswith("pushed/source/")
+        ]
+        assert pulled
+        for row in pulled:
+            if row[0] != "pushed/source/customer_transactions":
+                assert (int(row[1]), int(row[2])) == (0, 0), row
+        assert "with 1 API reads" in second.stdout, second.stdout
     finally:
         for logical in postgres.LOGICAL_DATABASES:
             postgres.drop_database(pg_server, f"{prefix}{logical}")
