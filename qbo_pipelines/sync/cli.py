@@ -35,6 +35,15 @@ def register(subparsers: Any) -> None:
         "--no-wait", dest="wait", action="store_false", help="return once the run is queued"
     )
     push.set_defaults(func=_push)
+    pull = sub.add_parser(
+        "pull", help="pull QBO changes into the warehouse and the source app now (a queued run)"
+    )
+    pull.add_argument("--realm", help="one company (default: every connected company)")
+    pull.add_argument("--full", action="store_true", help="re-read every QBO entity instead of CDC")
+    pull.add_argument(
+        "--no-wait", dest="wait", action="store_false", help="return once the run is queued"
+    )
+    pull.set_defaults(func=_pull)
     for name, help_text in (
         ("pause", "pause the sync of a company"),
         ("resume", "resume a paused company"),
@@ -122,6 +131,10 @@ def _push(args: argparse.Namespace) -> int:
     return _run_job(
         args, "push_job", "push", runner.push_run_config("full" if args.full else "incremental")
     )
+
+
+def _pull(args: argparse.Namespace) -> int:
+    return _run_job(args, "pull_job", "pull", {"ops": {"raw_qbo": {"config": {"full": args.full}}}})
 
 
 def _set(realm: str, setting: str, value: str) -> None:
