@@ -584,11 +584,16 @@ def _record(
         if plan.conflicts:
             report.counts["conflicts"] += 1
         report.counts["updated" if plan.action == "update" else "unchanged"] += 1
+    keys: set[str] = set()
     for c in new:
         made = written.get(c.qbo_id)
         if made is None:
             continue
-        out.states.append(_new_state(run, spec, c, made, now_records.get(made)))
+        fresh = _new_state(run, spec, c, made, now_records.get(made))
+        if fresh.name_key is not None and fresh.name_key in keys:
+            fresh = fresh.but(name_key=None)  # QBO and we fold a name alike: never a crash
+        keys.add(fresh.name_key or "")
+        out.states.append(fresh)
         out.ledger.append(_entry(run, spec, c, made, operation="create", outcome="ok"))
         report.counts["created"] += 1
 

@@ -353,3 +353,31 @@ def test_R29_a_lost_webhook_is_caught_by_the_cdc_safety_net(synced: PushBed) -> 
     assert synced.sandbox.control.request_counts(synced.realm).get("cdc") == 1
     phone = _rows(synced.env.source, "SELECT phone FROM app.contacts WHERE id = :i", i=contact)
     assert phone[0][0] == "555-9999"
+
+
+def test_R8_hostile_qbo_side_data_is_pulled_without_a_crash(synced: PushBed) -> None:
+    """Names and notes with quotes, emoji and RTL text, the longest notes QBO takes, custom fields
+    the source has no place for: every record lands or is held with a reason; nothing crashes."""
+    bodies = [
+        {"DisplayName": 'O\'Brien "Quotes" & Sons', "Notes": "x" * 2000},
+        {"DisplayName": "Emoji 🧾 Ltd", "PrimaryEmailAddr": {"Address": "emoji@example.com"}},
+        {
+            "DisplayName": "שלום Trading",
+            "PrimaryPhone": {"FreeFormNumber": "+972 3 555 0100"},
+        },
+    ]
+    made = synced.sandbox.control.bulk_create(synced.realm, "Customer", bodies)
+    out = pipeline.pull_all(synced.env, synced.realm, run_id="hostile")
+    assert out["customers"].counts["created"] == len(made)
+    names = {
+        r[0]
+        for r in _rows(
+            synced.env.source,
+            "SELECT qbo_display_name FROM app.contacts WHERE qbo_id = ANY(:ids)",
+            ids=[m["Id"] for m in made],
+        )
+    }
+    assert names == {b["DisplayName"] for b in bodies}
+    before = _writes(synced)
+    _cycle(synced)
+    assert _writes(synced) == before  # pulled records are not pushed back
