@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -186,6 +187,10 @@ def pull_extract(
         )
     if claim.row_ids:
         inbox.done(env.warehouse, claim.row_ids, run_id or "cli")
+    from qbo_pipelines.sync import state
+    from qbo_pipelines.sync.pull import LAST_RUN_CURSOR
+
+    state.set_cursor(env.warehouse, realm_id, LAST_RUN_CURSOR, datetime.now(UTC).isoformat())
     return PullExtractReport(
         realm_id,
         dict(report.rows),
@@ -226,13 +231,4 @@ def pull_all(
     out: dict[str, Any] = {"extract": pull_extract(env, realm_id, run_id=run_id, full=full)}
     for name in [*PULL_SPECS, "customer_transactions"]:
         out[name] = pull(env, realm_id, name, run_id=run_id)
-    from qbo_pipelines.sync import state
-
-    state.set_cursor(env.warehouse, realm_id, "pull:last_run", _now_iso())
     return out
-
-
-def _now_iso() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).isoformat()

@@ -32,6 +32,7 @@ that opens them in QBO (R26).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -55,6 +56,8 @@ from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, PushContext
 log = logging.getLogger(__name__)
 
 DIRECTION = "pull"
+LAST_RUN_CURSOR = "pull:last_run"
+"""When the company's QBO changes were last extracted (what the interval schedule reads, R28)."""
 CHUNK = 500
 PullAction = Literal["create", "update", "deleted", "skip", "baseline"]
 
@@ -321,8 +324,6 @@ def candidates(
     run: PullRun, spec: PullSpec, qbo_entity: str, table: str
 ) -> Iterator[list[Candidate]]:
     """QBO records of one raw table out of step with the sync's state, in keyset pages."""
-    import json
-
     after = ""
     creates = qbo_entity == spec.creates_from
     sql = sa.text(_CANDIDATES.format(table=table))  # table from SPECS only
@@ -358,19 +359,6 @@ def candidates(
         ]
         if len(rows) < CHUNK:
             return
-
-
-def pull_company(run: PullRun, *, entities: Sequence[str] | None = None) -> dict[str, PullReport]:
-    """Bring every QBO change already extracted into ``raw_qbo`` into the source app."""
-    reports: dict[str, PullReport] = {}
-    with lock.company_writer(run.engine, run.realm_id):
-        for name, spec in SPECS.items():
-            if entities is None or name in entities:
-                reports[name] = _pull_entity(run, spec)
-        if entities is None or "customer_transactions" in entities:
-            reports["customer_transactions"] = list_customer_transactions(run)
-        state.set_cursor(run.engine, run.realm_id, "pull:last_run", run.now.isoformat())
-    return reports
 
 
 def pull_entity(run: PullRun, entity: str) -> PullReport:
@@ -842,8 +830,6 @@ def list_customer_transactions(run: PullRun) -> PullReport:
     """Every QBO transaction of a customer, listed for its source contact with a link that
     opens it in QBO (R26): the raw rows loaded since the last listing, upserted by company,
     type and QBO id."""
-    import json
-
     report = PullReport("customer_transactions", run.realm_id, run.run_id)
     since = state.get_cursor(run.engine, run.realm_id, TXN_CURSOR) or "-infinity"
     high = since
@@ -903,6 +889,5 @@ __all__ = [
     "PullSpec",
     "new_source_base",
     "plan_linked",
-    "pull_company",
     "pull_entity",
 ]

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from qbo_pipelines.mapping import repository as mapping_repo
 from qbo_pipelines.sync import settings, state
+from qbo_pipelines.sync.pull import LAST_RUN_CURSOR
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def scheduled_requests(engine: sa.Engine, now: datetime) -> tuple[list[PullReque
             skips.append(reason)
             continue
         hours = mapping_repo.load_settings(engine, realm).pull_interval_hours
-        last = state.get_cursor(engine, realm, "pull:last_run")
+        last = state.get_cursor(engine, realm, LAST_RUN_CURSOR)
         due = last is None or datetime.fromisoformat(last) + timedelta(hours=hours) <= now
         if due:
             slot = int(now.timestamp() // (hours * 3600))

@@ -3,6 +3,7 @@ and the pull run (the path production takes), over the sandbox's real webhooks, 
 receiver (uvicorn), real Postgres and a real Dagster instance on dagster-postgres."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -15,7 +16,7 @@ from qbo_pipelines.defs.pull import PULL_ASSETS, pull_job, qbo_webhooks_sensor
 from qbo_pipelines.defs.push import COMPANIES
 from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
 from qbo_pipelines.sandbox.webhooks import DEFAULT_WINDOW_SECONDS
-from qbo_pipelines.sync import pipeline
+from qbo_pipelines.sync import pipeline, pull_triggers
 from qbo_pipelines.webhooks import inbox
 from qbo_pipelines.webhooks.receiver import create_app
 
@@ -112,6 +113,9 @@ def test_R29_customer_email_changed_in_qbo_reaches_the_source_through_the_webhoo
     assert counts.get("cdc", 0) == 1, counts
     assert not inbox.pending(b.env.warehouse, b.realm)  # processed
     assert bed.tick().run_requests == []
+    # the run counts as the company's pull: the interval schedule (R28) waits its 12 hours
+    due, _ = pull_triggers.scheduled_requests(b.env.warehouse, datetime.now(UTC))
+    assert [r.realm_id for r in due] == []
     # within two minutes by construction: the sandbox's aggregation window plus the sensor's
     # interval leave the run the rest of the budget
     interval = qbo_webhooks_sensor.minimum_interval_seconds or 30
