@@ -347,7 +347,7 @@ def register_disconnect_cleanup(cleanup: DisconnectCleanup) -> DisconnectCleanup
 
 def delete_mapping_rows(conn: sa.Connection, realm_id: RealmId) -> dict[str, int]:
     """Delete the realm's rows from every ``mapping.*`` table that has a ``realm_id`` column."""
-    tables = (
+    tables: list[str] = list(
         conn.execute(
             sa.text(
                 "SELECT c.table_name FROM information_schema.columns c"

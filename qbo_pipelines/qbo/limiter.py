@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
@@ -400,7 +400,7 @@ class PgRateLimiter:
         paused_until = float(conn.execute(_LOCK_ROW, {"k": self.key}).scalar_one())
         now = float(conn.execute(_NOW).scalar_one())
         rows = conn.execute(_RECENT, {"k": self.key, "since": now - self.limits.minute_span})
-        calls = [(float(at), bool(b)) for at, b in rows]
+        calls = [(float(cast(Any, at)), bool(b)) for at, b in rows]
         wait = admission_wait(self.limits, now, calls, paused_until, batch)
         if wait > 0:
             conn.execute(_UNLOCK, {"l": self.lock_key, "s": slot})

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal, cast
 
 import sqlalchemy as sa
 
@@ -338,7 +338,7 @@ def open_items(engine: Bind, realm_id: str, entity: str | None = None) -> list[Q
     )
     with _tx(engine) as conn:
         rows = conn.execute(query, {"realm_id": realm_id, "entity": entity}).all()
-    return [QuarantinedItem(*row) for row in rows]
+    return [QuarantinedItem(*cast(tuple[Any, ...], row)) for row in rows]
 
 
 def held_ids(engine: Bind, realm_id: str, entity: str) -> frozenset[str]:
@@ -439,7 +439,7 @@ def open_notifications(
     )
     with _tx(engine) as conn:
         rows = conn.execute(query, {"realm_id": realm_id, "entity": entity}).all()
-    return [Notification(*row) for row in rows]
+    return [Notification(*cast(tuple[Any, ...], row)) for row in rows]
 
 
 __all__ = [

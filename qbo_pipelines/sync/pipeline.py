@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -127,9 +127,9 @@ def stage(env: SyncEnv, entity: str, *, run_id: str) -> StageReport:
     Great Expectations suite. Records that break a rule are quarantined by the push itself;
     the suite is the batch-level view the Dagster asset check shows."""
     with env.warehouse.connect() as conn:
-        ids = [
+        ids: list[str] = [
             str(i)
-            for i in conn.execute(
+            for i in cast(Any, conn).execute(
                 sa.text(
                     f"SELECT source_id FROM raw_source.{entity}"  # noqa: S608 - catalogue name
                     " WHERE run_id = :run AND NOT deleted"

@@ -870,7 +870,7 @@ def _refresh_linked(run: PushRun, writer: Writer) -> None:
         log.warning("could not re-read invoices after payments: %s", err)
         return
     with run.engine.connect() as conn:
-        rows = (
+        rows: list[SourceId] = list(
             conn.execute(
                 sa.text(
                     "SELECT source_id FROM sync.record_state WHERE realm_id = :r AND entity ="

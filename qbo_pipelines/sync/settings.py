@@ -7,7 +7,7 @@ sequence number a requested run covers. Changes after it are "pending" for that 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -49,7 +49,7 @@ def trigger_settings(engine: sa.Engine, realm_id: str) -> triggers.TriggerSettin
 
 def connected_realms(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:
-        rows = conn.execute(
+        rows: Iterable[object] = conn.execute(
             sa.text("SELECT realm_id FROM sync.companies WHERE status = 'connected' ORDER BY 1")
         ).scalars()
         return [str(r) for r in rows]

@@ -98,6 +98,6 @@ def qbo_ids(
     )
     with engine.connect() as conn:
         return {
-            SourceId(s): QboId(q)
+            SourceId(str(s)): QboId(str(q))
             for s, q in conn.execute(sa.text(sql), {"r": realm_id, "e": entity, "q": qbo_entity})
         }

@@ -106,7 +106,8 @@ def source_ids(bind: Bind, realm_id: str, entity: str) -> set[SourceId]:
         " AND source_id IS NOT NULL"
     )
     with _conn(bind) as conn:
-        return {SourceId(s) for s in conn.execute(sql, {"r": realm_id, "e": entity}).scalars()}
+        rows: Iterable[object] = conn.execute(sql, {"r": realm_id, "e": entity}).scalars()
+        return {SourceId(str(s)) for s in rows}
 
 
 def in_step(
@@ -124,7 +125,7 @@ def in_step(
     )
     with _conn(bind) as conn:
         rows = conn.execute(sql, {"r": realm_id, "e": entity, "ids": ids}).all()
-    return {SourceId(s) for s, h in rows if hashes.get(SourceId(s)) == h}
+    return {SourceId(str(s)) for s, h in rows if hashes.get(SourceId(str(s))) == h}
 
 
 def set_row_hashes(bind: Bind, realm_id: str, entity: str, hashes: Mapping[SourceId, str]) -> None:
@@ -254,7 +255,7 @@ def finish_dispatch(conn: sa.Connection, realm_id: str, request_id: str) -> None
 def dispatch_ops(bind: Bind, row: DispatchRow) -> list[dict[str, Any]]:
     """The exact operations a call carried, in the order sent."""
     with _conn(bind) as conn:
-        ops = conn.execute(
+        ops: Any = conn.execute(
             sa.text("SELECT ops FROM sync.dispatches WHERE realm_id = :r AND request_id = :rid"),
             {"r": row.realm_id, "rid": row.request_id},
         ).scalar_one()
@@ -268,9 +269,10 @@ def open_dispatches(bind: Bind, realm_id: str, entity: str) -> list[DispatchRow]
         " WHERE realm_id = :r AND entity = :e AND done_at IS NULL ORDER BY created_at, request_id"
     )
     with _conn(bind) as conn:
+        rows: Any = conn.execute(sql, {"r": realm_id, "e": entity})
         return [
             DispatchRow(r, rid, e, bool(single), tuple(SourceId(m) for m in members))
-            for r, rid, e, single, members in conn.execute(sql, {"r": realm_id, "e": entity})
+            for r, rid, e, single, members in rows
         ]
 
 
