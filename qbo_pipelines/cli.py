@@ -30,6 +30,8 @@ AREA_CLIS = (
     "qbo_pipelines.sync.cli",
     "qbo_pipelines.webhooks.cli",
     "qbo_pipelines.notify.cli",
+    "qbo_pipelines.reconcile.cli",
+    "qbo_pipelines.marts.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
@@ -163,7 +165,7 @@ def materialize(
         "asset",
         "materialize",
         "-m",
-        "qbo_pipelines.definitions",
+        "qbo_pipelines.defs.definitions",
         "--select",
         selection,
         *extra,

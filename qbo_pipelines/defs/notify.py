@@ -117,9 +117,11 @@ NOTIFY_SENSORS: list[dg.SensorDefinition] = [
     notify_run_success_sensor,
     notify_delivery_sensor,
 ]
+definitions = dg.Definitions(sensors=NOTIFY_SENSORS)
 
 __all__ = [
     "NOTIFY_SENSORS",
+    "definitions",
     "failure_text",
     "notify_delivery_sensor",
     "notify_run_failure_sensor",

@@ -13,7 +13,7 @@ from notifybed import WebhookSink
 from pushbed import PushBed
 
 from qbo_pipelines import notify
-from qbo_pipelines.definitions import defs
+from qbo_pipelines.defs.definitions import defs
 from qbo_pipelines.defs.notify import (
     NOTIFY_SENSORS,
     notify_delivery_sensor,

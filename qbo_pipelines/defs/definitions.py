@@ -1,0 +1,5 @@
+"""The Dagster code location (workspace.yaml; ``dagster dev -m qbo_pipelines.defs.definitions``)."""
+
+from qbo_pipelines.defs import build_definitions
+
+defs = build_definitions()
