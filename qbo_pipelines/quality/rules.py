@@ -58,7 +58,6 @@ from decimal import Decimal
 from typing import Any, Final, ParamSpec, TypeVar
 
 from qbo_pipelines.canonical import (
-    CanonicalAddress,
     CanonicalBill,
     CanonicalCustomer,
     CanonicalItem,
@@ -70,60 +69,36 @@ from qbo_pipelines.canonical import (
     InvalidValue,
 )
 
-# --------------------------------------------------------------------------------------------
-# QBO limits. From /work/shared/QBO_API.md §11 unless marked "QBO docs": those the reference is
-# silent about are taken from Intuit's API reference for the entity field.
-# --------------------------------------------------------------------------------------------
-
-DISPLAY_NAME_MAX: Final = 500
-"""Customer/Vendor ``DisplayName`` (QBO_API §11.1: max 500; older docs said 100)."""
-NAME_PART_MAX: Final = 100
-"""``GivenName`` / ``FamilyName`` / ``CompanyName`` (QBO_API §11.1)."""
-EMAIL_MAX: Final = 100
-"""``PrimaryEmailAddr.Address`` (QBO_API §11.1)."""
-PHONE_MAX: Final = 30
-"""``PrimaryPhone.FreeFormNumber`` (QBO_API §11.0)."""
-ITEM_NAME_MAX: Final = 100
-"""Item ``Name`` (QBO_API §11.3)."""
-DESCRIPTION_MAX: Final = 4000
-"""Item ``Description`` and transaction ``Line.Description`` (QBO docs: max 4000)."""
-DOC_NUMBER_MAX: Final = 21
-"""Invoice / Bill ``DocNumber`` (QBO_API §11.4)."""
-CUSTOMER_MEMO_MAX: Final = 1000
-"""Invoice ``CustomerMemo`` (QBO_API §11.4); not written by the sync today."""
-PRIVATE_NOTE_MAX: Final = 4000
-"""``PrivateNote`` (QBO_API §11.4/11.5); sale and bill memos are written here (transforms)."""
-PAYMENT_REF_MAX: Final = 21
-"""Payment ``PaymentRefNum`` (QBO docs: max 21)."""
-ADDRESS_LINE_MAX: Final = 500
-"""``BillAddr.Line1..5`` (QBO docs, PhysicalAddress: max 500)."""
-ADDRESS_PART_MAX: Final = 255
-"""``City`` / ``CountrySubDivisionCode`` / ``Country`` (QBO docs, PhysicalAddress: max 255)."""
-POSTAL_CODE_MAX: Final = 30
-"""``PostalCode`` (QBO docs, PhysicalAddress: max 30)."""
-TAXABLE_INVOICE_MAX_LINES: Final = 750
-"""Taxable invoices take at most 750 lines (QBO_API §11.4)."""
-MAX_LINES: Final = TAXABLE_INVOICE_MAX_LINES
-"""Lines per sale or bill the sync writes. QBO documents 750 for taxable invoices and no figure
-for the others; the sync applies 750 to every sale and bill (the stricter reading: a held sale
-with a "split it" fix is cheap, a refused 1,000-line write is not)."""
-NAME_FORBIDDEN: Final = frozenset({":", "\t", "\n", "\r"})
-"""Characters QBO refuses in name fields (QBO_API §11.1, §13.15; ':' separates sub-levels)."""
-MONEY_MAX: Final = Decimal("1e10")
-"""Amounts are "max 15 digits in 10.5 format" (QBO_API §11.0): |amount| < 10**10."""
-MAX_DECIMALS: Final = 5
-"""Quantities and unit prices: at most 5 decimals ("10.5 format", QBO_API §11.0)."""
-MONEY_TOLERANCE: Final = Decimal("0.005")
-"""Half a cent: within this, computed and stated amounts agree (QBO rounds to the cent)."""
-EARLIEST_DATE: Final = date(1900, 1, 1)
-LATEST_DATE: Final = date(2099, 12, 31)
-"""Business dates outside this window are typos (year 20204, zero dates), not real documents."""
-
-EMAIL_PATTERN: Final = (
-    r"^(?!\.)(?!.*\.\.)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}(?<!\.)"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\Z"
+# QBO's limits live in the constraint table's module, written once; re-exported here.
+from qbo_pipelines.quality import constraints as _table  # noqa: E402
+from qbo_pipelines.quality.constraints import (  # noqa: E402
+    ADDRESS_LINE_MAX,
+    ADDRESS_PART_MAX,
+    CUSTOMER_MEMO_MAX,
+    DESCRIPTION_MAX,
+    DISPLAY_NAME_MAX,
+    DOC_NUMBER_MAX,
+    EARLIEST_DATE,
+    EMAIL_MAX,
+    EMAIL_PATTERN,
+    ITEM_NAME_MAX,
+    LATEST_DATE,
+    MAX_DECIMALS,
+    MAX_LINES,
+    MONEY_MAX,
+    MONEY_TOLERANCE,
+    NAME_FORBIDDEN,
+    NAME_PART_MAX,
+    PAYMENT_REF_MAX,
+    PHONE_MAX,
+    POSTAL_CODE_MAX,
+    PRIVATE_NOTE_MAX,
+    TAXABLE_INVOICE_MAX_LINES,
+    cents_ok,
 )
-"""A plausible single ASCII address ``local@domain.tld`` (shared with the GX suites)."""
+from qbo_pipelines.quality.constraints import finite_sum as _sum  # noqa: E402
+from qbo_pipelines.quality.constraints import rate_ok as _rate_ok  # noqa: E402
+
 _EMAIL_RE: Final = re.compile(EMAIL_PATTERN)
 
 
@@ -269,14 +244,6 @@ def is_valid_email(value: str) -> bool:
     return len(value) <= EMAIL_MAX and _EMAIL_RE.fullmatch(value) is not None
 
 
-def cents_ok(value: Decimal) -> bool:
-    """True when an amount is finite, whole cents and within QBO's range."""
-    if not value.is_finite():
-        return False
-    exponent = value.normalize().as_tuple().exponent
-    return isinstance(exponent, int) and exponent >= -2 and abs(value) < MONEY_MAX
-
-
 def close(a: Decimal, b: Decimal) -> bool:
     """True when two finite amounts agree within :data:`MONEY_TOLERANCE`."""
     if not (a.is_finite() and b.is_finite()):
@@ -395,28 +362,6 @@ def _char_code(ch: str) -> str:
     return f"{code} {name}" if name else code
 
 
-def _text_rules(
-    prefix: str, label: str, field: str, value: str | None, limit: int, qbo_field: str,
-    *, rule_field: str | None = None,
-) -> list[Violation]:
-    """Free text (memo, description, address, reference): length and control characters."""
-    key = rule_field or field
-    return [
-        *_max_len(f"{prefix}.{key}.too_long", label, field, value, limit, qbo_field),
-        *_no_control(f"{prefix}.{key}.control_character", label, field, value, allow_breaks=True),
-    ]
-
-
-def _name_rules(
-    prefix: str, label: str, field: str, value: str | None, limit: int, qbo_field: str
-) -> list[Violation]:
-    return [
-        *_max_len(f"{prefix}.{field}.too_long", label, field, value, limit, qbo_field),
-        *_no_forbidden(f"{prefix}.{field}.forbidden_character", label, field, value),
-        *_no_control(
-            f"{prefix}.{field}.control_character", label, field, value, allow_breaks=False
-        ),
-    ]
 
 
 def _email_rules(
@@ -510,24 +455,6 @@ def _due_rules(
     ]
 
 
-def _address_rules(prefix: str, label: str, addr: CanonicalAddress | None) -> list[Violation]:
-    if addr is None:
-        return []
-    limits = (
-        ("address line 1", addr.line1, ADDRESS_LINE_MAX, "BillAddr.Line1", "line1"),
-        ("address line 2", addr.line2, ADDRESS_LINE_MAX, "BillAddr.Line2", "line2"),
-        ("city", addr.city, ADDRESS_PART_MAX, "BillAddr.City", "city"),
-        ("region", addr.region, ADDRESS_PART_MAX, "BillAddr.CountrySubDivisionCode", "region"),
-        ("postal code", addr.postal_code, POSTAL_CODE_MAX, "BillAddr.PostalCode", "postal_code"),
-        ("country", addr.country, ADDRESS_PART_MAX, "BillAddr.Country", "country"),
-    )
-    out: list[Violation] = []
-    for field, value, limit, qbo_field, key in limits:
-        out += _text_rules(
-            prefix, label, field, value, limit, qbo_field, rule_field=f"address.{key}"
-        )
-    return out
-
 
 def _duplicate_line_nos(prefix: str, label: str, line_nos: Sequence[int]) -> list[Violation]:
     counts = Counter(line_nos)
@@ -595,6 +522,67 @@ def record_label(record: object) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# The constraint table, evaluated per record
+# --------------------------------------------------------------------------------------------
+
+
+def _constraint_rules(
+    col: _table.Column, c: _table.Constraint, label: str, record: Any
+) -> list[Violation]:
+    """The violations of one field constraint of the table on one record."""
+    field = c.label or col.name
+    value = col.value(record)
+    if c.check == "required":
+        if col.sql_type != "text":
+            return []  # dates: the reader's missing-value markers are reported by date_range
+        return _required(c.rule, label, field, value, c.fix or f"Enter the {field}.")
+    if c.check == "not_blank":
+        if value is None or value.strip():
+            return []
+        return [Violation(c.rule, f"{label}: the {field} is blank ({show(value)})",
+                          "Clear the number (QBO then numbers it) or enter one in the source app.")]
+    if c.check == "max_length":
+        return _max_len(c.rule, label, field, value, c.limit or 0, c.qbo_field or field)
+    if c.check == "forbidden":
+        return _no_forbidden(c.rule, label, field, value)
+    if c.check == "control":
+        return _no_control(c.rule, label, field, value, allow_breaks=True)
+    if c.check == "email":
+        prefix = c.rule.rsplit(".", 2)[0]
+        extra = col.consequence(record) if col.consequence is not None else ""
+        return _email_rules(prefix, label, col.name, value, extra)
+    if c.check == "money":
+        return _money_rules(c.rule, label, field, value)
+    if c.check == "rate":
+        if value is None or _rate_ok(value):
+            return []
+        return [Violation(c.rule, f"{label}: {field} {money(value)} is not a usable amount",
+                          f"Correct the {field} in the source app.")]
+    if c.check == "date_range":
+        prefix = c.rule.rsplit(".", 2)[0]
+        return _date_rules(prefix, label, col.name, getattr(record, col.name),
+                           getattr(record, "invalid", ()))
+    raise ValueError(f"{c.rule}: a {c.check!r} constraint must be record_level")
+
+
+def _table_rules(entity: str, record: Any, *, creating: bool = True) -> list[Violation]:
+    """Every field constraint of the entity's table (:mod:`.constraints`) on one record.
+
+    The record-level constraints (totals, line counts, due date) are checked by the record
+    check itself, which words their reasons; the table still declares them for the GX suite.
+    """
+    label = record_label(record)
+    out: list[Violation] = []
+    for col in _table.TABLES[entity].columns:
+        if col.create_only and not creating:
+            continue
+        for c in col.constraints:
+            if not c.record_level:
+                out += _constraint_rules(col, c, label, record)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Record checks
 # --------------------------------------------------------------------------------------------
 
@@ -606,50 +594,15 @@ def check_customer(c: CanonicalCustomer, *, creating: bool = True) -> list[Viola
     Args:
         c: the canonical customer.
         creating: True when the Customer will be created in QBO; the billing contact is only
-            written then (R6), so only then is ``billing_email`` checked.
+            written then (R6), so only then are ``billing_email`` and ``billing_name`` checked.
 
     Returns:
         The violations (empty when the customer can be written).
     """
-    label = record_label(c)
-    p = "customer"
-    out = _required(
-        f"{p}.source_id.required", label, "source id", c.source_id,
-        "This is a bug in the source connector: every record needs its id.",
-    )
-    out += _required(
-        f"{p}.display_name.required", label, "display name", c.display_name,
-        "Give the contact an organisation name, or a given and family name, in the source app.",
-    )
-    out += _name_rules(p, label, "display_name", c.display_name, DISPLAY_NAME_MAX, "DisplayName")
-    out += _name_rules(p, label, "given_name", c.given_name, NAME_PART_MAX, "GivenName")
-    out += _name_rules(p, label, "family_name", c.family_name, NAME_PART_MAX, "FamilyName")
-    out += _max_len(
-        f"{p}.company_name.too_long", label, "company_name", c.company_name, NAME_PART_MAX,
-        "CompanyName",
-    )
-    out += _no_control(
-        f"{p}.company_name.control_character", label, "company_name", c.company_name,
-        allow_breaks=False,
-    )
-    out += _email_rules(p, label, "email", c.email)
-    out += _phone_rules(p, label, c.phone)
+    out = _table_rules("customers", c, creating=creating)
     if creating:
-        out += _billing_name_rules(label, c.billing_name)
-        out += _email_rules(
-            p, label, "billing_email", c.billing_email,
-            " (it is written to QBO when the customer is created)",
-        )
-    out += _address_rules(p, label, c.bill_addr)
+        out += _billing_name_rules(record_label(c), c.billing_name)
     return out
-
-
-def _phone_rules(prefix: str, label: str, phone: str | None) -> list[Violation]:
-    return [
-        *_max_len(f"{prefix}.phone.too_long", label, "phone", phone, PHONE_MAX, "PrimaryPhone"),
-        *_no_control(f"{prefix}.phone.control_character", label, "phone", phone,
-                     allow_breaks=False),
-    ]
 
 
 def _billing_name_rules(label: str, billing_name: str | None) -> list[Violation]:
@@ -686,29 +639,7 @@ def check_item(i: CanonicalItem) -> list[Violation]:
     Returns:
         The violations (empty when the item can be written).
     """
-    label = record_label(i)
-    p = "item"
-    out = _required(
-        f"{p}.source_id.required", label, "source id", i.source_id,
-        "This is a bug in the source connector: every record needs its id.",
-    )
-    out += _required(
-        f"{p}.name.required", label, "name", i.name, "Give the product a name in the source app."
-    )
-    out += _name_rules(p, label, "name", i.name, ITEM_NAME_MAX, "Item.Name")
-    out += _text_rules(
-        p, label, "description", i.description, DESCRIPTION_MAX, "Item.Description"
-    )
-    price = i.unit_price
-    if price is not None and not _rate_ok(price):
-        out.append(
-            Violation(
-                f"{p}.unit_price.invalid",
-                f"{label}: unit price {money(price)} is not a usable amount",
-                "Correct the unit price in the source app.",
-            )
-        )
-    return out
+    return _table_rules("items", i)
 
 
 @decimal_safe
@@ -727,50 +658,12 @@ def check_sale(s: CanonicalSale) -> list[Violation]:
         The violations (empty when the invoice can be written, mappings aside).
     """
     label = record_label(s)
-    p = "sale"
-    out = _required(
-        f"{p}.source_id.required", label, "source id", s.source_id,
-        "This is a bug in the source connector: every record needs its id.",
-    )
-    out += _required(
-        f"{p}.customer.required", label, "customer", s.customer_source_id,
-        "Choose the contact this sale is for in the source app.",
-    )
-    out += _doc_number_rules(p, label, s.doc_number)
-    out += _date_rules(p, label, "txn_date", s.txn_date, s.invalid)
-    out += _date_rules(p, label, "due_date", s.due_date, s.invalid)
-    out += _due_rules(p, label, s.txn_date, s.due_date, s.invalid)
-    out += _text_rules(p, label, "memo", s.memo, PRIVATE_NOTE_MAX, "PrivateNote")
-    consequence = (
-        "; the invoice is to be emailed to it, so it cannot be sent" if s.send_requested else ""
-    )
-    out += _email_rules(p, label, "billing_email", s.billing_email, consequence)
+    out = _table_rules("invoices", s)
+    out += _due_rules("sale", label, s.txn_date, s.due_date, s.invalid)
     out += _sale_line_rules(label, s)
     out += _sale_total_rules(label, s)
     return out
 
-
-def _doc_number_rules(prefix: str, label: str, doc_number: str | None) -> list[Violation]:
-    if doc_number is None:
-        return []
-    if not doc_number.strip():
-        return [
-            Violation(
-                f"{prefix}.doc_number.blank",
-                f"{label}: the document number is blank ({show(doc_number)})",
-                "Clear the number (QBO then numbers it) or enter one in the source app.",
-            )
-        ]
-    return [
-        *_max_len(
-            f"{prefix}.doc_number.too_long", label, "document number", doc_number,
-            DOC_NUMBER_MAX, "DocNumber",
-        ),
-        *_no_control(
-            f"{prefix}.doc_number.control_character", label, "document number", doc_number,
-            allow_breaks=False,
-        ),
-    ]
 
 
 def _sale_line_rules(label: str, s: CanonicalSale) -> list[Violation]:
@@ -818,14 +711,6 @@ def _too_many_lines(prefix: str, label: str, count: int) -> list[Violation]:
             f"Split it into documents of at most {MAX_LINES} lines each in the source app.",
         )
     ]
-
-
-def _rate_ok(value: Decimal) -> bool:
-    """A quantity or unit price QBO takes: finite, "10.5 format" (|x| < 1e10, 5 decimals)."""
-    if not value.is_finite() or abs(value) >= MONEY_MAX:
-        return False
-    exponent = value.normalize().as_tuple().exponent
-    return isinstance(exponent, int) and exponent >= -MAX_DECIMALS
 
 
 def _item_line_rules(
@@ -894,27 +779,11 @@ def _discount_line_rules(
     return out
 
 
-def _sum(amounts: Iterable[Decimal]) -> Decimal | None:
-    total = Decimal("0")
-    for a in amounts:
-        if not a.is_finite():
-            return None
-        total += a
-    return total
-
-
 def _sale_total_rules(label: str, s: CanonicalSale) -> list[Violation]:
     p = "sale"
     out: list[Violation] = []
-    for field, value in (
-        ("subtotal", s.subtotal),
-        ("discount_total", s.discount_total),
-        ("tax_total", s.tax_total),
-        ("total", s.total),
-    ):
-        out += _money_rules(f"{p}.{field}.invalid", label, field, value)
-    if out:
-        return out
+    if not all(cents_ok(v) for v in (s.subtotal, s.discount_total, s.tax_total, s.total)):
+        return out  # reported by the table's sale.<total>.invalid
     fix = "Recalculate the sale in the source app so its totals match its lines."
     for field, kind, stated in (
         ("subtotal", "item", s.subtotal),
@@ -956,36 +825,16 @@ def check_receipt(r: CanonicalReceipt) -> list[Violation]:
     Returns:
         The violations (empty when the payment can be written, references aside).
     """
-    label = record_label(r)
-    p = "receipt"
-    out = _required(
-        f"{p}.source_id.required", label, "source id", r.source_id,
-        "This is a bug in the source connector: every record needs its id.",
-    )
-    out += _required(
-        f"{p}.customer.required", label, "customer", r.customer_source_id,
-        "Choose the contact who paid in the source app.",
-    )
-    invalid = _money_rules(f"{p}.amount.invalid", label, "amount", r.amount)
-    out += invalid
-    if not invalid and r.amount <= 0:
+    out = _table_rules("payments", r)
+    if cents_ok(r.amount) and r.amount <= 0:
         out.append(
             Violation(
-                f"{p}.amount.not_positive",
-                f"{label}: amount {money(r.amount)} is not positive; a QBO payment must be "
-                "more than zero",
+                "receipt.amount.not_positive",
+                f"{record_label(r)}: amount {money(r.amount)} is not positive; a QBO payment "
+                "must be more than zero",
                 "Correct the amount in the source app (record refunds as refunds).",
             )
         )
-    out += _date_rules(p, label, "received_on", r.received_on, r.invalid)
-    out += _max_len(
-        f"{p}.reference.too_long", label, "reference", r.reference, PAYMENT_REF_MAX,
-        "PaymentRefNum",
-    )
-    out += _no_control(
-        f"{p}.reference.control_character", label, "reference", r.reference,
-        allow_breaks=False,
-    )
     return out
 
 
@@ -999,23 +848,7 @@ def check_vendor(v: CanonicalVendor) -> list[Violation]:
     Returns:
         The violations (empty when the vendor can be written).
     """
-    label = record_label(v)
-    p = "vendor"
-    out = _required(
-        f"{p}.source_id.required", label, "source id", v.source_id,
-        "This is a bug in the source connector: every record needs its id.",
-    )
-    out += _required(
-        f"{p}.display_name.required", label, "display name", v.display_name,
-        "Give the worker a trading name, or a given and family name, in the source app.",
-    )
-    out += _name_rules(p, label, "display_name", v.display_name, DISPLAY_NAME_MAX, "DisplayName")
-    out += _name_rules(p, label, "given_name", v.given_name, NAME_PART_MAX, "GivenName")
-    out += _name_rules(p, label, "family_name", v.family_name, NAME_PART_MAX, "FamilyName")
-    out += _email_rules(p, label, "email", v.email)
-    out += _phone_rules(p, label, v.phone)
-    out += _text_rules(p, label, "country", v.country, ADDRESS_PART_MAX, "BillAddr.Country")
-    return out
+    return _table_rules("vendors", v)
 
 
 @decimal_safe
@@ -1033,19 +866,8 @@ def check_bill(b: CanonicalBill) -> list[Violation]:
     """
     label = record_label(b)
     p = "bill"
-    out = _required(
-        f"{p}.source_id.required", label, "source id", b.source_id,
-        "This is a bug in the source connector: every record needs its id.",
-    )
-    out += _required(
-        f"{p}.vendor.required", label, "worker", b.vendor_source_id,
-        "Choose the worker this invoice is from in the source app.",
-    )
-    out += _doc_number_rules(p, label, b.doc_number)
-    out += _date_rules(p, label, "txn_date", b.txn_date, b.invalid)
-    out += _date_rules(p, label, "due_date", b.due_date, b.invalid)
+    out = _table_rules("bills", b)
     out += _due_rules(p, label, b.txn_date, b.due_date, b.invalid)
-    out += _text_rules(p, label, "memo", b.memo, PRIVATE_NOTE_MAX, "PrivateNote")
     out += _too_many_lines(p, label, len(b.lines))
     if not b.lines:
         out.append(
@@ -1075,10 +897,8 @@ def check_bill(b: CanonicalBill) -> list[Violation]:
             allow_breaks=False,
         )
         out += _money_rules(f"{p}.lines.amount_invalid", where, "amount", line.amount)
-    total_invalid = _money_rules(f"{p}.total.invalid", label, "total", b.total)
-    out += total_invalid
-    if total_invalid:
-        return out
+    if not cents_ok(b.total):
+        return out  # reported by the table's bill.total.invalid
     if b.total < 0:
         out.append(
             Violation(
@@ -1246,12 +1066,29 @@ def unresolved_reference(
 
 
 __all__ = [
+    "ADDRESS_LINE_MAX",
+    "ADDRESS_PART_MAX",
+    "CUSTOMER_MEMO_MAX",
+    "DESCRIPTION_MAX",
     "DISPLAY_NAME_MAX",
     "DOC_NUMBER_MAX",
+    "EARLIEST_DATE",
+    "EMAIL_MAX",
     "EMAIL_PATTERN",
     "ITEM_NAME_MAX",
+    "LATEST_DATE",
+    "MAX_DECIMALS",
     "MAX_LINES",
+    "MONEY_MAX",
     "MONEY_TOLERANCE",
+    "NAME_FORBIDDEN",
+    "NAME_PART_MAX",
+    "PAYMENT_REF_MAX",
+    "PHONE_MAX",
+    "POSTAL_CODE_MAX",
+    "PRIVATE_NOTE_MAX",
+    "TAXABLE_INVOICE_MAX_LINES",
+    "cents_ok",
     "Violation",
     "check",
     "check_bill",
