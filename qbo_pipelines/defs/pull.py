@@ -10,15 +10,22 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from qbo_pipelines.defs.push import COMPANIES, REALM_TAG, companies
-from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
+from qbo_pipelines.defs.push import COMPANIES, OWNERS, companies, ledger_query
+from qbo_pipelines.defs.resources import (
+    COMPANY_RUN,
+    DIRECTION_TAG,
+    REALM_TAG,
+    TRIGGER_TAG,
+    CompanyRunResource,
+    QboResource,
+    SourceAppResource,
+    WarehouseResource,
+)
 from qbo_pipelines.sync import pipeline, pull_triggers
 from qbo_pipelines.sync.extract import ENTITIES
 from qbo_pipelines.sync.pull import SPECS
 from qbo_pipelines.warehouse.raw_qbo import ENTITY_TABLES
 
-DIRECTION_TAG = "qbo_pipelines/direction"
-TRIGGER_TAG = "qbo_pipelines/trigger"
 RAW_TABLES = {e: ENTITY_TABLES[e] for e in ENTITIES if e in ENTITY_TABLES}
 
 
@@ -32,12 +39,46 @@ def _raw_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", "qbo", table])
 
 
+RAW_QBO_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn(name, type_, description=text)
+        for name, type_, text in (
+            ("realm_id", "text", "QBO company (realmId)."),
+            ("qbo_id", "text", "QBO Id (unique per company and entity)."),
+            ("name", "text", "DisplayName, else Name (name lists)."),
+            ("doc_number", "text", "DocNumber, when the entity has one."),
+            ("type", "text", "AccountType, Item type, ..."),
+            ("sub_type", "text", "AccountSubType (accounts)."),
+            ("active", "boolean", "Active flag of name-list entities."),
+            ("ref_id", "text", "CustomerRef, else VendorRef, EntityRef or ParentRef."),
+            ("ref_name", "text", "The name QBO gave with ref_id."),
+            ("txn_date", "date", "TxnDate (company-local transaction date)."),
+            ("due_date", "date", "DueDate."),
+            ("total_amt", "numeric(18,5)", "TotalAmt in the transaction currency."),
+            ("balance", "numeric(18,5)", "Open balance as QBO computed it."),
+            ("sync_token", "text", "SyncToken of the stored version."),
+            ("created_time", "timestamptz", "MetaData.CreateTime."),
+            ("updated_time", "timestamptz", "MetaData.LastUpdatedTime of the stored version."),
+            ("data", "jsonb", "The full QBO object."),
+            ("deleted", "boolean", "Deleted in QBO (flagged, never removed; R36)."),
+            ("deleted_at", "timestamptz", "When QBO deleted it."),
+            ("first_seen_at", "timestamptz", "When the warehouse first stored it."),
+            ("loaded_at", "timestamptz", "When the row was last written."),
+            ("run_id", "text", "Run that last wrote the row."),
+        )
+    ]
+)
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
             _raw_key(table),
             group_name="raw_qbo",
             kinds={"quickbooks", "postgres"},
+            owners=OWNERS,
+            tags={DIRECTION_TAG: "pull", "qbo_pipelines/entity": entity},
+            metadata={"dagster/column_schema": RAW_QBO_SCHEMA},
             description=(
                 f"QBO {entity} objects of the company in raw_qbo.{table} (lines in their own "
                 "tables where the entity has lines).\n\nLoad semantics: merge by (realm_id, "
@@ -49,6 +90,7 @@ def _raw_key(table: str) -> dg.AssetKey:
         for entity, table in RAW_TABLES.items()
     ],
     partitions_def=companies,
+    resource_defs={"company_run": COMPANY_RUN},
     can_subset=False,
     name="raw_qbo",
     op_tags={DIRECTION_TAG: "pull"},
@@ -59,14 +101,15 @@ def raw_qbo(
     warehouse: WarehouseResource,
     source_app: SourceAppResource,
     qbo: QboResource,
+    company_run: CompanyRunResource,
 ) -> Iterator[dg.MaterializeResult]:  # type: ignore[type-arg]
-    env = qbo.sync_env(warehouse.engine(), source_app.engine())
-    report = pipeline.pull_extract(
-        env,
-        context.partition_key,  # type: ignore[arg-type]
-        run_id=context.run_id,
-        full=config.full,
-    )
+    with qbo.session(warehouse, source_app) as env:
+        report = pipeline.pull_extract(
+            env,
+            context.partition_key,  # type: ignore[arg-type]
+            run_id=context.run_id,
+            full=config.full,
+        )
     context.log.info(
         "extract for %s: %d changed, %d deleted, %d webhook events, %d reads",
         context.partition_key,
@@ -109,9 +152,11 @@ def _pull_asset(name: str, previous: str | None) -> dg.AssetsDefinition:
         key_prefix=["pushed", "source"],
         deps=deps,
         partitions_def=companies,
+        resource_defs={"company_run": COMPANY_RUN},
         group_name="pull",
         kinds={"postgres"},
-        tags={DIRECTION_TAG: "pull"},
+        owners=OWNERS,
+        tags={DIRECTION_TAG: "pull", "qbo_pipelines/entity": name},
         description=(
             f"{what}.\n\nLoad semantics: the QBO records out of step with sync.record_state "
             "are merged field by field (three-way against the last synced base; conflicts by "
@@ -126,29 +171,38 @@ def _pull_asset(name: str, previous: str | None) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         source_app: SourceAppResource,
         qbo: QboResource,
+        company_run: CompanyRunResource,
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        env = qbo.sync_env(warehouse.engine(), source_app.engine())
-        report = pipeline.pull(env, context.partition_key, name, run_id=context.run_id)  # type: ignore[arg-type]
+        with qbo.session(warehouse, source_app) as env:
+            report = pipeline.pull(
+                env,
+                context.partition_key,  # type: ignore[arg-type]
+                name,
+                run_id=context.run_id,
+            )
         counts = report.as_metadata()
         context.log.info("%s for %s: %s", name, context.partition_key, counts)
         return dg.MaterializeResult(
             metadata={
                 **counts,
-                "ledger_query": dg.MetadataValue.md(
-                    "```sql\nSELECT * FROM sync.ledger\n"
-                    f"WHERE run_id = '{context.run_id}' AND direction = 'pull'\n"
-                    f"  AND entity = '{name}' ORDER BY id;\n```"
-                ),
+                "ledger_query": ledger_query(context.run_id, "pull", name),
             }
         )
 
     return _asset
 
 
-PULL_ASSETS = [
-    raw_qbo,
-    *(_pull_asset(name, _PULL_NAMES[i - 1] if i else None) for i, name in enumerate(_PULL_NAMES)),
-]
+PULL_ASSETS: list[dg.AssetsDefinition] = list(
+    dg.with_source_code_references(  # type: ignore[arg-type]
+        [
+            raw_qbo,
+            *(
+                _pull_asset(name, _PULL_NAMES[i - 1] if i else None)
+                for i, name in enumerate(_PULL_NAMES)
+            ),
+        ]
+    )
+)
 
 pull_job = dg.define_asset_job(
     "pull_job",
@@ -219,6 +273,7 @@ def pull_interval_schedule(
 
 
 __all__ = [
+    "COMPANIES",
     "PULL_ASSETS",
     "pull_company",
     "pull_interval_schedule",
@@ -229,30 +284,12 @@ __all__ = [
 
 def pull_company(realm_id: str, *, full: bool = False, trigger: str = "cli") -> dict[str, object]:
     """Materialize every pull asset for one company in this process (the demo; the CLI queues
-    a run instead); returns the run id and the counts per asset."""
-    instance = dg.DagsterInstance.get()
-    if not instance.has_dynamic_partition(COMPANIES, realm_id):
-        instance.add_dynamic_partitions(COMPANIES, [realm_id])
-    result = dg.materialize(
+    a run instead); returns the run id, success and the counts per asset."""
+    from qbo_pipelines.defs import runner
+
+    return runner.materialize_company(
         PULL_ASSETS,
-        partition_key=realm_id,
-        instance=instance,
-        resources={
-            "warehouse": WarehouseResource(),
-            "source_app": SourceAppResource(),
-            "qbo": QboResource(),
-        },
-        run_config={
-            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            "ops": {"raw_qbo": {"config": {"full": full}}},
-        },
-        tags={REALM_TAG: realm_id, TRIGGER_TAG: trigger, DIRECTION_TAG: "pull"},
-        raise_on_error=False,
+        realm_id,
+        run_config={"ops": {"raw_qbo": {"config": {"full": full}}}},
+        tags={TRIGGER_TAG: trigger, DIRECTION_TAG: "pull"},
     )
-    counts: dict[str, dict[str, int]] = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        counts[mat.asset_key.to_user_string()] = {
-            k: v.value for k, v in mat.metadata.items() if isinstance(v.value, int)
-        }
-    return {"run_id": result.run_id, "success": result.success, "counts": counts}

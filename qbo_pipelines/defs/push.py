@@ -7,29 +7,82 @@ per-record story is in ``sync.ledger`` (query shown in the metadata).
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Literal
+from enum import Enum
 
 import dagster as dg
 
 from qbo_pipelines import entities as catalogue
-from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
+from qbo_pipelines.defs.resources import (
+    COMPANY_RUN,
+    DIRECTION_TAG,
+    REALM_TAG,
+    TRIGGER_TAG,
+    CompanyRunResource,
+    QboResource,
+    SourceAppResource,
+    WarehouseResource,
+)
 from qbo_pipelines.sync import pipeline, triggers
 from qbo_pipelines.sync import settings as sync_settings
 
-REALM_TAG = "qbo_pipelines/realm"
 COMPANIES = "qbo_companies"
 companies = dg.DynamicPartitionsDefinition(name=COMPANIES)
+OWNERS = ["team:qbo-pipelines"]
+
+
+class PushMode(Enum):
+    """How much a push looks at: ``incremental`` (the changes since the company's position,
+    plus records held back or due for retry) or ``full`` (every record re-planned; unchanged
+    records still cost no QBO call)."""
+
+    incremental = "incremental"
+    full = "full"
 
 
 class PushConfig(dg.Config):
-    """Run options for a push (launchpad / backfill)."""
+    """Run options for a push (launchpad / backfill). Unknown values are refused."""
 
-    mode: str = "incremental"  # "full" re-plans every record (no write when unchanged)
+    mode: PushMode = PushMode.incremental
     source_ids: list[str] = []  # push just these records (a targeted backfill)
 
 
-def _mode(config: PushConfig) -> Literal["incremental", "full"]:
-    return "full" if config.mode == "full" else "incremental"
+def _column(name: str, type_: str, description: str) -> dg.TableColumn:
+    return dg.TableColumn(name, type_, description=description)
+
+
+RAW_SOURCE_SCHEMA = dg.TableSchema(
+    columns=[
+        _column("source_id", "text", "The record's id in the source app (primary key)."),
+        _column("data", "jsonb", "The canonical record as read."),
+        _column("content_hash", "text", "Hash of the canonical record."),
+        _column("source_updated_at", "timestamptz", "updated_at in the source app."),
+        _column("deleted", "boolean", "Hard-deleted in the source (flagged, never removed)."),
+        _column("deleted_at", "timestamptz", "When the delete was seen."),
+        _column("first_seen_at", "timestamptz", "When the warehouse first stored it."),
+        _column("loaded_at", "timestamptz", "When the row was last written."),
+        _column("run_id", "text", "Run that last wrote the row."),
+    ]
+)
+STAGING_SCHEMA = dg.TableSchema(
+    columns=[
+        _column("source_id", "text", "The record's id in the source app (primary key)."),
+        _column("content_hash", "text", "Hash of the canonical record (unchanged test)."),
+        _column("data", "jsonb", "The canonical record, ready to become a QBO payload."),
+        _column("updated_at", "timestamptz", "updated_at in the source app."),
+        _column("staged_at", "timestamptz", "When it was staged."),
+        _column("run_id", "text", "Run that staged it."),
+    ]
+)
+RECORD_STATE_SCHEMA = dg.TableSchema(
+    columns=[
+        _column("realm_id", "text", "The QBO company."),
+        _column("entity", "text", "Catalogue entity."),
+        _column("source_id", "text", "The record's id in the source app."),
+        _column("qbo_id", "text", "Its id in QBO once created or matched."),
+        _column("status", "text", "synced, held (quarantined with a reason) or failed."),
+        _column("source_hash", "text", "Hash of the last synced source version."),
+    ]
+)
 
 
 def _raw_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
@@ -37,8 +90,12 @@ def _raw_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         name=entity.name,
         key_prefix=["raw", "source"],
         partitions_def=companies,
+        resource_defs={"company_run": COMPANY_RUN},
         group_name="raw",
         kinds={"postgres"},
+        owners=OWNERS,
+        tags={"qbo_pipelines/direction": "push", "qbo_pipelines/entity": entity.name},
+        metadata={"dagster/column_schema": RAW_SOURCE_SCHEMA},
         description=(
             f"Source {entity.source_table} this run covers, copied into raw_source.{entity.name}."
             "\n\nLoad semantics: merge by source_id (canonical JSON + content hash); records "
@@ -53,16 +110,17 @@ def _raw_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         source_app: SourceAppResource,
         qbo: QboResource,
+        company_run: CompanyRunResource,
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        env = qbo.sync_env(warehouse.engine(), source_app.engine())
-        report = pipeline.extract(
-            env,
-            context.partition_key,
-            entity.name,
-            run_id=context.run_id,  # type: ignore[arg-type]
-            mode=_mode(config),
-            source_ids=config.source_ids or None,
-        )
+        with qbo.session(warehouse, source_app) as env:
+            report = pipeline.extract(
+                env,
+                context.partition_key,  # type: ignore[arg-type]
+                entity.name,
+                run_id=context.run_id,
+                mode=config.mode.value,
+                source_ids=config.source_ids or None,
+            )
         return dg.MaterializeResult(
             metadata={"read": report.read, "deleted": report.deleted, "full": report.full}
         )
@@ -77,8 +135,12 @@ def _staged_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         key=key,
         deps=[dg.AssetKey(["raw", "source", entity.name])],
         partitions_def=companies,
+        resource_defs={"company_run": COMPANY_RUN},
         group_name="staged",
         kinds={"postgres"},
+        owners=OWNERS,
+        tags={"qbo_pipelines/direction": "push", "qbo_pipelines/entity": entity.name},
+        metadata={"dagster/column_schema": STAGING_SCHEMA},
         check_specs=[
             dg.AssetCheckSpec(
                 "great_expectations",
@@ -99,9 +161,10 @@ def _staged_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         source_app: SourceAppResource,
         qbo: QboResource,
+        company_run: CompanyRunResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
-        env = qbo.sync_env(warehouse.engine(), source_app.engine())
-        report = pipeline.stage(env, entity.name, run_id=context.run_id)
+        with qbo.session(warehouse, source_app) as env:
+            report = pipeline.stage(env, entity.name, run_id=context.run_id)
         yield dg.MaterializeResult(metadata={"staged": report.staged})
         yield dg.AssetCheckResult(
             check_name="great_expectations",
@@ -113,6 +176,15 @@ def _staged_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
     return _asset
 
 
+def ledger_query(run_id: str, direction: str, entity: str) -> dg.MetadataValue:
+    """The SQL that lists a run's per-record history for one entity (shown in the UI)."""
+    return dg.MetadataValue.md(
+        "```sql\nSELECT * FROM sync.ledger\n"
+        f"WHERE run_id = '{run_id}' AND direction = '{direction}'\n"
+        f"  AND entity = '{entity}' ORDER BY id;\n```"
+    )
+
+
 def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(["pushed", "qbo", d]) for d in entity.depends_on]
     deps.append(dg.AssetKey(["staged", "qbo", entity.name]))
@@ -122,8 +194,12 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         key_prefix=["pushed", "qbo"],
         deps=deps,
         partitions_def=companies,
+        resource_defs={"company_run": COMPANY_RUN},
         group_name="push",
         kinds={"quickbooks", "postgres"},
+        owners=OWNERS,
+        tags={"qbo_pipelines/direction": "push", "qbo_pipelines/entity": entity.name},
+        metadata={"dagster/column_schema": RECORD_STATE_SCHEMA},
         description=(
             f"Source {entity.source_table} pushed to QBO as {entity.qbo_name} "
             f"(SPEC {', '.join(entity.spec_rules)}).\n\n"
@@ -135,7 +211,6 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
             "Per-record history: sync.ledger where entity = "
             f"'{entity.name}' and run_id = this run."
         ),
-        tags={"qbo_pipelines/direction": "push"},
     )
     def _asset(
         context: dg.AssetExecutionContext,
@@ -143,17 +218,18 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         source_app: SourceAppResource,
         qbo: QboResource,
+        company_run: CompanyRunResource,
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
         realm = context.partition_key
-        env = qbo.sync_env(warehouse.engine(), source_app.engine())
-        report = pipeline.push(
-            env,
-            realm,  # type: ignore[arg-type]
-            entity.name,
-            run_id=context.run_id,
-            mode=_mode(config),
-            source_ids=config.source_ids or None,
-        )
+        with qbo.session(warehouse, source_app) as env:
+            report = pipeline.push(
+                env,
+                realm,  # type: ignore[arg-type]
+                entity.name,
+                run_id=context.run_id,
+                mode=config.mode.value,
+                source_ids=config.source_ids or None,
+            )
         counts = report.as_metadata()
         context.log.info("%s for %s: %s", entity.name, realm, counts)
         return dg.MaterializeResult(
@@ -161,26 +237,31 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
                 **counts,
                 "api_calls": report.api_calls,
                 "source_cursor": report.cursor or 0,
-                "ledger_query": dg.MetadataValue.md(
-                    "```sql\nSELECT * FROM sync.ledger\n"
-                    f"WHERE run_id = '{context.run_id}' AND entity = '{entity.name}'\n"
-                    "ORDER BY id;\n```"
-                ),
+                "ledger_query": ledger_query(context.run_id, "push", entity.name),
             }
         )
 
     return _asset
 
 
-PUSH_ASSETS = [
-    build(e) for e in catalogue.push_order() for build in (_raw_asset, _staged_asset, _push_asset)
-]
+PUSH_ASSETS: list[dg.AssetsDefinition] = list(
+    dg.with_source_code_references(  # type: ignore[arg-type]
+        [
+            build(e)
+            for e in catalogue.push_order()
+            for build in (_raw_asset, _staged_asset, _push_asset)
+        ]
+    )
+)
 
 push_job = dg.define_asset_job(
     "push_job",
     selection=dg.AssetSelection.groups("raw", "staged", "push"),
     partitions_def=companies,
-    description="Push every entity of one company to QBO (also `qbo-pipelines sync push`).",
+    executor_def=dg.in_process_executor,
+    tags={DIRECTION_TAG: "push"},
+    description="Push every entity of one company to QBO (also `qbo-pipelines sync push`). "
+    "One process per run: an empty push takes seconds.",
 )
 
 
@@ -188,7 +269,8 @@ push_job = dg.define_asset_job(
     job=push_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts one push per company once source changes have settled (R27, R30).",
+    description="Starts one push per company once source changes have settled (R27, R30); "
+    "changes another route already pushed (`sync push`, a backfill) start nothing.",
 )
 def source_changes_sensor(
     context: dg.SensorEvaluationContext,
@@ -209,7 +291,7 @@ def source_changes_sensor(
         dg.RunRequest(
             run_key=d.run_key,
             partition_key=realm,
-            tags={REALM_TAG: realm, "qbo_pipelines/trigger": "source_changes"},
+            tags={REALM_TAG: realm, TRIGGER_TAG: "source_changes", DIRECTION_TAG: "push"},
         )
         for realm, d in requests
     ]
@@ -224,4 +306,14 @@ def source_changes_sensor(
     )
 
 
-__all__ = ["PUSH_ASSETS", "companies", "push_job", "source_changes_sensor", "triggers"]
+__all__ = [
+    "COMPANIES",
+    "PUSH_ASSETS",
+    "REALM_TAG",
+    "PushConfig",
+    "PushMode",
+    "companies",
+    "push_job",
+    "source_changes_sensor",
+    "triggers",
+]

@@ -33,13 +33,16 @@ import dagster as dg
 import sqlalchemy as sa
 
 from qbo_pipelines import companies, settings
-from qbo_pipelines.defs.push import COMPANIES, PUSH_ASSETS, REALM_TAG
-from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
+from qbo_pipelines.defs.push import COMPANIES, PUSH_ASSETS, PushMode
+from qbo_pipelines.defs.resources import (
+    DIRECTION_TAG,
+    PARTITION_TAG,
+    REALM_TAG,
+    TRIGGER_TAG,
+    shared_resources,
+)
 from qbo_pipelines.status import RunInfo, ScheduledRun
 
-TRIGGER_TAG = "qbo_pipelines/trigger"
-DIRECTION_TAG = "qbo_pipelines/direction"
-PARTITION_TAG = "dagster/partition"
 LOCATION_NAME = "qbo_pipelines"
 DAEMON_HEARTBEAT_MAX_AGE = 60.0  # seconds: the daemon beats every ~20 s
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
@@ -123,8 +126,11 @@ def ensure_partition(
 
 def push_run_config(mode: str = "incremental") -> dict[str, Any]:
     """Run config of ``push_job``: every asset that takes ``PushConfig`` gets ``mode``."""
-    if mode not in ("incremental", "full"):
-        raise ValueError(f"mode must be 'incremental' or 'full', not {mode!r}")
+    try:
+        PushMode(mode)
+    except ValueError:
+        known = ", ".join(repr(m.value) for m in PushMode)
+        raise ValueError(f"mode must be one of {known}, not {mode!r}") from None
     return {
         "ops": {
             a.node_def.name: {"config": {"mode": mode}}
@@ -162,33 +168,42 @@ def push_company(
 ) -> dict[str, Any]:
     """Materialize every push asset for one company in this process; returns the run id and
     counts per asset. Refuses a company that is not connected before anything is written."""
+    return materialize_company(
+        PUSH_ASSETS,
+        realm_id,
+        run_config=push_run_config(mode),
+        tags={TRIGGER_TAG: trigger, DIRECTION_TAG: "push"},
+        instance=instance,
+        warehouse=warehouse,
+    )
+
+
+def materialize_company(
+    assets: list[dg.AssetsDefinition],
+    realm_id: str,
+    *,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str],
+    instance: dg.DagsterInstance | None = None,
+    warehouse: sa.Engine | None = None,
+) -> dict[str, Any]:
+    """Materialize ``assets`` for one connected company in this process (a quiet console: the
+    full log is in the UI); the run id, success, counts per asset and check results."""
     instance = instance or dg.DagsterInstance.get()
     ensure_partition(realm_id, instance=instance, warehouse=warehouse)
-    run_config = push_run_config(mode)
-    run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}  # full log: the UI
     result = dg.materialize(
-        PUSH_ASSETS,
+        assets,
         partition_key=realm_id,
         instance=instance,
-        resources={
-            "warehouse": WarehouseResource(),
-            "source_app": SourceAppResource(),
-            "qbo": QboResource(),
+        resources=shared_resources(),
+        run_config={
+            **run_config,
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         },
-        run_config=run_config,
-        tags={REALM_TAG: realm_id, TRIGGER_TAG: trigger, DIRECTION_TAG: "push"},
+        tags={**tags, REALM_TAG: realm_id},
         raise_on_error=False,
     )
-    counts: dict[str, dict[str, int]] = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        counts[mat.asset_key.to_user_string()] = {
-            k: v.value for k, v in mat.metadata.items() if isinstance(v.value, int)
-        }
-    checks = {
-        f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
-        for e in result.get_asset_check_evaluations()
-    }
+    counts, checks = run_counts(instance, result.run_id)
     return {"run_id": result.run_id, "success": result.success, "counts": counts, "checks": checks}
 
 

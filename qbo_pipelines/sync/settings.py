@@ -12,9 +12,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from qbo_pipelines import entities as catalogue
 from qbo_pipelines.mapping import repository as mapping_repo
+from qbo_pipelines.source_app import queries
 from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.sync import triggers
+from qbo_pipelines.sync.engine import feed
 
 SettingsLoader = Callable[[sa.Engine, str], triggers.TriggerSettings]
 
@@ -81,12 +84,50 @@ def plan_push_requests(
     if not realms:
         return [], ["no connected QBO company: run `qbo-pipelines connect`"], new_cursor
     for realm in realms:
-        p = connector.pending_since(cursor.get(realm, 0))
-        pending = triggers.Pending(p.pending, p.last_seq, p.first_at, p.last_at)
+        pending = pending_uncovered(
+            connector, cursor.get(realm, 0), push_positions(warehouse, realm)
+        )
         decision = triggers.decide(realm, now, pending, load_settings(warehouse, realm))
         if decision.run and decision.covers_seq is not None:
             requests.append((realm, decision))
             new_cursor[realm] = decision.covers_seq
         else:
             skips.append(decision.reason)
+            if pending.count == 0 and pending.last_seq > cursor.get(realm, 0):
+                new_cursor[realm] = pending.last_seq  # already pushed by another route
     return requests, skips, new_cursor
+
+
+def push_positions(warehouse: sa.Engine, realm_id: str) -> dict[str, int]:
+    """The company's change-feed position per push entity (none before its first push)."""
+    names = {feed.cursor_name("push", e.name): e.name for e in catalogue.push_order()}
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT name, value FROM sync.cursors WHERE realm_id = :r AND name IN :n"
+            ).bindparams(sa.bindparam("n", expanding=True)),
+            {"r": realm_id, "n": list(names)},
+        ).all()
+    return {names[str(n)]: int(str(v)) for n, v in rows if str(v).isdigit()}
+
+
+def pending_uncovered(
+    connector: SourceAppConnector, after: int, positions: dict[str, int]
+) -> triggers.Pending:
+    """Real source changes after the sensor cursor ``after`` that no push has read yet: a
+    change whose transaction lies below its entity's feed ``positions`` was pushed by some
+    route (the sensor's run, ``sync push``, a backfill) and starts no run."""
+    try:
+        stmt = queries.load("pending_uncovered", connector.queries_dir)
+    except queries.QueryNotFoundError:  # an adapted source app without the query: by seq only
+        p = connector.pending_since(after)
+        return triggers.Pending(p.pending, p.last_seq, p.first_at, p.last_at)
+    with connector.engine.connect() as conn:
+        row = (
+            conn.execute(stmt, {"after": after, "positions": json.dumps(positions)})
+            .mappings()
+            .one()
+        )
+    return triggers.Pending(
+        int(row["pending"]), int(row["last_seq"]), row["first_at"], row["last_at"]
+    )
