@@ -108,8 +108,10 @@ def extract(
     read = 0
     with env.warehouse.begin() as conn:
         for chunk in env.connector.iter_entity(entity, todo.wanted):
-            read += loaders.load_raw_source(conn, entity, chunk, run_id)
-        deleted = loaders.mark_source_deleted(conn, entity, sorted(todo.deleted), run_id)
+            read += loaders.load_raw_source(conn, entity, chunk, run_id, realm_id=realm_id)
+        deleted = loaders.mark_source_deleted(
+            conn, entity, sorted(todo.deleted), run_id, realm_id=realm_id
+        )
     return ExtractReport(entity, read, deleted, todo.wanted is None)
 
 

@@ -1,10 +1,13 @@
 """Loaders for ``raw_source`` and ``staging``: canonical records in bulk, merge on their ids.
 
-``raw_source.<entity>`` keeps the source records as read (with a deleted flag for hard deletes
-seen in the change log); ``staging.<entity>`` holds the canonical records a push run is about to
-turn into QBO payloads, ``staging.qbo_*`` the canonical records a pull run writes to the source.
-Both store the record as JSON (:func:`qbo_pipelines.canonical.as_json`) with its
-``content_hash()``. Entity names are the catalogue's (``customers``, ``invoices``, ...).
+``raw_source.<entity>`` keeps the source records as read by each company's push (with a deleted
+flag for hard deletes seen in the change log); ``staging.<entity>`` holds the canonical records a
+company's push run is about to turn into QBO payloads, with the typed columns of the entity's
+constraint table (:mod:`qbo_pipelines.quality.constraints`) that the Great Expectations suites
+validate; ``staging.qbo_*`` the canonical records a pull run writes to the source. All store the
+record as JSON (:func:`qbo_pipelines.canonical.as_json`) with its ``content_hash()``, keyed on
+the company (``realm_id``) and the record's id. Entity names are the catalogue's (``customers``,
+``invoices``, ...).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from qbo_pipelines.canonical import SOURCE_ENTITIES, as_json
+from qbo_pipelines.quality import constraints
 from qbo_pipelines.warehouse import bulk
 
 QBO_STAGING = ("qbo_contacts", "qbo_sales", "qbo_receipts", "qbo_customer_transactions")
@@ -36,7 +40,8 @@ def _source_rows(records: Iterable[Any], extra: tuple[Any, ...]) -> list[tuple[A
 
 
 def load_raw_source(
-    conn: sa.Connection, entity: str, records: Iterable[Any], run_id: str | None = None
+    conn: sa.Connection, entity: str, records: Iterable[Any], run_id: str | None = None,
+    *, realm_id: str,
 ) -> int:
     """Merge canonical records into ``raw_source.<entity>`` (clears ``deleted``); bulk.
 
@@ -45,22 +50,28 @@ def load_raw_source(
         entity: catalogue entity name.
         records: canonical records with ``source_id``, ``updated_at`` and ``content_hash()``.
         run_id: the Dagster run id.
+        realm_id: the company whose push reads them (part of the key).
 
     Returns:
         rows written.
     """
     _check_entity(entity)
     now = datetime.now(UTC)
-    rows = _source_rows(records, (False, None, now, run_id))
-    cols = ("source_id", "data", "content_hash", "source_updated_at", "deleted", "deleted_at",
-            "loaded_at", "run_id")
-    return bulk.upsert_rows(conn, f"raw_source.{entity}", cols, rows, key=("source_id",))
+    rows = [(realm_id, *row) for row in _source_rows(records, (False, None, now, run_id))]
+    cols = ("realm_id", "source_id", "data", "content_hash", "source_updated_at", "deleted",
+            "deleted_at", "loaded_at", "run_id")
+    return bulk.upsert_rows(conn, f"raw_source.{entity}", cols, rows, key=_KEY)
+
+
+_KEY = ("realm_id", "source_id")
 
 
 def mark_source_deleted(
-    conn: sa.Connection, entity: str, ids: Iterable[str], run_id: str | None = None
+    conn: sa.Connection, entity: str, ids: Iterable[str], run_id: str | None = None,
+    *, realm_id: str,
 ) -> int:
-    """Flag records hard-deleted in the source (kept, not removed); returns rows flagged."""
+    """Flag records hard-deleted in the source (kept, not removed) for one company's push;
+    returns rows flagged."""
     _check_entity(entity)
     id_list = sorted({str(i) for i in ids})
     if not id_list:
@@ -68,23 +79,41 @@ def mark_source_deleted(
     stmt = sa.text(
         f"UPDATE {bulk.qualified(f'raw_source.{entity}')} SET deleted = true, "
         "deleted_at = coalesce(deleted_at, now()), loaded_at = now(), run_id = :run "
-        "WHERE source_id IN :ids"
+        "WHERE realm_id = :realm AND source_id IN :ids"
     ).bindparams(sa.bindparam("ids", expanding=True))
-    return conn.execute(stmt, {"ids": id_list, "run": run_id}).rowcount
+    return conn.execute(stmt, {"ids": id_list, "run": run_id, "realm": realm_id}).rowcount
+
+
+def staged_columns(entity: str) -> tuple[str, ...]:
+    """The typed columns ``staging.<entity>`` carries beside the JSON (empty for entities
+    without a constraint table: tax rates and payment methods are mapped, never written)."""
+    table = constraints.TABLES.get(entity)
+    if table is None:
+        return ()
+    return tuple(c.name for c in table.columns if c.name != "source_id")
 
 
 def load_staging(
     conn: sa.Connection, entity: str, records: Iterable[Any], run_id: str | None = None,
-    replace: bool = False,
+    replace: bool = False, *, realm_id: str,
 ) -> int:
-    """Merge canonical records into ``staging.<entity>``; with ``replace`` empty it first."""
+    """Merge one company's canonical records into ``staging.<entity>``, with the typed columns
+    of the entity's constraint table; with ``replace`` empty the company's rows first."""
     _check_entity(entity)
     table = bulk.qualified(f"staging.{entity}")
     if replace:
-        conn.execute(sa.text(f"DELETE FROM {table}"))
-    rows = _source_rows(records, (datetime.now(UTC), run_id))
-    cols = ("source_id", "data", "content_hash", "updated_at", "staged_at", "run_id")
-    return bulk.upsert_rows(conn, f"staging.{entity}", cols, rows, key=("source_id",))
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE realm_id = :realm"), {"realm": realm_id})
+    typed = constraints.TABLES.get(entity)
+    now = datetime.now(UTC)
+    rows = []
+    for r in records:
+        row: tuple[Any, ...] = (realm_id, *_source_rows([r], (now, run_id))[0])
+        if typed is not None:
+            row += constraints.staged_values(typed, r)[1:]  # source_id is already there
+        rows.append(row)
+    cols = ("realm_id", "source_id", "data", "content_hash", "updated_at", "staged_at", "run_id",
+            *staged_columns(entity))
+    return bulk.upsert_rows(conn, f"staging.{entity}", cols, rows, key=_KEY)
 
 
 def load_qbo_staging(
@@ -109,8 +138,9 @@ def load_qbo_staging(
     return bulk.upsert_rows(conn, f"staging.{table}", cols, rows, key=("realm_id", "qbo_id"))
 
 
-def staged_hashes(conn: sa.Connection, entity: str) -> dict[str, str]:
-    """source_id -> content_hash of everything in ``staging.<entity>``."""
+def staged_hashes(conn: sa.Connection, entity: str, *, realm_id: str) -> dict[str, str]:
+    """source_id -> content_hash of a company's rows in ``staging.<entity>``."""
     _check_entity(entity)
-    sql = f"SELECT source_id, content_hash FROM {bulk.qualified(f'staging.{entity}')}"
-    return {str(a): str(b) for a, b in conn.execute(sa.text(sql)).tuples()}
+    sql = (f"SELECT source_id, content_hash FROM {bulk.qualified(f'staging.{entity}')}"
+           " WHERE realm_id = :realm")
+    return {str(a): str(b) for a, b in conn.execute(sa.text(sql), {"realm": realm_id}).tuples()}

@@ -117,10 +117,13 @@ def test_staging_and_raw_source_loaders_merge_by_id(warehouse_engine: sa.Engine)
         updated_at=datetime(2024, 1, 2, tzinfo=UTC),
     )
     with warehouse_engine.begin() as conn:
-        assert loaders.load_staging(conn, "invoices", [sale, sale], run_id="run-1") == 1
-        assert loaders.load_raw_source(conn, "invoices", [sale]) == 1
-        assert loaders.mark_source_deleted(conn, "invoices", ["s-load-1"]) == 1
-        assert loaders.staged_hashes(conn, "invoices")["s-load-1"] == sale.content_hash()
+        assert loaders.load_staging(conn, "invoices", [sale, sale], run_id="run-1",
+                                    realm_id="r-stage") == 1
+        assert loaders.load_raw_source(conn, "invoices", [sale], realm_id="r-stage") == 1
+        assert loaders.mark_source_deleted(conn, "invoices", ["s-load-1"],
+                                           realm_id="r-stage") == 1
+        hashes = loaders.staged_hashes(conn, "invoices", realm_id="r-stage")
+        assert hashes["s-load-1"] == sale.content_hash()
         data = conn.execute(sa.text(
             "SELECT data FROM staging.invoices WHERE source_id = 's-load-1'")).scalar_one()
         contact = QboContact(realm_id=RealmId("r-stage"), qbo_id=QboId("1"), display_name="A")
