@@ -1,0 +1,470 @@
+"""Compare one company's source app, QBO and warehouse (no writes anywhere but a temp table).
+
+* **QBO** is asked only what it answers cheaply, through the company's one rate budget: a
+  ``SELECT COUNT(*)`` per entity, a ``COUNT(*)`` of records changed after the warehouse's newest
+  copy (is the warehouse behind?), and ``reports/CustomerBalance`` (QBO's own open receivables).
+* **The source app** is read through its connector in keyset chunks into a temp table of the
+  warehouse session (bounded memory); every comparison is then one set-based query in Postgres
+  against ``sync.record_state`` (the engine's view of both sides) and ``raw_qbo`` (QBO's records
+  as last pulled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from qbo_pipelines import entities as catalogue
+from qbo_pipelines.canonical import content_hash
+from qbo_pipelines.qbo import query as q
+from qbo_pipelines.qbo.client import QboClient
+from qbo_pipelines.qbo.transport import Call
+from qbo_pipelines.source_app.connector import SourceAppConnector
+from qbo_pipelines.sync.push import QBO_MIRRORS
+
+
+@dataclass(frozen=True)
+class Compared:
+    """How one catalogue entity is compared."""
+
+    entity: str
+    qbo_entities: tuple[str, ...]
+    raw_tables: tuple[str, ...]
+    money: bool
+    dates: bool
+    name_list: bool
+
+
+COMPARED: tuple[Compared, ...] = tuple(
+    Compared(
+        e.name,
+        ("Invoice", "CreditMemo") if e.name == "invoices" else (e.qbo_name,),
+        ("invoices", "credit_memos") if e.name == "invoices" else (e.name,),
+        money=e.name in {"invoices", "payments", "bills"},
+        dates=e.name in {"invoices", "payments", "bills"},
+        name_list=e.name_list,
+    )
+    for e in catalogue.CATALOGUE
+)
+"""Every catalogue entity (customers, items, invoices with credit memos, payments, vendors,
+bills), in catalogue order."""
+
+BY_ENTITY = {c.entity: c for c in COMPARED}
+NAME_LISTS = frozenset({"Customer", "Item", "Vendor"})
+RAW_OF = {qe: raw for c in COMPARED for qe, raw in zip(c.qbo_entities, c.raw_tables, strict=True)}
+
+
+# --------------------------------------------------------------------------- QBO side
+
+
+@dataclass
+class QboFigures:
+    """What QBO said: counts per QBO entity, records changed after the warehouse's copy, and
+    the open receivables of its CustomerBalance report (None when the report failed)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    newer: dict[str, int] = field(default_factory=dict)
+    open_balance: Decimal | None = None
+
+    def stale(self, warehouse: dict[str, int]) -> list[str]:
+        """QBO entities the warehouse is behind on (a count differs or QBO has newer records)."""
+        return [
+            e
+            for e in self.counts
+            if self.counts[e] != warehouse.get(e, 0) or self.newer.get(e, 0) > 0
+        ]
+
+
+def warehouse_counts(engine: sa.Engine, realm_id: str) -> dict[str, int]:
+    """Live (not deleted) records per QBO entity in ``raw_qbo``."""
+    with engine.connect() as conn:
+        return warehouse_counts_in(conn, realm_id)
+
+
+def warehouse_counts_in(conn: sa.Connection, realm_id: str) -> dict[str, int]:
+    """:func:`warehouse_counts` on an open connection."""
+    return {
+        qbo_entity: int(
+            conn.execute(
+                sa.text(
+                    f"SELECT count(*) FROM raw_qbo.{table}"  # noqa: S608 - fixed names
+                    " WHERE realm_id = :r AND NOT deleted"
+                ),
+                {"r": realm_id},
+            ).scalar_one()
+        )
+        for qbo_entity, table in RAW_OF.items()
+    }
+
+
+def _watermarks(engine: sa.Engine, realm_id: str) -> dict[str, tuple[Any, int]]:
+    """Per QBO entity: the newest ``LastUpdatedTime`` in ``raw_qbo`` (seconds, as QBO gives it)
+    and how many live copies carry that second."""
+    out: dict[str, tuple[Any, int]] = {}
+    with engine.connect() as conn:
+        for qbo_entity, table in RAW_OF.items():
+            mark, n = conn.execute(
+                sa.text(
+                    f"WITH m AS (SELECT max(updated_time) AS t FROM raw_qbo.{table}"  # noqa: S608
+                    " WHERE realm_id = :r) SELECT m.t, (SELECT count(*) FROM"
+                    f" raw_qbo.{table} x WHERE x.realm_id = :r AND NOT x.deleted"
+                    " AND x.updated_time >= m.t) FROM m"
+                ),
+                {"r": realm_id},
+            ).one()
+            out[qbo_entity] = (mark, int(cast(int, n)))
+    return out
+
+
+def read_qbo(client: QboClient, engine: sa.Engine, realm_id: str) -> QboFigures:
+    """Counts, newer-than-the-warehouse counts and open receivables, from QBO (metered reads:
+    two COUNT queries per entity and one report).
+
+    QBO's times have whole seconds: records changed in the second of the warehouse's newest
+    copy are counted from that second on, less the copies the warehouse holds of it."""
+    figures = QboFigures()
+    for qbo_entity, (mark, held) in _watermarks(engine, realm_id).items():
+        inactive = qbo_entity in NAME_LISTS
+        figures.counts[qbo_entity] = client.count(qbo_entity, include_inactive=inactive)
+        if mark is None:
+            figures.newer[qbo_entity] = figures.counts[qbo_entity]
+        else:
+            where = [q.gte("MetaData.LastUpdatedTime", mark)]
+            since = client.count(qbo_entity, where, include_inactive=inactive)
+            figures.newer[qbo_entity] = max(0, since - held)
+    figures.open_balance = customer_balance_total(client)
+    return figures
+
+
+def customer_balance_total(client: QboClient) -> Decimal | None:
+    """The TOTAL row of QBO's ``reports/CustomerBalance`` (open receivables, today)."""
+    payload = client.transport.request(Call("GET", "reports/CustomerBalance"))
+    rows = (payload.get("Rows") or {}).get("Row") or []
+    for row in reversed(rows):
+        cols = (row.get("Summary") or {}).get("ColData") or []
+        if len(cols) >= 2 and str(cols[0].get("value", "")).upper() == "TOTAL":
+            return Decimal(str(cols[-1].get("value") or "0"))
+    return None
+
+
+# --------------------------------------------------------------------------- source side
+
+_SNAPSHOT_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS reconcile_source (
+    entity    text NOT NULL,
+    source_id text NOT NULL,
+    origin    text NOT NULL,
+    hash      text NOT NULL,
+    name      text,
+    amount    numeric(18, 2),
+    txn_date  date,
+    due_date  date,
+    PRIMARY KEY (entity, source_id)
+) ON COMMIT DROP
+"""
+
+_SNAPSHOT_INSERT = sa.text(
+    "INSERT INTO reconcile_source (entity, source_id, origin, hash, name, amount, txn_date,"
+    " due_date) SELECT :entity, u.* FROM unnest(CAST(:ids AS text[]), CAST(:origins AS text[]),"
+    " CAST(:hashes AS text[]), CAST(:names AS text[]), CAST(:amounts AS numeric[]),"
+    " CAST(:dates AS date[]), CAST(:dues AS date[])) AS u"
+    " ON CONFLICT (entity, source_id) DO NOTHING"
+)
+
+
+def _values(
+    entity: str, record: Any
+) -> tuple[str | None, Decimal | None, date | None, date | None]:
+    """(name, amount, date, due date) of a canonical record, as QBO would show them."""
+    if entity in {"customers", "vendors"}:
+        return record.display_name, None, None, None
+    if entity == "items":
+        return record.name, None, None, None
+    if entity == "invoices":  # a negative sale is a CreditMemo with a positive total (R11)
+        return None, abs(record.total), record.txn_date, record.due_date
+    if entity == "payments":
+        return None, record.amount, record.received_on, None
+    return None, record.total, record.txn_date, record.due_date  # bills
+
+
+def snapshot_source(
+    conn: sa.Connection, reader: SourceAppConnector, entities: Sequence[str]
+) -> int:
+    """Load every source record of ``entities`` into the session's temp table
+    ``reconcile_source`` chunk by chunk (dropped at commit); returns how many."""
+    conn.execute(sa.text(_SNAPSHOT_DDL))
+    total = 0
+    for entity in entities:
+        for chunk in reader.iter_entity(entity):
+            rows = [(r, _values(entity, r)) for r in chunk]
+            conn.execute(
+                _SNAPSHOT_INSERT,
+                {
+                    "entity": entity,
+                    "ids": [str(r.source_id) for r, _ in rows],
+                    "origins": [str(getattr(r, "origin", "source")) for r, _ in rows],
+                    "hashes": [content_hash(r) for r, _ in rows],
+                    "names": [v[0] for _, v in rows],
+                    "amounts": [v[1] for _, v in rows],
+                    "dates": [v[2] for _, v in rows],
+                    "dues": [v[3] for _, v in rows],
+                },
+            )
+            total += len(rows)
+    return total
+
+
+# --------------------------------------------------------------------------- differences
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One per-record difference."""
+
+    entity: str
+    record_id: str
+    qbo_id: str | None
+    kind: str
+    field: str
+    source_value: str | None
+    qbo_value: str | None
+    reason: str
+    fix: str | None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.entity, self.record_id, self.kind, self.field)
+
+    @property
+    def repairable(self) -> bool:
+        """Safe to repair through the push: the source holds what QBO lacks or is behind on."""
+        return self.kind in {"not_in_qbo", "source_changed"} and self.fix is None
+
+
+def raw_join(c: Compared) -> str:
+    """``raw_qbo`` row(s) of a linked record as one derived table ``r``."""
+    parts = [
+        f"SELECT '{qe}' AS qbo_entity, qbo_id, name, total_amt, txn_date, due_date, active,"
+        f" deleted FROM raw_qbo.{table} WHERE realm_id = :r"
+        for qe, table in zip(c.qbo_entities, c.raw_tables, strict=True)
+    ]
+    return "(" + " UNION ALL ".join(parts) + ")"
+
+
+def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Finding]:
+    """Every difference of ``entities`` between the snapshot, the engine state and raw_qbo."""
+    out: list[Finding] = []
+    for name in entities:
+        c = BY_ENTITY[name]
+        params = {"r": realm_id, "e": name}
+        label = name.rstrip("s")
+        # Source records the engine has no state for: a change the push never saw.
+        for sid, amount in _all(
+            conn,
+            sa.text(
+                "SELECT x.source_id, x.amount FROM reconcile_source x WHERE x.entity = :e"
+                " AND x.origin = 'source' AND NOT EXISTS (SELECT 1 FROM sync.record_state s"
+                " WHERE s.realm_id = :r AND s.entity = :e AND s.source_id = x.source_id)"
+                " ORDER BY length(x.source_id), x.source_id"
+            ),
+            params,
+        ):
+            out.append(
+                Finding(
+                    name,
+                    sid,
+                    None,
+                    "not_in_qbo",
+                    "",
+                    _shown(amount, "present"),
+                    None,
+                    f"{label} #{sid} is in the source app but the sync never saw it "
+                    "(no QBO twin, no sync state): pushed now",
+                    None,
+                )
+            )
+        # Synced records whose source content moved without the push seeing the change.
+        mirror = name in QBO_MIRRORS
+        for sid, qbo_id, origin, amount, qbo_amount in _all(
+            conn,
+            sa.text(
+                "SELECT x.source_id, s.qbo_id, x.origin, x.amount, w.total_amt"
+                " FROM reconcile_source x"
+                " JOIN sync.record_state s ON s.realm_id = :r AND s.entity = :e"
+                "  AND s.source_id = x.source_id"
+                f" LEFT JOIN {raw_join(c)} w ON w.qbo_entity = s.qbo_entity"
+                "  AND w.qbo_id = s.qbo_id"
+                " WHERE x.entity = :e AND s.status = 'synced' AND s.intent IS NULL"
+                "  AND NOT s.deleted_in_qbo AND s.qbo_id IS NOT NULL"
+                "  AND s.source_hash IS DISTINCT FROM x.hash"
+                " ORDER BY length(x.source_id), x.source_id"
+            ),
+            params,
+        ):
+            owned = mirror and origin == "qbo"
+            out.append(
+                Finding(
+                    name,
+                    sid,
+                    qbo_id,
+                    "source_changed",
+                    "",
+                    _shown(amount, "changed"),
+                    _shown(qbo_amount, "as last synced"),
+                    (
+                        f"{label} #{sid} was changed in the source app, but it mirrors QBO "
+                        f"{qbo_id} (pulled from QBO; QBO owns it): the change never goes to QBO"
+                        if owned
+                        else f"{label} #{sid} changed in the source app after its last sync "
+                        "and the push never saw the change: pushed now"
+                    ),
+                    (
+                        f"Make the change in QBO (record {qbo_id}); the next pull brings it "
+                        "back into the source app."
+                        if owned
+                        else None
+                    ),
+                )
+            )
+        # Live source records whose QBO twin is gone.
+        for sid, qbo_id, qbo_entity, amount in _all(
+            conn,
+            sa.text(
+                "SELECT x.source_id, s.qbo_id, s.qbo_entity, x.amount FROM reconcile_source x"
+                " JOIN sync.record_state s ON s.realm_id = :r AND s.entity = :e"
+                "  AND s.source_id = x.source_id"
+                f" LEFT JOIN {raw_join(c)} w ON w.qbo_entity = s.qbo_entity"
+                "  AND w.qbo_id = s.qbo_id"
+                " WHERE x.entity = :e AND x.origin = 'source' AND s.qbo_id IS NOT NULL"
+                "  AND NOT s.deleted_in_source"
+                "  AND (s.deleted_in_qbo OR w.qbo_id IS NULL OR w.deleted)"
+                " ORDER BY length(x.source_id), x.source_id"
+            ),
+            params,
+        ):
+            out.append(
+                Finding(
+                    name,
+                    sid,
+                    qbo_id,
+                    "deleted_in_qbo",
+                    "",
+                    _shown(amount, "present"),
+                    None,
+                    f"{label} #{sid} is live in the source app but its QBO {qbo_entity} "
+                    f"{qbo_id} was deleted in QBO (the sync never revives a record deleted "
+                    "on one side)",
+                    _deleted_fix(name, sid),
+                )
+            )
+        out.extend(_field_differences(conn, c, realm_id, label))
+    return out
+
+
+def _all(conn: sa.Connection, sql: sa.TextClause, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in conn.execute(sql, params)]
+
+
+def _shown(value: object, otherwise: str) -> str:
+    if isinstance(value, Decimal):
+        return str(value.quantize(Decimal("0.01")))
+    return otherwise
+
+
+def _deleted_fix(entity: str, sid: str) -> str:
+    if entity in {"customers", "items", "vendors"}:
+        return (
+            f"Reactivate it in QBO if it was removed by mistake, or leave it: {entity} are "
+            "never deleted on the other side (R9)."
+        )
+    return (
+        f"If the delete in QBO was intended, delete the record #{sid} in the source app too "
+        "(this problem then resolves). If not, create the record again in the source app: "
+        "the next push creates a new QBO twin."
+    )
+
+
+_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    # field, source column, raw column (compared as text, money to the cent)
+    "name": (("name", "x.name", "w.name"),),
+    "money": (
+        ("total", "x.amount::text", "w.total_amt::numeric(18,2)::text"),
+        ("date", "x.txn_date::text", "w.txn_date::text"),
+        # QBO sets a due date from the terms when the source gives none; a CreditMemo has none
+        (
+            "due_date",
+            "x.due_date::text",
+            "CASE WHEN w.qbo_entity = 'CreditMemo' OR x.due_date IS NULL THEN x.due_date::text"
+            " ELSE w.due_date::text END",
+        ),
+    ),
+}
+
+
+def _field_differences(
+    conn: sa.Connection, c: Compared, realm_id: str, label: str
+) -> Iterator[Finding]:
+    """Fields differing while both sides are in step with the sync (nothing pending)."""
+    fields = _FIELDS["money" if c.money else "name"]
+    selects = " UNION ALL ".join(
+        f"SELECT x.source_id, s.qbo_id, x.origin, '{f}' AS field, {src} AS sv, {raw} AS qv"
+        " FROM reconcile_source x JOIN sync.record_state s ON s.realm_id = :r"
+        " AND s.entity = :e AND s.source_id = x.source_id"
+        f" JOIN {raw_join(c)} w ON w.qbo_entity = s.qbo_entity AND w.qbo_id = s.qbo_id"
+        " WHERE x.entity = :e AND s.status = 'synced' AND s.intent IS NULL"
+        " AND s.source_hash = x.hash AND NOT s.deleted_in_qbo AND NOT w.deleted"
+        f" AND {src} IS DISTINCT FROM {raw}"
+        for f, src, raw in fields
+    )
+    rows = _all(
+        conn,
+        sa.text(f"SELECT * FROM ({selects}) d ORDER BY length(source_id), source_id, field"),
+        {"r": realm_id, "e": c.entity},
+    )
+    for sid, qbo_id, origin, fname, sv, qv in rows:
+        owned = c.entity in QBO_MIRRORS and origin == "qbo"
+        yield Finding(
+            c.entity,
+            sid,
+            qbo_id,
+            "differs",
+            fname,
+            sv,
+            qv,
+            f"{label} #{sid}: {fname} is {sv or 'empty'} in the source app but {qv or 'empty'} "
+            f"in QBO {qbo_id}, and neither side has a change the sync has not seen"
+            + (
+                " (it was edited in QBO where the source app cannot follow, e.g. its lines)"
+                if not owned
+                else ""
+            ),
+            (
+                f"Pull again (`qbo-pipelines sync pull --realm {realm_id} --full`): QBO owns "
+                "this record."
+                if owned
+                else f"Decide which is right. If the source app is, edit the record #{sid} "
+                "there (any change re-sends it, and the source wins); if QBO is, make the "
+                "source app match it."
+            ),
+        )
+
+
+__all__ = [
+    "COMPARED",
+    "NAME_LISTS",
+    "Compared",
+    "Finding",
+    "QboFigures",
+    "customer_balance_total",
+    "find",
+    "raw_join",
+    "read_qbo",
+    "snapshot_source",
+    "warehouse_counts",
+    "warehouse_counts_in",
+]
