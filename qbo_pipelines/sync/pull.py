@@ -143,6 +143,8 @@ class Candidate:
     deleted: bool
     data: Mapping[str, Any]
     state: RecordState | None
+    token: str | None = None
+    """raw_qbo's version of the record (what ``pulled_token`` records once pulled)."""
 
 
 @dataclass(frozen=True)
@@ -302,7 +304,7 @@ class PullRun:
 
 
 _CANDIDATES = """
-SELECT r.qbo_id, r.deleted, r.data::text AS data, s.source_id AS state_source_id
+SELECT r.qbo_id, r.deleted, r.sync_token, r.data::text AS data, s.source_id AS state_source_id
 FROM raw_qbo.{table} r
 LEFT JOIN sync.record_state s
        ON s.realm_id = r.realm_id AND s.qbo_entity = :qbo_entity AND s.qbo_id = r.qbo_id
@@ -311,6 +313,7 @@ WHERE r.realm_id = :realm AND r.qbo_id > :after
             ELSE s.entity = :entity
                  AND NOT s.deleted_in_source
                  AND (s.sync_token IS DISTINCT FROM r.sync_token
+                      OR s.pulled_token IS DISTINCT FROM r.sync_token
                       OR (r.deleted AND NOT s.deleted_in_qbo)
                       OR s.pull_due
                       OR s.qbo_base IS NULL)
@@ -354,6 +357,7 @@ def candidates(
                 states.get(SourceId(str(r.state_source_id)))
                 if r.state_source_id is not None
                 else None,
+                r.sync_token,
             )
             for r in rows
         ]
@@ -523,6 +527,7 @@ def _record(
                     deleted_in_qbo=True,
                     status="deleted",
                     sync_token=_token(c.data) or st.sync_token,
+                    pulled_token=c.token,
                     name_key=None,
                 )
             )
@@ -611,16 +616,20 @@ def _linked_state(
     )
     qbo_base = plan.qbo_base if plan.qbo_base is not None else st.qbo_base
     in_step = not plan.pending and record is not None
+    pushed = st.status in {"synced", "deleted"}
     return st.but(
         source_base=base,
-        source_hash=content_hash(record) if in_step else None,
+        source_hash=(content_hash(record) if in_step else None) if pushed else st.source_hash,
         qbo_base=qbo_base,
         qbo_hash=diff.body_hash(qbo_base),
         sync_token=_token(c.data) or st.sync_token,
+        pulled_token=c.token,
         qbo_updated_at=from_qbo.updated_at(c.data),
         deleted_in_qbo=False,
         pull_due=False,
-        status="synced",
+        # a record the push could not write (held back, refused) stays the push's to retry:
+        # the pull moves only the QBO side and the fields it took
+        status="synced" if pushed else st.status,
         last_synced_at=run.now,
     )
 
@@ -690,6 +699,7 @@ def _mirrored_state(
         qbo_base=qbo_base,
         qbo_hash=diff.body_hash(qbo_base),
         sync_token=_token(c.data),
+        pulled_token=c.token,
         qbo_updated_at=from_qbo.updated_at(c.data),
         status="synced",
         last_synced_at=run.now,
@@ -717,6 +727,7 @@ def _new_state(
         qbo_base=qbo_base,
         qbo_hash=diff.body_hash(qbo_base),
         sync_token=_token(c.data),
+        pulled_token=c.token,
         qbo_updated_at=from_qbo.updated_at(c.data),
         name_key=key,
         last_synced_at=run.now,

@@ -51,6 +51,7 @@ class RecordState:
     last_synced_at: datetime | None = None
     source_row_hash: str | None = None
     pull_due: bool = False
+    pulled_token: str | None = None
 
     @property
     def live_in_qbo(self) -> bool:
