@@ -1,0 +1,29 @@
+"""When the nightly reconciliation runs (no Dagster here): one run per connected company per
+night, none for a paused company or one whose automatic sync is off (R30), like the pull."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from qbo_pipelines.sync import settings
+from qbo_pipelines.sync.pull_triggers import PullRequest
+from qbo_pipelines.sync.pull_triggers import _blocked as blocked
+
+
+def nightly_requests(engine: sa.Engine, now: datetime) -> tuple[list[PullRequest], list[str]]:
+    """A reconciliation per connected company for the night of ``now`` (the run key makes a
+    repeated tick of the same night start it once), and why the others were skipped."""
+    requests: list[PullRequest] = []
+    skips: list[str] = []
+    for realm in settings.connected_realms(engine):
+        reason = blocked(engine, realm)
+        if reason:
+            skips.append(reason)
+        else:
+            requests.append(PullRequest(realm, f"reconcile:{realm}:{now:%Y-%m-%d}", "schedule"))
+    return requests, skips
+
+
+__all__ = ["nightly_requests"]
