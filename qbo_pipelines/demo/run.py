@@ -132,6 +132,10 @@ def run(options: DemoOptions, out: Printer = print) -> int:
 
         pulled = pull_company(realm)
         _summarise_pull(pulled, out)
+        from qbo_pipelines.reconcile import reconcile_company  # R38: ends every demo run
+
+        checked = reconcile_company(env, realm, trigger="demo")
+        out(f"\n{checked.run.summary}\n  charts: .venv/bin/qbo-pipelines report")
         return 0 if result["success"] and pulled["success"] else 1
     finally:
         server.stop()
