@@ -88,8 +88,16 @@ EMAIL_PATTERN: Final = (
 # --------------------------------------------------------------------------------------------
 
 Check = Literal[
-    "required", "not_blank", "max_length", "forbidden", "control", "email", "money", "rate",
-    "date_range", "range",
+    "required",
+    "not_blank",
+    "max_length",
+    "forbidden",
+    "control",
+    "email",
+    "money",
+    "rate",
+    "date_range",
+    "range",
 ]
 """What a constraint checks:
 
@@ -201,27 +209,50 @@ def _text_or_none(name: str) -> Callable[[Any], Any]:
 
 
 def _key(kind: str) -> Column:
-    return Column("source_id", "text", _attr("source_id"), (
-        Constraint(f"{kind}.source_id.required", "required", label="source id",
-                   fix="This is a bug in the source connector: every record needs its id."),
-    ))
+    return Column(
+        "source_id",
+        "text",
+        _attr("source_id"),
+        (
+            Constraint(
+                f"{kind}.source_id.required",
+                "required",
+                label="source id",
+                fix="This is a bug in the source connector: every record needs its id.",
+            ),
+        ),
+    )
 
 
 def _reference(kind: str, column: str, rule_field: str, label: str, fix: str) -> Column:
-    return Column(column, "text", _attr(column), (
-        Constraint(f"{kind}.{rule_field}.required", "required", label=label, fix=fix),
-    ))
+    return Column(
+        column,
+        "text",
+        _attr(column),
+        (Constraint(f"{kind}.{rule_field}.required", "required", label=label, fix=fix),),
+    )
 
 
 def _name(
-    kind: str, column: str, limit: int, qbo_field: str, *, required: str | None = None,
+    kind: str,
+    column: str,
+    limit: int,
+    qbo_field: str,
+    *,
+    required: str | None = None,
     required_label: str | None = None,
 ) -> Column:
     """A QBO name field: length, no ':' / tab / line breaks, no control characters."""
     found: list[Constraint] = []
     if required is not None:
-        found.append(Constraint(f"{kind}.{column}.required", "required",
-                                label=required_label or column, fix=required))
+        found.append(
+            Constraint(
+                f"{kind}.{column}.required",
+                "required",
+                label=required_label or column,
+                fix=required,
+            )
+        )
     found += [
         Constraint(f"{kind}.{column}.too_long", "max_length", limit=limit, qbo_field=qbo_field),
         Constraint(f"{kind}.{column}.forbidden_character", "forbidden"),
@@ -232,30 +263,58 @@ def _name(
 
 
 def _text(
-    kind: str, column: str, limit: int, qbo_field: str, *, label: str | None = None,
-    rule_field: str | None = None, value: Callable[[Any], Any] | None = None,
+    kind: str,
+    column: str,
+    limit: int,
+    qbo_field: str,
+    *,
+    label: str | None = None,
+    rule_field: str | None = None,
+    value: Callable[[Any], Any] | None = None,
 ) -> Column:
     """Free or short text: length and control characters."""
     key = rule_field or column
-    return Column(column, "text", value or _text_or_none(column), (
-        Constraint(f"{kind}.{key}.too_long", "max_length", limit=limit, qbo_field=qbo_field,
-                   label=label),
-        Constraint(f"{kind}.{key}.control_character", "control", label=label),
-    ))
+    return Column(
+        column,
+        "text",
+        value or _text_or_none(column),
+        (
+            Constraint(
+                f"{kind}.{key}.too_long",
+                "max_length",
+                limit=limit,
+                qbo_field=qbo_field,
+                label=label,
+            ),
+            Constraint(f"{kind}.{key}.control_character", "control", label=label),
+        ),
+    )
 
 
 def _email(
-    kind: str, column: str, *, create_only: bool = False,
+    kind: str,
+    column: str,
+    *,
+    create_only: bool = False,
     consequence: Callable[[Any], str] | None = None,
 ) -> Column:
-    return Column(column, "text", _text_or_none(column),
-                  (Constraint(f"{kind}.{column}.format", "email"),),
-                  create_only=create_only, consequence=consequence)
+    return Column(
+        column,
+        "text",
+        _text_or_none(column),
+        (Constraint(f"{kind}.{column}.format", "email"),),
+        create_only=create_only,
+        consequence=consequence,
+    )
 
 
 def _money(kind: str, column: str, label: str | None = None) -> Column:
-    return Column(column, "numeric", _attr(column),
-                  (Constraint(f"{kind}.{column}.invalid", "money", label=label),))
+    return Column(
+        column,
+        "numeric",
+        _attr(column),
+        (Constraint(f"{kind}.{column}.invalid", "money", label=label),),
+    )
 
 
 def _date(kind: str, column: str) -> Column:
@@ -265,35 +324,66 @@ def _date(kind: str, column: str) -> Column:
             return None  # a missing date: the stand-in is not a date the person entered
         return got
 
-    return Column(column, "date", value, (
-        Constraint(f"{kind}.{column}.required", "required", label=column, record_level=True),
-        Constraint(f"{kind}.{column}.out_of_range", "date_range"),
-    ) if column != "due_date" else (Constraint(f"{kind}.{column}.out_of_range", "date_range"),),
-        invalid_field=column)
+    return Column(
+        column,
+        "date",
+        value,
+        (
+            Constraint(f"{kind}.{column}.required", "required", label=column, record_level=True),
+            Constraint(f"{kind}.{column}.out_of_range", "date_range"),
+        )
+        if column != "due_date"
+        else (Constraint(f"{kind}.{column}.out_of_range", "date_range"),),
+        invalid_field=column,
+    )
 
 
 def _doc_number(kind: str) -> Column:
-    return Column("doc_number", "text", _attr("doc_number"), (
-        Constraint(f"{kind}.doc_number.blank", "not_blank", label="document number"),
-        Constraint(f"{kind}.doc_number.too_long", "max_length", limit=DOC_NUMBER_MAX,
-                   qbo_field="DocNumber", label="document number"),
-        Constraint(f"{kind}.doc_number.control_character", "control", label="document number"),
-    ))
+    return Column(
+        "doc_number",
+        "text",
+        _attr("doc_number"),
+        (
+            Constraint(f"{kind}.doc_number.blank", "not_blank", label="document number"),
+            Constraint(
+                f"{kind}.doc_number.too_long",
+                "max_length",
+                limit=DOC_NUMBER_MAX,
+                qbo_field="DocNumber",
+                label="document number",
+            ),
+            Constraint(f"{kind}.doc_number.control_character", "control", label="document number"),
+        ),
+    )
 
 
 def _derived(
-    name: str, sql_type: SqlType, value: Callable[[Any], Any], rule: str, *,
-    minimum: Decimal | int | None = None, maximum: Decimal | int | None = None,
+    name: str,
+    sql_type: SqlType,
+    value: Callable[[Any], Any],
+    rule: str,
+    *,
+    minimum: Decimal | int | None = None,
+    maximum: Decimal | int | None = None,
     strict_min: bool = False,
 ) -> Column:
     """A value computed from the record (a count, a gap) and the range it must stay in; the
     record check in ``rules`` words the reason."""
-    return Column(name, sql_type, value, (
-        Constraint(rule, "range",
-                   minimum=Decimal(minimum) if minimum is not None else None,
-                   maximum=Decimal(maximum) if maximum is not None else None,
-                   strict_min=strict_min, record_level=True),
-    ))
+    return Column(
+        name,
+        sql_type,
+        value,
+        (
+            Constraint(
+                rule,
+                "range",
+                minimum=Decimal(minimum) if minimum is not None else None,
+                maximum=Decimal(maximum) if maximum is not None else None,
+                strict_min=strict_min,
+                record_level=True,
+            ),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,8 +473,9 @@ def sale_line_gap(s: Any) -> Decimal | None:
 
 
 def _max_discount(s: Any) -> Decimal | None:
-    amounts = [line.amount for line in s.lines
-               if line.kind == "discount" and line.amount.is_finite()]
+    amounts = [
+        line.amount for line in s.lines if line.kind == "discount" and line.amount.is_finite()
+    ]
     return max(amounts) if amounts else None
 
 
@@ -436,124 +527,303 @@ _ADDRESS: Final = (
     ("country", "country", ADDRESS_PART_MAX, "BillAddr.Country"),
 )
 
-CUSTOMERS: Final = Table("customers", "customer", (
-    _key("customer"),
-    _name("customer", "display_name", DISPLAY_NAME_MAX, "DisplayName",
-          required="Give the contact an organisation name, or a given and family name, in the "
-                   "source app.", required_label="display name"),
-    _name("customer", "given_name", NAME_PART_MAX, "GivenName"),
-    _name("customer", "family_name", NAME_PART_MAX, "FamilyName"),
-    Column("company_name", "text", _text_or_none("company_name"), (
-        Constraint("customer.company_name.too_long", "max_length", limit=NAME_PART_MAX,
-                   qbo_field="CompanyName"),
-        Constraint("customer.company_name.control_character", "control"),
-    )),
-    _email("customer", "email"),
-    _text("customer", "phone", PHONE_MAX, "PrimaryPhone"),
-    _email("customer", "billing_email", create_only=True,
-           consequence=lambda c: " (it is written to QBO when the customer is created)"),
-    *(_text("customer", f"bill_addr_{part}", limit, qbo, label=label,
-            rule_field=f"address.{part}", value=_addr(part))
-      for part, label, limit, qbo in _ADDRESS),
-))
+CUSTOMERS: Final = Table(
+    "customers",
+    "customer",
+    (
+        _key("customer"),
+        _name(
+            "customer",
+            "display_name",
+            DISPLAY_NAME_MAX,
+            "DisplayName",
+            required="Give the contact an organisation name, or a given and family name, in the "
+            "source app.",
+            required_label="display name",
+        ),
+        _name("customer", "given_name", NAME_PART_MAX, "GivenName"),
+        _name("customer", "family_name", NAME_PART_MAX, "FamilyName"),
+        Column(
+            "company_name",
+            "text",
+            _text_or_none("company_name"),
+            (
+                Constraint(
+                    "customer.company_name.too_long",
+                    "max_length",
+                    limit=NAME_PART_MAX,
+                    qbo_field="CompanyName",
+                ),
+                Constraint("customer.company_name.control_character", "control"),
+            ),
+        ),
+        _email("customer", "email"),
+        _text("customer", "phone", PHONE_MAX, "PrimaryPhone"),
+        _email(
+            "customer",
+            "billing_email",
+            create_only=True,
+            consequence=lambda c: " (it is written to QBO when the customer is created)",
+        ),
+        *(
+            _text(
+                "customer",
+                f"bill_addr_{part}",
+                limit,
+                qbo,
+                label=label,
+                rule_field=f"address.{part}",
+                value=_addr(part),
+            )
+            for part, label, limit, qbo in _ADDRESS
+        ),
+    ),
+)
 
-ITEMS: Final = Table("items", "item", (
-    _key("item"),
-    _name("item", "name", ITEM_NAME_MAX, "Item.Name",
-          required="Give the product a name in the source app."),
-    _text("item", "description", DESCRIPTION_MAX, "Item.Description"),
-    Column("unit_price", "numeric", _attr("unit_price"),
-           (Constraint("item.unit_price.invalid", "rate", label="unit price"),)),
-))
+ITEMS: Final = Table(
+    "items",
+    "item",
+    (
+        _key("item"),
+        _name(
+            "item",
+            "name",
+            ITEM_NAME_MAX,
+            "Item.Name",
+            required="Give the product a name in the source app.",
+        ),
+        _text("item", "description", DESCRIPTION_MAX, "Item.Description"),
+        Column(
+            "unit_price",
+            "numeric",
+            _attr("unit_price"),
+            (Constraint("item.unit_price.invalid", "rate", label="unit price"),),
+        ),
+    ),
+)
 
-INVOICES: Final = Table("invoices", "sale", (
-    _key("sale"),
-    _reference("sale", "customer_source_id", "customer", "customer",
-               "Choose the contact this sale is for in the source app."),
-    _doc_number("sale"),
-    _date("sale", "txn_date"),
-    _date("sale", "due_date"),
-    _derived("due_days", "integer", _due_days, "sale.due_date.before_txn_date", minimum=0),
-    _text("sale", "memo", PRIVATE_NOTE_MAX, "PrivateNote"),
-    _email("sale", "billing_email", consequence=lambda s: (
-        "; the invoice is to be emailed to it, so it cannot be sent" if s.send_requested
-        else "")),
-    *(_money("sale", f) for f in _SALE_TOTALS),
-    _derived("line_count", "integer", lambda s: len(s.lines), "sale.lines.too_many",
-             maximum=MAX_LINES),
-    _derived("item_line_count", "integer", _count(lambda ln: ln.kind == "item"),
-             "sale.lines.required", minimum=1),
-    _derived("lines_without_item", "integer",
-             _count(lambda ln: ln.kind == "item" and _blank(ln.item_source_id)),
-             "sale.lines.item_required", maximum=0),
-    _derived("invalid_line_amounts", "integer", _count(lambda ln: not cents_ok(ln.amount)),
-             "sale.lines.amount_invalid", maximum=0),
-    _derived("duplicate_line_nos", "integer", _duplicate_line_nos,
-             "sale.lines.duplicate_line_no", maximum=0),
-    _derived("max_line_gap", "numeric", sale_line_gap, "sale.lines.amount_mismatch",
-             maximum=_TOL),
-    _derived("max_discount_line", "numeric", _max_discount, "sale.lines.discount_positive",
-             maximum=0),
-    _derived("subtotal_gap", "numeric", _sale_part_gap("item", "subtotal"),
-             "sale.subtotal_mismatch", minimum=-_TOL, maximum=_TOL),
-    _derived("discount_gap", "numeric", _sale_part_gap("discount", "discount_total"),
-             "sale.discount_total_mismatch", minimum=-_TOL, maximum=_TOL),
-    _derived("tax_gap", "numeric", _sale_part_gap("tax", "tax_total"),
-             "sale.tax_total_mismatch", minimum=-_TOL, maximum=_TOL),
-    _derived("total_gap", "numeric", sale_total_gap, "sale.total_mismatch",
-             minimum=-_TOL, maximum=_TOL),
-))
+INVOICES: Final = Table(
+    "invoices",
+    "sale",
+    (
+        _key("sale"),
+        _reference(
+            "sale",
+            "customer_source_id",
+            "customer",
+            "customer",
+            "Choose the contact this sale is for in the source app.",
+        ),
+        _doc_number("sale"),
+        _date("sale", "txn_date"),
+        _date("sale", "due_date"),
+        _derived("due_days", "integer", _due_days, "sale.due_date.before_txn_date", minimum=0),
+        _text("sale", "memo", PRIVATE_NOTE_MAX, "PrivateNote"),
+        _email(
+            "sale",
+            "billing_email",
+            consequence=lambda s: (
+                "; the invoice is to be emailed to it, so it cannot be sent"
+                if s.send_requested
+                else ""
+            ),
+        ),
+        *(_money("sale", f) for f in _SALE_TOTALS),
+        _derived(
+            "line_count",
+            "integer",
+            lambda s: len(s.lines),
+            "sale.lines.too_many",
+            maximum=MAX_LINES,
+        ),
+        _derived(
+            "item_line_count",
+            "integer",
+            _count(lambda ln: ln.kind == "item"),
+            "sale.lines.required",
+            minimum=1,
+        ),
+        _derived(
+            "lines_without_item",
+            "integer",
+            _count(lambda ln: ln.kind == "item" and _blank(ln.item_source_id)),
+            "sale.lines.item_required",
+            maximum=0,
+        ),
+        _derived(
+            "invalid_line_amounts",
+            "integer",
+            _count(lambda ln: not cents_ok(ln.amount)),
+            "sale.lines.amount_invalid",
+            maximum=0,
+        ),
+        _derived(
+            "duplicate_line_nos",
+            "integer",
+            _duplicate_line_nos,
+            "sale.lines.duplicate_line_no",
+            maximum=0,
+        ),
+        _derived(
+            "max_line_gap", "numeric", sale_line_gap, "sale.lines.amount_mismatch", maximum=_TOL
+        ),
+        _derived(
+            "max_discount_line", "numeric", _max_discount, "sale.lines.discount_positive", maximum=0
+        ),
+        _derived(
+            "subtotal_gap",
+            "numeric",
+            _sale_part_gap("item", "subtotal"),
+            "sale.subtotal_mismatch",
+            minimum=-_TOL,
+            maximum=_TOL,
+        ),
+        _derived(
+            "discount_gap",
+            "numeric",
+            _sale_part_gap("discount", "discount_total"),
+            "sale.discount_total_mismatch",
+            minimum=-_TOL,
+            maximum=_TOL,
+        ),
+        _derived(
+            "tax_gap",
+            "numeric",
+            _sale_part_gap("tax", "tax_total"),
+            "sale.tax_total_mismatch",
+            minimum=-_TOL,
+            maximum=_TOL,
+        ),
+        _derived(
+            "total_gap",
+            "numeric",
+            sale_total_gap,
+            "sale.total_mismatch",
+            minimum=-_TOL,
+            maximum=_TOL,
+        ),
+    ),
+)
 
-PAYMENTS: Final = Table("payments", "receipt", (
-    _key("receipt"),
-    _reference("receipt", "customer_source_id", "customer", "customer",
-               "Choose the contact who paid in the source app."),
-    Column("amount", "numeric", _attr("amount"), (
-        Constraint("receipt.amount.invalid", "money"),
-        Constraint("receipt.amount.not_positive", "range", minimum=Decimal(0), strict_min=True,
-                   record_level=True),
-    )),
-    _date("receipt", "received_on"),
-    _text("receipt", "reference", PAYMENT_REF_MAX, "PaymentRefNum"),
-))
+PAYMENTS: Final = Table(
+    "payments",
+    "receipt",
+    (
+        _key("receipt"),
+        _reference(
+            "receipt",
+            "customer_source_id",
+            "customer",
+            "customer",
+            "Choose the contact who paid in the source app.",
+        ),
+        Column(
+            "amount",
+            "numeric",
+            _attr("amount"),
+            (
+                Constraint("receipt.amount.invalid", "money"),
+                Constraint(
+                    "receipt.amount.not_positive",
+                    "range",
+                    minimum=Decimal(0),
+                    strict_min=True,
+                    record_level=True,
+                ),
+            ),
+        ),
+        _date("receipt", "received_on"),
+        _text("receipt", "reference", PAYMENT_REF_MAX, "PaymentRefNum"),
+    ),
+)
 
-VENDORS: Final = Table("vendors", "vendor", (
-    _key("vendor"),
-    _name("vendor", "display_name", DISPLAY_NAME_MAX, "DisplayName",
-          required="Give the worker a trading name, or a given and family name, in the source "
-                   "app.", required_label="display name"),
-    _name("vendor", "given_name", NAME_PART_MAX, "GivenName"),
-    _name("vendor", "family_name", NAME_PART_MAX, "FamilyName"),
-    _email("vendor", "email"),
-    _text("vendor", "phone", PHONE_MAX, "PrimaryPhone"),
-    _text("vendor", "country", ADDRESS_PART_MAX, "BillAddr.Country"),
-))
+VENDORS: Final = Table(
+    "vendors",
+    "vendor",
+    (
+        _key("vendor"),
+        _name(
+            "vendor",
+            "display_name",
+            DISPLAY_NAME_MAX,
+            "DisplayName",
+            required="Give the worker a trading name, or a given and family name, in the source "
+            "app.",
+            required_label="display name",
+        ),
+        _name("vendor", "given_name", NAME_PART_MAX, "GivenName"),
+        _name("vendor", "family_name", NAME_PART_MAX, "FamilyName"),
+        _email("vendor", "email"),
+        _text("vendor", "phone", PHONE_MAX, "PrimaryPhone"),
+        _text("vendor", "country", ADDRESS_PART_MAX, "BillAddr.Country"),
+    ),
+)
 
-BILLS: Final = Table("bills", "bill", (
-    _key("bill"),
-    _reference("bill", "vendor_source_id", "vendor", "worker",
-               "Choose the worker this invoice is from in the source app."),
-    _doc_number("bill"),
-    _date("bill", "txn_date"),
-    _date("bill", "due_date"),
-    _derived("due_days", "integer", _due_days, "bill.due_date.before_txn_date", minimum=0),
-    _text("bill", "memo", PRIVATE_NOTE_MAX, "PrivateNote"),
-    Column("total", "numeric", _attr("total"), (
-        Constraint("bill.total.invalid", "money"),
-        Constraint("bill.total.negative", "range", minimum=Decimal(0), record_level=True),
-    )),
-    _derived("line_count", "integer", lambda b: len(b.lines), "bill.lines.required", minimum=1),
-    _derived("lines_over_limit", "integer", lambda b: max(0, len(b.lines) - MAX_LINES),
-             "bill.lines.too_many", maximum=0),
-    _derived("lines_without_concept", "integer", _count(lambda ln: _blank(ln.concept)),
-             "bill.lines.concept_required", maximum=0),
-    _derived("invalid_line_amounts", "integer", _count(lambda ln: not cents_ok(ln.amount)),
-             "bill.lines.amount_invalid", maximum=0),
-    _derived("duplicate_line_nos", "integer", _duplicate_line_nos,
-             "bill.lines.duplicate_line_no", maximum=0),
-    _derived("total_gap", "numeric", bill_total_gap, "bill.total_mismatch",
-             minimum=-_TOL, maximum=_TOL),
-))
+BILLS: Final = Table(
+    "bills",
+    "bill",
+    (
+        _key("bill"),
+        _reference(
+            "bill",
+            "vendor_source_id",
+            "vendor",
+            "worker",
+            "Choose the worker this invoice is from in the source app.",
+        ),
+        _doc_number("bill"),
+        _date("bill", "txn_date"),
+        _date("bill", "due_date"),
+        _derived("due_days", "integer", _due_days, "bill.due_date.before_txn_date", minimum=0),
+        _text("bill", "memo", PRIVATE_NOTE_MAX, "PrivateNote"),
+        Column(
+            "total",
+            "numeric",
+            _attr("total"),
+            (
+                Constraint("bill.total.invalid", "money"),
+                Constraint("bill.total.negative", "range", minimum=Decimal(0), record_level=True),
+            ),
+        ),
+        _derived("line_count", "integer", lambda b: len(b.lines), "bill.lines.required", minimum=1),
+        _derived(
+            "lines_over_limit",
+            "integer",
+            lambda b: max(0, len(b.lines) - MAX_LINES),
+            "bill.lines.too_many",
+            maximum=0,
+        ),
+        _derived(
+            "lines_without_concept",
+            "integer",
+            _count(lambda ln: _blank(ln.concept)),
+            "bill.lines.concept_required",
+            maximum=0,
+        ),
+        _derived(
+            "invalid_line_amounts",
+            "integer",
+            _count(lambda ln: not cents_ok(ln.amount)),
+            "bill.lines.amount_invalid",
+            maximum=0,
+        ),
+        _derived(
+            "duplicate_line_nos",
+            "integer",
+            _duplicate_line_nos,
+            "bill.lines.duplicate_line_no",
+            maximum=0,
+        ),
+        _derived(
+            "total_gap",
+            "numeric",
+            bill_total_gap,
+            "bill.total_mismatch",
+            minimum=-_TOL,
+            maximum=_TOL,
+        ),
+    ),
+)
 
 TABLES: Final[Mapping[str, Table]] = {
     t.entity: t for t in (CUSTOMERS, ITEMS, INVOICES, PAYMENTS, VENDORS, BILLS)

@@ -1,113 +1,285 @@
-"""Great Expectations 1.x suites over the staged tables, wired by hand (R40).
+"""Great Expectations 1.x suites over the Postgres staging tables (R40).
 
-``dagster-ge`` is pinned to GX < 1, so the Dagster layer wraps :func:`validate` in its own
-``@asset_check`` and turns the plain :class:`SuiteOutcome` into an ``AssetCheckResult``. Nothing
-here imports Dagster.
+Nothing here imports Dagster; the staged asset's check turns the plain :class:`SuiteOutcome`
+into an ``AssetCheckResult`` (:meth:`SuiteOutcome.metadata`, :meth:`SuiteOutcome.rows_table`,
+:meth:`SuiteOutcome.markdown`).
 
-* Each entity has a flat **staged frame**, one row per record, built from canonical records by
-  :func:`to_frame` (``customers_frame``, ``invoices_frame``...). Besides the record's own fields
-  it carries computed columns the expectations need: line counts, ``total_gap`` (stated total
-  minus the sum it should be, computed exactly in Decimal), ``max_line_gap`` (worst
-  ``|amount - qty x unit_price|``), ``due_days``.
-* Each entity has a suite, **as data** (:data:`SUITES`, a tuple of :class:`ExpectationSpec` per
-  entity), turned into a ``gx.ExpectationSuite`` only when validating. Each spec carries a stable
-  ``rule`` id (``invoices.total.consistent``) so a failure names what broke, not just the GX type.
-* GX is imported lazily (about 4 s) and its ephemeral context, pandas data source, assets and
-  batch definitions are built once per process (thread-safe).
-
-The suites are the aggregate view over a staged batch (uniqueness, counts, distributions); the
-per-record verdicts that hold records back come from :mod:`qbo_pipelines.quality.rules`. The two
-agree on the limits: both read them from ``rules``.
+* **Suites come from the constraint table** (:mod:`qbo_pipelines.quality.constraints`): every
+  constraint becomes an expectation whose ``meta.rule`` is the per-record rule id that holds
+  records back, so the suite and the quarantine agree by construction (limits written once).
+  :func:`suite_specs` gives them as data; :data:`SUITES` holds them per entity.
+* **They run in Postgres**, on ``staging.<entity>`` (its typed columns): a SQL data source on the
+  warehouse, one table asset per entity, a batch definition partitioned on
+  ``(realm_id, run_id)`` (the batch is what one company's run staged), the suites registered in
+  an ephemeral context, a validation definition and a ``Checkpoint`` per entity whose
+  ``UpdateDataDocsAction`` writes Data Docs to :func:`docs_dir`.
+* **Failing rows, not a blob**: each failing (record, rule) comes back as a :class:`FailingRow`
+  with the value, and the per-record rules' reason and fix when the caller passes them.
+* **GX is imported once per process, and only when a batch has rows** (~3 s, ~250 MiB): the
+  context, data source, assets, suites and checkpoints are built on first use and cached
+  (thread-safe); an empty batch is green without importing GX at all.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
+import hashlib
+import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from pathlib import Path
 from typing import Any, Final
 
-import pandas as pd  # type: ignore[import-untyped]
+import sqlalchemy as sa
 
-from qbo_pipelines.canonical import (
-    CanonicalBill,
-    CanonicalCustomer,
-    CanonicalItem,
-    CanonicalReceipt,
-    CanonicalSale,
-    CanonicalVendor,
-)
-from qbo_pipelines.quality import rules
+from qbo_pipelines import settings
+from qbo_pipelines.quality import constraints
+from qbo_pipelines.quality.constraints import Column, Constraint
 
-ENTITIES: Final = ("customers", "items", "invoices", "payments", "vendors", "bills")
-"""Catalogue entities that have a staged frame and a suite."""
+ENTITIES: Final = constraints.ENTITIES
+"""Entities with a constraint table, a staged table with typed columns and a suite."""
 
-SAMPLE_SIZE: Final = 5
-"""How many unexpected values (and their source ids) a failure reports."""
+MAX_ROWS: Final = 200
+"""How many failing rows an outcome keeps (the count is always complete)."""
 
-_TOL: Final = float(rules.MONEY_TOLERANCE)
-_NAME_FORBIDDEN_RE: Final = r"[:\t\n\r]"
-_NOT_BLANK_RE: Final = r"\S"
-_EMAIL_RE: Final = rules.EMAIL_PATTERN
+ENV_DOCS_DIR: Final = "QBO_PIPELINES_GX_DOCS_DIR"
+"""Where Data Docs are written (default ``<data dir>/gx_docs``)."""
+
+_NOT_BLANK: Final = r"\S"
+_FORBIDDEN: Final = r"[:\t\n\r]"
+_CONTROL: Final = r"[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]"
+
+
+def docs_dir() -> Path:
+    """The folder Data Docs are built in (``index.html`` at its top)."""
+    configured = os.environ.get(ENV_DOCS_DIR)
+    return Path(configured).resolve() if configured else settings.data_dir() / "gx_docs"
 
 
 # --------------------------------------------------------------------------------------------
-# Result objects (plain: the Dagster layer wraps them)
+# Suites as data, from the constraint table
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class FailedExpectation:
-    """One expectation that failed on a staged batch.
+class ExpectationSpec:
+    """One expectation as data: the rule it stands for, the GX class name and its arguments."""
+
+    rule: str
+    expectation: str
+    kwargs: Mapping[str, Any]
+    column: str | None = None
+
+
+def _rows_where(col: str, condition: str) -> dict[str, Any]:
+    return {
+        "unexpected_rows_query": (
+            f"SELECT source_id, {col}::text AS value FROM {{batch}} WHERE {condition}"
+        )
+    }
+
+
+def _number(value: Any) -> float | int | None:
+    if value is None:
+        return None
+    return int(value) if value == int(value) else float(value)
+
+
+def _specs(col: Column, c: Constraint) -> list[ExpectationSpec]:
+    name = col.name
+
+    def spec(expectation: str, **kwargs: Any) -> ExpectationSpec:
+        return ExpectationSpec(c.rule, expectation, kwargs, name)
+
+    check = c.check
+    if check == "required":
+        out = [spec("ExpectColumnValuesToNotBeNull", column=name)]
+        if col.sql_type == "text":
+            out.append(spec("ExpectColumnValuesToMatchRegex", column=name, regex=_NOT_BLANK))
+        return out
+    if check == "not_blank":
+        return [spec("ExpectColumnValuesToMatchRegex", column=name, regex=_NOT_BLANK)]
+    if check == "max_length":
+        return [
+            spec(
+                "UnexpectedRowsExpectation",
+                **_rows_where(name, f"staging.qbo_length({name}) > {c.limit}"),
+            )
+        ]
+    if check == "forbidden":
+        return [spec("ExpectColumnValuesToNotMatchRegex", column=name, regex=_FORBIDDEN)]
+    if check == "control":
+        return [spec("ExpectColumnValuesToNotMatchRegex", column=name, regex=_CONTROL)]
+    if check == "email":
+        return [
+            spec("ExpectColumnValuesToMatchRegex", column=name, regex=constraints.EMAIL_PATTERN),
+            spec(
+                "UnexpectedRowsExpectation",
+                **_rows_where(name, f"char_length({name}) > {constraints.EMAIL_MAX}"),
+            ),
+        ]
+    if check in ("money", "rate"):
+        places = 2 if check == "money" else constraints.MAX_DECIMALS
+        return [
+            spec(
+                "UnexpectedRowsExpectation",
+                **_rows_where(
+                    name,
+                    f"NOT ({name} = round({name}, {places}) AND abs({name}) < "
+                    f"{constraints.MONEY_MAX:f})",
+                ),
+            )
+        ]
+    if check == "date_range":
+        return [
+            spec(
+                "UnexpectedRowsExpectation",
+                **_rows_where(
+                    name,
+                    f"{name} NOT BETWEEN DATE '{constraints.EARLIEST_DATE.isoformat()}' "
+                    f"AND DATE '{constraints.LATEST_DATE.isoformat()}'",
+                ),
+            )
+        ]
+    if check == "range":
+        kwargs: dict[str, Any] = {"column": name}
+        if c.minimum is not None:
+            kwargs["min_value"] = _number(c.minimum)
+            kwargs["strict_min"] = c.strict_min
+        if c.maximum is not None:
+            kwargs["max_value"] = _number(c.maximum)
+        return [spec("ExpectColumnValuesToBeBetween", **kwargs)]
+    raise ValueError(f"{c.rule}: no expectation for check {check!r}")
+
+
+def suite_specs(entity: str) -> tuple[ExpectationSpec, ...]:
+    """The expectations of an entity's suite, one or two per constraint of its table.
+
+    Constraints checked only when a record is created (the billing contact, R6) are left out:
+    the staged batch does not say which records QBO already holds.
+
+    Raises:
+        KeyError: for an entity without a constraint table.
+    """
+    table = constraints.TABLES[entity]
+    return tuple(s for col, c in table.constraints if not col.create_only for s in _specs(col, c))
+
+
+SUITES: Final[Mapping[str, tuple[ExpectationSpec, ...]]] = {e: suite_specs(e) for e in ENTITIES}
+"""Each entity's expectations, as data."""
+
+
+# --------------------------------------------------------------------------------------------
+# Outcomes (plain: the Dagster layer wraps them)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FailingRow:
+    """One staged record that broke one expectation.
 
     Attributes:
-        name: the GX expectation type, e.g. ``expect_column_values_to_be_unique``.
-        column: the column it looked at (None for table-level expectations).
-        unexpected_count: how many rows broke it (None when GX raised instead).
-        sample_unexpected: up to :data:`SAMPLE_SIZE` offending values (JSON-ready).
-        rule: our stable id for it, e.g. ``customers.source_id.unique``.
-        sample_source_ids: the source ids of the sampled rows.
-        unexpected_percent: share of non-null rows that broke it.
-        error: the exception message when the expectation could not run (e.g. missing column).
+        rule: the per-record rule id (``customer.email.format``).
+        column: the staged column.
+        source_id: the record's id in the source app.
+        value: the offending value, shortened (None for a missing value).
+        reason: the per-record rule's reason, when the caller gave the violations.
+        fix: what to do about it, likewise.
     """
 
+    rule: str
+    column: str | None
+    source_id: str
+    value: str | None
+    reason: str | None = None
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        """JSON-ready (the keys are the table's columns)."""
+        return {
+            "source_id": self.source_id,
+            "rule": self.rule,
+            "column": self.column,
+            "value": self.value,
+            "reason": self.reason,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FailedExpectation:
+    """One expectation that failed on a staged batch."""
+
+    rule: str
     name: str
     column: str | None
     unexpected_count: int | None
-    sample_unexpected: list[Any]
-    rule: str = ""
-    sample_source_ids: list[str] = field(default_factory=list)
-    unexpected_percent: float | None = None
     error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SuiteOutcome:
-    """The outcome of one entity's suite over one staged batch.
+    """The outcome of one entity's suite over one company's staged batch.
 
     Attributes:
         entity: catalogue entity name.
-        success: True when every expectation held.
+        success: True when every expectation held (an empty batch is a success).
         evaluated: how many expectations ran.
         failed: the ones that did not hold.
-        statistics: GX's statistics plus ``rows`` (the batch size).
+        rows: the failing (record, rule) pairs, at most :data:`MAX_ROWS`, ordered.
+        row_count: how many failing (record, rule) pairs there were in all.
+        batch_rows: how many staged rows the batch had.
+        docs_url: the Data Docs page of this validation (``file://...``), if built.
     """
 
     entity: str
     success: bool
     evaluated: int
     failed: list[FailedExpectation]
-    statistics: dict[str, float]
+    rows: list[FailingRow] = field(default_factory=list)
+    row_count: int = 0
+    batch_rows: int = 0
+    docs_url: str | None = None
+
+    @property
+    def docs_index(self) -> str:
+        """Path of the Data Docs index (every validation of this process, with its suite)."""
+        return str(docs_dir() / "index.html")
+
+    def rows_table(self) -> list[dict[str, str | None]]:
+        """The failing rows as plain dicts (for a table in the UI)."""
+        return [r.as_dict() for r in self.rows]
+
+    def markdown(self) -> str:
+        """A short summary and the failing rows as a Markdown table."""
+        if self.success:
+            return (
+                f"**{self.entity}**: {self.evaluated} expectations held on "
+                f"{self.batch_rows} staged rows."
+            )
+        head = (
+            f"**{self.entity}**: {len(self.failed)} of {self.evaluated} expectations failed; "
+            f"{self.row_count} (record, rule) pairs on {self.batch_rows} staged rows"
+            + (f", first {len(self.rows)} shown" if self.row_count > len(self.rows) else "")
+            + ".\n\n"
+        )
+        lines = ["| source_id | rule | value | reason | fix |", "|---|---|---|---|---|"]
+        lines += [
+            "| "
+            + " | ".join(_md(v) for v in (r.source_id, r.rule, r.value, r.reason, r.fix))
+            + " |"
+            for r in self.rows
+        ]
+        errors = [
+            f"- `{f.rule}` ({f.name}) could not run: {f.error}" for f in self.failed if f.error
+        ]
+        return head + "\n".join(lines) + ("\n\n" + "\n".join(errors) if errors else "")
 
     def metadata(self) -> dict[str, Any]:
-        """A JSON-ready summary for check metadata (counts and each failure in one line)."""
+        """A JSON-ready summary: counts, failed rules, the failing rows and the Data Docs."""
         return {
             "entity": self.entity,
-            "rows": int(self.statistics.get("rows", 0)),
+            "rows": self.batch_rows,
             "evaluated": self.evaluated,
             "failed": len(self.failed),
             "failures": [
@@ -116,421 +288,40 @@ class SuiteOutcome:
                     "expectation": f.name,
                     "column": f.column,
                     "unexpected_count": f.unexpected_count,
-                    "sample": f.sample_unexpected,
-                    "source_ids": f.sample_source_ids,
                     "error": f.error,
                 }
                 for f in self.failed
             ],
+            "failing_rows": self.rows_table(),
+            "failing_row_count": self.row_count,
+            "data_docs": self.docs_url or self.docs_index,
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ExpectationSpec:
-    """One expectation as data: our rule id, the GX class name and its arguments."""
-
-    rule: str
-    expectation: str
-    kwargs: Mapping[str, Any]
-
-    @property
-    def column(self) -> str | None:
-        """The column the expectation is about, if any."""
-        value = self.kwargs.get("column")
-        return str(value) if value is not None else None
-
-
-# --------------------------------------------------------------------------------------------
-# Staged frames
-# --------------------------------------------------------------------------------------------
-
-
-def _f(value: Decimal | None) -> float:
-    """Decimal -> float for the frame; None and NaN -> NaN (a missing value to GX)."""
-    if value is None or value.is_nan():
-        return math.nan
-    return float(value)
-
-
-def _text(value: str | None) -> str | None:
-    """Optional text as written: empty means absent (the transforms write nothing for '')."""
-    return value if value else None
-
-
-def _days(start: date, end: date | None) -> int | None:
-    return (end - start).days if end is not None else None
-
-
-@rules.decimal_safe
-def _gap(stated: Decimal, parts: Iterable[Decimal]) -> float:
-    """``stated - sum(parts)`` computed exactly, as a float (NaN when any value is not finite)."""
-    values = [stated, *parts]
-    if not all(v.is_finite() for v in values):
-        return math.nan
-    return float(stated - sum(values[1:], Decimal("0")))
-
-
-def _frame(rows: list[dict[str, Any]], dtypes: Mapping[str, str]) -> pd.DataFrame:
-    data = {col: pd.Series([row[col] for row in rows], dtype=dt) for col, dt in dtypes.items()}
-    return pd.DataFrame(data, columns=list(dtypes))
-
-
-CUSTOMER_COLUMNS: Final = {
-    "source_id": "str", "display_name": "str", "company_name": "str", "given_name": "str",
-    "family_name": "str", "email": "str", "billing_email": "str", "phone": "str",
-    "has_sale": "boolean", "origin": "str", "organisation_id": "str",
-    "display_name_owners": "Int64",
-}
-ITEM_COLUMNS: Final = {
-    "source_id": "str", "name": "str", "kind": "str", "description": "str",
-    "unit_price": "float64", "active": "boolean",
-}
-INVOICE_COLUMNS: Final = {
-    "source_id": "str", "doc_number": "str", "customer_source_id": "str",
-    "txn_date": "datetime64[s]", "due_date": "datetime64[s]", "due_days": "Int64",
-    "billing_email": "str", "send_requested": "boolean", "memo": "str",
-    "line_count": "Int64", "item_line_count": "Int64", "subtotal": "float64",
-    "discount_total": "float64", "tax_total": "float64", "total": "float64",
-    "subtotal_gap": "float64", "discount_gap": "float64", "tax_gap": "float64",
-    "total_gap": "float64", "max_line_gap": "float64", "max_discount_line": "float64",
-}
-PAYMENT_COLUMNS: Final = {
-    "source_id": "str", "sale_source_id": "str", "customer_source_id": "str",
-    "amount": "float64", "received_on": "datetime64[s]", "payment_method_source_id": "str",
-    "reference": "str",
-}
-VENDOR_COLUMNS: Final = {
-    "source_id": "str", "display_name": "str", "given_name": "str", "family_name": "str",
-    "email": "str", "phone": "str", "country": "str",
-}
-BILL_COLUMNS: Final = {
-    "source_id": "str", "vendor_source_id": "str", "doc_number": "str",
-    "txn_date": "datetime64[s]", "due_date": "datetime64[s]", "due_days": "Int64", "memo": "str",
-    "line_count": "Int64", "total": "float64", "total_gap": "float64",
-}
-FRAME_COLUMNS: Final[Mapping[str, Mapping[str, str]]] = {
-    "customers": CUSTOMER_COLUMNS, "items": ITEM_COLUMNS, "invoices": INVOICE_COLUMNS,
-    "payments": PAYMENT_COLUMNS, "vendors": VENDOR_COLUMNS, "bills": BILL_COLUMNS,
-}
-"""Column -> pandas dtype of each staged frame."""
-
-
-def _owner(c: CanonicalCustomer) -> str:
-    """Who a display name belongs to: the organisation, else the contact itself."""
-    return f"org:{c.organisation_id}" if c.organisation_id else f"contact:{c.source_id}"
-
-
-def customers_frame(records: Iterable[CanonicalCustomer]) -> pd.DataFrame:
-    """The staged customers frame: one row per contact to push.
-
-    Contacts of one organisation share its name and become one QBO Customer (R5), so the
-    frame's ``display_name_owners`` counts the distinct organisations (or lone contacts) that
-    use each display name: more than one means two different customers would collide on one
-    QBO DisplayName (6240, or a wrong R5 match).
-    """
-    records = list(records)
-    owners: dict[str, set[str]] = {}
-    for c in records:
-        owners.setdefault(rules.name_key(c.display_name), set()).add(_owner(c))
-    rows = [
-        {
-            "source_id": c.source_id, "display_name": c.display_name,
-            "company_name": _text(c.company_name), "given_name": _text(c.given_name),
-            "family_name": _text(c.family_name), "email": _text(c.email),
-            "billing_email": _text(c.billing_email), "phone": _text(c.phone),
-            "has_sale": c.has_sale, "origin": c.origin,
-            "organisation_id": c.organisation_id,
-            "display_name_owners": (
-                len(owners[rules.name_key(c.display_name)]) if c.display_name.strip() else None
-            ),
-        }
-        for c in records
-    ]
-    return _frame(rows, CUSTOMER_COLUMNS)
-
-
-def items_frame(records: Iterable[CanonicalItem]) -> pd.DataFrame:
-    """The staged items frame: one row per service type / product."""
-    rows = [
-        {
-            "source_id": i.source_id, "name": i.name, "kind": i.kind,
-            "description": _text(i.description), "unit_price": _f(i.unit_price),
-            "active": i.active,
-        }
-        for i in records
-    ]
-    return _frame(rows, ITEM_COLUMNS)
-
-
-@rules.decimal_safe
-def _line_gap(s: CanonicalSale) -> float:
-    worst = 0.0
-    for line in s.lines:
-        if line.kind != "item" or line.qty is None or line.unit_price is None:
-            continue
-        gap = _gap(line.amount, [line.qty * line.unit_price]) if (
-            line.qty.is_finite() and line.unit_price.is_finite()
-        ) else math.nan
-        if math.isnan(gap):
-            return math.nan
-        worst = max(worst, abs(gap))
-    return worst
-
-
-def _invoice_row(s: CanonicalSale) -> dict[str, Any]:
-    kinds: dict[str, list[Decimal]] = {"item": [], "discount": [], "tax": []}
-    for line in s.lines:
-        kinds[line.kind].append(line.amount)
-    discounts = [_f(a) for a in kinds["discount"]]
-    return {
-        "source_id": s.source_id, "doc_number": s.doc_number,
-        "customer_source_id": _text(s.customer_source_id),
-        "txn_date": s.txn_date, "due_date": s.due_date, "due_days": _days(s.txn_date, s.due_date),
-        "billing_email": _text(s.billing_email), "send_requested": s.send_requested,
-        "memo": _text(s.memo), "line_count": len(s.lines), "item_line_count": len(kinds["item"]),
-        "subtotal": _f(s.subtotal), "discount_total": _f(s.discount_total),
-        "tax_total": _f(s.tax_total), "total": _f(s.total),
-        "subtotal_gap": _gap(s.subtotal, kinds["item"]),
-        "discount_gap": _gap(s.discount_total, kinds["discount"]),
-        "tax_gap": _gap(s.tax_total, kinds["tax"]),
-        "total_gap": _gap(s.total, [s.subtotal, s.discount_total, s.tax_total]),
-        "max_line_gap": _line_gap(s),
-        "max_discount_line": max(discounts) if discounts else math.nan,
-    }
-
-
-def invoices_frame(records: Iterable[CanonicalSale]) -> pd.DataFrame:
-    """The staged invoices frame: one row per sale, with line counts and total gaps."""
-    return _frame([_invoice_row(s) for s in records], INVOICE_COLUMNS)
-
-
-def payments_frame(records: Iterable[CanonicalReceipt]) -> pd.DataFrame:
-    """The staged payments frame: one row per receipt."""
-    rows = [
-        {
-            "source_id": r.source_id, "sale_source_id": _text(r.sale_source_id),
-            "customer_source_id": _text(r.customer_source_id), "amount": _f(r.amount),
-            "received_on": r.received_on,
-            "payment_method_source_id": _text(r.payment_method_source_id),
-            "reference": _text(r.reference),
-        }
-        for r in records
-    ]
-    return _frame(rows, PAYMENT_COLUMNS)
-
-
-def vendors_frame(records: Iterable[CanonicalVendor]) -> pd.DataFrame:
-    """The staged vendors frame: one row per worker / contractor."""
-    rows = [
-        {
-            "source_id": v.source_id, "display_name": v.display_name,
-            "given_name": _text(v.given_name), "family_name": _text(v.family_name),
-            "email": _text(v.email), "phone": _text(v.phone), "country": _text(v.country),
-        }
-        for v in records
-    ]
-    return _frame(rows, VENDOR_COLUMNS)
-
-
-def bills_frame(records: Iterable[CanonicalBill]) -> pd.DataFrame:
-    """The staged bills frame: one row per worker invoice, with line count and total gap."""
-    rows = [
-        {
-            "source_id": b.source_id, "vendor_source_id": _text(b.vendor_source_id),
-            "doc_number": b.doc_number, "txn_date": b.txn_date, "due_date": b.due_date,
-            "due_days": _days(b.txn_date, b.due_date), "memo": _text(b.memo),
-            "line_count": len(b.lines), "total": _f(b.total),
-            "total_gap": _gap(b.total, [line.amount for line in b.lines]),
-        }
-        for b in records
-    ]
-    return _frame(rows, BILL_COLUMNS)
-
-
-_FRAMES: Final[Mapping[str, Callable[[Iterable[Any]], pd.DataFrame]]] = {
-    "customers": customers_frame, "items": items_frame, "invoices": invoices_frame,
-    "payments": payments_frame, "vendors": vendors_frame, "bills": bills_frame,
-}
-
-
-def to_frame(entity: str, records: Iterable[Any]) -> pd.DataFrame:
-    """The staged frame of an entity from its canonical records.
-
-    Args:
-        entity: one of :data:`ENTITIES`.
-        records: the canonical records of that entity.
-
-    Returns:
-        A DataFrame with exactly the columns of ``FRAME_COLUMNS[entity]`` (also when empty).
-
-    Raises:
-        KeyError: for an entity without a staged frame.
-    """
-    try:
-        build = _FRAMES[entity]
-    except KeyError:
-        raise KeyError(f"no staged frame for entity {entity!r}; known: {ENTITIES}") from None
-    return build(records)
-
-
-# --------------------------------------------------------------------------------------------
-# Suites as data
-# --------------------------------------------------------------------------------------------
-
-
-def _spec(rule: str, expectation: str, **kwargs: Any) -> ExpectationSpec:
-    return ExpectationSpec(rule, expectation, kwargs)
-
-
-def _key(entity: str) -> tuple[ExpectationSpec, ...]:
-    return (
-        _spec(f"{entity}.source_id.not_null", "ExpectColumnValuesToNotBeNull", column="source_id"),
-        _spec(f"{entity}.source_id.unique", "ExpectColumnValuesToBeUnique", column="source_id"),
-    )
-
-
-def _name(entity: str, column: str, limit: int, *, unique: bool) -> tuple[ExpectationSpec, ...]:
-    specs = [
-        _spec(f"{entity}.{column}.not_null", "ExpectColumnValuesToNotBeNull", column=column),
-        _spec(f"{entity}.{column}.not_blank", "ExpectColumnValuesToMatchRegex", column=column,
-              regex=_NOT_BLANK_RE),
-        _spec(f"{entity}.{column}.max_length", "ExpectColumnValueLengthsToBeBetween",
-              column=column, min_value=1, max_value=limit),
-        _spec(f"{entity}.{column}.no_forbidden_characters", "ExpectColumnValuesToNotMatchRegex",
-              column=column, regex=_NAME_FORBIDDEN_RE),
-    ]
-    if unique:
-        specs.append(
-            _spec(f"{entity}.{column}.unique", "ExpectColumnValuesToBeUnique", column=column)
-        )
-    return tuple(specs)
-
-
-def _max_len(entity: str, column: str, limit: int) -> ExpectationSpec:
-    return _spec(f"{entity}.{column}.max_length", "ExpectColumnValueLengthsToBeBetween",
-                 column=column, max_value=limit)
-
-
-def _email(entity: str, column: str) -> ExpectationSpec:
-    return _spec(f"{entity}.{column}.format", "ExpectColumnValuesToMatchRegex", column=column,
-                 regex=_EMAIL_RE)
-
-
-def _within_tolerance(entity: str, column: str, rule: str) -> ExpectationSpec:
-    return _spec(f"{entity}.{rule}", "ExpectColumnValuesToBeBetween", column=column,
-                 min_value=-_TOL, max_value=_TOL)
-
-
-def _not_null(entity: str, column: str) -> ExpectationSpec:
-    return _spec(f"{entity}.{column}.not_null", "ExpectColumnValuesToNotBeNull", column=column)
-
-
-SUITES: Final[Mapping[str, tuple[ExpectationSpec, ...]]] = {
-    "customers": (
-        *_key("customers"),
-        *_name("customers", "display_name", rules.DISPLAY_NAME_MAX, unique=False),
-        # DisplayName is unique across Customer/Vendor/Employee in QBO (6240), and R5 matches
-        # on it: two different organisations (or lone contacts) with one name would land on
-        # one QBO customer. Contacts of the same organisation may share it.
-        _spec("customers.display_name.one_owner", "ExpectColumnValuesToBeBetween",
-              column="display_name_owners", min_value=1, max_value=1),
-        _max_len("customers", "given_name", rules.NAME_PART_MAX),
-        _max_len("customers", "family_name", rules.NAME_PART_MAX),
-        _max_len("customers", "company_name", rules.NAME_PART_MAX),
-        _email("customers", "email"),
-        _max_len("customers", "email", rules.EMAIL_MAX),
-        _email("customers", "billing_email"),
-        _max_len("customers", "billing_email", rules.EMAIL_MAX),
-        _max_len("customers", "phone", rules.PHONE_MAX),
-    ),
-    "items": (
-        *_key("items"),
-        # Item Name is unique in QBO and R10 matches on it exactly.
-        *_name("items", "name", rules.ITEM_NAME_MAX, unique=True),
-        _spec("items.kind.known", "ExpectColumnValuesToBeInSet", column="kind",
-              value_set=["service", "product"]),
-        _max_len("items", "description", rules.DESCRIPTION_MAX),
-    ),
-    "invoices": (
-        *_key("invoices"),
-        _not_null("invoices", "customer_source_id"),
-        _not_null("invoices", "txn_date"),
-        _spec("invoices.doc_number.unique", "ExpectColumnValuesToBeUnique", column="doc_number"),
-        _max_len("invoices", "doc_number", rules.DOC_NUMBER_MAX),
-        _spec("invoices.lines.at_least_one_item", "ExpectColumnValuesToBeBetween",
-              column="item_line_count", min_value=1),
-        _spec("invoices.due_date.not_before_txn_date", "ExpectColumnValuesToBeBetween",
-              column="due_days", min_value=0),
-        _email("invoices", "billing_email"),
-        _max_len("invoices", "memo", rules.PRIVATE_NOTE_MAX),
-        _not_null("invoices", "total"),
-        # A QBO invoice cannot total less than zero (credits are credit memos).
-        _spec("invoices.total.not_negative", "ExpectColumnValuesToBeBetween", column="total",
-              min_value=0),
-        _within_tolerance("invoices", "total_gap", "total.consistent"),
-        _within_tolerance("invoices", "subtotal_gap", "subtotal.consistent"),
-        _within_tolerance("invoices", "discount_gap", "discount_total.consistent"),
-        _within_tolerance("invoices", "tax_gap", "tax_total.consistent"),
-        _spec("invoices.lines.amount_is_qty_times_price", "ExpectColumnValuesToBeBetween",
-              column="max_line_gap", min_value=0, max_value=_TOL),
-        _spec("invoices.lines.discounts_not_positive", "ExpectColumnValuesToBeBetween",
-              column="max_discount_line", max_value=0),
-    ),
-    "payments": (
-        *_key("payments"),
-        _not_null("payments", "customer_source_id"),
-        _not_null("payments", "received_on"),
-        _not_null("payments", "amount"),
-        _spec("payments.amount.positive", "ExpectColumnValuesToBeBetween", column="amount",
-              min_value=0, strict_min=True),
-        _max_len("payments", "reference", rules.PAYMENT_REF_MAX),
-    ),
-    "vendors": (
-        *_key("vendors"),
-        *_name("vendors", "display_name", rules.DISPLAY_NAME_MAX, unique=True),
-        _max_len("vendors", "given_name", rules.NAME_PART_MAX),
-        _max_len("vendors", "family_name", rules.NAME_PART_MAX),
-        _email("vendors", "email"),
-        _max_len("vendors", "email", rules.EMAIL_MAX),
-        _max_len("vendors", "phone", rules.PHONE_MAX),
-    ),
-    "bills": (
-        *_key("bills"),
-        _not_null("bills", "vendor_source_id"),
-        _not_null("bills", "txn_date"),
-        _max_len("bills", "doc_number", rules.DOC_NUMBER_MAX),
-        _spec("bills.lines.at_least_one", "ExpectColumnValuesToBeBetween", column="line_count",
-              min_value=1),
-        _spec("bills.due_date.not_before_txn_date", "ExpectColumnValuesToBeBetween",
-              column="due_days", min_value=0),
-        _max_len("bills", "memo", rules.PRIVATE_NOTE_MAX),
-        _not_null("bills", "total"),
-        _spec("bills.total.not_negative", "ExpectColumnValuesToBeBetween", column="total",
-              min_value=0),
-        _within_tolerance("bills", "total_gap", "total.consistent"),
-    ),
-}
-"""Each entity's expectations, as data (validated by :func:`validate`)."""
+def _md(value: str | None) -> str:
+    if value is None:
+        return ""
+    text = value.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= 120 else text[:120] + "…"
 
 
 # --------------------------------------------------------------------------------------------
 # GX wiring (lazy, cached per process)
 # --------------------------------------------------------------------------------------------
 
-_LOCK: Final = threading.Lock()
-_STATE: dict[str, Any] = {}
-_DATASOURCE: Final = "qbo_pipelines_staged"
+_LOCK: Final = threading.RLock()
+_STATE: dict[Any, Any] = {}
 
 
 def _gx() -> Any:
-    """The ``great_expectations`` module (imported on first use: it takes ~4 s)."""
+    """The ``great_expectations`` module (imported on first use: ~3 s)."""
     import great_expectations as gx
 
     return gx
 
 
 def _context() -> Any:
-    """The process-wide ephemeral GX context with the pandas data source (built once)."""
+    """The process-wide ephemeral context, with a Data Docs site in :func:`docs_dir`."""
     with _LOCK:
         ctx = _STATE.get("context")
         if ctx is None:
@@ -539,61 +330,102 @@ def _context() -> Any:
 
             ctx = gx.get_context(mode="ephemeral")
             ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-            ctx.data_sources.add_pandas(name=_DATASOURCE)
+            ctx.add_data_docs_site(
+                site_name="local",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(docs_dir()),
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
             _STATE["context"] = ctx
         return ctx
 
 
-def _batch_definition(entity: str) -> Any:
-    ctx = _context()
+def _suite(entity: str) -> Any:
+    """The entity's suite, registered in the context (built once per process)."""
     with _LOCK:
-        key = f"batch:{entity}"
-        definition = _STATE.get(key)
-        if definition is None:
-            source = ctx.data_sources.get(_DATASOURCE)
-            asset = source.add_dataframe_asset(name=f"staged_{entity}")
-            definition = asset.add_batch_definition_whole_dataframe(name=f"staged_{entity}_all")
-            _STATE[key] = definition
-        return definition
+        key = ("suite", entity)
+        suite = _STATE.get(key)
+        if suite is None:
+            gx = _gx()
+            ctx = _context()
+            suite = gx.ExpectationSuite(name=f"staging_{entity}")
+            for spec in SUITES[entity]:
+                cls = getattr(gx.expectations, spec.expectation)
+                suite.add_expectation(cls(**dict(spec.kwargs), meta={"rule": spec.rule}))
+            suite = ctx.suites.add(suite)
+            _STATE[key] = suite
+        return suite
 
 
-def build_suite(entity: str, specs: Sequence[ExpectationSpec] | None = None) -> Any:
-    """The ``gx.ExpectationSuite`` for an entity (not registered in the context).
+def _checkpoint(engine: sa.Engine, entity: str) -> Any:
+    """The entity's Checkpoint over ``staging.<entity>`` of this warehouse (built once)."""
+    url = engine.url.render_as_string(hide_password=False)
+    tag = hashlib.sha256(url.encode()).hexdigest()[:10]
+    with _LOCK:
+        key = ("checkpoint", tag, entity)
+        checkpoint = _STATE.get(key)
+        if checkpoint is not None:
+            return checkpoint
+        gx = _gx()
+        from great_expectations.core.partitioners import PartitionerMultiColumnValue
 
-    Args:
-        entity: one of :data:`ENTITIES`.
-        specs: the expectations (default: ``SUITES[entity]``).
+        ctx = _context()
+        source_key = ("source", tag)
+        source = _STATE.get(source_key)
+        if source is None:
+            source = ctx.data_sources.add_sql(name=f"warehouse_{tag}", connection_string=url)
+            _STATE[source_key] = source
+        asset = source.add_table_asset(
+            name=f"staging_{entity}", table_name=entity, schema_name="staging"
+        )
+        batches = asset.add_batch_definition(
+            name="company_run",
+            partitioner=PartitionerMultiColumnValue(column_names=["realm_id", "run_id"]),
+            validate_partitioner=False,
+        )
+        definition = ctx.validation_definitions.add(
+            gx.ValidationDefinition(
+                name=f"staging_{entity}_{tag}", data=batches, suite=_suite(entity)
+            )
+        )
+        checkpoint = ctx.checkpoints.add(
+            gx.Checkpoint(
+                name=f"staging_{entity}_{tag}",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": ["source_id"],
+                    "partial_unexpected_count": 20,
+                },
+            )
+        )
+        _STATE[key] = checkpoint
+        return checkpoint
 
-    Returns:
-        A ``great_expectations.ExpectationSuite``; each expectation's ``meta`` holds its rule.
-    """
-    _context()  # GX binds suites to the current context; make sure ours exists
-    gx = _gx()
-    suite = gx.ExpectationSuite(name=f"staged_{entity}")
-    for spec in specs if specs is not None else SUITES[entity]:
-        cls = getattr(gx.expectations, spec.expectation)
-        suite.add_expectation(cls(**dict(spec.kwargs), meta={"rule": spec.rule}))
-    return suite
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+Explained = Mapping[tuple[str, str], tuple[str, str | None]]
+"""(source_id, rule) -> (reason, fix) of the per-record rules, to show beside each row."""
 
 
-def _jsonable(value: Any) -> Any:
+def _show(value: Any) -> str | None:
     if value is None:
         return None
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        with contextlib.suppress(ValueError, TypeError):
-            value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, str):
-        return value if len(value) <= 80 else f"{value[:80]}… ({len(value)} characters)"
-    if isinstance(value, int | float | bool):
-        return value
-    return str(value)
+    from qbo_pipelines.quality.rules import show
+
+    return show(value)
 
 
-def _error_message(exception_info: Any) -> str | None:
+def _error(exception_info: Any) -> str | None:
     if not isinstance(exception_info, Mapping):
         return None
     if exception_info.get("raised_exception"):
@@ -604,88 +436,139 @@ def _error_message(exception_info: Any) -> str | None:
     return None
 
 
-def _failure(result: Any) -> FailedExpectation:
-    config = result.expectation_config
+def _failing_rows(result: Any, rule: str, column: str | None) -> list[tuple[str, str | None]]:
+    """(source_id, value) of each row an expectation found, from either result shape."""
     details: Mapping[str, Any] = result.result or {}
-    column = config.kwargs.get("column")
-    index_list = details.get("partial_unexpected_index_list") or []
-    count = details.get("unexpected_count")
-    percent = details.get("unexpected_percent")
-    return FailedExpectation(
-        name=str(config.type),
-        column=str(column) if column is not None else None,
-        unexpected_count=int(count) if count is not None else None,
-        sample_unexpected=[
-            _jsonable(v) for v in (details.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
-        ],
-        rule=str((config.meta or {}).get("rule", "")),
-        sample_source_ids=[
-            str(row.get("source_id")) for row in index_list[:SAMPLE_SIZE]
-            if isinstance(row, Mapping)
-        ],
-        unexpected_percent=float(percent) if percent is not None else None,
-        error=_error_message(result.exception_info),
-    )
+    found: list[tuple[str, str | None]] = []
+    if isinstance(details.get("details"), Mapping):  # UnexpectedRowsExpectation
+        for row in details["details"].get("unexpected_rows") or []:
+            found.append((str(row.get("source_id")), row.get("value")))
+        return found
+    for row in details.get("unexpected_index_list") or []:
+        if isinstance(row, Mapping):
+            value = row.get(column) if column else None
+            found.append((str(row.get("source_id")), None if value is None else str(value)))
+    return found
 
 
-def validate(
-    entity: str, frame: pd.DataFrame, specs: Sequence[ExpectationSpec] | None = None
+def _batch_size(engine: sa.Engine, entity: str, realm_id: str, run_id: str) -> int:
+    if entity not in constraints.TABLES:
+        raise KeyError(f"no suite for entity {entity!r}; known: {ENTITIES}")
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    f"SELECT count(*) FROM staging.{entity}"  # noqa: S608 - a catalogue name
+                    " WHERE realm_id = :realm AND run_id = :run"
+                ),
+                {"realm": realm_id, "run": run_id},
+            ).scalar_one()
+        )
+
+
+def validate_staged(
+    engine: sa.Engine,
+    entity: str,
+    realm_id: str,
+    run_id: str,
+    explained: Explained | None = None,
 ) -> SuiteOutcome:
-    """Run an entity's suite over its staged frame.
+    """Run the entity's Checkpoint on what one company's run staged in ``staging.<entity>``.
 
     Args:
+        engine: the warehouse.
         entity: one of :data:`ENTITIES`.
-        frame: the staged frame (see :func:`to_frame`); it needs a ``source_id`` column for
-            failures to name records.
-        specs: override the expectations (default: ``SUITES[entity]``).
+        realm_id: the company.
+        run_id: the run that staged the batch.
+        explained: the per-record rules' (reason, fix) per (source_id, rule), shown beside
+            each failing row.
 
     Returns:
-        A plain :class:`SuiteOutcome` (failures ordered by rule).
+        A plain :class:`SuiteOutcome`; an empty batch is a success without running GX.
+
+    Raises:
+        KeyError: for an entity without a suite.
     """
-    suite = build_suite(entity, specs)
-    batch = _batch_definition(entity).get_batch(batch_parameters={"dataframe": frame})
-    result_format: dict[str, Any] = {
-        "result_format": "SUMMARY",
-        "partial_unexpected_count": SAMPLE_SIZE,
-    }
-    if "source_id" in frame.columns:
-        result_format["unexpected_index_column_names"] = ["source_id"]
-    result = batch.validate(suite, result_format=result_format)
-    failed = sorted(
-        (_failure(r) for r in result.results if not r.success),
-        key=lambda f: (f.rule, f.name, f.column or ""),
-    )
-    stats = {str(k): float(v) for k, v in (result.statistics or {}).items() if v is not None}
-    stats["rows"] = float(len(frame))
+    size = _batch_size(engine, entity, realm_id, run_id)
+    if size == 0:
+        return SuiteOutcome(entity, True, 0, [], batch_rows=0)
+    checkpoint = _checkpoint(engine, entity)
+    result = checkpoint.run(batch_parameters={"realm_id": realm_id, "run_id": run_id})
+    ((identifier, validation),) = result.run_results.items()
+    failed: list[FailedExpectation] = []
+    pairs: dict[tuple[str, str], FailingRow] = {}
+    for r in validation.results:
+        if r.success:
+            continue
+        config = r.expectation_config
+        rule = str((config.meta or {}).get("rule", ""))
+        column = config.kwargs.get("column") or _column_of(entity, rule)
+        found = _failing_rows(r, rule, column)
+        details: Mapping[str, Any] = r.result or {}
+        count = details.get("unexpected_count", details.get("observed_value"))
+        failed.append(
+            FailedExpectation(
+                rule,
+                str(config.type),
+                column,
+                int(count) if count is not None else None,
+                _error(r.exception_info),
+            )
+        )
+        for source_id, value in found:
+            reason, fix = (explained or {}).get((source_id, rule), (None, None))
+            pairs.setdefault(
+                (source_id, rule), FailingRow(rule, column, source_id, _show(value), reason, fix)
+            )
+    rows = sorted(pairs.values(), key=lambda p: (p.rule, _sortable(p.source_id)))
+    urls = _context().get_docs_sites_urls(resource_identifier=identifier)
     return SuiteOutcome(
         entity=entity,
-        success=bool(result.success),
-        evaluated=int(stats.get("evaluated_expectations", len(result.results))),
-        failed=failed,
-        statistics=stats,
+        success=bool(validation.success),
+        evaluated=len(validation.results),
+        failed=sorted(failed, key=lambda f: (f.rule, f.name)),
+        rows=rows[:MAX_ROWS],
+        row_count=len(rows),
+        batch_rows=size,
+        docs_url=next((u.get("site_url") for u in urls if u.get("site_url")), None),
     )
 
 
-def validate_records(entity: str, records: Iterable[Any]) -> SuiteOutcome:
-    """:func:`to_frame` then :func:`validate`: the suite over canonical records."""
-    return validate(entity, to_frame(entity, records))
+def _column_of(entity: str, rule: str) -> str | None:
+    for col, c in constraints.TABLES[entity].constraints:
+        if c.rule == rule:
+            return col.name
+    return None
+
+
+def _sortable(source_id: str) -> tuple[int, str]:
+    return (int(source_id), "") if source_id.isdigit() else (1 << 62, source_id)
+
+
+def explain(
+    violations: Mapping[str, Sequence[Any]],
+) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(source_id, rule) -> (reason, fix) from each record's violations (``rules.Violation``)."""
+    from qbo_pipelines.quality.rules import merge_by_rule
+
+    out: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for source_id, found in violations.items():
+        for v in merge_by_rule(found):
+            out[(source_id, v.rule)] = (v.reason, v.fix)
+    return out
 
 
 __all__ = [
     "ENTITIES",
-    "FRAME_COLUMNS",
+    "ENV_DOCS_DIR",
+    "MAX_ROWS",
     "SUITES",
     "ExpectationSpec",
     "FailedExpectation",
+    "FailingRow",
     "SuiteOutcome",
-    "bills_frame",
-    "build_suite",
-    "customers_frame",
-    "invoices_frame",
-    "items_frame",
-    "payments_frame",
-    "to_frame",
-    "validate",
-    "validate_records",
-    "vendors_frame",
+    "docs_dir",
+    "explain",
+    "suite_specs",
+    "validate_staged",
 ]

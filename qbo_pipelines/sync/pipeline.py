@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import RealmId
-from qbo_pipelines.quality import gx_suites
+from qbo_pipelines.quality import gx_suites, rules
 from qbo_pipelines.quality.gx_suites import SuiteOutcome
 from qbo_pipelines.sync import context as push_context
 from qbo_pipelines.sync.env import SyncEnv
@@ -124,27 +124,47 @@ class StageReport:
     suite: SuiteOutcome
 
 
-def stage(env: SyncEnv, entity: str, *, run_id: str) -> StageReport:
-    """Stage the canonical records extracted by this run and validate them with the entity's
-    Great Expectations suite. Records that break a rule are quarantined by the push itself;
-    the suite is the batch-level view the Dagster asset check shows."""
+def stage(
+    env: SyncEnv, entity: str, *, run_id: str, realm_id: RealmId | None = None
+) -> StageReport:
+    """Stage the canonical records this run extracted for the company into ``staging.<entity>``
+    (the JSON and the typed columns of the entity's constraint table) and validate that batch
+    in Postgres with the entity's Great Expectations checkpoint.
+
+    The suite comes from the same constraint table as the per-record rules, so its failing rows
+    are the records the push holds back (quarantined with the reason and fix shown beside each
+    row); the rest of the batch goes on.
+
+    Args:
+        env: the sync environment.
+        entity: catalogue entity name.
+        run_id: the run that extracted the records (``raw_source.<entity>.run_id``).
+        realm_id: the company; found from the run's extracted rows when not given.
+    """
     with env.warehouse.connect() as conn:
-        ids: list[str] = [
-            str(i)
-            for i in cast(Any, conn).execute(
-                sa.text(
-                    f"SELECT source_id FROM raw_source.{entity}"  # noqa: S608 - catalogue name
-                    " WHERE run_id = :run AND NOT deleted"
-                ),
-                {"run": run_id},
-            ).scalars()
-        ]
+        found = cast(Any, conn).execute(
+            sa.text(
+                f"SELECT realm_id, source_id FROM raw_source.{entity}"  # noqa: S608 - catalogue
+                " WHERE run_id = :run AND NOT deleted"
+                + (" AND realm_id = :realm" if realm_id is not None else "")
+            ),
+            {"run": run_id, "realm": realm_id},
+        ).all()
+    realms = {str(r.realm_id) for r in found}
+    if realm_id is None and len(realms) > 1:
+        raise ValueError(f"run {run_id} extracted {entity} for several companies; name one")
+    realm = str(realm_id) if realm_id is not None else next(iter(realms), "")
+    ids = [str(r.source_id) for r in found]
     records: list[Any] = []
     for chunk in env.connector.iter_entity(entity, ids) if ids else ():
         records.extend(chunk)
     with env.warehouse.begin() as conn:
-        staged = loaders.load_staging(conn, entity, records, run_id)
-    return StageReport(entity, staged, gx_suites.validate_records(entity, records))
+        staged = loaders.load_staging(conn, entity, records, run_id, realm_id=realm)
+    if entity not in gx_suites.ENTITIES:
+        return StageReport(entity, staged, SuiteOutcome(entity, True, 0, [], batch_rows=staged))
+    explained = gx_suites.explain({str(r.source_id): rules.check(r) for r in records})
+    outcome = gx_suites.validate_staged(env.warehouse, entity, realm, run_id, explained)
+    return StageReport(entity, staged, outcome)
 
 
 # --------------------------------------------------------------------------- the pull

@@ -33,15 +33,24 @@ def _check_entity(entity: str) -> None:
 
 def _source_rows(records: Iterable[Any], extra: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     return [
-        (str(r.source_id), json.dumps(as_json(r), ensure_ascii=False), r.content_hash(),
-         r.updated_at, *extra)
+        (
+            str(r.source_id),
+            json.dumps(as_json(r), ensure_ascii=False),
+            r.content_hash(),
+            r.updated_at,
+            *extra,
+        )
         for r in records
     ]
 
 
 def load_raw_source(
-    conn: sa.Connection, entity: str, records: Iterable[Any], run_id: str | None = None,
-    *, realm_id: str,
+    conn: sa.Connection,
+    entity: str,
+    records: Iterable[Any],
+    run_id: str | None = None,
+    *,
+    realm_id: str,
 ) -> int:
     """Merge canonical records into ``raw_source.<entity>`` (clears ``deleted``); bulk.
 
@@ -58,8 +67,17 @@ def load_raw_source(
     _check_entity(entity)
     now = datetime.now(UTC)
     rows = [(realm_id, *row) for row in _source_rows(records, (False, None, now, run_id))]
-    cols = ("realm_id", "source_id", "data", "content_hash", "source_updated_at", "deleted",
-            "deleted_at", "loaded_at", "run_id")
+    cols = (
+        "realm_id",
+        "source_id",
+        "data",
+        "content_hash",
+        "source_updated_at",
+        "deleted",
+        "deleted_at",
+        "loaded_at",
+        "run_id",
+    )
     return bulk.upsert_rows(conn, f"raw_source.{entity}", cols, rows, key=_KEY)
 
 
@@ -67,8 +85,12 @@ _KEY = ("realm_id", "source_id")
 
 
 def mark_source_deleted(
-    conn: sa.Connection, entity: str, ids: Iterable[str], run_id: str | None = None,
-    *, realm_id: str,
+    conn: sa.Connection,
+    entity: str,
+    ids: Iterable[str],
+    run_id: str | None = None,
+    *,
+    realm_id: str,
 ) -> int:
     """Flag records hard-deleted in the source (kept, not removed) for one company's push;
     returns rows flagged."""
@@ -94,8 +116,13 @@ def staged_columns(entity: str) -> tuple[str, ...]:
 
 
 def load_staging(
-    conn: sa.Connection, entity: str, records: Iterable[Any], run_id: str | None = None,
-    replace: bool = False, *, realm_id: str,
+    conn: sa.Connection,
+    entity: str,
+    records: Iterable[Any],
+    run_id: str | None = None,
+    replace: bool = False,
+    *,
+    realm_id: str,
 ) -> int:
     """Merge one company's canonical records into ``staging.<entity>``, with the typed columns
     of the entity's constraint table; with ``replace`` empty the company's rows first."""
@@ -111,8 +138,16 @@ def load_staging(
         if typed is not None:
             row += constraints.staged_values(typed, r)[1:]  # source_id is already there
         rows.append(row)
-    cols = ("realm_id", "source_id", "data", "content_hash", "updated_at", "staged_at", "run_id",
-            *staged_columns(entity))
+    cols = (
+        "realm_id",
+        "source_id",
+        "data",
+        "content_hash",
+        "updated_at",
+        "staged_at",
+        "run_id",
+        *staged_columns(entity),
+    )
     return bulk.upsert_rows(conn, f"staging.{entity}", cols, rows, key=_KEY)
 
 
@@ -128,11 +163,25 @@ def load_qbo_staging(
     rows = []
     for r in records:
         qbo_id = f"{r.txn_type}:{r.qbo_id}" if with_type else str(r.qbo_id)
-        row: tuple[Any, ...] = (str(r.realm_id), qbo_id, json.dumps(as_json(r), ensure_ascii=False),
-                                r.content_hash(), r.updated_at, now, run_id)
+        row: tuple[Any, ...] = (
+            str(r.realm_id),
+            qbo_id,
+            json.dumps(as_json(r), ensure_ascii=False),
+            r.content_hash(),
+            r.updated_at,
+            now,
+            run_id,
+        )
         rows.append((*row, r.txn_type) if with_type else row)
-    cols: tuple[str, ...] = ("realm_id", "qbo_id", "data", "content_hash", "updated_at",
-                             "staged_at", "run_id")
+    cols: tuple[str, ...] = (
+        "realm_id",
+        "qbo_id",
+        "data",
+        "content_hash",
+        "updated_at",
+        "staged_at",
+        "run_id",
+    )
     if with_type:
         cols = (*cols, "txn_type")
     return bulk.upsert_rows(conn, f"staging.{table}", cols, rows, key=("realm_id", "qbo_id"))
@@ -141,6 +190,8 @@ def load_qbo_staging(
 def staged_hashes(conn: sa.Connection, entity: str, *, realm_id: str) -> dict[str, str]:
     """source_id -> content_hash of a company's rows in ``staging.<entity>``."""
     _check_entity(entity)
-    sql = (f"SELECT source_id, content_hash FROM {bulk.qualified(f'staging.{entity}')}"
-           " WHERE realm_id = :realm")
+    sql = (
+        f"SELECT source_id, content_hash FROM {bulk.qualified(f'staging.{entity}')}"
+        " WHERE realm_id = :realm"
+    )
     return {str(a): str(b) for a, b in conn.execute(sa.text(sql), {"realm": realm_id}).tuples()}
