@@ -27,6 +27,8 @@ TARGET = "warehouse"
 SCHEMA = "marts"
 TARGET_DIR = PROJECT_DIR / "target"
 MANIFEST = TARGET_DIR / "manifest.json"
+DOCS_DIR = TARGET_DIR / "docs"
+"""Where ``qbo-pipelines marts docs`` writes the dbt docs site (``static_index.html``)."""
 PASSWORD_ENV_PREFIX = "QBO_PIPELINES_DBT_PASSWORD_"
 _LOCK_KEY = "qbo_pipelines.marts.build"
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 from qbo_pipelines.marts.project import (
+    DOCS_DIR,
     PROJECT_DIR,
     MartsError,
     Profile,
@@ -55,6 +56,8 @@ class DbtOutcome:
     def summary(self) -> str:
         if self.error:
             return f"dbt {self.command}: {self.error}"
+        if self.command == "docs":
+            return "dbt docs: generated" if self.success else "dbt docs: FAILED"
         models = self.count("model", "success")
         tests = self.count("test", "pass")
         total_tests = self.count("test", "pass", "fail", "error", "warn")
@@ -122,10 +125,11 @@ def run(
         raise MartsError(f"unknown dbt command {command!r}; one of {', '.join(known)}")
     ensure_manifest()
     with build_lock(url) as profile:
-        args = [*known[command], "--target-path", str(profile.target_path)]
+        target = DOCS_DIR if command == "docs" else profile.target_path
+        args = [*known[command], "--target-path", str(target)]
         if select:
             args += ["--select", *select]
         outcome = invoke([*args, *extra], profile)
         outcome.command = command
-        outcome.target_path = profile.target_path
+        outcome.target_path = target
         return outcome

@@ -1,0 +1,73 @@
+"""``qbo-pipelines marts build | test | docs``: the analysts' marts (dbt, schema ``marts``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "marts", help="the analysts' marts: dbt models and tests in schema marts"
+    )
+    sub = parser.add_subparsers(dest="marts_command", required=True)
+    build = sub.add_parser("build", help="build every mart (views) and run the dbt tests")
+    build.add_argument("--select", nargs="+", default=[], help="dbt selectors (default: all)")
+    build.set_defaults(func=_build)
+    test = sub.add_parser("test", help="run the dbt tests on the marts as they are")
+    test.add_argument("--select", nargs="+", default=[], help="dbt selectors (default: all)")
+    test.set_defaults(func=_test)
+    docs = sub.add_parser(
+        "docs", help="generate the dbt docs site (one self-contained HTML file) and print its path"
+    )
+    docs.set_defaults(func=_docs)
+
+
+def _warehouse_url() -> str:
+    from qbo_pipelines.warehouse import db
+
+    return db.bootstrap().warehouse_url
+
+
+def _report(outcome: Any) -> int:
+    from qbo_pipelines.marts.run import DbtOutcome
+
+    assert isinstance(outcome, DbtOutcome)
+    print(outcome.summary())
+    for failed in outcome.failed:
+        message = " ".join(failed.message.split())[:300]
+        print(f"  {failed.kind} {failed.name}: {failed.status}: {message}", file=sys.stderr)
+    return 0 if outcome.success else 1
+
+
+def _run(command: str, args: argparse.Namespace, extra: tuple[str, ...] = ()) -> int:
+    from qbo_pipelines.cli import UserError
+    from qbo_pipelines.marts import run
+    from qbo_pipelines.marts.project import MartsError
+
+    try:
+        outcome = run.run(command, _warehouse_url(), select=getattr(args, "select", ()),
+                          extra=extra)
+    except MartsError as exc:
+        raise UserError(str(exc)) from None
+    if outcome.error and not outcome.results:
+        raise UserError(outcome.summary())
+    return _report(outcome)
+
+
+def _build(args: argparse.Namespace) -> int:
+    return _run("build", args)
+
+
+def _test(args: argparse.Namespace) -> int:
+    return _run("test", args)
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from qbo_pipelines.marts.project import DOCS_DIR
+
+    code = _run("docs", args, extra=("--static",))
+    if code == 0:
+        print(f"open {DOCS_DIR / 'static_index.html'} in a browser")
+    return code
