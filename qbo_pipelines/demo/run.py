@@ -136,7 +136,18 @@ def run(options: DemoOptions, out: Printer = print) -> int:
 
         checked = reconcile_company(env, realm, trigger="demo")
         out(f"\n{checked.run.summary}\n  charts: .venv/bin/qbo-pipelines report")
-        return 0 if result["success"] and pulled["success"] else 1
+        from qbo_pipelines.defs.marts import build_marts  # issue 13: the analysts' marts
+
+        marts = build_marts()
+        checks = marts["checks"]
+        out(
+            f"\nmarts run {marts['run_id']} ({'succeeded' if marts['success'] else 'FAILED'}):"
+            f" {len(marts['models'])} dbt models in schema marts, {sum(checks.values())} of"
+            f" {len(checks)} checks passed (dbt tests; P&L, balance sheet and A/R aging tie out"
+            f" to QBO's reports: {'yes' if checks.get(TIE_OUT_CHECK) else 'NO'});"
+            " queries: docs/analysts.md"
+        )
+        return 0 if result["success"] and pulled["success"] and marts["success"] else 1
     finally:
         server.stop()
         warehouse.dispose()
@@ -144,6 +155,7 @@ def run(options: DemoOptions, out: Printer = print) -> int:
 
 
 BOOKKEEPER_STEPS = 12
+TIE_OUT_CHECK = "marts/profit_and_loss:ties_out_to_qbo_reports"
 
 
 def _bookkeeper(base_url: str, realm: str, out: Printer) -> None:
