@@ -38,32 +38,33 @@ held as (
 ),
 
 -- what the source app calls the record (document number, name), from the push's raw read
+-- of that company (raw_source is keyed by realm_id, source_id)
 source_side as (
-    select 'customers' as entity, c.source_id, null::text as doc_number,
+    select c.realm_id, 'customers' as entity, c.source_id, null::text as doc_number,
            coalesce(c.data ->> 'display_name', c.data ->> 'company_name',
                     concat_ws(' ', c.data ->> 'given_name', c.data ->> 'family_name')) as name
     from {{ source('raw_source', 'customers') }} as c
     union all
-    select 'vendors', v.source_id, null, v.data ->> 'display_name'
+    select v.realm_id, 'vendors', v.source_id, null, v.data ->> 'display_name'
     from {{ source('raw_source', 'vendors') }} as v
     union all
-    select 'items', i.source_id, null, i.data ->> 'name'
+    select i.realm_id, 'items', i.source_id, null, i.data ->> 'name'
     from {{ source('raw_source', 'items') }} as i
     union all
-    select 'invoices', s.source_id, s.data ->> 'doc_number', c.data ->> 'display_name'
+    select s.realm_id, 'invoices', s.source_id, s.data ->> 'doc_number', c.data ->> 'display_name'
     from {{ source('raw_source', 'invoices') }} as s
     left join {{ source('raw_source', 'customers') }} as c
-           on c.source_id = s.data ->> 'customer_source_id'
+           on c.realm_id = s.realm_id and c.source_id = s.data ->> 'customer_source_id'
     union all
-    select 'payments', p.source_id, p.data ->> 'reference', c.data ->> 'display_name'
+    select p.realm_id, 'payments', p.source_id, p.data ->> 'reference', c.data ->> 'display_name'
     from {{ source('raw_source', 'payments') }} as p
     left join {{ source('raw_source', 'customers') }} as c
-           on c.source_id = p.data ->> 'customer_source_id'
+           on c.realm_id = p.realm_id and c.source_id = p.data ->> 'customer_source_id'
     union all
-    select 'bills', b.source_id, b.data ->> 'doc_number', v.data ->> 'display_name'
+    select b.realm_id, 'bills', b.source_id, b.data ->> 'doc_number', v.data ->> 'display_name'
     from {{ source('raw_source', 'bills') }} as b
     left join {{ source('raw_source', 'vendors') }} as v
-           on v.source_id = b.data ->> 'vendor_source_id'
+           on v.realm_id = b.realm_id and v.source_id = b.data ->> 'vendor_source_id'
 ),
 
 -- what QBO calls it
@@ -110,7 +111,8 @@ select
 from records as r
 left join held as h
        on h.realm_id = r.realm_id and h.entity = r.entity and h.source_id = r.source_id
-left join source_side as src on src.entity = r.entity and src.source_id = r.source_id
+left join source_side as src
+       on src.realm_id = r.realm_id and src.entity = r.entity and src.source_id = r.source_id
 left join qbo_side as q
        on q.realm_id = r.realm_id and q.qbo_entity = r.qbo_entity and q.qbo_id = r.qbo_id
 left join lateral (

@@ -1,0 +1,7 @@
+-- Exactly one open-problem row per record, and every held-back record has one.
+select s.realm_id, s.record_key
+from {{ ref('sync_status') }} as s
+where s.held_back
+  and (select count(*) from {{ ref('open_problems') }} as p
+       where p.realm_id = s.realm_id and p.entity = s.entity
+         and p.record_id = coalesce(s.source_id, s.qbo_id)) <> 1
