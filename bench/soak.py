@@ -198,6 +198,19 @@ class PrivatePostgres:
             time.sleep(0.05)
 
     def restart(self) -> None:
+        """Start it again on the same data directory (Postgres runs crash recovery). A SIGKILLed
+        postmaster may linger as a zombie when nothing reaps it (a container's PID 1): its lock
+        files are removed once the process is dead, or Postgres would refuse to start."""
+        lock = self.pgdata / "postmaster.pid"
+        if lock.exists():
+            try:
+                pid = int(lock.read_text().splitlines()[0])
+            except (ValueError, IndexError):
+                pid = 0
+            if not pid or not _alive(pid):
+                lock.unlink()
+                for socket_lock in self.pgdata.glob(".s.PGSQL.*.lock"):
+                    socket_lock.unlink()
         type(self.server)._lock.acquire()
         try:
             self.server.ensure_postgres_running()

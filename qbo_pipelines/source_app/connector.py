@@ -764,6 +764,17 @@ class SourceAppConnector:
                     found[_sid(row["id"])] = dict(row)
         return found
 
+    def existing_ids(self, table: str, ids: Iterable[str]) -> set[SourceId]:
+        """The ``ids`` still present in one of the tables the pull writes (a row deleted in the
+        source meanwhile is not: the pull never points a new row at it)."""
+        name = _writable_table(table)
+        wanted = sorted({int(i) for i in ids})
+        if not wanted:
+            return set()
+        sql = sa.text(f"SELECT id FROM app.{name} WHERE id = ANY(:ids)")  # noqa: S608 - fixed
+        with self.engine.connect() as conn:
+            return {_sid(i) for i in conn.execute(sql, {"ids": wanted}).scalars()}
+
     def apply_fields(self, table: str, updates: Sequence[FieldUpdate]) -> set[SourceId]:
         """Write exactly the columns each update names, as the sync (R35), in one transaction,
         each only if the row still holds the values the update was planned against

@@ -817,6 +817,9 @@ def _customer_of(obj: Mapping[str, Any]) -> str:
 def _source_ids(
     run: PullRun, entity: str, qbo_entity: str, qbo_ids: Sequence[str]
 ) -> dict[str, str]:
+    """QBO id -> source id of linked records whose source row still exists: a row deleted in
+    the source since (its state may not know yet) is never referenced by a new row (a foreign
+    key violation would stop every pull of the company)."""
     wanted = sorted({i for i in qbo_ids if i})
     if not wanted:
         return {}
@@ -828,7 +831,9 @@ def _source_ids(
         rows = conn.execute(
             sql, {"r": run.realm_id, "e": entity, "q": qbo_entity, "ids": wanted}
         ).all()
-    return {str(q): str(s) for q, s in rows}
+    found = {str(q): str(s) for q, s in rows}
+    live = run.source.existing_ids(SPECS[entity].table, found.values())
+    return {q: s for q, s in found.items() if s in live}
 
 
 # --------------------------------------------------------------------------- R26
