@@ -3,8 +3,6 @@ one reconciliation per company (:func:`qbo_pipelines.reconcile.reconcile_company
 and a nightly schedule (on by default) that honours pause and automatic sync (R30)."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from qbo_pipelines.defs.push import companies
@@ -158,7 +156,7 @@ def nightly_reconciliation_schedule(
 ) -> list[dg.RunRequest] | dg.SkipReason:
     wh = warehouse.engine()
     try:
-        now = context.scheduled_execution_time or datetime.now(UTC)
+        now = context.scheduled_execution_time
         requests, skips = triggers.nightly_requests(wh, now)
     finally:
         wh.dispose()

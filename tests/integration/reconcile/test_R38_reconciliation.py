@@ -12,6 +12,7 @@ nothing and writes nothing to QBO.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -163,18 +164,22 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     made = _qbo_invoice(bed, ids["missing"])
     assert made is not None and Decimal(str(made["TotalAmt"])) == Decimal("50")
     assert found[("invoices", ids["amount_sale"], "source_changed", "")].repaired
-    total = bed.rows(bed.env.source, "SELECT total FROM app.sales WHERE id = :i",
-                     i=int(ids["amount_sale"]))[0][0]
+    total = bed.rows(
+        bed.env.source, "SELECT total FROM app.sales WHERE id = :i", i=int(ids["amount_sale"])
+    )[0][0]
     changed = _qbo_invoice(bed, ids["amount_sale"])
     assert changed is not None and Decimal(str(changed["TotalAmt"])) == total
     # The QBO changes the warehouse had not seen were re-pulled (R36 flags on both sides).
     assert found[("payments", ids["payment"], "stale_in_warehouse", "")].repaired
     assert _one(
-        bed, "SELECT deleted FROM raw_qbo.payments WHERE realm_id = :r AND qbo_id = :q",
-        r=bed.realm, q=ids["payment_qbo"],
+        bed,
+        "SELECT deleted FROM raw_qbo.payments WHERE realm_id = :r AND qbo_id = :q",
+        r=bed.realm,
+        q=ids["payment_qbo"],
     )[0]
-    assert bed.rows(bed.env.source, "SELECT qbo_deleted FROM app.receipts WHERE id = :i",
-                    i=int(ids["payment"]))[0][0]
+    assert bed.rows(
+        bed.env.source, "SELECT qbo_deleted FROM app.receipts WHERE id = :i", i=int(ids["payment"])
+    )[0][0]
 
     # Reported: what only a person can decide.
     reported = {k: v for k, v in found.items() if not v.repaired}
@@ -196,9 +201,11 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     }
     figures = {
         (f.entity, f.measure): f
-        for f in bed.rows(bed.env.warehouse,
-                          "SELECT * FROM marts.reconciliation_figures WHERE run_id = :r",
-                          r=result.run_id)
+        for f in bed.rows(
+            bed.env.warehouse,
+            "SELECT * FROM marts.reconciliation_figures WHERE run_id = :r",
+            r=result.run_id,
+        )
     }
     assert figures[("invoices", "records")].agrees  # QBO's COUNT = the warehouse after repairs
     assert figures[("ar", "open_balance")].agrees  # QBO's CustomerBalance report ties out
@@ -206,8 +213,11 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     mats = result.get_asset_materialization_events()
     keys = {e.materialization.asset_key.to_user_string() for e in mats}
     assert "reconciled/invoices" in keys and "reconciled/bills" in keys
-    meta = next(e.materialization.metadata for e in mats
-                if e.materialization.asset_key.to_user_string() == "reconciled/invoices")
+    meta = next(
+        e.materialization.metadata
+        for e in mats
+        if e.materialization.asset_key.to_user_string() == "reconciled/invoices"
+    )
     assert isinstance(meta["findings"], dg.TableMetadataValue)
     assert "reconciliation of" in str(meta["summary"].value)
 
@@ -217,37 +227,44 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     second = _one(bed, "SELECT * FROM marts.reconciliation_runs WHERE run_id = :r", r=again.run_id)
     assert second.repaired == 0 and second.qbo_writes == 0 and not second.refreshed
     assert bed.qbo_writes() == 0
-    assert set(bed.sandbox.control.request_counts(bed.realm)) <= {
-        "query", "report:CustomerBalance"
-    }
+    assert set(bed.sandbox.control.request_counts(bed.realm)) <= {"query", "report:CustomerBalance"}
     assert set(_findings(bed, again.run_id)) == set(reported)
     open_now = _one(
-        bed, "SELECT count(*) FROM sync.notifications WHERE realm_id = :r AND resolved_at IS"
-        " NULL AND title LIKE 'Reconciliation:%%'", r=bed.realm,
+        bed,
+        "SELECT count(*) FROM sync.notifications WHERE realm_id = :r AND resolved_at IS"
+        " NULL AND title LIKE 'Reconciliation:%%'",
+        r=bed.realm,
     )[0]
     assert open_now == len(reported)
 
     # The person deletes the sale whose twin is gone: that problem resolves on the next run.
     with bed.env.source.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM app.sale_lines WHERE sale_id = %s",
-                             (int(ids["twin_deleted"]),))
+        conn.exec_driver_sql(
+            "DELETE FROM app.sale_lines WHERE sale_id = %s", (int(ids["twin_deleted"]),)
+        )
         conn.exec_driver_sql("DELETE FROM app.sales WHERE id = %s", (int(ids["twin_deleted"]),))
     third = bed.run_job()
     assert ("invoices", ids["twin_deleted"], "deleted_in_qbo", "") not in _findings(
         bed, third.run_id
     )
-    assert _one(
-        bed, "SELECT count(*) FROM sync.notifications WHERE realm_id = :r AND record_id = :s"
-        " AND entity = 'invoices' AND resolved_at IS NULL AND title LIKE 'Reconciliation:%%'",
-        r=bed.realm, s=ids["twin_deleted"],
-    )[0] == 0
+    assert (
+        _one(
+            bed,
+            "SELECT count(*) FROM sync.notifications WHERE realm_id = :r AND record_id = :s"
+            " AND entity = 'invoices' AND resolved_at IS NULL AND title LIKE 'Reconciliation:%%'",
+            r=bed.realm,
+            s=ids["twin_deleted"],
+        )[0]
+        == 0
+    )
 
     # The HTML report, as a user writes it.
     out = tmp_path / "report.html"
     assert main(["report", "--out", str(out)]) == 0
     page = out.read_text(encoding="utf-8")
-    assert page.count("<svg") == 3 and "<script" not in page and "http" not in page.split(
-        "<body>")[0]
+    assert (
+        page.count("<svg") == 3 and "<script" not in page and "http" not in page.split("<body>")[0]
+    )
     assert "Drift over time" in page and "Records per state" in page
     assert "Problems by reason" in page and "differs (total)" in page
     assert f"Company {bed.realm}" in page
@@ -260,11 +277,19 @@ def test_R38_nightly_schedule_requests_each_connected_company_but_not_a_paused_o
     setup.connect_with_tokens(
         bed.env, second, bed.sandbox.control.mint_tokens(second), bed.sandbox.base_url
     )
-    context = dg.build_schedule_context(instance=bed.instance, resources=bed.resources())
+    context = dg.build_schedule_context(
+        instance=bed.instance,
+        resources=bed.resources(),
+        scheduled_execution_time=datetime(2026, 12, 1, 2, 30, tzinfo=UTC),
+    )
     requests = nightly_reconciliation_schedule(context)
     assert isinstance(requests, list)
     assert sorted(str(r.partition_key) for r in requests) == sorted([bed.realm, second])
     assert all(r.tags["qbo_pipelines/direction"] == "reconcile" for r in requests)
+    assert {r.run_key for r in requests} == {
+        f"reconcile:{bed.realm}:2026-12-01",
+        f"reconcile:{second}:2026-12-01",
+    }
     assert main(["sync", "pause", "--realm", second]) == 0
     requests = nightly_reconciliation_schedule(context)
     assert isinstance(requests, list)
