@@ -11,6 +11,7 @@ ensure_manifest``: on a fresh clone, or when a project file changed) and read fr
 ``sql/marts/target/manifest.json`` afterwards; no database is touched at import.
 """
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -78,7 +79,11 @@ def marts_dbt(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
     url = engine.url
     engine.dispose()
     with project.build_lock(url) as profile:
-        dbt = DbtCliResource(project_dir=DBT_PROJECT, profiles_dir=str(profile.profiles_dir))
+        dbt = DbtCliResource(
+            project_dir=DBT_PROJECT,
+            profiles_dir=str(profile.profiles_dir),
+            dbt_executable=project.dbt_executable(),
+        )
         yield from dbt.cli(["build"], context=context).stream()
 
 
@@ -130,16 +135,23 @@ definitions = dg.Definitions(
 
 def build_marts(instance: dg.DagsterInstance | None = None) -> dict[str, Any]:
     """Materialize the marts and their checks in this process (``make demo``); the run id,
-    success, the models built and each check's result."""
+    success, the models built and each check's result. dbt's console output goes to
+    ``<data dir>/dbt/last_build.log`` (the run's events are in the UI)."""
     instance = instance or dg.DagsterInstance.get()
-    result = dg.materialize(
-        [marts_dbt, ties_out_to_qbo_reports],
-        instance=instance,
-        resources=shared_resources(),
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        tags={"qbo_pipelines/trigger": "demo"},
-        raise_on_error=False,
-    )
+    log = project.build_log_path()
+    with log.open("w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+        result = dg.materialize(
+            [marts_dbt, ties_out_to_qbo_reports],
+            instance=instance,
+            resources=shared_resources(),
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            tags={"qbo_pipelines/trigger": "demo"},
+            raise_on_error=False,
+        )
     counts, checks = run_counts(instance, result.run_id)
-    return {"run_id": result.run_id, "success": result.success, "models": sorted(counts),
-            "checks": checks}
+    return {
+        "run_id": result.run_id,
+        "success": result.success,
+        "models": sorted(counts),
+        "checks": checks,
+    }

@@ -47,8 +47,9 @@ def _run(command: str, args: argparse.Namespace, extra: tuple[str, ...] = ()) ->
     from qbo_pipelines.marts.project import MartsError
 
     try:
-        outcome = run.run(command, _warehouse_url(), select=getattr(args, "select", ()),
-                          extra=extra)
+        outcome = run.run(
+            command, _warehouse_url(), select=getattr(args, "select", ()), extra=extra
+        )
     except MartsError as exc:
         raise UserError(str(exc)) from None
     if outcome.error and not outcome.results:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ TARGET_DIR = PROJECT_DIR / "target"
 MANIFEST = TARGET_DIR / "manifest.json"
 DOCS_DIR = TARGET_DIR / "docs"
 """Where ``qbo-pipelines marts docs`` writes the dbt docs site (``static_index.html``)."""
-PASSWORD_ENV_PREFIX = "QBO_PIPELINES_DBT_PASSWORD_"
+PASSWORD_ENV_PREFIX = "QBO_PIPELINES_DBT_PASSWORD_"  # noqa: S105 (a variable name)
 _LOCK_KEY = "qbo_pipelines.marts.build"
 
 
@@ -99,6 +101,19 @@ def profile_for(url: str | URL, *, threads: int = 2) -> Profile:
     return Profile(profiles_dir=directory, key=key, url=parsed)
 
 
+def dbt_executable() -> str:
+    """The ``dbt`` installed next to this Python (the venv's, even when it is not on PATH)."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else shutil.which("dbt") or "dbt"
+
+
+def build_log_path() -> Path:
+    """Where an in-process build (``make demo``) writes dbt's console output."""
+    path = settings.data_dir() / "dbt" / "last_build.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def parse_profile() -> Profile:
     """A profile good enough for ``dbt parse`` (which never connects)."""
     return profile_for(make_url("postgresql://postgres@localhost:5432/warehouse"))
@@ -150,7 +165,9 @@ def build_lock(url: str | URL) -> Iterator[Profile]:
     two builds of one warehouse at once would race on dbt's temporary relations. Yields the
     warehouse's profile."""
     profile = profile_for(url)
-    engine = sa.create_engine(profile.url.set(drivername="postgresql+psycopg"), poolclass=sa.NullPool)
+    engine = sa.create_engine(
+        profile.url.set(drivername="postgresql+psycopg"), poolclass=sa.NullPool
+    )
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": _LOCK_KEY})

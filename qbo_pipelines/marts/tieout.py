@@ -26,8 +26,14 @@ from qbo_pipelines.qbo.transport import Call
 from qbo_pipelines.sync.env import SyncEnv
 
 CENT = Decimal("0.01")
-AGING_COLUMNS = ("current_amount", "days_1_30", "days_31_60", "days_61_90", "days_91_and_over",
-                 "total")
+AGING_COLUMNS = (
+    "current_amount",
+    "days_1_30",
+    "days_31_60",
+    "days_61_90",
+    "days_91_and_over",
+    "total",
+)
 Cells = dict[tuple[str, str], Decimal]
 
 
@@ -92,7 +98,7 @@ def _month_cells(payload: dict[str, Any], months: list[str]) -> tuple[Cells, Cel
     data: Cells = {}
     totals: Cells = {}
     for row in _rows(payload.get("Rows", {}).get("Row", [])):
-        cols = (row.get("ColData") or (row.get("Summary") or {}).get("ColData") or [])
+        cols = row.get("ColData") or (row.get("Summary") or {}).get("ColData") or []
         if not cols:
             continue
         values = cols[1 : 1 + len(months)]
@@ -115,9 +121,14 @@ def _compare(out: TieOut, report: str, qbo: Cells, marts: Cells) -> None:
 
 
 def _months(conn: sa.Connection, realm_id: str) -> list[date]:
-    return list(conn.execute(sa.text(
-        "SELECT DISTINCT period_end FROM marts.balance_sheet WHERE realm_id = :r ORDER BY 1"
-    ), {"r": realm_id}).scalars())
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT DISTINCT period_end FROM marts.balance_sheet WHERE realm_id = :r ORDER BY 1"
+            ),
+            {"r": realm_id},
+        ).scalars()
+    )
 
 
 def tie_out(engine: sa.Engine, client: QboClient, realm_id: str) -> TieOut:
@@ -125,60 +136,96 @@ def tie_out(engine: sa.Engine, client: QboClient, realm_id: str) -> TieOut:
     out = TieOut(realm_id=realm_id)
     with engine.connect() as conn:
         ends = _months(conn, realm_id)
-        as_of = conn.execute(sa.text("SELECT current_date")).scalar_one()
-        pl_rows = conn.execute(sa.text(
-            "SELECT period_end, account_qbo_id, amount, net_income_effect"
-            " FROM marts.profit_and_loss WHERE realm_id = :r"), {"r": realm_id}).all()
-        bs_rows = conn.execute(sa.text(
-            "SELECT period_end, coalesce(account_qbo_id, line_name), side, amount"
-            " FROM marts.balance_sheet WHERE realm_id = :r"), {"r": realm_id}).all()
-        ar_rows = conn.execute(sa.text(
-            "SELECT customer_qbo_id, " + ", ".join(AGING_COLUMNS)
-            + " FROM marts.ar_aging WHERE realm_id = :r"), {"r": realm_id}).mappings().all()
+        as_of: date = conn.execute(sa.text("SELECT current_date")).scalar_one()
+        pl_rows = conn.execute(
+            sa.text(
+                "SELECT period_end, account_qbo_id, amount, net_income_effect"
+                " FROM marts.profit_and_loss WHERE realm_id = :r"
+            ),
+            {"r": realm_id},
+        ).all()
+        bs_rows = conn.execute(
+            sa.text(
+                "SELECT period_end, coalesce(account_qbo_id, line_name) AS line, side, amount"
+                " FROM marts.balance_sheet WHERE realm_id = :r"
+            ),
+            {"r": realm_id},
+        ).all()
+        ar_rows = (
+            conn.execute(
+                sa.text(
+                    "SELECT customer_qbo_id, "
+                    + ", ".join(AGING_COLUMNS)
+                    + " FROM marts.ar_aging WHERE realm_id = :r"
+                ),
+                {"r": realm_id},
+            )
+            .mappings()
+            .all()
+        )
     out.as_of = as_of
     if ends:
         out.start, out.end = ends[0].replace(day=1), ends[-1]
         months = [e.isoformat() for e in ends]
-        params = {"start_date": out.start.isoformat(), "end_date": out.end.isoformat(),
-                  "summarize_column_by": "Month", "accounting_method": "Accrual"}
+        params = {
+            "start_date": out.start.isoformat(),
+            "end_date": out.end.isoformat(),
+            "summarize_column_by": "Month",
+            "accounting_method": "Accrual",
+        }
 
         qbo_pl, qbo_pl_totals = _month_cells(_report(client, "ProfitAndLoss", params), months)
         marts_pl: Cells = {}
         net: Cells = {}
-        for period_end, account, amount, effect in pl_rows:
-            marts_pl[(period_end.isoformat(), account)] = amount
-            key = (period_end.isoformat(), "NetIncome")
-            net[key] = net.get(key, Decimal(0)) + effect
+        for row in pl_rows:
+            month = row.period_end.isoformat()
+            marts_pl[(month, str(row.account_qbo_id))] = Decimal(row.amount)
+            net[(month, "NetIncome")] = net.get((month, "NetIncome"), Decimal(0)) + Decimal(
+                row.net_income_effect
+            )
         _compare(out, "ProfitAndLoss", qbo_pl, marts_pl)
-        _compare(out, "ProfitAndLoss net income",
-                 {k: v for k, v in qbo_pl_totals.items() if k[1] == "NetIncome"},
-                 {k: v for k, v in net.items() if v})
+        _compare(
+            out,
+            "ProfitAndLoss net income",
+            {k: v for k, v in qbo_pl_totals.items() if k[1] == "NetIncome"},
+            {k: v for k, v in net.items() if v},
+        )
 
         qbo_bs, qbo_bs_totals = _month_cells(_report(client, "BalanceSheet", params), months)
         marts_bs: Cells = {}
         assets: Cells = {}
-        for period_end, line, side, amount in bs_rows:
+        for row in bs_rows:
+            month, amount = row.period_end.isoformat(), Decimal(row.amount)
             if amount:
-                marts_bs[(period_end.isoformat(), line)] = amount
-            if side == "Assets":
-                key = (period_end.isoformat(), "TotalAssets")
-                assets[key] = assets.get(key, Decimal(0)) + amount
+                marts_bs[(month, str(row.line))] = amount
+            if row.side == "Assets":
+                assets[(month, "TotalAssets")] = (
+                    assets.get((month, "TotalAssets"), Decimal(0)) + amount
+                )
         _compare(out, "BalanceSheet", qbo_bs, marts_bs)
-        _compare(out, "BalanceSheet total assets",
-                 {k: v for k, v in qbo_bs_totals.items() if k[1] == "TotalAssets"},
-                 {k: v for k, v in assets.items() if v})
+        _compare(
+            out,
+            "BalanceSheet total assets",
+            {k: v for k, v in qbo_bs_totals.items() if k[1] == "TotalAssets"},
+            {k: v for k, v in assets.items() if v},
+        )
 
     aged = _report(client, "AgedReceivables", {"report_date": as_of.isoformat()})
     qbo_ar: Cells = {}
-    for row in _rows(aged.get("Rows", {}).get("Row", [])):
-        cols = row.get("ColData") or []
-        if row.get("type") == "Data" and cols:
+    for aged_row in _rows(aged.get("Rows", {}).get("Row", [])):
+        cols = aged_row.get("ColData") or []
+        if aged_row.get("type") == "Data" and cols:
             for name, cell in zip(AGING_COLUMNS, cols[1:], strict=False):
                 if _money(cell.get("value")):
                     qbo_ar[(name, str(cols[0].get("id") or cols[0].get("value")))] = _money(
-                        cell.get("value"))
-    marts_ar: Cells = {(name, str(r["customer_qbo_id"])): r[name]
-                       for r in ar_rows for name in AGING_COLUMNS if r[name]}
+                        cell.get("value")
+                    )
+    marts_ar: Cells = {
+        (name, str(r["customer_qbo_id"])): r[name]
+        for r in ar_rows
+        for name in AGING_COLUMNS
+        if r[name]
+    }
     _compare(out, "AgedReceivables", qbo_ar, marts_ar)
     return out
 

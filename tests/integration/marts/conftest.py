@@ -49,13 +49,16 @@ def demo_stack(
     saved = dict(os.environ)
     for key in [k for k in os.environ if k.startswith("QBO_PIPELINES_QBO_")]:
         del os.environ[key]
-    os.environ.update({
-        settings.ENV_PG_URL: pg_server.url_str("postgres").replace("postgresql+psycopg",
-                                                                   "postgresql"),
-        settings.ENV_DB_PREFIX: prefix,
-        settings.ENV_DATA_DIR: str(data),
-        ENV_TOKEN_KEY: Fernet.generate_key().decode(),
-    })
+    os.environ.update(
+        {
+            settings.ENV_PG_URL: pg_server.url_str("postgres").replace(
+                "postgresql+psycopg", "postgresql"
+            ),
+            settings.ENV_DB_PREFIX: prefix,
+            settings.ENV_DATA_DIR: str(data),
+            ENV_TOKEN_KEY: Fernet.generate_key().decode(),
+        }
+    )
     port = free_port()
     output: list[str] = []
     stack = None

@@ -19,10 +19,28 @@ from qbo_pipelines.marts import run as marts_run
 from qbo_pipelines.qbo.transport import Call
 from qbo_pipelines.sync.env import QboApp, SyncEnv
 
-MARTS = ("accounts", "customers", "vendors", "items", "invoices", "invoice_lines", "payments",
-         "payment_applications", "bills", "bill_payments", "customer_transactions",
-         "general_ledger", "profit_and_loss", "balance_sheet", "ar_aging", "ap_aging",
-         "sync_status", "sync_history", "open_problems", "monthly_totals")
+MARTS = (
+    "accounts",
+    "customers",
+    "vendors",
+    "items",
+    "invoices",
+    "invoice_lines",
+    "payments",
+    "payment_applications",
+    "bills",
+    "bill_payments",
+    "customer_transactions",
+    "general_ledger",
+    "profit_and_loss",
+    "balance_sheet",
+    "ar_aging",
+    "ap_aging",
+    "sync_status",
+    "sync_history",
+    "open_problems",
+    "monthly_totals",
+)
 
 
 def _rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:
@@ -60,9 +78,11 @@ def test_R43_demo_builds_the_marts_through_dagster_and_the_checks_pass(
 ) -> None:
     assert demo_stack.code == 0, "\n".join(demo_stack.output)
     [line] = [x for x in demo_stack.output if x.strip().startswith("marts run")]
-    assert "succeeded" in line and "tie out to QBO's reports: yes" in line, line
+    assert "succeeded" in line, line
+    assert "tie out to QBO's reports: yes" in line, line
     passed, total = map(int, re.search(r"(\d+) of (\d+) checks passed", line).groups())  # type: ignore[union-attr]
-    assert total > 100 and passed == total, line
+    assert total > 100, line
+    assert passed == total, line
     bookkeeper = [x for x in demo_stack.output if "bookkeeper in QBO" in x]
     assert bookkeeper, "the sandbox bookkeeper worked in QBO before the pull"
 
@@ -71,18 +91,42 @@ def test_R43_profit_and_loss_balance_sheet_and_ar_aging_equal_qbo_reports_to_the
     demo_stack: DemoStack,
 ) -> None:
     wh, realm = demo_stack.warehouse, demo_stack.realm
-    [(start, end)] = _rows(wh, "SELECT min(period_end), max(period_end) FROM marts.balance_sheet"
-                               " WHERE realm_id = :r", r=realm)
-    months = [m for (m,) in _rows(wh, "SELECT DISTINCT period_end FROM marts.balance_sheet"
-                                      " WHERE realm_id = :r ORDER BY 1", r=realm)]
-    params = {"start_date": start.replace(day=1).isoformat(), "end_date": end.isoformat(),
-              "summarize_column_by": "Month"}
+    [(start, end)] = _rows(
+        wh,
+        "SELECT min(period_end), max(period_end) FROM marts.balance_sheet WHERE realm_id = :r",
+        r=realm,
+    )
+    months = [
+        m
+        for (m,) in _rows(
+            wh,
+            "SELECT DISTINCT period_end FROM marts.balance_sheet WHERE realm_id = :r ORDER BY 1",
+            r=realm,
+        )
+    ]
+    params = {
+        "start_date": start.replace(day=1).isoformat(),
+        "end_date": end.isoformat(),
+        "summarize_column_by": "Month",
+    }
 
     pl = _report(demo_stack, "ProfitAndLoss", **params)
-    net = dict(_rows(wh, "SELECT period_end, sum(net_income_effect) FROM marts.profit_and_loss"
-                         " WHERE realm_id = :r GROUP BY 1", r=realm))
-    income = dict(_rows(wh, "SELECT period_end, sum(amount) FROM marts.profit_and_loss"
-                            " WHERE realm_id = :r AND section = 'Income' GROUP BY 1", r=realm))
+    net = dict(
+        _rows(
+            wh,
+            "SELECT period_end, sum(net_income_effect) FROM marts.profit_and_loss"
+            " WHERE realm_id = :r GROUP BY 1",
+            r=realm,
+        )
+    )
+    income = dict(
+        _rows(
+            wh,
+            "SELECT period_end, sum(amount) FROM marts.profit_and_loss"
+            " WHERE realm_id = :r AND section = 'Income' GROUP BY 1",
+            r=realm,
+        )
+    )
     qbo_net = _summary(pl, "NetIncome")
     qbo_income = _summary(pl, "Income")
     assert qbo_net[:-1] == [net.get(m, Decimal(0)) for m in months]
@@ -90,21 +134,33 @@ def test_R43_profit_and_loss_balance_sheet_and_ar_aging_equal_qbo_reports_to_the
     assert qbo_income[-1] == sum(income.values()) != 0
 
     bs = _report(demo_stack, "BalanceSheet", **params)
-    sides = {(m, side): v for m, side, v in _rows(
-        wh, "SELECT period_end, side, sum(amount) FROM marts.balance_sheet WHERE realm_id = :r"
-            " GROUP BY 1, 2", r=realm)}
+    sides = {
+        (m, side): v
+        for m, side, v in _rows(
+            wh,
+            "SELECT period_end, side, sum(amount) FROM marts.balance_sheet WHERE realm_id = :r"
+            " GROUP BY 1, 2",
+            r=realm,
+        )
+    }
     assert _summary(bs, "TotalAssets")[:-1] == [sides.get((m, "Assets"), 0) for m in months]
     assert _summary(bs, "Equity")[:-1] == [sides.get((m, "Equity"), 0) for m in months]
-    assert _summary(bs, "Liabilities")[:-1] == [sides.get((m, "Liabilities"), 0)
-                                                for m in months]
+    assert _summary(bs, "Liabilities")[:-1] == [sides.get((m, "Liabilities"), 0) for m in months]
 
-    aging = _rows(wh, "SELECT as_of_date, customer_qbo_id, current_amount, days_1_30, days_31_60,"
-                      " days_61_90, days_91_and_over, total FROM marts.ar_aging"
-                      " WHERE realm_id = :r", r=realm)
+    aging = _rows(
+        wh,
+        "SELECT as_of_date, customer_qbo_id, current_amount, days_1_30, days_31_60,"
+        " days_61_90, days_91_and_over, total FROM marts.ar_aging"
+        " WHERE realm_id = :r",
+        r=realm,
+    )
     assert aging, "the demo company has open receivables"
     aged = _report(demo_stack, "AgedReceivables", report_date=aging[0][0].isoformat())
-    qbo_rows = {r["ColData"][0]["id"]: tuple(Decimal(c["value"]) for c in r["ColData"][1:])
-                for r in aged["Rows"]["Row"] if r.get("type") == "Data"}
+    qbo_rows = {
+        r["ColData"][0]["id"]: tuple(Decimal(c["value"]) for c in r["ColData"][1:])
+        for r in aged["Rows"]["Row"]
+        if r.get("type") == "Data"
+    }
     assert qbo_rows == {row[1]: tuple(row[2:]) for row in aging}
 
 
@@ -114,17 +170,23 @@ def test_every_mart_has_rows_and_every_relation_and_column_in_marts_has_a_commen
     wh = demo_stack.warehouse
     for mart in MARTS:
         assert _rows(wh, f"SELECT 1 FROM marts.{mart} LIMIT 1"), f"marts.{mart} is empty"  # noqa: S608
-    relations = _rows(wh, "SELECT c.relname FROM pg_class c WHERE c.relnamespace ="
-                          " 'marts'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'p', 'f')")
+    relations = _rows(
+        wh,
+        "SELECT c.relname FROM pg_class c WHERE c.relnamespace ="
+        " 'marts'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
+    )
     assert {r for (r,) in relations} >= set(MARTS)
-    missing = _rows(wh, """
+    missing = _rows(
+        wh,
+        """
         SELECT c.relname || coalesce('.' || a.attname, '')
           FROM pg_class c
           LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
          WHERE c.relnamespace = 'marts'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
            AND (coalesce(obj_description(c.oid, 'pg_class'), '') = ''
                 OR (a.attname IS NOT NULL
-                    AND coalesce(col_description(c.oid, a.attnum), '') = ''))""")
+                    AND coalesce(col_description(c.oid, a.attnum), '') = ''))""",
+    )
     assert missing == []
 
 
@@ -133,23 +195,36 @@ def test_open_problems_one_row_per_record_and_sync_status_covers_every_record(
 ) -> None:
     wh, realm = demo_stack.warehouse, demo_stack.realm
     [(rows, records, without_fix)] = _rows(
-        wh, "SELECT count(*), count(DISTINCT (entity, record_id)), count(*) FILTER"
-            " (WHERE coalesce(fix, '') = '') FROM marts.open_problems WHERE realm_id = :r",
-        r=realm)
+        wh,
+        "SELECT count(*), count(DISTINCT (entity, record_id)), count(*) FILTER"
+        " (WHERE coalesce(fix, '') = '') FROM marts.open_problems WHERE realm_id = :r",
+        r=realm,
+    )
     [(held, failed)] = _rows(
-        wh, "SELECT (SELECT count(DISTINCT (entity, source_id)) FROM sync.quarantine"
-            "        WHERE realm_id = :r AND resolved_at IS NULL),"
-            "       (SELECT count(*) FROM sync.record_state WHERE realm_id = :r"
-            "        AND status = 'failed')", r=realm)
-    assert held > 0 and rows == records >= held and without_fix == 0
+        wh,
+        "SELECT (SELECT count(DISTINCT (entity, source_id)) FROM sync.quarantine"
+        "        WHERE realm_id = :r AND resolved_at IS NULL),"
+        "       (SELECT count(*) FROM sync.record_state WHERE realm_id = :r"
+        "        AND status = 'failed')",
+        r=realm,
+    )
+    assert held > 0
+    assert rows == records >= held
+    assert without_fix == 0
     [(state, status_rows, held_rows, unnamed)] = _rows(
-        wh, "SELECT (SELECT count(*) FROM sync.record_state WHERE realm_id = :r),"
-            " count(*), count(*) FILTER (WHERE held_back),"
-            " count(*) FILTER (WHERE entity IN ('invoices', 'bills') AND doc_number IS NULL)"
-            " FROM marts.sync_status WHERE realm_id = :r", r=realm)
-    assert status_rows >= state and held_rows >= held and unnamed == 0
+        wh,
+        "SELECT (SELECT count(*) FROM sync.record_state WHERE realm_id = :r),"
+        " count(*), count(*) FILTER (WHERE held_back),"
+        " count(*) FILTER (WHERE entity IN ('invoices', 'bills') AND doc_number IS NULL)"
+        " FROM marts.sync_status WHERE realm_id = :r",
+        r=realm,
+    )
+    assert status_rows >= state
+    assert held_rows >= held
+    assert unnamed == 0
     history = _rows(wh, "SELECT run_id FROM marts.sync_history WHERE realm_id = :r", r=realm)
-    assert history and all(run_id for (run_id,) in history)  # R37: every attempt has its run
+    assert history
+    assert all(run_id for (run_id,) in history)  # R37: every attempt has its Dagster run
 
 
 def _analyst_queries() -> list[tuple[str, str]]:
@@ -170,8 +245,12 @@ def test_the_analyst_queries_in_docs_run_as_written_and_answer(demo_stack: DemoS
 def test_two_builds_at_once_both_succeed_and_cli_tests_the_marts(demo_stack: DemoStack) -> None:
     outcomes: list[marts_run.DbtOutcome] = []
     url = demo_stack.warehouse.url
-    threads = [threading.Thread(target=lambda: outcomes.append(
-        marts_run.run("run", url, select=["+open_problems"]))) for _ in range(2)]
+    threads = [
+        threading.Thread(
+            target=lambda: outcomes.append(marts_run.run("run", url, select=["+open_problems"]))
+        )
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
