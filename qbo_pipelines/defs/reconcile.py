@@ -3,6 +3,7 @@ one reconciliation per company (:func:`qbo_pipelines.reconcile.reconcile_company
 and a nightly schedule (on by default) that honours pause and automatic sync (R30)."""
 
 from collections.abc import Iterator
+
 import dagster as dg
 
 from qbo_pipelines.defs.push import companies

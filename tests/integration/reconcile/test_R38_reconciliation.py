@@ -21,6 +21,7 @@ import dagster as dg
 import pytest
 from reconcilebed import ReconcileBed
 
+from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.cli import main
 from qbo_pipelines.defs.reconcile import nightly_reconciliation_schedule
 from qbo_pipelines.demo import setup
@@ -97,7 +98,7 @@ def _inject(bed: ReconcileBed) -> dict[str, str]:
             "UPDATE app.sales SET subtotal = subtotal + 7, total = total + 7 WHERE id = %s",
             (int(amount_sale),),
         )
-        missing = run(
+        missing: object = run(
             "INSERT INTO app.sales (doc_number, contact_id, txn_date, subtotal, total)"
             " SELECT 'RECON-1', contact_id, txn_date, 50, 50 FROM app.sales WHERE id = %s"
             " RETURNING id",
@@ -150,7 +151,9 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     clean = bed.run_job()
     assert clean.success
     first = _one(bed, "SELECT * FROM marts.reconciliation_runs WHERE run_id = :r", r=clean.run_id)
-    assert first.status == "clean" and first.differences == 0 and first.qbo_writes == 0
+    assert first.status == "clean"
+    assert first.differences == 0
+    assert first.qbo_writes == 0
 
     ids = _inject(bed)
     bed.sandbox.control.reset_requests()
@@ -162,13 +165,15 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     # Repaired through the engine, and verified on both sides.
     assert found[("invoices", ids["missing"], "not_in_qbo", "")].repaired
     made = _qbo_invoice(bed, ids["missing"])
-    assert made is not None and Decimal(str(made["TotalAmt"])) == Decimal("50")
+    assert made is not None
+    assert Decimal(str(made["TotalAmt"])) == Decimal("50")
     assert found[("invoices", ids["amount_sale"], "source_changed", "")].repaired
     total = bed.rows(
         bed.env.source, "SELECT total FROM app.sales WHERE id = :i", i=int(ids["amount_sale"])
     )[0][0]
     changed = _qbo_invoice(bed, ids["amount_sale"])
-    assert changed is not None and Decimal(str(changed["TotalAmt"])) == total
+    assert changed is not None
+    assert Decimal(str(changed["TotalAmt"])) == total
     # The QBO changes the warehouse had not seen were re-pulled (R36 flags on both sides).
     assert found[("payments", ids["payment"], "stale_in_warehouse", "")].repaired
     assert _one(
@@ -187,7 +192,9 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     assert ("invoices", ids["twin_deleted"], "deleted_in_qbo", "") in reported
     assert ("payments", ids["payment"], "deleted_in_qbo", "") in reported
     assert all(v.fix for v in reported.values())
-    assert run.status == "problems" and run.problems == len(reported) and run.repaired >= 4
+    assert run.status == "problems"
+    assert run.problems == len(reported)
+    assert run.repaired >= 4
     problems = bed.rows(  # what marts.open_problems lists and the channels send (R31)
         bed.env.warehouse,
         "SELECT entity, record_id, title FROM sync.notifications WHERE realm_id = :r"
@@ -212,7 +219,8 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     assert not figures[("invoices", "linked_total")].agrees  # the amount changed in QBO
     mats = result.get_asset_materialization_events()
     keys = {e.materialization.asset_key.to_user_string() for e in mats}
-    assert "reconciled/invoices" in keys and "reconciled/bills" in keys
+    assert "reconciled/invoices" in keys
+    assert "reconciled/bills" in keys
     meta = next(
         e.materialization.metadata
         for e in mats
@@ -225,7 +233,9 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     bed.sandbox.control.reset_requests()
     again = bed.run_job()
     second = _one(bed, "SELECT * FROM marts.reconciliation_runs WHERE run_id = :r", r=again.run_id)
-    assert second.repaired == 0 and second.qbo_writes == 0 and not second.refreshed
+    assert second.repaired == 0
+    assert second.qbo_writes == 0
+    assert not second.refreshed
     assert bed.qbo_writes() == 0
     assert set(bed.sandbox.control.request_counts(bed.realm)) <= {"query", "report:CustomerBalance"}
     assert set(_findings(bed, again.run_id)) == set(reported)
@@ -262,18 +272,20 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     out = tmp_path / "report.html"
     assert main(["report", "--out", str(out)]) == 0
     page = out.read_text(encoding="utf-8")
-    assert (
-        page.count("<svg") == 3 and "<script" not in page and "http" not in page.split("<body>")[0]
-    )
-    assert "Drift over time" in page and "Records per state" in page
-    assert "Problems by reason" in page and "differs (total)" in page
+    assert page.count("<svg") == 3
+    assert "<script" not in page
+    assert "http" not in page.split("<body>")[0]
+    assert "Drift over time" in page
+    assert "Records per state" in page
+    assert "Problems by reason" in page
+    assert "differs (total)" in page
     assert f"Company {bed.realm}" in page
 
 
 def test_R38_nightly_schedule_requests_each_connected_company_but_not_a_paused_one(
     bed: ReconcileBed,
 ) -> None:
-    second = bed.sandbox.control.create_company("Second Company")
+    second = RealmId(bed.sandbox.control.create_company("Second Company"))
     setup.connect_with_tokens(
         bed.env, second, bed.sandbox.control.mint_tokens(second), bed.sandbox.base_url
     )
@@ -297,7 +309,8 @@ def test_R38_nightly_schedule_requests_each_connected_company_but_not_a_paused_o
     assert main(["sync", "auto", "off", "--realm", bed.realm]) == 0
     skipped = nightly_reconciliation_schedule(context)
     assert isinstance(skipped, dg.SkipReason)
-    assert "paused" in str(skipped.skip_message) and "automatic" in str(skipped.skip_message)
+    assert "paused" in str(skipped.skip_message)
+    assert "automatic" in str(skipped.skip_message)
     # The run the schedule requests reconciles that company (the partition exists).
     assert bed.run_job(bed.realm).success
 
@@ -315,4 +328,6 @@ def test_report_refuses_bad_input_in_one_line(
 ) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
