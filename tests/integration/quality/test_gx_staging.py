@@ -27,19 +27,27 @@ from quality_factories import bill, customer, item, line, receipt, sale, vendor 
 REALM = "9130"
 
 CLEAN: dict[str, list[Any]] = {
-    "customers": [customer(), customer(source_id=SourceId("18"), display_name="Beta Co",
-                                       email=None, billing_email="")],
+    "customers": [
+        customer(),
+        customer(source_id=SourceId("18"), display_name="Beta Co", email=None, billing_email=""),
+    ],
     "items": [item(), item(source_id=SourceId("4"), name="Travel", kind="product")],
-    "invoices": [sale(), sale(source_id=SourceId("78"), doc_number=None, due_date=None),
-                 # a credit note (negative total) is pushed as a CreditMemo, not held (R11)
-                 sale(source_id=SourceId("79"), doc_number="S-0079",
-                      lines=(line(1, qty=D("-1"), unit_price=D("5"), amount=D("-5.00")),),
-                      subtotal=D("-5.00"), discount_total=D("0"), tax_total=D("0"),
-                      total=D("-5.00"))],
-    "payments": [receipt(), receipt(source_id=SourceId("6"), sale_source_id=None,
-                                    reference=None)],
-    "vendors": [vendor(), vendor(source_id=SourceId("9"), display_name="Bob Builder",
-                                 email=None)],
+    "invoices": [
+        sale(),
+        sale(source_id=SourceId("78"), doc_number=None, due_date=None),
+        # a credit note (negative total) is pushed as a CreditMemo, not held (R11)
+        sale(
+            source_id=SourceId("79"),
+            doc_number="S-0079",
+            lines=(line(1, qty=D("-1"), unit_price=D("5"), amount=D("-5.00")),),
+            subtotal=D("-5.00"),
+            discount_total=D("0"),
+            tax_total=D("0"),
+            total=D("-5.00"),
+        ),
+    ],
+    "payments": [receipt(), receipt(source_id=SourceId("6"), sale_source_id=None, reference=None)],
+    "vendors": [vendor(), vendor(source_id=SourceId("9"), display_name="Bob Builder", email=None)],
     "bills": [bill(), bill(source_id=SourceId("10"), doc_number=None, due_date=None)],
 }
 
@@ -49,43 +57,79 @@ BAD: dict[str, list[Any]] = {
         customer(source_id=SourceId("23"), display_name="Acme: Ltd"),
         customer(source_id=SourceId("19"), display_name="  ", email="bob@@x.example"),
         customer(source_id=SourceId("20"), display_name="A" * 499 + "😀", phone="1" * 31),
-        customer(source_id=SourceId("21"), display_name="Bell\x07 Co",
-                 bill_addr=CanonicalAddress(line1="1 Main St", postal_code="9" * 31)),
+        customer(
+            source_id=SourceId("21"),
+            display_name="Bell\x07 Co",
+            bill_addr=CanonicalAddress(line1="1 Main St", postal_code="9" * 31),
+        ),
         customer(source_id=SourceId("22"), display_name="O'Brien & Sons", email=" a@b.co"),
     ],
-    "items": [item(), item(source_id=SourceId("5"), name="A:B"),
-              item(source_id=SourceId("6"), name="Pricey", unit_price=D("1.123456")),
-              item(source_id=SourceId("7"), name="Nan", unit_price=D("NaN"))],
+    "items": [
+        item(),
+        item(source_id=SourceId("5"), name="A:B"),
+        item(source_id=SourceId("6"), name="Pricey", unit_price=D("1.123456")),
+        item(source_id=SourceId("7"), name="Nan", unit_price=D("NaN")),
+    ],
     "invoices": [
         sale(),
         sale(source_id=SourceId("78"), total=D("70.00")),
         sale(source_id=SourceId("79"), due_date=date(2024, 4, 1)),
-        sale(source_id=SourceId("80"), doc_number="S-1042",
-             lines=(line(1, amount=D("40.00")),), subtotal=D("40.00"), discount_total=D("0"),
-             tax_total=D("0"), total=D("40.00")),
-        sale(source_id=SourceId("81"), doc_number="S-0081", lines=(), subtotal=D("0"),
-             discount_total=D("0"), tax_total=D("0"), total=D("0")),
-        sale(source_id=SourceId("82"), doc_number="S-0082", customer_source_id=SourceId(""),
-             billing_email="ap@acme"),
+        sale(
+            source_id=SourceId("80"),
+            doc_number="S-1042",
+            lines=(line(1, amount=D("40.00")),),
+            subtotal=D("40.00"),
+            discount_total=D("0"),
+            tax_total=D("0"),
+            total=D("40.00"),
+        ),
+        sale(
+            source_id=SourceId("81"),
+            doc_number="S-0081",
+            lines=(),
+            subtotal=D("0"),
+            discount_total=D("0"),
+            tax_total=D("0"),
+            total=D("0"),
+        ),
+        sale(
+            source_id=SourceId("82"),
+            doc_number="S-0082",
+            customer_source_id=SourceId(""),
+            billing_email="ap@acme",
+        ),
         sale(source_id=SourceId("83"), doc_number="   ", txn_date=date(1899, 12, 31)),
         sale(source_id=SourceId("84"), doc_number="S-0084", total=D("9E+999999")),
         sale(source_id=SourceId("85"), doc_number="S-0085", memo="x" * 4001),
     ],
-    "payments": [receipt(), receipt(source_id=SourceId("6"), amount=D("0")),
-                 receipt(source_id=SourceId("7"), amount=D("-3")),
-                 receipt(source_id=SourceId("8"), amount=D("NaN"), reference="R" * 22),
-                 receipt(source_id=SourceId("9"), amount=D("1.005"))],
-    "vendors": [vendor(), vendor(source_id=SourceId("5"), display_name="Jane\tRoe",
-                                 email="jane@roe")],
+    "payments": [
+        receipt(),
+        receipt(source_id=SourceId("6"), amount=D("0")),
+        receipt(source_id=SourceId("7"), amount=D("-3")),
+        receipt(source_id=SourceId("8"), amount=D("NaN"), reference="R" * 22),
+        receipt(source_id=SourceId("9"), amount=D("1.005")),
+    ],
+    "vendors": [
+        vendor(),
+        vendor(source_id=SourceId("5"), display_name="Jane\tRoe", email="jane@roe"),
+    ],
     "bills": [
         bill(),
-        bill(source_id=SourceId("11"), total=D("-10.00"),
-             lines=(CanonicalBillLine(line_no=1, concept="Refund", amount=D("-10.00")),)),
+        bill(
+            source_id=SourceId("11"),
+            total=D("-10.00"),
+            lines=(CanonicalBillLine(line_no=1, concept="Refund", amount=D("-10.00")),),
+        ),
         bill(source_id=SourceId("12"), vendor_source_id=SourceId(""), total=D("1.00")),
         bill(source_id=SourceId("13"), lines=(), total=D("0")),
-        bill(source_id=SourceId("14"), lines=(
-            CanonicalBillLine(line_no=1, concept="", amount=D("1.001")),
-            CanonicalBillLine(line_no=1, concept="Dev", amount=D("2.00"))), total=D("3.00")),
+        bill(
+            source_id=SourceId("14"),
+            lines=(
+                CanonicalBillLine(line_no=1, concept="", amount=D("1.001")),
+                CanonicalBillLine(line_no=1, concept="Dev", amount=D("2.00")),
+            ),
+            total=D("3.00"),
+        ),
     ],
 }
 
@@ -116,11 +160,13 @@ def test_R40_suites_are_green_on_clean_staged_data(warehouse: sa.Engine, entity:
     assert all(v == [] for v in _violations(CLEAN[entity]).values())
     _stage(warehouse, entity, CLEAN[entity], f"clean-{entity}")
     outcome = gx_suites.validate_staged(warehouse, entity, REALM, f"clean-{entity}")
-    assert outcome.failed == [] and outcome.rows == []
+    assert outcome.failed == []
+    assert outcome.rows == []
     assert outcome.success
     assert outcome.evaluated == len(gx_suites.SUITES[entity])
     assert outcome.batch_rows == len(CLEAN[entity])
-    assert outcome.docs_url is not None and outcome.docs_url.startswith("file://")
+    assert outcome.docs_url is not None
+    assert outcome.docs_url.startswith("file://")
     assert Path(outcome.docs_url.removeprefix("file://")).is_file()
     assert "held on" in outcome.markdown()
 
@@ -145,7 +191,8 @@ def test_R40_failing_rows_are_exactly_the_records_the_rules_hold(
     assert outcome.row_count == len(held)
     for row in outcome.rows:  # each row carries the hold's reason and fix
         label = rules.record_label(_by_id(records, row.source_id))
-        assert row.reason and row.reason.startswith(label)
+        assert row.reason
+        assert row.reason.startswith(label)
         assert row.fix
     table = outcome.rows_table()
     assert set(table[0]) == {"source_id", "rule", "column", "value", "reason", "fix"}
@@ -165,41 +212,63 @@ def test_R40_the_batch_is_one_company_and_one_run(warehouse: sa.Engine) -> None:
     bad = customer(source_id=SourceId("90"), email="nope@")
     _stage(warehouse, "customers", [bad], "run-a")
     with warehouse.begin() as conn:  # another company staging the same record: its own row
-        loaders.load_staging(conn, "customers", [customer(source_id=SourceId("90"))], "run-a",
-                             realm_id="other")
+        loaders.load_staging(
+            conn, "customers", [customer(source_id=SourceId("90"))], "run-a", realm_id="other"
+        )
     assert not gx_suites.validate_staged(warehouse, "customers", REALM, "run-a").success
     assert gx_suites.validate_staged(warehouse, "customers", "other", "run-a").success
     empty = gx_suites.validate_staged(warehouse, "customers", REALM, "no-such-run")
-    assert empty.success and empty.evaluated == 0 and empty.batch_rows == 0
+    assert empty.success
+    assert empty.evaluated == 0
+    assert empty.batch_rows == 0
 
 
 def test_R40_hostile_values_stage_and_validate(warehouse: sa.Engine) -> None:
     """Absurd money, quotes, emoji, RTL text and backslashes never break the load or the SQL."""
     hostile = [
-        sale(source_id=SourceId("200"), doc_number="Ω'\"\\%_", memo="שלום 🙂 %s {batch} $$",
-             total=D("-Infinity")),
+        sale(
+            source_id=SourceId("200"),
+            doc_number="Ω'\"\\%_",
+            memo="שלום 🙂 %s {batch} $$",
+            total=D("-Infinity"),
+        ),
         sale(source_id=SourceId("201"), doc_number="S-201", subtotal=D("1E-999999")),
     ]
     _stage(warehouse, "invoices", hostile, "hostile")
     violations = _violations(hostile)
-    outcome = gx_suites.validate_staged(warehouse, "invoices", REALM, "hostile",
-                                        gx_suites.explain(violations))
+    outcome = gx_suites.validate_staged(
+        warehouse, "invoices", REALM, "hostile", gx_suites.explain(violations)
+    )
     assert {(r.source_id, r.rule) for r in outcome.rows} == {
-        (sid, v.rule) for sid, vs in violations.items() for v in vs
+        (sid, v.rule)
+        for sid, vs in violations.items()
+        for v in vs
         if v.rule in {s.rule for s in gx_suites.SUITES["invoices"]}
     }
     assert ("200", "sale.total.invalid") in {(r.source_id, r.rule) for r in outcome.rows}
 
 
 def test_R40_staged_columns_match_the_constraint_table(warehouse: sa.Engine) -> None:
-    types = {"text": "text", "numeric": "numeric", "date": "date", "integer": "integer",
-             "boolean": "boolean"}
+    types = {
+        "text": "text",
+        "numeric": "numeric",
+        "date": "date",
+        "integer": "integer",
+        "boolean": "boolean",
+    }
     with warehouse.connect() as conn:
         for entity, table in constraints.TABLES.items():
-            got = dict(conn.execute(sa.text(
-                "SELECT column_name, data_type FROM information_schema.columns"
-                " WHERE table_schema = 'staging' AND table_name = :t"), {"t": entity}
-            ).tuples().all())
+            got = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT column_name, data_type FROM information_schema.columns"
+                        " WHERE table_schema = 'staging' AND table_name = :t"
+                    ),
+                    {"t": entity},
+                )
+                .tuples()
+                .all()
+            )
             for col in table.columns:
                 assert got.get(col.name) == types[col.sql_type], (entity, col.name)
             assert table.columns[0].name == "source_id"
@@ -213,9 +282,12 @@ def test_R40_every_table_rule_is_in_a_suite_or_create_only() -> None:
 
 
 def test_R40_a_date_outside_the_window_is_held_and_shown(warehouse: sa.Engine) -> None:
-    b = dataclasses.replace(bill(source_id=SourceId("300")), txn_date=date(2100, 1, 1),
-                            due_date=date(2100, 2, 1))
+    b = dataclasses.replace(
+        bill(source_id=SourceId("300")), txn_date=date(2100, 1, 1), due_date=date(2100, 2, 1)
+    )
     _stage(warehouse, "bills", [b], "dates")
     outcome = gx_suites.validate_staged(warehouse, "bills", REALM, "dates")
     assert {(r.source_id, r.rule) for r in outcome.rows} == {
-        ("300", "bill.txn_date.out_of_range"), ("300", "bill.due_date.out_of_range")}
+        ("300", "bill.txn_date.out_of_range"),
+        ("300", "bill.due_date.out_of_range"),
+    }

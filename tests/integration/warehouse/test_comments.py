@@ -50,12 +50,20 @@ def test_every_table_view_and_column_has_a_comment(
     migrations.migrate_warehouse(engine)
     params = {"system": _SYSTEM}
     with engine.connect() as conn:
-        relations = conn.execute(
-            sa.text(_RELATIONS).bindparams(sa.bindparam("system", expanding=True)), params
-        ).mappings().all()
-        columns = conn.execute(
-            sa.text(_COLUMNS).bindparams(sa.bindparam("system", expanding=True)), params
-        ).mappings().all()
+        relations = (
+            conn.execute(
+                sa.text(_RELATIONS).bindparams(sa.bindparam("system", expanding=True)), params
+            )
+            .mappings()
+            .all()
+        )
+        columns = (
+            conn.execute(
+                sa.text(_COLUMNS).bindparams(sa.bindparam("system", expanding=True)), params
+            )
+            .mappings()
+            .all()
+        )
     schemas = {r["schema"] for r in relations}
     # The check looks at the real warehouse: every schema of the design is there.
     assert {"sync", "raw_source", "raw_qbo", "staging", "mapping", "public"} <= schemas

@@ -20,7 +20,8 @@ def test_R40_every_expectation_names_a_rule_and_a_staged_column(entity: str) -> 
         assert spec.column in columns
         if spec.expectation == "UnexpectedRowsExpectation":
             query = spec.kwargs["unexpected_rows_query"]
-            assert "{batch}" in query and query.startswith("SELECT source_id, ")
+            assert "{batch}" in query
+            assert query.startswith("SELECT source_id, ")
         else:
             assert spec.kwargs["column"] == spec.column
 
