@@ -512,6 +512,26 @@ def _addr(part: str) -> Callable[[Any], str | None]:
     return lambda c: (getattr(c.bill_addr, part) or None) if c.bill_addr is not None else None
 
 
+def _line_checks(kind: str) -> tuple[Column, Column]:
+    """What every document's lines must satisfy: whole-cent amounts, unique line numbers."""
+    return (
+        _derived(
+            "invalid_line_amounts",
+            "integer",
+            _count(lambda ln: not cents_ok(ln.amount)),
+            f"{kind}.lines.amount_invalid",
+            maximum=0,
+        ),
+        _derived(
+            "duplicate_line_nos",
+            "integer",
+            _duplicate_line_nos,
+            f"{kind}.lines.duplicate_line_no",
+            maximum=0,
+        ),
+    )
+
+
 _TOL: Final = MONEY_TOLERANCE
 
 # --------------------------------------------------------------------------------------------
@@ -650,20 +670,7 @@ INVOICES: Final = Table(
             "sale.lines.item_required",
             maximum=0,
         ),
-        _derived(
-            "invalid_line_amounts",
-            "integer",
-            _count(lambda ln: not cents_ok(ln.amount)),
-            "sale.lines.amount_invalid",
-            maximum=0,
-        ),
-        _derived(
-            "duplicate_line_nos",
-            "integer",
-            _duplicate_line_nos,
-            "sale.lines.duplicate_line_no",
-            maximum=0,
-        ),
+        *_line_checks("sale"),
         _derived(
             "max_line_gap", "numeric", sale_line_gap, "sale.lines.amount_mismatch", maximum=_TOL
         ),
@@ -800,20 +807,7 @@ BILLS: Final = Table(
             "bill.lines.concept_required",
             maximum=0,
         ),
-        _derived(
-            "invalid_line_amounts",
-            "integer",
-            _count(lambda ln: not cents_ok(ln.amount)),
-            "bill.lines.amount_invalid",
-            maximum=0,
-        ),
-        _derived(
-            "duplicate_line_nos",
-            "integer",
-            _duplicate_line_nos,
-            "bill.lines.duplicate_line_no",
-            maximum=0,
-        ),
+        *_line_checks("bill"),
         _derived(
             "total_gap",
             "numeric",
