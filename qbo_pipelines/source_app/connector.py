@@ -773,7 +773,8 @@ class SourceAppConnector:
             return set()
         sql = sa.text(f"SELECT id FROM app.{name} WHERE id = ANY(:ids)")  # noqa: S608 - fixed
         with self.engine.connect() as conn:
-            return {_sid(i) for i in conn.execute(sql, {"ids": wanted}).scalars()}
+            found: Iterable[Any] = conn.execute(sql, {"ids": wanted}).scalars()
+            return {_sid(i) for i in found}
 
     def apply_fields(self, table: str, updates: Sequence[FieldUpdate]) -> set[SourceId]:
         """Write exactly the columns each update names, as the sync (R35), in one transaction,

@@ -490,6 +490,8 @@ def _plan_chunk(
             if spec.table != "contacts" and not row.get("qbo_deleted"):
                 updates.append(FieldUpdate(sid, {"qbo_deleted": True}))
             continue
+        if spec.table != "contacts" and not _hold_beyond_source(run, spec, [c], out, report):
+            continue
         mirror = spec.mirror and st.created_by == "qbo"
         if mirror:
             plans[c.qbo_id] = (c, LinkedPlan("update", reason="mirror"))
@@ -513,6 +515,7 @@ def _record(
     report: PullReport,
 ) -> None:
     mirrors = [c for c, p in plans.values() if p.reason == "mirror"]
+    mirrors = _hold_beyond_source(run, spec, mirrors, out, report)
     mirrored = _write_new(run, spec, mirrors) if mirrors else {}
     touched = [str(c.state.source_id) for c, _ in plans.values() if c.state]
     touched += [str(s) for s in written.values()]
@@ -745,6 +748,7 @@ def _create(
     R20), keyed on company + QBO id (a repeat updates the same row)."""
     if not new:
         return [], {}
+    new = _hold_beyond_source(run, spec, new, out, report)
     if spec.entity.name == "customers":
         keys = {
             c.qbo_id: f"party:{qbo_name_key(str(c.data.get('DisplayName') or ''))}" for c in new
@@ -772,6 +776,62 @@ def _create(
             report.counts["held_back"] += 1
         new = [c for c in new if c not in clash]
     return list(new), _write_new(run, spec, new)
+
+
+def _hold_beyond_source(
+    run: PullRun,
+    spec: PullSpec,
+    cands: Sequence[Candidate],
+    out: _Outcome,
+    report: PullReport,
+) -> list[Candidate]:
+    """The candidates whose amounts the source can hold; the others are held back with the
+    reason in the ledger, once per QBO version (QBO and raw_qbo keep the exact value)."""
+    if spec.table == "contacts":
+        return list(cands)
+    unfit = {c.qbo_id: why for c in cands if (why := from_qbo.beyond_source(c.data))}
+    if not unfit:
+        return list(cands)
+    noted = _noted(run, spec.entity.name, "hold", list(unfit))
+    for c in cands:
+        why = unfit.get(c.qbo_id)
+        if why is None:
+            continue
+        report.counts["held_back"] += 1
+        if (c.qbo_id, c.token) in noted:
+            continue
+        sid = c.state.source_id if c.state is not None else None
+        out.ledger.append(
+            _entry(
+                run,
+                spec,
+                c,
+                sid,
+                operation="hold",
+                outcome="held",
+                message=f"QBO {c.qbo_entity} {c.qbo_id}: {why}",
+                details={
+                    "sync_token": c.token,
+                    "fix": "correct the amount in QBO; the next pull brings it in",
+                },
+            )
+        )
+    return [c for c in cands if c.qbo_id not in unfit]
+
+
+def _noted(
+    run: PullRun, entity: str, operation: str, qbo_ids: Sequence[str]
+) -> set[tuple[str, Any]]:
+    """(QBO id, version) pairs the pull already noted with ``operation`` in the ledger."""
+    sql = sa.text(
+        "SELECT qbo_id, details->>'sync_token' FROM sync.ledger WHERE realm_id = :r"
+        " AND entity = :e AND direction = 'pull' AND operation = :o AND qbo_id = ANY(:ids)"
+    )
+    with run.engine.connect() as conn:
+        rows = conn.execute(
+            sql, {"r": run.realm_id, "e": entity, "o": operation, "ids": sorted(qbo_ids)}
+        ).all()
+    return {(str(q), t) for q, t in rows}
 
 
 def _write_new(run: PullRun, spec: PullSpec, objs: Sequence[Candidate]) -> dict[QboId, SourceId]:
@@ -887,7 +947,70 @@ def list_customer_transactions(run: PullRun) -> PullReport:
                 break
     if high != since:
         state.set_cursor(run.engine, run.realm_id, TXN_CURSOR, high)
+    report.counts["skipped"] += note_unhomed(run)
     return report
+
+
+UNHOMED: dict[str, str] = {
+    "Bill": "bills",
+    "BillPayment": "bill_payments",
+    "VendorCredit": "vendor_credits",
+    "Purchase": "purchases",
+    "PurchaseOrder": "purchase_orders",
+    "JournalEntry": "journal_entries",
+    "Deposit": "deposits",
+    "Transfer": "transfers",
+    "TimeActivity": "time_activities",
+}
+"""QBO transactions the source app has no home for (R44): extracted into ``raw_qbo`` for the
+marts, never written back; each version is noted once in the ledger with the reason. (Name lists
+are reference data; the customer transactions above are listed per contact, R26.)"""
+UNHOMED_CURSOR = "pull:unhomed"
+
+
+def note_unhomed(run: PullRun) -> int:
+    """One ledger row (skip, skipped, with the reason) per version of a QBO transaction the
+    source has no home for, loaded since the last note; set work in Postgres."""
+    since = state.get_cursor(run.engine, run.realm_id, UNHOMED_CURSOR) or "-infinity"
+    noted = 0
+    high: datetime | None = None
+    with run.engine.begin() as conn:
+        for qbo_entity, table in UNHOMED.items():
+            row = conn.execute(
+                sa.text(
+                    "WITH fresh AS (SELECT qbo_id, sync_token, loaded_at"  # noqa: S608 - UNHOMED
+                    f" FROM raw_qbo.{table} WHERE realm_id = :r AND NOT deleted"
+                    " AND loaded_at > CAST(:since AS timestamptz)),"
+                    " noted AS (INSERT INTO sync.ledger (run_id, realm_id, entity, direction,"
+                    " qbo_id, operation, outcome, error_message, details)"
+                    " SELECT :run, :r, :table, 'pull', qbo_id, 'skip', 'skipped',"
+                    " 'QBO ' || :qe || ' ' || qbo_id || ': the source app has no home for a '"
+                    " || :qe || '; kept in raw_qbo.' || :table || ' for the marts',"
+                    " jsonb_build_object('qbo_entity', CAST(:qe AS text), 'sync_token',"
+                    " sync_token) FROM fresh RETURNING 1)"
+                    " SELECT (SELECT count(*) FROM noted), (SELECT max(loaded_at) FROM fresh)"
+                ),
+                {
+                    "r": run.realm_id,
+                    "since": since,
+                    "run": run.run_id,
+                    "qe": qbo_entity,
+                    "table": table,
+                },
+            ).one()
+            noted += int(row[0])
+            if row[1] is not None and (high is None or row[1] > high):
+                high = row[1]
+        if high is not None and _ts(since) < high:  # in the notes' transaction: never twice
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sync.cursors (realm_id, name, value) VALUES (:r, :n, :v)"
+                    " ON CONFLICT (realm_id, name) DO UPDATE SET value = EXCLUDED.value,"
+                    " updated_at = now()"
+                ),
+                {"r": run.realm_id, "n": UNHOMED_CURSOR, "v": high.isoformat()},
+            )
+    return noted
 
 
 def _ts(value: str) -> datetime:

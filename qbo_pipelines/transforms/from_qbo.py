@@ -122,6 +122,43 @@ def _address(obj: Obj) -> CanonicalAddress | None:
     return None if addr.is_empty() else addr
 
 
+# ------------------------------------------------------------------ what the source can hold
+
+MONEY_LIMIT = Decimal(10) ** 13
+"""The source app keeps money as numeric(15, 2): amounts must stay below 10^13."""
+QTY_LIMIT = Decimal(10) ** 11
+"""Quantities and unit prices are numeric(15, 4) in the source: below 10^11."""
+
+
+def _held(value: Any) -> Decimal | None:
+    """An amount as the source can hold it: None when it is beyond (the listing still shows the
+    transaction and links to it in QBO)."""
+    amount = _money(value)
+    return amount if amount is not None and abs(amount) < MONEY_LIMIT else None
+
+
+def beyond_source(obj: Obj) -> str | None:
+    """Why the source app cannot hold this QBO transaction's amounts (None: it can). QBO and
+    the warehouse keep the exact value; the source record is held back with this reason."""
+    checks: list[tuple[str, Any, Decimal]] = [
+        ("TotalAmt", obj.get("TotalAmt"), MONEY_LIMIT),
+        ("Balance", obj.get("Balance"), MONEY_LIMIT),
+    ]
+    for n, line in enumerate(obj.get("Line") or (), 1):
+        if not isinstance(line, Mapping):
+            continue
+        checks.append((f"Line {n} Amount", line.get("Amount"), MONEY_LIMIT))
+        detail = line.get("SalesItemLineDetail")
+        if isinstance(detail, Mapping):
+            checks.append((f"Line {n} Qty", detail.get("Qty"), QTY_LIMIT))
+            checks.append((f"Line {n} UnitPrice", detail.get("UnitPrice"), QTY_LIMIT))
+    for name, raw, limit in checks:
+        value = _money(raw)
+        if value is not None and abs(value) >= limit:
+            return f"{name} {raw}: an amount larger than the source app holds (below {limit:,.0f})"
+    return None
+
+
 # ------------------------------------------------------------------ whole records
 
 
@@ -249,8 +286,8 @@ def customer_transaction(
         customer_source_id=SourceId(customer_source_id) if customer_source_id else None,
         doc_number=_text(obj.get("DocNumber")),
         txn_date=_date(obj.get("TxnDate")),
-        total=_money(obj.get("TotalAmt")),
-        balance=_money(obj.get("Balance")),
+        total=_held(obj.get("TotalAmt")),
+        balance=_held(obj.get("Balance")),
         status=status,
         deleted=deleted,
         updated_at=updated_at(obj),

@@ -107,13 +107,19 @@ def _parse_date(value: Any) -> date | None:
         return None
 
 
+_TYPED_MONEY_LIMIT = Decimal(10) ** 13
+"""``total_amt`` and ``balance`` are numeric(18, 5): a larger amount stays in ``data`` only."""
+
+
 def _dec(value: Any) -> Decimal | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value))
+        amount = Decimal(str(value))
     except ArithmeticError:
         return None
+    # a number the typed column cannot hold (or NaN) never fails the load: ``data`` keeps it
+    return amount if amount.is_finite() and abs(amount) < _TYPED_MONEY_LIMIT else None
 
 
 def _json_default(value: Any) -> Any:
