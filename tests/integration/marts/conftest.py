@@ -6,36 +6,18 @@ Dagster, then the marts built through the Dagster dbt assets. The marts tests re
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from martsbed import DemoStack, free_port
 
 from qbo_pipelines import settings
 from qbo_pipelines.qbo.auth import ENV_TOKEN_KEY
 from qbo_pipelines.warehouse import db, postgres
-
-
-@dataclass
-class DemoStack:
-    warehouse: sa.Engine
-    source: sa.Engine
-    realm: str
-    port: int
-    output: list[str]
-    code: int
-    environ: dict[str, str]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="package")

@@ -93,7 +93,8 @@ def test_R36_raw_qbo_upsert_flatten_and_deletes(
     customer = {"Id": "1", "DisplayName": "Amy's Bird Sanctuary", "Active": True,
                 "PrimaryEmailAddr": {"Address": "Birds@Intuit.com"}}
     assert raw_qbo.upsert_objects(warehouse_engine, realm, "Customer", [customer]) == 1
-    assert raw_qbo.upsert_objects(warehouse_engine, realm, "Invoice", [invoice], run_id="r1") == 1
+    with warehouse_engine.begin() as conn:  # the pull's merge: the row and its line table
+        raw_qbo.merge(conn, realm, "Invoice", [invoice], run_id="r1")
     assert raw_qbo.upsert_objects(warehouse_engine, realm, "Invoice", [invoice], run_id="r2") == 1
     with warehouse_engine.connect() as conn:
         row = conn.execute(sa.text(
