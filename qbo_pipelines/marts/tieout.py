@@ -120,6 +120,16 @@ def _compare(out: TieOut, report: str, qbo: Cells, marts: Cells) -> None:
             out.mismatches.append(Mismatch(report, key[0], key[1], qbo.get(key), marts.get(key)))
 
 
+def _compare_total(out: TieOut, report: str, group: str, qbo_totals: Cells, marts: Cells) -> None:
+    """Compare one summary line of the report (``group``) per month with the marts' sums."""
+    _compare(
+        out,
+        report,
+        {k: v for k, v in qbo_totals.items() if k[1] == group},
+        {k: v for k, v in marts.items() if v},
+    )
+
+
 def _months(conn: sa.Connection, realm_id: str) -> list[date]:
     return list(
         conn.execute(
@@ -184,12 +194,7 @@ def tie_out(engine: sa.Engine, client: QboClient, realm_id: str) -> TieOut:
                 row.net_income_effect
             )
         _compare(out, "ProfitAndLoss", qbo_pl, marts_pl)
-        _compare(
-            out,
-            "ProfitAndLoss net income",
-            {k: v for k, v in qbo_pl_totals.items() if k[1] == "NetIncome"},
-            {k: v for k, v in net.items() if v},
-        )
+        _compare_total(out, "ProfitAndLoss net income", "NetIncome", qbo_pl_totals, net)
 
         qbo_bs, qbo_bs_totals = _month_cells(_report(client, "BalanceSheet", params), months)
         marts_bs: Cells = {}
@@ -203,12 +208,7 @@ def tie_out(engine: sa.Engine, client: QboClient, realm_id: str) -> TieOut:
                     assets.get((month, "TotalAssets"), Decimal(0)) + amount
                 )
         _compare(out, "BalanceSheet", qbo_bs, marts_bs)
-        _compare(
-            out,
-            "BalanceSheet total assets",
-            {k: v for k, v in qbo_bs_totals.items() if k[1] == "TotalAssets"},
-            {k: v for k, v in assets.items() if v},
-        )
+        _compare_total(out, "BalanceSheet total assets", "TotalAssets", qbo_bs_totals, assets)
 
     aged = _report(client, "AgedReceivables", {"report_date": as_of.isoformat()})
     qbo_ar: Cells = {}

@@ -45,3 +45,20 @@
 {% macro json_array(expr) -%}
     (case when jsonb_typeof({{ expr }}) = 'array' then {{ expr }} else '[]'::jsonb end)
 {%- endmacro %}
+
+{#- The line tables of several transaction types as one relation (txn_type, realm_id, qbo_id,
+    line_seq, detail_type, amount, data); `types` holds (entity, table, line table, sign). -#}
+{% macro line_union(types) -%}
+    {%- for entity, table, lines, sign in types %}
+    {% if not loop.first %}union all{% endif %}
+    select '{{ entity }}' as txn_type, realm_id, qbo_id, line_seq, detail_type, amount, data
+    from {{ source('raw_qbo', lines) }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- The sync's link of a QBO record to its source record (alias s): source_id, created_by. -#}
+{% macro sync_link(alias, qbo_entity) -%}
+left join {{ source('sync', 'record_state') }} as s
+       on s.realm_id = {{ alias }}.realm_id and s.qbo_entity = '{{ qbo_entity }}'
+      and s.qbo_id = {{ alias }}.qbo_id
+{%- endmacro %}

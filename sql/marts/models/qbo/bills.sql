@@ -17,5 +17,4 @@ select
     b.deleted,
     {{ qbo_url("'Bill'", 'b.qbo_id') }} as qbo_url
 from {{ source('raw_qbo', 'bills') }} as b
-left join {{ source('sync', 'record_state') }} as s
-       on s.realm_id = b.realm_id and s.qbo_entity = 'Bill' and s.qbo_id = b.qbo_id
+{{ sync_link('b', 'Bill') }}

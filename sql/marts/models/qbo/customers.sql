@@ -20,5 +20,4 @@ select
     c.deleted,
     {{ qbo_url("'Customer'", 'c.qbo_id') }} as qbo_url
 from {{ source('raw_qbo', 'customers') }} as c
-left join {{ source('sync', 'record_state') }} as s
-       on s.realm_id = c.realm_id and s.qbo_entity = 'Customer' and s.qbo_id = c.qbo_id
+{{ sync_link('c', 'Customer') }}

@@ -3,36 +3,27 @@
 -- positive. Deleted transactions post nothing; voided ones (zero amounts) post nothing.
 -- Each posting names its account directly or by role (the company's default A/R, A/P,
 -- Undeposited Funds, Sales Tax Payable, income or expense account: see marts.accounts).
+{%- set sales_types = [('Invoice', 'invoices', 'invoice_lines', 1),
+                       ('SalesReceipt', 'sales_receipts', 'sales_receipt_lines', 1),
+                       ('CreditMemo', 'credit_memos', 'credit_memo_lines', -1),
+                       ('RefundReceipt', 'refund_receipts', 'refund_receipt_lines', -1)] %}
+{%- set expense_types = [('Bill', 'bills', 'bill_lines', 1),
+                         ('VendorCredit', 'vendor_credits', 'vendor_credit_lines', -1),
+                         ('Purchase', 'purchases', 'purchase_lines', 1)] %}
 with items as (
     select realm_id, qbo_id, data from {{ source('raw_qbo', 'items') }} where not deleted
 ),
 
 sales as (
-    select realm_id, 'Invoice' as txn_type, 1 as sign, qbo_id, txn_date, doc_number, data
-    from {{ source('raw_qbo', 'invoices') }} where not deleted
-    union all
-    select realm_id, 'SalesReceipt', 1, qbo_id, txn_date, doc_number, data
-    from {{ source('raw_qbo', 'sales_receipts') }} where not deleted
-    union all
-    select realm_id, 'CreditMemo', -1, qbo_id, txn_date, doc_number, data
-    from {{ source('raw_qbo', 'credit_memos') }} where not deleted
-    union all
-    select realm_id, 'RefundReceipt', -1, qbo_id, txn_date, doc_number, data
-    from {{ source('raw_qbo', 'refund_receipts') }} where not deleted
+    {%- for entity, table, lines, sign in sales_types %}
+    {% if not loop.first %}union all{% endif %}
+    select realm_id, '{{ entity }}' as txn_type, {{ sign }} as sign, qbo_id, txn_date, doc_number, data
+    from {{ source('raw_qbo', table) }} where not deleted
+    {%- endfor %}
 ),
 
 sales_lines as (
-    select 'Invoice' as txn_type, realm_id, qbo_id, line_seq, detail_type, amount, data
-    from {{ source('raw_qbo', 'invoice_lines') }}
-    union all
-    select 'SalesReceipt', realm_id, qbo_id, line_seq, detail_type, amount, data
-    from {{ source('raw_qbo', 'sales_receipt_lines') }}
-    union all
-    select 'CreditMemo', realm_id, qbo_id, line_seq, detail_type, amount, data
-    from {{ source('raw_qbo', 'credit_memo_lines') }}
-    union all
-    select 'RefundReceipt', realm_id, qbo_id, line_seq, detail_type, amount, data
-    from {{ source('raw_qbo', 'refund_receipt_lines') }}
+    {{ line_union(sales_types) }}
 ),
 
 -- income (item lines credit the item's income account; discounts debit theirs) and sales tax
@@ -89,25 +80,17 @@ payments as (
 
 -- bills, vendor credits and purchases: one posting per expense line
 expense_txns as (
-    select realm_id, 'Bill' as txn_type, 1 as sign, qbo_id, data
-    from {{ source('raw_qbo', 'bills') }} where not deleted
-    union all
-    select realm_id, 'VendorCredit', -1, qbo_id, data
-    from {{ source('raw_qbo', 'vendor_credits') }} where not deleted
-    union all
-    select realm_id, 'Purchase', case when data ->> 'Credit' = 'true' then -1 else 1 end, qbo_id, data
-    from {{ source('raw_qbo', 'purchases') }} where not deleted
+    {%- for entity, table, lines, sign in expense_types %}
+    {% if not loop.first %}union all{% endif %}
+    select realm_id, '{{ entity }}' as txn_type,
+           {% if entity == 'Purchase' %}case when data ->> 'Credit' = 'true' then -1 else 1 end{% else %}{{ sign }}{% endif %} as sign,
+           qbo_id, data
+    from {{ source('raw_qbo', table) }} where not deleted
+    {%- endfor %}
 ),
 
 expense_lines as (
-    select 'Bill' as txn_type, realm_id, qbo_id, line_seq, detail_type, amount, data
-    from {{ source('raw_qbo', 'bill_lines') }}
-    union all
-    select 'VendorCredit', realm_id, qbo_id, line_seq, detail_type, amount, data
-    from {{ source('raw_qbo', 'vendor_credit_lines') }}
-    union all
-    select 'Purchase', realm_id, qbo_id, line_seq, detail_type, amount, data
-    from {{ source('raw_qbo', 'purchase_lines') }}
+    {{ line_union(expense_types) }}
 ),
 
 expense_detail as (

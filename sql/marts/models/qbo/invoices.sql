@@ -21,5 +21,4 @@ select
     i.deleted,
     {{ qbo_url("'Invoice'", 'i.qbo_id') }} as qbo_url
 from {{ source('raw_qbo', 'invoices') }} as i
-left join {{ source('sync', 'record_state') }} as s
-       on s.realm_id = i.realm_id and s.qbo_entity = 'Invoice' and s.qbo_id = i.qbo_id
+{{ sync_link('i', 'Invoice') }}

@@ -17,5 +17,4 @@ select
     i.updated_time,
     i.deleted
 from {{ source('raw_qbo', 'items') }} as i
-left join {{ source('sync', 'record_state') }} as s
-       on s.realm_id = i.realm_id and s.qbo_entity = 'Item' and s.qbo_id = i.qbo_id
+{{ sync_link('i', 'Item') }}

@@ -16,5 +16,4 @@ select
     p.deleted,
     {{ qbo_url("'Payment'", 'p.qbo_id') }} as qbo_url
 from {{ source('raw_qbo', 'payments') }} as p
-left join {{ source('sync', 'record_state') }} as s
-       on s.realm_id = p.realm_id and s.qbo_entity = 'Payment' and s.qbo_id = p.qbo_id
+{{ sync_link('p', 'Payment') }}

@@ -16,5 +16,4 @@ select
     v.deleted,
     {{ qbo_url("'Vendor'", 'v.qbo_id') }} as qbo_url
 from {{ source('raw_qbo', 'vendors') }} as v
-left join {{ source('sync', 'record_state') }} as s
-       on s.realm_id = v.realm_id and s.qbo_entity = 'Vendor' and s.qbo_id = v.qbo_id
+{{ sync_link('v', 'Vendor') }}
