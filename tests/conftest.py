@@ -6,22 +6,23 @@ server, so concurrent sessions and the developer's own ``.data`` databases never
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from pushbed import PushBed
+from pushbed import PushBed, UserStack, demo_company
 
-from qbo_pipelines.canonical import RealmId
-from qbo_pipelines.demo import setup
+from qbo_pipelines import settings
+from qbo_pipelines.qbo.app import ENV_API_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL
 from qbo_pipelines.qbo.auth import ENV_TOKEN_KEY
-from qbo_pipelines.qbo.secret import Secret
 from qbo_pipelines.sandbox.testing import run_sandbox
 from qbo_pipelines.source_app import demo
-from qbo_pipelines.sync.env import QboApp, SyncEnv
-from qbo_pipelines.warehouse import migrations, postgres
+from qbo_pipelines.warehouse import db, migrations, postgres
 
 SESSION_TAG = f"t{uuid.uuid4().hex[:8]}"
 
@@ -93,9 +94,6 @@ def sandbox() -> Iterator[object]:
         yield handle
 
 
-FAST_CLIENT = {"backoff_base": 0.01, "throttle_backoff_base": 0.01, "backoff_max": 0.05}
-
-
 @pytest.fixture
 def push_bed(
     temp_database: Callable[[str], sa.Engine], monkeypatch: pytest.MonkeyPatch
@@ -107,16 +105,50 @@ def push_bed(
     migrations.migrate_source_app(source)
     demo.seed(source, contacts=30, sales=45, workers=4, seed_value=11)
     with run_sandbox() as sb:
-        app = QboApp(
-            client_id=sb.client_id,
-            client_secret=Secret(sb.client_secret),
-            api_url=sb.base_url,
-            oauth_url=sb.base_url,
-            redirect_uri=sb.redirect_uri,
-        )
-        env = SyncEnv(warehouse, source, app, client_options=FAST_CLIENT)
-        realm = RealmId(sb.realm_id)
-        setup.prepare_sandbox_company(sb.control, realm)
-        setup.connect_with_tokens(env, realm, sb.control.mint_tokens(realm), sb.base_url)
-        setup.apply_demo_mappings(env, realm)
-        yield PushBed(env, sb, realm)
+        yield demo_company(warehouse, source, sb)
+
+
+@pytest.fixture
+def user_stack(
+    pg_server: postgres.PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[UserStack]:
+    """The project as a user's terminal sees it, for tests that run the CLI or launch Dagster
+    runs: its own databases (a fresh prefix on the test server, bootstrapped and migrated as
+    ``make demo`` does), a data directory, a Dagster home with the project's dagster.yaml on
+    those databases, and a QBO sandbox over HTTP (throttling off) whose app is exported as a
+    user exports it before ``connect``. No company is connected; everything is dropped after."""
+    prefix = f"u{uuid.uuid4().hex[:7]}_"
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(settings.DAGSTER_HOME / "dagster.yaml", home / "dagster.yaml")
+    for key in [k for k in os.environ if k.startswith("QBO_PIPELINES_QBO_")]:
+        monkeypatch.delenv(key)
+    for key, value in {
+        settings.ENV_PG_URL: pg_server.url_str("postgres").replace(
+            "postgresql+psycopg", "postgresql"
+        ),
+        settings.ENV_DB_PREFIX: prefix,
+        settings.ENV_DATA_DIR: str(tmp_path / "data"),
+        ENV_TOKEN_KEY: Fernet.generate_key().decode(),
+        "DAGSTER_HOME": str(home),
+    }.items():
+        monkeypatch.setenv(key, value)
+    stack = db.bootstrap()
+    monkeypatch.setenv("QBO_PIPELINES_DAGSTER_PG_URL", stack.dagster_url)
+    warehouse = db.make_engine(stack.warehouse_url)
+    source = db.make_engine(stack.source_app_url)
+    try:
+        with run_sandbox(throttle=False) as sb:
+            for key, value in {
+                ENV_CLIENT_ID: sb.client_id,
+                ENV_CLIENT_SECRET: sb.client_secret,
+                ENV_API_URL: sb.base_url,
+                ENV_OAUTH_URL: sb.base_url,
+            }.items():
+                monkeypatch.setenv(key, value)
+            yield UserStack(dict(os.environ), warehouse, source, sb, home)
+    finally:
+        warehouse.dispose()
+        source.dispose()
+        for logical in postgres.LOGICAL_DATABASES:
+            postgres.drop_database(pg_server, f"{prefix}{logical}")
