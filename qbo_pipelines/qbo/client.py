@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -638,6 +638,17 @@ class QboClient:
 
     def preferences(self) -> Entity:
         return _entity_from(self._request(Call("GET", "preferences")), "Preferences")
+
+    def report(self, name: str, **params: str | int | date) -> dict[str, Any]:
+        """``GET /reports/{name}``: one of QBO's own reports (``CustomerBalance``,
+        ``ProfitAndLoss``, ``BalanceSheet``, ``AgedReceivables``, ...) as QBO's JSON (``Header``,
+        ``Columns``, ``Rows``), through the company's budget. ``params`` are the report's query
+        parameters, e.g. ``start_date=date(2026, 1, 1)``, ``end_date="2026-03-31"``,
+        ``accounting_method="Accrual"`` (dates as ``YYYY-MM-DD``)."""
+        if not name.isascii() or not name.isalpha():
+            raise ValueError(f"not a QBO report name: {name!r}")
+        values = {k: v.isoformat() if isinstance(v, date) else str(v) for k, v in params.items()}
+        return self._request(Call("GET", f"reports/{name}", params=values))
 
     def server_time(self) -> datetime:
         """QBO's clock (the ``time`` of a cheap response): CDC windows are measured by it."""

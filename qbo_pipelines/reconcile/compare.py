@@ -23,7 +23,6 @@ from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import content_hash
 from qbo_pipelines.qbo import query as q
 from qbo_pipelines.qbo.client import QboClient
-from qbo_pipelines.qbo.transport import Call
 from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.sync.push import QBO_MIRRORS
 
@@ -143,7 +142,7 @@ def read_qbo(client: QboClient, engine: sa.Engine, realm_id: str) -> QboFigures:
 
 def customer_balance_total(client: QboClient) -> Decimal | None:
     """The TOTAL row of QBO's ``reports/CustomerBalance`` (open receivables, today)."""
-    payload = client.transport.request(Call("GET", "reports/CustomerBalance"))
+    payload = client.report("CustomerBalance")
     rows = (payload.get("Rows") or {}).get("Row") or []
     for row in reversed(rows):
         cols = (row.get("Summary") or {}).get("ColData") or []
