@@ -50,11 +50,11 @@ def _summaries(engine: sa.Engine, run_id: str) -> list[str]:
 def _reconcile(args: argparse.Namespace) -> int:
     from qbo_pipelines.demo.setup import demo_sandbox_served
     from qbo_pipelines.qbo.app import QboApp
-    from qbo_pipelines.sync.cli import _companies, _warehouse
+    from qbo_pipelines.sync.cli import chosen_companies, run_warehouse
 
-    engine = _warehouse()
+    engine = run_warehouse()
     try:
-        realms = _companies(engine, args.realm)
+        realms = chosen_companies(engine, args.realm)
         if not realms:
             print("no connected QBO company: run `qbo-pipelines connect` first")
             return 2

@@ -8,8 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from qbo_pipelines.sync import settings
-from qbo_pipelines.sync.pull_triggers import PullRequest
-from qbo_pipelines.sync.pull_triggers import _blocked as blocked
+from qbo_pipelines.sync.pull_triggers import PullRequest, blocked_reason
 
 
 def nightly_requests(engine: sa.Engine, now: datetime) -> tuple[list[PullRequest], list[str]]:
@@ -18,7 +17,7 @@ def nightly_requests(engine: sa.Engine, now: datetime) -> tuple[list[PullRequest
     requests: list[PullRequest] = []
     skips: list[str] = []
     for realm in settings.connected_realms(engine):
-        reason = blocked(engine, realm)
+        reason = blocked_reason(engine, realm)
         if reason:
             skips.append(reason)
         else:

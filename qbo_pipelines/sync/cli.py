@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
     auto.set_defaults(func=_auto)
 
 
-def _warehouse() -> sa.Engine:
+def run_warehouse() -> sa.Engine:
     """The migrated warehouse; Dagster's variables set for the runs this process starts."""
     from qbo_pipelines.warehouse import db
 
@@ -67,7 +67,7 @@ def _warehouse() -> sa.Engine:
     return db.make_engine(stack.warehouse_url)
 
 
-def _companies(engine: sa.Engine, realm: str | None) -> list[str]:
+def chosen_companies(engine: sa.Engine, realm: str | None) -> list[str]:
     """The company given (refused when not connected), else every connected one."""
     try:
         return [c.realm_id for c in companies.resolve(engine, realm)]
@@ -84,9 +84,9 @@ def _run_job(
     from qbo_pipelines.demo.setup import demo_sandbox_served
     from qbo_pipelines.qbo.app import QboApp
 
-    engine = _warehouse()
+    engine = run_warehouse()
     try:
-        realms = _companies(engine, args.realm)
+        realms = chosen_companies(engine, args.realm)
         QboApp.resolve(engine)  # a clear error now rather than a failed run later
         if not realms:
             print("no connected QBO company: run `qbo-pipelines connect` first")
@@ -140,9 +140,9 @@ def _pull(args: argparse.Namespace) -> int:
 def _set(realm: str, setting: str, value: str) -> None:
     from qbo_pipelines.mapping import repository
 
-    engine = _warehouse()
+    engine = run_warehouse()
     try:
-        _companies(engine, realm)
+        chosen_companies(engine, realm)
         repository.set_setting(engine, realm, setting, value, by="cli")
     finally:
         engine.dispose()

@@ -22,7 +22,8 @@ class PullRequest:
     trigger: str
 
 
-def _blocked(engine: sa.Engine, realm_id: str) -> str | None:
+def blocked_reason(engine: sa.Engine, realm_id: str) -> str | None:
+    """Why automatic runs of the company are off (paused, or automatic sync off; R30), or None."""
     values = mapping_repo.load_settings(engine, realm_id)
     if values.paused:
         return f"{realm_id}: paused"
@@ -43,7 +44,7 @@ def webhook_requests(engine: sa.Engine) -> tuple[list[PullRequest], list[str]]:
     requests: list[PullRequest] = []
     skips: list[str] = []
     for realm, top in rows:
-        reason = _blocked(engine, str(realm))
+        reason = blocked_reason(engine, str(realm))
         if reason:
             skips.append(reason)
         else:
@@ -59,7 +60,7 @@ def scheduled_requests(engine: sa.Engine, now: datetime) -> tuple[list[PullReque
     requests: list[PullRequest] = []
     skips: list[str] = []
     for realm in settings.connected_realms(engine):
-        reason = _blocked(engine, realm)
+        reason = blocked_reason(engine, realm)
         if reason:
             skips.append(reason)
             continue
