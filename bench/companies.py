@@ -10,9 +10,12 @@ What it does, as a data engineer would:
 2. N sandbox companies connected (tokens stored encrypted, as the OAuth callback stores them),
    each with the demo mappings; a small demo source app that every company receives; automatic
    sync off for every company, so the only runs are the ones submitted here;
-3. a ``dagster-daemon`` (what ``qbo-pipelines dev`` runs), then ``qbo-pipelines sync push
-   --no-wait``: one queued ``push_job`` run per company (``runner.submit``), dequeued by the
-   daemon under the instance's limits;
+3. a ``dagster-daemon`` (what ``qbo-pipelines dev`` runs), then one queued ``push_job`` run per
+   company, created and submitted exactly as ``runner.submit`` (``qbo-pipelines sync push``)
+   does it but from one code location for all of them; ``--cli`` runs ``qbo-pipelines sync push
+   --no-wait`` itself, which starts a code server per company (about a minute each when the
+   machine is busy); the daemon dequeues under the instance's limits (one run per company, four
+   in all);
 4. once every run has finished, the same command again with nothing changed (an idle cycle).
 
 Printed per pass: companies synced per hour on this machine, records/s, API calls per company
