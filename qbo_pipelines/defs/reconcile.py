@@ -15,7 +15,7 @@ from qbo_pipelines.defs.resources import (
     SourceAppResource,
     WarehouseResource,
 )
-from qbo_pipelines.reconcile import reconcile_company, triggers
+from qbo_pipelines.reconcile import ReconcileFailed, reconcile_company, triggers
 from qbo_pipelines.reconcile.compare import COMPARED
 
 JOB = "reconcile_job"
@@ -57,12 +57,15 @@ def reconciliation(
 ) -> Iterator[dg.MaterializeResult]:  # type: ignore[type-arg]
     env = qbo.sync_env(warehouse.engine(), source_app.engine())
     trigger = context.run.tags.get(TRIGGER_TAG, "ui")
-    result = reconcile_company(
-        env,
-        context.partition_key,  # type: ignore[arg-type]
-        run_id=context.run_id,
-        trigger=trigger,
-    )
+    try:
+        result = reconcile_company(
+            env,
+            context.partition_key,  # type: ignore[arg-type]
+            run_id=context.run_id,
+            trigger=trigger,
+        )
+    except ReconcileFailed as exc:  # recorded as failed, with the reason: no stack trace
+        raise dg.Failure(description=str(exc)) from None
     context.log.info(result.run.summary)
     summary = dg.MetadataValue.md(result.summary_markdown())
     for c in COMPARED:

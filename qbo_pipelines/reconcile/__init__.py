@@ -3,6 +3,6 @@
 rest recorded as problems; results in ``marts.reconciliation_*``, notifications and an HTML
 report (``qbo-pipelines report``). No Dagster here (``qbo_pipelines/defs/reconcile.py``)."""
 
-from qbo_pipelines.reconcile.run import Result, reconcile_company
+from qbo_pipelines.reconcile.run import ReconcileFailed, Result, reconcile_company
 
-__all__ = ["Result", "reconcile_company"]
+__all__ = ["ReconcileFailed", "Result", "reconcile_company"]

@@ -221,6 +221,11 @@ def snapshot_source(
 # --------------------------------------------------------------------------- differences
 
 
+REPAIRED_BY_PUSH = frozenset({"not_in_qbo", "source_changed", "unfinished_write"})
+"""Finding kinds the push of the record repairs (the source holds what QBO lacks, or a write
+is to be finished)."""
+
+
 @dataclass(frozen=True)
 class Finding:
     """One per-record difference."""
@@ -242,7 +247,7 @@ class Finding:
     @property
     def repairable(self) -> bool:
         """Safe to repair through the push: the source holds what QBO lacks or is behind on."""
-        return self.kind in {"not_in_qbo", "source_changed"} and self.fix is None
+        return self.kind in REPAIRED_BY_PUSH and self.fix is None
 
 
 def raw_join(c: Compared) -> str:
@@ -262,6 +267,32 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
         c = BY_ENTITY[name]
         params = {"r": realm_id, "e": name}
         label = name.rstrip("s")
+        # Writes a killed run left open: stored before the call, its answer never recorded.
+        for sid, qbo_id, op in _all(
+            conn,
+            sa.text(
+                "SELECT s.source_id, s.qbo_id, coalesce(s.intent->>'op', 'write')"
+                " FROM sync.record_state s WHERE s.realm_id = :r AND s.entity = :e"
+                " AND s.intent IS NOT NULL AND s.source_id IS NOT NULL"
+                " ORDER BY length(s.source_id), s.source_id"
+            ),
+            params,
+        ):
+            out.append(
+                Finding(
+                    name,
+                    sid,
+                    qbo_id,
+                    "unfinished_write",
+                    "",
+                    None,
+                    None,
+                    f"{label} #{sid}: a {op} sent to QBO was interrupted before its answer was "
+                    "recorded (the process stopped): finished now by sending it again with the "
+                    "same requestid, so QBO makes it once",
+                    None,
+                )
+            )
         # Source records the engine has no state for: a change the push never saw.
         for sid, amount in _all(
             conn,

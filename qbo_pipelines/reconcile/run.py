@@ -15,6 +15,14 @@
 
 With nothing changed anywhere, a run makes its COUNT queries and the report call, and nothing
 else: no pull, no push, no write anywhere but its own result rows.
+
+The whole run holds the company's writer lock (:func:`qbo_pipelines.sync.engine.lock.
+company_writer`, re-entrant for the push and pull it runs), so a push, a pull or another
+reconciliation of the company never interleaves with it and no record is repaired twice. A write
+a killed run left open is a finding ``unfinished_write``, finished by replaying it verbatim (same
+requestid: QBO makes it once). When QBO still fails after the client's retries (429, 5xx,
+timeouts) or the company needs reconnecting, the run is recorded as ``failed`` with the reason
+and :class:`ReconcileFailed` is raised: nothing is concluded, never a "clean".
 """
 
 from __future__ import annotations
@@ -29,10 +37,22 @@ from typing import Any
 import sqlalchemy as sa
 
 from qbo_pipelines.canonical import RealmId
+from qbo_pipelines.qbo.errors import NeedsReconnectError, QboError, ThrottledError, TransportError
 from qbo_pipelines.reconcile import compare, repair, store
 from qbo_pipelines.reconcile.compare import COMPARED, Finding, QboFigures
 from qbo_pipelines.reconcile.store import Figure, Outcome
+from qbo_pipelines.sync.engine import lock
 from qbo_pipelines.sync.env import SyncEnv
+
+CHECKED_MEASURES = frozenset({"records", "open_balance"})
+"""Figures that must agree after the repairs: QBO's COUNT against its copy in the warehouse,
+QBO's CustomerBalance report against the warehouse's open receivables. One that does not makes
+the run ``problems`` (never ``clean``)."""
+
+
+class ReconcileFailed(RuntimeError):
+    """QBO could not be read or written (after the client's retries), or the company needs
+    reconnecting: the run is recorded as ``failed`` with this message."""
 
 
 @dataclass
@@ -88,9 +108,42 @@ def _cell(value: Decimal | None) -> str:
 def reconcile_company(
     env: SyncEnv, realm_id: RealmId, *, run_id: str | None = None, trigger: str = "cli"
 ) -> Result:
-    """Reconcile one company; see the module docstring. Returns what was found and done."""
+    """Reconcile one company; see the module docstring. Returns what was found and done;
+    raises :class:`ReconcileFailed` (after recording the failed run) when QBO fails."""
     run_id = run_id or f"reconcile-{uuid.uuid4().hex[:12]}"
     started = datetime.now(UTC)
+    try:
+        with lock.company_writer(env.warehouse, realm_id):
+            return _reconcile(env, realm_id, run_id, trigger, started)
+    except (QboError, lock.CompanyBusyError) as exc:
+        summary = f"reconciliation of {realm_id}: failed, nothing concluded: {_why(exc)}"
+        store.save_failure(
+            env.warehouse,
+            store.RunRow.failed(run_id, realm_id, trigger, started, summary),
+        )
+        raise ReconcileFailed(summary) from None
+
+
+def _why(exc: Exception) -> str:
+    """The failure in one line a person can act on (never a token: QBO's fault text only)."""
+    if isinstance(exc, NeedsReconnectError):
+        return "the company needs reconnecting: run `qbo-pipelines connect`"
+    if isinstance(exc, lock.CompanyBusyError):
+        return str(exc)
+    if isinstance(exc, ThrottledError):
+        what = "QBO kept refusing for its rate limit (429)"
+    elif isinstance(exc, TransportError):
+        what = f"QBO did not answer ({exc.message})"
+    elif isinstance(exc, QboError) and exc.retryable:
+        what = f"QBO kept failing (HTTP {exc.status or '-'}, code {exc.code or '-'})"
+    else:
+        what = f"QBO refused a read ({exc})"
+    return f"{what}, even after retries; the next run starts over"
+
+
+def _reconcile(
+    env: SyncEnv, realm_id: RealmId, run_id: str, trigger: str, started: datetime
+) -> Result:
     entities = [c.entity for c in COMPARED]
     with env.client(realm_id) as client:
         qbo = compare.read_qbo(client, env.warehouse, realm_id)
@@ -137,7 +190,9 @@ def reconcile_company(
     seen = {f.key for f in found}
     outcomes += [Outcome(f, "reported", False) for k, f in after.items() if k not in seen]
     result = Result(
-        _run_row(run_id, realm_id, trigger, started, reads, writes, refreshed, full, outcomes),
+        _run_row(
+            run_id, realm_id, trigger, started, reads, writes, refreshed, full, outcomes, figures
+        ),
         figures,
         outcomes,
     )
@@ -210,16 +265,22 @@ def _run_row(
     refreshed: bool,
     full: bool,
     outcomes: Sequence[Outcome],
+    figures: Sequence[Figure],
 ) -> store.RunRow:
     repaired = sum(1 for o in outcomes if o.repaired)
     problems = len(outcomes) - repaired
-    status = "problems" if problems else "repaired" if repaired else "clean"
+    off = [
+        f"{f.entity} {f.measure}" for f in figures if f.measure in CHECKED_MEASURES and not f.agrees
+    ]
+    status = "problems" if problems or off else "repaired" if repaired else "clean"
     drift = _drift(outcomes)
     summary = (
         f"reconciliation of {realm_id}: {status}; {len(outcomes)} differences, {repaired} "
         f"repaired, {problems} left as problems; drift {drift}; QBO reads {reads}, "
         f"writes {writes}"
     )
+    if off:
+        summary += f"; figures that still disagree: {', '.join(off)}"
     return store.RunRow(
         run_id,
         realm_id,
@@ -325,4 +386,4 @@ def _cents(value: object) -> Decimal | None:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
-__all__ = ["Result", "reconcile_company"]
+__all__ = ["CHECKED_MEASURES", "ReconcileFailed", "Result", "reconcile_company"]

@@ -23,6 +23,7 @@ TITLES = {
     "deleted_in_qbo": "Reconciliation: deleted in QBO only",
     "differs": "Reconciliation: values differ",
     "stale_in_warehouse": "Reconciliation: warehouse behind QBO",
+    "unfinished_write": "Reconciliation: interrupted write",
 }
 
 
@@ -70,6 +71,46 @@ class RunRow:
     drift_amount: Decimal
     summary: str
 
+    @classmethod
+    def failed(
+        cls, run_id: str, realm_id: str, trigger: str, started_at: datetime, summary: str
+    ) -> RunRow:
+        """A run that could not conclude (QBO failing, the company busy or disconnected)."""
+        zero = Decimal("0")
+        return cls(
+            run_id,
+            realm_id,
+            trigger,
+            started_at,
+            "failed",
+            0,
+            0,
+            False,
+            False,
+            0,
+            0,
+            0,
+            zero,
+            summary,
+        )
+
+
+_INSERT_RUN = sa.text(
+    "INSERT INTO marts.reconciliation_runs (run_id, realm_id, trigger, started_at,"
+    " status, qbo_reads, qbo_writes, refreshed, full_reread, differences, repaired,"
+    " problems, drift_amount, summary) VALUES (:run_id, :realm_id, :trigger,"
+    " :started_at, :status, :qbo_reads, :qbo_writes, :refreshed, :full_reread,"
+    " :differences, :repaired, :problems, :drift_amount, :summary)"
+    " ON CONFLICT (run_id) DO NOTHING"
+)
+
+
+def save_failure(engine: sa.Engine, run: RunRow) -> None:
+    """Record a run that failed: its row and summary only. Its findings are not recorded (it
+    concluded nothing) and the open reconciliation notifications stay as they are."""
+    with engine.begin() as conn:
+        conn.execute(_INSERT_RUN, run.__dict__)
+
 
 def save(
     engine: sa.Engine,
@@ -82,17 +123,7 @@ def save(
     and resolve the reconciliation notifications of the company no longer found. One
     transaction: a run killed before it is recorded leaves nothing behind."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO marts.reconciliation_runs (run_id, realm_id, trigger, started_at,"
-                " status, qbo_reads, qbo_writes, refreshed, full_reread, differences, repaired,"
-                " problems, drift_amount, summary) VALUES (:run_id, :realm_id, :trigger,"
-                " :started_at, :status, :qbo_reads, :qbo_writes, :refreshed, :full_reread,"
-                " :differences, :repaired, :problems, :drift_amount, :summary)"
-                " ON CONFLICT (run_id) DO NOTHING"
-            ),
-            run.__dict__,
-        )
+        conn.execute(_INSERT_RUN, run.__dict__)
         key = {"run_id": run.run_id, "realm_id": run.realm_id}
         if figures:
             conn.execute(
@@ -201,4 +232,14 @@ def rows_of(engine: sa.Engine, table: str, run_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(sql, {"run": run_id}).mappings()]
 
 
-__all__ = ["TITLES", "Figure", "Outcome", "RunRow", "rows_of", "runs", "save", "states"]
+__all__ = [
+    "TITLES",
+    "Figure",
+    "Outcome",
+    "RunRow",
+    "rows_of",
+    "runs",
+    "save",
+    "save_failure",
+    "states",
+]

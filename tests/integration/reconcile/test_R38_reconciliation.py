@@ -15,11 +15,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
-from reconcilebed import ReconcileBed
+from reconcilebed import ReconcileBed, findings, inject_drift, one, qbo_invoice
 
 from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.cli import main
@@ -27,156 +26,38 @@ from qbo_pipelines.defs.reconcile import nightly_reconciliation_schedule
 from qbo_pipelines.demo import setup
 
 
-def _one(bed: ReconcileBed, sql: str, **params: object) -> Any:
-    rows = bed.rows(bed.env.warehouse, sql, **params)
-    return rows[0] if rows else None
-
-
-def _unpaid_invoices(bed: ReconcileBed, n: int) -> list[tuple[str, str]]:
-    rows = bed.rows(
-        bed.env.warehouse,
-        "SELECT s.source_id, s.qbo_id FROM sync.record_state s JOIN raw_qbo.invoices i"
-        " ON i.realm_id = s.realm_id AND i.qbo_id = s.qbo_id WHERE s.realm_id = :r"
-        " AND s.entity = 'invoices' AND s.status = 'synced' AND s.created_by = 'sync'"
-        " AND i.balance = i.total_amt ORDER BY s.source_id::int LIMIT :n",
-        r=bed.realm,
-        n=n,
-    )
-    return [(str(a), str(b)) for a, b in rows]
-
-
-def _inject(bed: ReconcileBed) -> dict[str, str]:
-    ctl, realm = bed.sandbox.control, bed.realm
-    changed_qbo, twin_deleted = _unpaid_invoices(bed, 2)
-    payment = _one(
-        bed,
-        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
-        " AND entity = 'payments' AND status = 'synced' AND created_by = 'sync'"
-        " ORDER BY source_id::int LIMIT 1",
-        r=realm,
-    )
-    # In QBO: a payment deleted; an invoice's first line raised by 100.
-    ctl.user_delete(realm, "Payment", str(payment[1]))
-    invoice = next(o for o in ctl.entities(realm, "Invoice") if o["Id"] == changed_qbo[1])
-    lines = invoice["Line"]
-    first = next(ln for ln in lines if ln.get("DetailType") == "SalesItemLineDetail")
-    first["Amount"] = float(first["Amount"]) + 100
-    first["SalesItemLineDetail"].pop("UnitPrice", None)
-    first["SalesItemLineDetail"].pop("Qty", None)
-    ctl.user_update(realm, "Invoice", {"Id": invoice["Id"], "Line": lines, "sparse": True})
-    # A source invoice's QBO twin deleted by a person.
-    ctl.user_delete(realm, "Invoice", twin_deleted[1])
-    # In the source, in the sync's own session (the change feed skips it, R35): an untaxed
-    # sale's amount changed, and a sale inserted.
-    untaxed = bed.rows(
-        bed.env.source,
-        "SELECT l.sale_id, l.id FROM app.sale_lines l JOIN app.sales s ON s.id = l.sale_id"
-        " WHERE l.kind = 'item' AND l.tax_rate_id IS NULL AND l.amount > 0"
-        " AND s.origin = 'source' AND s.total > 0 AND s.id <> ALL(:skip) AND NOT EXISTS"
-        " (SELECT 1 FROM app.receipts r WHERE r.sale_id = s.id) ORDER BY s.id, l.id",
-        skip=[int(changed_qbo[0]), int(twin_deleted[0])],
-    )
-    synced = {
-        str(r[0])
-        for r in bed.rows(
-            bed.env.warehouse,
-            "SELECT source_id FROM sync.record_state WHERE realm_id = :r AND entity ="
-            " 'invoices' AND status = 'synced'",
-            r=realm,
-        )
-    }
-    amount_sale, line = next((str(r[0]), int(r[1])) for r in untaxed if str(r[0]) in synced)
-    with bed.env.source.begin() as conn:
-        run = conn.exec_driver_sql
-        run("SELECT set_config('qbo_pipelines.origin', 'sync', true)")
-        run(
-            "UPDATE app.sale_lines SET amount = amount + 7, unit_price = NULL, qty = NULL"
-            " WHERE id = %s",
-            (line,),
-        )
-        run(
-            "UPDATE app.sales SET subtotal = subtotal + 7, total = total + 7 WHERE id = %s",
-            (int(amount_sale),),
-        )
-        missing: object = run(
-            "INSERT INTO app.sales (doc_number, contact_id, txn_date, subtotal, total)"
-            " SELECT 'RECON-1', contact_id, txn_date, 50, 50 FROM app.sales WHERE id = %s"
-            " RETURNING id",
-            (int(amount_sale),),
-        ).scalar_one()
-        run(
-            "INSERT INTO app.sale_lines (sale_id, line_no, kind, description, product_id, qty,"
-            " unit_price, amount) SELECT %s, 1, 'item', 'reconciled', product_id, 1, 50, 50"
-            " FROM app.sale_lines WHERE id = %s",
-            (missing, line),
-        )
-    return {
-        "payment": str(payment[0]),
-        "payment_qbo": str(payment[1]),
-        "changed_qbo": changed_qbo[0],
-        "changed_qbo_id": changed_qbo[1],
-        "twin_deleted": twin_deleted[0],
-        "amount_sale": amount_sale,
-        "missing": str(missing),
-    }
-
-
-def _findings(bed: ReconcileBed, run_id: str) -> dict[tuple[str, str, str, str], Any]:
-    rows = bed.rows(
-        bed.env.warehouse,
-        "SELECT entity, record_id, kind, field, action, repaired, fix FROM"
-        " marts.reconciliation_findings WHERE run_id = :run",
-        run=run_id,
-    )
-    return {(r.entity, r.record_id, r.kind, r.field): r for r in rows}
-
-
-def _qbo_invoice(bed: ReconcileBed, sale: str) -> dict[str, Any] | None:
-    qbo_id = _one(
-        bed,
-        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = 'invoices'"
-        " AND source_id = :s AND status = 'synced'",
-        r=bed.realm,
-        s=sale,
-    )
-    if qbo_id is None:
-        return None
-    found = [o for o in bed.sandbox.control.entities(bed.realm, "Invoice") if o["Id"] == qbo_id[0]]
-    return found[0] if found else None
-
-
 def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_clean(
     bed: ReconcileBed, tmp_path: Path
 ) -> None:
     clean = bed.run_job()
     assert clean.success
-    first = _one(bed, "SELECT * FROM marts.reconciliation_runs WHERE run_id = :r", r=clean.run_id)
+    first = one(bed, "SELECT * FROM marts.reconciliation_runs WHERE run_id = :r", r=clean.run_id)
     assert first.status == "clean"
     assert first.differences == 0
     assert first.qbo_writes == 0
 
-    ids = _inject(bed)
+    ids = inject_drift(bed)
     bed.sandbox.control.reset_requests()
     result = bed.run_job()
     assert result.success
-    run = _one(bed, "SELECT * FROM marts.reconciliation_runs WHERE run_id = :r", r=result.run_id)
-    found = _findings(bed, result.run_id)
+    run = one(bed, "SELECT * FROM marts.reconciliation_runs WHERE run_id = :r", r=result.run_id)
+    found = findings(bed, result.run_id)
 
     # Repaired through the engine, and verified on both sides.
     assert found[("invoices", ids["missing"], "not_in_qbo", "")].repaired
-    made = _qbo_invoice(bed, ids["missing"])
+    made = qbo_invoice(bed, ids["missing"])
     assert made is not None
     assert Decimal(str(made["TotalAmt"])) == Decimal("50")
     assert found[("invoices", ids["amount_sale"], "source_changed", "")].repaired
     total = bed.rows(
         bed.env.source, "SELECT total FROM app.sales WHERE id = :i", i=int(ids["amount_sale"])
     )[0][0]
-    changed = _qbo_invoice(bed, ids["amount_sale"])
+    changed = qbo_invoice(bed, ids["amount_sale"])
     assert changed is not None
     assert Decimal(str(changed["TotalAmt"])) == total
     # The QBO changes the warehouse had not seen were re-pulled (R36 flags on both sides).
     assert found[("payments", ids["payment"], "stale_in_warehouse", "")].repaired
-    assert _one(
+    assert one(
         bed,
         "SELECT deleted FROM raw_qbo.payments WHERE realm_id = :r AND qbo_id = :q",
         r=bed.realm,
@@ -232,14 +113,14 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     # Again, nothing changed: nothing repaired, no QBO write, the same problems, still open.
     bed.sandbox.control.reset_requests()
     again = bed.run_job()
-    second = _one(bed, "SELECT * FROM marts.reconciliation_runs WHERE run_id = :r", r=again.run_id)
+    second = one(bed, "SELECT * FROM marts.reconciliation_runs WHERE run_id = :r", r=again.run_id)
     assert second.repaired == 0
     assert second.qbo_writes == 0
     assert not second.refreshed
     assert bed.qbo_writes() == 0
     assert set(bed.sandbox.control.request_counts(bed.realm)) <= {"query", "report:CustomerBalance"}
-    assert set(_findings(bed, again.run_id)) == set(reported)
-    open_now = _one(
+    assert set(findings(bed, again.run_id)) == set(reported)
+    open_now = one(
         bed,
         "SELECT count(*) FROM sync.notifications WHERE realm_id = :r AND resolved_at IS"
         " NULL AND title LIKE 'Reconciliation:%%'",
@@ -254,11 +135,11 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
         )
         conn.exec_driver_sql("DELETE FROM app.sales WHERE id = %s", (int(ids["twin_deleted"]),))
     third = bed.run_job()
-    assert ("invoices", ids["twin_deleted"], "deleted_in_qbo", "") not in _findings(
+    assert ("invoices", ids["twin_deleted"], "deleted_in_qbo", "") not in findings(
         bed, third.run_id
     )
     assert (
-        _one(
+        one(
             bed,
             "SELECT count(*) FROM sync.notifications WHERE realm_id = :r AND record_id = :s"
             " AND entity = 'invoices' AND resolved_at IS NULL AND title LIKE 'Reconciliation:%%'",
@@ -282,7 +163,7 @@ def test_R38_reconcile_job_repairs_the_safe_drift_reports_the_rest_and_reruns_cl
     assert f"Company {bed.realm}" in page
 
 
-def test_R38_nightly_schedule_requests_each_connected_company_but_not_a_paused_one(
+def test_R38_nightly_schedule_requests_each_connected_company_but_not_a_pausedone(
     bed: ReconcileBed,
 ) -> None:
     second = RealmId(bed.sandbox.control.create_company("Second Company"))
