@@ -31,6 +31,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,11 +40,13 @@ from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.qbo import QboClient, Secret, StaticTokenProvider
 from qbo_pipelines.qbo.ids import QboId, SyncToken
 from qbo_pipelines.sandbox.control import SandboxControl
-from qbo_pipelines.sandbox.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from qbo_pipelines.sync import pipeline
-from qbo_pipelines.sync.env import QboApp, SyncEnv
 from qbo_pipelines.sync.extract import extract_qbo
 from qbo_pipelines.warehouse import migrations, postgres
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pull_extract import _sale as _line  # noqa: E402 - the same invoice line as that bench
+from soak import _env  # noqa: E402 - the same environment as the soak
 
 _SERVE = """
 import sys
@@ -53,15 +56,6 @@ with run_sandbox(throttle=False) as sb:
     sys.stdin.read()
 """
 ENTITIES = ("customers", "invoices", "payments", "customer_transactions")
-
-
-def _line(amount: float) -> dict[str, Any]:
-    return {
-        "Amount": amount,
-        "DetailType": "SalesItemLineDetail",
-        "Description": "Consulting",
-        "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": amount},
-    }
 
 
 def seed(control: SandboxControl, realm: str, args: argparse.Namespace) -> Counter[str]:
@@ -108,17 +102,6 @@ def seed(control: SandboxControl, realm: str, args: argparse.Namespace) -> Count
         control.bulk_create(realm, "Payment", bodies)
         made["Payment"] += len(bodies)
     return made
-
-
-def _env(warehouse: str, source: str, base_url: str) -> SyncEnv:
-    app = QboApp(
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=Secret(DEFAULT_CLIENT_SECRET),
-        api_url=base_url,
-        oauth_url=base_url,
-        redirect_uri="http://127.0.0.1/callback",
-    )
-    return SyncEnv(sa.create_engine(warehouse), sa.create_engine(source), app)
 
 
 def _count_statements(engine: sa.Engine, counter: Counter[str], label: str) -> None:
