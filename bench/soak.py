@@ -532,6 +532,21 @@ def compare_both(env: SyncEnv, control: SandboxControl, realm: str, races: Races
                 if _norm(want) != _norm(got):
                     out["fields"] += 1
                     examples.append(f"{kind} {qid} / #{sid} {name}: QBO {want!r} source {got!r}")
+                    if out["fields"] <= 3:  # the record's story, for the post-mortem
+                        examples += [
+                            f"    {tuple(h)}"
+                            for h in _sql(
+                                wh,
+                                "SELECT run_id, direction, operation, outcome,"
+                                " left(coalesce(error_message, details::text, ''), 160)"
+                                " FROM sync.ledger WHERE realm_id = :r AND entity = :e"
+                                " AND (source_id = :s OR qbo_id = :q) ORDER BY id",
+                                r=realm,
+                                e=entity_of[kind],
+                                s=sid,
+                                q=qid,
+                            )[-12:]
+                        ]
     for sid, qid in races.source_deleted.items():
         if sid in rows["Invoice"] or any(r.get("qbo_id") == qid for r in rows["Invoice"].values()):
             out["revived"] += 1
@@ -568,7 +583,7 @@ def compare_both(env: SyncEnv, control: SandboxControl, realm: str, races: Races
             r=realm,
         )[0][0]
     )
-    for line in examples[:25]:
+    for line in examples[:80]:
         print("  " + line)
     return dict(out)
 
