@@ -29,6 +29,7 @@ import dagster as dg
 import jsonschema
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from dagster._config import process_config, validate_config
 from dagster._core.instance.config import class_from_code_pointer, dagster_instance_config
 from dagster._core.storage.dagster_run import DagsterRun
@@ -197,37 +198,66 @@ def _secret_names() -> set[str]:
     return names
 
 
-def test_no_secret_is_written_in_the_deployment_files() -> None:
-    instance = _yaml("dagster.yaml")
-    for path, value in _walk(instance["storage"]):
-        if not path.endswith(".env") and not path.startswith(".postgres.postgres_db.params"):
-            pytest.fail(f"dagster.yaml storage{path} is a literal: {value!r}")
-    for name in ("instance_config_map", "job_namespace", "postgres_password_secret"):
-        assert set(instance["run_launcher"]["config"][name]) == {"env"}
-    for entry in instance["run_launcher"]["config"]["env_vars"]:
-        assert "=" in entry
-        assert not any(w in entry.split("=")[0].lower() for w in SECRET_WORDS), entry
+_REFERENCE = re.compile(r"(secretname|envsecrets\[\d+\]\.name|secretref\.name|secretkeyref\.\w+)$")
 
-    values = _yaml("values.yaml")
-    assert values["generatePostgresqlPasswordSecret"] is False
-    assert "postgresqlPassword" not in values["postgresql"]
-    reference = re.compile(
-        r"(secretname|envsecrets\[\d+\]\.name|secretref\.name|secretkeyref\.\w+)$"
-    )
-    for doc in [values, *_manifests()]:
-        leaves = _walk(doc)
-        for path, value in leaves:
+
+def _secrets_written(
+    instance: dict[str, Any], values: dict[str, Any], manifests: list[dict[str, Any]], text: str
+) -> list[str]:
+    """Where a credential is written instead of referenced (empty: none)."""
+    found = [
+        f"dagster.yaml storage{path} = {value!r}"
+        for path, value in _walk(instance["storage"])
+        if not path.endswith(".env") and ".params." not in path
+    ]
+    launcher = instance["run_launcher"]["config"]
+    found += [
+        f"dagster.yaml run_launcher.{name} is not an env var"
+        for name in ("instance_config_map", "job_namespace", "postgres_password_secret")
+        if set(launcher[name]) != {"env"}
+    ]
+    found += [
+        f"dagster.yaml env_vars {entry!r}"
+        for entry in launcher["env_vars"]
+        if any(w in entry.split("=")[0].lower() for w in SECRET_WORDS)
+    ]
+    if values.get("generatePostgresqlPasswordSecret") is not False:
+        found.append("values.yaml: the chart would generate (and print) a Postgres password")
+    for doc in [values, *manifests]:
+        leaves = dict(_walk(doc))
+        for path, value in leaves.items():
             name = path.rsplit(".", 1)[-1].lower()
-            if isinstance(value, str) and any(w in name for w in SECRET_WORDS):
-                assert reference.search(path.lower()), f"{path} = {value!r} looks like a secret"
-        for path, value in leaves:  # a literal env value only for a setting, never a secret
-            if re.search(r"\.env\[\d+\]\.name$", path) and (
-                path.rsplit(".", 1)[0] + ".value" in dict(leaves)
-            ):
-                assert not any(w in value.lower() for w in SECRET_WORDS), path
+            secretish = any(w in name for w in SECRET_WORDS)
+            if isinstance(value, str) and secretish and not _REFERENCE.search(path.lower()):
+                found.append(f"{path} = {value!r}")
+            # a literal env value only for a setting, never for a secret
+            env_name = re.search(r"\.env\[\d+\]\.name$", path)
+            literal = path[: -len("name")] + "value" in leaves
+            if env_name and literal and any(w in str(value).lower() for w in SECRET_WORDS):
+                found.append(f"{path}: {value} has a literal value")
+    if re.search(r"postgres(ql)?://[^\s/:]+:[^\s@]+@", text):
+        found.append("a database URL with a password")
+    if re.search(r"\b[A-Za-z0-9_-]{43}=", text):
+        found.append("a Fernet key")
+    return found
+
+
+def test_no_secret_is_written_in_the_deployment_files() -> None:
     text = "\n".join(p.read_text() for p in K8S.iterdir() if p.is_file())
-    assert not re.search(r"postgres(ql)?://[^\s/:]+:[^\s@]+@", text)  # no URL with a password
-    assert not re.search(r"\b[A-Za-z0-9_-]{43}=", text)  # no Fernet key
+    instance, values, manifests = _yaml("dagster.yaml"), _yaml("values.yaml"), _manifests()
+    assert _secrets_written(instance, values, manifests, text) == []
+
+    # ... and the check finds them when they are there
+    values["postgresql"]["postgresqlPassword"] = "hunter2"
+    manifests[1]["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "QBO_PIPELINES_QBO_CLIENT_SECRET", "value": "abc"}
+    )
+    instance["storage"]["postgres"]["postgres_db"]["password"] = "hunter2"
+    key = Fernet.generate_key().decode()
+    found = _secrets_written(
+        instance, values, manifests, text + f"\npostgresql://u:hunter2@h/db {key}"
+    )
+    assert len(found) == 5, found
 
 
 def test_every_secret_referenced_is_one_the_docs_create() -> None:
@@ -282,7 +312,13 @@ def test_helm_values_say_what_the_instance_config_says() -> None:
     k8s = values["runLauncher"]["config"]["k8sRunLauncher"]
     launcher = instance["run_launcher"]["config"]
     assert [s["name"] for s in k8s["envSecrets"]] == launcher["env_secrets"]
-    assert k8s["envVars"] == launcher["env_vars"]
+    # the chart writes the storage settings into the instance; dagster.yaml passes them on
+    settings_passed = [v for v in launcher["env_vars"] if "=" not in v]
+    assert k8s["envVars"] == [v for v in launcher["env_vars"] if "=" in v]
+    storage_env = {v for p, v in _walk(instance["storage"]) if p.endswith(".env")} - {
+        "DAGSTER_PG_PASSWORD"
+    }  # from postgres_password_secret in the run pod
+    assert set(settings_passed) == storage_env
     assert k8s["failPodOnRunFailure"] == launcher["fail_pod_on_run_failure"]
     assert k8s["resources"] == launcher["resources"]
     assert k8s["labels"] == launcher["labels"]
