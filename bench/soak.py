@@ -557,8 +557,20 @@ def compare_both(env: SyncEnv, control: SandboxControl, realm: str, races: Races
             out["revived"] += 1
             examples.append(f"sale #{sid} deleted in the source came back")
         if qid in qbo["Invoice"]:
+            why = _sql(
+                wh,
+                "SELECT status, fix FROM sync.record_state WHERE realm_id = :r"
+                " AND entity = 'invoices' AND source_id = :s",
+                r=realm,
+                s=sid,
+            )
+            if why and why[0][0] == "failed" and why[0][1]:
+                # QBO refused the delete (the bookkeeper paid the invoice meanwhile): reported
+                # with its fix and retried, not revived
+                out["refused_deletes"] += 1
+                continue
             out["revived"] += 1  # source_wins + created by the sync: must be deleted in QBO
-            examples.append(f"invoice {qid} of deleted sale #{sid} still live in QBO")
+            examples.append(f"invoice {qid} of deleted sale #{sid} still live in QBO {why}")
     for sid, qid in races.qbo_deleted.items():
         sale = rows["Invoice"].get(sid)
         if sale is not None and not sale.get("qbo_deleted"):
@@ -873,7 +885,8 @@ def main() -> None:
                 f"QBO side: {extra.get('checked_qbo', 0)} QBO records checked against the source;"
                 f" lost: {extra.get('lost', 0)}; duplicated: {extra.get('duplicated', 0)};"
                 f" field mismatches: {extra.get('fields', 0)}; revived: {extra.get('revived', 0)};"
-                f" held with a reason: {extra.get('held', 0)}; payments of invoices the source"
+                f" held with a reason: {extra.get('held', 0)}; deletes QBO refused (reported"
+                f" with a fix): {extra.get('refused_deletes', 0)}; payments of invoices the source"
                 f" cannot hold: {extra.get('unplaceable', 0)}\n"
                 f"races: {races.made} made ({len(races.email)} email conflicts checked against"
                 f" the policy: {extra.get('policy', 0)} wrong; {len(races.source_deleted)} deleted"
