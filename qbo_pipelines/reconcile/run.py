@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -180,10 +180,14 @@ def _reconcile(
         compare.snapshot_source(conn, env.connector, entities)
         after = {f.key: f for f in compare.find(conn, realm_id, entities)}
         figures = _figures(conn, realm_id, final_counts, open_balance)
+        unsynced = _not_synced(conn, realm_id, to_push)
     outcomes = [Outcome(f, "re-pulled", True) for f in pulled_findings]
     for f in found:
         now = after.get(f.key)
         if f.repairable:
+            left = unsynced.get((f.entity, f.record_id))
+            if now is None and left is not None:  # held back or refused: not repaired
+                now = _with_hold(f, *left)
             outcomes.append(Outcome(now or f, "re-pushed", now is None))
         else:
             outcomes.append(Outcome(now or f, "reported", now is None))
@@ -198,6 +202,42 @@ def _reconcile(
     )
     store.save(env.warehouse, result.run, figures, outcomes, store.states(env.warehouse, realm_id))
     return result
+
+
+def _not_synced(
+    conn: sa.Connection, realm_id: str, pushed: dict[str, list[str]]
+) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
+    """Re-pushed records the push did not bring in step with QBO (held back by the quality
+    checks, refused by QBO, skipped, or with a write still open): their status, reason, fix."""
+    out: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
+    for entity, ids in pushed.items():
+        rows = conn.execute(
+            sa.text(
+                "SELECT source_id, status, error_message, fix FROM sync.record_state"
+                " WHERE realm_id = :r AND entity = :e AND source_id = ANY(:ids)"
+                " AND (status <> 'synced' OR intent IS NOT NULL)"
+            ),
+            {"r": realm_id, "e": entity, "ids": ids},
+        )
+        for sid, status, message, fix in rows:
+            out[(entity, str(sid))] = (str(status), _text(message), _text(fix))
+    return out
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _with_hold(f: Finding, status: str, message: str | None, fix: str | None) -> Finding:
+    """The finding after a re-push the engine held back (or QBO refused): why, and the fix."""
+    why = {"held": "held back by the quality checks", "failed": "refused by QBO"}.get(
+        status, f"left {status} by the push"
+    )
+    return replace(
+        f,
+        reason=f"{f.reason}; the push {why}" + (f": {message}" if message else ""),
+        fix=fix or "See the record in marts.open_problems; it is pushed again once fixed.",
+    )
 
 
 def _counts_differ(qbo: QboFigures, warehouse: dict[str, int]) -> bool:
@@ -236,10 +276,12 @@ def _pulled(engine: sa.Engine, realm_id: str, run_id: str) -> list[Finding]:
 
 
 def _money(value: str | None) -> Decimal | None:
+    """A finding's money value; None for text that is not a finite amount (e.g. NaN)."""
     try:
-        return Decimal(value) if value is not None else None
+        amount = Decimal(value) if value is not None else None
     except InvalidOperation:
         return None
+    return amount if amount is not None and amount.is_finite() else None
 
 
 def _drift(outcomes: Sequence[Outcome]) -> Decimal:

@@ -206,9 +206,9 @@ def unseen_sale(bed: ReconcileBed, doc_number: str, amount: str = "50") -> str:
         ).scalar_one()
         run(
             "INSERT INTO app.sale_lines (sale_id, line_no, kind, description, product_id, qty,"
-            " unit_price, amount) SELECT %s, 1, 'item', 'unseen', product_id, 1, %s::numeric,"
+            " unit_price, amount) SELECT %s, 1, 'item', 'unseen', product_id, NULL, NULL,"
             " %s::numeric FROM app.sale_lines WHERE id = %s",
-            (made, amount, amount, line),
+            (made, amount, line),
         )
     return str(made)
 
