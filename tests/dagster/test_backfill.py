@@ -1,0 +1,300 @@
+"""R39: a date-range backfill launched through Dagster's GraphQL API (``launchPartitionBackfill``,
+what the UI sends), processed by the backfill daemon's and the run queue's own iterations, runs
+out of the code location of workspace.yaml in a run worker, over real Postgres databases and the
+QBO sandbox over HTTP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from qbo_pipelines import settings
+from qbo_pipelines.canonical import RealmId
+from qbo_pipelines.defs import runner
+from qbo_pipelines.defs.backfill import BACKFILL_ASSETS
+from qbo_pipelines.defs.pull import pull_company
+from qbo_pipelines.demo import setup
+from qbo_pipelines.qbo.app import ENV_API_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL
+from qbo_pipelines.qbo.auth import ENV_TOKEN_KEY
+from qbo_pipelines.qbo.secret import Secret
+from qbo_pipelines.sandbox.testing import SandboxHandle, run_sandbox
+from qbo_pipelines.source_app import demo
+from qbo_pipelines.sync import settings as sync_settings
+from qbo_pipelines.sync.env import QboApp, SyncEnv
+from qbo_pipelines.warehouse import db, postgres
+
+WINDOW_END = demo.BASE_DATE  # the demo's transactions lie in the year before it
+DAYS = 90
+WRITE_LABELS = ("batch", "create", "update", "delete", "send", "void")
+
+
+@dataclass
+class Stack:
+    """What a user has after ``make demo``: its own databases, a Dagster home, a connected
+    sandbox company, the source app seeded and synced once."""
+
+    env: SyncEnv
+    sandbox: SandboxHandle
+    realm: RealmId
+
+    def rows(self, engine: sa.Engine, sql: str, **params: object) -> list[Any]:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(sql), params)
+            return list(result) if result.returns_rows else []
+
+    def writes(self) -> int:
+        counts = self.sandbox.control.request_counts(self.realm)
+        return sum(n for label, n in counts.items() if label.startswith(WRITE_LABELS))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Both sides and the warehouse, as comparable values."""
+        wh, src = self.env.warehouse, self.env.source
+        return {
+            "qbo": {
+                e: sorted(
+                    (o["Id"], o.get("SyncToken"), str(o.get("TotalAmt")))
+                    for o in self.sandbox.control.entities(self.realm, e)
+                )
+                for e in ("Invoice", "Payment", "Bill", "Customer", "CreditMemo")
+            },
+            "source": {
+                t: self.rows(src, f"SELECT count(*), count(DISTINCT qbo_id) FROM app.{t}")  # noqa: S608
+                for t in ("sales", "receipts", "contacts")
+            },
+            "raw_qbo": {
+                t: self.rows(
+                    wh,
+                    f"SELECT qbo_id, sync_token, deleted FROM raw_qbo.{t}"  # noqa: S608
+                    " WHERE realm_id = :r ORDER BY qbo_id",
+                    r=self.realm,
+                )
+                for t in ("invoices", "payments", "bills", "credit_memos")
+            },
+            "record_state": self.rows(
+                wh,
+                "SELECT entity, source_id, qbo_id, status FROM sync.record_state"
+                " WHERE realm_id = :r ORDER BY 1, 2",
+                r=self.realm,
+            ),
+        }
+
+
+@pytest.fixture
+def stack(
+    pg_server: postgres.PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stack]:
+    prefix = f"bf{uuid.uuid4().hex[:6]}_"
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(settings.DAGSTER_HOME / "dagster.yaml", home / "dagster.yaml")
+    base = pg_server.url_str("postgres").replace("postgresql+psycopg", "postgresql")
+    for key in [k for k in os.environ if k.startswith("QBO_PIPELINES_QBO_")]:
+        monkeypatch.delenv(key)
+    for key, value in {
+        settings.ENV_PG_URL: base,
+        settings.ENV_DB_PREFIX: prefix,
+        settings.ENV_DATA_DIR: str(tmp_path / "data"),
+        ENV_TOKEN_KEY: Fernet.generate_key().decode(),
+        "DAGSTER_HOME": str(home),
+    }.items():
+        monkeypatch.setenv(key, value)
+    booted = db.bootstrap()
+    monkeypatch.setenv("QBO_PIPELINES_DAGSTER_PG_URL", booted.dagster_url)
+    warehouse = db.make_engine(booted.warehouse_url)
+    source = db.make_engine(booted.source_app_url)
+    try:
+        with run_sandbox(throttle=False) as sb:
+            for key, value in {
+                ENV_CLIENT_ID: sb.client_id,
+                ENV_CLIENT_SECRET: sb.client_secret,
+                ENV_API_URL: sb.base_url,
+                ENV_OAUTH_URL: sb.base_url,
+            }.items():
+                monkeypatch.setenv(key, value)
+            app = QboApp(
+                client_id=sb.client_id,
+                client_secret=Secret(sb.client_secret),
+                api_url=sb.base_url,
+                oauth_url=sb.base_url,
+                redirect_uri=sb.redirect_uri,
+            )
+            env = SyncEnv(warehouse, source, app)
+            realm = RealmId(sb.realm_id)
+            setup.prepare_sandbox_company(sb.control, realm)
+            setup.connect_with_tokens(env, realm, sb.control.mint_tokens(realm), sb.base_url)
+            demo.seed(source, contacts=30, sales=45, workers=4, seed_value=11)
+            setup.apply_demo_mappings(env, realm)
+            yield Stack(env, sb, realm)
+    finally:
+        warehouse.dispose()
+        source.dispose()
+        for logical in postgres.LOGICAL_DATABASES:
+            postgres.drop_database(pg_server, f"{prefix}{logical}")
+
+
+LAUNCH = """
+mutation($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on PartitionKeysNotFoundError { message }
+  }
+}
+"""
+
+
+def _backfill_through_graphql(
+    instance: dg.DagsterInstance, realm: str, first: date, last: date, timeout: float = 600
+) -> tuple[str, list[dg.DagsterRun]]:
+    """Launch the backfill as the UI does and let the daemons' iterations carry it out."""
+    from dagster._core.execution.backfill import BulkActionStatus
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster._daemon.backfill import execute_backfill_iteration
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+        QueuedRunCoordinatorDaemon,
+    )
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    keys = [
+        f"{realm}|{(first + timedelta(days=i)).isoformat()}" for i in range((last - first).days + 1)
+    ]
+    target = WorkspaceFileTarget(paths=[str(settings.PROJECT_ROOT / "workspace.yaml")])
+    log = logging.getLogger("backfill-test")
+    with WorkspaceProcessContext(instance, target, read_only=False) as process:
+        result = execute_dagster_graphql(
+            process.create_request_context(),
+            LAUNCH,
+            {
+                "backfillParams": {
+                    "assetSelection": [{"path": list(a.key.path)} for a in BACKFILL_ASSETS],
+                    "partitionNames": keys,
+                }
+            },
+        )
+        answer = result.data["launchPartitionBackfill"]
+        assert answer["__typename"] == "LaunchBackfillSuccess", answer
+        backfill_id = answer["backfillId"]
+        coordinator = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            list(execute_backfill_iteration(process, log))
+            list(coordinator.run_iteration(process))
+            backfill = instance.get_backfill(backfill_id)
+            assert backfill is not None
+            if backfill.status != BulkActionStatus.REQUESTED:
+                break
+            time.sleep(1)
+        assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    return backfill_id, list(runs)
+
+
+@pytest.mark.slow
+def test_R39_a_90_day_backfill_through_graphql_is_one_run_and_changes_nothing_in_sync(
+    stack: Stack,
+) -> None:
+    instance = dg.DagsterInstance.get()
+    try:
+        # A normal sync first: push, then pull.
+        assert runner.push_company(stack.realm, instance=instance)["success"]
+        assert pull_company(stack.realm)["success"]
+        before = stack.snapshot()
+        stack.sandbox.control.reset_requests()
+
+        first = WINDOW_END - timedelta(days=DAYS - 1)
+        in_window = stack.rows(
+            stack.env.source,
+            "SELECT count(*) FROM app.sales WHERE txn_date BETWEEN :a AND :b",
+            a=first,
+            b=WINDOW_END,
+        )[0][0]
+        assert in_window > 0  # the window holds real transactions
+
+        backfill_id, runs = _backfill_through_graphql(instance, stack.realm, first, WINDOW_END)
+
+        # One run for the company, for the 90 days, tagged as every run is.
+        [run] = runs
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["dagster/asset_partition_range_start"] == f"{stack.realm}|{first}"
+        assert run.tags["dagster/asset_partition_range_end"] == f"{stack.realm}|{WINDOW_END}"
+        assert run.tags[runner.REALM_TAG] == stack.realm
+        assert run.tags[runner.TRIGGER_TAG] == "backfill"
+        assert run.tags[runner.DIRECTION_TAG] == "both"
+        counts, _ = runner.run_counts(instance, run.run_id)
+        invoices = counts["backfill/source/invoices"]
+        assert invoices["in_window"] == in_window
+        looked_at = invoices["unchanged"] + invoices["held_back"] + invoices["skipped"]
+        assert looked_at == in_window, invoices  # every record of the window looked at
+        assert invoices["unchanged"] > 0, invoices
+        assert invoices["created"] == invoices["updated"] == 0, invoices
+        assert counts["backfill/qbo/invoices"]["read"] > 0
+
+        # Identical to the normal sync: nothing duplicated or changed on either side, and the
+        # unchanged records cost no QBO write (the sandbox's request log), only reads.
+        assert stack.snapshot() == before
+        assert stack.writes() == 0
+        reads = stack.sandbox.control.request_counts(stack.realm)
+        assert reads.get("query", 0) > 0
+        ledger = stack.rows(
+            stack.env.warehouse,
+            "SELECT operation, count(*) FROM sync.ledger WHERE run_id = :run GROUP BY 1",
+            run=run.run_id,
+        )
+        assert {op for op, _ in ledger} <= {"skip", "hold"}, ledger
+
+        # A source edit inside the window: the backfill pushes exactly that record, and the
+        # push sensor then sees the change as already pushed (no no-op run).
+        window_sales = [
+            str(i)
+            for (i,) in stack.rows(
+                stack.env.source,
+                "SELECT id FROM app.sales WHERE txn_date BETWEEN :a AND :b",
+                a=first,
+                b=WINDOW_END,
+            )
+        ]
+        sale, qbo_id = stack.rows(
+            stack.env.warehouse,
+            "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r AND entity ="
+            " 'invoices' AND status = 'synced' AND source_id = ANY(:ids) ORDER BY 1 LIMIT 1",
+            r=stack.realm,
+            ids=window_sales,
+        )[0]
+        stack.rows(
+            stack.env.source, "UPDATE app.sales SET memo = 'backfilled' WHERE id = :i", i=int(sale)
+        )
+        _, [again] = _backfill_through_graphql(instance, stack.realm, first, WINDOW_END)
+        assert again.status == dg.DagsterRunStatus.SUCCESS
+        counts, _ = runner.run_counts(instance, again.run_id)
+        assert counts["backfill/source/invoices"]["pending.updated"] == 1
+        assert stack.writes() >= 1
+        [invoice] = [
+            o for o in stack.sandbox.control.entities(stack.realm, "Invoice") if o["Id"] == qbo_id
+        ]
+        assert invoice.get("PrivateNote") == "backfilled"
+        # The edit is covered by the backfill's push: the sensor will not push it again.
+        position = sync_settings.push_positions(stack.env.warehouse, stack.realm)["invoices"]
+        uncovered = stack.rows(
+            stack.env.source,
+            "SELECT count(*) FROM app.change_log WHERE entity = 'invoices' AND origin <> 'sync'"
+            " AND txid >= :pos",
+            pos=position,
+        )[0][0]
+        assert uncovered == 0
+    finally:
+        instance.dispose()
