@@ -17,7 +17,7 @@ from qbo_pipelines.defs.pull import (
     qbo_webhooks_sensor,
 )
 from qbo_pipelines.defs.push import PUSH_ASSETS, push_job, source_changes_sensor
-from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
+from qbo_pipelines.defs.resources import shared_resources
 
 AREAS = (
     "qbo_pipelines.defs.notify",
@@ -48,10 +48,6 @@ def build_definitions() -> dg.Definitions:
         jobs=[push_job, pull_job],
         sensors=[source_changes_sensor, qbo_webhooks_sensor],
         schedules=[pull_interval_schedule],
-        resources={
-            "warehouse": WarehouseResource(),
-            "source_app": SourceAppResource(),
-            "qbo": QboResource(),
-        },
+        resources=shared_resources(),  # the QBO app's id and secret as dg.EnvVar when set
     )
     return dg.Definitions.merge(core, *_areas())
