@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -91,9 +92,13 @@ class Bookkeeper:
 
     # -- chores -------------------------------------------------------------------------------
 
-    def step(self) -> Obj:
+    def step(self, chore: str | None = None) -> Obj:
+        """One chore: ``chore`` if named (one of :data:`CHORES`), else one drawn by weight."""
         names, weights = zip(*CHORES, strict=True)
-        chore = self.rng.choices(names, weights=weights)[0]
+        if chore is None:
+            chore = self.rng.choices(names, weights=weights)[0]
+        elif chore not in names:
+            raise ValueError(f"unknown chore {chore!r}; one of {', '.join(names)}")
         try:
             result = getattr(self, f"_{chore}")()
         except errors.QboFault as fault:
@@ -236,13 +241,20 @@ class Bookkeeper:
         return {"entity": entity, "id": target["Id"]}
 
 
-def run_steps(sandbox: Sandbox, realm: str, steps: int, seed: int) -> list[Obj]:
-    """Run ``steps`` chores now; the same seed on the same company does the same chores."""
+def run_steps(sandbox: Sandbox, realm: str, steps: int, seed: int,
+              chores: Sequence[str] | None = None) -> list[Obj]:
+    """Run ``steps`` chores now; the same seed on the same company does the same chores.
+    ``chores`` names them in order instead (the records they touch still come from the seed)."""
     if realm not in sandbox.store.companies:
         raise KeyError(f"unknown realm {realm}")
+    known = {name for name, _ in CHORES}
+    unknown = sorted(set(chores or ()) - known)
+    if unknown:
+        raise ValueError(f"unknown chores {unknown}; one of {', '.join(sorted(known))}")
     keeper = Bookkeeper(sandbox, realm, random.Random(seed))
-    for _ in range(steps):
-        keeper.step()
+    planned: list[str | None] = list(chores) if chores else [None] * steps
+    for chore in planned:
+        keeper.step(chore)
     return keeper.done
 
 
@@ -324,8 +336,12 @@ class Endpoint:
             start(self.sandbox, realm, float(data["rate_per_minute"]), seed,
                   int(max_steps) if max_steps is not None else None)
             return {"started": True}
-        steps = int(data.get("steps", 10))
+        chores = data.get("chores")
+        if chores is not None and not (isinstance(chores, list) and chores
+                                       and all(isinstance(c, str) for c in chores)):
+            raise ValueError("chores must be a non-empty list of chore names")
+        steps = len(chores) if chores else int(data.get("steps", 10))
         if not 0 < steps <= 10000:
             raise ValueError("steps must be between 1 and 10000")
-        done = await run_in_threadpool(run_steps, self.sandbox, realm, steps, seed)
+        done = await run_in_threadpool(run_steps, self.sandbox, realm, steps, seed, chores)
         return {"steps": done}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,10 +232,15 @@ class SandboxControl:
 
     # -- the simulated bookkeeper (qbo_pipelines.sandbox.bookkeeper) --------------------------
 
-    def bookkeeper_run(self, realm_id: str, steps: int, seed: int = 0) -> list[dict[str, Any]]:
-        """Run ``steps`` bookkeeper chores now (reproducible for a seed); what was done."""
+    def bookkeeper_run(self, realm_id: str, steps: int, seed: int = 0,
+                       chores: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Run ``steps`` bookkeeper chores now (reproducible for a seed), or exactly ``chores``
+        in that order (names from ``bookkeeper.CHORES``); what was done."""
+        body: dict[str, Any] = {"steps": steps, "seed": seed}
+        if chores:
+            body["chores"] = list(chores)
         result: list[dict[str, Any]] = self._call("POST", f"/bookkeeper/{realm_id}",
-                                                  {"steps": steps, "seed": seed})["steps"]
+                                                  body)["steps"]
         return result
 
     def bookkeeper_start(self, realm_id: str, rate_per_minute: float, seed: int = 0,

@@ -35,6 +35,17 @@ def test_same_seed_same_chores_on_a_fresh_company() -> None:
     assert _strip(other) != _strip(runs[0])
 
 
+def test_named_chores_run_in_order_and_unknown_ones_are_refused() -> None:
+    """``chores`` runs exactly those, in order (the demo's day touches every kind of record)."""
+    chores = ["bill", "bill_payment", "deposit", "edit_customer"]
+    with run_sandbox(throttle=False) as handle:
+        done = handle.control.bookkeeper_run(handle.realm_id, steps=1, seed=3, chores=chores)
+        assert [d["chore"] for d in done] == chores
+        assert done[1]["entity"] == "BillPayment"
+        with pytest.raises(Exception, match="unknown chores"):
+            handle.control.bookkeeper_run(handle.realm_id, steps=1, chores=["pay_rent"])
+
+
 def test_chores_show_in_cdc_and_balances_stay_consistent(sandbox: SandboxHandle,
                                                          api: Api) -> None:
     """Payments, voids, deletes, bills, estimates... all through the entity rules; CDC reports
