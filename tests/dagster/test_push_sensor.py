@@ -137,3 +137,29 @@ def test_R30_no_runs_while_the_qbo_app_is_not_configured(
 def _skip(result: dg.SensorResult) -> str:
     reason = result.skip_reason
     return reason.skip_message or "" if reason is not None else ""
+
+
+def test_R27_changes_another_route_already_pushed_start_no_run(bed: Bed) -> None:
+    """`sync push` or a backfill moved every entity's feed position past the changes: the
+    sensor starts no (no-op) run and moves its cursor past them."""
+    from qbo_pipelines import entities
+    from qbo_pipelines.source_app.connector import SourceAppConnector
+    from qbo_pipelines.sync import state
+    from qbo_pipelines.sync.engine import feed
+
+    bed.age_changes(first_ago=300, last_ago=130)
+    horizon = SourceAppConnector(bed.source).feed_horizon()
+    for entity in entities.push_order():
+        state.set_cursor(bed.warehouse, REALM, feed.cursor_name("push", entity.name), str(horizon))
+    # the demo's reference tables (tax rates, payment methods) have no push position of their own
+    pushed = [e.name for e in entities.push_order()]
+    bed.sql(bed.source, "DELETE FROM app.change_log WHERE entity <> ALL(:e)", e=pushed)
+    result = bed.evaluate()
+    assert result.run_requests == []
+    assert "no source changes" in _skip(result)
+    assert sync_settings.parse_cursor(result.cursor) == {REALM: bed.last_seq()}
+    # a new change after the positions is pending again
+    bed.sql(bed.source, "UPDATE app.contacts SET email = 'new@example.com' WHERE id = 1")
+    bed.age_changes(first_ago=300, last_ago=130)
+    again = bed.evaluate(result.cursor)
+    assert len(again.run_requests or []) == 1
