@@ -204,13 +204,13 @@ def test_reconcile_records_a_clear_failure_when_qbo_keeps_failing(
 
 @pytest.mark.slow
 def test_R38_reconcile_cli_when_qbo_keeps_failing_says_why_in_a_line_never_a_traceback(
-    bed: ReconcileBed, capsys: pytest.CaptureFixture[str]
+    bed: ReconcileBed, capfd: pytest.CaptureFixture[str]
 ) -> None:
     bed.sandbox.control.inject_fault(
         kind="server_error", realm_id=bed.realm, path="reports", count=None, status=503
     )
     assert main(["reconcile", "--realm", bed.realm]) == 1
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()  # what the terminal shows, the run's processes too
     assert "Traceback" not in captured.out + captured.err
     [line] = [ln for ln in captured.out.splitlines() if ln.startswith(f"{bed.realm}: run ")]
     assert line.endswith("FAILURE")
