@@ -75,6 +75,25 @@ def test_R38_reconcile_cli_queues_a_run_repairs_both_sides_and_records_the_resul
     assert changed is not None
     assert Decimal(str(changed["TotalAmt"])) == total
 
+    # What needs a person is listed in marts.open_problems (the dbt model), one row a record,
+    # with the reconciliation's reason and fix.
+    assert main(["marts", "build", "--select", "+open_problems"]) == 0
+    capsys.readouterr()
+    listed = {
+        (p.entity, p.record_id): p
+        for p in bed.rows(
+            bed.env.warehouse,
+            "SELECT entity, record_id, problem, reason, fix FROM marts.open_problems"
+            " WHERE realm_id = :r",
+            r=bed.realm,
+        )
+    }
+    for (entity, record, _kind, _field), finding in found.items():
+        if not finding.repaired:
+            shown = listed[(entity, record)]
+            assert "Reconciliation:" in shown.problem
+            assert shown.fix
+
     # --no-wait: back once this process launched it; the run finishes on its own and repairs
     # nothing more (no QBO write), the same problems still reported.
     bed.sandbox.control.reset_requests()
