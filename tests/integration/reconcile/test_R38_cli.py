@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -107,6 +108,26 @@ def test_R38_reconcile_cli_queues_a_run_repairs_both_sides_and_records_the_resul
     assert second.qbo_writes == 0
     assert bed.qbo_writes() == 0
     assert set(findings(bed, again.run_id)) == {k for k, v in found.items() if not v.repaired}
+
+
+def test_R38_reconcile_cli_every_company_and_the_documented_queries_and_report(
+    bed: ReconcileBed, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """docs/reconciliation.md, as written."""
+    assert main(["reconcile"]) == 0
+    out = capsys.readouterr().out
+    assert f"{bed.realm}: run " in out
+    assert f"reconciliation of {bed.realm}: clean;" in out
+    doc = (Path(__file__).parents[3] / "docs" / "reconciliation.md").read_text(encoding="utf-8")
+    sql = doc.split("```sql\n", 1)[1].split("```", 1)[0]
+    latest, unrepaired = (q.strip() for q in sql.split(";") if q.strip())
+    [run] = bed.rows(bed.env.warehouse, latest)
+    assert run.status == "clean"
+    assert bed.rows(bed.env.warehouse, unrepaired) == []
+    out_file = tmp_path / "recon.html"
+    argv = ["report", "--realm", bed.realm, "--out", str(out_file), "--history", "30"]
+    assert main(argv) == 0
+    assert "Drift over time" in out_file.read_text(encoding="utf-8")
 
 
 def test_R38_reconcile_cli_refuses_an_unknown_company_and_leaves_nothing_behind(
