@@ -13,14 +13,13 @@ DEFAULT_REPORT = "reconciliation-report.html"
 
 
 def register(subparsers: Any) -> None:
+    from qbo_pipelines.sync.cli import run_arguments
+
     rec = subparsers.add_parser(
         "reconcile",
         help="compare source app, QBO and warehouse now; repair what is safe (a queued run)",
     )
-    rec.add_argument("--realm", help="one company (default: every connected company)")
-    rec.add_argument(
-        "--no-wait", dest="wait", action="store_false", help="return once the run is queued"
-    )
+    run_arguments(rec)
     rec.set_defaults(func=_reconcile)
     report = subparsers.add_parser(
         "report", help="write the reconciliation report (one HTML file with its charts)"

@@ -25,24 +25,18 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sync", help="run, pause or resume the sync")
     sub = parser.add_subparsers(dest="sync_command", required=True)
     push = sub.add_parser("push", help="push source changes to QBO now (a queued Dagster run)")
-    push.add_argument("--realm", help="one company (default: every connected company)")
+    run_arguments(push)
     push.add_argument(
         "--full",
         action="store_true",
         help="re-plan every record (unchanged ones still make no API call)",
     )
-    push.add_argument(
-        "--no-wait", dest="wait", action="store_false", help="return once the run is queued"
-    )
     push.set_defaults(func=_push)
     pull = sub.add_parser(
         "pull", help="pull QBO changes into the warehouse and the source app now (a queued run)"
     )
-    pull.add_argument("--realm", help="one company (default: every connected company)")
+    run_arguments(pull)
     pull.add_argument("--full", action="store_true", help="re-read every QBO entity instead of CDC")
-    pull.add_argument(
-        "--no-wait", dest="wait", action="store_false", help="return once the run is queued"
-    )
     pull.set_defaults(func=_pull)
     for name, help_text in (
         ("pause", "pause the sync of a company"),
@@ -55,6 +49,14 @@ def register(subparsers: Any) -> None:
     auto.add_argument("state", choices=["on", "off"])
     auto.add_argument("--realm", required=True)
     auto.set_defaults(func=_auto)
+
+
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--realm`` and ``--no-wait`` of a command that submits a queued run per company."""
+    parser.add_argument("--realm", help="one company (default: every connected company)")
+    parser.add_argument(
+        "--no-wait", dest="wait", action="store_false", help="return once the run is queued"
+    )
 
 
 def run_warehouse() -> sa.Engine:

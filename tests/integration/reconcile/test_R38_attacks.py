@@ -70,6 +70,19 @@ def _state(bed: ReconcileBed, sale: str) -> Any:
     )
 
 
+def _creates(bed: ReconcileBed, sale: str) -> int:
+    """QBO creates the engine recorded for the sale's invoice."""
+    return int(
+        one(
+            bed,
+            "SELECT count(*) FROM sync.ledger WHERE realm_id = :r AND entity = 'invoices'"
+            " AND source_id = :s AND operation = 'create' AND outcome = 'ok'",
+            r=bed.realm,
+            s=sale,
+        )[0]
+    )
+
+
 def _recorded_runs(bed: ReconcileBed) -> int:
     return int(one(bed, "SELECT count(*) FROM marts.reconciliation_runs")[0])
 
@@ -120,16 +133,7 @@ def test_R38_a_run_killed_mid_repair_is_finished_by_the_next_one_with_no_duplica
     [made] = qbo_invoices_numbered(bed, "KILL-1")  # replayed: QBO made it once
     state = _state(bed, sale)
     assert (state.status, state.qbo_id, state.open) == ("synced", made["Id"], False)
-    assert (
-        one(
-            bed,
-            "SELECT count(*) FROM sync.ledger WHERE realm_id = :r AND entity = 'invoices'"
-            " AND source_id = :s AND operation = 'create' AND outcome = 'ok'",
-            r=bed.realm,
-            s=sale,
-        )[0]
-        == 1
-    )
+    assert _creates(bed, sale) == 1
     # Once finished, it is no difference at all.
     assert bed.run_job().success
     latest = one(
@@ -267,16 +271,7 @@ def test_two_reconciliations_and_a_push_of_one_company_at_once_repair_each_recor
             if o.finding.record_id == sale and o.finding.entity == "invoices" and o.repaired
         ]
         assert len(repaired_by) == 1, repaired_by
-        assert (
-            one(
-                bed,
-                "SELECT count(*) FROM sync.ledger WHERE realm_id = :r AND entity = 'invoices'"
-                " AND source_id = :s AND operation = 'create' AND outcome = 'ok'",
-                r=bed.realm,
-                s=sale,
-            )[0]
-            == 1
-        )
+        assert _creates(bed, sale) == 1
     statuses = sorted(r.run.status for r in results.values())
     assert statuses == ["clean", "repaired"]
 
