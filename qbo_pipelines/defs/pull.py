@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from qbo_pipelines.defs.push import COMPANIES, OWNERS, companies, ledger_query
+from qbo_pipelines.defs.push import (
+    COMPANIES,
+    LOADED_COLUMNS,
+    OWNERS,
+    companies,
+    ledger_query,
+    table_schema,
+)
 from qbo_pipelines.defs.resources import (
     COMPANY_RUN,
     DIRECTION_TAG,
@@ -39,34 +46,28 @@ def _raw_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", "qbo", table])
 
 
-RAW_QBO_SCHEMA = dg.TableSchema(
-    columns=[
-        dg.TableColumn(name, type_, description=text)
-        for name, type_, text in (
-            ("realm_id", "text", "QBO company (realmId)."),
-            ("qbo_id", "text", "QBO Id (unique per company and entity)."),
-            ("name", "text", "DisplayName, else Name (name lists)."),
-            ("doc_number", "text", "DocNumber, when the entity has one."),
-            ("type", "text", "AccountType, Item type, ..."),
-            ("sub_type", "text", "AccountSubType (accounts)."),
-            ("active", "boolean", "Active flag of name-list entities."),
-            ("ref_id", "text", "CustomerRef, else VendorRef, EntityRef or ParentRef."),
-            ("ref_name", "text", "The name QBO gave with ref_id."),
-            ("txn_date", "date", "TxnDate (company-local transaction date)."),
-            ("due_date", "date", "DueDate."),
-            ("total_amt", "numeric(18,5)", "TotalAmt in the transaction currency."),
-            ("balance", "numeric(18,5)", "Open balance as QBO computed it."),
-            ("sync_token", "text", "SyncToken of the stored version."),
-            ("created_time", "timestamptz", "MetaData.CreateTime."),
-            ("updated_time", "timestamptz", "MetaData.LastUpdatedTime of the stored version."),
-            ("data", "jsonb", "The full QBO object."),
-            ("deleted", "boolean", "Deleted in QBO (flagged, never removed; R36)."),
-            ("deleted_at", "timestamptz", "When QBO deleted it."),
-            ("first_seen_at", "timestamptz", "When the warehouse first stored it."),
-            ("loaded_at", "timestamptz", "When the row was last written."),
-            ("run_id", "text", "Run that last wrote the row."),
-        )
-    ]
+RAW_QBO_SCHEMA = table_schema(
+    ("realm_id", "text", "QBO company (realmId)."),
+    ("qbo_id", "text", "QBO Id (unique per company and entity)."),
+    ("name", "text", "DisplayName, else Name (name lists)."),
+    ("doc_number", "text", "DocNumber, when the entity has one."),
+    ("type", "text", "AccountType, Item type, ..."),
+    ("sub_type", "text", "AccountSubType (accounts)."),
+    ("active", "boolean", "Active flag of name-list entities."),
+    ("ref_id", "text", "CustomerRef, else VendorRef, EntityRef or ParentRef."),
+    ("ref_name", "text", "The name QBO gave with ref_id."),
+    ("txn_date", "date", "TxnDate (company-local transaction date)."),
+    ("due_date", "date", "DueDate."),
+    ("total_amt", "numeric(18,5)", "TotalAmt in the transaction currency."),
+    ("balance", "numeric(18,5)", "Open balance as QBO computed it."),
+    ("sync_token", "text", "SyncToken of the stored version."),
+    ("created_time", "timestamptz", "MetaData.CreateTime."),
+    ("updated_time", "timestamptz", "MetaData.LastUpdatedTime of the stored version."),
+    ("data", "jsonb", "The full QBO object."),
+    ("deleted", "boolean", "Deleted in QBO (flagged, never removed; R36)."),
+    ("deleted_at", "timestamptz", "When QBO deleted it."),
+    ("first_seen_at", "timestamptz", "When the warehouse first stored it."),
+    *LOADED_COLUMNS,
 )
 
 

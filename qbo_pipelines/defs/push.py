@@ -46,42 +46,40 @@ class PushConfig(dg.Config):
     source_ids: list[str] = []  # push just these records (a targeted backfill)
 
 
-def _column(name: str, type_: str, description: str) -> dg.TableColumn:
-    return dg.TableColumn(name, type_, description=description)
+def table_schema(*columns: tuple[str, str, str]) -> dg.TableSchema:
+    """A column schema from (name, type, description) rows."""
+    return dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in columns])
 
 
-RAW_SOURCE_SCHEMA = dg.TableSchema(
-    columns=[
-        _column("source_id", "text", "The record's id in the source app (primary key)."),
-        _column("data", "jsonb", "The canonical record as read."),
-        _column("content_hash", "text", "Hash of the canonical record."),
-        _column("source_updated_at", "timestamptz", "updated_at in the source app."),
-        _column("deleted", "boolean", "Hard-deleted in the source (flagged, never removed)."),
-        _column("deleted_at", "timestamptz", "When the delete was seen."),
-        _column("first_seen_at", "timestamptz", "When the warehouse first stored it."),
-        _column("loaded_at", "timestamptz", "When the row was last written."),
-        _column("run_id", "text", "Run that last wrote the row."),
-    ]
+LOADED_COLUMNS = (
+    ("loaded_at", "timestamptz", "When the row was last written."),
+    ("run_id", "text", "Run that last wrote the row."),
 )
-STAGING_SCHEMA = dg.TableSchema(
-    columns=[
-        _column("source_id", "text", "The record's id in the source app (primary key)."),
-        _column("content_hash", "text", "Hash of the canonical record (unchanged test)."),
-        _column("data", "jsonb", "The canonical record, ready to become a QBO payload."),
-        _column("updated_at", "timestamptz", "updated_at in the source app."),
-        _column("staged_at", "timestamptz", "When it was staged."),
-        _column("run_id", "text", "Run that staged it."),
-    ]
+RAW_SOURCE_SCHEMA = table_schema(
+    ("source_id", "text", "The record's id in the source app (primary key)."),
+    ("data", "jsonb", "The canonical record as read."),
+    ("content_hash", "text", "Hash of the canonical record."),
+    ("source_updated_at", "timestamptz", "updated_at in the source app."),
+    ("deleted", "boolean", "Hard-deleted in the source (flagged, never removed)."),
+    ("deleted_at", "timestamptz", "When the delete was seen."),
+    ("first_seen_at", "timestamptz", "When the warehouse first stored it."),
+    *LOADED_COLUMNS,
 )
-RECORD_STATE_SCHEMA = dg.TableSchema(
-    columns=[
-        _column("realm_id", "text", "The QBO company."),
-        _column("entity", "text", "Catalogue entity."),
-        _column("source_id", "text", "The record's id in the source app."),
-        _column("qbo_id", "text", "Its id in QBO once created or matched."),
-        _column("status", "text", "synced, held (quarantined with a reason) or failed."),
-        _column("source_hash", "text", "Hash of the last synced source version."),
-    ]
+STAGING_SCHEMA = table_schema(
+    ("source_id", "text", "The record's id in the source app (primary key)."),
+    ("content_hash", "text", "Hash of the canonical record (unchanged test)."),
+    ("data", "jsonb", "The canonical record, ready to become a QBO payload."),
+    ("updated_at", "timestamptz", "updated_at in the source app."),
+    ("staged_at", "timestamptz", "When it was staged."),
+    ("run_id", "text", "Run that staged it."),
+)
+RECORD_STATE_SCHEMA = table_schema(
+    ("realm_id", "text", "The QBO company."),
+    ("entity", "text", "Catalogue entity."),
+    ("source_id", "text", "The record's id in the source app."),
+    ("qbo_id", "text", "Its id in QBO once created or matched."),
+    ("status", "text", "synced, held (quarantined with a reason) or failed."),
+    ("source_hash", "text", "Hash of the last synced source version."),
 )
 
 

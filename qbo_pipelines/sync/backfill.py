@@ -38,30 +38,15 @@ from qbo_pipelines.source_app import queries
 from qbo_pipelines.sync import pipeline
 from qbo_pipelines.sync.engine import lock
 from qbo_pipelines.sync.env import SyncEnv
+from qbo_pipelines.sync.extract import ENTITIES
 from qbo_pipelines.sync.pull import SPECS as PULL_SPECS
 from qbo_pipelines.sync.pull import TXN_TABLES
 from qbo_pipelines.warehouse import raw_qbo
 
 QBO_TRANSACTIONS: tuple[str, ...] = tuple(
     e
-    for e in (
-        "Invoice",
-        "Payment",
-        "SalesReceipt",
-        "Estimate",
-        "CreditMemo",
-        "RefundReceipt",
-        "Bill",
-        "BillPayment",
-        "VendorCredit",
-        "Purchase",
-        "PurchaseOrder",
-        "JournalEntry",
-        "Deposit",
-        "Transfer",
-        "TimeActivity",
-    )
-    if e in raw_qbo.ENTITY_TABLES
+    for e in ENTITIES[ENTITIES.index("Invoice") :]  # the extract's transactions
+    if e != "Attachable" and e in raw_qbo.ENTITY_TABLES
 )
 """QBO entities with a TxnDate, each re-extractable by date window (raw_qbo table each)."""
 

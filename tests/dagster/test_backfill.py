@@ -6,35 +6,25 @@ QBO sandbox over HTTP."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
+from pushbed import UserStack, demo_company
 
 from qbo_pipelines import settings
 from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.defs import runner
 from qbo_pipelines.defs.backfill import BACKFILL_ASSETS
 from qbo_pipelines.defs.pull import pull_company
-from qbo_pipelines.demo import setup
-from qbo_pipelines.qbo.app import ENV_API_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL
-from qbo_pipelines.qbo.auth import ENV_TOKEN_KEY
-from qbo_pipelines.qbo.secret import Secret
-from qbo_pipelines.sandbox.testing import SandboxHandle, run_sandbox
+from qbo_pipelines.sandbox.testing import SandboxHandle
 from qbo_pipelines.source_app import demo
 from qbo_pipelines.sync import settings as sync_settings
-from qbo_pipelines.sync.env import QboApp, SyncEnv
-from qbo_pipelines.warehouse import db, postgres
+from qbo_pipelines.sync.env import SyncEnv
 
 WINDOW_END = demo.BASE_DATE  # the demo's transactions lie in the year before it
 DAYS = 90
@@ -93,56 +83,10 @@ class Stack:
 
 
 @pytest.fixture
-def stack(
-    pg_server: postgres.PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Stack]:
-    prefix = f"bf{uuid.uuid4().hex[:6]}_"
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(settings.DAGSTER_HOME / "dagster.yaml", home / "dagster.yaml")
-    base = pg_server.url_str("postgres").replace("postgresql+psycopg", "postgresql")
-    for key in [k for k in os.environ if k.startswith("QBO_PIPELINES_QBO_")]:
-        monkeypatch.delenv(key)
-    for key, value in {
-        settings.ENV_PG_URL: base,
-        settings.ENV_DB_PREFIX: prefix,
-        settings.ENV_DATA_DIR: str(tmp_path / "data"),
-        ENV_TOKEN_KEY: Fernet.generate_key().decode(),
-        "DAGSTER_HOME": str(home),
-    }.items():
-        monkeypatch.setenv(key, value)
-    booted = db.bootstrap()
-    monkeypatch.setenv("QBO_PIPELINES_DAGSTER_PG_URL", booted.dagster_url)
-    warehouse = db.make_engine(booted.warehouse_url)
-    source = db.make_engine(booted.source_app_url)
-    try:
-        with run_sandbox(throttle=False) as sb:
-            for key, value in {
-                ENV_CLIENT_ID: sb.client_id,
-                ENV_CLIENT_SECRET: sb.client_secret,
-                ENV_API_URL: sb.base_url,
-                ENV_OAUTH_URL: sb.base_url,
-            }.items():
-                monkeypatch.setenv(key, value)
-            app = QboApp(
-                client_id=sb.client_id,
-                client_secret=Secret(sb.client_secret),
-                api_url=sb.base_url,
-                oauth_url=sb.base_url,
-                redirect_uri=sb.redirect_uri,
-            )
-            env = SyncEnv(warehouse, source, app)
-            realm = RealmId(sb.realm_id)
-            setup.prepare_sandbox_company(sb.control, realm)
-            setup.connect_with_tokens(env, realm, sb.control.mint_tokens(realm), sb.base_url)
-            demo.seed(source, contacts=30, sales=45, workers=4, seed_value=11)
-            setup.apply_demo_mappings(env, realm)
-            yield Stack(env, sb, realm)
-    finally:
-        warehouse.dispose()
-        source.dispose()
-        for logical in postgres.LOGICAL_DATABASES:
-            postgres.drop_database(pg_server, f"{prefix}{logical}")
+def stack(user_stack: UserStack) -> Stack:
+    demo.seed(user_stack.source, contacts=30, sales=45, workers=4, seed_value=11)
+    bed = demo_company(user_stack.warehouse, user_stack.source, user_stack.sandbox)
+    return Stack(bed.env, bed.sandbox, bed.realm)
 
 
 LAUNCH = """
