@@ -677,7 +677,11 @@ def _due_date(books: Books, data: Obj, day: date, party: Obj | None) -> None:
         party or {}).get("TermRef") or default_terms
     term = books.company.get("Term", ref_value(term_ref) or "") if term_ref else None
     days = int(term.get("DueDays", 0)) if term else 0
-    data["DueDate"] = (day + timedelta(days=days)).isoformat()
+    try:
+        data["DueDate"] = (day + timedelta(days=days)).isoformat()
+    except OverflowError:  # the terms' due date falls past the last date there is
+        raise errors.QboFault("2070", "Invalid Date", f"Invalid Date : DueDate after {day} "
+                              f"+ {days} days", "DueDate") from None
 
 
 def _doc_number(books: Books, spec_name: str, data: Obj) -> None:

@@ -27,6 +27,13 @@ def test_invoice_totals_subtotal_line_docnumber_and_due_date(api: Api) -> None:
     assert invoice["CustomerRef"]["name"] == "Amy's Bird Sanctuary"
 
 
+def test_due_date_past_the_last_date_is_a_2070_fault_not_a_crash(api: Api) -> None:
+    response = api.post("/invoice", {"CustomerRef": {"value": "1"}, "TxnDate": "9999-12-31",
+                                     "SalesTermRef": {"value": "2"}, "Line": [_line(10)]})
+    assert response.status_code == 400
+    assert fault_of(response)["code"] == "2070"
+
+
 def test_amount_must_equal_qty_times_price_6070(api: Api) -> None:
     error = fault_of(api.post("/invoice", {"CustomerRef": {"value": "1"},
                                            "Line": [_line(99, Qty=2, UnitPrice=50)]}))
