@@ -236,13 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_run.set_defaults(func=_demo_run)
 
     for module_name in AREA_CLIS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(module_name).register(sub)
     # ``demo simulate --sandbox-url``: the sandbox's bookkeeper changes the QBO side too.
     importlib.import_module("qbo_pipelines.sandbox.demo_cli").extend(sub)
     return parser

@@ -5,40 +5,28 @@ module below exposes ``definitions`` (its assets, checks, jobs, sensors, schedul
 location (:mod:`qbo_pipelines.defs.definitions`) is their merge with the shared resources.
 """
 
-import importlib
+import warnings
 
 import dagster as dg
 
-from qbo_pipelines.defs.platform import warehouse_schema
-from qbo_pipelines.defs.pull import (
+# Beta parameters we use on purpose (per-asset resource_defs, backfill_policy, code references):
+# said once here, not once per generated asset in every run's log.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+from qbo_pipelines.defs import backfill, marts, notify, reconcile  # noqa: E402
+from qbo_pipelines.defs.platform import warehouse_schema  # noqa: E402
+from qbo_pipelines.defs.pull import (  # noqa: E402
     PULL_ASSETS,
     pull_interval_schedule,
     pull_job,
     qbo_webhooks_sensor,
 )
-from qbo_pipelines.defs.push import PUSH_ASSETS, push_job, source_changes_sensor
-from qbo_pipelines.defs.resources import shared_resources
+from qbo_pipelines.defs.push import PUSH_ASSETS, push_job, source_changes_sensor  # noqa: E402
+from qbo_pipelines.defs.resources import shared_resources  # noqa: E402
 
-AREAS = (
-    "qbo_pipelines.defs.notify",
-    "qbo_pipelines.defs.reconcile",
-    "qbo_pipelines.defs.marts",
-    "qbo_pipelines.defs.backfill",
-)
+AREAS = (notify, reconcile, marts, backfill)
 """Area modules, each with a module-level ``definitions``."""
-
-
-def _areas() -> list[dg.Definitions]:
-    found = []
-    for name in AREAS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        found.append(module.definitions)
-    return found
 
 
 def build_definitions() -> dg.Definitions:
@@ -50,4 +38,4 @@ def build_definitions() -> dg.Definitions:
         schedules=[pull_interval_schedule],
         resources=shared_resources(),  # the QBO app's id and secret as dg.EnvVar when set
     )
-    return dg.Definitions.merge(core, *_areas())
+    return dg.Definitions.merge(core, *(area.definitions for area in AREAS))

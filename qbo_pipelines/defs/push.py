@@ -8,10 +8,12 @@ per-record story is in ``sync.ledger`` (query shown in the metadata).
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import dagster as dg
 
 from qbo_pipelines import entities as catalogue
+from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.defs.resources import (
     COMPANY_RUN,
     DIRECTION_TAG,
@@ -162,13 +164,25 @@ def _staged_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         company_run: CompanyRunResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
         with qbo.session(warehouse, source_app) as env:
-            report = pipeline.stage(env, entity.name, run_id=context.run_id)
+            report = pipeline.stage(
+                env, entity.name, run_id=context.run_id, realm_id=RealmId(context.partition_key)
+            )
         yield dg.MaterializeResult(metadata={"staged": report.staged})
+        summary = report.suite.metadata()
+        metadata: dict[str, Any] = {
+            "failing_rows": dg.MetadataValue.md(report.suite.markdown()),
+            "suite": dg.MetadataValue.json(summary),
+        }
+        docs = str(summary.get("data_docs") or "")
+        if docs:
+            metadata["data_docs"] = (
+                dg.MetadataValue.url(docs) if "://" in docs else dg.MetadataValue.path(docs)
+            )
         yield dg.AssetCheckResult(
             check_name="great_expectations",
             passed=report.suite.success,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"suite": dg.MetadataValue.json(report.suite.metadata())},
+            metadata=metadata,
         )
 
     return _asset
