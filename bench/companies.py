@@ -16,7 +16,7 @@ What it does, as a data engineer would:
    --no-wait`` itself, which starts a code server per company (about a minute each when the
    machine is busy); the daemon dequeues under the instance's limits (one run per company, four
    in all);
-4. once every run has finished, the same command again with nothing changed (an idle cycle).
+4. once every run has finished, the same again with nothing changed (an idle cycle).
 
 Printed per pass: companies synced per hour on this machine, records/s, API calls per company
 (from the sandbox's request log), peak concurrent runs and the most runs of one company at once
