@@ -58,6 +58,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,12 @@ from qbo_pipelines.sync.env import QboApp, SyncEnv
 from qbo_pipelines.warehouse import migrations, postgres
 
 FAST = {"backoff_base": 0.01, "throttle_backoff_base": 0.5, "backoff_max": 0.2}
+EVENTS: list[str] = []
+"""The soak's own steps (trials, edits, kills), time-stamped for :func:`print_trace`."""
+
+
+def event(text: str) -> None:
+    EVENTS.append(f"{datetime.now(UTC).isoformat()} {text}")
 
 
 def _free_port() -> int:
@@ -399,6 +406,8 @@ def qbo_side_edits(
     """The bookkeeper's chores, then one targeted race of each kind (when a record fits)."""
     touched: set[str] = set()
     for done in control.bookkeeper_run(realm, steps, seed=rng.randrange(10**6)):
+        if done.get("entity") == "Customer":
+            event(f"bookkeeper: Customer {done.get('id')} {done}")
         if done.get("entity") == "Customer" and done.get("field") in (None, "email"):
             touched.add(str(done.get("id")))
     if touched:  # a later edit of the same field by the bookkeeper: its value stands
@@ -423,6 +432,7 @@ def qbo_side_edits(
             )
             races.email[sid] = (qid, qbo_value)
             races.made += 1
+            event(f"email race on contact #{sid} / Customer {qid}: QBO {qbo_value}")
     invoices = {
         q: s
         for s, q in _linked(env, realm, "invoices", "Invoice")
@@ -503,6 +513,7 @@ def compare_both(env: SyncEnv, control: SandboxControl, realm: str, races: Races
         )
     }
     entity_of = {"Customer": "customers", "Invoice": "invoices", "Payment": "payments"}
+    traced: list[tuple[str, str]] = []
     for kind, live in qbo.items():
         for qid, obj in live.items():
             if kind == "Customer" and obj.get("Active") is False:
@@ -537,6 +548,8 @@ def compare_both(env: SyncEnv, control: SandboxControl, realm: str, races: Races
                 if _norm(want) != _norm(got):
                     out["fields"] += 1
                     examples.append(f"{kind} {qid} / #{sid} {name}: QBO {want!r} source {got!r}")
+                    if kind == "Customer" and (sid, qid) not in traced:
+                        traced.append((sid, qid))
                     if out["fields"] <= 3:  # the record's story, for the post-mortem
                         examples += [
                             f"    {tuple(h)}"
@@ -602,6 +615,9 @@ def compare_both(env: SyncEnv, control: SandboxControl, realm: str, races: Races
     )
     for line in examples[:80]:
         print("  " + line)
+    for sid, qid in traced[:3]:
+        print(f"  the story of contact #{sid} / Customer {qid}:")
+        print_trace(env, realm, sid, qid, EVENTS)
     return dict(out)
 
 
@@ -652,6 +668,7 @@ def write_counts(control: SandboxControl, realm: str) -> tuple[int, int]:
 
 def _converge(env: SyncEnv, realm: str, both: bool, run_id: str) -> None:
     """Every scheduled retry falls due (as time would make it), then one push (and pull)."""
+    event(f"converge {run_id}")
     _sql(
         env.warehouse,
         "UPDATE sync.record_state SET retry_at = now() WHERE realm_id = :r AND retry_at > now()",
@@ -660,6 +677,144 @@ def _converge(env: SyncEnv, realm: str, both: bool, run_id: str) -> None:
     pipeline.push_all(env, RealmId(realm), run_id=run_id)
     if both:
         pipeline.pull_all(env, RealmId(realm), run_id=run_id)
+
+
+# --------------------------------------------------------------------------- post-mortem trace
+
+_TRACE_WAREHOUSE = """
+CREATE SCHEMA IF NOT EXISTS soak;
+COMMENT ON SCHEMA soak IS 'The soak''s post-mortem trace (bench/soak.py only, never the product).';
+CREATE TABLE IF NOT EXISTS soak.trace (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    pid int NOT NULL DEFAULT pg_backend_pid(),
+    kind text NOT NULL,
+    key text NOT NULL,
+    row jsonb NOT NULL
+);
+COMMENT ON TABLE soak.trace IS 'Every version of a customer''s sync state and raw_qbo row.';
+COMMENT ON COLUMN soak.trace.id IS 'Order of the writes.';
+COMMENT ON COLUMN soak.trace.at IS 'When (clock time of the write).';
+COMMENT ON COLUMN soak.trace.pid IS 'The writing backend.';
+COMMENT ON COLUMN soak.trace.kind IS 'state or raw.';
+COMMENT ON COLUMN soak.trace.key IS 'source id (state) or QBO id (raw).';
+COMMENT ON COLUMN soak.trace.row IS 'The row as written.';
+CREATE OR REPLACE FUNCTION soak.trace_state() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO soak.trace (kind, key, row) VALUES ('state', NEW.source_id, to_jsonb(NEW));
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION soak.trace_raw() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO soak.trace (kind, key, row) VALUES ('raw', NEW.qbo_id, jsonb_build_object(
+        'sync_token', NEW.sync_token, 'run_id', NEW.run_id,
+        'email', NEW.data->'PrimaryEmailAddr'->>'Address',
+        'phone', NEW.data->'PrimaryPhone'->>'FreeFormNumber'));
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS soak_trace ON sync.record_state;
+CREATE TRIGGER soak_trace AFTER INSERT OR UPDATE ON sync.record_state FOR EACH ROW
+    WHEN (NEW.entity = 'customers') EXECUTE FUNCTION soak.trace_state();
+DROP TRIGGER IF EXISTS soak_trace ON raw_qbo.customers;
+CREATE TRIGGER soak_trace AFTER INSERT OR UPDATE ON raw_qbo.customers FOR EACH ROW
+    EXECUTE FUNCTION soak.trace_raw();
+"""
+
+_TRACE_SOURCE = """
+CREATE SCHEMA IF NOT EXISTS soak;
+CREATE TABLE IF NOT EXISTS soak.contacts (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    txid bigint NOT NULL DEFAULT txid_current(),
+    pid int NOT NULL DEFAULT pg_backend_pid(),
+    origin text NOT NULL DEFAULT app.change_origin(),
+    contact_id bigint NOT NULL,
+    email text,
+    phone text
+);
+COMMENT ON TABLE soak.contacts IS 'Every version of a contact''s email and phone (soak only).';
+CREATE OR REPLACE FUNCTION soak.trace_contact() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.email IS DISTINCT FROM OLD.email OR NEW.phone IS DISTINCT FROM OLD.phone THEN
+        INSERT INTO soak.contacts (contact_id, email, phone) VALUES (NEW.id, NEW.email, NEW.phone);
+    END IF;
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS soak_trace ON app.contacts;
+CREATE TRIGGER soak_trace AFTER UPDATE ON app.contacts FOR EACH ROW
+    EXECUTE FUNCTION soak.trace_contact();
+"""
+
+
+def start_trace(env: SyncEnv) -> None:
+    """Record every version of customers' sync state, raw_qbo rows and source contacts (the
+    post-mortem of a field that differs, :func:`print_trace`)."""
+    with env.warehouse.begin() as conn:
+        conn.exec_driver_sql(_TRACE_WAREHOUSE)
+    with env.source.begin() as conn:
+        conn.exec_driver_sql(_TRACE_SOURCE)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, dict):
+        email = (value.get("PrimaryEmailAddr") or {}).get("Address")
+        phone = (value.get("PrimaryPhone") or {}).get("FreeFormNumber")
+        return f"email={email} phone={phone}"
+    return str(value)
+
+
+def print_trace(env: SyncEnv, realm: str, sid: str, qid: str, events: list[str]) -> None:
+    """One customer's whole story, in time order: source versions, QBO versions as extracted,
+    sync state versions, ledger rows and the soak's own steps."""
+    lines: list[tuple[Any, str]] = []
+    for at, txid, origin, email, phone in _sql(
+        env.source,
+        "SELECT at, txid, origin, email, phone FROM soak.contacts WHERE contact_id = :i",
+        i=int(sid),
+    ):
+        lines.append((at, f"source  {origin:4} tx{txid} email={email} phone={phone}"))
+    for at, pid, kind, row in _sql(
+        env.warehouse,
+        "SELECT at, pid, kind, row FROM soak.trace WHERE (kind = 'state' AND key = :s)"
+        " OR (kind = 'raw' AND key = :q) ORDER BY id",
+        s=sid,
+        q=qid,
+    ):
+        if kind == "raw":
+            lines.append((at, f"raw_qbo pid{pid} {row}"))
+            continue
+        intent = row.get("intent") or {}
+        lines.append(
+            (
+                at,
+                f"state   pid{pid} run={row.get('last_run_id')} {row.get('status')}"
+                f" tok={row.get('sync_token')} pulled={row.get('pulled_token')}"
+                f" hash={str(row.get('source_hash'))[:8]} due={row.get('pull_due')}"
+                f" src_base[{_short(row.get('source_base'))}]"
+                f" qbo_base[{_short(row.get('qbo_base'))}]"
+                + (
+                    f" intent={intent.get('op')} body[{_short(intent.get('body'))}]"
+                    f" intent_base[{_short(intent.get('source_base'))}]"
+                    if intent
+                    else ""
+                ),
+            )
+        )
+    for at, run, direction, op, outcome, text in _sql(
+        env.warehouse,
+        "SELECT at, run_id, direction, operation, outcome,"
+        " left(coalesce(error_message, details::text, ''), 140) FROM sync.ledger"
+        " WHERE realm_id = :r AND entity = 'customers' AND (source_id = :s OR qbo_id = :q)",
+        r=realm,
+        s=sid,
+        q=qid,
+    ):
+        lines.append((at, f"ledger  {run} {direction} {op} {outcome} {text}"))
+    for event in events:
+        at_text, _, what = event.partition(" ")
+        lines.append((datetime.fromisoformat(at_text), f"soak    {what}"))
+    for at, text in sorted(lines, key=lambda x: x[0]):
+        print(f"    {at:%H:%M:%S.%f} {text}")
 
 
 def main() -> None:
@@ -690,6 +845,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--bookkeeper-steps", type=int, default=6, help="QBO-side chores per trial (both)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the two databases for a post-mortem (printed)"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", default="push", help=argparse.SUPPRESS)
@@ -724,6 +882,7 @@ def main() -> None:
     try:
         migrations.migrate_warehouse(env.warehouse)
         migrations.migrate_source_app(env.source)
+        start_trace(env)
         demo.seed(
             env.source, contacts=args.contacts, sales=args.sales, workers=4, seed_value=args.seed
         )
@@ -771,6 +930,7 @@ def main() -> None:
                         delay_seconds=0.5,
                     )
             steps = rng.choice(("push,pull", "pull,push")) if both else "push"
+            event(f"trial {trial + 1}: worker {steps} starts")
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -806,6 +966,9 @@ def main() -> None:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
+                event(f"trial {trial + 1}: worker killed")
+            else:
+                event(f"trial {trial + 1}: worker ended ({proc.returncode})")
             _, err = proc.communicate()
             if proc.returncode not in (0, -signal.SIGKILL):
                 text = err.decode(errors="replace")
@@ -824,6 +987,7 @@ def main() -> None:
                 sandbox.kill()
                 sandbox.start()
                 sandbox_kills += 1
+                event(f"trial {trial + 1}: sandbox killed and restarted")
             if slow is not None:
                 slow.commit()
                 slow.close()
@@ -902,6 +1066,9 @@ def main() -> None:
         env.warehouse.dispose()
         env.source.dispose()
         for n in names:
+            if args.keep:
+                print(f"kept database {n}")
+                continue
             with contextlib.suppress(Exception):
                 postgres.drop_database(pg, n)
         if private is not None:

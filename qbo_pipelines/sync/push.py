@@ -345,9 +345,21 @@ def _push_locked(
 ) -> Report:
     name = spec.entity.name
     report = Report(name, run.realm_id, run.run_id)
-    writer = Writer(run.engine, run.client, run.realm_id, spec.entity, run.run_id, report)
+    writer = Writer(
+        run.engine,
+        run.client,
+        run.realm_id,
+        spec.entity,
+        run.run_id,
+        report,
+        source_now=lambda intents: _source_now(run, spec, intents),
+    )
     writer.replay_open()
     todo = candidates(run.engine, run.reader, run.realm_id, name, mode=mode, source_ids=source_ids)
+    if todo.wanted is not None and writer.replayed:
+        # A source edit made while their write waited for QBO was skipped by the run that saw
+        # it (the feed moved on): planned again now that the write is answered (R42).
+        todo = replace(todo, wanted=sorted(set(todo.wanted) | writer.replayed))
     seen: set[SourceId] = set()
     sends = _Sends(run, spec, report)
     if todo.wanted is None:
@@ -486,6 +498,28 @@ def _push_chunk(
     writer.write(intents, states, extra=sends.take(), on_extra=sends.answered)
     sends.record()
     sends.add([p for p in plans if p.send])
+
+
+def _source_now(
+    run: PushRun, spec: PushSpec, intents: Sequence[Intent]
+) -> dict[SourceId, tuple[str, dict[str, Any]]]:
+    """The current source version of the intents' records, built as an update's body (the
+    writer merges a 5010 with it); records gone, held back or now another QBO entity left out.
+    """
+    entity = {i.source_id: i.qbo_entity for i in intents}
+    out: dict[SourceId, tuple[str, dict[str, Any]]] = {}
+    for chunk in run.reader.iter_entity(spec.entity.name, sorted(entity), CHUNK):
+        for record in chunk:
+            sid = SourceId(record.source_id)
+            try:
+                built = spec.fields(record, run.context)
+                held = bool(check(record, creating=False))
+            except Exception:  # noqa: BLE001, S112 - merged with the planned version instead
+                continue
+            if isinstance(built, Blocked) or held or spec.qbo_entity_of(record) != entity[sid]:
+                continue
+            out[sid] = (content_hash(record), dict(built.body))
+    return out
 
 
 def _intent(run: PushRun, spec: PushSpec, p: Plan, current: RecordState | None) -> Intent | None:

@@ -68,7 +68,9 @@ class Intent:
         source_base: the source side of the base once written (the full QBO-shaped payload).
         name_key: the name this record holds in QBO's name space once written.
         conflicts: fields both sides changed (recorded with the outcome, R34).
-        kept_qbo: conflicting fields where QBO's value was kept.
+        kept_qbo: fields where QBO's value stands and the source does not hold it yet: the
+            conflicts QBO won, and fields only QBO changed (found by a 5010's merge); the pull
+            brings them into the source.
         created_by: who created the QBO record (kept for updates of matched records).
     """
 
@@ -242,8 +244,20 @@ def _whole_call_failed(results: Sequence[BatchResult]) -> bool:
     return first is not None and first.retryable and all(r.error is first for r in results)
 
 
+SourceNow = Callable[[Sequence["Intent"]], Mapping[SourceId, tuple[str, Mapping[str, Any]]]]
+"""The current content hash and body (shaped as the intent's QBO entity) of the intents' source
+records, by id; records gone, held back or now another QBO entity are absent."""
+
+
 class Writer:
-    """Writes intents for one entity of one company and records every outcome."""
+    """Writes intents for one entity of one company and records every outcome.
+
+    ``source_now`` reads the records' current source version: a 5010 is merged with it, not
+    with the (possibly older) version the write was planned from, so a source edit made after
+    the intent was stored is merged, and conflicts with QBO's edits are found (R34). Records
+    whose unfinished call got its answer in :meth:`replay_open` are in ``replayed``: the caller
+    plans them again, as a source edit made while they waited was not planned (R42).
+    """
 
     def __init__(
         self,
@@ -256,8 +270,11 @@ class Writer:
         *,
         direction: str = "push",
         prefer: Preference = "fastest",
+        source_now: SourceNow | None = None,
     ) -> None:
         self.prefer: Preference = prefer
+        self.source_now = source_now
+        self.replayed: set[SourceId] = set()
         self.engine = engine
         self.client = client
         self.realm_id = realm_id
@@ -291,6 +308,8 @@ class Writer:
             if _open_in(states.get(i.source_id), d.request_id)
         )
         self._run([d for d, _ in pending], {d.request_id: i for d, i in pending}, states)
+        still = records.load(self.engine, self.realm_id, self.entity.name, members)
+        self.replayed = {s for s in members if s in still and still[s].intent is None}
 
     def write(
         self,
@@ -557,11 +576,17 @@ class Writer:
                 attempt=0,
             )
             return row, [self._ledger(intent, "ok", qbo_id=qbo_id)]
-        qbo_base = _losers_to_pull(
-            diff.project(stored, _template(intent.qbo_entity, intent.source_base)),
-            intent.source_base,
-            intent.kept_qbo,
-        )
+        answer = diff.project(stored, _template(intent.qbo_entity, intent.source_base))
+        if intent.op == "update" and current.pull_due and current.qbo_base is not None:
+            # QBO holds values the source has not taken yet (a conflict QBO won, a field only
+            # QBO changed): this sparse update left the fields it does not name as they were,
+            # so their QBO side of the base stays what the pull has still to bring (taking
+            # QBO's answer for them would make the pull see nothing to bring, for good).
+            answer = {
+                **answer,
+                **{f: current.qbo_base.get(f) for f in answer if f not in intent.body},
+            }
+        qbo_base = _losers_to_pull(answer, intent.source_base, intent.kept_qbo)
         row = current.but(
             qbo_entity=intent.qbo_entity,
             qbo_id=qbo_id,
@@ -588,7 +613,7 @@ class Writer:
         entries = [self._ledger(intent, "ok", qbo_id=qbo_id)]
         if intent.conflicts:
             self.report.counts["conflicts"] += 1
-            kept = set(intent.kept_qbo)
+            kept = set(intent.kept_qbo) & set(intent.conflicts)
             resolution = ", ".join(
                 f"{f}: {'QBO' if f in kept else 'source'} kept" for f in intent.conflicts
             )
@@ -672,6 +697,8 @@ class Writer:
         current_states = records.load(
             self.engine, self.realm_id, self.entity.name, [i.source_id for i, _ in stale]
         )
+        updates = [i for i, _ in stale if i.op not in {"delete", "void"}]
+        source_now = self.source_now(updates) if self.source_now and updates else {}
         for intent, _old in stale:
             current = current_states.get(intent.source_id)
             if current is None:
@@ -717,10 +744,25 @@ class Writer:
                         )
                     )
                 continue
-            new_source = intent.source_base or {}
+            # The source as it is now (an intent replayed in a later run was planned from an
+            # older version: merging that one would take a newer source edit as synced).
+            source_hash, new_source = source_now.get(
+                intent.source_id, (intent.source_hash or "", intent.source_base or {})
+            )
+            intent = replace(intent, source_hash=source_hash or None, source_base=new_source)
             qbo_now = diff.project(now, _template(intent.qbo_entity, new_source))
             merged = diff.merge(
                 new_source, current.source_base, qbo_now, current.qbo_base, self.entity.conflict
+            )
+            # Fields QBO changed that the source does not hold (the conflicts QBO won, and
+            # fields only QBO changed): QBO's value stands and the pull brings it in.
+            to_pull = tuple(
+                f
+                for f in sorted(qbo_now)
+                if f not in merged.send
+                and (f in merged.kept_qbo or f not in merged.conflicts)
+                and diff.normal(qbo_now.get(f)) != diff.normal((current.qbo_base or {}).get(f))
+                and diff.normal(qbo_now.get(f)) != diff.normal(new_source.get(f))
             )
             if merged.hold or not merged.send:
                 # Nothing of ours left to write: QBO's version is the new base on its side, the
@@ -739,7 +781,7 @@ class Writer:
                         details={"fields": list(merged.conflicts), "policy": self.entity.conflict},
                     )
                 )
-                pulled = _losers_to_pull(qbo_now, new_source, merged.kept_qbo)
+                pulled = _losers_to_pull(qbo_now, new_source, to_pull)
                 rows.append(
                     current.but(
                         status="held" if merged.hold else "synced",
@@ -747,7 +789,7 @@ class Writer:
                         source_base=new_source,
                         qbo_base=pulled,
                         qbo_hash=diff.body_hash(pulled),
-                        pull_due=bool(merged.kept_qbo) or current.pull_due,
+                        pull_due=bool(to_pull) or current.pull_due,
                         sync_token=token,
                         qbo_updated_at=last_updated(now),
                         intent=None,
@@ -769,12 +811,19 @@ class Writer:
                         current.attempt,
                     ),
                     conflicts=merged.conflicts,
-                    kept_qbo=merged.kept_qbo,
+                    kept_qbo=to_pull,
                 )
             )
-            # The merge's base on QBO's side is what QBO holds now.
+            # The merge's base on QBO's side is what QBO holds now, but for what the pull has
+            # still to bring into the source.
+            pulled = _losers_to_pull(qbo_now, new_source, to_pull)
             rows.append(
-                current.but(qbo_base=qbo_now, qbo_hash=diff.body_hash(qbo_now), sync_token=token)
+                current.but(
+                    qbo_base=pulled,
+                    qbo_hash=diff.body_hash(pulled),
+                    sync_token=token,
+                    pull_due=bool(to_pull) or current.pull_due,
+                )
             )
         with self.engine.begin() as conn:
             records.save(conn, rows, self.run_id)
@@ -789,9 +838,10 @@ class Writer:
 def _losers_to_pull(
     qbo_base: Mapping[str, Any], source: Mapping[str, Any] | None, kept_qbo: Sequence[str]
 ) -> dict[str, Any]:
-    """The QBO side of the base after a conflict QBO won: the kept fields are based on the
-    source's losing value, so the pull sees QBO's value as a change and brings it into the
-    source (the policy's outcome on both sides, R34), while the push sees nothing to send."""
+    """The QBO side of the base after a 5010's merge: the fields QBO's value stands for (a
+    conflict QBO won, or a field only QBO changed) are based on the source's value, so the pull
+    sees QBO's value as a change and brings it into the source (the policy's outcome on both
+    sides, R34), while the push sees nothing to send."""
     out = dict(qbo_base)
     for name in kept_qbo:
         out[name] = (source or {}).get(name)

@@ -106,3 +106,190 @@ def test_R20_R42_payment_in_qbo_for_a_sale_deleted_in_the_source_never_stops_the
     assert synced.sql(synced.env.source, "SELECT 1 FROM app.sales WHERE id = :i", i=sale) == []
     _cycle(synced, "after")  # the next cycles go on
     assert synced.sql(synced.env.source, "SELECT 1 FROM app.sales WHERE id = :i", i=sale) == []
+
+
+# ---------------------------------------------------------------- a customer edited on both sides
+
+
+def _linked_contact(bed: PushBed) -> tuple[int, str]:
+    rows = bed.sql(
+        bed.env.warehouse,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'customers' AND created_by = 'sync' AND status = 'synced'"
+        " ORDER BY source_id::int LIMIT 1",
+        r=bed.realm,
+    )
+    return int(rows[0][0]), str(rows[0][1])
+
+
+def _both_sides(bed: PushBed, contact: int, customer: str) -> tuple[tuple[Any, Any], ...]:
+    """(email, phone) of the source contact and of its QBO customer."""
+    row = bed.sql(bed.env.source, "SELECT email, phone FROM app.contacts WHERE id = :i", i=contact)[
+        0
+    ]
+    qbo = next(
+        c for c in bed.sandbox.control.entities(bed.realm, "Customer") if c["Id"] == customer
+    )
+    return (
+        (row.email, row.phone),
+        (
+            (qbo.get("PrimaryEmailAddr") or {}).get("Address"),
+            (qbo.get("PrimaryPhone") or {}).get("FreeFormNumber"),
+        ),
+    )
+
+
+def _conflicts(bed: PushBed, contact: int) -> int:
+    return int(
+        bed.sql(
+            bed.env.warehouse,
+            "SELECT count(*) FROM sync.ledger WHERE realm_id = :r AND entity = 'customers'"
+            " AND source_id = :s AND operation = 'conflict'",
+            r=bed.realm,
+            s=str(contact),
+        )[0][0]
+    )
+
+
+def _unanswered_writes(bed: PushBed) -> None:
+    """Every write call to QBO gets no answer (503 on each retry, nothing committed): the push
+    stores its intent and stops there, as a push killed before it sent the call does."""
+    bed.sandbox.control.inject_fault(
+        kind="server_error",
+        realm_id=bed.realm,
+        method="POST",
+        path="batch|customer",
+        count=None,
+        status=503,
+    )
+
+
+def _assert_fixed_point(bed: PushBed) -> None:
+    writes = bed.write_calls()
+    log: Any = bed.sql(bed.env.source, "SELECT count(*) FROM app.change_log")[0][0]
+    _cycle(bed, "fixed-point")
+    assert bed.write_calls() == writes
+    assert bed.sql(bed.env.source, "SELECT count(*) FROM app.change_log")[0][0] == log
+
+
+def test_R34_R42_a_replayed_update_meeting_a_two_sided_edit_ends_with_qbo_wins_and_one_conflict(
+    synced: PushBed,
+) -> None:
+    """The soak's lasting disagreement. A phone edit's update is stored and never answered (a
+    push killed before it sent it); then the customer's email is changed in QBO and in the
+    source, and one more run meets QBO still failing (the update still waiting, the record
+    skipped). When QBO answers, the replay meets 5010 and is merged. Customers are
+    ``qbo_wins``: QBO's email on both sides, the phone on both, one conflict recorded (before:
+    the merge used the update's old source snapshot, so no conflict; QBO's email became the
+    QBO side of the base and the source's email was taken as synced: QBO's email in QBO, the
+    source's in the source, for good, and neither direction wrote again)."""
+    bed = synced
+    contact, customer = _linked_contact(bed)
+    bed.sql(
+        bed.env.source, "UPDATE app.contacts SET phone = '+1 555 0101' WHERE id = :i", i=contact
+    )
+    _unanswered_writes(bed)
+    stored = pipeline.push_all(bed.env, bed.realm, run_id="push-unanswered")
+    assert stored.totals()["pending"] == 1
+    bed.sandbox.control.user_update(
+        bed.realm,
+        "Customer",
+        {"Id": customer, "PrimaryEmailAddr": {"Address": "qbo.side@example.com"}, "sparse": True},
+    )
+    bed.sql(
+        bed.env.source,
+        "UPDATE app.contacts SET email = 'source.side@example.com' WHERE id = :i",
+        i=contact,
+    )
+    pipeline.push_all(bed.env, bed.realm, run_id="push-still-unanswered")
+    bed.sandbox.control.clear_faults()
+    _cycle(bed, "2")
+    _cycle(bed, "3")
+    want = ("qbo.side@example.com", "+1 555 0101")
+    assert _both_sides(bed, contact, customer) == (want, want)
+    assert _conflicts(bed, contact) == 1
+    _assert_fixed_point(bed)
+
+
+def test_R42_a_source_edit_made_while_an_update_waits_for_qbo_is_pushed_after_it(
+    synced: PushBed,
+) -> None:
+    """A source edit made while an earlier update of the record waits for QBO's answer (the
+    run that sees it skips the record) reaches QBO once the waiting update is answered (before:
+    the change feed moved past it and the replay recorded the older source version as synced:
+    the source's email never reached QBO)."""
+    bed = synced
+    contact, customer = _linked_contact(bed)
+    bed.sql(
+        bed.env.source, "UPDATE app.contacts SET phone = '+1 555 0102' WHERE id = :i", i=contact
+    )
+    _unanswered_writes(bed)
+    pipeline.push_all(bed.env, bed.realm, run_id="push-unanswered")
+    bed.sql(
+        bed.env.source,
+        "UPDATE app.contacts SET email = 'later@example.com' WHERE id = :i",
+        i=contact,
+    )
+    pipeline.push_all(bed.env, bed.realm, run_id="push-still-unanswered")
+    bed.sandbox.control.clear_faults()
+    _cycle(bed, "2")
+    want = ("later@example.com", "+1 555 0102")
+    assert _both_sides(bed, contact, customer) == (want, want)
+    assert _conflicts(bed, contact) == 0
+    _assert_fixed_point(bed)
+
+
+def test_R7_R34_a_qbo_edit_of_another_field_merged_by_the_push_still_reaches_the_source(
+    synced: PushBed,
+) -> None:
+    """QBO changes a customer's phone while the source changes its email: the push meets 5010,
+    merges (no conflict: different fields) and sends the email; QBO's phone must still reach the
+    source (before: the push took QBO's whole answer, phone included, as the QBO side of the
+    base, so the pull saw nothing to bring: QBO's phone in QBO, the old one in the source)."""
+    bed = synced
+    contact, customer = _linked_contact(bed)
+    bed.sandbox.control.user_update(
+        bed.realm,
+        "Customer",
+        {"Id": customer, "PrimaryPhone": {"FreeFormNumber": "(555) 111-2222"}, "sparse": True},
+    )
+    bed.sql(
+        bed.env.source, "UPDATE app.contacts SET email = 'src@example.com' WHERE id = :i", i=contact
+    )
+    _cycle(bed, "2")
+    want = ("src@example.com", "(555) 111-2222")
+    assert _both_sides(bed, contact, customer) == (want, want)
+    assert _conflicts(bed, contact) == 0
+    _assert_fixed_point(bed)
+
+
+def test_R34_a_conflict_qbo_won_survives_a_later_update_of_another_field(synced: PushBed) -> None:
+    """The soak's lasting disagreement (seed 42, contact #20): the email is changed on both
+    sides; the push meets 5010 and records the conflict (QBO kept, the pull to bring QBO's
+    value); before any pull, the source changes the phone and the push's update of it is a
+    plain ``update ok``. QBO's email must still reach the source (before: that update took
+    QBO's whole answer as the QBO side of the base, so the pull saw nothing to bring: QBO's
+    email in QBO, the source's in the source, for good)."""
+    bed = synced
+    contact, customer = _linked_contact(bed)
+    bed.sandbox.control.user_update(
+        bed.realm,
+        "Customer",
+        {"Id": customer, "PrimaryEmailAddr": {"Address": "qbo.side@example.com"}, "sparse": True},
+    )
+    bed.sql(
+        bed.env.source,
+        "UPDATE app.contacts SET email = 'source.side@example.com' WHERE id = :i",
+        i=contact,
+    )
+    pipeline.push_all(bed.env, bed.realm, run_id="push-conflict")
+    assert _conflicts(bed, contact) == 1
+    bed.sql(
+        bed.env.source, "UPDATE app.contacts SET phone = '+1 555 0103' WHERE id = :i", i=contact
+    )
+    pipeline.push_all(bed.env, bed.realm, run_id="push-phone")
+    _cycle(bed, "2")
+    want = ("qbo.side@example.com", "+1 555 0103")
+    assert _both_sides(bed, contact, customer) == (want, want)
+    assert _conflicts(bed, contact) == 1
+    _assert_fixed_point(bed)
