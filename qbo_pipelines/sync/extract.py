@@ -22,9 +22,10 @@ How it reads (QBO_API.md §2, §3, §8):
   (``STARTPOSITION``/``MAXRESULTS``, inactive name-list rows included), each page merged and
   committed before the next is read (memory holds one page). The cursor becomes the time of the
   first page's answer (less one second), so whatever changes during the read is caught by the
-  next CDC call. A full read never deletes or flags rows it did not see: CDC (and ``ids``) are
-  the only source of deletes, so deletes that happened while the cursor was too old for CDC stay
-  unflagged until reconciliation (:meth:`QboClient.missing` over the known ids, R38) finds them.
+  next CDC call. A full read flags as deleted only the records the sync holds (record_state)
+  that it never saw at all, after confirming them by ``Id IN`` (deleted before the company's first
+  read); otherwise CDC (and ``ids``) are the source of deletes, so deletes that happened while the
+  cursor was too old for CDC stay unflagged until reconciliation (R38) finds them.
   Paging by position can skip a row when another row of the same entity is deleted between two
   pages; that row is read again by the next CDC call only if it changes (reconciliation covers
   it too).
@@ -344,7 +345,28 @@ def _full_read(ctx: _Ctx, names: Sequence[str]) -> str:
             ctx.load(entity, page.entities, len(page.entities))
             if not page.entities:
                 ctx.totals.rows.setdefault(entity, 0)
+    for entity in names:
+        unseen = _synced_but_never_seen(ctx, entity)
+        if unseen:  # deleted in QBO before this first read: confirmed by Id, then flagged
+            _read_ids(ctx, entity, unseen)
     return _cursor_from(first or ctx.at)
+
+
+def _synced_but_never_seen(ctx: _Ctx, entity: str) -> list[str]:
+    """QBO ids the sync holds for ``entity`` (live in ``sync.record_state``) with no row in
+    ``raw_qbo`` after a full read: hard-deleted before the company's first read, which a query
+    cannot return and CDC before the first cursor never reported."""
+    if entity not in raw_qbo.ENTITY_TABLES:
+        return []
+    sql = sa.text(
+        "SELECT rs.qbo_id FROM sync.record_state rs"
+        " WHERE rs.realm_id = :r AND rs.qbo_entity = :e AND rs.qbo_id IS NOT NULL"
+        "   AND rs.status <> 'deleted' AND NOT EXISTS ("
+        f"     SELECT 1 FROM {raw_qbo.table_for(entity)} w"
+        "      WHERE w.realm_id = rs.realm_id AND w.qbo_id = rs.qbo_id)"
+    )
+    with ctx.engine.connect() as conn:
+        return [str(i) for i in conn.execute(sql, {"r": ctx.realm_id, "e": entity}).scalars()]
 
 
 def _cdc_objects(payload: Mapping[str, Any]) -> list[tuple[str, Entity]]:

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'open_problems'}}}) }}
 -- Exactly one open-problem row per record, and every held-back record has one.
 select s.realm_id, s.record_key
 from {{ ref('sync_status') }} as s
