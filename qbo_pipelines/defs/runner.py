@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -441,6 +441,35 @@ def submit(
     finally:
         if own_warehouse:
             engine.dispose()
+        if own_instance:
+            instance.dispose()
+
+
+def finish(
+    outcome: RunOutcome,
+    *,
+    poll_interval: float = 1.0,
+    instance: dg.DagsterInstance | None = None,
+) -> RunOutcome:
+    """Wait until a run :func:`submit` returned (``wait=False``) has finished; its outcome
+    then, with the counts of what it materialized. Submitting every company first and then
+    finishing each lets their runs go at once, under the instance's limits."""
+    own_instance = instance is None
+    instance = instance or dg.DagsterInstance.get()
+    try:
+        while True:
+            run = instance.get_run_by_id(outcome.run_id)
+            assert run is not None
+            status = run.status.value
+            if status in FINISHED:
+                break
+            time.sleep(poll_interval)
+        counts, checks = run_counts(instance, outcome.run_id)
+        launched_by = outcome.launched_by or "daemon"
+        return replace(
+            outcome, status=status, launched_by=launched_by, counts=counts, checks=checks
+        )
+    finally:
         if own_instance:
             instance.dispose()
 

@@ -65,15 +65,21 @@ def _reconcile(args: argparse.Namespace) -> int:
         with demo_sandbox_served(engine) as served:
             if served:
                 print(f"serving the demo's QBO sandbox at {served} for this command")
-            for realm in realms:
-                outcome = runner.submit(
+            outcomes = [  # every company queued first, then each awaited
+                runner.submit(
                     JOB,
                     realm,
                     tags={"qbo_pipelines/trigger": "cli", "qbo_pipelines/direction": "reconcile"},
-                    wait=args.wait or bool(served),
+                    wait=False,
                     warehouse=engine,
                     announce=print,
                 )
+                for realm in realms
+            ]
+            for outcome in outcomes:
+                if args.wait or served:
+                    outcome = runner.finish(outcome)
+                realm = outcome.realm_id
                 print(f"{realm}: run {outcome.run_id} {outcome.status}")
                 for line in _summaries(engine, outcome.run_id):
                     print(f"  {line}")

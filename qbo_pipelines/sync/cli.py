@@ -82,7 +82,8 @@ def chosen_companies(engine: sa.Engine, realm: str | None) -> list[str]:
 def _run_job(
     args: argparse.Namespace, job_name: str, direction: str, run_config: dict[str, Any]
 ) -> int:
-    """Submit ``job_name`` for the chosen companies, one after the other; print the counts."""
+    """Submit ``job_name`` for the chosen companies (all queued, then each awaited); print the
+    counts."""
     from qbo_pipelines.demo.setup import demo_sandbox_served
     from qbo_pipelines.qbo.app import QboApp
 
@@ -99,16 +100,24 @@ def _run_job(
         with demo_sandbox_served(engine) as served:
             if served:
                 print(f"serving the demo's QBO sandbox at {served} for this command")
-            for realm in realms:
-                outcome = runner.submit(
+            # Every company is queued first (their runs go at once, one per company, under the
+            # instance's limits), then each is waited for; a sandbox served here must outlive
+            # the runs.
+            outcomes = [
+                runner.submit(
                     job_name,
                     realm,
                     run_config=run_config,
                     tags={"qbo_pipelines/trigger": "cli", "qbo_pipelines/direction": direction},
-                    wait=args.wait or bool(served),  # a sandbox served here must outlive the run
+                    wait=False,
                     warehouse=engine,
                     announce=print,
                 )
+                for realm in realms
+            ]
+            for outcome in outcomes:
+                if args.wait or served:
+                    outcome = runner.finish(outcome)
                 _print_outcome(outcome)
                 failed += 0 if outcome.success or not outcome.finished else 1
         return 1 if failed else 0

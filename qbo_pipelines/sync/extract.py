@@ -366,7 +366,8 @@ def _synced_but_never_seen(ctx: _Ctx, entity: str) -> list[str]:
         "      WHERE w.realm_id = rs.realm_id AND w.qbo_id = rs.qbo_id)"
     )
     with ctx.engine.connect() as conn:
-        return [str(i) for i in conn.execute(sql, {"r": ctx.realm_id, "e": entity}).scalars()]
+        ids: Iterable[object] = conn.execute(sql, {"r": ctx.realm_id, "e": entity}).scalars()
+        return [str(i) for i in ids]
 
 
 def _cdc_objects(payload: Mapping[str, Any]) -> list[tuple[str, Entity]]:
