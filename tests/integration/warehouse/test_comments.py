@@ -68,15 +68,24 @@ def test_every_table_view_and_column_has_a_comment(
     # The check looks at the real warehouse: every schema of the design is there.
     assert {"sync", "raw_source", "raw_qbo", "staging", "mapping", "marts", "public"} <= schemas
     assert len(columns) > 500
-    missing_tables = sorted(
-        f"{r['schema']}.{r['name']}"
-        for r in relations
-        if _blank(r["comment"])
-    )
+    missing_tables = sorted(f"{r['schema']}.{r['name']}" for r in relations if _blank(r["comment"]))
     missing_columns = sorted(
-        f"{r['schema']}.{r['name']}.{r['column']}"
-        for r in columns
-        if _blank(r["comment"])
+        f"{r['schema']}.{r['name']}.{r['column']}" for r in columns if _blank(r["comment"])
     )
+    # The managed connectors' sync columns on every raw table (lines included).
+    raw_tables = {
+        (r["schema"], r["name"])
+        for r in relations
+        if r["schema"] in ("raw_qbo", "raw_source") and r["kind"] == "r"
+    }
+    have = {(r["schema"], r["name"], r["column"]) for r in columns}
+    lacking = sorted(
+        f"{s}.{t}.{c}"
+        for s, t in raw_tables
+        for c in ("_synced_at", "_deleted")
+        if (s, t, c) not in have
+    )
+    assert raw_tables
+    assert lacking == []
     assert missing_tables == [], f"{len(missing_tables)} tables/views without a comment"
     assert missing_columns == [], f"{len(missing_columns)} columns without a comment"
