@@ -312,11 +312,12 @@ WHERE r.realm_id = :realm AND r.qbo_id > :after
   AND (CASE WHEN s.realm_id IS NULL THEN :creates AND NOT r.deleted
             ELSE s.entity = :entity
                  AND NOT s.deleted_in_source
-                 AND (s.sync_token IS DISTINCT FROM r.sync_token
-                      OR s.pulled_token IS DISTINCT FROM r.sync_token
-                      OR (r.deleted AND NOT s.deleted_in_qbo)
-                      OR s.pull_due
-                      OR s.qbo_base IS NULL)
+                 AND CASE WHEN r.deleted THEN NOT s.deleted_in_qbo  -- a delete, once
+                          ELSE s.sync_token IS DISTINCT FROM r.sync_token
+                               OR s.pulled_token IS DISTINCT FROM r.sync_token
+                               OR s.pull_due
+                               OR s.qbo_base IS NULL
+                     END
        END)
 ORDER BY r.qbo_id
 LIMIT :limit

@@ -54,6 +54,16 @@ def test_R36_invoice_deleted_in_qbo_before_the_first_pull_is_flagged_by_that_pul
     assert _rows(
         bed.env.source, "SELECT qbo_deleted FROM app.sales WHERE id = :i", i=int(sale)
     ) == [(True,)]
+    # Marked once: the next pulls find nothing to do for it (the delete has no SyncToken).
+    pipeline.pull_all(bed.env, bed.realm, run_id="pull-2")
+    pipeline.pull_all(bed.env, bed.realm, run_id="pull-3")
+    assert _rows(
+        bed.env.warehouse,
+        "SELECT run_id FROM sync.ledger WHERE realm_id = :r AND entity = 'invoices'"
+        " AND source_id = :s AND operation = 'delete'",
+        r=bed.realm,
+        s=str(sale),
+    ) == [("pull-1",)]
     for pid in paid:
         assert _rows(
             bed.env.warehouse,
