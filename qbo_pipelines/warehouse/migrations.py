@@ -29,7 +29,14 @@ CREATE TABLE IF NOT EXISTS public.schema_migrations (
     checksum    text        NOT NULL,
     applied_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (scope, version)
-)
+);
+COMMENT ON TABLE public.schema_migrations IS
+    'Applied migrations per database scope (warehouse/migrations.py): one row per SQL file.';
+COMMENT ON COLUMN public.schema_migrations.scope IS 'Which migration set: warehouse or source_app.';
+COMMENT ON COLUMN public.schema_migrations.version IS 'The file''s number (NNN in NNN_name.sql).';
+COMMENT ON COLUMN public.schema_migrations.name IS 'The file''s name after the number.';
+COMMENT ON COLUMN public.schema_migrations.checksum IS 'SHA-256 of the file as applied.';
+COMMENT ON COLUMN public.schema_migrations.applied_at IS 'When it was applied.'
 """
 
 

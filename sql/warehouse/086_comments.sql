@@ -2,13 +2,7 @@
 -- catalog). Idempotent (COMMENT ON replaces). Later migrations comment their own objects;
 -- tests/integration/warehouse/test_comments.py fails on any table or column left without one.
 
-COMMENT ON TABLE public.schema_migrations IS
-    'Applied migrations per database scope (qbo_pipelines/warehouse/migrations.py): one row per numbered SQL file.';
-COMMENT ON COLUMN public.schema_migrations.scope IS 'Which migration set: warehouse or source_app.';
-COMMENT ON COLUMN public.schema_migrations.version IS 'The file''s number (NNN in NNN_name.sql).';
-COMMENT ON COLUMN public.schema_migrations.name IS 'The file''s name after the number.';
-COMMENT ON COLUMN public.schema_migrations.checksum IS 'SHA-256 of the file as applied.';
-COMMENT ON COLUMN public.schema_migrations.applied_at IS 'When it was applied.';
+-- public.schema_migrations is created and commented by the migration runner itself.
 
 -- raw_source and staging: the columns every push-direction table shares --------------------
 DO $$
