@@ -461,6 +461,7 @@ def qbo_side_edits(
         qid = rng.choice(fits)
         sid = invoices[qid]
         control.user_delete(realm, "Invoice", qid)
+        event(f"invoice {qid} deleted in QBO, its sale #{sid} edited in the source")
         _sql(
             env.source,
             "UPDATE app.sales SET memo = :m WHERE id = :i",
@@ -589,6 +590,41 @@ def compare_both(env: SyncEnv, control: SandboxControl, realm: str, races: Races
         if sale is not None and not sale.get("qbo_deleted"):
             out["revived"] += 1
             examples.append(f"sale #{sid}: invoice {qid} deleted in QBO, sale not marked")
+            examples += [
+                f"    {tuple(h)}"
+                for h in _sql(
+                    wh,
+                    "SELECT run_id, direction, operation, outcome, at,"
+                    " left(coalesce(error_message, details::text, ''), 160)"
+                    " FROM sync.ledger WHERE realm_id = :r AND entity = 'invoices'"
+                    " AND (source_id = :s OR qbo_id = :q) ORDER BY id",
+                    r=realm,
+                    s=sid,
+                    q=qid,
+                )[-10:]
+            ]
+            examples += [
+                f"    state {tuple(h)}"
+                for h in _sql(
+                    wh,
+                    "SELECT status, deleted_in_source, deleted_in_qbo, sync_token, pulled_token,"
+                    " intent IS NOT NULL, error_code, retry_at FROM sync.record_state"
+                    " WHERE realm_id = :r AND entity = 'invoices' AND source_id = :s",
+                    r=realm,
+                    s=sid,
+                )
+            ]
+            examples += [
+                f"    raw_qbo {tuple(h)}"
+                for h in _sql(
+                    wh,
+                    "SELECT deleted, sync_token, loaded_at FROM raw_qbo.invoices"
+                    " WHERE realm_id = :r AND qbo_id = :q",
+                    r=realm,
+                    q=qid,
+                )
+            ]
+            examples += [f"    soak {e}" for e in EVENTS if f"invoice {qid} " in e]
         doc = sale.get("doc_number") if sale else None
         again = [i for i in qbo["Invoice"].values() if doc and i.get("DocNumber") == doc]
         if again:

@@ -612,28 +612,39 @@ class Writer:
         self.report.counts["created" if intent.op == "create" else "updated"] += 1
         entries = [self._ledger(intent, "ok", qbo_id=qbo_id)]
         if intent.conflicts:
-            self.report.counts["conflicts"] += 1
             kept = set(intent.kept_qbo) & set(intent.conflicts)
             resolution = ", ".join(
                 f"{f}: {'QBO' if f in kept else 'source'} kept" for f in intent.conflicts
             )
             entries.insert(
                 0,
-                self._ledger(
+                self._conflict(
                     intent,
-                    "conflict",
-                    operation="conflict",
-                    qbo_id=qbo_id,
-                    message=f"changed in QBO and in the source since the last sync; policy "
+                    qbo_id,
+                    f"changed in QBO and in the source since the last sync; policy "
                     f"{self.entity.conflict}: {resolution}",
-                    details={
-                        "fields": list(intent.conflicts),
-                        "kept_qbo": sorted(kept),
-                        "policy": self.entity.conflict,
-                    },
+                    {"fields": list(intent.conflicts), "kept_qbo": sorted(kept)},
                 ),
             )
         return row, entries
+
+    def _conflict(
+        self,
+        intent: Intent,
+        qbo_id: str | None,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> state.LedgerRow:
+        """A conflict's ledger row (R34), counted."""
+        self.report.counts["conflicts"] += 1
+        return self._ledger(
+            intent,
+            "conflict",
+            operation="conflict",
+            qbo_id=qbo_id,
+            message=message,
+            details={**(details or {}), "policy": self.entity.conflict},
+        )
 
     # ------------------------------------------------------------------ conflicts (R34)
 
@@ -656,17 +667,13 @@ class Writer:
         changed = diff.body_hash(projected) != current.qbo_hash
         if changed:
             ledger.append(
-                self._ledger(
+                self._conflict(
                     intent,
-                    "conflict",
-                    operation="conflict",
-                    qbo_id=current.qbo_id,
-                    message=f"deleted in the source and changed in QBO since the last sync; "
+                    current.qbo_id,
+                    f"deleted in the source and changed in QBO since the last sync; "
                     f"policy {self.entity.conflict}",
-                    details={"policy": self.entity.conflict},
                 )
             )
-            self.report.counts["conflicts"] += 1
             if self.entity.conflict != "source_wins":
                 return None
         body = {**intent.body, "SyncToken": token}
@@ -767,20 +774,16 @@ class Writer:
             if merged.hold or not merged.send:
                 # Nothing of ours left to write: QBO's version is the new base on its side, the
                 # source's on the other, so the losing value never comes back (R34).
-                kept = ", ".join(merged.conflicts) or "none"
-                if merged.conflicts:
-                    self.report.counts["conflicts"] += 1
-                ledger.append(
-                    self._ledger(
-                        intent,
-                        "conflict",
-                        operation="conflict",
-                        qbo_id=current.qbo_id,
-                        message=f"changed in QBO and in the source since the last sync; policy "
-                        f"{self.entity.conflict}: QBO kept ({kept})",
-                        details={"fields": list(merged.conflicts), "policy": self.entity.conflict},
+                if merged.conflicts:  # else the source holds nothing QBO lacks: no conflict
+                    ledger.append(
+                        self._conflict(
+                            intent,
+                            current.qbo_id,
+                            f"changed in QBO and in the source since the last sync; policy "
+                            f"{self.entity.conflict}: QBO kept ({', '.join(merged.conflicts)})",
+                            {"fields": list(merged.conflicts)},
+                        )
                     )
-                )
                 pulled = _losers_to_pull(qbo_now, new_source, to_pull)
                 rows.append(
                     current.but(

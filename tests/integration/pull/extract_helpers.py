@@ -245,3 +245,17 @@ class PullCompany:
         )
         assert payments
         return made
+
+
+def linked_contact(warehouse: sa.Engine, realm: str) -> tuple[int, str]:
+    """The first source contact the push created a QBO customer for: (contact id, QBO id)."""
+    with warehouse.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+                " AND entity = 'customers' AND created_by = 'sync' AND status = 'synced'"
+                " ORDER BY source_id::int LIMIT 1"
+            ),
+            {"r": realm},
+        ).one()
+    return int(row[0]), str(row[1])

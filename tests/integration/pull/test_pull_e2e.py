@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from extract_helpers import linked_contact
 from pushbed import PushBed
 
 from qbo_pipelines.sync import pipeline
@@ -49,17 +50,6 @@ def synced(push_bed: PushBed) -> PushBed:
     return push_bed
 
 
-def _linked_contact(bed: PushBed) -> tuple[int, str]:
-    rows = _rows(
-        bed.env.warehouse,
-        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
-        " AND entity = 'customers' AND created_by = 'sync' AND status = 'synced'"
-        " ORDER BY source_id::int LIMIT 1",
-        r=bed.realm,
-    )
-    return int(rows[0][0]), str(rows[0][1])
-
-
 def test_R35_push_then_pull_reaches_a_fixed_point(synced: PushBed) -> None:
     """After push then pull, the next cycle writes nothing on either side (R35)."""
     before_qbo = _writes(synced)
@@ -70,7 +60,7 @@ def test_R35_push_then_pull_reaches_a_fixed_point(synced: PushBed) -> None:
 
 
 def test_R7_customer_email_changed_in_qbo_reaches_the_source_contact(synced: PushBed) -> None:
-    contact, qbo_id = _linked_contact(synced)
+    contact, qbo_id = linked_contact(synced.env.warehouse, synced.realm)
     synced.sandbox.control.user_update(
         synced.realm,
         "Customer",

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from extract_helpers import linked_contact
 from pushbed import PushBed
 
 from qbo_pipelines.sync import pipeline
@@ -112,14 +113,25 @@ def test_R20_R42_payment_in_qbo_for_a_sale_deleted_in_the_source_never_stops_the
 
 
 def _linked_contact(bed: PushBed) -> tuple[int, str]:
-    rows = bed.sql(
-        bed.env.warehouse,
-        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
-        " AND entity = 'customers' AND created_by = 'sync' AND status = 'synced'"
-        " ORDER BY source_id::int LIMIT 1",
-        r=bed.realm,
+    return linked_contact(bed.env.warehouse, bed.realm)
+
+
+def _edit_source(bed: PushBed, contact: int, column: str, value: str) -> None:
+    bed.sql(
+        bed.env.source, f"UPDATE app.contacts SET {column} = :v WHERE id = :i", v=value, i=contact
     )
-    return int(rows[0][0]), str(rows[0][1])
+
+
+def _edit_qbo(bed: PushBed, customer: str, change: dict[str, Any]) -> None:
+    bed.sandbox.control.user_update(
+        bed.realm, "Customer", {"Id": customer, **change, "sparse": True}
+    )
+
+
+def _email_on_both_sides(bed: PushBed, contact: int, customer: str) -> None:
+    """The soak's race: the email changed in QBO, then in the source (customers: qbo_wins)."""
+    _edit_qbo(bed, customer, {"PrimaryEmailAddr": {"Address": "qbo.side@example.com"}})
+    _edit_source(bed, contact, "email", "source.side@example.com")
 
 
 def _both_sides(bed: PushBed, contact: int, customer: str) -> tuple[tuple[Any, Any], ...]:
@@ -185,22 +197,11 @@ def test_R34_R42_a_replayed_update_meeting_a_two_sided_edit_ends_with_qbo_wins_a
     source's in the source, for good, and neither direction wrote again)."""
     bed = synced
     contact, customer = _linked_contact(bed)
-    bed.sql(
-        bed.env.source, "UPDATE app.contacts SET phone = '+1 555 0101' WHERE id = :i", i=contact
-    )
+    _edit_source(bed, contact, "phone", "+1 555 0101")
     _unanswered_writes(bed)
     stored = pipeline.push_all(bed.env, bed.realm, run_id="push-unanswered")
     assert stored.totals()["pending"] == 1
-    bed.sandbox.control.user_update(
-        bed.realm,
-        "Customer",
-        {"Id": customer, "PrimaryEmailAddr": {"Address": "qbo.side@example.com"}, "sparse": True},
-    )
-    bed.sql(
-        bed.env.source,
-        "UPDATE app.contacts SET email = 'source.side@example.com' WHERE id = :i",
-        i=contact,
-    )
+    _email_on_both_sides(bed, contact, customer)
     pipeline.push_all(bed.env, bed.realm, run_id="push-still-unanswered")
     bed.sandbox.control.clear_faults()
     _cycle(bed, "2")
@@ -220,16 +221,10 @@ def test_R42_a_source_edit_made_while_an_update_waits_for_qbo_is_pushed_after_it
     the source's email never reached QBO)."""
     bed = synced
     contact, customer = _linked_contact(bed)
-    bed.sql(
-        bed.env.source, "UPDATE app.contacts SET phone = '+1 555 0102' WHERE id = :i", i=contact
-    )
+    _edit_source(bed, contact, "phone", "+1 555 0102")
     _unanswered_writes(bed)
     pipeline.push_all(bed.env, bed.realm, run_id="push-unanswered")
-    bed.sql(
-        bed.env.source,
-        "UPDATE app.contacts SET email = 'later@example.com' WHERE id = :i",
-        i=contact,
-    )
+    _edit_source(bed, contact, "email", "later@example.com")
     pipeline.push_all(bed.env, bed.realm, run_id="push-still-unanswered")
     bed.sandbox.control.clear_faults()
     _cycle(bed, "2")
@@ -248,14 +243,8 @@ def test_R7_R34_a_qbo_edit_of_another_field_merged_by_the_push_still_reaches_the
     base, so the pull saw nothing to bring: QBO's phone in QBO, the old one in the source)."""
     bed = synced
     contact, customer = _linked_contact(bed)
-    bed.sandbox.control.user_update(
-        bed.realm,
-        "Customer",
-        {"Id": customer, "PrimaryPhone": {"FreeFormNumber": "(555) 111-2222"}, "sparse": True},
-    )
-    bed.sql(
-        bed.env.source, "UPDATE app.contacts SET email = 'src@example.com' WHERE id = :i", i=contact
-    )
+    _edit_qbo(bed, customer, {"PrimaryPhone": {"FreeFormNumber": "(555) 111-2222"}})
+    _edit_source(bed, contact, "email", "src@example.com")
     _cycle(bed, "2")
     want = ("src@example.com", "(555) 111-2222")
     assert _both_sides(bed, contact, customer) == (want, want)
@@ -272,21 +261,10 @@ def test_R34_a_conflict_qbo_won_survives_a_later_update_of_another_field(synced:
     email in QBO, the source's in the source, for good)."""
     bed = synced
     contact, customer = _linked_contact(bed)
-    bed.sandbox.control.user_update(
-        bed.realm,
-        "Customer",
-        {"Id": customer, "PrimaryEmailAddr": {"Address": "qbo.side@example.com"}, "sparse": True},
-    )
-    bed.sql(
-        bed.env.source,
-        "UPDATE app.contacts SET email = 'source.side@example.com' WHERE id = :i",
-        i=contact,
-    )
+    _email_on_both_sides(bed, contact, customer)
     pipeline.push_all(bed.env, bed.realm, run_id="push-conflict")
     assert _conflicts(bed, contact) == 1
-    bed.sql(
-        bed.env.source, "UPDATE app.contacts SET phone = '+1 555 0103' WHERE id = :i", i=contact
-    )
+    _edit_source(bed, contact, "phone", "+1 555 0103")
     pipeline.push_all(bed.env, bed.realm, run_id="push-phone")
     _cycle(bed, "2")
     want = ("qbo.side@example.com", "+1 555 0103")
