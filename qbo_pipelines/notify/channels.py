@@ -296,6 +296,15 @@ def list_channels(engine: sa.Engine, *, enabled_only: bool = False) -> list[Chan
     return [_from_row(r) for r in rows]
 
 
+def _found(row: Any, channel_id: int) -> Channel:
+    """The channel of a row read by id; a clear error when there was none."""
+    if row is None:
+        raise ChannelError(
+            f"no notification channel {channel_id} (see `qbo-pipelines notify list`)"
+        )
+    return _from_row(row)
+
+
 def get_channel(engine: sa.Engine, channel_id: int) -> Channel:
     """One channel.
 
@@ -307,11 +316,7 @@ def get_channel(engine: sa.Engine, channel_id: int) -> Channel:
             sa.text(f"SELECT {_COLUMNS} FROM sync.notification_channels WHERE id = :i"),
             {"i": channel_id},
         ).one_or_none()
-    if row is None:
-        raise ChannelError(
-            f"no notification channel {channel_id} (see `qbo-pipelines notify list`)"
-        )
-    return _from_row(row)
+    return _found(row, channel_id)
 
 
 def remove_channel(engine: sa.Engine, channel_id: int) -> Channel:
@@ -325,11 +330,7 @@ def remove_channel(engine: sa.Engine, channel_id: int) -> Channel:
             sa.text(f"DELETE FROM sync.notification_channels WHERE id = :i RETURNING {_COLUMNS}"),
             {"i": channel_id},
         ).one_or_none()
-    if row is None:
-        raise ChannelError(
-            f"no notification channel {channel_id} (see `qbo-pipelines notify list`)"
-        )
-    return _from_row(row)
+    return _found(row, channel_id)
 
 
 def set_enabled(engine: sa.Engine, channel_id: int, enabled: bool) -> Channel:
@@ -346,11 +347,7 @@ def set_enabled(engine: sa.Engine, channel_id: int, enabled: bool) -> Channel:
             ),
             {"i": channel_id, "on": enabled},
         ).one_or_none()
-    if row is None:
-        raise ChannelError(
-            f"no notification channel {channel_id} (see `qbo-pipelines notify list`)"
-        )
-    return _from_row(row)
+    return _found(row, channel_id)
 
 
 __all__ = [
