@@ -483,7 +483,9 @@ def _plan_chunk(
             )
             report.counts["skipped"] += 1
             continue
-        if stale(c.data, st):
+        if not c.deleted and stale(c.data, st):
+            # (a delete is final in QBO and its stub carries no version: raw_qbo keeps the last
+            # object it read, which may be older than a version the push wrote since)
             report.counts["unchanged"] += 1
             continue
         if c.deleted:

@@ -271,3 +271,60 @@ def test_R34_a_conflict_qbo_won_survives_a_later_update_of_another_field(synced:
     assert _both_sides(bed, contact, customer) == (want, want)
     assert _conflicts(bed, contact) == 1
     _assert_fixed_point(bed)
+
+
+def test_R16_R36_invoice_deleted_in_qbo_after_a_push_update_no_pull_saw_still_marks_the_sale(
+    synced: PushBed,
+) -> None:
+    """The soak's sale #114 (seed 41): the push updates an invoice (its SyncToken moves on in
+    the state) and QBO deletes the invoice before any pull reads that new version. The delete
+    stub carries no version, so raw_qbo keeps the last object it read, older than the state's:
+    the pull took the delete for a late delivery and never marked the sale (before: the sale
+    stayed unmarked for good, the sync's own delete candidate skipped on every pull)."""
+    rows = synced.sql(
+        synced.env.warehouse,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND qbo_entity = 'Invoice' AND created_by = 'sync'"
+        " AND status = 'synced' ORDER BY source_id::int",
+        r=synced.realm,
+    )
+    paid = {
+        str(link.get("TxnId"))
+        for p in synced.sandbox.control.entities(synced.realm, "Payment")
+        for line in p.get("Line", [])
+        for link in line.get("LinkedTxn", [])
+    }
+    sale, qbo_id = next((int(s), str(q)) for s, q in rows if str(q) not in paid)
+    synced.sql(synced.env.source, "UPDATE app.sales SET memo = 'first' WHERE id = :i", i=sale)
+    pipeline.push_all(synced.env, synced.realm, run_id="push-2")  # token moves, no pull
+    token = synced.sql(
+        synced.env.warehouse,
+        "SELECT s.sync_token, r.data->>'SyncToken' FROM sync.record_state s"
+        " JOIN raw_qbo.invoices r ON r.realm_id = s.realm_id AND r.qbo_id = s.qbo_id"
+        " WHERE s.realm_id = :r AND s.entity = 'invoices' AND s.source_id = :s",
+        r=synced.realm,
+        s=str(sale),
+    )
+    assert int(token[0][0]) > int(token[0][1]), "the state is ahead of raw_qbo"
+    synced.sandbox.control.user_delete(synced.realm, "Invoice", qbo_id)
+    synced.sql(synced.env.source, "UPDATE app.sales SET memo = 'second' WHERE id = :i", i=sale)
+    _cycle(synced, "3")
+    marked = synced.sql(
+        synced.env.source, "SELECT qbo_deleted FROM app.sales WHERE id = :i", i=sale
+    )
+    assert marked == [(True,)]
+    st = synced.sql(
+        synced.env.warehouse,
+        "SELECT status, deleted_in_qbo FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND source_id = :s",
+        r=synced.realm,
+        s=str(sale),
+    )
+    assert st == [("deleted", True)]
+    # never revived, and nothing left to do on either side
+    assert not [
+        i for i in synced.sandbox.control.entities(synced.realm, "Invoice") if i.get("Id") == qbo_id
+    ]
+    writes = synced.write_calls()
+    _cycle(synced, "4")
+    assert synced.write_calls() == writes
