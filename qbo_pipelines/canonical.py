@@ -29,25 +29,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
+from qbo_pipelines import entities as catalogue
+
 # The typed ids are shared with the QBO client (one definition, so mypy treats them as one type).
 from qbo_pipelines.qbo.ids import QboId, RealmId, SourceId
 
-# Catalogue names of the entities the source app's change log reports. They are the same names
-# the sync uses in ``sync.id_map.entity`` and in asset keys (QBO-side naming).
-SourceEntity = Literal[
-    "customers",        # source contacts
-    "items",            # source service types / products
-    "tax_rates",        # source tax rates (mapped, never pushed)
-    "payment_methods",  # source payment methods (mapped, never pushed)
-    "invoices",         # source sales (with lines)
-    "payments",         # source receipts
-    "vendors",          # source workers / contractors
-    "bills",            # source worker invoices (with lines)
-]
-SOURCE_ENTITIES: tuple[SourceEntity, ...] = (
-    "customers", "items", "tax_rates", "payment_methods", "invoices", "payments", "vendors",
-    "bills",
-)
+SourceEntity = str
+"""A catalogue name of an entity the source app's change log reports (``customers``,
+``invoices`` ...): the names of :data:`qbo_pipelines.entities.SOURCE`."""
+SOURCE_ENTITIES: tuple[SourceEntity, ...] = tuple(e.name for e in catalogue.SOURCE)
+"""Every entity the source app reports, in catalogue order (mapped reference data last)."""
 
 ChangeOp = Literal["insert", "update", "delete"]
 Origin = Literal["source", "qbo"]
@@ -355,6 +346,12 @@ class CanonicalSale(_Hashed):
 
     def __post_init__(self) -> None:
         _require_aware("updated_at", self.updated_at)
+
+    @property
+    def qbo_total(self) -> Decimal:
+        """The total QBO shows (``TotalAmt``): a credit note's negative total is its
+        CreditMemo's positive one (R11)."""
+        return abs(self.total)
 
     def tax_rate_ids(self) -> frozenset[SourceId]:
         """Every tax rate the sale uses (item and tax lines); what R12 checks for mappings."""

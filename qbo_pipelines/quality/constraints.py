@@ -27,6 +27,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Final, Literal
 
+from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import InvalidValue
 
 # --------------------------------------------------------------------------------------------
@@ -175,11 +176,16 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """The constraints of one entity: its rule prefix and its staged columns."""
+    """The constraints of one entity (its staged columns), named by its catalogue row's
+    ``constraints`` binding."""
 
     entity: str
-    kind: str
     columns: tuple[Column, ...]
+
+    @property
+    def kind(self) -> str:
+        """How rule ids and reasons name one record (the catalogue row's ``kind``)."""
+        return catalogue.entity(self.entity).kind
 
     def column(self, name: str) -> Column:
         """The column called ``name`` (KeyError when there is none)."""
@@ -549,7 +555,6 @@ _ADDRESS: Final = (
 
 CUSTOMERS: Final = Table(
     "customers",
-    "customer",
     (
         _key("customer"),
         _name(
@@ -602,7 +607,6 @@ CUSTOMERS: Final = Table(
 
 ITEMS: Final = Table(
     "items",
-    "item",
     (
         _key("item"),
         _name(
@@ -624,7 +628,6 @@ ITEMS: Final = Table(
 
 INVOICES: Final = Table(
     "invoices",
-    "sale",
     (
         _key("sale"),
         _reference(
@@ -714,7 +717,6 @@ INVOICES: Final = Table(
 
 PAYMENTS: Final = Table(
     "payments",
-    "receipt",
     (
         _key("receipt"),
         _reference(
@@ -746,7 +748,6 @@ PAYMENTS: Final = Table(
 
 VENDORS: Final = Table(
     "vendors",
-    "vendor",
     (
         _key("vendor"),
         _name(
@@ -768,7 +769,6 @@ VENDORS: Final = Table(
 
 BILLS: Final = Table(
     "bills",
-    "bill",
     (
         _key("bill"),
         _reference(
@@ -819,11 +819,22 @@ BILLS: Final = Table(
     ),
 )
 
-TABLES: Final[Mapping[str, Table]] = {
-    t.entity: t for t in (CUSTOMERS, ITEMS, INVOICES, PAYMENTS, VENDORS, BILLS)
-}
-"""The constraint table of every pushed entity that QBO stores (tax rates and payment
-methods are mapped, never written: no constraints)."""
+
+def _tables() -> dict[str, Table]:
+    out: dict[str, Table] = {}
+    for e in catalogue.CATALOGUE:
+        table = e.constraint_table
+        if table is not None:
+            if table.entity != e.name:
+                raise catalogue.BindingError(f"{e.name} names the table of {table.entity}")
+            out[e.name] = table
+    return out
+
+
+TABLES: Final[Mapping[str, Table]] = _tables()
+"""The constraint table of every catalogue entity that names one (its row's ``constraints``),
+in catalogue order; mapped reference data (tax rates, payment methods) is never written and
+has none."""
 
 ENTITIES: Final = tuple(TABLES)
 

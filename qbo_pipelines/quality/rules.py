@@ -57,14 +57,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Final, ParamSpec, TypeVar
 
+from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import (
     CanonicalBill,
     CanonicalCustomer,
     CanonicalItem,
-    CanonicalPaymentMethod,
     CanonicalReceipt,
     CanonicalSale,
-    CanonicalTaxRate,
     CanonicalVendor,
     InvalidValue,
 )
@@ -497,28 +496,25 @@ def _bare(text: str) -> str:
 def record_label(record: object) -> str:
     """How reasons name a record: ``customer 'Acme Ltd' (#17)``, ``sale S-1042 (#77)``.
 
+    The kind and the naming field come from the record's catalogue row (``kind``,
+    ``label_field``): a ``doc_number`` reads as a number, any other field as a quoted name.
+
     Args:
         record: a canonical record.
 
     Returns:
         A short human label (falls back to the type name and ``source_id``).
     """
-    if isinstance(record, CanonicalCustomer | CanonicalVendor):
-        kind = "customer" if isinstance(record, CanonicalCustomer) else "vendor"
-        return _named(kind, record.source_id, record.display_name)
-    if isinstance(record, CanonicalItem):
-        return _named("item", record.source_id, record.name)
-    if isinstance(record, CanonicalSale):
-        return _numbered("sale", record.source_id, record.doc_number)
-    if isinstance(record, CanonicalBill):
-        return _numbered("bill", record.source_id, record.doc_number)
-    if isinstance(record, CanonicalReceipt):
-        return f"receipt #{record.source_id}"
-    if isinstance(record, CanonicalTaxRate | CanonicalPaymentMethod):
-        kind = "tax rate" if isinstance(record, CanonicalTaxRate) else "payment method"
-        return _named(kind, record.source_id, record.name)
-    source_id = getattr(record, "source_id", "?")
-    return f"{type(record).__name__} #{source_id}"
+    source_id = str(getattr(record, "source_id", "?"))
+    row = catalogue.of_record(record)
+    if row is None:
+        return f"{type(record).__name__} #{source_id}"
+    if row.label_field is None:
+        return f"{row.kind} #{source_id}"
+    value = getattr(record, row.label_field)
+    if row.label_field == "doc_number":
+        return _numbered(row.kind, source_id, value)
+    return _named(row.kind, source_id, value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -630,7 +626,7 @@ def _billing_name_rules(label: str, billing_name: str | None) -> list[Violation]
 
 
 @decimal_safe
-def check_item(i: CanonicalItem) -> list[Violation]:
+def check_item(i: CanonicalItem, *, creating: bool = True) -> list[Violation]:
     """Rules for a service type / product matched to or created as a QBO Item (R10).
 
     Args:
@@ -643,7 +639,7 @@ def check_item(i: CanonicalItem) -> list[Violation]:
 
 
 @decimal_safe
-def check_sale(s: CanonicalSale) -> list[Violation]:
+def check_sale(s: CanonicalSale, *, creating: bool = True) -> list[Violation]:
     """Rules for a sale pushed as a QBO Invoice (R11-R15, R18).
 
     Lines: at least one item line; each item line names its product; where quantity and unit
@@ -816,7 +812,7 @@ def _sale_total_rules(label: str, s: CanonicalSale) -> list[Violation]:
 
 
 @decimal_safe
-def check_receipt(r: CanonicalReceipt) -> list[Violation]:
+def check_receipt(r: CanonicalReceipt, *, creating: bool = True) -> list[Violation]:
     """Rules for a receipt pushed as a QBO Payment (R19).
 
     Args:
@@ -839,7 +835,7 @@ def check_receipt(r: CanonicalReceipt) -> list[Violation]:
 
 
 @decimal_safe
-def check_vendor(v: CanonicalVendor) -> list[Violation]:
+def check_vendor(v: CanonicalVendor, *, creating: bool = True) -> list[Violation]:
     """Rules for a worker / contractor pushed as a QBO Vendor (R23).
 
     Args:
@@ -852,7 +848,7 @@ def check_vendor(v: CanonicalVendor) -> list[Violation]:
 
 
 @decimal_safe
-def check_bill(b: CanonicalBill) -> list[Violation]:
+def check_bill(b: CanonicalBill, *, creating: bool = True) -> list[Violation]:
     """Rules for a worker invoice pushed as a QBO Bill (R23).
 
     At least one line, each with a concept (it picks the expense account, R24) and a whole-cent
@@ -937,20 +933,10 @@ def check(record: Any, *, creating: bool = True) -> list[Violation]:
     Raises:
         TypeError: for a type that is not a canonical source record.
     """
-    if isinstance(record, CanonicalCustomer):
-        return check_customer(record, creating=creating)
-    if isinstance(record, CanonicalItem):
-        return check_item(record)
-    if isinstance(record, CanonicalSale):
-        return check_sale(record)
-    if isinstance(record, CanonicalReceipt):
-        return check_receipt(record)
-    if isinstance(record, CanonicalVendor):
-        return check_vendor(record)
-    if isinstance(record, CanonicalBill):
-        return check_bill(record)
-    if isinstance(record, CanonicalTaxRate | CanonicalPaymentMethod):
-        return []
+    row = catalogue.of_record(record)
+    if row is not None:
+        rules = row.rule_check
+        return [] if rules is None else rules(record, creating=creating)
     raise TypeError(f"no data-quality rules for {type(record).__name__}")
 
 
@@ -981,9 +967,8 @@ def unquotable_value(record: object, field: str, value: str) -> Violation:
     Returns:
         The violation, rule ``<kind>.<field>.control_character``.
     """
-    kinds = {CanonicalCustomer: "customer", CanonicalVendor: "vendor", CanonicalItem: "item",
-             CanonicalSale: "sale", CanonicalReceipt: "receipt", CanonicalBill: "bill"}
-    kind = kinds.get(type(record), type(record).__name__.lower())
+    row = catalogue.of_record(record)
+    kind = row.kind if row is not None else type(record).__name__.lower()
     found = _no_control(
         f"{kind}.{field}.control_character", record_label(record), field, value,
         allow_breaks=False,

@@ -24,7 +24,7 @@ from qbo_pipelines.canonical import content_hash
 from qbo_pipelines.qbo import query as q
 from qbo_pipelines.qbo.client import QboClient
 from qbo_pipelines.source_app.connector import SourceAppConnector
-from qbo_pipelines.sync.push import QBO_MIRRORS
+from qbo_pipelines.warehouse import raw_qbo
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,10 @@ class Compared:
 COMPARED: tuple[Compared, ...] = tuple(
     Compared(
         e.name,
-        ("Invoice", "CreditMemo") if e.name == "invoices" else (e.qbo_name,),
-        ("invoices", "credit_memos") if e.name == "invoices" else (e.name,),
-        money=e.name in {"invoices", "payments", "bills"},
-        dates=e.name in {"invoices", "payments", "bills"},
+        e.qbo_names,
+        tuple(raw_qbo.ENTITY_TABLES[qe] for qe in e.qbo_names),
+        money=e.amount is not None,
+        dates=e.dated is not None,
         name_list=e.name_list,
     )
     for e in catalogue.CATALOGUE
@@ -54,7 +54,16 @@ COMPARED: tuple[Compared, ...] = tuple(
 bills), in catalogue order."""
 
 BY_ENTITY = {c.entity: c for c in COMPARED}
-NAME_LISTS = frozenset({"Customer", "Item", "Vendor"})
+
+
+def _mirrors(entity: str) -> bool:
+    """QBO-origin records of ``entity`` mirror QBO (its pull spec's ``mirror``): never pushed
+    back, QBO owns them whole (R16, R20)."""
+    spec = catalogue.entity(entity).pull_spec
+    return spec is not None and spec.mirror
+
+
+NAME_LISTS = frozenset(e.qbo_name for e in catalogue.CATALOGUE if e.name_list)
 RAW_OF = {qe: raw for c in COMPARED for qe, raw in zip(c.qbo_entities, c.raw_tables, strict=True)}
 
 
@@ -179,16 +188,14 @@ _SNAPSHOT_INSERT = sa.text(
 def _values(
     entity: str, record: Any
 ) -> tuple[str | None, Decimal | None, date | None, date | None]:
-    """(name, amount, date, due date) of a canonical record, as QBO would show them."""
-    if entity in {"customers", "vendors"}:
-        return record.display_name, None, None, None
-    if entity == "items":
-        return record.name, None, None, None
-    if entity == "invoices":  # a negative sale is a CreditMemo with a positive total (R11)
-        return None, abs(record.total), record.txn_date, record.due_date
-    if entity == "payments":
-        return None, record.amount, record.received_on, None
-    return None, record.total, record.txn_date, record.due_date  # bills
+    """(name, amount, date, due date) of a canonical record, as QBO would show them (the
+    fields its catalogue row names: a name list's ``label_field``, a transaction's ``amount``
+    and ``dated``, and its ``due_date`` if it has one)."""
+    e = catalogue.entity(entity)
+    if not e.transaction:
+        return (getattr(record, e.label_field) if e.label_field else None), None, None, None
+    amount = getattr(record, e.amount or "")
+    return None, amount, getattr(record, e.dated or ""), getattr(record, "due_date", None)
 
 
 def snapshot_source(
@@ -319,7 +326,7 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
                 )
             )
         # Synced records whose source content moved without the push seeing the change.
-        mirror = name in QBO_MIRRORS
+        mirror = _mirrors(name)
         for sid, qbo_id, origin, amount, qbo_amount in _all(
             conn,
             sa.text(
@@ -407,7 +414,7 @@ def _shown(value: object, otherwise: str) -> str:
 
 
 def _deleted_fix(entity: str, sid: str) -> str:
-    if entity in {"customers", "items", "vendors"}:
+    if catalogue.entity(entity).name_list:
         return (
             f"Reactivate it in QBO if it was removed by mistake, or leave it: {entity} are "
             "never deleted on the other side (R9)."
@@ -457,7 +464,7 @@ def _field_differences(
         {"r": realm_id, "e": c.entity},
     )
     for sid, qbo_id, origin, fname, sv, qv in rows:
-        owned = c.entity in QBO_MIRRORS and origin == "qbo"
+        owned = _mirrors(c.entity) and origin == "qbo"
         yield Finding(
             c.entity,
             sid,

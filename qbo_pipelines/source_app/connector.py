@@ -12,7 +12,7 @@ Typical push usage::
     conn = SourceAppConnector(engine)
     batch = conn.read_changes(cursor, limit=10_000)       # real changes, echoes skipped
     per_entity = summarize(batch.events)                  # ids changed / deleted per entity
-    for chunk in conn.iter_sales(ids=per_entity["invoices"].changed):
+    for chunk in conn.iter_entity("invoices", ids=per_entity["invoices"].changed):
         ...                                               # canonical records, with lines
     save_cursor(batch.next_seq)
 """
@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
+from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import (
     CanonicalAddress,
     CanonicalBill,
@@ -63,16 +64,6 @@ T = TypeVar("T")
 Row = sa.RowMapping
 
 DEFAULT_CHUNK = 5000
-
-_READ_QUERY = {
-    "customers": "read_customers", "items": "read_items", "invoices": "read_sales",
-    "payments": "read_receipts", "vendors": "read_vendors", "bills": "read_bills",
-    "tax_rates": "read_tax_rates", "payment_methods": "read_payment_methods",
-}
-"""The read query of each entity (its row hash wraps it, so the two never drift apart)."""
-
-_LINES_HASH_QUERY = {"invoices": "row_hash_lines_invoices", "bills": "row_hash_lines_bills"}
-
 
 @dataclass(frozen=True, slots=True)
 class ChangeBatch:
@@ -336,6 +327,54 @@ def _receipt_params(receipt: QboReceipt) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """How a document's lines are read.
+
+    Attributes:
+        query: the line query (``read_sale_lines``), param ``:ids`` (parent ids).
+        parent_key: its column holding the parent's id.
+        build: a line row -> the canonical line.
+        hash_query: one hash of all lines per parent in ``(:after, :last]`` (row hashes).
+    """
+
+    query: str
+    parent_key: str
+    build: Callable[[Row], Any]
+    hash_query: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """How one entity is read from the source app (named by its catalogue row's ``reader``).
+
+    Attributes:
+        query: the read query (``sql/source_app/queries/<query>.sql``), params ``:after``,
+            ``:limit``, ``:read_all``, ``:ids``, ordered by ``source_id`` (keyset pages); its
+            row hash (``md5`` of the row) wraps it, so the two never drift apart.
+        build: a row -> the canonical record; with ``lines``, ``build(row, lines)``.
+        lines: the entity's lines, if it has any.
+    """
+
+    query: str
+    build: Callable[..., Any]
+    lines: Lines | None = None
+
+
+CUSTOMERS = Reader("read_customers", _customer)
+ITEMS = Reader("read_items", _item)
+TAX_RATES = Reader("read_tax_rates", _tax_rate)
+PAYMENT_METHODS = Reader("read_payment_methods", _payment_method)
+SALES = Reader(
+    "read_sales", _sale, Lines("read_sale_lines", "sale_id", _sale_line, "row_hash_lines_invoices")
+)
+RECEIPTS = Reader("read_receipts", _receipt)
+VENDORS = Reader("read_vendors", _vendor)
+BILLS = Reader(
+    "read_bills", _bill, Lines("read_bill_lines", "bill_id", _bill_line, "row_hash_lines_bills")
+)
+
+
 class SourceAppConnector:
     """Reads the source app's changes and records, and writes back what comes from QBO.
 
@@ -418,12 +457,13 @@ class SourceAppConnector:
         the records that changed. It is a cheap pre-filter: any change to the row (even one the
         sync ignores) changes it, and the content hash still decides.
         """
-        read_sql = queries.strip_comments(queries.load_text(_READ_QUERY[entity], self.queries_dir))
+        reader = catalogue.source_entity(entity).source_reader
+        read_sql = queries.strip_comments(queries.load_text(reader.query, self.queries_dir))
         header = sa.text(
             "SELECT x.source_id AS source_id, md5(x::text) AS row_hash FROM (\n"  # noqa: S608
             f"{read_sql}\n) x"
         ).bindparams(sa.bindparam("ids", expanding=True))
-        lines_query = _LINES_HASH_QUERY.get(entity)
+        lines_query = reader.lines.hash_query if reader.lines is not None else None
         after: object = self.first_key
         while True:
             params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
@@ -512,50 +552,30 @@ class SourceAppConnector:
                 return
             after = rows[-1]["source_id"]
 
-    def _iter_simple(
-        self, query: str, build: Callable[[Row], T], ids: Iterable[str] | None, chunk: int
-    ) -> Iterator[list[T]]:
-        for rows in self._iter_rows(query, ids, chunk):
-            yield [build(r) for r in rows]
-
-    def iter_customers(
-        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
-    ) -> Iterator[list[CanonicalCustomer]]:
-        """Canonical customers (all contacts, or those with ``ids``), in chunks of ``chunk``.
-
-        Contacts without a sale are included with ``has_sale=False``; R4 is the push's filter.
-        """
-        return self._iter_simple("read_customers", _customer, ids, chunk)
-
-    def iter_items(
-        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
-    ) -> Iterator[list[CanonicalItem]]:
-        """Canonical service types / products, in chunks."""
-        return self._iter_simple("read_items", _item, ids, chunk)
-
-    def iter_tax_rates(
-        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
-    ) -> Iterator[list[CanonicalTaxRate]]:
-        """Canonical tax rates, in chunks."""
-        return self._iter_simple("read_tax_rates", _tax_rate, ids, chunk)
-
-    def iter_payment_methods(
-        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
-    ) -> Iterator[list[CanonicalPaymentMethod]]:
-        """Canonical payment methods, in chunks."""
-        return self._iter_simple("read_payment_methods", _payment_method, ids, chunk)
-
-    def iter_receipts(
-        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
-    ) -> Iterator[list[CanonicalReceipt]]:
-        """Canonical receipts, in chunks."""
-        return self._iter_simple("read_receipts", _receipt, ids, chunk)
-
-    def iter_vendors(
-        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
-    ) -> Iterator[list[CanonicalVendor]]:
-        """Canonical vendors (workers), in chunks."""
-        return self._iter_simple("read_vendors", _vendor, ids, chunk)
+    def iter_entity(
+        self, entity: SourceEntity | str, ids: Iterable[str] | None = None,
+        chunk: int = DEFAULT_CHUNK,
+    ) -> Iterator[list[Any]]:
+        """Canonical records of a catalogue entity (``customers``, ``invoices``, ``bills`` ...):
+        all of them, or those with ``ids``, in chunks of ``chunk``, read by the entity's
+        :class:`Reader` (one query per chunk, lines in one more). Contacts without a sale are
+        included with ``has_sale=False``; R4 is the push's filter."""
+        try:
+            reader = catalogue.source_entity(entity).source_reader
+        except KeyError:
+            raise ValueError(f"unknown source entity {entity!r}") from None
+        for rows in self._iter_rows(reader.query, ids, chunk):
+            if reader.lines is None:
+                yield [reader.build(r) for r in rows]
+                continue
+            lines = reader.lines
+            grouped = self._lines(lines.query, lines.parent_key, [r["source_id"] for r in rows])
+            yield [
+                reader.build(
+                    r, tuple(lines.build(ln) for ln in grouped.get(str(r["source_id"]), ()))
+                )
+                for r in rows
+            ]
 
     def _lines(self, query: str, key: str, ids: list[Any]) -> dict[str, list[Row]]:
         grouped: dict[str, list[Row]] = defaultdict(list)
@@ -565,45 +585,6 @@ class SourceAppConnector:
             for row in conn.execute(self._q(query), {"ids": ids}).mappings():
                 grouped[str(row[key])].append(row)
         return grouped
-
-    def iter_sales(
-        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
-    ) -> Iterator[list[CanonicalSale]]:
-        """Canonical sales with their lines (two queries per chunk), in chunks."""
-        for rows in self._iter_rows("read_sales", ids, chunk):
-            lines = self._lines("read_sale_lines", "sale_id", [r["source_id"] for r in rows])
-            yield [
-                _sale(r, tuple(_sale_line(ln) for ln in lines.get(str(r["source_id"]), ())))
-                for r in rows
-            ]
-
-    def iter_bills(
-        self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
-    ) -> Iterator[list[CanonicalBill]]:
-        """Canonical bills (worker invoices) with their lines, in chunks."""
-        for rows in self._iter_rows("read_bills", ids, chunk):
-            lines = self._lines("read_bill_lines", "bill_id", [r["source_id"] for r in rows])
-            yield [
-                _bill(r, tuple(_bill_line(ln) for ln in lines.get(str(r["source_id"]), ())))
-                for r in rows
-            ]
-
-    def iter_entity(
-        self, entity: SourceEntity | str, ids: Iterable[str] | None = None,
-        chunk: int = DEFAULT_CHUNK,
-    ) -> Iterator[list[Any]]:
-        """The reader for a catalogue entity name (``customers``, ``invoices``, ``bills`` ...)."""
-        readers: dict[str, Callable[[Iterable[str] | None, int], Iterator[list[Any]]]] = {
-            "customers": self.iter_customers, "items": self.iter_items,
-            "tax_rates": self.iter_tax_rates, "payment_methods": self.iter_payment_methods,
-            "invoices": self.iter_sales, "payments": self.iter_receipts,
-            "vendors": self.iter_vendors, "bills": self.iter_bills,
-        }
-        try:
-            reader = readers[entity]
-        except KeyError:
-            raise ValueError(f"unknown source entity {entity!r}") from None
-        return reader(ids, chunk)
 
     # ------------------------------------------------ write-backs (R7, R8, R16, R20, R26)
 

@@ -40,7 +40,7 @@ from qbo_pipelines.sync.engine import lock
 from qbo_pipelines.sync.env import SyncEnv
 from qbo_pipelines.sync.extract import ENTITIES
 from qbo_pipelines.sync.pull import SPECS as PULL_SPECS
-from qbo_pipelines.sync.pull import TXN_TABLES
+from qbo_pipelines.sync.pull import TXN_ENTITIES
 from qbo_pipelines.warehouse import raw_qbo
 
 QBO_TRANSACTIONS: tuple[str, ...] = tuple(
@@ -50,8 +50,10 @@ QBO_TRANSACTIONS: tuple[str, ...] = tuple(
 )
 """QBO entities with a TxnDate, each re-extractable by date window (raw_qbo table each)."""
 
-SOURCE_TRANSACTIONS: tuple[str, ...] = ("invoices", "payments", "bills")
-"""Dated push entities (sales.txn_date, receipts.received_on, worker_invoices.issued_on)."""
+SOURCE_TRANSACTIONS: tuple[str, ...] = tuple(
+    e.name for e in catalogue.CATALOGUE if e.pushes and e.dated is not None
+)
+"""Dated push entities (their catalogue row names a ``dated`` field): invoices, payments, bills."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def reextract_window(
 def write_backs(qbo_entity: str) -> list[str]:
     """The pull write-backs that read ``qbo_entity`` (in pull order)."""
     names = [n for n, spec in PULL_SPECS.items() if qbo_entity in spec.raw_tables]
-    if qbo_entity in TXN_TABLES:
+    if qbo_entity in TXN_ENTITIES:
         names.append("customer_transactions")
     return names
 

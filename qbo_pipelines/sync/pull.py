@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -52,6 +52,7 @@ from qbo_pipelines.sync.engine.records import RecordState
 from qbo_pipelines.sync.engine.writes import ledger_row
 from qbo_pipelines.transforms import from_qbo
 from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, PushContext
+from qbo_pipelines.warehouse import raw_qbo
 
 log = logging.getLogger(__name__)
 
@@ -64,50 +65,50 @@ PullAction = Literal["create", "update", "deleted", "skip", "baseline"]
 
 @dataclass(frozen=True)
 class PullSpec:
-    """How one catalogue entity is pulled.
+    """How one catalogue entity is pulled (named by its row's ``pull`` binding).
 
     Attributes:
-        entity: the catalogue row.
-        table: the source table written.
-        raw_tables: ``raw_qbo`` table per QBO entity read (the first one is created from).
+        entity: the catalogue row; the source table written is its ``source_table``, the QBO
+            entities read are its ``qbo_names`` (the first one is created from).
+        write_new: writes QBO records the source does not hold yet as QBO-origin source
+            records (R8, R16, R20); returns QBO id -> source id of each written.
+        fields: QBO managed field -> the source columns it becomes (R7).
+        owned: the columns only QBO writes (a balance, an email status): copied whenever QBO's
+            version moves, never a conflict, never pushed.
         mirror: QBO-origin records of this entity are mirrors QBO owns (invoices, payments):
             their whole record follows QBO; otherwise (customers) they are edited both ways.
     """
 
     entity: catalogue.Entity
-    table: str
-    raw_tables: Mapping[str, str]
+    write_new: Callable[[PullRun, Sequence[Candidate]], dict[QboId, SourceId]]
+    fields: Mapping[str, from_qbo.FieldMap]
+    owned: from_qbo.FieldMap
     mirror: bool = False
 
     @property
+    def table(self) -> str:
+        """The source table written."""
+        return self.entity.source_table
+
+    @property
+    def raw_tables(self) -> Mapping[str, str]:
+        """``raw_qbo`` table per QBO entity read, in the row's ``qbo_names`` order."""
+        return {qe: raw_qbo.ENTITY_TABLES[qe] for qe in self.entity.qbo_names}
+
+    @property
     def creates_from(self) -> str:
-        return next(iter(self.raw_tables))
+        return self.entity.qbo_names[0]
 
 
-SPECS: dict[str, PullSpec] = {
-    "customers": PullSpec(catalogue.entity("customers"), "contacts", {"Customer": "customers"}),
-    "invoices": PullSpec(
-        catalogue.entity("invoices"),
-        "sales",
-        {"Invoice": "invoices", "CreditMemo": "credit_memos"},
-        mirror=True,
-    ),
-    "payments": PullSpec(
-        catalogue.entity("payments"), "receipts", {"Payment": "payments"}, mirror=True
-    ),
-}
-"""Pull entities in the order they are pulled (invoices need their customers, payments their
-invoices)."""
-
-TXN_TABLES: dict[str, str] = {
-    "Invoice": "invoices",
-    "Payment": "payments",
-    "Estimate": "estimates",
-    "SalesReceipt": "sales_receipts",
-    "CreditMemo": "credit_memos",
-    "RefundReceipt": "refund_receipts",
-}
-"""Customer transactions listed in the source (R26): QBO entity -> raw_qbo table."""
+TXN_ENTITIES: tuple[str, ...] = (
+    "Invoice",
+    "Payment",
+    "Estimate",
+    "SalesReceipt",
+    "CreditMemo",
+    "RefundReceipt",
+)
+"""Customer transactions listed in the source (R26), each read from its ``raw_qbo`` table."""
 
 
 @dataclass
@@ -220,7 +221,8 @@ def plan_linked(
     """
     qbo_entity = st.qbo_entity or ""
     qbo_now = diff.project(obj, template(qbo_entity, st.source_base))
-    owned = {c: v for c, v in from_qbo.qbo_owned(entity, obj).items() if not _equal(row.get(c), v)}
+    spec = catalogue.entity(entity).pull_spec
+    owned = {c: v for c, v in spec.owned(obj).items() if not _equal(row.get(c), v)} if spec else {}
     if st.qbo_base is None:
         return LinkedPlan("baseline", columns=owned, expect={}, qbo_base=qbo_now)
     qbo_changed = set(diff.changed_fields(qbo_now, st.qbo_base))
@@ -247,7 +249,7 @@ def plan_linked(
     else:
         apply = qbo_changed - set(conflicts)
         kept = ()
-    cols, unmapped = from_qbo.columns(entity, obj, frozenset(apply))
+    cols, unmapped = from_qbo.columns(spec.fields if spec else {}, obj, frozenset(apply))
     if mirror_lines:
         unmapped -= {"Line", "TxnTaxDetail"}
     cols = {**cols, **owned}
@@ -330,7 +332,7 @@ def candidates(
     """QBO records of one raw table out of step with the sync's state, in keyset pages."""
     after = ""
     creates = qbo_entity == spec.creates_from
-    sql = sa.text(_CANDIDATES.format(table=table))  # table from SPECS only
+    sql = sa.text(_CANDIDATES.format(table=table))  # table from raw_qbo.ENTITY_TABLES only
     while True:
         with run.engine.connect() as conn:
             rows = conn.execute(
@@ -371,7 +373,10 @@ def pull_entity(run: PullRun, entity: str) -> PullReport:
     with lock.company_writer(run.engine, run.realm_id):
         if entity == "customer_transactions":
             return list_customer_transactions(run)
-        return _pull_entity(run, SPECS[entity])
+        spec = catalogue.entity(entity).pull_spec
+        if spec is None:
+            raise ValueError(f"{entity} is not pulled; one of {', '.join(SPECS)}")
+        return _pull_entity(run, spec)
 
 
 def _pull_entity(run: PullRun, spec: PullSpec) -> PullReport:
@@ -440,10 +445,11 @@ def _canonical(run: PullRun, spec: PullSpec, ids: Sequence[str]) -> dict[SourceI
 
 
 def _body(spec: PullSpec, record: Any, ctx: PushContext) -> dict[str, Any] | None:
-    from qbo_pipelines.sync.specs import SPECS as PUSH_SPECS
-
+    push = spec.entity.push_spec
+    if push is None:
+        return None
     try:
-        built = PUSH_SPECS[spec.entity.name].fields(record, ctx)
+        built = push.fields(record, ctx)
     except Exception:  # noqa: BLE001 - an unbuildable record is compared later
         return None
     return None if isinstance(built, Blocked) else dict(built.body)
@@ -838,19 +844,27 @@ def _noted(
 
 
 def _write_new(run: PullRun, spec: PullSpec, objs: Sequence[Candidate]) -> dict[QboId, SourceId]:
-    if not objs:
-        return {}
-    realm = run.realm_id
-    if spec.entity.name == "customers":
-        return run.source.upsert_contacts_from_qbo([from_qbo.contact(c.data, realm) for c in objs])
+    return spec.write_new(run, objs) if objs else {}
+
+
+def _new_contacts(run: PullRun, objs: Sequence[Candidate]) -> dict[QboId, SourceId]:
+    return run.source.upsert_contacts_from_qbo(
+        [from_qbo.contact(c.data, run.realm_id) for c in objs]
+    )
+
+
+def _new_sales(run: PullRun, objs: Sequence[Candidate]) -> dict[QboId, SourceId]:
     contacts = _source_ids(run, "customers", "Customer", [_customer_of(c.data) for c in objs])
-    if spec.entity.name == "invoices":
-        sales = [
-            from_qbo.sale(c.data, realm, contacts.get(_customer_of(c.data)), deleted=c.deleted)
-            for c in objs
-            if c.qbo_entity == "Invoice"
-        ]
-        return run.source.upsert_sales_from_qbo(sales)
+    sales = [
+        from_qbo.sale(c.data, run.realm_id, contacts.get(_customer_of(c.data)), deleted=c.deleted)
+        for c in objs
+        if c.qbo_entity == "Invoice"
+    ]
+    return run.source.upsert_sales_from_qbo(sales)
+
+
+def _new_receipts(run: PullRun, objs: Sequence[Candidate]) -> dict[QboId, SourceId]:
+    contacts = _source_ids(run, "customers", "Customer", [_customer_of(c.data) for c in objs])
     invoices = _source_ids(
         run,
         "invoices",
@@ -863,7 +877,7 @@ def _write_new(run: PullRun, spec: PullSpec, objs: Sequence[Candidate]) -> dict[
         receipts.append(
             from_qbo.receipt(
                 c.data,
-                realm,
+                run.realm_id,
                 contacts.get(_customer_of(c.data)),
                 applied[0] if applied else None,
                 deleted=c.deleted,
@@ -895,7 +909,7 @@ def _source_ids(
             sql, {"r": run.realm_id, "e": entity, "q": qbo_entity, "ids": wanted}
         ).all()
     found = {str(q): str(s) for q, s in rows}
-    live = run.source.existing_ids(SPECS[entity].table, found.values())
+    live = run.source.existing_ids(catalogue.entity(entity).source_table, found.values())
     return {q: s for q, s in found.items() if s in live}
 
 
@@ -912,7 +926,8 @@ def list_customer_transactions(run: PullRun) -> PullReport:
     report = PullReport("customer_transactions", run.realm_id, run.run_id)
     since = state.get_cursor(run.engine, run.realm_id, TXN_CURSOR) or "-infinity"
     high = since
-    for qbo_entity, table in TXN_TABLES.items():
+    for qbo_entity in TXN_ENTITIES:
+        table = raw_qbo.ENTITY_TABLES[qbo_entity]
         after = ""
         while True:
             sql = sa.text(
@@ -954,17 +969,17 @@ def list_customer_transactions(run: PullRun) -> PullReport:
     return report
 
 
-UNHOMED: dict[str, str] = {
-    "Bill": "bills",
-    "BillPayment": "bill_payments",
-    "VendorCredit": "vendor_credits",
-    "Purchase": "purchases",
-    "PurchaseOrder": "purchase_orders",
-    "JournalEntry": "journal_entries",
-    "Deposit": "deposits",
-    "Transfer": "transfers",
-    "TimeActivity": "time_activities",
-}
+UNHOMED: tuple[str, ...] = (
+    "Bill",
+    "BillPayment",
+    "VendorCredit",
+    "Purchase",
+    "PurchaseOrder",
+    "JournalEntry",
+    "Deposit",
+    "Transfer",
+    "TimeActivity",
+)
 """QBO transactions the source app has no home for (R44): extracted into ``raw_qbo`` for the
 marts, never written back; each version is noted once in the ledger with the reason. (Name lists
 are reference data; the customer transactions above are listed per contact, R26.)"""
@@ -978,10 +993,11 @@ def note_unhomed(run: PullRun) -> int:
     noted = 0
     high: datetime | None = None
     with run.engine.begin() as conn:
-        for qbo_entity, table in UNHOMED.items():
+        for qbo_entity in UNHOMED:
+            table = raw_qbo.ENTITY_TABLES[qbo_entity]
             row = conn.execute(
                 sa.text(
-                    "WITH fresh AS (SELECT qbo_id, sync_token, loaded_at"  # noqa: S608 - UNHOMED
+                    "WITH fresh AS (SELECT qbo_id, sync_token, loaded_at"  # noqa: S608 - ENTITY_TABLES
                     f" FROM raw_qbo.{table} WHERE realm_id = :r AND NOT deleted"
                     " AND loaded_at > CAST(:since AS timestamptz)),"
                     " noted AS (INSERT INTO sync.ledger (run_id, realm_id, entity, direction,"
@@ -1014,6 +1030,37 @@ def note_unhomed(run: PullRun) -> int:
                 {"r": run.realm_id, "n": UNHOMED_CURSOR, "v": high.isoformat()},
             )
     return noted
+
+
+CUSTOMERS = PullSpec(
+    catalogue.entity("customers"), _new_contacts, from_qbo.CONTACT_FIELDS, from_qbo.contact_owned
+)
+INVOICES = PullSpec(
+    catalogue.entity("invoices"), _new_sales, from_qbo.SALE_FIELDS, from_qbo.sale_owned, mirror=True
+)
+PAYMENTS = PullSpec(
+    catalogue.entity("payments"),
+    _new_receipts,
+    from_qbo.RECEIPT_FIELDS,
+    from_qbo.receipt_owned,
+    mirror=True,
+)
+
+
+def _specs() -> dict[str, PullSpec]:
+    out: dict[str, PullSpec] = {}
+    for e in catalogue.CATALOGUE:
+        if e.pulls:
+            spec = e.pull_spec
+            if spec is None:
+                raise catalogue.BindingError(f"{e.name} pulls but its row names no pull spec")
+            out[e.name] = spec
+    return out
+
+
+SPECS: dict[str, PullSpec] = _specs()
+"""Pull entities in catalogue order, which is the order they are pulled (invoices need their
+customers, payments their invoices): a view of the rows' ``pull`` bindings."""
 
 
 def _ts(value: str) -> datetime:

@@ -1,4 +1,7 @@
-"""The push spec of each catalogue entity: which transform builds its bodies and how it matches."""
+"""The push spec of each catalogue entity: which transform builds its bodies and how it matches.
+
+Each spec is named by its catalogue row (``push="qbo_pipelines.sync.specs:CUSTOMERS"``).
+"""
 
 from __future__ import annotations
 
@@ -54,36 +57,49 @@ def _send(s: CanonicalSale) -> tuple[bool, str | None]:
     return s.send_requested, s.billing_email
 
 
-SPECS: dict[str, PushSpec] = {
-    "customers": PushSpec(
-        catalogue.entity("customers"),
-        _customer_create,
-        _customer_fields,
-        match_field="DisplayName",
-        name_space="party",
-        skip_reason=_no_sale,
-    ),
-    "items": PushSpec(
-        catalogue.entity("items"),
-        to_qbo.item_create,
-        _item_fields,
-        match_field="Name",
-        name_space="item",
-    ),
-    "invoices": PushSpec(
-        catalogue.entity("invoices"),
-        _invoice,
-        _invoice,
-        send_request=_send,
-        qbo_entity=to_qbo.sale_qbo_entity,
-    ),
-    "payments": PushSpec(catalogue.entity("payments"), _payment, _payment),
-    "vendors": PushSpec(
-        catalogue.entity("vendors"),
-        _vendor,
-        _vendor,
-        match_field="DisplayName",
-        name_space="party",
-    ),
-    "bills": PushSpec(catalogue.entity("bills"), _bill, _bill),
-}
+CUSTOMERS = PushSpec(
+    catalogue.entity("customers"),
+    _customer_create,
+    _customer_fields,
+    match_field="DisplayName",
+    name_space="party",
+    skip_reason=_no_sale,
+)
+ITEMS = PushSpec(
+    catalogue.entity("items"),
+    to_qbo.item_create,
+    _item_fields,
+    match_field="Name",
+    name_space="item",
+)
+INVOICES = PushSpec(
+    catalogue.entity("invoices"),
+    _invoice,
+    _invoice,
+    send_request=_send,
+    qbo_entity=to_qbo.sale_qbo_entity,
+)
+PAYMENTS = PushSpec(catalogue.entity("payments"), _payment, _payment)
+VENDORS = PushSpec(
+    catalogue.entity("vendors"),
+    _vendor,
+    _vendor,
+    match_field="DisplayName",
+    name_space="party",
+)
+BILLS = PushSpec(catalogue.entity("bills"), _bill, _bill)
+
+
+def _specs() -> dict[str, PushSpec]:
+    out: dict[str, PushSpec] = {}
+    for e in catalogue.push_order():
+        spec = e.push_spec
+        if spec is None:
+            raise catalogue.BindingError(f"{e.name} pushes but its row names no push spec")
+        out[e.name] = spec
+    return out
+
+
+SPECS: dict[str, PushSpec] = _specs()
+"""Push spec per catalogue name, in push order: a view of the rows' ``push`` bindings (read
+``catalogue.entity(name).push_spec``)."""

@@ -336,28 +336,30 @@ RECEIPT_FIELDS: dict[str, FieldMap] = {
     ),
     "PaymentRefNum": lambda o: {"reference": _text(o.get("PaymentRefNum"))},
 }
-FIELD_MAPS: dict[str, dict[str, FieldMap]] = {
-    "customers": CONTACT_FIELDS,
-    "invoices": SALE_FIELDS,
-    "payments": RECEIPT_FIELDS,
-}
-"""Per catalogue entity: QBO managed field -> the source columns it becomes (R7)."""
-
-QBO_OWNED: dict[str, FieldMap] = {
-    "customers": lambda o: {"qbo_active": o.get("Active") is not False},
-    "invoices": lambda o: {
-        "balance": _money(o.get("Balance")),
-        "qbo_email_status": _text(o.get("EmailStatus")),
-    },
-    "payments": lambda o: {},
-}
-"""Per entity, columns that only QBO writes (a balance, an email status): copied whenever QBO's
-version moves, never a conflict, never pushed."""
+"""Per pulled entity (named by its pull spec, :mod:`qbo_pipelines.sync.pull`): QBO managed
+field -> the source columns it becomes (R7)."""
 
 
-def columns(entity: str, obj: Obj, fields: set[str] | frozenset[str]) -> tuple[Columns, set[str]]:
-    """The source columns for QBO's values of ``fields``, and the fields that have none."""
-    maps = FIELD_MAPS.get(entity, {})
+def contact_owned(o: Obj) -> Columns:
+    """A contact's columns only QBO writes: whether the Customer is active."""
+    return {"qbo_active": o.get("Active") is not False}
+
+
+def sale_owned(o: Obj) -> Columns:
+    """A sale's columns only QBO writes: its balance and email status."""
+    return {"balance": _money(o.get("Balance")), "qbo_email_status": _text(o.get("EmailStatus"))}
+
+
+def receipt_owned(_o: Obj) -> Columns:
+    """A receipt has no column only QBO writes."""
+    return {}
+
+
+def columns(
+    maps: Mapping[str, FieldMap], obj: Obj, fields: set[str] | frozenset[str]
+) -> tuple[Columns, set[str]]:
+    """The source columns for QBO's values of ``fields`` by an entity's field ``maps`` (its
+    pull spec's ``fields``), and the fields that have none."""
     out: Columns = {}
     unmapped: set[str] = set()
     for name in sorted(fields):
@@ -367,9 +369,3 @@ def columns(entity: str, obj: Obj, fields: set[str] | frozenset[str]) -> tuple[C
         else:
             out.update(build(obj))
     return out, unmapped
-
-
-def qbo_owned(entity: str, obj: Obj) -> Columns:
-    """The QBO-owned columns of ``entity`` (see :data:`QBO_OWNED`)."""
-    build = QBO_OWNED.get(entity)
-    return build(obj) if build is not None else {}

@@ -69,9 +69,9 @@ def test_sale_with_lines_is_one_event_and_line_edits_report_the_sale(source: sa.
           s=sale)
     events = conn.changes_since(start)
     assert [(e.entity, e.source_id, e.op) for e in events] == [("invoices", str(sale), "update")]
-    [[canonical]] = list(conn.iter_sales(ids=[str(sale)]))
+    [[canonical]] = list(conn.iter_entity("invoices", ids=[str(sale)]))
     assert [ln.amount for ln in canonical.lines] == [Decimal("11.00"), Decimal("20.00")]
-    [[customer]] = list(conn.iter_customers(ids=[str(contact)]))
+    [[customer]] = list(conn.iter_entity("customers", ids=[str(contact)]))
     assert customer.has_sale
     assert customer.display_name == "Ann"
     start = conn.max_seq()
@@ -116,11 +116,11 @@ def test_R35_write_backs_are_marked_as_sync_and_skipped(source: sa.Engine) -> No
     assert batch.echoes >= 3
     assert batch.next_seq == conn.max_seq()
     assert conn.pending_since(start).pending == 0
-    [[customer]] = list(conn.iter_customers(ids=[contact_id]))
+    [[customer]] = list(conn.iter_entity("customers", ids=[contact_id]))
     assert customer.origin == "qbo"
     assert customer.display_name == "Amy's Bird Sanctuary"
     assert customer.email == "amy@example.com"
-    [[receipt]] = list(conn.iter_receipts(ids=[receipt_ids[QboId("7")]]))
+    [[receipt]] = list(conn.iter_entity("payments", ids=[receipt_ids[QboId("7")]]))
     assert receipt.origin == "qbo"
     assert receipt.sale_source_id == sale_ids[QboId("130")]
     with source.connect() as c:

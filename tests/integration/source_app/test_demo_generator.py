@@ -31,7 +31,7 @@ def test_generator_makes_sales_with_lines_and_consistent_totals(seeded: sa.Engin
     assert _scalar(seeded, "SELECT count(*) FROM app.sales s WHERE NOT EXISTS "
                            "(SELECT 1 FROM app.sale_lines l WHERE l.sale_id = s.id)") == 0
     connector = SourceAppConnector(seeded)
-    sales = [s for chunk in connector.iter_sales(chunk=128) for s in chunk]
+    sales = [s for chunk in connector.iter_entity("invoices", chunk=128) for s in chunk]
     assert len(sales) == 600
     for sale in sales:
         items = sum((ln.amount for ln in sale.lines if ln.kind == "item"), Decimal(0))
@@ -58,7 +58,7 @@ def test_generator_has_the_mess_of_real_data(seeded: sa.Engine) -> None:
     assert _scalar(seeded, "SELECT count(*) FROM app.contacts c WHERE NOT EXISTS "
                            "(SELECT 1 FROM app.sales s WHERE s.contact_id = c.id)")
     assert _scalar(seeded, "SELECT count(DISTINCT concept) FROM app.worker_invoice_lines") >= 3  # type: ignore[operator]
-    customers = [c for chunk in SourceAppConnector(seeded).iter_customers() for c in chunk]
+    customers = [c for chunk in SourceAppConnector(seeded).iter_entity("customers") for c in chunk]
     assert any(not c.has_sale for c in customers)
     assert all(c.display_name for c in customers)
 
