@@ -1,8 +1,11 @@
 """Push assets (source app -> QBO), generated from the entity catalogue, plus job and sensor.
 
-Asset keys ``pushed/qbo/<entity>``, one partition per connected QBO company. Each asset calls
-one library function (:func:`qbo_pipelines.sync.pipeline.push`) and reports its counts; the
-per-record story is in ``sync.ledger`` (query shown in the metadata).
+Asset keys ``raw/source/<entity>``, ``staged/qbo/<entity>`` and ``pushed/qbo/<entity>``, one
+partition per connected QBO company. Each asset calls one library function
+(:func:`qbo_pipelines.sync.pipeline.extract`, :func:`~qbo_pipelines.sync.pipeline.stage`,
+:func:`~qbo_pipelines.sync.pipeline.push_staged`) and reports its counts: the extract reads the
+source once (the run's snapshot), the stage checks that snapshot, and the push writes exactly
+what was staged. The per-record story is in ``sync.ledger`` (query shown in the metadata).
 """
 
 from collections.abc import Iterator
@@ -42,7 +45,10 @@ class PushMode(Enum):
 
 
 class PushConfig(dg.Config):
-    """Run options for a push (launchpad / backfill). Unknown values are refused."""
+    """Run options for a push (launchpad / backfill). Unknown values are refused.
+
+    ``raw/source/<entity>`` applies them when it reads the source (the run's snapshot); the
+    push writes exactly what the run staged, so its own copy only has to agree."""
 
     mode: PushMode = PushMode.incremental
     source_ids: list[str] = []  # push just these records (a targeted backfill)
@@ -151,7 +157,8 @@ def _staged_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         description=(
             f"Canonical {entity.name} ready to become QBO {entity.qbo_name} payloads, in "
             f"staging.{entity.name}, validated by a Great Expectations suite (asset check).\n\n"
-            "Load semantics: merge by source_id of the records extracted in the same run. A "
+            "Load semantics: merge by source_id of the records extracted in the same run "
+            "(read from raw_source, never from the source app again). A "
             "failing expectation warns here; the records that break a rule are held back "
             "(quarantined with the reason) by the push, and the rest go on."
         ),
@@ -215,6 +222,9 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         description=(
             f"Source {entity.source_table} pushed to QBO as {entity.qbo_name} "
             f"(SPEC {', '.join(entity.spec_rules)}).\n\n"
+            f"Writes exactly the records staged/qbo/{entity.name} staged and checked in the "
+            "same run (never re-read from the source); the change-feed position moves to the "
+            "window that run's extract covered, so a later edit is pushed by the next run.\n\n"
             "Load semantics: merge by source id through sync.record_state; idempotent (every "
             "write carries a requestid per record and base version, and an unanswered call is "
             "replayed verbatim before anything new; unchanged records make no API call). "
@@ -233,14 +243,14 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         company_run: CompanyRunResource,
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
         realm = context.partition_key
+        run = context.run
         with qbo.session(warehouse, source_app) as env:
-            report = pipeline.push(
+            report = pipeline.push_staged(
                 env,
                 realm,  # type: ignore[arg-type]
                 entity.name,
                 run_id=context.run_id,
-                mode=config.mode.value,
-                source_ids=config.source_ids or None,
+                snapshot_of=[r for r in (run.parent_run_id, run.root_run_id) if r],
             )
         counts = report.as_metadata()
         context.log.info("%s for %s: %s", entity.name, realm, counts)

@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
-
-import sqlalchemy as sa
+from typing import Any
 
 from qbo_pipelines import entities as catalogue
-from qbo_pipelines.canonical import RealmId
+from qbo_pipelines.canonical import RealmId, SourceId
 from qbo_pipelines.quality import gx_suites, rules
 from qbo_pipelines.quality.gx_suites import SuiteOutcome
 from qbo_pipelines.sync import context as push_context
+from qbo_pipelines.sync import staged
+from qbo_pipelines.sync.engine import records
 from qbo_pipelines.sync.env import SyncEnv
-from qbo_pipelines.sync.push import Mode, PushReport, PushRun, candidates, push_entity
+from qbo_pipelines.sync.push import CHUNK, Mode, PushReport, PushRun, candidates, push_entity
 from qbo_pipelines.sync.specs import SPECS
 from qbo_pipelines.warehouse import loaders
 
@@ -48,7 +48,52 @@ def push(
     mode: Mode = "incremental",
     source_ids: Iterable[str] | None = None,
 ) -> PushReport:
-    """Push one entity for one company (see :func:`qbo_pipelines.sync.push.push_entity`)."""
+    """Push one entity for one company, reading the candidates from the source now (see
+    :func:`qbo_pipelines.sync.push.push_entity`).
+
+    The direct library path, for what has no staged snapshot: tests, the reconciliation's
+    targeted repairs and backfills by window (which push the source as it is when they run).
+    The push job's assets use :func:`push_staged`."""
+    return _push(env, realm_id, entity, run_id=run_id, mode=mode, source_ids=source_ids)
+
+
+def push_staged(
+    env: SyncEnv,
+    realm_id: RealmId,
+    entity: str,
+    *,
+    run_id: str,
+    snapshot_of: Sequence[str] = (),
+) -> PushReport:
+    """Push exactly what this run's ``raw/source`` extract read and ``staged/qbo`` checked:
+    the staged records (from ``staging``, never re-read from the source), the deletes the
+    extract found, and the feed moved to the window the extract covered.
+
+    Args:
+        env: the sync environment.
+        realm_id: the company.
+        entity: catalogue entity name.
+        run_id: this run (the ledger and ``sync.record_state`` name it).
+        snapshot_of: runs whose snapshot may be used when this run took none, in order (a
+            re-executed run's parent and root run).
+
+    Raises:
+        staged.NoSnapshotError: neither this run nor ``snapshot_of`` extracted and staged it.
+    """
+    snapshot = staged.find(env.warehouse, realm_id, entity, [run_id, *snapshot_of])
+    return _push(env, realm_id, entity, run_id=run_id, snapshot=snapshot)
+
+
+def _push(
+    env: SyncEnv,
+    realm_id: RealmId,
+    entity: str,
+    *,
+    run_id: str | None,
+    mode: Mode = "incremental",
+    source_ids: Iterable[str] | None = None,
+    snapshot: staged.Snapshot | None = None,
+) -> PushReport:
     spec = SPECS[catalogue.entity(entity).name]
     with env.client(realm_id) as client:
         run = PushRun(
@@ -59,7 +104,7 @@ def push(
             run_id=run_id,
             context=push_context.load(env.warehouse, env.connector, realm_id),
         )
-        report = push_entity(run, spec, mode=mode, source_ids=source_ids)
+        report = push_entity(run, spec, mode=mode, source_ids=source_ids, snapshot=snapshot)
         report.api_calls = sum(client.calls.values())
     return report
 
@@ -72,7 +117,8 @@ def push_all(
     mode: Mode = "incremental",
     only: Sequence[str] | None = None,
 ) -> PushAllReport:
-    """Push every push entity for one company, in dependency order."""
+    """Push every push entity for one company, in dependency order (the direct path of
+    :func:`push`: tests and the demo's library runs)."""
     reports = [
         push(env, realm_id, e.name, run_id=run_id, mode=mode)
         for e in catalogue.push_order()
@@ -83,7 +129,7 @@ def push_all(
 
 @dataclass(frozen=True)
 class ExtractReport:
-    """What ``raw/source/<entity>`` read: records merged into raw_source, deletes flagged."""
+    """What ``raw/source/<entity>`` read: records merged into raw_source, deletes found."""
 
     entity: str
     read: int
@@ -100,19 +146,45 @@ def extract(
     mode: Mode = "incremental",
     source_ids: Iterable[str] | None = None,
 ) -> ExtractReport:
-    """Copy the records this run will push from the source app into ``raw_source`` (merge by
-    source id; hard deletes flagged, never removed)."""
+    """Read the records this run will push from the source app, once, into ``raw_source``
+    (merge by source id; hard deletes flagged, never removed): the run's snapshot.
+
+    The deletes found are the feed's; on a full read also the records the sync knows that
+    were not read, and on a targeted read the requested ids not found. With a ``run_id`` the
+    snapshot (feed window, read kind, deletes) is recorded in ``sync.run_windows`` in the same
+    transaction, for :func:`stage` and :func:`push_staged`."""
     todo = candidates(
         env.warehouse, env.connector, realm_id, entity, mode=mode, source_ids=source_ids
     )
+    full = todo.wanted is None
+    # Known before reading: a record the sync learns about while the read runs is never
+    # taken for a delete.
+    known = records.source_ids(env.warehouse, realm_id, entity) if full else set()
+    requested = set(todo.wanted or ()) if source_ids is not None else set()
     read = 0
+    seen: set[SourceId] = set()
     with env.warehouse.begin() as conn:
         for chunk in env.connector.iter_entity(entity, todo.wanted):
+            if full or requested:
+                seen.update(SourceId(r.source_id) for r in chunk)
             read += loaders.load_raw_source(conn, entity, chunk, run_id, realm_id=realm_id)
-        deleted = loaders.mark_source_deleted(
-            conn, entity, sorted(todo.deleted), run_id, realm_id=realm_id
-        )
-    return ExtractReport(entity, read, deleted, todo.wanted is None)
+        gone = set(todo.deleted) | (known - seen) | (requested - seen)
+        loaders.mark_source_deleted(conn, entity, sorted(gone), run_id, realm_id=realm_id)
+        if run_id is not None:
+            window = todo.window
+            staged.record_extract(
+                conn,
+                run_id=run_id,
+                realm_id=realm_id,
+                entity=entity,
+                feed_lo=window.lo if window is not None else None,
+                feed_hi=window.hi if window is not None else None,
+                full=full,
+                targeted=source_ids is not None,
+                deleted=gone,
+                extracted=read,
+            )
+    return ExtractReport(entity, read, len(gone), full)
 
 
 @dataclass(frozen=True)
@@ -131,40 +203,42 @@ def stage(
     (the JSON and the typed columns of the entity's constraint table) and validate that batch
     in Postgres with the entity's Great Expectations checkpoint.
 
-    The suite comes from the same constraint table as the per-record rules, so its failing rows
-    are the records the push holds back (quarantined with the reason and fix shown beside each
-    row); the rest of the batch goes on.
+    The records come from the run's ``raw_source`` rows (the extract's snapshot, decoded back
+    into canonical records), never from the source app again, in keyset pages. The suite comes
+    from the same constraint table as the per-record rules, so its failing rows are the
+    records the push holds back (quarantined with the reason and fix shown beside each row);
+    the rest of the batch goes on.
 
     Args:
         env: the sync environment.
         entity: catalogue entity name.
         run_id: the run that extracted the records (``raw_source.<entity>.run_id``).
-        realm_id: the company; found from the run's extracted rows when not given.
+        realm_id: the company; found from the run's extract when not given.
     """
-    with env.warehouse.connect() as conn:
-        found = cast(Any, conn).execute(
-            sa.text(
-                f"SELECT realm_id, source_id FROM raw_source.{entity}"  # noqa: S608 - catalogue
-                " WHERE run_id = :run AND NOT deleted"
-                + (" AND realm_id = :realm" if realm_id is not None else "")
-            ),
-            {"run": run_id, "realm": realm_id},
-        ).all()
-    realms = {str(r.realm_id) for r in found}
-    if realm_id is None and len(realms) > 1:
-        raise ValueError(f"run {run_id} extracted {entity} for several companies; name one")
-    realm = str(realm_id) if realm_id is not None else next(iter(realms), "")
-    ids = [str(r.source_id) for r in found]
-    records: list[Any] = []
-    for chunk in env.connector.iter_entity(entity, ids) if ids else ():
-        records.extend(chunk)
-    with env.warehouse.begin() as conn:
-        staged = loaders.load_staging(conn, entity, records, run_id, realm_id=realm)
-    if entity not in gx_suites.ENTITIES:
-        return StageReport(entity, staged, SuiteOutcome(entity, True, 0, [], batch_rows=staged))
-    explained = gx_suites.explain({str(r.source_id): rules.check(r) for r in records})
+    if realm_id is None:
+        realms = staged.extracted_realms(env.warehouse, entity, run_id)
+        if len(realms) > 1:
+            raise ValueError(f"run {run_id} extracted {entity} for several companies; name one")
+        realm = realms[0] if realms else ""
+    else:
+        realm = str(realm_id)
+    count = 0
+    failing: dict[str, list[rules.Violation]] = {}
+    checked = entity in gx_suites.ENTITIES
+    for page in staged.iter_raw(env.warehouse, realm, entity, run_id, CHUNK):
+        with env.warehouse.begin() as conn:
+            count += loaders.load_staging(conn, entity, page, run_id, realm_id=realm)
+        if checked:
+            for record in page:
+                found = rules.check(record)
+                if found:
+                    failing[str(record.source_id)] = found
+    staged.record_staged(env.warehouse, run_id, realm, entity, count)
+    if not checked:
+        return StageReport(entity, count, SuiteOutcome(entity, True, 0, [], batch_rows=count))
+    explained = gx_suites.explain(failing)
     outcome = gx_suites.validate_staged(env.warehouse, entity, realm, run_id, explained)
-    return StageReport(entity, staged, outcome)
+    return StageReport(entity, count, outcome)
 
 
 # --------------------------------------------------------------------------- the pull

@@ -38,7 +38,7 @@ from qbo_pipelines.qbo.values import last_updated
 from qbo_pipelines.quality import quarantine, rules
 from qbo_pipelines.quality.rules import Violation, check
 from qbo_pipelines.source_app.connector import SourceAppConnector
-from qbo_pipelines.sync import state
+from qbo_pipelines.sync import staged, state
 from qbo_pipelines.sync.engine import diff, feed, lock, records
 from qbo_pipelines.sync.engine.records import RecordState
 from qbo_pipelines.sync.engine.writes import (
@@ -320,7 +320,10 @@ def candidates(
         realm_id,
         entity,
         "status = 'held' OR (status = 'failed' AND NOT deleted_in_source"
-        " AND (retry_at IS NULL OR retry_at <= now()))",
+        " AND (retry_at IS NULL OR retry_at <= now()))"
+        # a write still waiting for QBO: planned again (with what the source holds now) by
+        # the run whose replay answers it, so an edit skipped meanwhile is not lost (R42)
+        " OR (intent IS NOT NULL AND NOT deleted_in_source)",
     )
     changed = (set(window.changed) | {SourceId(s.source_id or "") for s in again}) - set(
         window.deleted
@@ -334,14 +337,27 @@ def push_entity(
     *,
     mode: Mode = "incremental",
     source_ids: Iterable[str] | None = None,
+    snapshot: staged.Snapshot | None = None,
 ) -> Report:
-    """Push one entity for one company, as the company's only writer."""
+    """Push one entity for one company, as the company's only writer.
+
+    With ``snapshot`` (a run that extracted and staged the entity: the push job), exactly the
+    records the run staged are planned and written, from ``staging`` (never re-read from the
+    source), the deletes are those the extract found, and the feed moves to the window the
+    extract covered; ``mode`` and ``source_ids`` were applied by the extract. Without it, the
+    candidates are read from the source now (tests, repairs, backfills by window).
+    """
     with lock.company_writer(run.engine, run.realm_id):
-        return _push_locked(run, spec, mode=mode, source_ids=source_ids)
+        return _push_locked(run, spec, mode=mode, source_ids=source_ids, snapshot=snapshot)
 
 
 def _push_locked(
-    run: PushRun, spec: PushSpec, *, mode: Mode, source_ids: Iterable[str] | None
+    run: PushRun,
+    spec: PushSpec,
+    *,
+    mode: Mode,
+    source_ids: Iterable[str] | None,
+    snapshot: staged.Snapshot | None = None,
 ) -> Report:
     name = spec.entity.name
     report = Report(name, run.realm_id, run.run_id)
@@ -355,13 +371,15 @@ def _push_locked(
         source_now=lambda intents: _source_now(run, spec, intents),
     )
     writer.replay_open()
+    sends = _Sends(run, spec, report)
+    if snapshot is not None:
+        return _push_snapshot(run, spec, snapshot, writer, report, sends)
     todo = candidates(run.engine, run.reader, run.realm_id, name, mode=mode, source_ids=source_ids)
     if todo.wanted is not None and writer.replayed:
         # A source edit made while their write waited for QBO was skipped by the run that saw
         # it (the feed moved on): planned again now that the write is answered (R42).
         todo = replace(todo, wanted=sorted(set(todo.wanted) | writer.replayed))
     seen: set[SourceId] = set()
-    sends = _Sends(run, spec, report)
     if todo.wanted is None:
         # Everything is looked at: Postgres hashes every source row, and only records whose
         # row moved since they were last in step are read and planned.
@@ -383,13 +401,66 @@ def _push_locked(
         gone |= records.source_ids(run.engine, run.realm_id, name) - seen
     elif source_ids is not None:
         gone |= set(todo.wanted) - seen
-    _mark_deleted(run, name, gone)
-    _carry_out_deletes(run, spec, writer, report)
-    _refresh_linked(run, writer)
-    sends.flush()
+    _finish(run, spec, gone, writer, report, sends)
     if todo.window is not None:
         feed.advance(run.engine, run.realm_id, DIRECTION, name, todo.window)
         report.cursor = todo.until
+    report.api_calls = sum(run.client.calls.values())
+    return report
+
+
+def _finish(
+    run: PushRun,
+    spec: PushSpec,
+    gone: Iterable[SourceId],
+    writer: Writer,
+    report: Report,
+    sends: _Sends,
+) -> None:
+    """After the records: source deletes, invoices moved by payments, the last sends."""
+    _mark_deleted(run, spec.entity.name, gone)
+    _carry_out_deletes(run, spec, writer, report)
+    _refresh_linked(run, writer)
+    sends.flush()
+
+
+def _push_snapshot(
+    run: PushRun,
+    spec: PushSpec,
+    snapshot: staged.Snapshot,
+    writer: Writer,
+    report: Report,
+    sends: _Sends,
+) -> Report:
+    """Plan and write exactly the records ``snapshot``'s run staged (keyset pages of
+    ``staging``), carry out the deletes its extract found, and move the feed to the window the
+    extract covered. A run whose staged rows another run of the company re-staged meanwhile
+    (fewer rows than it staged) leaves the position where it is: the next run covers the
+    window again, so nothing is skipped (re-planning unchanged records costs no QBO call)."""
+    rows = 0
+    for page in staged.iter_staged(run.engine, snapshot, CHUNK):
+        rows += page.rows
+        report.counts["unchanged"] += page.steady
+        if page.records:
+            _push_chunk(run, spec, page.records, writer, report, sends)
+    _finish(run, spec, snapshot.deleted, writer, report, sends)
+    intact = rows == snapshot.staged == snapshot.extracted
+    if not intact:
+        log.warning(
+            "%s for %s: run %s staged %s of %s extracted records and %s are still its own;"
+            " the feed position is left for the next run",
+            spec.entity.name,
+            run.realm_id,
+            snapshot.run_id,
+            snapshot.staged,
+            snapshot.extracted,
+            rows,
+        )
+    elif snapshot.feed_hi is not None:
+        window = feed.Window(snapshot.feed_lo, snapshot.feed_hi, frozenset(), frozenset())
+        if feed.advance(run.engine, run.realm_id, DIRECTION, spec.entity.name, window):
+            report.cursor = snapshot.feed_hi
+    staged.record_pushed(run.engine, snapshot)
     report.api_calls = sum(run.client.calls.values())
     return report
 

@@ -52,6 +52,17 @@ def open_window(
     return Window(lo, hi, changes.changed, changes.deleted)
 
 
-def advance(engine: sa.Engine, realm_id: str, direction: str, entity: str, window: Window) -> None:
-    """Store the window's end as the new position (after everything in it was handled)."""
-    state.set_cursor(engine, realm_id, cursor_name(direction, entity), str(window.hi))
+def advance(engine: sa.Engine, realm_id: str, direction: str, entity: str, window: Window) -> bool:
+    """Store the window's end as the new position (after everything in it was handled).
+
+    The position never moves back from a later window: a run whose window ends below the
+    stored position (another run went further meanwhile) leaves it. A window opened with no
+    position (a first read, or a source whose horizon restarted below it) sets it. Returns
+    whether the position was set."""
+    name = cursor_name(direction, entity)
+    if window.lo is not None:
+        stored = state.get_cursor(engine, realm_id, name)
+        if stored is not None and stored.isdigit() and int(stored) > window.hi:
+            return False
+    state.set_cursor(engine, realm_id, name, str(window.hi))
+    return True

@@ -1,0 +1,470 @@
+"""One snapshot per push run: what ``raw/source`` read is what ``staged/qbo`` checks and what
+``pushed/qbo`` writes (issue 9, R40).
+
+* :func:`decode` turns the canonical JSON stored in ``raw_source.<entity>.data`` and
+  ``staging.<entity>.data`` (:func:`qbo_pipelines.canonical.as_json`) back into the canonical
+  dataclass, exactly: ``content_hash(decode(as_json(r))) == content_hash(r)``.
+* ``sync.run_windows`` (sql/warehouse/110_run_windows.sql) keeps, per (run, company, entity),
+  what the extract covered: the change-feed window, whether every record or chosen ids were
+  read, and the deletes it found; the stage adds how many records it staged.
+* :func:`iter_raw` (the stage's reader) and :func:`iter_staged` (the push's reader) read the
+  run's rows in keyset pages, never the whole entity at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, TypeVar, cast
+
+import sqlalchemy as sa
+
+from qbo_pipelines.canonical import (
+    CanonicalBill,
+    CanonicalCustomer,
+    CanonicalItem,
+    CanonicalPaymentMethod,
+    CanonicalReceipt,
+    CanonicalSale,
+    CanonicalTaxRate,
+    CanonicalVendor,
+    SourceId,
+)
+from qbo_pipelines.warehouse import bulk
+
+T = TypeVar("T")
+Decoder = Callable[[Any], Any]
+
+CANONICAL_TYPES: dict[str, type[Any]] = {
+    "customers": CanonicalCustomer,
+    "items": CanonicalItem,
+    "tax_rates": CanonicalTaxRate,
+    "payment_methods": CanonicalPaymentMethod,
+    "invoices": CanonicalSale,
+    "payments": CanonicalReceipt,
+    "vendors": CanonicalVendor,
+    "bills": CanonicalBill,
+}
+"""The canonical type of each source entity (to be folded into the entity catalogue)."""
+
+
+class DecodeError(ValueError):
+    """Stored canonical JSON that does not fit its canonical type."""
+
+
+class NoSnapshotError(RuntimeError):
+    """A staged push found nothing its run extracted and staged for the entity."""
+
+
+# --------------------------------------------------------------------------- the decoder
+
+
+def decode(kind: type[T], data: Mapping[str, Any]) -> T:
+    """The canonical record of type ``kind`` that :func:`~qbo_pipelines.canonical.as_json`
+    rendered as ``data`` (Decimals from their exact strings, dates and aware datetimes from
+    ISO text, nested addresses, lines and invalid values, literals checked).
+
+    Raises:
+        DecodeError: a missing required field, an unknown field, or a value of the wrong shape.
+    """
+    record: T = _class_decoder(kind)(data)
+    return record
+
+
+def decode_entity(entity: str, data: Mapping[str, Any]) -> Any:
+    """The canonical record of a source entity (``customers``, ``invoices``...) from its JSON."""
+    try:
+        kind = CANONICAL_TYPES[entity]
+    except KeyError:
+        raise DecodeError(f"no canonical type for entity {entity!r}") from None
+    return decode(kind, data)
+
+
+_CLASS_DECODERS: dict[type[Any], Decoder] = {}
+
+
+def _class_decoder(kind: type[Any]) -> Decoder:
+    found = _CLASS_DECODERS.get(kind)
+    if found is None:
+        found = _CLASS_DECODERS[kind] = _build_class_decoder(kind)
+    return found
+
+
+def _build_class_decoder(kind: type[Any]) -> Decoder:
+    if not dataclasses.is_dataclass(kind):
+        raise TypeError(f"{kind.__name__} is not a dataclass")
+    hints = typing.get_type_hints(kind)
+    fields = [f for f in dataclasses.fields(kind) if f.init]
+    decoders = {f.name: _decoder(hints[f.name]) for f in fields}
+    required = frozenset(
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    name = kind.__name__
+
+    def run(value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise DecodeError(f"{name}: expected an object, got {type(value).__name__}")
+        unknown = set(value) - decoders.keys()
+        if unknown:
+            raise DecodeError(f"{name}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        missing = required - value.keys()
+        if missing:
+            raise DecodeError(f"{name}: missing field(s) {', '.join(sorted(missing))}")
+        kwargs: dict[str, Any] = {}
+        for key, item in value.items():
+            try:
+                kwargs[key] = decoders[key](item)
+            except DecodeError as err:
+                raise DecodeError(f"{name}.{key}: {err}") from None
+        try:
+            return kind(**kwargs)
+        except ValueError as err:  # e.g. a naive datetime (CanonicalError)
+            raise DecodeError(f"{name}: {err}") from None
+
+    return run
+
+
+def _decoder(hint: Any) -> Decoder:  # noqa: C901, PLR0911 - one branch per type form
+    supertype = getattr(hint, "__supertype__", None)
+    if supertype is not None:  # a NewType (SourceId, QboId, RealmId)
+        return _decoder(supertype)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        allowed = frozenset(args)
+        return functools.partial(_literal, allowed)
+    if origin is typing.Union or origin is types.UnionType:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"unsupported union {hint!r}")
+        return functools.partial(_optional, _decoder(inner[0]))
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # noqa: PLR2004
+        return functools.partial(_tuple, _decoder(args[0]))
+    if hint is str:
+        return functools.partial(_exact, str)
+    if hint is bool:
+        return functools.partial(_exact, bool)
+    if hint is int:
+        return _int
+    if hint is Decimal:
+        return _decimal
+    if hint is datetime:
+        return _datetime
+    if hint is date:
+        return _date
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _class_decoder(hint)
+    raise TypeError(f"no decoder for {hint!r}")
+
+
+def _literal(allowed: frozenset[Any], value: Any) -> Any:
+    if value not in allowed:
+        raise DecodeError(f"{value!r} is not one of {sorted(map(str, allowed))}")
+    return value
+
+
+def _optional(inner: Decoder, value: Any) -> Any:
+    return None if value is None else inner(value)
+
+
+def _tuple(inner: Decoder, value: Any) -> tuple[Any, ...]:
+    if not isinstance(value, list | tuple):
+        raise DecodeError(f"expected a list, got {type(value).__name__}")
+    return tuple(inner(v) for v in value)
+
+
+def _exact(kind: type, value: Any) -> Any:
+    if type(value) is not kind:
+        raise DecodeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise DecodeError(f"expected int, got {type(value).__name__}")
+    return value
+
+
+def _decimal(value: Any) -> Decimal:
+    if type(value) is not str:
+        raise DecodeError(f"expected a decimal string, got {type(value).__name__}")
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise DecodeError(f"{value!r} is not a decimal") from None
+
+
+def _datetime(value: Any) -> datetime:
+    if type(value) is not str:
+        raise DecodeError(f"expected an ISO timestamp, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise DecodeError(f"{value!r} is not an ISO timestamp") from None
+    if parsed.tzinfo is None:
+        raise DecodeError(f"{value!r} has no time zone")
+    return parsed
+
+
+def _date(value: Any) -> date:
+    if type(value) is not str:
+        raise DecodeError(f"expected an ISO date, got {type(value).__name__}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DecodeError(f"{value!r} is not an ISO date") from None
+
+
+# --------------------------------------------------------------------------- the snapshot
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one run extracted (and staged) of one entity for one company.
+
+    Attributes:
+        run_id: the run whose ``raw_source`` / ``staging`` rows hold the snapshot.
+        feed_lo: start of the change-feed window read (None: first or targeted read).
+        feed_hi: the window's end, where the push moves the position (None: targeted).
+        full: every record was read (first run, mode=full).
+        targeted: only chosen source ids were read.
+        deleted: source ids the extract found deleted.
+        extracted: records copied into ``raw_source``.
+        staged: records staged from them (None: not staged yet).
+    """
+
+    run_id: str
+    realm_id: str
+    entity: str
+    feed_lo: int | None
+    feed_hi: int | None
+    full: bool
+    targeted: bool
+    deleted: frozenset[SourceId]
+    extracted: int
+    staged: int | None
+
+
+def record_extract(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    realm_id: str,
+    entity: str,
+    feed_lo: int | None,
+    feed_hi: int | None,
+    full: bool,
+    targeted: bool,
+    deleted: Iterable[str],
+    extracted: int,
+) -> None:
+    """Record what the extract read, in its transaction (a re-extract by the same run replaces
+    the row and must be staged again)."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO sync.run_windows (run_id, realm_id, entity, feed_lo, feed_hi,"
+            " full_read, targeted, deleted_ids, extracted, extracted_at)"
+            " VALUES (:run, :r, :e, :lo, :hi, :full, :targeted, :deleted, :n, now())"
+            " ON CONFLICT (run_id, realm_id, entity) DO UPDATE SET feed_lo = EXCLUDED.feed_lo,"
+            " feed_hi = EXCLUDED.feed_hi, full_read = EXCLUDED.full_read,"
+            " targeted = EXCLUDED.targeted, deleted_ids = EXCLUDED.deleted_ids,"
+            " extracted = EXCLUDED.extracted, extracted_at = now(), staged = NULL,"
+            " staged_at = NULL, pushed_at = NULL"
+        ),
+        {
+            "run": run_id,
+            "r": realm_id,
+            "e": entity,
+            "lo": feed_lo,
+            "hi": feed_hi,
+            "full": full,
+            "targeted": targeted,
+            "deleted": sorted({str(d) for d in deleted}),
+            "n": extracted,
+        },
+    )
+
+
+def record_staged(engine: sa.Engine, run_id: str, realm_id: str, entity: str, staged: int) -> None:
+    """Mark the run's snapshot of ``entity`` staged (``staged`` records)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE sync.run_windows SET staged = :n, staged_at = now()"
+                " WHERE run_id = :run AND realm_id = :r AND entity = :e"
+            ),
+            {"n": staged, "run": run_id, "r": realm_id, "e": entity},
+        )
+
+
+def record_pushed(engine: sa.Engine, snapshot: Snapshot) -> None:
+    """Mark the snapshot pushed."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE sync.run_windows SET pushed_at = now()"
+                " WHERE run_id = :run AND realm_id = :r AND entity = :e"
+            ),
+            {"run": snapshot.run_id, "r": snapshot.realm_id, "e": snapshot.entity},
+        )
+
+
+def find(engine: sa.Engine, realm_id: str, entity: str, run_ids: Sequence[str]) -> Snapshot:
+    """The staged snapshot of the first of ``run_ids`` that extracted ``entity`` for the
+    company (a re-executed run names its own id, then its parent's and root's).
+
+    Raises:
+        NoSnapshotError: none of the runs extracted it, or the extract was never staged.
+    """
+    wanted: list[str] = [r for r in dict.fromkeys(run_ids) if r]
+    with engine.connect() as conn:
+        rows = {
+            str(row.run_id): row
+            for row in conn.execute(
+                sa.text(
+                    "SELECT run_id, feed_lo, feed_hi, full_read, targeted, deleted_ids,"
+                    " extracted, staged FROM sync.run_windows"
+                    " WHERE realm_id = :r AND entity = :e AND run_id = ANY(:runs)"
+                ),
+                {"r": realm_id, "e": entity, "runs": wanted},
+            )
+        }
+    for run_id in wanted:
+        row = rows.get(run_id)
+        if row is None:
+            continue
+        if row.staged is None:
+            raise NoSnapshotError(
+                f"run {run_id} extracted {entity} for company {realm_id} but did not stage "
+                f"it: materialize staged/qbo/{entity} first"
+            )
+        return Snapshot(
+            run_id=run_id,
+            realm_id=realm_id,
+            entity=entity,
+            feed_lo=row.feed_lo,
+            feed_hi=row.feed_hi,
+            full=bool(row.full_read),
+            targeted=bool(row.targeted),
+            deleted=frozenset(SourceId(str(s)) for s in row.deleted_ids),
+            extracted=int(row.extracted),
+            staged=int(row.staged),
+        )
+    raise NoSnapshotError(
+        f"run {wanted[0] if wanted else '?'} has no snapshot of {entity} for company "
+        f"{realm_id}: materialize raw/source/{entity} and staged/qbo/{entity} in the same run "
+        "(the push job does)"
+    )
+
+
+def extracted_realms(engine: sa.Engine, entity: str, run_id: str) -> list[str]:
+    """The companies ``run_id`` extracted ``entity`` for."""
+    with engine.connect() as conn:
+        rows: Iterable[object] = conn.execute(
+            sa.text(
+                "SELECT DISTINCT realm_id FROM sync.run_windows WHERE run_id = :run"
+                " AND entity = :e ORDER BY realm_id"
+            ),
+            {"run": run_id, "e": entity},
+        ).scalars()
+        return [str(r) for r in rows]
+
+
+def iter_raw(
+    engine: sa.Engine, realm_id: str, entity: str, run_id: str, chunk: int
+) -> Iterator[list[Any]]:
+    """The records ``run_id`` extracted (``raw_source``, not deleted), decoded, in keyset pages
+    of ``chunk`` (one short read per page)."""
+    table = bulk.qualified(f"raw_source.{entity}")
+    sql = sa.text(
+        f"SELECT source_id, data FROM {table}"  # noqa: S608 - catalogue table
+        " WHERE realm_id = :r AND run_id = :run AND NOT deleted AND source_id > :after"
+        " ORDER BY source_id LIMIT :n"
+    )
+    after = ""
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sql, {"r": realm_id, "run": run_id, "after": after, "n": chunk}
+            ).all()
+        if not rows:
+            return
+        yield [decode_entity(entity, cast(Mapping[str, Any], data)) for _sid, data in rows]
+        if len(rows) < chunk:
+            return
+        after = str(rows[-1][0])
+
+
+@dataclass(frozen=True)
+class Page:
+    """One keyset page of a run's staged rows: the records to plan, and how many rows of the
+    page were left alone as in step (full reads only)."""
+
+    records: list[Any]
+    steady: int
+    rows: int
+
+
+def iter_staged(engine: sa.Engine, snapshot: Snapshot, chunk: int) -> Iterator[Page]:
+    """The records ``snapshot``'s run staged, decoded, in keyset pages of ``chunk``.
+
+    On a full read, rows whose content hash equals the hash the sync last synced (status
+    synced, no write waiting, live in QBO) are counted as steady and not decoded: Postgres
+    compares, and only records whose content moved are planned.
+    """
+    table = bulk.qualified(f"staging.{snapshot.entity}")
+    steady = (
+        "(st.status = 'synced' AND st.intent IS NULL AND st.source_hash = s.content_hash"
+        " AND st.qbo_id IS NOT NULL AND NOT st.deleted_in_qbo)"
+        if snapshot.full
+        else "false"
+    )
+    sql = sa.text(
+        f"SELECT s.source_id, CASE WHEN {steady} THEN NULL ELSE s.data END AS data"  # noqa: S608
+        f" FROM {table} s LEFT JOIN sync.record_state st ON st.realm_id = s.realm_id"
+        " AND st.entity = :e AND st.source_id = s.source_id"
+        " WHERE s.realm_id = :r AND s.run_id = :run AND s.source_id > :after"
+        " ORDER BY s.source_id LIMIT :n"
+    )
+    after = ""
+    params = {"r": snapshot.realm_id, "e": snapshot.entity, "run": snapshot.run_id, "n": chunk}
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(sql, {**params, "after": after}).all()
+        if not rows:
+            return
+        records = [
+            decode_entity(snapshot.entity, cast(Mapping[str, Any], data))
+            for _sid, data in rows
+            if data is not None
+        ]
+        yield Page(records, len(rows) - len(records), len(rows))
+        if len(rows) < chunk:
+            return
+        after = str(rows[-1][0])
+
+
+__all__ = [
+    "CANONICAL_TYPES",
+    "DecodeError",
+    "NoSnapshotError",
+    "Page",
+    "Snapshot",
+    "decode",
+    "decode_entity",
+    "extracted_realms",
+    "find",
+    "iter_raw",
+    "iter_staged",
+    "record_extract",
+    "record_pushed",
+    "record_staged",
+]
