@@ -43,7 +43,8 @@ their parent row changes.
 
 Cursors: the default entity set uses :data:`CURSOR_NAME`; an explicit subset of CDC entities
 keeps its own cursor (``pull:qbo:cdc:<sorted names>``) so a partial extract never moves the
-company's cursor past changes it did not read. Adding an entity to :data:`ENTITIES` needs one
+company's cursor past changes it did not read. Adding an entity to
+:data:`qbo_pipelines.warehouse.raw_qbo.ENTITY_TABLES` (hence :data:`ENTITIES`) needs one
 ``full=True`` run to load its history.
 """
 
@@ -67,38 +68,7 @@ from qbo_pipelines.warehouse import raw_qbo
 
 log = logging.getLogger(__name__)
 
-ENTITIES: tuple[str, ...] = (
-    # name lists and reference data
-    "CompanyInfo",
-    "Account",
-    "TaxRate",
-    "TaxCode",
-    "PaymentMethod",
-    "Term",
-    "Class",
-    "Department",
-    "Item",
-    "Customer",
-    "Vendor",
-    "Employee",
-    # transactions
-    "Invoice",
-    "Payment",
-    "SalesReceipt",
-    "Estimate",
-    "CreditMemo",
-    "RefundReceipt",
-    "Bill",
-    "BillPayment",
-    "VendorCredit",
-    "Purchase",
-    "PurchaseOrder",
-    "JournalEntry",
-    "Deposit",
-    "Transfer",
-    "TimeActivity",
-    "Attachable",
-)
+ENTITIES: tuple[str, ...] = tuple(raw_qbo.ENTITY_TABLES)
 """Every QBO entity the extract reads (each has a ``raw_qbo`` table), in reading order."""
 
 NOT_CDC: frozenset[str] = frozenset(CDC_UNSUPPORTED | {"CompanyInfo"})

@@ -19,37 +19,42 @@ import sqlalchemy as sa
 from qbo_pipelines.warehouse import bulk
 
 ENTITY_TABLES: dict[str, str] = {
-    "Customer": "customers",
-    "Vendor": "vendors",
-    "Item": "items",
+    # name lists and reference data
+    "CompanyInfo": "company_info",
     "Account": "accounts",
-    "TaxCode": "tax_codes",
     "TaxRate": "tax_rates",
+    "TaxCode": "tax_codes",
     "PaymentMethod": "payment_methods",
     "Term": "terms",
+    "Class": "classes",
+    "Department": "departments",
+    "Item": "items",
+    "Customer": "customers",
+    "Vendor": "vendors",
+    "Employee": "employees",
+    # transactions
     "Invoice": "invoices",
     "Payment": "payments",
-    "Bill": "bills",
-    "BillPayment": "bill_payments",
     "SalesReceipt": "sales_receipts",
     "Estimate": "estimates",
     "CreditMemo": "credit_memos",
     "RefundReceipt": "refund_receipts",
-    "Purchase": "purchases",
-    "JournalEntry": "journal_entries",
-    "CompanyInfo": "company_info",
-    # sql/warehouse/071_raw_qbo_tables.sql
-    "Employee": "employees",
-    "Class": "classes",
-    "Department": "departments",
+    "Bill": "bills",
+    "BillPayment": "bill_payments",
     "VendorCredit": "vendor_credits",
+    "Purchase": "purchases",
     "PurchaseOrder": "purchase_orders",
+    "JournalEntry": "journal_entries",
     "Deposit": "deposits",
     "Transfer": "transfers",
     "TimeActivity": "time_activities",
     "Attachable": "attachables",
 }
-"""QBO entity name -> ``raw_qbo`` table (the table names are also accepted as entity names)."""
+"""The QBO-side table: every QBO entity the sync extracts -> its ``raw_qbo`` table (the table
+names are also accepted as entity names), in the extract's reading order (name lists before the
+transactions that refer to them). Tables: sql/warehouse/021_raw_qbo.sql and
+071_raw_qbo_tables.sql. QBO entities, not catalogue rows: the catalogue names the QBO entities
+its records become (``qbo_names``) and looks their tables up here."""
 
 LINE_TABLES: dict[str, str] = {
     "Invoice": "invoice_lines",
