@@ -5,25 +5,24 @@ module below exposes ``definitions`` (its assets, checks, jobs, sensors, schedul
 location (:mod:`qbo_pipelines.defs.definitions`) is their merge with the shared resources.
 """
 
-import warnings
-
 import dagster as dg
 
-# Beta parameters we use on purpose (per-asset resource_defs, backfill_policy, code references):
-# said once here, not once per generated asset in every run's log.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-
-from qbo_pipelines.defs import backfill, marts, notify, reconcile  # noqa: E402
-from qbo_pipelines.defs.platform import warehouse_schema  # noqa: E402
-from qbo_pipelines.defs.pull import (  # noqa: E402
+from qbo_pipelines.defs import (
+    _warnings,  # noqa: F401 - imported first: silences Beta/Preview warnings
+    backfill,
+    marts,
+    notify,
+    reconcile,
+)
+from qbo_pipelines.defs.platform import warehouse_schema
+from qbo_pipelines.defs.pull import (
     PULL_ASSETS,
     pull_interval_schedule,
     pull_job,
     qbo_webhooks_sensor,
 )
-from qbo_pipelines.defs.push import PUSH_ASSETS, push_job, source_changes_sensor  # noqa: E402
-from qbo_pipelines.defs.resources import shared_resources  # noqa: E402
+from qbo_pipelines.defs.push import PUSH_ASSETS, push_job, source_changes_sensor
+from qbo_pipelines.defs.resources import shared_resources
 
 AREAS = (notify, reconcile, marts, backfill)
 """Area modules, each with a module-level ``definitions``."""

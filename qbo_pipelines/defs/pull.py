@@ -265,7 +265,8 @@ def pull_interval_schedule(
 ) -> list[dg.RunRequest] | dg.SkipReason:
     wh = warehouse.engine()
     try:
-        requests, skips = pull_triggers.scheduled_requests(wh, datetime.now(UTC))
+        now = context.scheduled_execution_time or datetime.now(UTC)
+        requests, skips = pull_triggers.scheduled_requests(wh, now)
     finally:
         wh.dispose()
     if not requests:

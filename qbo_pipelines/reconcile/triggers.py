@@ -7,22 +7,15 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from qbo_pipelines.sync import settings
-from qbo_pipelines.sync.pull_triggers import PullRequest, blocked_reason
+from qbo_pipelines.sync.pull_triggers import PullRequest, per_company
 
 
 def nightly_requests(engine: sa.Engine, now: datetime) -> tuple[list[PullRequest], list[str]]:
     """A reconciliation per connected company for the night of ``now`` (the run key makes a
     repeated tick of the same night start it once), and why the others were skipped."""
-    requests: list[PullRequest] = []
-    skips: list[str] = []
-    for realm in settings.connected_realms(engine):
-        reason = blocked_reason(engine, realm)
-        if reason:
-            skips.append(reason)
-        else:
-            requests.append(PullRequest(realm, f"reconcile:{realm}:{now:%Y-%m-%d}", "schedule"))
-    return requests, skips
+    return per_company(
+        engine, lambda realm: PullRequest(realm, f"reconcile:{realm}:{now:%Y-%m-%d}", "schedule")
+    )
 
 
 __all__ = ["nightly_requests"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,22 +55,32 @@ def webhook_requests(engine: sa.Engine) -> tuple[list[PullRequest], list[str]]:
     return requests, skips
 
 
-def scheduled_requests(engine: sa.Engine, now: datetime) -> tuple[list[PullRequest], list[str]]:
-    """A pull for every connected company whose last pull is older than its
-    ``pull_interval_hours`` (R28: 12 by default), even with no change anywhere."""
+def per_company(
+    engine: sa.Engine, plan: Callable[[str], PullRequest | str]
+) -> tuple[list[PullRequest], list[str]]:
+    """Ask ``plan`` for each connected company that is neither paused nor switched off (R30);
+    it answers a request to start, or why none is due. Returns the requests and the skips."""
     requests: list[PullRequest] = []
     skips: list[str] = []
     for realm in settings.connected_realms(engine):
-        reason = blocked_reason(engine, realm)
-        if reason:
-            skips.append(reason)
-            continue
+        outcome = blocked_reason(engine, realm) or plan(realm)
+        if isinstance(outcome, PullRequest):
+            requests.append(outcome)
+        else:
+            skips.append(outcome)
+    return requests, skips
+
+
+def scheduled_requests(engine: sa.Engine, now: datetime) -> tuple[list[PullRequest], list[str]]:
+    """A pull for every connected company whose last pull is older than its
+    ``pull_interval_hours`` (R28: 12 by default), even with no change anywhere."""
+
+    def due(realm: str) -> PullRequest | str:
         hours = mapping_repo.load_settings(engine, realm).pull_interval_hours
         last = state.get_cursor(engine, realm, LAST_RUN_CURSOR)
-        due = last is None or datetime.fromisoformat(last) + timedelta(hours=hours) <= now
-        if due:
-            slot = int(now.timestamp() // (hours * 3600))
-            requests.append(PullRequest(realm, f"interval:{realm}:{hours}h:{slot}", "schedule"))
-        else:
-            skips.append(f"{realm}: pulled at {last}, every {hours} h")
-    return requests, skips
+        if last is not None and datetime.fromisoformat(last) + timedelta(hours=hours) > now:
+            return f"{realm}: pulled at {last}, every {hours} h"
+        slot = int(now.timestamp() // (hours * 3600))
+        return PullRequest(realm, f"interval:{realm}:{hours}h:{slot}", "schedule")
+
+    return per_company(engine, due)
