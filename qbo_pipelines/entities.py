@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -286,6 +286,18 @@ def _by_type() -> dict[type, Entity]:
 def of_record(record: object) -> Entity | None:
     """The row whose canonical type ``record`` is (None for any other object)."""
     return _by_type().get(type(record))
+
+
+def bound_specs(rows: Iterable[Entity], binding: Literal["push", "pull"]) -> dict[str, Any]:
+    """Name -> the ``push`` (or ``pull``) spec each of ``rows`` names, in ``rows`` order; a
+    clear error for a row that syncs that way but names none."""
+    out: dict[str, Any] = {}
+    for e in rows:
+        spec = e.push_spec if binding == "push" else e.pull_spec
+        if spec is None:
+            raise BindingError(f"{e.name} {binding}s but its row names no {binding} spec")
+        out[e.name] = spec
+    return out
 
 
 def push_order() -> list[Entity]:

@@ -40,7 +40,7 @@ from qbo_pipelines.sync.engine import lock
 from qbo_pipelines.sync.env import SyncEnv
 from qbo_pipelines.sync.extract import ENTITIES
 from qbo_pipelines.sync.pull import SPECS as PULL_SPECS
-from qbo_pipelines.sync.pull import TXN_ENTITIES
+from qbo_pipelines.transforms import from_qbo
 from qbo_pipelines.warehouse import raw_qbo
 
 QBO_TRANSACTIONS: tuple[str, ...] = tuple(
@@ -158,7 +158,7 @@ def reextract_window(
 def write_backs(qbo_entity: str) -> list[str]:
     """The pull write-backs that read ``qbo_entity`` (in pull order)."""
     names = [n for n, spec in PULL_SPECS.items() if qbo_entity in spec.raw_tables]
-    if qbo_entity in TXN_ENTITIES:
+    if qbo_entity in from_qbo.CUSTOMER_TXN_TYPES:
         names.append("customer_transactions")
     return names
 

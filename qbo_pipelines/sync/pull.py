@@ -100,17 +100,6 @@ class PullSpec:
         return self.entity.qbo_names[0]
 
 
-TXN_ENTITIES: tuple[str, ...] = (
-    "Invoice",
-    "Payment",
-    "Estimate",
-    "SalesReceipt",
-    "CreditMemo",
-    "RefundReceipt",
-)
-"""Customer transactions listed in the source (R26), each read from its ``raw_qbo`` table."""
-
-
 @dataclass
 class PullReport:
     """Counts per outcome for one entity and company; the ledger holds each record's story."""
@@ -926,7 +915,7 @@ def list_customer_transactions(run: PullRun) -> PullReport:
     report = PullReport("customer_transactions", run.realm_id, run.run_id)
     since = state.get_cursor(run.engine, run.realm_id, TXN_CURSOR) or "-infinity"
     high = since
-    for qbo_entity in TXN_ENTITIES:
+    for qbo_entity in from_qbo.CUSTOMER_TXN_TYPES:
         table = raw_qbo.ENTITY_TABLES[qbo_entity]
         after = ""
         while True:
@@ -1047,18 +1036,9 @@ PAYMENTS = PullSpec(
 )
 
 
-def _specs() -> dict[str, PullSpec]:
-    out: dict[str, PullSpec] = {}
-    for e in catalogue.CATALOGUE:
-        if e.pulls:
-            spec = e.pull_spec
-            if spec is None:
-                raise catalogue.BindingError(f"{e.name} pulls but its row names no pull spec")
-            out[e.name] = spec
-    return out
-
-
-SPECS: dict[str, PullSpec] = _specs()
+SPECS: dict[str, PullSpec] = catalogue.bound_specs(
+    [e for e in catalogue.CATALOGUE if e.pulls], "pull"
+)
 """Pull entities in catalogue order, which is the order they are pulled (invoices need their
 customers, payments their invoices): a view of the rows' ``pull`` bindings."""
 

@@ -90,16 +90,6 @@ VENDORS = PushSpec(
 BILLS = PushSpec(catalogue.entity("bills"), _bill, _bill)
 
 
-def _specs() -> dict[str, PushSpec]:
-    out: dict[str, PushSpec] = {}
-    for e in catalogue.push_order():
-        spec = e.push_spec
-        if spec is None:
-            raise catalogue.BindingError(f"{e.name} pushes but its row names no push spec")
-        out[e.name] = spec
-    return out
-
-
-SPECS: dict[str, PushSpec] = _specs()
+SPECS: dict[str, PushSpec] = catalogue.bound_specs(catalogue.push_order(), "push")
 """Push spec per catalogue name, in push order: a view of the rows' ``push`` bindings (read
 ``catalogue.entity(name).push_spec``)."""
