@@ -242,3 +242,183 @@ def test_R39_a_90_day_backfill_through_graphql_is_one_run_and_changes_nothing_in
         assert uncovered == 0
     finally:
         instance.dispose()
+
+
+def _copy_sales(stack: Stack, ids: list[int], prefix: str) -> list[int]:
+    """New source sales (with their lines) copied from ``ids``: records the backfill creates."""
+    made: list[int] = []
+    with stack.env.source.begin() as conn:
+        for sid in ids:
+            new = conn.execute(
+                sa.text(
+                    "INSERT INTO app.sales (doc_number, contact_id, txn_date, due_date, subtotal,"
+                    " discount_total, tax_total, total, send_requested)"
+                    " SELECT :doc, contact_id, txn_date, due_date, subtotal, discount_total,"
+                    " tax_total, total, false FROM app.sales WHERE id = :i RETURNING id"
+                ),
+                {"doc": f"{prefix}-{sid}", "i": sid},
+            ).scalar_one()
+            cols = [
+                c
+                for (c,) in conn.execute(
+                    sa.text(
+                        "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                        " 'app' AND table_name = 'sale_lines' AND column_name NOT IN ('id',"
+                        " 'sale_id') AND is_generated = 'NEVER'"
+                    )
+                )
+            ]
+            listed = ", ".join(cols)
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO app.sale_lines (sale_id, {listed})"  # noqa: S608 - catalog
+                    f" SELECT :new, {listed} FROM app.sale_lines WHERE sale_id = :i"
+                ),
+                {"new": new, "i": sid},
+            )
+            made.append(int(new))
+    return made
+
+
+def _run_workers(run_id: str) -> list[Any]:
+    """The processes executing ``run_id`` (the run worker the code server started)."""
+    import psutil
+
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if run_id in " ".join(proc.cmdline()) or "execute_run" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_R39_a_backfill_run_killed_9_after_qbo_committed_is_finished_by_the_next_with_no_duplicate(
+    stack: Stack,
+) -> None:
+    """Kill -9 of a backfill's run worker while QBO has committed a batch whose answer never
+    arrived (the intent is stored, the outcome unknown): launching the backfill again replays
+    that batch with its requestids and finishes the window; nothing lost, nothing duplicated."""
+    from dagster._core.execution.backfill import BulkActionStatus
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster._daemon.backfill import execute_backfill_iteration
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+        QueuedRunCoordinatorDaemon,
+    )
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    instance = dg.DagsterInstance.get()
+    try:
+        assert runner.push_company(stack.realm, instance=instance)["success"]
+        assert pull_company(stack.realm)["success"]
+        first = WINDOW_END - timedelta(days=DAYS - 1)
+        window = [
+            int(i)
+            for (i,) in stack.rows(
+                stack.env.source,
+                "SELECT id FROM app.sales WHERE txn_date BETWEEN :a AND :b AND total > 0"
+                " ORDER BY id LIMIT 8",
+                a=first,
+                b=WINDOW_END,
+            )
+        ]
+        assert len(window) >= 4
+        made = _copy_sales(stack, window, "KILL")  # created by the backfill
+        stack.rows(
+            stack.env.source,
+            "UPDATE app.sales SET memo = 'kill-9 edit' WHERE id = ANY(:ids)",
+            ids=window,
+        )
+        invoices_before = len(stack.sandbox.control.entities(stack.realm, "Invoice"))
+        # QBO commits the first batch and its answer is lost; the retry then hangs until the
+        # run worker is killed -9.
+        control = stack.sandbox.control
+        control.reset_requests()
+        control.inject_fault(kind="drop_after_commit", realm_id=stack.realm, path="batch")
+        control.inject_fault(
+            kind="timeout", realm_id=stack.realm, path="batch", delay_seconds=30, count=None
+        )
+        keys = [f"{stack.realm}|{(first + timedelta(days=i)).isoformat()}" for i in range(DAYS)]
+        target = WorkspaceFileTarget(paths=[str(settings.PROJECT_ROOT / "workspace.yaml")])
+        log = logging.getLogger("backfill-kill-test")
+        with WorkspaceProcessContext(instance, target, read_only=False) as process:
+            answer = execute_dagster_graphql(
+                process.create_request_context(),
+                LAUNCH,
+                {
+                    "backfillParams": {
+                        "assetSelection": [{"path": list(a.key.path)} for a in BACKFILL_ASSETS],
+                        "partitionNames": keys,
+                    }
+                },
+            ).data["launchPartitionBackfill"]
+            assert answer["__typename"] == "LaunchBackfillSuccess", answer
+            coordinator = QueuedRunCoordinatorDaemon(interval_seconds=1)
+            deadline = time.monotonic() + 300
+            killed: list[Any] = []
+            while time.monotonic() < deadline and not killed:
+                list(execute_backfill_iteration(process, log))
+                list(coordinator.run_iteration(process))
+                runs = instance.get_runs(
+                    dg.RunsFilter(tags={"dagster/backfill": answer["backfillId"]})
+                )
+                committed = control.request_counts(stack.realm).get("batch", 0)
+                if runs and committed >= 1:  # the lost batch; its retry hangs
+                    time.sleep(3)
+                    killed = _run_workers(runs[0].run_id)
+                    for proc in killed:
+                        proc.kill()  # SIGKILL
+                time.sleep(0.5)
+            assert killed, "the backfill's run worker was found and killed"
+            [dead] = runs
+            # what an operator does in the UI for a run whose process died (run monitoring does
+            # it after max_runtime_seconds): mark it failed
+            instance.report_run_failed(instance.get_run_by_id(dead.run_id))  # type: ignore[arg-type]
+            for _ in range(30):
+                list(execute_backfill_iteration(process, log))
+                backfill = instance.get_backfill(answer["backfillId"])
+                assert backfill is not None
+                if backfill.status != BulkActionStatus.REQUESTED:
+                    break
+                time.sleep(0.5)
+        open_intents = stack.rows(
+            stack.env.warehouse,
+            "SELECT count(*) FROM sync.record_state WHERE realm_id = :r AND intent IS NOT NULL",
+            r=stack.realm,
+        )[0][0]
+        assert open_intents >= 1  # the killed run left its committed batch unanswered
+        control.clear_faults()
+
+        # The operator launches the same backfill again.
+        _, [again] = _backfill_through_graphql(instance, stack.realm, first, WINDOW_END)
+        assert again.status == dg.DagsterRunStatus.SUCCESS
+        qbo = stack.sandbox.control.entities(stack.realm, "Invoice")
+        assert len(qbo) == invoices_before + len(made)  # each new sale once, no duplicate
+        docs = [i.get("DocNumber") for i in qbo]
+        assert len(docs) == len(set(docs))
+        for sid in made:
+            assert docs.count(f"KILL-{window[made.index(sid)]}") == 1
+        edited = {
+            str(q)
+            for (q,) in stack.rows(
+                stack.env.warehouse,
+                "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity ="
+                " 'invoices' AND source_id = ANY(:ids)",
+                r=stack.realm,
+                ids=[str(i) for i in window],
+            )
+        }
+        assert {i["Id"] for i in qbo if i.get("PrivateNote") == "kill-9 edit"} == edited
+        assert (
+            stack.rows(
+                stack.env.warehouse,
+                "SELECT count(*) FROM sync.record_state WHERE realm_id = :r AND intent IS NOT NULL",
+                r=stack.realm,
+            )[0][0]
+            == 0
+        )
+    finally:
+        instance.dispose()
