@@ -51,8 +51,13 @@ def _source_is_empty(env: sync_env.SyncEnv) -> bool:
 def _forget_company(warehouse: sa.Engine, realm_id: str) -> None:
     """The sandbox state was lost: its records are gone, so our id map for it is void."""
     with warehouse.begin() as conn:
-        for table in ("sync.record_state", "sync.dispatches", "sync.cursors", "sync.quarantine",
-                      "sync.notifications"):
+        for table in (
+            "sync.record_state",
+            "sync.dispatches",
+            "sync.cursors",
+            "sync.quarantine",
+            "sync.notifications",
+        ):
             conn.execute(
                 sa.text(f"DELETE FROM {table} WHERE realm_id = :r"),  # noqa: S608
                 {"r": realm_id},
@@ -63,9 +68,32 @@ def sandbox_state_file() -> Path:
     return settings.data_dir() / "sandbox-state.json"
 
 
+def sandbox_token_file() -> Path:
+    return settings.data_dir() / "sandbox-control-token"
+
+
+def demo_control_token() -> str:
+    """The demo sandbox's control token, kept in the data directory (mode 0600) so that a
+    process can tell the demo's own sandbox (``make demo``, ``make dev``) from another server
+    answering on its port."""
+    path = sandbox_token_file()
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(token)
+    return token
+
+
 def start_demo_sandbox(port: int) -> tuple[Sandbox, SandboxServer]:
     """Serve the demo's sandbox (state kept between runs) on ``port``, or a free one if busy."""
-    sandbox = Sandbox(state_file=str(sandbox_state_file()), throttle=True)
+    sandbox = Sandbox(
+        state_file=str(sandbox_state_file()), throttle=True, control_token=demo_control_token()
+    )
     try:
         server = SandboxServer(sandbox, port=port).start()
     except OSError:
@@ -155,8 +183,18 @@ def run(options: DemoOptions, out: Printer = print) -> int:
 
 
 BOOKKEEPER_CHORES = (
-    "edit_customer", "new_customer", "invoice", "payment", "edit_customer", "deposit",
-    "sales_receipt", "credit_memo", "bill", "bill_payment", "void", "delete",
+    "edit_customer",
+    "new_customer",
+    "invoice",
+    "payment",
+    "edit_customer",
+    "deposit",
+    "sales_receipt",
+    "credit_memo",
+    "bill",
+    "bill_payment",
+    "void",
+    "delete",
 )
 """A bookkeeper's day touching every kind of QBO record the marts show (reproducible: seed 7
 picks the records)."""
@@ -168,8 +206,9 @@ def _bookkeeper(base_url: str, realm: str, out: Printer) -> None:
     and payments recorded, a transaction deleted (the sandbox's simulator, reproducible)."""
     control = SandboxControl(base_url)
     try:
-        steps = control.bookkeeper_run(realm, len(BOOKKEEPER_CHORES), seed=7,
-                                       chores=BOOKKEEPER_CHORES)
+        steps = control.bookkeeper_run(
+            realm, len(BOOKKEEPER_CHORES), seed=7, chores=BOOKKEEPER_CHORES
+        )
     finally:
         control.close()
     kinds: dict[str, int] = {}

@@ -22,6 +22,7 @@ from qbo_pipelines.qbo.app import DEFAULT_REDIRECT_URI, ConfigError, QboApp, sav
 from qbo_pipelines.qbo.auth import TokenSet
 from qbo_pipelines.qbo.secret import Secret
 from qbo_pipelines.sandbox.control import SandboxControl
+from qbo_pipelines.sandbox.control_api import TOKEN_HEADER
 from qbo_pipelines.sandbox.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from qbo_pipelines.sync import reference
 from qbo_pipelines.sync.env import SyncEnv
@@ -76,12 +77,18 @@ def persist_demo_app(warehouse: sa.Engine, control: SandboxControl, base_url: st
     return app
 
 
-def _answers(base_url: str) -> bool:
+def _ours_answers(base_url: str, token: str) -> bool:
+    """The demo's own sandbox answers at ``base_url`` (``make dev`` running): it knows the
+    demo's control token. Another server on that port (another checkout's sandbox, anything)
+    does not, and must never be handed the demo company's tokens (it would refuse the refresh
+    token and the company would need reconnecting)."""
     try:
-        requests.get(base_url.rstrip("/") + "/.well-known/openid_configuration", timeout=2)
+        answer = requests.get(
+            base_url.rstrip("/") + "/_sandbox/info", headers={TOKEN_HEADER: token}, timeout=2
+        )
     except requests.RequestException:
         return False
-    return True
+    return answer.status_code == 200  # noqa: PLR2004 - HTTP OK
 
 
 @contextlib.contextmanager
@@ -98,12 +105,12 @@ def demo_sandbox_served(warehouse: sa.Engine) -> Iterator[str | None]:
     except ConfigError:
         yield None
         return
-    if app.origin != "demo-sandbox" or _answers(app.api_url):
+    if app.origin != "demo-sandbox":
         yield None
         return
-    from qbo_pipelines.demo.run import sandbox_state_file, start_demo_sandbox
+    from qbo_pipelines.demo.run import demo_control_token, sandbox_state_file, start_demo_sandbox
 
-    if not sandbox_state_file().exists():
+    if not sandbox_state_file().exists() or _ours_answers(app.api_url, demo_control_token()):
         yield None
         return
     from urllib.parse import urlsplit
@@ -115,8 +122,7 @@ def demo_sandbox_served(warehouse: sa.Engine) -> Iterator[str | None]:
             with warehouse.begin() as conn:
                 conn.execute(
                     sa.text(
-                        "UPDATE sync.qbo_tokens SET api_base_url = :new"
-                        " WHERE api_base_url = :old"
+                        "UPDATE sync.qbo_tokens SET api_base_url = :new WHERE api_base_url = :old"
                     ),
                     {"new": server.base_url, "old": app.api_url},
                 )
