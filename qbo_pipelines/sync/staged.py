@@ -148,12 +148,8 @@ def _decoder(hint: Any) -> Decoder:  # noqa: C901, PLR0911 - one branch per type
         return functools.partial(_optional, _decoder(inner[0]))
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # noqa: PLR2004
         return functools.partial(_tuple, _decoder(args[0]))
-    if hint is str:
-        return functools.partial(_exact, str)
-    if hint is bool:
-        return functools.partial(_exact, bool)
-    if hint is int:
-        return _int
+    if hint in (str, bool, int):  # exactly: JSON true is not an int, 1 is not a bool
+        return functools.partial(_exact, hint)
     if hint is Decimal:
         return _decimal
     if hint is datetime:
@@ -184,12 +180,6 @@ def _tuple(inner: Decoder, value: Any) -> tuple[Any, ...]:
 def _exact(kind: type, value: Any) -> Any:
     if type(value) is not kind:
         raise DecodeError(f"expected {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _int(value: Any) -> int:
-    if type(value) is not int:
-        raise DecodeError(f"expected int, got {type(value).__name__}")
     return value
 
 
