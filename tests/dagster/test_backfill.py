@@ -101,38 +101,48 @@ mutation($backfillParams: LaunchBackfillParams!) {
 """
 
 
+def _workspace(instance: dg.DagsterInstance) -> Any:
+    """The code location of workspace.yaml, as the webserver and the daemons load it."""
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    target = WorkspaceFileTarget(paths=[str(settings.PROJECT_ROOT / "workspace.yaml")])
+    return WorkspaceProcessContext(instance, target, read_only=False)
+
+
+def _launch(process: Any, realm: str, first: date, last: date) -> str:
+    """Launch the backfill of every backfill asset over [first, last] as the UI does."""
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    days = (last - first).days + 1
+    keys = [f"{realm}|{(first + timedelta(days=i)).isoformat()}" for i in range(days)]
+    answer = execute_dagster_graphql(
+        process.create_request_context(),
+        LAUNCH,
+        {
+            "backfillParams": {
+                "assetSelection": [{"path": list(a.key.path)} for a in BACKFILL_ASSETS],
+                "partitionNames": keys,
+            }
+        },
+    ).data["launchPartitionBackfill"]
+    assert answer["__typename"] == "LaunchBackfillSuccess", answer
+    return str(answer["backfillId"])
+
+
 def _backfill_through_graphql(
     instance: dg.DagsterInstance, realm: str, first: date, last: date, timeout: float = 600
 ) -> tuple[str, list[dg.DagsterRun]]:
     """Launch the backfill as the UI does and let the daemons' iterations carry it out."""
     from dagster._core.execution.backfill import BulkActionStatus
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import WorkspaceFileTarget
     from dagster._daemon.backfill import execute_backfill_iteration
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
         QueuedRunCoordinatorDaemon,
     )
-    from dagster_graphql.test.utils import execute_dagster_graphql
 
-    keys = [
-        f"{realm}|{(first + timedelta(days=i)).isoformat()}" for i in range((last - first).days + 1)
-    ]
-    target = WorkspaceFileTarget(paths=[str(settings.PROJECT_ROOT / "workspace.yaml")])
     log = logging.getLogger("backfill-test")
-    with WorkspaceProcessContext(instance, target, read_only=False) as process:
-        result = execute_dagster_graphql(
-            process.create_request_context(),
-            LAUNCH,
-            {
-                "backfillParams": {
-                    "assetSelection": [{"path": list(a.key.path)} for a in BACKFILL_ASSETS],
-                    "partitionNames": keys,
-                }
-            },
-        )
-        answer = result.data["launchPartitionBackfill"]
-        assert answer["__typename"] == "LaunchBackfillSuccess", answer
-        backfill_id = answer["backfillId"]
+    with _workspace(instance) as process:
+        backfill_id = _launch(process, realm, first, last)
         coordinator = QueuedRunCoordinatorDaemon(interval_seconds=1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -302,13 +312,10 @@ def test_R39_a_backfill_run_killed_9_after_qbo_committed_is_finished_by_the_next
     arrived (the intent is stored, the outcome unknown): launching the backfill again replays
     that batch with its requestids and finishes the window; nothing lost, nothing duplicated."""
     from dagster._core.execution.backfill import BulkActionStatus
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import WorkspaceFileTarget
     from dagster._daemon.backfill import execute_backfill_iteration
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
         QueuedRunCoordinatorDaemon,
     )
-    from dagster_graphql.test.utils import execute_dagster_graphql
 
     instance = dg.DagsterInstance.get()
     try:
@@ -341,30 +348,16 @@ def test_R39_a_backfill_run_killed_9_after_qbo_committed_is_finished_by_the_next
         control.inject_fault(
             kind="timeout", realm_id=stack.realm, path="batch", delay_seconds=30, count=None
         )
-        keys = [f"{stack.realm}|{(first + timedelta(days=i)).isoformat()}" for i in range(DAYS)]
-        target = WorkspaceFileTarget(paths=[str(settings.PROJECT_ROOT / "workspace.yaml")])
         log = logging.getLogger("backfill-kill-test")
-        with WorkspaceProcessContext(instance, target, read_only=False) as process:
-            answer = execute_dagster_graphql(
-                process.create_request_context(),
-                LAUNCH,
-                {
-                    "backfillParams": {
-                        "assetSelection": [{"path": list(a.key.path)} for a in BACKFILL_ASSETS],
-                        "partitionNames": keys,
-                    }
-                },
-            ).data["launchPartitionBackfill"]
-            assert answer["__typename"] == "LaunchBackfillSuccess", answer
+        with _workspace(instance) as process:
+            backfill_id = _launch(process, stack.realm, first, WINDOW_END)
             coordinator = QueuedRunCoordinatorDaemon(interval_seconds=1)
             deadline = time.monotonic() + 300
             killed: list[Any] = []
             while time.monotonic() < deadline and not killed:
                 list(execute_backfill_iteration(process, log))
                 list(coordinator.run_iteration(process))
-                runs = instance.get_runs(
-                    dg.RunsFilter(tags={"dagster/backfill": answer["backfillId"]})
-                )
+                runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
                 committed = control.request_counts(stack.realm).get("batch", 0)
                 if runs and committed >= 1:  # the lost batch; its retry hangs
                     time.sleep(3)
@@ -379,7 +372,7 @@ def test_R39_a_backfill_run_killed_9_after_qbo_committed_is_finished_by_the_next
             instance.report_run_failed(instance.get_run_by_id(dead.run_id))  # type: ignore[arg-type]
             for _ in range(30):
                 list(execute_backfill_iteration(process, log))
-                backfill = instance.get_backfill(answer["backfillId"])
+                backfill = instance.get_backfill(backfill_id)
                 assert backfill is not None
                 if backfill.status != BulkActionStatus.REQUESTED:
                     break
