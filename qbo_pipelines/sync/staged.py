@@ -183,34 +183,26 @@ def _exact(kind: type, value: Any) -> Any:
     return value
 
 
-def _decimal(value: Any) -> Decimal:
+def _parsed(parse: Callable[[str], Any], label: str, value: Any) -> Any:
+    """A value rendered as text (a Decimal, a date, a timestamp), parsed back."""
     if type(value) is not str:
-        raise DecodeError(f"expected a decimal string, got {type(value).__name__}")
+        raise DecodeError(f"expected {label} as text, got {type(value).__name__}")
     try:
-        return Decimal(value)
-    except InvalidOperation:
-        raise DecodeError(f"{value!r} is not a decimal") from None
+        return parse(value)
+    except (ValueError, InvalidOperation):
+        raise DecodeError(f"{value!r} is not {label}") from None
 
 
-def _datetime(value: Any) -> datetime:
-    if type(value) is not str:
-        raise DecodeError(f"expected an ISO timestamp, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise DecodeError(f"{value!r} is not an ISO timestamp") from None
+def _aware(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        raise DecodeError(f"{value!r} has no time zone")
+        raise ValueError("no time zone")
     return parsed
 
 
-def _date(value: Any) -> date:
-    if type(value) is not str:
-        raise DecodeError(f"expected an ISO date, got {type(value).__name__}")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise DecodeError(f"{value!r} is not an ISO date") from None
+_decimal = functools.partial(_parsed, Decimal, "a decimal")
+_datetime = functools.partial(_parsed, _aware, "an ISO timestamp with a time zone")
+_date = functools.partial(_parsed, date.fromisoformat, "an ISO date")
 
 
 # --------------------------------------------------------------------------- the snapshot

@@ -7,37 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 from pushbed import PushBed
+from test_push_assets import _resources
 
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.defs.push import PUSH_ASSETS, companies, push_job
-from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
 from qbo_pipelines.sync.engine import feed
 
 TOO_LONG_PHONE = "+1 555 0100 extension 1234567890"  # QBO keeps 30 characters
 
 
-def _url(engine: sa.Engine) -> str:
-    return engine.url.render_as_string(hide_password=False)
-
-
 def _run_push_job(bed: PushBed, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    app = bed.env.app
-    defs = dg.Definitions(
-        assets=PUSH_ASSETS,
-        jobs=[push_job],
-        resources={
-            "warehouse": WarehouseResource(database_url=_url(bed.env.warehouse)),
-            "source_app": SourceAppResource(database_url=_url(bed.env.source)),
-            "qbo": QboResource(
-                client_id=app.client_id,
-                client_secret=app.client_secret.reveal(),
-                api_url=app.api_url,
-                oauth_url=app.oauth_url,
-            ),
-        },
-    )
+    defs = dg.Definitions(assets=PUSH_ASSETS, jobs=[push_job], resources=_resources(bed))
     instance.add_dynamic_partitions(companies.name, [bed.realm])
     job = defs.resolve_job_def("push_job")
     return job.execute_in_process(partition_key=bed.realm, instance=instance)

@@ -163,7 +163,7 @@ def test_decode_round_trips_hostile_values_exactly() -> None:
         ({"display_name": "A"}, "missing field(s) source_id"),
         ({"source_id": 1, "display_name": "A"}, "expected str"),
         ({"source_id": "1", "display_name": "A", "origin": "mars"}, "is not one of"),
-        ({"source_id": "1", "display_name": "A", "updated_at": "2024-01-01T00:00:00"}, "time zone"),
+        ({"source_id": "1", "display_name": "A", "updated_at": "2024-01-01T00:00:00"}, "with a time zone"),
         ({"source_id": "1", "display_name": "A", "has_sale": 1}, "expected bool"),
         ({"source_id": "1", "display_name": "A", "bill_addr": ["x"]}, "expected an object"),
     ],
@@ -369,6 +369,18 @@ def test_R40_a_push_without_a_staged_snapshot_is_refused_with_the_step_to_run(
         pipeline.push_staged(bed.env, bed.realm, "customers", run_id="unstaged")
     assert bed.count("Customer") == customers  # nothing written
     assert not bed.sql(bed.env.warehouse, "SELECT 1 FROM sync.record_state")
+    # A run re-executed from its failed push step has no snapshot of its own: it pushes the
+    # one of the run it re-executes (the asset names the parent and root runs).
+    pipeline.stage(bed.env, "customers", run_id="unstaged", realm_id=bed.realm)
+    again = pipeline.push_staged(
+        bed.env, bed.realm, "customers", run_id="re-executed", snapshot_of=["unstaged"]
+    )
+    assert again.counts["created"] + again.counts["matched"] > 0
+    assert bed.count("Customer") > customers
+    runs = {
+        str(r[0]) for r in bed.sql(bed.env.warehouse, "SELECT last_run_id FROM sync.record_state")
+    }
+    assert runs == {"re-executed"}
 
 
 def test_R40_a_snapshot_another_run_restaged_leaves_the_feed_for_the_next_run(
