@@ -163,7 +163,10 @@ def test_decode_round_trips_hostile_values_exactly() -> None:
         ({"display_name": "A"}, "missing field(s) source_id"),
         ({"source_id": 1, "display_name": "A"}, "expected str"),
         ({"source_id": "1", "display_name": "A", "origin": "mars"}, "is not one of"),
-        ({"source_id": "1", "display_name": "A", "updated_at": "2024-01-01T00:00:00"}, "with a time zone"),
+        (
+            {"source_id": "1", "display_name": "A", "updated_at": "2024-01-01T00:00:00"},
+            "with a time zone",
+        ),
         ({"source_id": "1", "display_name": "A", "has_sale": 1}, "expected bool"),
         ({"source_id": "1", "display_name": "A", "bill_addr": ["x"]}, "expected an object"),
     ],
