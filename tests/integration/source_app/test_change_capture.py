@@ -46,7 +46,10 @@ def test_R35_change_capture_sees_insert_update_and_hard_delete_exactly_once(
     _exec(source, "DELETE FROM app.contacts")
     events = conn.changes_since(start)
     assert [(e.entity, e.op) for e in events] == [
-        ("customers", "insert"), ("customers", "update"), ("customers", "delete")]
+        ("customers", "insert"),
+        ("customers", "update"),
+        ("customers", "delete"),
+    ]
     assert len({e.source_id for e in events}) == 1
     assert all(e.at.tzinfo is not None and not e.is_echo for e in events)
     assert summarize(events)["customers"].deleted == {events[0].source_id}
@@ -56,17 +59,26 @@ def test_R35_change_capture_sees_insert_update_and_hard_delete_exactly_once(
 def test_sale_with_lines_is_one_event_and_line_edits_report_the_sale(source: sa.Engine) -> None:
     conn = SourceAppConnector(source)
     with source.begin() as c:
-        contact = c.execute(sa.text(
-            "INSERT INTO app.contacts (given_name) VALUES ('Ann') RETURNING id")).scalar_one()
-        sale = c.execute(sa.text(
-            "INSERT INTO app.sales (contact_id, txn_date, subtotal, total) "
-            "VALUES (:c, '2024-01-02', 30, 30) RETURNING id"), {"c": contact}).scalar_one()
-        c.execute(sa.text(
-            "INSERT INTO app.sale_lines (sale_id, line_no, amount) VALUES (:s, 1, 10), (:s, 2, 20)"
-        ), {"s": sale})
+        contact = c.execute(
+            sa.text("INSERT INTO app.contacts (given_name) VALUES ('Ann') RETURNING id")
+        ).scalar_one()
+        sale = c.execute(
+            sa.text(
+                "INSERT INTO app.sales (contact_id, txn_date, subtotal, total) "
+                "VALUES (:c, '2024-01-02', 30, 30) RETURNING id"
+            ),
+            {"c": contact},
+        ).scalar_one()
+        c.execute(
+            sa.text(
+                "INSERT INTO app.sale_lines (sale_id, line_no, amount) VALUES (:s, 1, 10), (:s, 2, 20)"
+            ),
+            {"s": sale},
+        )
     start = conn.max_seq()
-    _exec(source, "UPDATE app.sale_lines SET amount = 11 WHERE sale_id = :s AND line_no = 1",
-          s=sale)
+    _exec(
+        source, "UPDATE app.sale_lines SET amount = 11 WHERE sale_id = :s AND line_no = 1", s=sale
+    )
     events = conn.changes_since(start)
     assert [(e.entity, e.source_id, e.op) for e in events] == [("invoices", str(sale), "update")]
     [[canonical]] = list(conn.iter_entity("invoices", ids=[str(sale)]))
@@ -83,33 +95,82 @@ def test_R35_write_backs_are_marked_as_sync_and_skipped(source: sa.Engine) -> No
     conn = SourceAppConnector(source)
     start = conn.max_seq()
     realm = RealmId("r-echo")
-    ids = conn.upsert_contacts_from_qbo([
-        QboContact(realm_id=realm, qbo_id=QboId("58"), display_name="Amy's Bird Sanctuary",
-                   given_name="Amy", email="birds@example.com",
-                   bill_addr=CanonicalAddress(city="Bayshore"),
-                   updated_at=datetime(2024, 1, 1, tzinfo=UTC)),
-    ])
+    ids = conn.upsert_contacts_from_qbo(
+        [
+            QboContact(
+                realm_id=realm,
+                qbo_id=QboId("58"),
+                display_name="Amy's Bird Sanctuary",
+                given_name="Amy",
+                email="birds@example.com",
+                bill_addr=CanonicalAddress(city="Bayshore"),
+                updated_at=datetime(2024, 1, 1, tzinfo=UTC),
+            ),
+        ]
+    )
     contact_id = ids[QboId("58")]
-    sale_ids = conn.upsert_sales_from_qbo([
-        QboSale(realm_id=realm, qbo_id=QboId("130"), doc_number="1037",
-                customer_qbo_id=QboId("58"), customer_source_id=contact_id,
-                txn_date=date(2024, 1, 5), total=Decimal("362.07"), balance=Decimal("362.07"),
-                lines=(QboSaleLine(line_no=1, item_name="Rocks", qty=Decimal("1"),
-                                   unit_price=Decimal("362.07"), amount=Decimal("362.07")),)),
-    ])
-    receipt_ids = conn.upsert_receipts_from_qbo([
-        QboReceipt(realm_id=realm, qbo_id=QboId("7"), customer_qbo_id=QboId("58"),
-                   customer_source_id=contact_id, sale_source_id=sale_ids[QboId("130")],
-                   amount=Decimal("100"), received_on=date(2024, 1, 6)),
-    ])
-    assert conn.upsert_customer_transactions([
-        CustomerTransaction(realm_id=realm, txn_type="Invoice", qbo_id=QboId("130"),
-                            customer_qbo_id=QboId("58"), customer_source_id=contact_id),
-    ]) == 1
+    sale_ids = conn.upsert_sales_from_qbo(
+        [
+            QboSale(
+                realm_id=realm,
+                qbo_id=QboId("130"),
+                doc_number="1037",
+                customer_qbo_id=QboId("58"),
+                customer_source_id=contact_id,
+                txn_date=date(2024, 1, 5),
+                total=Decimal("362.07"),
+                balance=Decimal("362.07"),
+                lines=(
+                    QboSaleLine(
+                        line_no=1,
+                        item_name="Rocks",
+                        qty=Decimal("1"),
+                        unit_price=Decimal("362.07"),
+                        amount=Decimal("362.07"),
+                    ),
+                ),
+            ),
+        ]
+    )
+    receipt_ids = conn.upsert_receipts_from_qbo(
+        [
+            QboReceipt(
+                realm_id=realm,
+                qbo_id=QboId("7"),
+                customer_qbo_id=QboId("58"),
+                customer_source_id=contact_id,
+                sale_source_id=sale_ids[QboId("130")],
+                amount=Decimal("100"),
+                received_on=date(2024, 1, 6),
+            ),
+        ]
+    )
+    assert (
+        conn.upsert_customer_transactions(
+            [
+                CustomerTransaction(
+                    realm_id=realm,
+                    txn_type="Invoice",
+                    qbo_id=QboId("130"),
+                    customer_qbo_id=QboId("58"),
+                    customer_source_id=contact_id,
+                ),
+            ]
+        )
+        == 1
+    )
     # repeat: updates in place, same ids
-    again = conn.upsert_contacts_from_qbo([
-        QboContact(realm_id=realm, qbo_id=QboId("58"), display_name="Amy's Bird Sanctuary",
-                   given_name="Amy", email="amy@example.com")])
+    again = conn.upsert_contacts_from_qbo(
+        [
+            QboContact(
+                realm_id=realm,
+                qbo_id=QboId("58"),
+                display_name="Amy's Bird Sanctuary",
+                given_name="Amy",
+                email="amy@example.com",
+            )
+        ]
+    )
     assert again == ids
     batch = conn.read_changes(start)
     assert batch.events == ()
@@ -129,3 +190,44 @@ def test_R35_write_backs_are_marked_as_sync_and_skipped(source: sa.Engine) -> No
     # a real app edit after the write-back is seen
     _exec(source, "UPDATE app.contacts SET phone = '555' WHERE id = :i", i=int(contact_id))
     assert [e.op for e in conn.read_changes(start).events] == ["update"]
+
+
+def test_feed_horizon_waits_for_a_slow_transaction_here_never_for_one_in_another_database(
+    source: sa.Engine, make_database: Callable[[str], sa.Engine]
+) -> None:
+    """The change feed's horizon (R27's commit-safe window) stays below a transaction of the
+    source database that is still running, and is not held back by a long transaction of
+    another database on the same server (the warehouse, Dagster's storage, another app:
+    txids are cluster-wide, and the whole cluster's oldest once delayed every push)."""
+    reader = SourceAppConnector(source)
+    other = make_database("other")
+    _exec(other, "CREATE TABLE t (x int)")
+    elsewhere = other.connect()
+    here = source.connect()
+    try:
+        tx_other = elsewhere.begin()
+        elsewhere.execute(sa.text("INSERT INTO t VALUES (1)"))  # holds a txid, never ends
+        other_xid = int(elsewhere.execute(sa.text("SELECT txid_current()")).scalar_one())
+        _exec(source, "INSERT INTO app.contacts (given_name, family_name) VALUES ('A', 'B')")
+        after = reader.feed_horizon()
+        assert after > other_xid  # another database's open transaction: no delay
+        changed = reader.feed_changes("customers", 0, after).changed
+        assert len(changed) == 1  # the committed change is inside the window
+
+        tx_here = here.begin()
+        here.execute(
+            sa.text("INSERT INTO app.contacts (given_name, family_name) VALUES ('C', 'D')")
+        )
+        slow_xid = int(here.execute(sa.text("SELECT txid_current()")).scalar_one())
+        _exec(source, "INSERT INTO app.contacts (given_name, family_name) VALUES ('E', 'F')")
+        held = reader.feed_horizon()
+        assert held <= slow_xid  # a slow transaction of the source app: the window waits
+        tx_here.commit()
+        done = reader.feed_horizon()
+        assert done > slow_xid
+        late = reader.feed_changes("customers", held, done).changed
+        assert len(late) == 2  # the slow one and the one after it, none skipped
+        tx_other.rollback()
+    finally:
+        here.close()
+        elsewhere.close()
