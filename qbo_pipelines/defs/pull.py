@@ -31,6 +31,7 @@ from qbo_pipelines.defs.resources import (
 from qbo_pipelines.sync import pipeline, pull_triggers
 from qbo_pipelines.sync.extract import ENTITIES
 from qbo_pipelines.sync.pull import SPECS
+from qbo_pipelines.transforms import from_qbo
 from qbo_pipelines.warehouse.raw_qbo import ENTITY_TABLES
 
 RAW_TABLES = {e: ENTITY_TABLES[e] for e in ENTITIES if e in ENTITY_TABLES}
@@ -136,7 +137,11 @@ _PULL_NAMES = [*SPECS, "customer_transactions"]
 
 def _pull_asset(name: str, previous: str | None) -> dg.AssetsDefinition:
     spec = SPECS.get(name)
-    tables = list(spec.raw_tables.values()) if spec else ["invoices", "payments"]
+    tables = (
+        list(spec.raw_tables.values())
+        if spec
+        else [ENTITY_TABLES[t] for t in from_qbo.CUSTOMER_TXN_TYPES]
+    )
     deps = [_raw_key(t) for t in tables]
     if previous is not None:
         deps.append(dg.AssetKey(["pushed", "source", previous]))

@@ -485,10 +485,10 @@ def _plan_chunk(
             continue
         if c.deleted:
             plans[c.qbo_id] = (c, LinkedPlan("deleted"))
-            if spec.table != "contacts" and not row.get("qbo_deleted"):
+            if not spec.entity.name_list and not row.get("qbo_deleted"):
                 updates.append(FieldUpdate(sid, {"qbo_deleted": True}))
             continue
-        if spec.table != "contacts" and not _hold_beyond_source(run, spec, [c], out, report):
+        if not spec.entity.name_list and not _hold_beyond_source(run, spec, [c], out, report):
             continue
         mirror = spec.mirror and st.created_by == "qbo"
         if mirror:
@@ -712,9 +712,7 @@ def _new_state(
 ) -> RecordState:
     rebuilt = _rebuilt(run, spec, record) if not spec.mirror else None
     qbo_base = diff.project(c.data, template(c.qbo_entity, rebuilt))
-    key = None
-    if spec.entity.name == "customers" and c.data.get("DisplayName"):
-        key = f"party:{qbo_name_key(str(c.data['DisplayName']))}"
+    key = _name_key(spec, c)
     return RecordState(
         realm_id=run.realm_id,
         entity=spec.entity.name,
@@ -735,6 +733,22 @@ def _new_state(
     )
 
 
+def _name_space(spec: PullSpec) -> tuple[str, str] | None:
+    """(QBO name space, the field names live in) of a name-list entity whose names QBO keeps
+    unique (the push spec's: ``party``/``DisplayName`` for customers), or None."""
+    push = spec.entity.push_spec
+    if push is None or push.name_space is None or push.match_field is None:
+        return None
+    return push.name_space, push.match_field
+
+
+def _name_key(spec: PullSpec, c: Candidate) -> str | None:
+    """The name key a QBO-origin record holds in ``record_state`` (collisions, R5)."""
+    space = _name_space(spec)
+    name = c.data.get(space[1]) if space else None
+    return f"{space[0]}:{qbo_name_key(str(name))}" if space and name else None
+
+
 def _create(
     run: PullRun,
     spec: PullSpec,
@@ -747,10 +761,8 @@ def _create(
     if not new:
         return [], {}
     new = _hold_beyond_source(run, spec, new, out, report)
-    if spec.entity.name == "customers":
-        keys = {
-            c.qbo_id: f"party:{qbo_name_key(str(c.data.get('DisplayName') or ''))}" for c in new
-        }
+    if _name_space(spec) is not None:
+        keys = {c.qbo_id: _name_key(spec, c) or "" for c in new}
         owners = records.name_owners(run.engine, run.realm_id, keys.values())
         clash = [c for c in new if keys[c.qbo_id] in owners]
         for c in clash:
@@ -785,7 +797,7 @@ def _hold_beyond_source(
 ) -> list[Candidate]:
     """The candidates whose amounts the source can hold; the others are held back with the
     reason in the ledger, once per QBO version (QBO and raw_qbo keep the exact value)."""
-    if spec.table == "contacts":
+    if spec.entity.name_list:  # no amounts
         return list(cands)
     unfit = {c.qbo_id: why for c in cands if (why := from_qbo.beyond_source(c.data))}
     if not unfit:
