@@ -142,7 +142,7 @@ def _plan_write(
     skip = spec.skip_reason(record)
     if getattr(record, "origin", "source") == "qbo" and not known:
         skip = "pulled from QBO: never created there again (R35)"
-    elif getattr(record, "origin", "source") == "qbo" and spec.entity.name in QBO_MIRRORS:
+    elif getattr(record, "origin", "source") == "qbo" and _mirrored(spec.entity):
         return Plan("skip", source_id, record_hash, reason="a QBO record mirrored: QBO owns it")
     if skip is not None and not known:
         return Plan("skip", source_id, record_hash, reason=skip)
@@ -251,9 +251,12 @@ def plan_delete(entity: catalogue.Entity, current: RecordState) -> Plan:
     return Plan(action, source_id, qbo_entity=current.qbo_entity)
 
 
-QBO_MIRRORS = frozenset({"invoices", "payments"})
-"""Entities whose QBO-origin source records mirror QBO (the pull writes them whole, R16, R20):
-never pushed back."""
+def _mirrored(entity: catalogue.Entity) -> bool:
+    """QBO-origin source records of this entity mirror QBO (the pull writes them whole, R16,
+    R20): never pushed back."""
+    pull = entity.pull_spec
+    return bool(pull is not None and pull.mirror)
+
 
 VOIDABLE = frozenset({"Invoice", "Payment", "SalesReceipt", "BillPayment", "CreditMemo"})
 VOID_AFTER = 3
@@ -730,16 +733,17 @@ QBO_NAME_TYPES: dict[str, tuple[tuple[str, str], ...]] = {
 RENAME_FIX = (
     "Rename one of the two in the source app (or merge them); the next run syncs the renamed one."
 )
-RULE_PREFIX = {
-    "customers": "customer.display_name",
-    "vendors": "vendor.display_name",
-    "items": "item.name",
-}
+
+
+def _rule_prefix(entity: str) -> str:
+    """The rule id prefix of a name check (``customer.display_name``), from the catalogue."""
+    row = catalogue.entity(entity)
+    return f"{row.kind}.{row.label_field or 'name'}"
 
 
 def _collision(entity: str, source_id: str, name: str, other: str, fix: str) -> Violation:
     return Violation(
-        f"{RULE_PREFIX.get(entity, entity + '.name')}.duplicate",
+        f"{_rule_prefix(entity)}.duplicate",
         f"{entity} #{source_id} '{name}': {other}, and QBO treats names that differ only in "
         "case or surrounding spaces as one",
         fix,
@@ -792,7 +796,7 @@ def _check_names(
             verdict[p.source_id] = _hold(
                 p,
                 Violation(
-                    f"{RULE_PREFIX.get(entity, entity + '.name')}.lookup_failed",
+                    f"{_rule_prefix(entity)}.lookup_failed",
                     f"{entity} #{p.source_id}: QBO's names could not be checked before "
                     f"writing ({err})",
                     "Nothing to do: the next run checks again and syncs the record.",
@@ -807,7 +811,7 @@ def _check_names(
             verdict[p.source_id] = _hold(
                 p,
                 Violation(
-                    f"{RULE_PREFIX.get(entity, entity + '.name')}.unqueryable",
+                    f"{_rule_prefix(entity)}.unqueryable",
                     f"{entity} #{p.source_id}: the name {p.name!r} cannot be looked up in QBO",
                     "Remove control characters from the name in the source app.",
                 ),

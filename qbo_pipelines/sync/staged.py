@@ -25,33 +25,14 @@ from typing import Any, Literal, TypeVar, cast
 
 import sqlalchemy as sa
 
+from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import (
-    CanonicalBill,
-    CanonicalCustomer,
-    CanonicalItem,
-    CanonicalPaymentMethod,
-    CanonicalReceipt,
-    CanonicalSale,
-    CanonicalTaxRate,
-    CanonicalVendor,
     SourceId,
 )
 from qbo_pipelines.warehouse import bulk
 
 T = TypeVar("T")
 Decoder = Callable[[Any], Any]
-
-CANONICAL_TYPES: dict[str, type[Any]] = {
-    "customers": CanonicalCustomer,
-    "items": CanonicalItem,
-    "tax_rates": CanonicalTaxRate,
-    "payment_methods": CanonicalPaymentMethod,
-    "invoices": CanonicalSale,
-    "payments": CanonicalReceipt,
-    "vendors": CanonicalVendor,
-    "bills": CanonicalBill,
-}
-"""The canonical type of each source entity (to be folded into the entity catalogue)."""
 
 
 class DecodeError(ValueError):
@@ -80,7 +61,7 @@ def decode(kind: type[T], data: Mapping[str, Any]) -> T:
 def decode_entity(entity: str, data: Mapping[str, Any]) -> Any:
     """The canonical record of a source entity (``customers``, ``invoices``...) from its JSON."""
     try:
-        kind = CANONICAL_TYPES[entity]
+        kind = catalogue.source_entity(entity).canonical_type
     except KeyError:
         raise DecodeError(f"no canonical type for entity {entity!r}") from None
     return decode(kind, data)
@@ -435,7 +416,6 @@ def iter_staged(engine: sa.Engine, snapshot: Snapshot, chunk: int) -> Iterator[P
 
 
 __all__ = [
-    "CANONICAL_TYPES",
     "DecodeError",
     "NoSnapshotError",
     "Page",
