@@ -57,6 +57,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -167,10 +168,42 @@ def worker(args: argparse.Namespace) -> None:
     realm = RealmId(args.realm)
     run_id = f"soak-{uuid.uuid4().hex[:6]}"
     for step in args.steps.split(","):
-        if step == "push":
+        if step == "push" and args.push_path == "job":
+            _push_job(args)
+        elif step == "push":
             pipeline.push_all(env, realm, run_id=run_id)
         else:
             pipeline.pull_all(env, realm, run_id=run_id)
+
+
+def _push_job(args: argparse.Namespace) -> None:
+    """The push as a Dagster run executes it: every ``raw/source``, ``staged/qbo`` and
+    ``pushed/qbo`` asset of the company partition in this process (one snapshot per run), on
+    an in-memory Dagster instance."""
+    import dagster as dg
+
+    from qbo_pipelines.defs.push import COMPANIES, PUSH_ASSETS
+    from qbo_pipelines.defs.resources import QboResource, SourceAppResource, WarehouseResource
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(COMPANIES, [args.realm])
+    result = dg.materialize(
+        PUSH_ASSETS,
+        partition_key=args.realm,
+        instance=instance,
+        resources={
+            "warehouse": WarehouseResource(database_url=args.warehouse),
+            "source_app": SourceAppResource(database_url=args.source),
+            "qbo": QboResource(
+                client_id=DEFAULT_CLIENT_ID,
+                client_secret=DEFAULT_CLIENT_SECRET,
+                api_url=args.sandbox,
+                oauth_url=args.sandbox,
+            ),
+        },
+        raise_on_error=True,
+    )
+    assert result.success
 
 
 class PrivatePostgres:
@@ -702,15 +735,21 @@ def write_counts(control: SandboxControl, realm: str) -> tuple[int, int]:
     return writes, counts.get("cdc", 0)
 
 
-def _converge(env: SyncEnv, realm: str, both: bool, run_id: str) -> None:
-    """Every scheduled retry falls due (as time would make it), then one push (and pull)."""
+def _converge(
+    env: SyncEnv, realm: str, both: bool, run_id: str, push: Callable[[str], None] | None = None
+) -> None:
+    """Every scheduled retry falls due (as time would make it), then one push (and pull);
+    ``push`` (given the run id) replaces the library push (``--push-path job``)."""
     event(f"converge {run_id}")
     _sql(
         env.warehouse,
         "UPDATE sync.record_state SET retry_at = now() WHERE realm_id = :r AND retry_at > now()",
         r=realm,
     )
-    pipeline.push_all(env, RealmId(realm), run_id=run_id)
+    if push is not None:
+        push(run_id)
+    else:
+        pipeline.push_all(env, RealmId(realm), run_id=run_id)
     if both:
         pipeline.pull_all(env, RealmId(realm), run_id=run_id)
 
@@ -885,6 +924,13 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the two databases for a post-mortem (printed)"
     )
+    parser.add_argument(
+        "--push-path",
+        choices=("library", "job"),
+        default="library",
+        help="library: the workers push with pipeline.push_all; job: they run the push_job's "
+        "assets (raw/source, staged/qbo, pushed/qbo: one snapshot per run) in process",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", default="push", help=argparse.SUPPRESS)
     parser.add_argument("--warehouse")
@@ -982,12 +1028,16 @@ def main() -> None:
                     sandbox.url,
                     "--realm",
                     realm,
+                    "--push-path",
+                    args.push_path,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
             pg_killed = private is not None and rng.random() < args.pg_kill_rate
-            time.sleep(rng.uniform(0.2, 4.0 if not both else 6.0))
+            # (a job-path worker first spends some 4 s importing Dagster and loading assets)
+            lead = 4.0 if args.push_path == "job" else 0.0
+            time.sleep(lead + rng.uniform(0.2, 4.0 if not both else 6.0))
             if pg_killed and private is not None:
                 if slow is not None:  # its connection dies with the server
                     with contextlib.suppress(Exception):
@@ -1036,8 +1086,18 @@ def main() -> None:
         control.clear_faults()
         # Convergence: the faults stop and every scheduled retry falls due, then push (and
         # pull) run to the end twice; a third cycle must write nothing (the fixed point).
+        job_push = None
+        if args.push_path == "job":
+
+            def job_push(_run_id: str) -> None:
+                _push_job(
+                    argparse.Namespace(
+                        warehouse=wh_url, source=src_url, sandbox=sandbox.url, realm=realm
+                    )
+                )
+
         for cycle in range(3 if not both else 2):
-            _converge(env, realm, both, f"soak-final-{cycle}")
+            _converge(env, realm, both, f"soak-final-{cycle}", job_push)
         figures = compare(env, control, realm, qbo_edited=both)
         extra: dict[str, int] = {}
         if both:
@@ -1045,7 +1105,10 @@ def main() -> None:
             calls = control.request_counts(realm)
             log = int(_sql(env.source, "SELECT count(*) FROM app.change_log")[0][0])
             # as the schedules run it: refused records wait for their retry time
-            pipeline.push_all(env, realm, run_id="soak-fixed-point")
+            if job_push is not None:
+                job_push("soak-fixed-point")
+            else:
+                pipeline.push_all(env, realm, run_id="soak-fixed-point")
             pipeline.pull_all(env, realm, run_id="soak-fixed-point")
             writes2, cdc2 = write_counts(control, realm)
             log2 = int(_sql(env.source, "SELECT count(*) FROM app.change_log")[0][0])
