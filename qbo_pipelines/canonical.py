@@ -24,10 +24,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
+
+import orjson
 
 # The typed ids are shared with the QBO client (one definition, so mypy treats them as one type).
 from qbo_pipelines.qbo.ids import QboId, RealmId, SourceId
@@ -147,6 +150,61 @@ def _hash_fields(record: Any) -> dict[str, Any]:
     return {name: _jsonable(getattr(record, name)) for name in _hashed_fields(type(record))}
 
 
+def _decimal_text(value: Decimal) -> str:
+    """:func:`_normal_decimal` without its two Decimal operations for the common case: a plain
+    ``str`` (no exponent, no NaN / Infinity, too short for normalising to round) with the
+    fraction's trailing zeros dropped is the normalised text. Anything else takes the long way.
+    """
+    text = str(value)
+    if len(text) < 28 and text[-1].isdigit() and "E" not in text:
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    return _normal_decimal(value)
+
+
+_PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
+
+
+def _hash_value(value: Any) -> Any:
+    """One field value as :func:`_jsonable` renders it, with the common kinds first."""
+    kind = type(value)
+    if kind is Decimal:
+        return _decimal_text(value)
+    if kind is tuple:
+        return [_hash_value(v) if type(v) not in _PLAIN else v for v in value]
+    if kind is date:
+        return value.isoformat()
+    if kind in _FIELDS_CACHE or hasattr(kind, "__dataclass_fields__"):
+        return _encoder(kind)(value)
+    return _jsonable(value)
+
+
+def _encoder(kind: type) -> Callable[[Any], dict[str, Any]]:
+    """The hashed fields of one dataclass as JSON-ready values: the same values as
+    :func:`_hash_fields` (plain values as they are, Decimals normalised, dates ISO, nested
+    records by their own class's encoder), built by one generated dict display per class (the
+    hot path of planning 100k records; no per-field loop)."""
+    found = _ENCODERS.get(kind)
+    if found is not None:
+        return found
+    names = _hashed_fields(kind)
+    if not all(name.isidentifier() for name in names):
+        raise TypeError(f"cannot hash a {kind.__name__}: field names are not identifiers")
+    items = ", ".join(
+        f"{name!r}: (v if type(v := r.{name}) in plain else convert(v))" for name in names
+    )
+    code = f"def encode(r):\n    return {{{items}}}\n"
+    scope: dict[str, Any] = {"plain": _PLAIN, "convert": _hash_value}
+    exec(compile(code, f"<hash encoder of {kind.__name__}>", "exec"), scope)  # noqa: S102
+    encode: Callable[[Any], dict[str, Any]] = scope["encode"]
+    _ENCODERS[kind] = encode
+    return encode
+
+
+_ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+
+
 def _full(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _full(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -175,9 +233,16 @@ def content_hash(record: Any) -> str:
     Returns:
         64 hex characters; equal for records that would produce the same write.
     """
-    payload = {"type": type(record).__name__, "fields": _hash_fields(record)}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    kind = type(record)
+    payload = {"type": kind.__name__, "fields": _encoder(kind)(record)}
+    try:
+        # Byte for byte what ``json.dumps(sort_keys, compact separators, ensure_ascii=False)``
+        # writes for these values (tests/unit/test_content_hash_fast.py), several times faster.
+        data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # an int beyond 64 bits, a lone surrogate: the slow path
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = text.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
 
 
 class _Hashed:
