@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 import orjson
 
@@ -704,6 +704,41 @@ class CustomerTransaction(_Hashed):
             object.__setattr__(self, "url", qbo_link(self.txn_type, self.qbo_id))
 
 
+_R = TypeVar("_R")
+_MAKERS: dict[type, Callable[..., Any]] = {}
+
+
+def record_maker(kind: type[_R]) -> Callable[..., _R]:
+    """A positional constructor of a canonical record class: every field in declaration order,
+    no defaults, ``__post_init__`` run as ``__init__`` would. The same record as
+    ``kind(**fields)`` at about half the cost: the readers build 100k sales with their lines
+    through it (the generated ``__init__`` of a frozen dataclass sets each field through
+    ``object.__setattr__``; this one calls each slot's setter directly). Cached per class."""
+    found = _MAKERS.get(kind)
+    if found is not None:
+        return cast(Callable[..., _R], found)
+    names = [f.name for f in dataclasses.fields(cast(Any, kind))]
+    if not all(name.isidentifier() for name in names) or "__slots__" not in kind.__dict__:
+        raise TypeError(f"{kind.__name__} is not a slotted dataclass")
+    # The generated code's own names start with "__m_", which no field name does.
+    if any(name.startswith("__m_") for name in names):
+        raise TypeError(f"{kind.__name__} has a field named like the maker's own names")
+    scope: dict[str, Any] = {"__m_new": object.__new__, "__m_kind": kind}
+    body = ["    __m_record = __m_new(__m_kind)"]
+    for i, name in enumerate(names):
+        scope[f"__m_set_{i}"] = kind.__dict__[name].__set__
+        body.append(f"    __m_set_{i}(__m_record, {name})")
+    post_init = getattr(kind, "__post_init__", None)
+    if post_init is not None:
+        scope["__m_post_init"] = post_init
+        body.append("    __m_post_init(__m_record)")
+    code = f"def make({', '.join(names)}):\n" + "\n".join(body) + "\n    return __m_record\n"
+    exec(compile(code, f"<record maker of {kind.__name__}>", "exec"), scope)  # noqa: S102
+    make: Callable[..., _R] = scope["make"]
+    _MAKERS[kind] = make
+    return make
+
+
 def now_utc() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -744,4 +779,5 @@ __all__ = [
     "content_hash",
     "now_utc",
     "qbo_link",
+    "record_maker",
 ]
