@@ -19,6 +19,7 @@ Typical push usage::
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,21 +47,18 @@ from qbo_pipelines.canonical import (
     ChangeOrigin,
     CustomerTransaction,
     InvalidValue,
-    ItemKind,
-    Origin,
     QboContact,
     QboId,
     QboReceipt,
     QboSale,
-    SaleLineKind,
     SourceEntity,
     SourceId,
+    record_maker,
 )
 from qbo_pipelines.quality.rules import normalise_email  # stray spaces are not errors
 from qbo_pipelines.source_app import queries
 
 T = TypeVar("T")
-Row = sa.RowMapping
 
 DEFAULT_CHUNK = 5000
 
@@ -141,10 +139,6 @@ def _sid(value: Any) -> SourceId:
     return SourceId(str(value))
 
 
-def _opt_sid(value: Any) -> SourceId | None:
-    return None if value is None else SourceId(str(value))
-
-
 def _chunks(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
@@ -167,8 +161,10 @@ DATE_PROBLEM = "is not a date (QBO and the sync take years 1 to 9999 only)"
 """Why a date the reader could not represent is unusable (see :func:`_date`)."""
 
 
-def _date(row: Row, name: str, invalid: list[InvalidValue], *, required: bool) -> date | None:
-    """A date column read safely, with the ``<name>_invalid`` companion of the query.
+def _date(
+    value: date | None, raw: Any, name: str, invalid: list[InvalidValue], *, required: bool
+) -> date | None:
+    """A date column read safely, with the ``<name>_invalid`` companion of the query (``raw``).
 
     The queries select a date Python cannot hold (year 10000, ``infinity``, BC) as NULL and its
     text in ``<name>_invalid``. Such a date, or a missing required one, gets a stand-in
@@ -176,8 +172,6 @@ def _date(row: Row, name: str, invalid: list[InvalidValue], *, required: bool) -
     marker, so the record reaches the quality rules and is held back (R40) instead of the read
     crashing with a DataError.
     """
-    raw = row.get(f"{name}_invalid")
-    value: date | None = row[name]
     if raw is not None:
         text = str(raw)
         invalid.append(InvalidValue(field=name, raw=text, problem=DATE_PROBLEM))
@@ -189,115 +183,221 @@ def _date(row: Row, name: str, invalid: list[InvalidValue], *, required: bool) -
     return value
 
 
-def _address(row: Row) -> CanonicalAddress | None:
-    addr = CanonicalAddress(
-        line1=row["address_line1"], line2=row["address_line2"], city=row["city"],
-        region=row["region"], postal_code=row["postal_code"], country=row["country"],
-    )
-    return None if addr.is_empty() else addr
+# Row builders. A page is read as plain DBAPI tuples (no per-row mapping objects) and each
+# builder is made once per page from the page's column names, so an adapted query may order its
+# columns as it likes; a missing column fails the read (KeyError) except the optional
+# ``<date>_invalid`` companions, which read as None.
+
+Columns = Mapping[str, int]
+Picker = Callable[[Sequence[Any]], tuple[Any, ...]]
+
+_as_sid: Callable[[Any], SourceId] = str  # type: ignore[assignment]  # SourceId is a str
 
 
-def _customer(row: Row) -> CanonicalCustomer:
-    return CanonicalCustomer(
-        source_id=_sid(row["source_id"]), display_name=_display_name(row["display_name"]),
-        company_name=_name(row["company_name"]), given_name=_name(row["given_name"]),
-        family_name=_name(row["family_name"]), email=normalise_email(row["email"]),
-        phone=row["phone"], billing_name=_name(row["billing_name"]),
-        billing_email=normalise_email(row["billing_email"]),
-        bill_addr=_address(row), has_sale=bool(row["has_sale"]),
-        organisation_id=_opt_sid(row["organisation_id"]), origin=cast(Origin, row["origin"]),
-        updated_at=row["updated_at"],
-    )
+_ADDRESS = record_maker(CanonicalAddress)
+_CUSTOMER = record_maker(CanonicalCustomer)
+_ITEM = record_maker(CanonicalItem)
+_SALE_LINE = record_maker(CanonicalSaleLine)
+_SALE = record_maker(CanonicalSale)
+_RECEIPT = record_maker(CanonicalReceipt)
+"""Positional constructors (:func:`~qbo_pipelines.canonical.record_maker`) of the records read
+in bulk; the field order is the dataclass's."""
 
 
-def _item(row: Row) -> CanonicalItem:
-    return CanonicalItem(
-        source_id=_sid(row["source_id"]), name=_display_name(row["name"]),
-        kind=cast(ItemKind, row["kind"]),
-        description=row["description"], unit_price=row["unit_price"],
-        active=bool(row["active"]), updated_at=row["updated_at"],
-    )
+def _picker(cols: Columns, names: Sequence[str]) -> Picker:
+    """The values of ``names`` from a row tuple, in that order (one C call when all exist)."""
+    index = [cols.get(n, -1) if n.endswith("_invalid") else cols[n] for n in names]
+    if -1 not in index:
+        return cast(Picker, operator.itemgetter(*index))
+    return lambda row: tuple(None if i < 0 else row[i] for i in index)
 
 
-def _tax_rate(row: Row) -> CanonicalTaxRate:
-    return CanonicalTaxRate(
-        source_id=_sid(row["source_id"]), name=row["name"], rate=Decimal(row["rate"]),
-        updated_at=row["updated_at"],
-    )
+def _opt_sid(value: Any) -> SourceId | None:
+    return None if value is None else _as_sid(value)
 
 
-def _payment_method(row: Row) -> CanonicalPaymentMethod:
-    return CanonicalPaymentMethod(
-        source_id=_sid(row["source_id"]), name=row["name"], updated_at=row["updated_at"]
-    )
+def _customer_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalCustomer]:
+    pick = _picker(cols, (
+        "source_id", "display_name", "company_name", "given_name", "family_name", "email",
+        "phone", "billing_name", "billing_email", "address_line1", "address_line2", "city",
+        "region", "postal_code", "country", "has_sale", "organisation_id", "origin",
+        "updated_at",
+    ))
+
+    def build(row: Sequence[Any]) -> CanonicalCustomer:
+        (sid, display, company, given, family, email, phone, billing_name, billing_email,
+         line1, line2, city, region, postal, country, has_sale, org, origin, updated) = pick(row)
+        addr = (
+            _ADDRESS(line1, line2, city, region, postal, country)
+            if line1 or line2 or city or region or postal or country else None
+        )
+        return _CUSTOMER(
+            _as_sid(sid), _display_name(display), _name(company), _name(given), _name(family),
+            normalise_email(email), phone, _name(billing_name), normalise_email(billing_email),
+            addr, bool(has_sale), _opt_sid(org), origin, updated,
+        )
+
+    return build
 
 
-def _sale_line(row: Row) -> CanonicalSaleLine:
-    return CanonicalSaleLine(
-        line_no=int(row["line_no"]), kind=cast(SaleLineKind, row["kind"]),
-        description=row["description"], item_source_id=_opt_sid(row["item_source_id"]),
-        qty=row["qty"], unit_price=row["unit_price"], amount=row["amount"],
-        tax_rate_source_id=_opt_sid(row["tax_rate_source_id"]),
-        discount_percent=row["discount_percent"], group_name=row["group_name"],
-    )
-
-
-def _sale(row: Row, lines: tuple[CanonicalSaleLine, ...]) -> CanonicalSale:
-    invalid: list[InvalidValue] = []
-    txn_date = _date(row, "txn_date", invalid, required=True) or date.max
-    due_date = _date(row, "due_date", invalid, required=False)
-    return CanonicalSale(
-        source_id=_sid(row["source_id"]), doc_number=row["doc_number"],
-        customer_source_id=_opt_sid(row["customer_source_id"]), txn_date=txn_date,
-        due_date=due_date, currency=row["currency"], memo=row["memo"],
-        billing_email=normalise_email(row["billing_email"]),
-        send_requested=bool(row["send_requested"]),
-        lines=lines, subtotal=row["subtotal"], discount_total=row["discount_total"],
-        tax_total=row["tax_total"], total=row["total"], detail_level=row["detail_level"],
-        grouping=row["grouping"], origin=cast(Origin, row["origin"]),
-        invalid=tuple(invalid), updated_at=row["updated_at"],
+def _item_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalItem]:
+    pick = _picker(
+        cols, ("source_id", "name", "kind", "description", "unit_price", "active", "updated_at")
     )
 
+    def build(row: Sequence[Any]) -> CanonicalItem:
+        sid, name, kind, description, unit_price, active, updated = pick(row)
+        return _ITEM(
+            _as_sid(sid), _display_name(name), kind, description, unit_price, bool(active),
+            updated,
+        )
 
-def _receipt(row: Row) -> CanonicalReceipt:
-    invalid: list[InvalidValue] = []
-    received_on = _date(row, "received_on", invalid, required=True) or date.max
-    return CanonicalReceipt(
-        source_id=_sid(row["source_id"]), sale_source_id=_opt_sid(row["sale_source_id"]),
-        customer_source_id=_opt_sid(row["customer_source_id"]), amount=row["amount"],
-        received_on=received_on,
-        payment_method_source_id=_opt_sid(row["payment_method_source_id"]),
-        reference=row["reference"], origin=cast(Origin, row["origin"]),
-        invalid=tuple(invalid), updated_at=row["updated_at"],
-    )
+    return build
 
 
-def _vendor(row: Row) -> CanonicalVendor:
-    return CanonicalVendor(
-        source_id=_sid(row["source_id"]), display_name=_display_name(row["display_name"]),
-        given_name=_name(row["given_name"]), family_name=_name(row["family_name"]),
-        email=normalise_email(row["email"]),
-        phone=row["phone"], country=row["country"], updated_at=row["updated_at"],
-    )
+def _tax_rate_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalTaxRate]:
+    pick = _picker(cols, ("source_id", "name", "rate", "updated_at"))
+
+    def build(row: Sequence[Any]) -> CanonicalTaxRate:
+        sid, name, rate, updated = pick(row)
+        return CanonicalTaxRate(
+            source_id=_as_sid(sid), name=name, rate=Decimal(rate), updated_at=updated
+        )
+
+    return build
 
 
-def _bill_line(row: Row) -> CanonicalBillLine:
-    return CanonicalBillLine(
-        line_no=int(row["line_no"]), concept=row["concept"], description=row["description"],
-        amount=row["amount"],
-    )
+def _payment_method_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalPaymentMethod]:
+    pick = _picker(cols, ("source_id", "name", "updated_at"))
+
+    def build(row: Sequence[Any]) -> CanonicalPaymentMethod:
+        sid, name, updated = pick(row)
+        return CanonicalPaymentMethod(source_id=_as_sid(sid), name=name, updated_at=updated)
+
+    return build
 
 
-def _bill(row: Row, lines: tuple[CanonicalBillLine, ...]) -> CanonicalBill:
-    invalid: list[InvalidValue] = []
-    txn_date = _date(row, "txn_date", invalid, required=True) or date.max
-    due_date = _date(row, "due_date", invalid, required=False)
-    return CanonicalBill(
-        source_id=_sid(row["source_id"]), vendor_source_id=_sid(row["vendor_source_id"]),
-        doc_number=row["doc_number"], txn_date=txn_date, due_date=due_date,
-        memo=row["memo"], lines=lines, total=row["total"], invalid=tuple(invalid),
-        updated_at=row["updated_at"],
-    )
+def _sale_line_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalSaleLine]:
+    pick = _picker(cols, (
+        "line_no", "kind", "description", "item_source_id", "qty", "unit_price", "amount",
+        "tax_rate_source_id", "discount_percent", "group_name",
+    ))
+
+    def build(row: Sequence[Any]) -> CanonicalSaleLine:
+        line_no, kind, description, item, qty, unit_price, amount, rate, percent, group = (
+            pick(row)
+        )
+        return _SALE_LINE(
+            int(line_no), kind, description, None if item is None else _as_sid(item), qty,
+            unit_price, amount, None if rate is None else _as_sid(rate), percent, group,
+        )
+
+    return build
+
+
+SaleBuilder = Callable[[Sequence[Any], tuple[CanonicalSaleLine, ...]], CanonicalSale]
+
+
+def _sale_builder(cols: Columns) -> SaleBuilder:
+    pick = _picker(cols, (
+        "source_id", "doc_number", "customer_source_id", "txn_date", "txn_date_invalid",
+        "due_date", "due_date_invalid", "currency", "memo", "billing_email", "send_requested",
+        "subtotal", "discount_total", "tax_total", "total", "detail_level", "grouping",
+        "origin", "updated_at",
+    ))
+
+    def build(row: Sequence[Any], lines: tuple[CanonicalSaleLine, ...]) -> CanonicalSale:
+        (sid, doc_number, customer, txn_date, txn_raw, due_date, due_raw, currency, memo,
+         billing_email, send, subtotal, discount, tax, total, detail, grouping, origin,
+         updated) = pick(row)
+        invalid: list[InvalidValue] = []
+        if txn_raw is not None or txn_date is None:
+            txn_date = _date(txn_date, txn_raw, "txn_date", invalid, required=True)
+        if due_raw is not None:
+            due_date = _date(due_date, due_raw, "due_date", invalid, required=False)
+        return _SALE(
+            _as_sid(sid), doc_number, None if customer is None else _as_sid(customer),
+            txn_date, due_date, currency, memo, normalise_email(billing_email), bool(send),
+            lines, subtotal, discount, tax, total, detail, grouping, origin, tuple(invalid),
+            updated,
+        )
+
+    return build
+
+
+def _receipt_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalReceipt]:
+    pick = _picker(cols, (
+        "source_id", "sale_source_id", "customer_source_id", "amount", "received_on",
+        "received_on_invalid", "payment_method_source_id", "reference", "origin", "updated_at",
+    ))
+
+    def build(row: Sequence[Any]) -> CanonicalReceipt:
+        (sid, sale, customer, amount, received_on, received_raw, method, reference, origin,
+         updated) = pick(row)
+        invalid: list[InvalidValue] = []
+        if received_raw is not None or received_on is None:
+            received_on = _date(received_on, received_raw, "received_on", invalid, required=True)
+        return _RECEIPT(
+            _as_sid(sid), _opt_sid(sale), _opt_sid(customer), amount, received_on,
+            _opt_sid(method), reference, origin, tuple(invalid), updated,
+        )
+
+    return build
+
+
+def _vendor_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalVendor]:
+    pick = _picker(cols, (
+        "source_id", "display_name", "given_name", "family_name", "email", "phone", "country",
+        "updated_at",
+    ))
+
+    def build(row: Sequence[Any]) -> CanonicalVendor:
+        sid, display, given, family, email, phone, country, updated = pick(row)
+        return CanonicalVendor(
+            source_id=_as_sid(sid), display_name=_display_name(display),
+            given_name=_name(given), family_name=_name(family), email=normalise_email(email),
+            phone=phone, country=country, updated_at=updated,
+        )
+
+    return build
+
+
+def _bill_line_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalBillLine]:
+    pick = _picker(cols, ("line_no", "concept", "description", "amount"))
+
+    def build(row: Sequence[Any]) -> CanonicalBillLine:
+        line_no, concept, description, amount = pick(row)
+        return CanonicalBillLine(
+            line_no=int(line_no), concept=concept, description=description, amount=amount
+        )
+
+    return build
+
+
+BillBuilder = Callable[[Sequence[Any], tuple[CanonicalBillLine, ...]], CanonicalBill]
+
+
+def _bill_builder(cols: Columns) -> BillBuilder:
+    pick = _picker(cols, (
+        "source_id", "vendor_source_id", "doc_number", "txn_date", "txn_date_invalid",
+        "due_date", "due_date_invalid", "memo", "total", "updated_at",
+    ))
+
+    def build(row: Sequence[Any], lines: tuple[CanonicalBillLine, ...]) -> CanonicalBill:
+        (sid, vendor, doc_number, txn_date, txn_raw, due_date, due_raw, memo, total,
+         updated) = pick(row)
+        invalid: list[InvalidValue] = []
+        if txn_raw is not None or txn_date is None:
+            txn_date = _date(txn_date, txn_raw, "txn_date", invalid, required=True)
+        if due_raw is not None:
+            due_date = _date(due_date, due_raw, "due_date", invalid, required=False)
+        return CanonicalBill(
+            source_id=_as_sid(sid), vendor_source_id=_as_sid(vendor), doc_number=doc_number,
+            txn_date=txn_date, due_date=due_date, memo=memo, lines=lines, total=total,
+            invalid=tuple(invalid), updated_at=updated,
+        )
+
+    return build
 
 
 def _contact_params(contact: QboContact) -> dict[str, Any]:
@@ -484,9 +584,19 @@ class SourceAppConnector:
 
     # ---------------------------------------------------------------- readers
 
+    def _fetch(
+        self, stmt: sa.TextClause, params: Mapping[str, Any]
+    ) -> tuple[dict[str, int], list[Sequence[Any]]]:
+        """One query in its own short transaction: its column positions and its rows as the
+        driver's plain tuples (no per-row mapping objects: the hot path of planning)."""
+        with self.engine.connect() as conn:
+            cursor = conn.execute(stmt, params).cursor
+            cols = {d[0]: i for i, d in enumerate(cursor.description or ())}
+            return cols, list(cursor.fetchall())
+
     def _iter_rows(
         self, query: str, ids: Iterable[str] | None, chunk: int
-    ) -> Iterator[list[Row]]:
+    ) -> Iterator[tuple[dict[str, int], list[Sequence[Any]]]]:
         """Chunks of rows, each read in its own short transaction (keyset pages): nothing stays
         open while the caller works on a chunk (e.g. calls QBO between chunks)."""
         stmt = self._q(query)
@@ -495,27 +605,27 @@ class SourceAppConnector:
             for part in _chunks(id_list, chunk):
                 params = {"after": self.first_key, "limit": len(part), "read_all": False,
                           "ids": list(part)}
-                with self.engine.connect() as conn:
-                    rows = list(conn.execute(stmt, params).mappings())
+                cols, rows = self._fetch(stmt, params)
                 if rows:
-                    yield rows
+                    yield cols, rows
             return
         after: object = self.first_key
         while True:
             params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
-            with self.engine.connect() as conn:
-                rows = list(conn.execute(stmt, params).mappings())
+            cols, rows = self._fetch(stmt, params)
             if not rows:
                 return
-            yield rows
+            yield cols, rows
             if len(rows) < chunk:
                 return
-            after = rows[-1]["source_id"]
+            after = rows[-1][cols["source_id"]]
 
     def _iter_simple(
-        self, query: str, build: Callable[[Row], T], ids: Iterable[str] | None, chunk: int
+        self, query: str, builder: Callable[[Columns], Callable[[Sequence[Any]], T]],
+        ids: Iterable[str] | None, chunk: int,
     ) -> Iterator[list[T]]:
-        for rows in self._iter_rows(query, ids, chunk):
+        for cols, rows in self._iter_rows(query, ids, chunk):
+            build = builder(cols)
             yield [build(r) for r in rows]
 
     def iter_customers(
@@ -525,68 +635,76 @@ class SourceAppConnector:
 
         Contacts without a sale are included with ``has_sale=False``; R4 is the push's filter.
         """
-        return self._iter_simple("read_customers", _customer, ids, chunk)
+        return self._iter_simple("read_customers", _customer_builder, ids, chunk)
 
     def iter_items(
         self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
     ) -> Iterator[list[CanonicalItem]]:
         """Canonical service types / products, in chunks."""
-        return self._iter_simple("read_items", _item, ids, chunk)
+        return self._iter_simple("read_items", _item_builder, ids, chunk)
 
     def iter_tax_rates(
         self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
     ) -> Iterator[list[CanonicalTaxRate]]:
         """Canonical tax rates, in chunks."""
-        return self._iter_simple("read_tax_rates", _tax_rate, ids, chunk)
+        return self._iter_simple("read_tax_rates", _tax_rate_builder, ids, chunk)
 
     def iter_payment_methods(
         self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
     ) -> Iterator[list[CanonicalPaymentMethod]]:
         """Canonical payment methods, in chunks."""
-        return self._iter_simple("read_payment_methods", _payment_method, ids, chunk)
+        return self._iter_simple("read_payment_methods", _payment_method_builder, ids, chunk)
 
     def iter_receipts(
         self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
     ) -> Iterator[list[CanonicalReceipt]]:
         """Canonical receipts, in chunks."""
-        return self._iter_simple("read_receipts", _receipt, ids, chunk)
+        return self._iter_simple("read_receipts", _receipt_builder, ids, chunk)
 
     def iter_vendors(
         self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
     ) -> Iterator[list[CanonicalVendor]]:
         """Canonical vendors (workers), in chunks."""
-        return self._iter_simple("read_vendors", _vendor, ids, chunk)
+        return self._iter_simple("read_vendors", _vendor_builder, ids, chunk)
 
-    def _lines(self, query: str, key: str, ids: list[Any]) -> dict[str, list[Row]]:
-        grouped: dict[str, list[Row]] = defaultdict(list)
+    def _lines(
+        self, query: str, key: str, ids: list[Any],
+        builder: Callable[[Columns], Callable[[Sequence[Any]], T]],
+    ) -> dict[str, tuple[T, ...]]:
+        """The lines of the records ``ids`` (one query), built and grouped by parent id."""
         if not ids:
-            return grouped
-        with self.engine.connect() as conn:
-            for row in conn.execute(self._q(query), {"ids": ids}).mappings():
-                grouped[str(row[key])].append(row)
-        return grouped
+            return {}
+        cols, rows = self._fetch(self._q(query), {"ids": ids})
+        build = builder(cols)
+        parent = cols[key]
+        grouped: dict[str, list[T]] = {}
+        for row in rows:
+            grouped.setdefault(str(row[parent]), []).append(build(row))
+        return {k: tuple(v) for k, v in grouped.items()}
 
     def iter_sales(
         self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
     ) -> Iterator[list[CanonicalSale]]:
         """Canonical sales with their lines (two queries per chunk), in chunks."""
-        for rows in self._iter_rows("read_sales", ids, chunk):
-            lines = self._lines("read_sale_lines", "sale_id", [r["source_id"] for r in rows])
-            yield [
-                _sale(r, tuple(_sale_line(ln) for ln in lines.get(str(r["source_id"]), ())))
-                for r in rows
-            ]
+        for cols, rows in self._iter_rows("read_sales", ids, chunk):
+            key = cols["source_id"]
+            lines = self._lines(
+                "read_sale_lines", "sale_id", [r[key] for r in rows], _sale_line_builder
+            )
+            build = _sale_builder(cols)
+            yield [build(r, lines.get(str(r[key]), ())) for r in rows]
 
     def iter_bills(
         self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
     ) -> Iterator[list[CanonicalBill]]:
         """Canonical bills (worker invoices) with their lines, in chunks."""
-        for rows in self._iter_rows("read_bills", ids, chunk):
-            lines = self._lines("read_bill_lines", "bill_id", [r["source_id"] for r in rows])
-            yield [
-                _bill(r, tuple(_bill_line(ln) for ln in lines.get(str(r["source_id"]), ())))
-                for r in rows
-            ]
+        for cols, rows in self._iter_rows("read_bills", ids, chunk):
+            key = cols["source_id"]
+            lines = self._lines(
+                "read_bill_lines", "bill_id", [r[key] for r in rows], _bill_line_builder
+            )
+            build = _bill_builder(cols)
+            yield [build(r, lines.get(str(r[key]), ())) for r in rows]
 
     def iter_entity(
         self, entity: SourceEntity | str, ids: Iterable[str] | None = None,
