@@ -100,6 +100,7 @@ from qbo_pipelines.quality.constraints import finite_sum as _sum  # noqa: E402
 from qbo_pipelines.quality.constraints import rate_ok as _rate_ok  # noqa: E402
 
 _EMAIL_RE: Final = re.compile(EMAIL_PATTERN)
+_FORBIDDEN_SEARCH: Final = re.compile("[" + re.escape("".join(sorted(NAME_FORBIDDEN))) + "]").search
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +167,8 @@ def show(value: object, limit: int = 60) -> str:
 
 
 def _has_control(text: str) -> bool:
-    return any(_is_control(ch) for ch in text)
+    # A printable text has no Cc / Cs character (the quick answer for nearly every value).
+    return not text.isprintable() and any(_is_control(ch) for ch in text)
 
 
 def _is_control(ch: str) -> bool:
@@ -292,7 +294,9 @@ def _required(rule: str, label: str, field: str, value: str | None, fix: str) ->
 def _max_len(
     rule: str, label: str, field: str, value: str | None, limit: int, qbo_field: str
 ) -> list[Violation]:
-    length = qbo_length(value) if value is not None else 0
+    if value is None or len(value) * 2 <= limit:  # at most 2 UTF-16 units per character
+        return []
+    length = qbo_length(value)
     if length > limit:
         return [
             Violation(
@@ -306,7 +310,7 @@ def _max_len(
 
 
 def _no_forbidden(rule: str, label: str, field: str, value: str | None) -> list[Violation]:
-    if value is None:
+    if value is None or _FORBIDDEN_SEARCH(value) is None:
         return []
     found = sorted({ch for ch in value if ch in NAME_FORBIDDEN}, key=":\t\n\r".index)
     if not found:
@@ -337,7 +341,7 @@ def _no_control(
     Tab and line breaks are allowed in free text (``allow_breaks``); in names they are
     :data:`NAME_FORBIDDEN` and reported by that rule instead.
     """
-    if value is None:
+    if value is None or value.isprintable():  # printable: no Cc / Cs character at all
         return []
     found = sorted({ch for ch in value if _is_control(ch) and ch not in _BREAKS}, key=ord)
     if not allow_breaks:
@@ -457,6 +461,8 @@ def _due_rules(
 
 
 def _duplicate_line_nos(prefix: str, label: str, line_nos: Sequence[int]) -> list[Violation]:
+    if len(set(line_nos)) == len(line_nos):
+        return []
     counts = Counter(line_nos)
     dupes = sorted(n for n, count in counts.items() if count > 1)
     if not dupes:
@@ -565,20 +571,83 @@ def _constraint_rules(
     raise ValueError(f"{c.rule}: a {c.check!r} constraint must be record_level")
 
 
+Passes = Callable[[Any, Any], bool]
+"""A quick test of one constraint on (value, record): True only when the constraint's rule
+certainly finds nothing. False says "maybe": :func:`_constraint_rules` then decides and words
+the reason, so every reason and its order are the rule's own."""
+
+def _date_passes(name: str) -> Passes:
+    def passes(_value: Any, record: Any) -> bool:
+        if getattr(record, "invalid", ()):
+            return False
+        value = getattr(record, name)
+        return value is None or EARLIEST_DATE <= value <= LATEST_DATE
+
+    return passes
+
+
+def _passes(col: _table.Column, c: _table.Constraint) -> Passes | None:
+    """The quick test of one field constraint (None: always ask :func:`_constraint_rules`).
+
+    Lengths: a text of n characters is at most 2n UTF-16 units. Control characters: a
+    printable text has none (``str.isprintable`` is False for every Cc and Cs character, and
+    for tabs and line breaks, which then take the exact check)."""
+    if c.check == "required":
+        if col.sql_type != "text":
+            return lambda _v, _r: True
+        return lambda v, _r: v is not None and bool(v.strip())
+    if c.check == "not_blank":
+        return lambda v, _r: v is None or bool(v.strip())
+    if c.check == "max_length":
+        half = (c.limit or 0) // 2
+        return lambda v, _r: v is None or len(v) <= half
+    if c.check == "forbidden":
+        return lambda v, _r: v is None or _FORBIDDEN_SEARCH(v) is None
+    if c.check == "control":
+        return lambda v, _r: v is None or (type(v) is str and v.isprintable())
+    if c.check == "email":
+        return lambda v, _r: not v or is_valid_email(v)
+    if c.check == "money":
+        return lambda v, _r: cents_ok(v)
+    if c.check == "rate":
+        return lambda v, _r: v is None or _rate_ok(v)
+    if c.check == "date_range":
+        return _date_passes(col.name)
+    return None
+
+
+@functools.cache
+def _compiled(
+    entity: str, creating: bool
+) -> tuple[tuple[_table.Column, tuple[tuple[Passes | None, _table.Constraint], ...]], ...]:
+    """The entity's field constraints with their quick tests, built once per entity."""
+    return tuple(
+        (col, tuple((_passes(col, c), c) for c in col.constraints if not c.record_level))
+        for col in _table.TABLES[entity].columns
+        if not (col.create_only and not creating)
+    )
+
+
 def _table_rules(entity: str, record: Any, *, creating: bool = True) -> list[Violation]:
     """Every field constraint of the entity's table (:mod:`.constraints`) on one record.
 
     The record-level constraints (totals, line counts, due date) are checked by the record
     check itself, which words their reasons; the table still declares them for the GX suite.
+    Each column's value is read once and each constraint first takes its quick test
+    (:func:`_passes`): a clean record never builds a reason, nor its label.
     """
-    label = record_label(record)
+    label: str | None = None
     out: list[Violation] = []
-    for col in _table.TABLES[entity].columns:
-        if col.create_only and not creating:
+    for col, checks in _compiled(entity, creating):
+        if not checks:
             continue
-        for c in col.constraints:
-            if not c.record_level:
-                out += _constraint_rules(col, c, label, record)
+        value = col.value(record)
+        for passes, c in checks:
+            if passes is not None and passes(value, record):
+                continue
+            if label is None:
+                label = record_label(record)
+            out += _constraint_rules(col, c, label, record)
     return out
 
 
@@ -668,36 +737,73 @@ def check_sale(s: CanonicalSale) -> list[Violation]:
 
 def _sale_line_rules(label: str, s: CanonicalSale) -> list[Violation]:
     p = "sale"
-    items = [line for line in s.lines if line.kind == "item"]
+    lines = s.lines
     out: list[Violation] = []
-    if not items:
+    if not any(line.kind == "item" for line in lines):
         out.append(
             Violation(
                 f"{p}.lines.required",
-                f"{label}: has no item lines ({len(s.lines)} line(s) in all); a QBO invoice "
+                f"{label}: has no item lines ({len(lines)} line(s) in all); a QBO invoice "
                 "needs at least one",
                 "Add the products or services sold to the sale in the source app.",
             )
         )
-    out += _too_many_lines(p, label, len(s.lines))
-    out += _duplicate_line_nos(p, label, [line.line_no for line in s.lines])
-    for line in s.lines:
-        where = f"{label} line {line.line_no}"
-        out += _max_len(
-            f"{p}.lines.description_too_long", where, "description", line.description,
-            DESCRIPTION_MAX, "Line.Description",
-        )
-        out += _no_control(
-            f"{p}.lines.description_control_character", where, "description",
-            line.description, allow_breaks=True,
-        )
-        out += _money_rules(f"{p}.lines.amount_invalid", where, "amount", line.amount)
+    out += _too_many_lines(p, label, len(lines))
+    out += _duplicate_line_nos(p, label, [line.line_no for line in lines])
+    for line in lines:
+        # Each group of rules runs only when its quick test leaves a doubt (see _passes), so a
+        # clean line builds no reason; the groups keep their order.
+        description = line.description
+        if description is not None and not (
+            len(description) <= DESCRIPTION_MAX // 2 and description.isprintable()
+        ):
+            where = f"{label} line {line.line_no}"
+            out += _max_len(
+                f"{p}.lines.description_too_long", where, "description", description,
+                DESCRIPTION_MAX, "Line.Description",
+            )
+            out += _no_control(
+                f"{p}.lines.description_control_character", where, "description",
+                description, allow_breaks=True,
+            )
+        if not cents_ok(line.amount):
+            out += _money_rules(
+                f"{p}.lines.amount_invalid", f"{label} line {line.line_no}", "amount",
+                line.amount,
+            )
         if line.kind == "item":
-            out += _item_line_rules(where, line.item_source_id, line.qty, line.unit_price,
-                                    line.amount)
-        elif line.kind == "discount":
-            out += _discount_line_rules(where, line.amount, line.discount_percent)
+            if not _item_line_passes(line.item_source_id, line.qty, line.unit_price, line.amount):
+                out += _item_line_rules(f"{label} line {line.line_no}", line.item_source_id,
+                                        line.qty, line.unit_price, line.amount)
+        elif line.kind == "discount" and not _discount_line_passes(
+            line.amount, line.discount_percent
+        ):
+            out += _discount_line_rules(
+                f"{label} line {line.line_no}", line.amount, line.discount_percent
+            )
     return out
+
+
+def _item_line_passes(
+    item_source_id: str | None, qty: Decimal | None, unit_price: Decimal | None, amount: Decimal
+) -> bool:
+    """True when :func:`_item_line_rules` certainly finds nothing (the same tests, no reasons)."""
+    if item_source_id is None or not item_source_id.strip():
+        return False
+    if qty is None or unit_price is None:
+        return True
+    if not (_rate_ok(qty) and _rate_ok(unit_price)):
+        return False
+    return not amount.is_finite() or close(amount, qty * unit_price)
+
+
+def _discount_line_passes(amount: Decimal, discount_percent: Decimal | None) -> bool:
+    """True when :func:`_discount_line_rules` certainly finds nothing."""
+    if amount.is_finite() and amount > 0:
+        return False
+    return discount_percent is None or (
+        discount_percent.is_finite() and 0 <= discount_percent <= 100
+    )
 
 
 def _too_many_lines(prefix: str, label: str, count: int) -> list[Violation]:
