@@ -216,188 +216,169 @@ def _opt_sid(value: Any) -> SourceId | None:
     return None if value is None else _as_sid(value)
 
 
-def _customer_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalCustomer]:
-    pick = _picker(cols, (
-        "source_id", "display_name", "company_name", "given_name", "family_name", "email",
-        "phone", "billing_name", "billing_email", "address_line1", "address_line2", "city",
-        "region", "postal_code", "country", "has_sale", "organisation_id", "origin",
-        "updated_at",
-    ))
-
-    def build(row: Sequence[Any]) -> CanonicalCustomer:
-        (sid, display, company, given, family, email, phone, billing_name, billing_email,
-         line1, line2, city, region, postal, country, has_sale, org, origin, updated) = pick(row)
-        addr = (
-            _ADDRESS(line1, line2, city, region, postal, country)
-            if line1 or line2 or city or region or postal or country else None
-        )
-        return _CUSTOMER(
-            _as_sid(sid), _display_name(display), _name(company), _name(given), _name(family),
-            normalise_email(email), phone, _name(billing_name), normalise_email(billing_email),
-            addr, bool(has_sale), _opt_sid(org), origin, updated,
-        )
-
-    return build
+Builder = Callable[[Columns], Callable[..., T]]
+"""Made once per page from its column positions: row tuple (and, for a record with lines, its
+lines) -> canonical record."""
 
 
-def _item_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalItem]:
-    pick = _picker(
-        cols, ("source_id", "name", "kind", "description", "unit_price", "active", "updated_at")
+def _builder(names: tuple[str, ...], make: Callable[..., T]) -> Builder[T]:
+    """A builder passing the values of ``names`` (in that order) to ``make``; a record with
+    lines gets them as the last argument."""
+
+    def for_page(cols: Columns) -> Callable[..., T]:
+        pick = _picker(cols, names)
+        return lambda row, *lines: make(*pick(row), *lines)
+
+    return for_page
+
+
+def _customer(
+    sid: Any, display: str | None, company: str | None, given: str | None, family: str | None,
+    email: str | None, phone: str | None, billing_name: str | None, billing_email: str | None,
+    line1: str | None, line2: str | None, city: str | None, region: str | None,
+    postal: str | None, country: str | None, has_sale: Any, org: Any, origin: Any,
+    updated: datetime | None,
+) -> CanonicalCustomer:
+    addr = (
+        _ADDRESS(line1, line2, city, region, postal, country)
+        if line1 or line2 or city or region or postal or country else None
+    )
+    return _CUSTOMER(
+        _as_sid(sid), _display_name(display), _name(company), _name(given), _name(family),
+        normalise_email(email), phone, _name(billing_name), normalise_email(billing_email),
+        addr, bool(has_sale), _opt_sid(org), origin, updated,
     )
 
-    def build(row: Sequence[Any]) -> CanonicalItem:
-        sid, name, kind, description, unit_price, active, updated = pick(row)
-        return _ITEM(
-            _as_sid(sid), _display_name(name), kind, description, unit_price, bool(active),
-            updated,
-        )
 
-    return build
+_customer_builder = _builder((
+    "source_id", "display_name", "company_name", "given_name", "family_name", "email", "phone",
+    "billing_name", "billing_email", "address_line1", "address_line2", "city", "region",
+    "postal_code", "country", "has_sale", "organisation_id", "origin", "updated_at",
+), _customer)
 
+_item_builder = _builder(
+    ("source_id", "name", "kind", "description", "unit_price", "active", "updated_at"),
+    lambda sid, name, kind, description, unit_price, active, updated: _ITEM(
+        _as_sid(sid), _display_name(name), kind, description, unit_price, bool(active), updated,
+    ),
+)
 
-def _tax_rate_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalTaxRate]:
-    pick = _picker(cols, ("source_id", "name", "rate", "updated_at"))
+_tax_rate_builder = _builder(
+    ("source_id", "name", "rate", "updated_at"),
+    lambda sid, name, rate, updated: CanonicalTaxRate(
+        source_id=_as_sid(sid), name=name, rate=Decimal(rate), updated_at=updated
+    ),
+)
 
-    def build(row: Sequence[Any]) -> CanonicalTaxRate:
-        sid, name, rate, updated = pick(row)
-        return CanonicalTaxRate(
-            source_id=_as_sid(sid), name=name, rate=Decimal(rate), updated_at=updated
-        )
+_payment_method_builder = _builder(
+    ("source_id", "name", "updated_at"),
+    lambda sid, name, updated: CanonicalPaymentMethod(
+        source_id=_as_sid(sid), name=name, updated_at=updated
+    ),
+)
 
-    return build
-
-
-def _payment_method_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalPaymentMethod]:
-    pick = _picker(cols, ("source_id", "name", "updated_at"))
-
-    def build(row: Sequence[Any]) -> CanonicalPaymentMethod:
-        sid, name, updated = pick(row)
-        return CanonicalPaymentMethod(source_id=_as_sid(sid), name=name, updated_at=updated)
-
-    return build
-
-
-def _sale_line_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalSaleLine]:
-    pick = _picker(cols, (
-        "line_no", "kind", "description", "item_source_id", "qty", "unit_price", "amount",
-        "tax_rate_source_id", "discount_percent", "group_name",
-    ))
-
-    def build(row: Sequence[Any]) -> CanonicalSaleLine:
-        line_no, kind, description, item, qty, unit_price, amount, rate, percent, group = (
-            pick(row)
-        )
-        return _SALE_LINE(
+_sale_line_builder = _builder(
+    ("line_no", "kind", "description", "item_source_id", "qty", "unit_price", "amount",
+     "tax_rate_source_id", "discount_percent", "group_name"),
+    lambda line_no, kind, description, item, qty, unit_price, amount, rate, percent, group: (
+        _SALE_LINE(
             int(line_no), kind, description, None if item is None else _as_sid(item), qty,
             unit_price, amount, None if rate is None else _as_sid(rate), percent, group,
         )
-
-    return build
-
-
-SaleBuilder = Callable[[Sequence[Any], tuple[CanonicalSaleLine, ...]], CanonicalSale]
+    ),
+)
 
 
-def _sale_builder(cols: Columns) -> SaleBuilder:
-    pick = _picker(cols, (
-        "source_id", "doc_number", "customer_source_id", "txn_date", "txn_date_invalid",
-        "due_date", "due_date_invalid", "currency", "memo", "billing_email", "send_requested",
-        "subtotal", "discount_total", "tax_total", "total", "detail_level", "grouping",
-        "origin", "updated_at",
-    ))
-
-    def build(row: Sequence[Any], lines: tuple[CanonicalSaleLine, ...]) -> CanonicalSale:
-        (sid, doc_number, customer, txn_date, txn_raw, due_date, due_raw, currency, memo,
-         billing_email, send, subtotal, discount, tax, total, detail, grouping, origin,
-         updated) = pick(row)
-        invalid: list[InvalidValue] = []
-        if txn_raw is not None or txn_date is None:
-            txn_date = _date(txn_date, txn_raw, "txn_date", invalid, required=True)
-        if due_raw is not None:
-            due_date = _date(due_date, due_raw, "due_date", invalid, required=False)
-        return _SALE(
-            _as_sid(sid), doc_number, None if customer is None else _as_sid(customer),
-            txn_date, due_date, currency, memo, normalise_email(billing_email), bool(send),
-            lines, subtotal, discount, tax, total, detail, grouping, origin, tuple(invalid),
-            updated,
-        )
-
-    return build
+def _dates(
+    txn_date: date | None, txn_raw: Any, due_date: date | None, due_raw: Any,
+    invalid: list[InvalidValue],
+) -> tuple[date, date | None]:
+    """A document's date (required) and due date, through :func:`_date` when in doubt."""
+    if txn_raw is not None or txn_date is None:
+        txn_date = _date(txn_date, txn_raw, "txn_date", invalid, required=True)
+    if due_raw is not None:
+        due_date = _date(due_date, due_raw, "due_date", invalid, required=False)
+    return txn_date or date.max, due_date
 
 
-def _receipt_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalReceipt]:
-    pick = _picker(cols, (
-        "source_id", "sale_source_id", "customer_source_id", "amount", "received_on",
-        "received_on_invalid", "payment_method_source_id", "reference", "origin", "updated_at",
-    ))
-
-    def build(row: Sequence[Any]) -> CanonicalReceipt:
-        (sid, sale, customer, amount, received_on, received_raw, method, reference, origin,
-         updated) = pick(row)
-        invalid: list[InvalidValue] = []
-        if received_raw is not None or received_on is None:
-            received_on = _date(received_on, received_raw, "received_on", invalid, required=True)
-        return _RECEIPT(
-            _as_sid(sid), _opt_sid(sale), _opt_sid(customer), amount, received_on,
-            _opt_sid(method), reference, origin, tuple(invalid), updated,
-        )
-
-    return build
+def _sale(
+    sid: Any, doc_number: str | None, customer: Any, txn_date: date | None, txn_raw: Any,
+    due_date: date | None, due_raw: Any, currency: str | None, memo: str | None,
+    billing_email: str | None, send: Any, subtotal: Decimal, discount: Decimal, tax: Decimal,
+    total: Decimal, detail: str | None, grouping: str | None, origin: Any,
+    updated: datetime | None, lines: tuple[CanonicalSaleLine, ...],
+) -> CanonicalSale:
+    invalid: list[InvalidValue] = []
+    txn, due = _dates(txn_date, txn_raw, due_date, due_raw, invalid)
+    return _SALE(
+        _as_sid(sid), doc_number, None if customer is None else _as_sid(customer), txn, due,
+        currency, memo, normalise_email(billing_email), bool(send), lines, subtotal, discount,
+        tax, total, detail, grouping, origin, tuple(invalid), updated,
+    )
 
 
-def _vendor_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalVendor]:
-    pick = _picker(cols, (
-        "source_id", "display_name", "given_name", "family_name", "email", "phone", "country",
-        "updated_at",
-    ))
-
-    def build(row: Sequence[Any]) -> CanonicalVendor:
-        sid, display, given, family, email, phone, country, updated = pick(row)
-        return CanonicalVendor(
-            source_id=_as_sid(sid), display_name=_display_name(display),
-            given_name=_name(given), family_name=_name(family), email=normalise_email(email),
-            phone=phone, country=country, updated_at=updated,
-        )
-
-    return build
+_sale_builder = _builder((
+    "source_id", "doc_number", "customer_source_id", "txn_date", "txn_date_invalid", "due_date",
+    "due_date_invalid", "currency", "memo", "billing_email", "send_requested", "subtotal",
+    "discount_total", "tax_total", "total", "detail_level", "grouping", "origin", "updated_at",
+), _sale)
 
 
-def _bill_line_builder(cols: Columns) -> Callable[[Sequence[Any]], CanonicalBillLine]:
-    pick = _picker(cols, ("line_no", "concept", "description", "amount"))
+def _receipt(
+    sid: Any, sale: Any, customer: Any, amount: Decimal, received_on: date | None,
+    received_raw: Any, method: Any, reference: str | None, origin: Any,
+    updated: datetime | None,
+) -> CanonicalReceipt:
+    invalid: list[InvalidValue] = []
+    if received_raw is not None or received_on is None:
+        received_on = _date(received_on, received_raw, "received_on", invalid, required=True)
+    return _RECEIPT(
+        _as_sid(sid), _opt_sid(sale), _opt_sid(customer), amount, received_on or date.max,
+        _opt_sid(method), reference, origin, tuple(invalid), updated,
+    )
 
-    def build(row: Sequence[Any]) -> CanonicalBillLine:
-        line_no, concept, description, amount = pick(row)
-        return CanonicalBillLine(
-            line_no=int(line_no), concept=concept, description=description, amount=amount
-        )
 
-    return build
+_receipt_builder = _builder((
+    "source_id", "sale_source_id", "customer_source_id", "amount", "received_on",
+    "received_on_invalid", "payment_method_source_id", "reference", "origin", "updated_at",
+), _receipt)
+
+_vendor_builder = _builder(
+    ("source_id", "display_name", "given_name", "family_name", "email", "phone", "country",
+     "updated_at"),
+    lambda sid, display, given, family, email, phone, country, updated: CanonicalVendor(
+        source_id=_as_sid(sid), display_name=_display_name(display), given_name=_name(given),
+        family_name=_name(family), email=normalise_email(email), phone=phone, country=country,
+        updated_at=updated,
+    ),
+)
+
+_bill_line_builder = _builder(
+    ("line_no", "concept", "description", "amount"),
+    lambda line_no, concept, description, amount: CanonicalBillLine(
+        line_no=int(line_no), concept=concept, description=description, amount=amount
+    ),
+)
 
 
-BillBuilder = Callable[[Sequence[Any], tuple[CanonicalBillLine, ...]], CanonicalBill]
+def _bill(
+    sid: Any, vendor: Any, doc_number: str | None, txn_date: date | None, txn_raw: Any,
+    due_date: date | None, due_raw: Any, memo: str | None, total: Decimal,
+    updated: datetime | None, lines: tuple[CanonicalBillLine, ...],
+) -> CanonicalBill:
+    invalid: list[InvalidValue] = []
+    txn, due = _dates(txn_date, txn_raw, due_date, due_raw, invalid)
+    return CanonicalBill(
+        source_id=_as_sid(sid), vendor_source_id=_as_sid(vendor), doc_number=doc_number,
+        txn_date=txn, due_date=due, memo=memo, lines=lines, total=total,
+        invalid=tuple(invalid), updated_at=updated,
+    )
 
 
-def _bill_builder(cols: Columns) -> BillBuilder:
-    pick = _picker(cols, (
-        "source_id", "vendor_source_id", "doc_number", "txn_date", "txn_date_invalid",
-        "due_date", "due_date_invalid", "memo", "total", "updated_at",
-    ))
-
-    def build(row: Sequence[Any], lines: tuple[CanonicalBillLine, ...]) -> CanonicalBill:
-        (sid, vendor, doc_number, txn_date, txn_raw, due_date, due_raw, memo, total,
-         updated) = pick(row)
-        invalid: list[InvalidValue] = []
-        if txn_raw is not None or txn_date is None:
-            txn_date = _date(txn_date, txn_raw, "txn_date", invalid, required=True)
-        if due_raw is not None:
-            due_date = _date(due_date, due_raw, "due_date", invalid, required=False)
-        return CanonicalBill(
-            source_id=_as_sid(sid), vendor_source_id=_as_sid(vendor), doc_number=doc_number,
-            txn_date=txn_date, due_date=due_date, memo=memo, lines=lines, total=total,
-            invalid=tuple(invalid), updated_at=updated,
-        )
-
-    return build
+_bill_builder = _builder((
+    "source_id", "vendor_source_id", "doc_number", "txn_date", "txn_date_invalid", "due_date",
+    "due_date_invalid", "memo", "total", "updated_at",
+), _bill)
 
 
 def _contact_params(contact: QboContact) -> dict[str, Any]:
@@ -621,8 +602,7 @@ class SourceAppConnector:
             after = rows[-1][cols["source_id"]]
 
     def _iter_simple(
-        self, query: str, builder: Callable[[Columns], Callable[[Sequence[Any]], T]],
-        ids: Iterable[str] | None, chunk: int,
+        self, query: str, builder: Builder[T], ids: Iterable[str] | None, chunk: int
     ) -> Iterator[list[T]]:
         for cols, rows in self._iter_rows(query, ids, chunk):
             build = builder(cols)
@@ -667,44 +647,41 @@ class SourceAppConnector:
         """Canonical vendors (workers), in chunks."""
         return self._iter_simple("read_vendors", _vendor_builder, ids, chunk)
 
-    def _lines(
-        self, query: str, key: str, ids: list[Any],
-        builder: Callable[[Columns], Callable[[Sequence[Any]], T]],
-    ) -> dict[str, tuple[T, ...]]:
-        """The lines of the records ``ids`` (one query), built and grouped by parent id."""
-        if not ids:
-            return {}
-        cols, rows = self._fetch(self._q(query), {"ids": ids})
-        build = builder(cols)
-        parent = cols[key]
-        grouped: dict[str, list[T]] = {}
-        for row in rows:
-            grouped.setdefault(str(row[parent]), []).append(build(row))
-        return {k: tuple(v) for k, v in grouped.items()}
+    def _iter_with_lines(
+        self, query: str, builder: Builder[T], lines_query: str, parent: str,
+        line_builder: Builder[Any], ids: Iterable[str] | None, chunk: int,
+    ) -> Iterator[list[T]]:
+        """Records with their lines: per page, the lines of its records in one query (one
+        array of ids), built and grouped by parent id."""
+        for cols, rows in self._iter_rows(query, ids, chunk):
+            key = cols["source_id"]
+            grouped: dict[str, list[Any]] = {}
+            parents = [r[key] for r in rows]
+            line_cols, line_rows = self._fetch(self._q(lines_query), {"ids": parents})
+            build_line = line_builder(line_cols)
+            at = line_cols[parent]
+            for row in line_rows:
+                grouped.setdefault(str(row[at]), []).append(build_line(row))
+            build = builder(cols)
+            yield [build(r, tuple(grouped.get(str(r[key]), ()))) for r in rows]
 
     def iter_sales(
         self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
     ) -> Iterator[list[CanonicalSale]]:
         """Canonical sales with their lines (two queries per chunk), in chunks."""
-        for cols, rows in self._iter_rows("read_sales", ids, chunk):
-            key = cols["source_id"]
-            lines = self._lines(
-                "read_sale_lines", "sale_id", [r[key] for r in rows], _sale_line_builder
-            )
-            build = _sale_builder(cols)
-            yield [build(r, lines.get(str(r[key]), ())) for r in rows]
+        return self._iter_with_lines(
+            "read_sales", _sale_builder, "read_sale_lines", "sale_id", _sale_line_builder, ids,
+            chunk,
+        )
 
     def iter_bills(
         self, ids: Iterable[str] | None = None, chunk: int = DEFAULT_CHUNK
     ) -> Iterator[list[CanonicalBill]]:
         """Canonical bills (worker invoices) with their lines, in chunks."""
-        for cols, rows in self._iter_rows("read_bills", ids, chunk):
-            key = cols["source_id"]
-            lines = self._lines(
-                "read_bill_lines", "bill_id", [r[key] for r in rows], _bill_line_builder
-            )
-            build = _bill_builder(cols)
-            yield [build(r, lines.get(str(r[key]), ())) for r in rows]
+        return self._iter_with_lines(
+            "read_bills", _bill_builder, "read_bill_lines", "bill_id", _bill_line_builder, ids,
+            chunk,
+        )
 
     def iter_entity(
         self, entity: SourceEntity | str, ids: Iterable[str] | None = None,

@@ -121,10 +121,14 @@ def _customer(r: Row) -> CanonicalCustomer:
     )
 
 
-def _sale(r: Row, lines: list[Row]) -> CanonicalSale:
+def _dates(r: Row) -> tuple[date, date | None, tuple[InvalidValue, ...]]:
     invalid: list[InvalidValue] = []
     txn = _date(r, "txn_date", invalid, True) or date.max
-    due = _date(r, "due_date", invalid, False)
+    return txn, _date(r, "due_date", invalid, False), tuple(invalid)
+
+
+def _sale(r: Row, lines: list[Row]) -> CanonicalSale:
+    txn, due, invalid = _dates(r)
     return CanonicalSale(
         source_id=SourceId(str(r["source_id"])), doc_number=r["doc_number"],
         customer_source_id=_sid(r["customer_source_id"]), txn_date=txn, due_date=due,
@@ -142,7 +146,7 @@ def _sale(r: Row, lines: list[Row]) -> CanonicalSale:
         ),
         subtotal=r["subtotal"], discount_total=r["discount_total"], tax_total=r["tax_total"],
         total=r["total"], detail_level=r["detail_level"], grouping=r["grouping"],
-        origin=r["origin"], invalid=tuple(invalid), updated_at=r["updated_at"],
+        origin=r["origin"], invalid=invalid, updated_at=r["updated_at"],
     )
 
 
@@ -159,9 +163,7 @@ def _receipt(r: Row) -> CanonicalReceipt:
 
 
 def _bill(r: Row, lines: list[Row]) -> CanonicalBill:
-    invalid: list[InvalidValue] = []
-    txn = _date(r, "txn_date", invalid, True) or date.max
-    due = _date(r, "due_date", invalid, False)
+    txn, due, invalid = _dates(r)
     return CanonicalBill(
         source_id=SourceId(str(r["source_id"])), vendor_source_id=SourceId(
             str(r["vendor_source_id"])), doc_number=r["doc_number"], txn_date=txn,
@@ -171,7 +173,7 @@ def _bill(r: Row, lines: list[Row]) -> CanonicalBill:
                               description=ln["description"], amount=ln["amount"])
             for ln in lines
         ),
-        total=r["total"], invalid=tuple(invalid), updated_at=r["updated_at"],
+        total=r["total"], invalid=invalid, updated_at=r["updated_at"],
     )
 
 
