@@ -173,24 +173,22 @@ def _synced(warehouse: sa.Engine, reader: SourceAppConnector, ctx: PushContext) 
     """Every contact, item and sale synced once, mapped to itself (the steady state)."""
     for entity in ENTITIES:
         spec = SPECS[entity]
-        rows: list[RecordState] = []
         for chunk in reader.iter_entity(entity, None, 5000):
-            for r in chunk:
-                built = spec.fields(r, ctx)
-                rows.append(
-                    RecordState(
-                        REALM,
-                        entity,
-                        SourceId(r.source_id),
-                        spec.qbo_entity_of(r),
-                        QboId(r.source_id),
-                        source_hash=r.content_hash(),
-                        source_base=getattr(built, "body", None),
-                        status="synced",
-                    )
+            rows = [
+                RecordState(
+                    REALM,
+                    entity,
+                    SourceId(r.source_id),
+                    spec.qbo_entity_of(r),
+                    QboId(r.source_id),
+                    source_hash=r.content_hash(),
+                    source_base=getattr(spec.fields(r, ctx), "body", None),
+                    status="synced",
                 )
-        with warehouse.begin() as conn:
-            records.save(conn, rows, "bench")
+                for r in chunk
+            ]
+            with warehouse.begin() as conn:
+                records.save(conn, rows, "bench")
 
 
 def _plan_all(
