@@ -122,19 +122,29 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+_TRAPS: Final = (decimal.Overflow, decimal.InvalidOperation, decimal.DivisionByZero)
+
+
 def decimal_safe(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run a check with Decimal overflow/invalid-operation traps off.
 
     Source data can hold absurd values (``9E+999999``); arithmetic on them then yields
     Infinity or NaN, which the rules report, instead of raising in the middle of a batch.
+
+    The check first runs as it is (no context to set up: the common case, and the hot path of
+    planning 100k records); only when one of those traps fires does it run again with them
+    off. The checks are pure, and where no trap fires the two contexts give the same values.
     """
 
     @functools.wraps(func)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except _TRAPS:
+            pass
         with decimal.localcontext() as ctx:
-            ctx.traps[decimal.Overflow] = False
-            ctx.traps[decimal.InvalidOperation] = False
-            ctx.traps[decimal.DivisionByZero] = False
+            for trap in _TRAPS:
+                ctx.traps[trap] = False
             return func(*args, **kwargs)
 
     return wrapper
