@@ -22,6 +22,7 @@ from __future__ import annotations
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -189,6 +190,11 @@ def _date(
 # ``<date>_invalid`` companions, which read as None.
 
 Columns = Mapping[str, int]
+Page = tuple[
+    dict[str, int], list[Sequence[Any]], tuple[dict[str, int], list[Sequence[Any]]] | None
+]
+"""A page: its column positions, its rows and (for records with lines) its lines' columns and
+rows."""
 Picker = Callable[[Sequence[Any]], tuple[Any, ...]]
 
 _as_sid: Callable[[Any], SourceId] = str  # type: ignore[assignment]  # SourceId is a str
@@ -576,35 +582,63 @@ class SourceAppConnector:
             return cols, list(cursor.fetchall())
 
     def _iter_rows(
-        self, query: str, ids: Iterable[str] | None, chunk: int
-    ) -> Iterator[tuple[dict[str, int], list[Sequence[Any]]]]:
-        """Chunks of rows, each read in its own short transaction (keyset pages): nothing stays
-        open while the caller works on a chunk (e.g. calls QBO between chunks)."""
+        self, query: str, ids: Iterable[str] | None, chunk: int, lines_query: str | None = None
+    ) -> Iterator[Page]:
+        """Chunks of rows (keyset pages, or chunks of ``ids``), each read in its own short
+        transaction: nothing stays open while the caller works on a chunk (e.g. calls QBO
+        between chunks). With ``lines_query``, each page comes with its records' lines (one
+        array of ids).
+
+        The next page is read in a background thread while the caller works on this one
+        (Postgres runs the query and sends the rows meanwhile: the read and the planning overlap
+        on two cores); at most two pages are held.
+        """
         stmt = self._q(query)
-        if ids is not None:
-            id_list = sorted(set(ids), key=lambda v: (len(v), v))
-            for part in _chunks(id_list, chunk):
-                params = {"after": self.first_key, "limit": len(part), "read_all": False,
-                          "ids": list(part)}
-                cols, rows = self._fetch(stmt, params)
-                if rows:
-                    yield cols, rows
-            return
-        after: object = self.first_key
-        while True:
-            params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
+        lines_stmt = self._q(lines_query) if lines_query is not None else None
+
+        def fetch(params: dict[str, Any]) -> Page:
             cols, rows = self._fetch(stmt, params)
-            if not rows:
-                return
-            yield cols, rows
+            lines = None
+            if lines_stmt is not None and rows:
+                key = cols["source_id"]
+                lines = self._fetch(lines_stmt, {"ids": [r[key] for r in rows]})
+            return cols, rows, lines
+
+        parts = (
+            None if ids is None
+            else iter(_chunks(sorted(set(ids), key=lambda v: (len(v), v)), chunk))
+        )
+
+        def following(page: Page | None) -> dict[str, Any] | None:
+            """The parameters of the page after ``page`` (None: the first), or None at the end."""
+            if parts is not None:
+                part = next(parts, None)
+                if part is None:
+                    return None
+                return {"after": self.first_key, "limit": len(part), "read_all": False,
+                        "ids": list(part)}
+            if page is None:
+                return {"after": self.first_key, "limit": chunk, "read_all": True, "ids": []}
+            cols, rows, _ = page
             if len(rows) < chunk:
-                return
-            after = rows[-1][cols["source_id"]]
+                return None
+            return {"after": rows[-1][cols["source_id"]], "limit": chunk, "read_all": True,
+                    "ids": []}
+
+        params = following(None)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-read") as pool:
+            pending = pool.submit(fetch, params) if params is not None else None
+            while pending is not None:
+                page = pending.result()
+                params = following(page)
+                pending = pool.submit(fetch, params) if params is not None else None
+                if page[1]:
+                    yield page
 
     def _iter_simple(
         self, query: str, builder: Builder[T], ids: Iterable[str] | None, chunk: int
     ) -> Iterator[list[T]]:
-        for cols, rows in self._iter_rows(query, ids, chunk):
+        for cols, rows, _ in self._iter_rows(query, ids, chunk):
             build = builder(cols)
             yield [build(r) for r in rows]
 
@@ -653,11 +687,10 @@ class SourceAppConnector:
     ) -> Iterator[list[T]]:
         """Records with their lines: per page, the lines of its records in one query (one
         array of ids), built and grouped by parent id."""
-        for cols, rows in self._iter_rows(query, ids, chunk):
+        for cols, rows, lines in self._iter_rows(query, ids, chunk, lines_query):
             key = cols["source_id"]
             grouped: dict[str, list[Any]] = {}
-            parents = [r[key] for r in rows]
-            line_cols, line_rows = self._fetch(self._q(lines_query), {"ids": parents})
+            line_cols, line_rows = lines or ({parent: 0}, [])
             build_line = line_builder(line_cols)
             at = line_cols[parent]
             for row in line_rows:

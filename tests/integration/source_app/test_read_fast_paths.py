@@ -296,3 +296,17 @@ def test_states_load_as_a_plain_read_does(
     assert expected[SourceId("1")].source_base == {
         "Qty": 1234567890123456789, "Big": int("9" * 400), "Tiny": 1e-300,
     }
+
+
+def test_a_reader_left_after_one_page_stops_its_read_ahead(source: sa.Engine) -> None:
+    import threading
+
+    before = threading.active_count()
+    connector = SourceAppConnector(source)
+    pages = connector.iter_sales(chunk=50)
+    first = next(pages)
+    assert len(first) == 50
+    pages.close()  # the page read ahead is awaited, its thread ends
+    assert threading.active_count() == before
+    again = [s for page in connector.iter_sales(chunk=50) for s in page]
+    assert again[:50] == first
