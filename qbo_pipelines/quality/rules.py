@@ -581,60 +581,67 @@ def _constraint_rules(
     raise ValueError(f"{c.rule}: a {c.check!r} constraint must be record_level")
 
 
-Passes = Callable[[Any, Any], bool]
-"""A quick test of one constraint on (value, record): True only when the constraint's rule
-certainly finds nothing. False says "maybe": :func:`_constraint_rules` then decides and words
-the reason, so every reason and its order are the rule's own."""
-
-def _date_passes(name: str) -> Passes:
-    def passes(_value: Any, record: Any) -> bool:
-        if getattr(record, "invalid", ()):
-            return False
-        value = getattr(record, name)
-        return value is None or EARLIEST_DATE <= value <= LATEST_DATE
-
-    return passes
+def _date_ok(record: Any, name: str) -> bool:
+    if getattr(record, "invalid", ()):
+        return False
+    value = getattr(record, name)
+    return value is None or EARLIEST_DATE <= value <= LATEST_DATE
 
 
-def _passes(col: _table.Column, c: _table.Constraint) -> Passes | None:
-    """The quick test of one field constraint (None: always ask :func:`_constraint_rules`).
+_QUICK: Final[dict[str, str]] = {
+    "required": "v is not None and bool(v.strip())",
+    "not_blank": "v is None or bool(v.strip())",
+    "max_length": "v is None or len(v) <= {half}",
+    "forbidden": "v is None or forbidden(v) is None",
+    "control": "v is None or (type(v) is str and v.isprintable())",
+    "email": "not v or valid_email(v)",
+    "money": "cents_ok(v)",
+    "rate": "v is None or rate_ok(v)",
+    "date_range": "date_ok(r, {name!r})",
+}
+"""The quick test of each kind of field constraint, on the column's value ``v`` of record
+``r``: True only when the constraint's rule certainly finds nothing. Lengths: a text of n
+characters is at most 2n UTF-16 units. Control characters: a printable text has none
+(``str.isprintable`` is False for every Cc and Cs character, and for tabs and line breaks,
+which then take the full evaluation)."""
 
-    Lengths: a text of n characters is at most 2n UTF-16 units. Control characters: a
-    printable text has none (``str.isprintable`` is False for every Cc and Cs character, and
-    for tabs and line breaks, which then take the exact check)."""
-    if c.check == "required":
-        if col.sql_type != "text":
-            return lambda _v, _r: True
-        return lambda v, _r: v is not None and bool(v.strip())
-    if c.check == "not_blank":
-        return lambda v, _r: v is None or bool(v.strip())
-    if c.check == "max_length":
-        half = (c.limit or 0) // 2
-        return lambda v, _r: v is None or len(v) <= half
-    if c.check == "forbidden":
-        return lambda v, _r: v is None or _FORBIDDEN_SEARCH(v) is None
-    if c.check == "control":
-        return lambda v, _r: v is None or (type(v) is str and v.isprintable())
-    if c.check == "email":
-        return lambda v, _r: not v or is_valid_email(v)
-    if c.check == "money":
-        return lambda v, _r: cents_ok(v)
-    if c.check == "rate":
-        return lambda v, _r: v is None or _rate_ok(v)
-    if c.check == "date_range":
-        return _date_passes(col.name)
-    return None
+
+def _quick(col: _table.Column, c: _table.Constraint) -> str:
+    """The quick test of one constraint as an expression (``False``: none, always evaluate)."""
+    if c.check == "required" and col.sql_type != "text":
+        return "True"  # dates: the reader's missing-value markers are reported by date_range
+    template = _QUICK.get(c.check)
+    if template is None:
+        return "False"
+    return template.format(half=(c.limit or 0) // 2, name=col.name)
 
 
 @functools.cache
-def _compiled(
-    entity: str, creating: bool
-) -> tuple[tuple[_table.Column, tuple[tuple[Passes | None, _table.Constraint], ...]], ...]:
-    """The entity's field constraints with their quick tests, built once per entity."""
+def _all_pass(entity: str, creating: bool) -> Callable[[Any], bool]:
+    """One function per entity testing every field constraint of its table quickly: True only
+    when none can hold the record. Generated once (one expression per constraint, each column
+    read once), so a clean record costs no loop, no reason and no label."""
+    scope: dict[str, Any] = {
+        "forbidden": _FORBIDDEN_SEARCH, "valid_email": is_valid_email, "cents_ok": cents_ok,
+        "rate_ok": _rate_ok, "date_ok": _date_ok,
+    }
+    body: list[str] = []
+    for i, col in enumerate(_columns(entity, creating)):
+        tests = [_quick(col, c) for c in col.constraints if not c.record_level]
+        if not tests:
+            continue
+        scope[f"value_{i}"] = col.value
+        body.append(f"    v = value_{i}(r)")
+        body += [f"    if not ({test}):\n        return False" for test in tests]
+    code = "def all_pass(r):\n" + "\n".join([*body, "    return True"]) + "\n"
+    exec(compile(code, f"<quick tests of {entity}>", "exec"), scope)  # noqa: S102
+    all_pass: Callable[[Any], bool] = scope["all_pass"]
+    return all_pass
+
+
+def _columns(entity: str, creating: bool) -> tuple[_table.Column, ...]:
     return tuple(
-        (col, tuple((_passes(col, c), c) for c in col.constraints if not c.record_level))
-        for col in _table.TABLES[entity].columns
-        if not (col.create_only and not creating)
+        col for col in _table.TABLES[entity].columns if not (col.create_only and not creating)
     )
 
 
@@ -643,22 +650,19 @@ def _table_rules(entity: str, record: Any, *, creating: bool = True) -> list[Vio
 
     The record-level constraints (totals, line counts, due date) are checked by the record
     check itself, which words their reasons; the table still declares them for the GX suite.
-    Each column's value is read once and each constraint first takes its quick test
-    (:func:`_passes`): a clean record never builds a reason, nor its label.
+    The quick tests (:func:`_all_pass`) clear a clean record at once; any doubt evaluates every
+    constraint in full, so every reason and its order are the rules' own.
     """
-    label: str | None = None
-    out: list[Violation] = []
-    for col, checks in _compiled(entity, creating):
-        if not checks:
-            continue
-        value = col.value(record)
-        for passes, c in checks:
-            if passes is not None and passes(value, record):
-                continue
-            if label is None:
-                label = record_label(record)
-            out += _constraint_rules(col, c, label, record)
-    return out
+    if _all_pass(entity, creating)(record):
+        return []
+    label = record_label(record)
+    return [
+        v
+        for col in _columns(entity, creating)
+        for c in col.constraints
+        if not c.record_level
+        for v in _constraint_rules(col, c, label, record)
+    ]
 
 
 # --------------------------------------------------------------------------------------------

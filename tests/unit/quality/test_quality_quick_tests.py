@@ -12,11 +12,14 @@ from __future__ import annotations
 import decimal
 import unicodedata
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal as D
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from quality_factories import bill, customer, item, receipt, sale, vendor
 from test_quality_properties import bills, customers, decimals, items, receipts, sales, vendors
 
 from qbo_pipelines.canonical import CanonicalSale
@@ -145,3 +148,33 @@ def test_money_shortcuts_are_the_normalised_answer(value: D) -> None:
             except decimal.InvalidOperation:  # a signalling NaN with traps on: both raise
                 continue
             assert (constraints.cents_ok(value), constraints.rate_ok(value)) == expected
+
+
+def _astral(units: int) -> str:
+    """Text over ``units`` UTF-16 units in about half as many characters (emoji count 2)."""
+    return "😀" * (units // 2 + 1)
+
+
+HOSTILE = [
+    ("customers", customer(display_name=_astral(constraints.DISPLAY_NAME_MAX))),
+    ("customers", customer(given_name=_astral(constraints.NAME_PART_MAX))),
+    ("customers", customer(phone=_astral(constraints.PHONE_MAX))),
+    ("customers", customer(email="bob@@example.com", given_name="A\x00B")),
+    ("customers", customer(given_name="Sub:Level", family_name="Tab\there")),
+    ("items", item(name=_astral(constraints.ITEM_NAME_MAX))),
+    ("items", item(description="x\u2028" * 2001, unit_price=D("1.000001"))),
+    ("invoices", sale(doc_number=_astral(constraints.DOC_NUMBER_MAX))),
+    ("invoices", sale(memo=_astral(constraints.PRIVATE_NOTE_MAX))),
+    ("invoices", sale(doc_number="  ", total=D("NaN"), billing_email=" x@y.co ")),
+    ("invoices", sale(txn_date=date(1, 1, 1), due_date=date(9999, 12, 31))),
+    ("payments", receipt(reference=_astral(constraints.PAYMENT_REF_MAX), amount=D("1.001"))),
+    ("vendors", vendor(display_name=_astral(constraints.DISPLAY_NAME_MAX))),
+    ("bills", bill(memo=_astral(constraints.PRIVATE_NOTE_MAX), total=D("9E+999999"))),
+]
+
+
+@pytest.mark.parametrize(("entity", "record"), HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_records_get_every_table_violation(entity: str, record: Any) -> None:
+    fast = _safe(lambda: rules._table_rules(entity, record))
+    assert fast
+    assert fast == _safe(lambda: _full_table(entity, record))
