@@ -169,13 +169,16 @@ _PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
 def _hash_value(value: Any) -> Any:
     """One field value as :func:`_jsonable` renders it, with the common kinds first."""
     kind = type(value)
+    if kind is tuple:
+        return [v if type(v) in _PLAIN else _hash_value(v) for v in value]
+    encode = _ENCODERS.get(kind)
+    if encode is not None:
+        return encode(value)
     if kind is Decimal:
         return _decimal_text(value)
-    if kind is tuple:
-        return [_hash_value(v) if type(v) not in _PLAIN else v for v in value]
     if kind is date:
         return value.isoformat()
-    if kind in _FIELDS_CACHE or hasattr(kind, "__dataclass_fields__"):
+    if hasattr(kind, "__dataclass_fields__"):
         return _encoder(kind)(value)
     return _jsonable(value)
 
@@ -192,10 +195,14 @@ def _encoder(kind: type) -> Callable[[Any], dict[str, Any]]:
     if not all(name.isidentifier() for name in names):
         raise TypeError(f"cannot hash a {kind.__name__}: field names are not identifiers")
     items = ", ".join(
-        f"{name!r}: (v if type(v := r.{name}) in plain else convert(v))" for name in names
+        f"{name!r}: (v if (t := type(v := r.{name})) in plain"
+        " else decimal_text(v) if t is Decimal else convert(v))"
+        for name in names
     )
     code = f"def encode(r):\n    return {{{items}}}\n"
-    scope: dict[str, Any] = {"plain": _PLAIN, "convert": _hash_value}
+    scope: dict[str, Any] = {
+        "plain": _PLAIN, "Decimal": Decimal, "decimal_text": _decimal_text, "convert": _hash_value,
+    }
     exec(compile(code, f"<hash encoder of {kind.__name__}>", "exec"), scope)  # noqa: S102
     encode: Callable[[Any], dict[str, Any]] = scope["encode"]
     _ENCODERS[kind] = encode
