@@ -423,6 +423,27 @@ def _receipt_params(receipt: QboReceipt) -> dict[str, Any]:
     }
 
 
+P = TypeVar("P")
+
+
+def _read_ahead(
+    fetch: Callable[[P], T], following: Callable[[T | None], P | None]
+) -> Iterator[T]:
+    """Pages read one ahead: while the caller works on a page, the next one (``following``
+    gives its parameters from the page before, None at the end) is fetched in a background
+    thread, so Postgres runs and sends it meanwhile (the read and the caller's work overlap on
+    two cores). At most two pages are held; a reader closed early waits for the page in flight.
+    """
+    params = following(None)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-read") as pool:
+        pending = pool.submit(fetch, params) if params is not None else None
+        while pending is not None:
+            page = pending.result()
+            params = following(page)
+            pending = pool.submit(fetch, params) if params is not None else None
+            yield page
+
+
 class SourceAppConnector:
     """Reads the source app's changes and records, and writes back what comes from QBO.
 
@@ -511,27 +532,32 @@ class SourceAppConnector:
             f"{read_sql}\n) x"
         ).bindparams(sa.bindparam("ids", expanding=True))
         lines_query = _LINES_HASH_QUERY.get(entity)
-        after: object = self.first_key
-        while True:
+        Hashes = list[tuple[Any, str]]
+
+        def fetch(start: tuple[object]) -> Hashes:
+            (after,) = start
             params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
             with self.engine.connect() as conn:
                 rows = [(r[0], str(r[1])) for r in conn.execute(header, params)]
-                lines: dict[str, str] = {}
-                if rows and lines_query is not None:
-                    lines = {
-                        str(p): str(h)
-                        for p, h in conn.execute(
-                            self._q(lines_query), {"after": after, "last": rows[-1][0]}
-                        )
-                    }
-            if not rows:
+                if not rows or lines_query is None:
+                    return rows
+                lines = {
+                    str(p): str(h)
+                    for p, h in conn.execute(
+                        self._q(lines_query), {"after": after, "last": rows[-1][0]}
+                    )
+                }
+            return [(key, row_hash + lines.get(str(key), "")) for key, row_hash in rows]
+
+        def following(page: Hashes | None) -> tuple[object] | None:
+            if page is None:
+                return (self.first_key,)
+            return (page[-1][0],) if len(page) >= chunk else None
+
+        for page in _read_ahead(fetch, following):
+            if not page:
                 return
-            yield [
-                (_sid(key), row_hash + lines.get(str(key), "")) for key, row_hash in rows
-            ]
-            if len(rows) < chunk:
-                return
-            after = rows[-1][0]
+            yield [(_sid(key), row_hash) for key, row_hash in page]
 
     def max_seq(self) -> int:
         """The newest change-log sequence number (0 when the log is empty)."""
@@ -589,9 +615,7 @@ class SourceAppConnector:
         between chunks). With ``lines_query``, each page comes with its records' lines (one
         array of ids).
 
-        The next page is read in a background thread while the caller works on this one
-        (Postgres runs the query and sends the rows meanwhile: the read and the planning overlap
-        on two cores); at most two pages are held.
+        Pages are read one ahead (:func:`_read_ahead`).
         """
         stmt = self._q(query)
         lines_stmt = self._q(lines_query) if lines_query is not None else None
@@ -625,15 +649,9 @@ class SourceAppConnector:
             return {"after": rows[-1][cols["source_id"]], "limit": chunk, "read_all": True,
                     "ids": []}
 
-        params = following(None)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-read") as pool:
-            pending = pool.submit(fetch, params) if params is not None else None
-            while pending is not None:
-                page = pending.result()
-                params = following(page)
-                pending = pool.submit(fetch, params) if params is not None else None
-                if page[1]:
-                    yield page
+        for page in _read_ahead(fetch, following):
+            if page[1]:
+                yield page
 
     def _iter_simple(
         self, query: str, builder: Builder[T], ids: Iterable[str] | None, chunk: int

@@ -310,3 +310,15 @@ def test_a_reader_left_after_one_page_stops_its_read_ahead(source: sa.Engine) ->
     assert threading.active_count() == before
     again = [s for page in connector.iter_sales(chunk=50) for s in page]
     assert again[:50] == first
+
+
+@pytest.mark.parametrize("entity", ["customers", "invoices", "bills"])
+def test_row_hashes_read_ahead_give_the_same_pages_in_any_page_size(
+    source: sa.Engine, entity: str
+) -> None:
+    connector = SourceAppConnector(source)
+    whole = [x for page in connector.iter_row_hashes(entity) for x in page]
+    paged = [x for page in connector.iter_row_hashes(entity, chunk=7) for x in page]
+    assert paged == whole
+    assert [key for key, _ in whole] == [r.source_id for r in _by_mappings(source, entity)]
+    assert len({h for _, h in whole}) == len(whole)
