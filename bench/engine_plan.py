@@ -125,9 +125,7 @@ def _mapped(ctx: PushContext, reader: SourceAppConnector) -> PushContext:
     customers and items first)."""
     ids = {
         entity: {
-            SourceId(key): QboId(key)
-            for page in reader.iter_row_hashes(entity)
-            for key, _ in page
+            SourceId(key): QboId(key) for page in reader.iter_row_hashes(entity) for key, _ in page
         }
         for entity in ("customers", "items")
     }

@@ -106,17 +106,27 @@ def _date(row: Row, name: str, invalid: list[InvalidValue], required: bool) -> d
 
 def _customer(r: Row) -> CanonicalCustomer:
     addr = CanonicalAddress(
-        line1=r["address_line1"], line2=r["address_line2"], city=r["city"],
-        region=r["region"], postal_code=r["postal_code"], country=r["country"],
+        line1=r["address_line1"],
+        line2=r["address_line2"],
+        city=r["city"],
+        region=r["region"],
+        postal_code=r["postal_code"],
+        country=r["country"],
     )
     return CanonicalCustomer(
-        source_id=SourceId(str(r["source_id"])), display_name=(r["display_name"] or "").strip(),
-        company_name=_name(r["company_name"]), given_name=_name(r["given_name"]),
-        family_name=_name(r["family_name"]), email=normalise_email(r["email"]),
-        phone=r["phone"], billing_name=_name(r["billing_name"]),
+        source_id=SourceId(str(r["source_id"])),
+        display_name=(r["display_name"] or "").strip(),
+        company_name=_name(r["company_name"]),
+        given_name=_name(r["given_name"]),
+        family_name=_name(r["family_name"]),
+        email=normalise_email(r["email"]),
+        phone=r["phone"],
+        billing_name=_name(r["billing_name"]),
         billing_email=normalise_email(r["billing_email"]),
-        bill_addr=None if addr.is_empty() else addr, has_sale=bool(r["has_sale"]),
-        organisation_id=_sid(r["organisation_id"]), origin=r["origin"],
+        bill_addr=None if addr.is_empty() else addr,
+        has_sale=bool(r["has_sale"]),
+        organisation_id=_sid(r["organisation_id"]),
+        origin=r["origin"],
         updated_at=r["updated_at"],
     )
 
@@ -130,23 +140,39 @@ def _dates(r: Row) -> tuple[date, date | None, tuple[InvalidValue, ...]]:
 def _sale(r: Row, lines: list[Row]) -> CanonicalSale:
     txn, due, invalid = _dates(r)
     return CanonicalSale(
-        source_id=SourceId(str(r["source_id"])), doc_number=r["doc_number"],
-        customer_source_id=_sid(r["customer_source_id"]), txn_date=txn, due_date=due,
-        currency=r["currency"], memo=r["memo"], billing_email=normalise_email(r["billing_email"]),
+        source_id=SourceId(str(r["source_id"])),
+        doc_number=r["doc_number"],
+        customer_source_id=_sid(r["customer_source_id"]),
+        txn_date=txn,
+        due_date=due,
+        currency=r["currency"],
+        memo=r["memo"],
+        billing_email=normalise_email(r["billing_email"]),
         send_requested=bool(r["send_requested"]),
         lines=tuple(
             CanonicalSaleLine(
-                line_no=int(ln["line_no"]), kind=ln["kind"], description=ln["description"],
-                item_source_id=_sid(ln["item_source_id"]), qty=ln["qty"],
-                unit_price=ln["unit_price"], amount=ln["amount"],
+                line_no=int(ln["line_no"]),
+                kind=ln["kind"],
+                description=ln["description"],
+                item_source_id=_sid(ln["item_source_id"]),
+                qty=ln["qty"],
+                unit_price=ln["unit_price"],
+                amount=ln["amount"],
                 tax_rate_source_id=_sid(ln["tax_rate_source_id"]),
-                discount_percent=ln["discount_percent"], group_name=ln["group_name"],
+                discount_percent=ln["discount_percent"],
+                group_name=ln["group_name"],
             )
             for ln in lines
         ),
-        subtotal=r["subtotal"], discount_total=r["discount_total"], tax_total=r["tax_total"],
-        total=r["total"], detail_level=r["detail_level"], grouping=r["grouping"],
-        origin=r["origin"], invalid=invalid, updated_at=r["updated_at"],
+        subtotal=r["subtotal"],
+        discount_total=r["discount_total"],
+        tax_total=r["tax_total"],
+        total=r["total"],
+        detail_level=r["detail_level"],
+        grouping=r["grouping"],
+        origin=r["origin"],
+        invalid=invalid,
+        updated_at=r["updated_at"],
     )
 
 
@@ -154,10 +180,15 @@ def _receipt(r: Row) -> CanonicalReceipt:
     invalid: list[InvalidValue] = []
     received = _date(r, "received_on", invalid, True) or date.max
     return CanonicalReceipt(
-        source_id=SourceId(str(r["source_id"])), sale_source_id=_sid(r["sale_source_id"]),
-        customer_source_id=_sid(r["customer_source_id"]), amount=r["amount"],
-        received_on=received, payment_method_source_id=_sid(r["payment_method_source_id"]),
-        reference=r["reference"], origin=r["origin"], invalid=tuple(invalid),
+        source_id=SourceId(str(r["source_id"])),
+        sale_source_id=_sid(r["sale_source_id"]),
+        customer_source_id=_sid(r["customer_source_id"]),
+        amount=r["amount"],
+        received_on=received,
+        payment_method_source_id=_sid(r["payment_method_source_id"]),
+        reference=r["reference"],
+        origin=r["origin"],
+        invalid=tuple(invalid),
         updated_at=r["updated_at"],
     )
 
@@ -165,43 +196,79 @@ def _receipt(r: Row) -> CanonicalReceipt:
 def _bill(r: Row, lines: list[Row]) -> CanonicalBill:
     txn, due, invalid = _dates(r)
     return CanonicalBill(
-        source_id=SourceId(str(r["source_id"])), vendor_source_id=SourceId(
-            str(r["vendor_source_id"])), doc_number=r["doc_number"], txn_date=txn,
-        due_date=due, memo=r["memo"],
+        source_id=SourceId(str(r["source_id"])),
+        vendor_source_id=SourceId(str(r["vendor_source_id"])),
+        doc_number=r["doc_number"],
+        txn_date=txn,
+        due_date=due,
+        memo=r["memo"],
         lines=tuple(
-            CanonicalBillLine(line_no=int(ln["line_no"]), concept=ln["concept"],
-                              description=ln["description"], amount=ln["amount"])
+            CanonicalBillLine(
+                line_no=int(ln["line_no"]),
+                concept=ln["concept"],
+                description=ln["description"],
+                amount=ln["amount"],
+            )
             for ln in lines
         ),
-        total=r["total"], invalid=invalid, updated_at=r["updated_at"],
+        total=r["total"],
+        invalid=invalid,
+        updated_at=r["updated_at"],
     )
 
 
 SIMPLE: dict[str, Callable[[Row], Any]] = {
     "customers": _customer,
     "items": lambda r: CanonicalItem(
-        source_id=SourceId(str(r["source_id"])), name=(r["name"] or "").strip(), kind=r["kind"],
-        description=r["description"], unit_price=r["unit_price"], active=bool(r["active"]),
-        updated_at=r["updated_at"]),
+        source_id=SourceId(str(r["source_id"])),
+        name=(r["name"] or "").strip(),
+        kind=r["kind"],
+        description=r["description"],
+        unit_price=r["unit_price"],
+        active=bool(r["active"]),
+        updated_at=r["updated_at"],
+    ),
     "tax_rates": lambda r: CanonicalTaxRate(
-        source_id=SourceId(str(r["source_id"])), name=r["name"], rate=Decimal(r["rate"]),
-        updated_at=r["updated_at"]),
+        source_id=SourceId(str(r["source_id"])),
+        name=r["name"],
+        rate=Decimal(r["rate"]),
+        updated_at=r["updated_at"],
+    ),
     "payment_methods": lambda r: CanonicalPaymentMethod(
-        source_id=SourceId(str(r["source_id"])), name=r["name"], updated_at=r["updated_at"]),
+        source_id=SourceId(str(r["source_id"])), name=r["name"], updated_at=r["updated_at"]
+    ),
     "payments": _receipt,
     "vendors": lambda r: CanonicalVendor(
-        source_id=SourceId(str(r["source_id"])), display_name=(r["display_name"] or "").strip(),
-        given_name=_name(r["given_name"]), family_name=_name(r["family_name"]),
-        email=normalise_email(r["email"]), phone=r["phone"], country=r["country"],
-        updated_at=r["updated_at"]),
+        source_id=SourceId(str(r["source_id"])),
+        display_name=(r["display_name"] or "").strip(),
+        given_name=_name(r["given_name"]),
+        family_name=_name(r["family_name"]),
+        email=normalise_email(r["email"]),
+        phone=r["phone"],
+        country=r["country"],
+        updated_at=r["updated_at"],
+    ),
 }
-QUERY = {"customers": "read_customers", "items": "read_items", "tax_rates": "read_tax_rates",
-         "payment_methods": "read_payment_methods", "payments": "read_receipts",
-         "vendors": "read_vendors", "invoices": "read_sales", "bills": "read_bills"}
-LINES = {"invoices": ("app.sale_lines", "sale_id", "product_id AS item_source_id, qty, "
-                      "unit_price, amount, tax_rate_id AS tax_rate_source_id, discount_percent, "
-                      "group_name, kind"),
-         "bills": ("app.worker_invoice_lines", "worker_invoice_id", "concept, amount")}
+QUERY = {
+    "customers": "read_customers",
+    "items": "read_items",
+    "tax_rates": "read_tax_rates",
+    "payment_methods": "read_payment_methods",
+    "payments": "read_receipts",
+    "vendors": "read_vendors",
+    "invoices": "read_sales",
+    "bills": "read_bills",
+}
+LINES = {
+    "invoices": (
+        "app.sale_lines",
+        "sale_id",
+        "product_id AS item_source_id, qty, "
+        "unit_price, amount, tax_rate_id AS tax_rate_source_id, discount_percent, "
+        "group_name, kind",
+    ),
+    "bills": ("app.worker_invoice_lines", "worker_invoice_id", "concept, amount"),
+}
 
 
 def _by_mappings(engine: sa.Engine, entity: str) -> list[Any]:
@@ -228,9 +295,7 @@ def _reference_hash(record: Any) -> str:
 
 
 @pytest.mark.parametrize("entity", list(QUERY))
-def test_every_entity_reads_as_the_row_mapping_reader_did(
-    source: sa.Engine, entity: str
-) -> None:
+def test_every_entity_reads_as_the_row_mapping_reader_did(source: sa.Engine, entity: str) -> None:
     connector = SourceAppConnector(source)
     expected = _by_mappings(source, entity)
     assert expected
@@ -267,14 +332,23 @@ def test_states_load_as_a_plain_read_does(
     migrations.migrate_warehouse(warehouse)
     realm = RealmId("9130000000000042")
     bases: list[dict[str, Any] | None] = [
-        {"Line": [{"Amount": 12.5, "LineNum": 1}], "DocNumber": "S-1 😀 \u2028 \"q\" \\"},
+        {"Line": [{"Amount": 12.5, "LineNum": 1}], "DocNumber": 'S-1 😀 \u2028 "q" \\'},
         {"Qty": 1234567890123456789, "Big": int("9" * 400), "Tiny": 1e-300},
         {"Nested": {"a": [None, True, False, -0.0, 1.7976931348623157e308]}},
         None,
     ]
     rows = [
-        RecordState(realm, "invoices", SourceId(str(i)), "Invoice", QboId(str(100 + i)),
-                    source_hash=f"h{i}", source_base=base, intent=base, status="synced")
+        RecordState(
+            realm,
+            "invoices",
+            SourceId(str(i)),
+            "Invoice",
+            QboId(str(100 + i)),
+            source_hash=f"h{i}",
+            source_base=base,
+            intent=base,
+            status="synced",
+        )
         for i, base in enumerate(bases)
     ]
     with warehouse.begin() as conn:
@@ -294,7 +368,9 @@ def test_states_load_as_a_plain_read_does(
     with warehouse.begin() as conn:  # inside the caller's transaction too
         assert records.load(conn, realm, "invoices", ids) == expected
     assert expected[SourceId("1")].source_base == {
-        "Qty": 1234567890123456789, "Big": int("9" * 400), "Tiny": 1e-300,
+        "Qty": 1234567890123456789,
+        "Big": int("9" * 400),
+        "Tiny": 1e-300,
     }
 
 

@@ -63,8 +63,14 @@ def test_customer_table_rules_are_the_full_evaluation(record: Any, creating: boo
 
 
 @SETTINGS
-@given(st.one_of(items.map(lambda r: ("items", r)), receipts.map(lambda r: ("payments", r)),
-                 vendors.map(lambda r: ("vendors", r)), bills.map(lambda r: ("bills", r))))
+@given(
+    st.one_of(
+        items.map(lambda r: ("items", r)),
+        receipts.map(lambda r: ("payments", r)),
+        vendors.map(lambda r: ("vendors", r)),
+        bills.map(lambda r: ("bills", r)),
+    )
+)
 def test_other_table_rules_are_the_full_evaluation(case: tuple[str, Any]) -> None:
     _same_table_rules(*case)
 
@@ -84,24 +90,38 @@ def _every_line_rule(label: str, s: CanonicalSale) -> list[Violation]:
     p = "sale"
     out: list[Violation] = []
     if not [line for line in s.lines if line.kind == "item"]:
-        out.append(Violation(
-            f"{p}.lines.required",
-            f"{label}: has no item lines ({len(s.lines)} line(s) in all); a QBO invoice "
-            "needs at least one",
-            "Add the products or services sold to the sale in the source app.",
-        ))
+        out.append(
+            Violation(
+                f"{p}.lines.required",
+                f"{label}: has no item lines ({len(s.lines)} line(s) in all); a QBO invoice "
+                "needs at least one",
+                "Add the products or services sold to the sale in the source app.",
+            )
+        )
     out += rules._too_many_lines(p, label, len(s.lines))
     out += rules._duplicate_line_nos(p, label, [line.line_no for line in s.lines])
     for line in s.lines:
         where = f"{label} line {line.line_no}"
-        out += rules._max_len(f"{p}.lines.description_too_long", where, "description",
-                              line.description, constraints.DESCRIPTION_MAX, "Line.Description")
-        out += rules._no_control(f"{p}.lines.description_control_character", where,
-                                 "description", line.description, allow_breaks=True)
+        out += rules._max_len(
+            f"{p}.lines.description_too_long",
+            where,
+            "description",
+            line.description,
+            constraints.DESCRIPTION_MAX,
+            "Line.Description",
+        )
+        out += rules._no_control(
+            f"{p}.lines.description_control_character",
+            where,
+            "description",
+            line.description,
+            allow_breaks=True,
+        )
         out += rules._money_rules(f"{p}.lines.amount_invalid", where, "amount", line.amount)
         if line.kind == "item":
-            out += rules._item_line_rules(where, line.item_source_id, line.qty, line.unit_price,
-                                          line.amount)
+            out += rules._item_line_rules(
+                where, line.item_source_id, line.qty, line.unit_price, line.amount
+            )
         elif line.kind == "discount":
             out += rules._discount_line_rules(where, line.amount, line.discount_percent)
     return out
@@ -135,9 +155,22 @@ def _rate_by_normalising(value: D) -> bool:
 
 
 @SETTINGS
-@given(decimals | st.sampled_from([D("0.00"), D("-0.000"), D("12.50"), D("1.23456"),
-                                   D("1.234560"), D("1E+3"), D("9999999999.99"),
-                                   D("10000000000.00"), D("1.0050")]))
+@given(
+    decimals
+    | st.sampled_from(
+        [
+            D("0.00"),
+            D("-0.000"),
+            D("12.50"),
+            D("1.23456"),
+            D("1.234560"),
+            D("1E+3"),
+            D("9999999999.99"),
+            D("10000000000.00"),
+            D("1.0050"),
+        ]
+    )
+)
 def test_money_shortcuts_are_the_normalised_answer(value: D) -> None:
     for traps in (True, False):
         with decimal.localcontext() as ctx:

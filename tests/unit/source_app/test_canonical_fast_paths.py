@@ -59,12 +59,22 @@ def reference_hash(record: Any) -> str:
 
 def _sale(**kw: Any) -> CanonicalSale:
     fields: dict[str, Any] = {
-        "source_id": SourceId("7"), "doc_number": "S-7", "customer_source_id": SourceId("3"),
-        "txn_date": date(2025, 1, 31), "lines": (
-            CanonicalSaleLine(line_no=1, kind="item", item_source_id=SourceId("2"),
-                              qty=D("1.5000"), unit_price=D("10.0000"), amount=D("15.00")),
+        "source_id": SourceId("7"),
+        "doc_number": "S-7",
+        "customer_source_id": SourceId("3"),
+        "txn_date": date(2025, 1, 31),
+        "lines": (
+            CanonicalSaleLine(
+                line_no=1,
+                kind="item",
+                item_source_id=SourceId("2"),
+                qty=D("1.5000"),
+                unit_price=D("10.0000"),
+                amount=D("15.00"),
+            ),
         ),
-        "subtotal": D("15.00"), "total": D("15.00"),
+        "subtotal": D("15.00"),
+        "total": D("15.00"),
     }
     fields.update(kw)
     return CanonicalSale(**fields)
@@ -72,17 +82,22 @@ def _sale(**kw: Any) -> CanonicalSale:
 
 HOSTILE = [
     _sale(memo="NUL \x00 BEL \x07 ESC \x1b DEL \x7f C1 \x85 \u2028 \u2029"),
-    _sale(memo="emoji 😀👩‍👩‍👧 RTL \u202e עברית", doc_number="“quotes” \"\\ /"),
+    _sale(memo="emoji 😀👩‍👩‍👧 RTL \u202e עברית", doc_number='“quotes” "\\ /'),
     _sale(total=D("9E+999999"), subtotal=D("-9E+999999"), tax_total=D("1E-999999")),
     _sale(total=D("NaN"), subtotal=D("-Infinity"), discount_total=D("-0.000")),
     _sale(total=D("12345678901234567890123456789.123456789"), tax_total=D("1E+30")),
     _sale(txn_date=date(1, 1, 1), due_date=date(9999, 12, 31)),
-    _sale(txn_date=date.max, invalid=(InvalidValue(field="txn_date", raw="infinity",
-                                                   problem="is not a date"),)),
+    _sale(
+        txn_date=date.max,
+        invalid=(InvalidValue(field="txn_date", raw="infinity", problem="is not a date"),),
+    ),
     _sale(lines=(CanonicalSaleLine(line_no=2**70, kind="item", amount=D("0.10")),)),
     _sale(updated_at=datetime(2025, 1, 1, tzinfo=UTC)),
-    CanonicalCustomer(source_id=SourceId("1"), display_name=" Ünïcødé \t Ltd ",
-                      bill_addr=CanonicalAddress(line1="\x00", country="🇫🇷")),
+    CanonicalCustomer(
+        source_id=SourceId("1"),
+        display_name=" Ünïcødé \t Ltd ",
+        bill_addr=CanonicalAddress(line1="\x00", country="🇫🇷"),
+    ),
 ]
 
 

@@ -29,12 +29,17 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "quality"))
 from test_quality_properties import bills, customers, items, receipts, sales, vendors  # noqa: E402
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+
+
 def _traps_off(record: Any) -> list[rules.Violation]:
     """The record's check, undecorated, with the three traps off from the start."""
     check = {
-        "CanonicalCustomer": rules.check_customer, "CanonicalItem": rules.check_item,
-        "CanonicalSale": rules.check_sale, "CanonicalReceipt": rules.check_receipt,
-        "CanonicalVendor": rules.check_vendor, "CanonicalBill": rules.check_bill,
+        "CanonicalCustomer": rules.check_customer,
+        "CanonicalItem": rules.check_item,
+        "CanonicalSale": rules.check_sale,
+        "CanonicalReceipt": rules.check_receipt,
+        "CanonicalVendor": rules.check_vendor,
+        "CanonicalBill": rules.check_bill,
     }[type(record).__name__]
     with decimal.localcontext() as ctx:
         ctx.traps[decimal.Overflow] = False
@@ -51,8 +56,10 @@ def test_checks_answer_as_with_the_traps_off_throughout(record: Any) -> None:
 
 
 CTX = PushContext(
-    qbo_ids={"customers": {SourceId(str(i)): QboId(str(i)) for i in range(50)},
-             "items": {SourceId(str(i)): QboId(str(i)) for i in range(50)}},
+    qbo_ids={
+        "customers": {SourceId(str(i)): QboId(str(i)) for i in range(50)},
+        "items": {SourceId(str(i)): QboId(str(i)) for i in range(50)},
+    },
     tax_codes={SourceId(str(i)): "TAX" for i in range(50)},
     default_income_account="79",
 )
@@ -91,6 +98,7 @@ def test_a_clean_sale_plans_a_create_with_its_send_request(send: bool, email: st
     assert plan.payload["Line"]
     expected = dataclasses.replace(
         push._plan_write(SPECS["invoices"], sale, None, CTX, datetime(2025, 1, 1, tzinfo=UTC)),
-        send=send, send_to=email,
+        send=send,
+        send_to=email,
     )
     assert plan == expected
