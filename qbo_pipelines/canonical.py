@@ -244,7 +244,7 @@ def content_hash(record: Any) -> str:
     payload = {"type": kind.__name__, "fields": _encoder(kind)(record)}
     try:
         # Byte for byte what ``json.dumps(sort_keys, compact separators, ensure_ascii=False)``
-        # writes for these values (tests/unit/test_content_hash_fast.py), several times faster.
+        # writes for these values (tests/unit/source_app/test_canonical_fast_paths.py).
         data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:  # an int beyond 64 bits, a lone surrogate: the slow path
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
