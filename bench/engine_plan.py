@@ -1,26 +1,45 @@
-"""Benchmark: the push engine's non-API stages at 100k sales (read, quality, plan), and peak RSS.
+"""Benchmark: the push engine's non-API stages at 100k sales (read, hash, quality, transform,
+plan), per stage and in all, and peak RSS.
 
 Usage: ``.venv/bin/python bench/engine_plan.py [--sales 100000] [--contacts 20000]``.
 
-Seeds the demo source app in a throw-away database, gives every contact, item and sale a
-synced ``sync.record_state`` row (as after an initial push: the steady state where a full
-re-plan must find nothing to write), then times, per entity, reading the source records in
-keyset pages, the per-record quality rules and transforms, and the three-way plan against the
-stored base. Prints figures only; never asserts on time.
+Seeds the demo source app in a throw-away database and maps every tax rate and the default
+income account in the push context (as after ``qbo-pipelines mappings``; the bench has no QBO
+company) with every contact and item in the id map (the push creates them before the sales), so
+sales plan as creates instead of being held for a missing mapping or reference. Then:
+
+1. **stages**: per entity, the CPU time of each non-API stage over the same records, chunk by
+   chunk as the push reads them: reading the source records with their lines (keyset pages),
+   the content hash, the quality rules, the transform to the QBO body, and ``plan_record``
+   (which runs the hash, the rules and the transform itself, then the three-way decision);
+2. **initial**: every record read and planned as a create (an initial push, a ``--full`` after
+   a mapping change), wall clock and CPU;
+3. **full re-plan against the stored base**: every contact, item and sale given a synced
+   ``sync.record_state`` row first (the steady state), each record read, hashed and compared;
+4. **the row-hash pre-filter** (what a full re-plan does): Postgres hashes each record's read
+   row, compared with the hash stored at the last sync.
+
+The machine may be shared: CPU seconds of this process are printed beside wall seconds (the
+CPU figure is what the stages cost; the wall figure also holds waiting on Postgres and on other
+work). Prints figures only; never asserts on time.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from qbo_pipelines.canonical import RealmId, SourceId
+from qbo_pipelines.canonical import QboId, RealmId, SourceId, content_hash
+from qbo_pipelines.quality.rules import check
 from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.source_app.demo import seed
 from qbo_pipelines.sync import context as push_context
@@ -32,10 +51,34 @@ from qbo_pipelines.transforms.to_qbo import PushContext
 from qbo_pipelines.warehouse import migrations, postgres
 
 REALM = RealmId("9130000000000001")
+ENTITIES = ("customers", "items", "invoices")
 
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Clock:
+    """Wall and CPU seconds since creation."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def lap(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def line(self, label: str, count: int, extra: str = "") -> None:
+        """One figure line: records, wall and CPU seconds and the rates they give."""
+        wall, cpu = self.lap()
+        print(
+            f"{label:10} {count:>8,} records in {wall:6.2f}s ({_rate(count, wall)}), "
+            f"CPU {cpu:6.2f}s ({_rate(count, cpu)}){extra}"
+        )
+
+
+def _rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:>9,.0f}/s" if seconds > 0 else "        -/s"
 
 
 def main() -> None:
@@ -56,65 +99,94 @@ def main() -> None:
         migrations.migrate_warehouse(warehouse)
         seed(source, contacts=args.contacts, sales=args.sales, seed_value=7)
         reader = SourceAppConnector(source)
-        # Every record synced once, mapped to itself: the plan must find nothing to write.
-        ctx0 = push_context.load(warehouse, reader, REALM)
-        for entity in ("customers", "items", "invoices"):
-            spec = SPECS[entity]
-            rows: list[RecordState] = []
-            for chunk in reader.iter_entity(entity, None, 5000):
-                for r in chunk:
-                    built = spec.fields(r, ctx0) if entity != "invoices" else None
-                    rows.append(
-                        RecordState(
-                            REALM,
-                            entity,
-                            SourceId(r.source_id),
-                            spec.qbo_entity_of(r),
-                            SourceId(r.source_id),
-                            source_hash=r.content_hash(),
-                            source_base=getattr(built, "body", None),
-                            status="synced",
-                        )
-                    )
-            with warehouse.begin() as conn:
-                records.save(conn, rows, "bench")
-        ctx = push_context.load(warehouse, reader, REALM)
-        for phase in (
-            "initial (every record built, checked and planned as a create)",
-            "steady state (full re-plan against the stored base)",
-        ):
-            print(phase)
-            _plan_all(warehouse, reader, ctx, args.chunk, initial=phase.startswith("initial"))
+        print(f"{args.sales:,} sales, {args.contacts:,} contacts; chunks of {args.chunk:,}")
+        ctx = _mapped(push_context.load(warehouse, reader, REALM), reader)
+        print("stages (CPU microseconds per record; plan_record runs hash, rules and transform)")
+        _stages(reader, ctx, args.chunk)
+        print("initial (every record read, hashed, checked, built and planned as a create)")
+        _plan_all(warehouse, reader, ctx, args.chunk, initial=True)
+        _synced(warehouse, reader, ctx)
+        ctx = _mapped(push_context.load(warehouse, reader, REALM), reader)
+        print("full re-plan against the stored base (nothing changed)")
+        _plan_all(warehouse, reader, ctx, args.chunk, initial=False)
         print("steady state through the row-hash pre-filter (what a full re-plan does)")
-        for entity in ("customers", "items", "invoices"):
-            rows = []
-            for page in reader.iter_row_hashes(entity):
-                rows += page
-            records.set_row_hashes(warehouse, REALM, entity, dict(rows))
-        started_all = time.perf_counter()
-        total = 0
-        for entity in ("customers", "items", "invoices"):
-            started = time.perf_counter()
-            seen = moved = 0
-            for page in reader.iter_row_hashes(entity):
-                hashes = dict(page)
-                steady = records.in_step(warehouse, REALM, entity, hashes)
-                seen += len(hashes)
-                moved += len(hashes) - len(steady)
-            elapsed = time.perf_counter() - started
-            total += seen
-            print(
-                f"{entity:10} {seen:>8,} records in {elapsed:6.2f}s ({seen / elapsed:>9,.0f}/s)"
-                f"  to re-plan: {moved}"
-            )
-        elapsed = time.perf_counter() - started_all
-        print(f"all        {total:>8,} records in {elapsed:6.2f}s ({total / elapsed:>9,.0f}/s)")
+        _row_hashes(warehouse, reader)
         print(f"peak RSS   {_rss_mib():,.0f} MiB")
     finally:
         source.dispose()
         warehouse.dispose()
         for n in names:
             postgres.drop_database(pg, n)
+
+
+def _mapped(ctx: PushContext, reader: SourceAppConnector) -> PushContext:
+    """Every tax rate mapped and a default income account, as a configured company has, and
+    every contact and item in the id map, as when the push reaches the sales (it pushes
+    customers and items first)."""
+    ids = {
+        entity: {
+            SourceId(key): QboId(key) for page in reader.iter_row_hashes(entity) for key, _ in page
+        }
+        for entity in ("customers", "items")
+    }
+    return dataclasses.replace(
+        ctx,
+        qbo_ids={**ctx.qbo_ids, **ids},
+        tax_codes={rate: f"TAX{rate}" for rate in ctx.tax_rate_names},
+        default_income_account="79",
+    )
+
+
+def _stages(reader: SourceAppConnector, ctx: PushContext, chunk_size: int) -> None:
+    now = datetime.now(UTC)
+    for entity in ENTITIES:
+        spec = SPECS[entity]
+        stages: dict[str, Callable[[Any], object]] = {
+            "hash": content_hash,
+            "quality": check,
+            "transform": lambda r, spec=spec: spec.create(r, ctx),  # type: ignore[misc]
+            "plan_record": lambda r, spec=spec: plan_record(spec, r, None, ctx, now),  # type: ignore[misc]
+        }
+        cpu = dict.fromkeys(["read", *stages], 0.0)
+        count = 0
+        pages = reader.iter_entity(entity, None, chunk_size)
+        while True:
+            started = time.process_time()
+            chunk = next(pages, None)
+            cpu["read"] += time.process_time() - started
+            if chunk is None:
+                break
+            count += len(chunk)
+            for name, stage in stages.items():
+                started = time.process_time()
+                for r in chunk:
+                    stage(r)
+                cpu[name] += time.process_time() - started
+        per = "  ".join(f"{k} {v / count * 1e6:5.1f}" for k, v in cpu.items())
+        total = cpu["read"] + cpu["plan_record"]
+        print(f"{entity:10} {count:>8,}  {per}  -> read + plan_record {_rate(count, total)}")
+
+
+def _synced(warehouse: sa.Engine, reader: SourceAppConnector, ctx: PushContext) -> None:
+    """Every contact, item and sale synced once, mapped to itself (the steady state)."""
+    for entity in ENTITIES:
+        spec = SPECS[entity]
+        for chunk in reader.iter_entity(entity, None, 5000):
+            rows = [
+                RecordState(
+                    REALM,
+                    entity,
+                    SourceId(r.source_id),
+                    spec.qbo_entity_of(r),
+                    QboId(r.source_id),
+                    source_hash=r.content_hash(),
+                    source_base=getattr(spec.fields(r, ctx), "body", None),
+                    status="synced",
+                )
+                for r in chunk
+            ]
+            with warehouse.begin() as conn:
+                records.save(conn, rows, "bench")
 
 
 def _plan_all(
@@ -126,11 +198,11 @@ def _plan_all(
     initial: bool,
 ) -> None:
     total = 0
-    started_all = time.perf_counter()
-    for entity in ("customers", "items", "invoices"):
+    clock_all = _Clock()
+    for entity in ENTITIES:
         spec = SPECS[entity]
         actions: Counter[str] = Counter()
-        started = time.perf_counter()
+        clock = _Clock()
         read = 0
         now = datetime.now(UTC)
         for chunk in reader.iter_entity(entity, None, chunk_size):
@@ -144,14 +216,30 @@ def _plan_all(
                 actions[
                     plan_record(spec, r, states.get(SourceId(r.source_id)), ctx, now).action
                 ] += 1
-        elapsed = time.perf_counter() - started
+        clock.line(entity, read, f"  plans: {dict(actions)}")
         total += read
-        print(
-            f"{entity:10} {read:>8,} records in {elapsed:6.2f}s "
-            f"({read / elapsed:>9,.0f}/s)  plans: {dict(actions)}"
-        )
-    elapsed = time.perf_counter() - started_all
-    print(f"all        {total:>8,} records in {elapsed:6.2f}s ({total / elapsed:>9,.0f}/s)")
+    clock_all.line("all", total)
+
+
+def _row_hashes(warehouse: sa.Engine, reader: SourceAppConnector) -> None:
+    for entity in ENTITIES:
+        rows: list[tuple[SourceId, str]] = []
+        for page in reader.iter_row_hashes(entity):
+            rows += page
+        records.set_row_hashes(warehouse, REALM, entity, dict(rows))
+    clock_all = _Clock()
+    total = 0
+    for entity in ENTITIES:
+        clock = _Clock()
+        seen = moved = 0
+        for page in reader.iter_row_hashes(entity):
+            hashes = dict(page)
+            steady = records.in_step(warehouse, REALM, entity, hashes)
+            seen += len(hashes)
+            moved += len(hashes) - len(steady)
+        clock.line(entity, seen, f"  to re-plan: {moved}")
+        total += seen
+    clock_all.line("all", total)
 
 
 if __name__ == "__main__":

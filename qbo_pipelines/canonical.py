@@ -24,10 +24,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar, cast
+
+import orjson
 
 from qbo_pipelines import entities as catalogue
 
@@ -138,6 +141,68 @@ def _hash_fields(record: Any) -> dict[str, Any]:
     return {name: _jsonable(getattr(record, name)) for name in _hashed_fields(type(record))}
 
 
+def _decimal_text(value: Decimal) -> str:
+    """:func:`_normal_decimal` without its two Decimal operations for the common case: a plain
+    ``str`` (no exponent, no NaN / Infinity, too short for normalising to round) with the
+    fraction's trailing zeros dropped is the normalised text. Anything else takes the long way.
+    """
+    text = str(value)
+    if len(text) < 28 and text[-1].isdigit() and "E" not in text:
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    return _normal_decimal(value)
+
+
+_PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
+
+
+def _hash_value(value: Any) -> Any:
+    """One field value as :func:`_jsonable` renders it, with the common kinds first."""
+    kind = type(value)
+    if kind is tuple:
+        return [v if type(v) in _PLAIN else _hash_value(v) for v in value]
+    encode = _ENCODERS.get(kind)
+    if encode is not None:
+        return encode(value)
+    if kind is Decimal:
+        return _decimal_text(value)
+    if kind is date:
+        return value.isoformat()
+    if hasattr(kind, "__dataclass_fields__"):
+        return _encoder(kind)(value)
+    return _jsonable(value)
+
+
+def _encoder(kind: type) -> Callable[[Any], dict[str, Any]]:
+    """The hashed fields of one dataclass as JSON-ready values: the same values as
+    :func:`_hash_fields` (plain values as they are, Decimals normalised, dates ISO, nested
+    records by their own class's encoder), built by one generated dict display per class (the
+    hot path of planning 100k records; no per-field loop)."""
+    found = _ENCODERS.get(kind)
+    if found is not None:
+        return found
+    names = _hashed_fields(kind)
+    if not all(name.isidentifier() for name in names):
+        raise TypeError(f"cannot hash a {kind.__name__}: field names are not identifiers")
+    items = ", ".join(
+        f"{name!r}: (v if (t := type(v := r.{name})) in plain"
+        " else decimal_text(v) if t is Decimal else convert(v))"
+        for name in names
+    )
+    code = f"def encode(r):\n    return {{{items}}}\n"
+    scope: dict[str, Any] = {
+        "plain": _PLAIN, "Decimal": Decimal, "decimal_text": _decimal_text, "convert": _hash_value,
+    }
+    exec(compile(code, f"<hash encoder of {kind.__name__}>", "exec"), scope)  # noqa: S102
+    encode: Callable[[Any], dict[str, Any]] = scope["encode"]
+    _ENCODERS[kind] = encode
+    return encode
+
+
+_ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+
+
 def _full(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _full(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -166,9 +231,16 @@ def content_hash(record: Any) -> str:
     Returns:
         64 hex characters; equal for records that would produce the same write.
     """
-    payload = {"type": type(record).__name__, "fields": _hash_fields(record)}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    kind = type(record)
+    payload = {"type": kind.__name__, "fields": _encoder(kind)(record)}
+    try:
+        # Byte for byte what ``json.dumps(sort_keys, compact separators, ensure_ascii=False)``
+        # writes for these values (tests/unit/source_app/test_canonical_fast_paths.py).
+        data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # an int beyond 64 bits, a lone surrogate: the slow path
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = text.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
 
 
 class _Hashed:
@@ -636,6 +708,41 @@ class CustomerTransaction(_Hashed):
             object.__setattr__(self, "url", qbo_link(self.txn_type, self.qbo_id))
 
 
+_R = TypeVar("_R")
+_MAKERS: dict[type, Callable[..., Any]] = {}
+
+
+def record_maker(kind: type[_R]) -> Callable[..., _R]:
+    """A positional constructor of a canonical record class: every field in declaration order,
+    no defaults, ``__post_init__`` run as ``__init__`` would. The same record as
+    ``kind(**fields)`` at about half the cost: the readers build 100k sales with their lines
+    through it (the generated ``__init__`` of a frozen dataclass sets each field through
+    ``object.__setattr__``; this one calls each slot's setter directly). Cached per class."""
+    found = _MAKERS.get(kind)
+    if found is not None:
+        return cast(Callable[..., _R], found)
+    names = [f.name for f in dataclasses.fields(cast(Any, kind))]
+    if not all(name.isidentifier() for name in names) or "__slots__" not in kind.__dict__:
+        raise TypeError(f"{kind.__name__} is not a slotted dataclass")
+    # The generated code's own names start with "__m_", which no field name does.
+    if any(name.startswith("__m_") for name in names):
+        raise TypeError(f"{kind.__name__} has a field named like the maker's own names")
+    scope: dict[str, Any] = {"__m_new": object.__new__, "__m_kind": kind}
+    body = ["    __m_record = __m_new(__m_kind)"]
+    for i, name in enumerate(names):
+        scope[f"__m_set_{i}"] = kind.__dict__[name].__set__
+        body.append(f"    __m_set_{i}(__m_record, {name})")
+    post_init = getattr(kind, "__post_init__", None)
+    if post_init is not None:
+        scope["__m_post_init"] = post_init
+        body.append("    __m_post_init(__m_record)")
+    code = f"def make({', '.join(names)}):\n" + "\n".join(body) + "\n    return __m_record\n"
+    exec(compile(code, f"<record maker of {kind.__name__}>", "exec"), scope)  # noqa: S102
+    make: Callable[..., _R] = scope["make"]
+    _MAKERS[kind] = make
+    return make
+
+
 def now_utc() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -676,4 +783,5 @@ __all__ = [
     "content_hash",
     "now_utc",
     "qbo_link",
+    "record_maker",
 ]

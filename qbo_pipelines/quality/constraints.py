@@ -402,8 +402,22 @@ def _invalid(record: Any) -> tuple[InvalidValue, ...]:
     return invalid
 
 
+def _plain_decimals(value: Decimal) -> int:
+    """How many decimals ``str(value)`` shows when it is plain notation of a finite number
+    (no exponent, no NaN / Infinity), else -1. Those are at least the normalised value's
+    decimals (normalising only drops trailing zeros), so a small count is a quick "fine" and
+    anything else takes the exact check."""
+    text = str(value)
+    if "E" in text or not text[-1].isdigit():
+        return -1
+    point = text.find(".")
+    return 0 if point < 0 else len(text) - point - 1
+
+
 def cents_ok(value: Decimal) -> bool:
     """True when an amount is finite, whole cents and within QBO's range."""
+    if 0 <= _plain_decimals(value) <= 2:
+        return abs(value) < MONEY_MAX
     if not value.is_finite():
         return False
     exponent = value.normalize().as_tuple().exponent
@@ -412,6 +426,8 @@ def cents_ok(value: Decimal) -> bool:
 
 def rate_ok(value: Decimal) -> bool:
     """A quantity or unit price QBO takes: finite, "10.5 format" (|x| < 1e10, 5 decimals)."""
+    if 0 <= _plain_decimals(value) <= MAX_DECIMALS:
+        return abs(value) < MONEY_MAX
     if not value.is_finite() or abs(value) >= MONEY_MAX:
         return False
     exponent = value.normalize().as_tuple().exponent
@@ -490,7 +506,10 @@ def _count(predicate: Callable[[Any], bool]) -> Callable[[Any], int]:
 
 
 def _duplicate_line_nos(record: Any) -> int:
-    counts = Counter(line.line_no for line in record.lines)
+    numbers = [line.line_no for line in record.lines]
+    if len(set(numbers)) == len(numbers):
+        return 0
+    counts = Counter(numbers)
     return sum(1 for n in counts.values() if n > 1)
 
 

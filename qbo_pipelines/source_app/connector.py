@@ -19,8 +19,10 @@ Typical push usage::
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -47,23 +49,21 @@ from qbo_pipelines.canonical import (
     ChangeOrigin,
     CustomerTransaction,
     InvalidValue,
-    ItemKind,
-    Origin,
     QboContact,
     QboId,
     QboReceipt,
     QboSale,
-    SaleLineKind,
     SourceEntity,
     SourceId,
+    record_maker,
 )
 from qbo_pipelines.quality.rules import normalise_email  # stray spaces are not errors
 from qbo_pipelines.source_app import queries
 
 T = TypeVar("T")
-Row = sa.RowMapping
 
 DEFAULT_CHUNK = 5000
+
 
 @dataclass(frozen=True, slots=True)
 class ChangeBatch:
@@ -132,13 +132,9 @@ def _sid(value: Any) -> SourceId:
     return SourceId(str(value))
 
 
-def _opt_sid(value: Any) -> SourceId | None:
-    return None if value is None else SourceId(str(value))
-
-
 def _chunks(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 def _name(value: str | None) -> str | None:
@@ -158,8 +154,10 @@ DATE_PROBLEM = "is not a date (QBO and the sync take years 1 to 9999 only)"
 """Why a date the reader could not represent is unusable (see :func:`_date`)."""
 
 
-def _date(row: Row, name: str, invalid: list[InvalidValue], *, required: bool) -> date | None:
-    """A date column read safely, with the ``<name>_invalid`` companion of the query.
+def _date(
+    value: date | None, raw: Any, name: str, invalid: list[InvalidValue], *, required: bool
+) -> date | None:
+    """A date column read safely, with the ``<name>_invalid`` companion of the query (``raw``).
 
     The queries select a date Python cannot hold (year 10000, ``infinity``, BC) as NULL and its
     text in ``<name>_invalid``. Such a date, or a missing required one, gets a stand-in
@@ -167,8 +165,6 @@ def _date(row: Row, name: str, invalid: list[InvalidValue], *, required: bool) -
     marker, so the record reaches the quality rules and is held back (R40) instead of the read
     crashing with a DataError.
     """
-    raw = row.get(f"{name}_invalid")
-    value: date | None = row[name]
     if raw is not None:
         text = str(raw)
         invalid.append(InvalidValue(field=name, raw=text, problem=DATE_PROBLEM))
@@ -180,126 +176,411 @@ def _date(row: Row, name: str, invalid: list[InvalidValue], *, required: bool) -
     return value
 
 
-def _address(row: Row) -> CanonicalAddress | None:
-    addr = CanonicalAddress(
-        line1=row["address_line1"], line2=row["address_line2"], city=row["city"],
-        region=row["region"], postal_code=row["postal_code"], country=row["country"],
+# Row builders. A page is read as plain DBAPI tuples (no per-row mapping objects) and each
+# builder is made once per page from the page's column names, so an adapted query may order its
+# columns as it likes; a missing column fails the read (KeyError) except the optional
+# ``<date>_invalid`` companions, which read as None.
+
+Columns = Mapping[str, int]
+Page = tuple[dict[str, int], list[Sequence[Any]], tuple[dict[str, int], list[Sequence[Any]]] | None]
+"""A page: its column positions, its rows and (for records with lines) its lines' columns and
+rows."""
+Picker = Callable[[Sequence[Any]], tuple[Any, ...]]
+
+_as_sid: Callable[[Any], SourceId] = str  # type: ignore[assignment]  # SourceId is a str
+
+
+_ADDRESS = record_maker(CanonicalAddress)
+_CUSTOMER = record_maker(CanonicalCustomer)
+_ITEM = record_maker(CanonicalItem)
+_SALE_LINE = record_maker(CanonicalSaleLine)
+_SALE = record_maker(CanonicalSale)
+_RECEIPT = record_maker(CanonicalReceipt)
+"""Positional constructors (:func:`~qbo_pipelines.canonical.record_maker`) of the records read
+in bulk; the field order is the dataclass's."""
+
+
+def _picker(cols: Columns, names: Sequence[str]) -> Picker:
+    """The values of ``names`` from a row tuple, in that order (one C call when all exist)."""
+    index = [cols.get(n, -1) if n.endswith("_invalid") else cols[n] for n in names]
+    if -1 not in index:
+        return cast(Picker, operator.itemgetter(*index))
+    return lambda row: tuple(None if i < 0 else row[i] for i in index)
+
+
+def _opt_sid(value: Any) -> SourceId | None:
+    return None if value is None else _as_sid(value)
+
+
+Builder = Callable[[Columns], Callable[..., T]]
+"""Made once per page from its column positions: row tuple (and, for a record with lines, its
+lines) -> canonical record."""
+
+
+def _builder(names: tuple[str, ...], make: Callable[..., T]) -> Builder[T]:
+    """A builder passing the values of ``names`` (in that order) to ``make``; a record with
+    lines gets them as the last argument."""
+
+    def for_page(cols: Columns) -> Callable[..., T]:
+        pick = _picker(cols, names)
+        return lambda row, *lines: make(*pick(row), *lines)
+
+    return for_page
+
+
+def _customer(
+    sid: Any,
+    display: str | None,
+    company: str | None,
+    given: str | None,
+    family: str | None,
+    email: str | None,
+    phone: str | None,
+    billing_name: str | None,
+    billing_email: str | None,
+    line1: str | None,
+    line2: str | None,
+    city: str | None,
+    region: str | None,
+    postal: str | None,
+    country: str | None,
+    has_sale: Any,
+    org: Any,
+    origin: Any,
+    updated: datetime | None,
+) -> CanonicalCustomer:
+    addr = (
+        _ADDRESS(line1, line2, city, region, postal, country)
+        if line1 or line2 or city or region or postal or country
+        else None
     )
-    return None if addr.is_empty() else addr
-
-
-def _customer(row: Row) -> CanonicalCustomer:
-    return CanonicalCustomer(
-        source_id=_sid(row["source_id"]), display_name=_display_name(row["display_name"]),
-        company_name=_name(row["company_name"]), given_name=_name(row["given_name"]),
-        family_name=_name(row["family_name"]), email=normalise_email(row["email"]),
-        phone=row["phone"], billing_name=_name(row["billing_name"]),
-        billing_email=normalise_email(row["billing_email"]),
-        bill_addr=_address(row), has_sale=bool(row["has_sale"]),
-        organisation_id=_opt_sid(row["organisation_id"]), origin=cast(Origin, row["origin"]),
-        updated_at=row["updated_at"],
+    return _CUSTOMER(
+        _as_sid(sid),
+        _display_name(display),
+        _name(company),
+        _name(given),
+        _name(family),
+        normalise_email(email),
+        phone,
+        _name(billing_name),
+        normalise_email(billing_email),
+        addr,
+        bool(has_sale),
+        _opt_sid(org),
+        origin,
+        updated,
     )
 
 
-def _item(row: Row) -> CanonicalItem:
-    return CanonicalItem(
-        source_id=_sid(row["source_id"]), name=_display_name(row["name"]),
-        kind=cast(ItemKind, row["kind"]),
-        description=row["description"], unit_price=row["unit_price"],
-        active=bool(row["active"]), updated_at=row["updated_at"],
-    )
+_customer_builder = _builder(
+    (
+        "source_id",
+        "display_name",
+        "company_name",
+        "given_name",
+        "family_name",
+        "email",
+        "phone",
+        "billing_name",
+        "billing_email",
+        "address_line1",
+        "address_line2",
+        "city",
+        "region",
+        "postal_code",
+        "country",
+        "has_sale",
+        "organisation_id",
+        "origin",
+        "updated_at",
+    ),
+    _customer,
+)
+
+_item_builder = _builder(
+    ("source_id", "name", "kind", "description", "unit_price", "active", "updated_at"),
+    lambda sid, name, kind, description, unit_price, active, updated: _ITEM(
+        _as_sid(sid),
+        _display_name(name),
+        kind,
+        description,
+        unit_price,
+        bool(active),
+        updated,
+    ),
+)
+
+_tax_rate_builder = _builder(
+    ("source_id", "name", "rate", "updated_at"),
+    lambda sid, name, rate, updated: CanonicalTaxRate(
+        source_id=_as_sid(sid), name=name, rate=Decimal(rate), updated_at=updated
+    ),
+)
+
+_payment_method_builder = _builder(
+    ("source_id", "name", "updated_at"),
+    lambda sid, name, updated: CanonicalPaymentMethod(
+        source_id=_as_sid(sid), name=name, updated_at=updated
+    ),
+)
+
+_sale_line_builder = _builder(
+    (
+        "line_no",
+        "kind",
+        "description",
+        "item_source_id",
+        "qty",
+        "unit_price",
+        "amount",
+        "tax_rate_source_id",
+        "discount_percent",
+        "group_name",
+    ),
+    lambda line_no, kind, description, item, qty, unit_price, amount, rate, percent, group: (
+        _SALE_LINE(
+            int(line_no),
+            kind,
+            description,
+            None if item is None else _as_sid(item),
+            qty,
+            unit_price,
+            amount,
+            None if rate is None else _as_sid(rate),
+            percent,
+            group,
+        )
+    ),
+)
 
 
-def _tax_rate(row: Row) -> CanonicalTaxRate:
-    return CanonicalTaxRate(
-        source_id=_sid(row["source_id"]), name=row["name"], rate=Decimal(row["rate"]),
-        updated_at=row["updated_at"],
-    )
+def _dates(
+    txn_date: date | None,
+    txn_raw: Any,
+    due_date: date | None,
+    due_raw: Any,
+    invalid: list[InvalidValue],
+) -> tuple[date, date | None]:
+    """A document's date (required) and due date, through :func:`_date` when in doubt."""
+    if txn_raw is not None or txn_date is None:
+        txn_date = _date(txn_date, txn_raw, "txn_date", invalid, required=True)
+    if due_raw is not None:
+        due_date = _date(due_date, due_raw, "due_date", invalid, required=False)
+    return txn_date or date.max, due_date
 
 
-def _payment_method(row: Row) -> CanonicalPaymentMethod:
-    return CanonicalPaymentMethod(
-        source_id=_sid(row["source_id"]), name=row["name"], updated_at=row["updated_at"]
-    )
-
-
-def _sale_line(row: Row) -> CanonicalSaleLine:
-    return CanonicalSaleLine(
-        line_no=int(row["line_no"]), kind=cast(SaleLineKind, row["kind"]),
-        description=row["description"], item_source_id=_opt_sid(row["item_source_id"]),
-        qty=row["qty"], unit_price=row["unit_price"], amount=row["amount"],
-        tax_rate_source_id=_opt_sid(row["tax_rate_source_id"]),
-        discount_percent=row["discount_percent"], group_name=row["group_name"],
-    )
-
-
-def _sale(row: Row, lines: tuple[CanonicalSaleLine, ...]) -> CanonicalSale:
+def _sale(
+    sid: Any,
+    doc_number: str | None,
+    customer: Any,
+    txn_date: date | None,
+    txn_raw: Any,
+    due_date: date | None,
+    due_raw: Any,
+    currency: str | None,
+    memo: str | None,
+    billing_email: str | None,
+    send: Any,
+    subtotal: Decimal,
+    discount: Decimal,
+    tax: Decimal,
+    total: Decimal,
+    detail: str | None,
+    grouping: str | None,
+    origin: Any,
+    updated: datetime | None,
+    lines: tuple[CanonicalSaleLine, ...],
+) -> CanonicalSale:
     invalid: list[InvalidValue] = []
-    txn_date = _date(row, "txn_date", invalid, required=True) or date.max
-    due_date = _date(row, "due_date", invalid, required=False)
-    return CanonicalSale(
-        source_id=_sid(row["source_id"]), doc_number=row["doc_number"],
-        customer_source_id=_opt_sid(row["customer_source_id"]), txn_date=txn_date,
-        due_date=due_date, currency=row["currency"], memo=row["memo"],
-        billing_email=normalise_email(row["billing_email"]),
-        send_requested=bool(row["send_requested"]),
-        lines=lines, subtotal=row["subtotal"], discount_total=row["discount_total"],
-        tax_total=row["tax_total"], total=row["total"], detail_level=row["detail_level"],
-        grouping=row["grouping"], origin=cast(Origin, row["origin"]),
-        invalid=tuple(invalid), updated_at=row["updated_at"],
+    txn, due = _dates(txn_date, txn_raw, due_date, due_raw, invalid)
+    return _SALE(
+        _as_sid(sid),
+        doc_number,
+        None if customer is None else _as_sid(customer),
+        txn,
+        due,
+        currency,
+        memo,
+        normalise_email(billing_email),
+        bool(send),
+        lines,
+        subtotal,
+        discount,
+        tax,
+        total,
+        detail,
+        grouping,
+        origin,
+        tuple(invalid),
+        updated,
     )
 
 
-def _receipt(row: Row) -> CanonicalReceipt:
+_sale_builder = _builder(
+    (
+        "source_id",
+        "doc_number",
+        "customer_source_id",
+        "txn_date",
+        "txn_date_invalid",
+        "due_date",
+        "due_date_invalid",
+        "currency",
+        "memo",
+        "billing_email",
+        "send_requested",
+        "subtotal",
+        "discount_total",
+        "tax_total",
+        "total",
+        "detail_level",
+        "grouping",
+        "origin",
+        "updated_at",
+    ),
+    _sale,
+)
+
+
+def _receipt(
+    sid: Any,
+    sale: Any,
+    customer: Any,
+    amount: Decimal,
+    received_on: date | None,
+    received_raw: Any,
+    method: Any,
+    reference: str | None,
+    origin: Any,
+    updated: datetime | None,
+) -> CanonicalReceipt:
     invalid: list[InvalidValue] = []
-    received_on = _date(row, "received_on", invalid, required=True) or date.max
-    return CanonicalReceipt(
-        source_id=_sid(row["source_id"]), sale_source_id=_opt_sid(row["sale_source_id"]),
-        customer_source_id=_opt_sid(row["customer_source_id"]), amount=row["amount"],
-        received_on=received_on,
-        payment_method_source_id=_opt_sid(row["payment_method_source_id"]),
-        reference=row["reference"], origin=cast(Origin, row["origin"]),
-        invalid=tuple(invalid), updated_at=row["updated_at"],
+    if received_raw is not None or received_on is None:
+        received_on = _date(received_on, received_raw, "received_on", invalid, required=True)
+    return _RECEIPT(
+        _as_sid(sid),
+        _opt_sid(sale),
+        _opt_sid(customer),
+        amount,
+        received_on or date.max,
+        _opt_sid(method),
+        reference,
+        origin,
+        tuple(invalid),
+        updated,
     )
 
 
-def _vendor(row: Row) -> CanonicalVendor:
-    return CanonicalVendor(
-        source_id=_sid(row["source_id"]), display_name=_display_name(row["display_name"]),
-        given_name=_name(row["given_name"]), family_name=_name(row["family_name"]),
-        email=normalise_email(row["email"]),
-        phone=row["phone"], country=row["country"], updated_at=row["updated_at"],
-    )
+_receipt_builder = _builder(
+    (
+        "source_id",
+        "sale_source_id",
+        "customer_source_id",
+        "amount",
+        "received_on",
+        "received_on_invalid",
+        "payment_method_source_id",
+        "reference",
+        "origin",
+        "updated_at",
+    ),
+    _receipt,
+)
+
+_vendor_builder = _builder(
+    (
+        "source_id",
+        "display_name",
+        "given_name",
+        "family_name",
+        "email",
+        "phone",
+        "country",
+        "updated_at",
+    ),
+    lambda sid, display, given, family, email, phone, country, updated: CanonicalVendor(
+        source_id=_as_sid(sid),
+        display_name=_display_name(display),
+        given_name=_name(given),
+        family_name=_name(family),
+        email=normalise_email(email),
+        phone=phone,
+        country=country,
+        updated_at=updated,
+    ),
+)
+
+_bill_line_builder = _builder(
+    ("line_no", "concept", "description", "amount"),
+    lambda line_no, concept, description, amount: CanonicalBillLine(
+        line_no=int(line_no), concept=concept, description=description, amount=amount
+    ),
+)
 
 
-def _bill_line(row: Row) -> CanonicalBillLine:
-    return CanonicalBillLine(
-        line_no=int(row["line_no"]), concept=row["concept"], description=row["description"],
-        amount=row["amount"],
-    )
-
-
-def _bill(row: Row, lines: tuple[CanonicalBillLine, ...]) -> CanonicalBill:
+def _bill(
+    sid: Any,
+    vendor: Any,
+    doc_number: str | None,
+    txn_date: date | None,
+    txn_raw: Any,
+    due_date: date | None,
+    due_raw: Any,
+    memo: str | None,
+    total: Decimal,
+    updated: datetime | None,
+    lines: tuple[CanonicalBillLine, ...],
+) -> CanonicalBill:
     invalid: list[InvalidValue] = []
-    txn_date = _date(row, "txn_date", invalid, required=True) or date.max
-    due_date = _date(row, "due_date", invalid, required=False)
+    txn, due = _dates(txn_date, txn_raw, due_date, due_raw, invalid)
     return CanonicalBill(
-        source_id=_sid(row["source_id"]), vendor_source_id=_sid(row["vendor_source_id"]),
-        doc_number=row["doc_number"], txn_date=txn_date, due_date=due_date,
-        memo=row["memo"], lines=lines, total=row["total"], invalid=tuple(invalid),
-        updated_at=row["updated_at"],
+        source_id=_as_sid(sid),
+        vendor_source_id=_as_sid(vendor),
+        doc_number=doc_number,
+        txn_date=txn,
+        due_date=due,
+        memo=memo,
+        lines=lines,
+        total=total,
+        invalid=tuple(invalid),
+        updated_at=updated,
     )
+
+
+_bill_builder = _builder(
+    (
+        "source_id",
+        "vendor_source_id",
+        "doc_number",
+        "txn_date",
+        "txn_date_invalid",
+        "due_date",
+        "due_date_invalid",
+        "memo",
+        "total",
+        "updated_at",
+    ),
+    _bill,
+)
 
 
 def _contact_params(contact: QboContact) -> dict[str, Any]:
     addr = contact.bill_addr or CanonicalAddress()
     return {
-        "given_name": contact.given_name, "family_name": contact.family_name,
-        "email": contact.email, "phone": contact.phone, "line1": addr.line1,
-        "line2": addr.line2, "city": addr.city, "region": addr.region,
-        "postal_code": addr.postal_code, "country": addr.country,
-        "realm_id": contact.realm_id, "qbo_id": contact.qbo_id,
-        "display_name": contact.display_name, "company_name": contact.company_name,
+        "given_name": contact.given_name,
+        "family_name": contact.family_name,
+        "email": contact.email,
+        "phone": contact.phone,
+        "line1": addr.line1,
+        "line2": addr.line2,
+        "city": addr.city,
+        "region": addr.region,
+        "postal_code": addr.postal_code,
+        "country": addr.country,
+        "realm_id": contact.realm_id,
+        "qbo_id": contact.qbo_id,
+        "display_name": contact.display_name,
+        "company_name": contact.company_name,
         "active": contact.active,
     }
 
@@ -308,22 +589,36 @@ def _sale_params(sale: QboSale) -> dict[str, Any]:
     subtotal = sum((ln.amount for ln in sale.lines if ln.kind == "item"), Decimal("0"))
     discount = sum((ln.amount for ln in sale.lines if ln.kind == "discount"), Decimal("0"))
     return {
-        "doc_number": sale.doc_number, "contact_id": sale.customer_source_id,
-        "txn_date": sale.txn_date, "due_date": sale.due_date, "currency": sale.currency,
-        "memo": sale.memo, "subtotal": subtotal, "discount_total": discount,
-        "tax_total": sale.tax_total, "total": sale.total, "balance": sale.balance,
-        "realm_id": sale.realm_id, "qbo_id": sale.qbo_id,
-        "customer_qbo_id": sale.customer_qbo_id, "email_status": sale.email_status,
+        "doc_number": sale.doc_number,
+        "contact_id": sale.customer_source_id,
+        "txn_date": sale.txn_date,
+        "due_date": sale.due_date,
+        "currency": sale.currency,
+        "memo": sale.memo,
+        "subtotal": subtotal,
+        "discount_total": discount,
+        "tax_total": sale.tax_total,
+        "total": sale.total,
+        "balance": sale.balance,
+        "realm_id": sale.realm_id,
+        "qbo_id": sale.qbo_id,
+        "customer_qbo_id": sale.customer_qbo_id,
+        "email_status": sale.email_status,
         "deleted": sale.deleted,
     }
 
 
 def _receipt_params(receipt: QboReceipt) -> dict[str, Any]:
     return {
-        "sale_id": receipt.sale_source_id, "contact_id": receipt.customer_source_id,
-        "amount": receipt.amount, "received_on": receipt.received_on,
-        "payment_method_name": receipt.payment_method_name, "reference": receipt.reference,
-        "realm_id": receipt.realm_id, "qbo_id": receipt.qbo_id, "deleted": receipt.deleted,
+        "sale_id": receipt.sale_source_id,
+        "contact_id": receipt.customer_source_id,
+        "amount": receipt.amount,
+        "received_on": receipt.received_on,
+        "payment_method_name": receipt.payment_method_name,
+        "reference": receipt.reference,
+        "realm_id": receipt.realm_id,
+        "qbo_id": receipt.qbo_id,
+        "deleted": receipt.deleted,
     }
 
 
@@ -334,13 +629,13 @@ class Lines:
     Attributes:
         query: the line query (``read_sale_lines``), param ``:ids`` (parent ids).
         parent_key: its column holding the parent's id.
-        build: a line row -> the canonical line.
+        build: the line builder (made once per page from its columns: row -> line).
         hash_query: one hash of all lines per parent in ``(:after, :last]`` (row hashes).
     """
 
     query: str
     parent_key: str
-    build: Callable[[Row], Any]
+    build: Builder[Any]
     hash_query: str
 
 
@@ -352,27 +647,51 @@ class Reader:
         query: the read query (``sql/source_app/queries/<query>.sql``), params ``:after``,
             ``:limit``, ``:read_all``, ``:ids``, ordered by ``source_id`` (keyset pages); its
             row hash (``md5`` of the row) wraps it, so the two never drift apart.
-        build: a row -> the canonical record; with ``lines``, ``build(row, lines)``.
+        build: the record builder, made once per page from its columns: row -> the canonical
+            record; with ``lines``, ``(row, lines)`` -> the record.
         lines: the entity's lines, if it has any.
     """
 
     query: str
-    build: Callable[..., Any]
+    build: Builder[Any]
     lines: Lines | None = None
 
 
-CUSTOMERS = Reader("read_customers", _customer)
-ITEMS = Reader("read_items", _item)
-TAX_RATES = Reader("read_tax_rates", _tax_rate)
-PAYMENT_METHODS = Reader("read_payment_methods", _payment_method)
+CUSTOMERS = Reader("read_customers", _customer_builder)
+ITEMS = Reader("read_items", _item_builder)
+TAX_RATES = Reader("read_tax_rates", _tax_rate_builder)
+PAYMENT_METHODS = Reader("read_payment_methods", _payment_method_builder)
 SALES = Reader(
-    "read_sales", _sale, Lines("read_sale_lines", "sale_id", _sale_line, "row_hash_lines_invoices")
+    "read_sales",
+    _sale_builder,
+    Lines("read_sale_lines", "sale_id", _sale_line_builder, "row_hash_lines_invoices"),
 )
-RECEIPTS = Reader("read_receipts", _receipt)
-VENDORS = Reader("read_vendors", _vendor)
+RECEIPTS = Reader("read_receipts", _receipt_builder)
+VENDORS = Reader("read_vendors", _vendor_builder)
 BILLS = Reader(
-    "read_bills", _bill, Lines("read_bill_lines", "bill_id", _bill_line, "row_hash_lines_bills")
+    "read_bills",
+    _bill_builder,
+    Lines("read_bill_lines", "bill_id", _bill_line_builder, "row_hash_lines_bills"),
 )
+
+
+P = TypeVar("P")
+
+
+def _read_ahead(fetch: Callable[[P], T], following: Callable[[T | None], P | None]) -> Iterator[T]:
+    """Pages read one ahead: while the caller works on a page, the next one (``following``
+    gives its parameters from the page before, None at the end) is fetched in a background
+    thread, so Postgres runs and sends it meanwhile (the read and the caller's work overlap on
+    two cores). At most two pages are held; a reader closed early waits for the page in flight.
+    """
+    params = following(None)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-read") as pool:
+        pending = pool.submit(fetch, params) if params is not None else None
+        while pending is not None:
+            page = pending.result()
+            params = following(page)
+            pending = pool.submit(fetch, params) if params is not None else None
+            yield page
 
 
 class SourceAppConnector:
@@ -414,8 +733,11 @@ class SourceAppConnector:
             rows = conn.execute(self._q("changes_since"), {"after": seq, "limit": limit})
             return [
                 ChangeEvent(
-                    seq=int(r["seq"]), entity=r["entity"], source_id=_sid(r["row_id"]),
-                    op=cast(ChangeOp, r["op"]), at=r["at"],
+                    seq=int(r["seq"]),
+                    entity=r["entity"],
+                    source_id=_sid(r["row_id"]),
+                    op=cast(ChangeOp, r["op"]),
+                    at=r["at"],
                     origin=cast(ChangeOrigin, r["origin"]),
                 )
                 for r in rows.mappings()
@@ -464,27 +786,32 @@ class SourceAppConnector:
             f"{read_sql}\n) x"
         ).bindparams(sa.bindparam("ids", expanding=True))
         lines_query = reader.lines.hash_query if reader.lines is not None else None
-        after: object = self.first_key
-        while True:
+        Hashes = list[tuple[Any, str]]
+
+        def fetch(start: tuple[object]) -> Hashes:
+            (after,) = start
             params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
             with self.engine.connect() as conn:
                 rows = [(r[0], str(r[1])) for r in conn.execute(header, params)]
-                lines: dict[str, str] = {}
-                if rows and lines_query is not None:
-                    lines = {
-                        str(p): str(h)
-                        for p, h in conn.execute(
-                            self._q(lines_query), {"after": after, "last": rows[-1][0]}
-                        )
-                    }
-            if not rows:
+                if not rows or lines_query is None:
+                    return rows
+                lines = {
+                    str(p): str(h)
+                    for p, h in conn.execute(
+                        self._q(lines_query), {"after": after, "last": rows[-1][0]}
+                    )
+                }
+            return [(key, row_hash + lines.get(str(key), "")) for key, row_hash in rows]
+
+        def following(page: Hashes | None) -> tuple[object] | None:
+            if page is None:
+                return (self.first_key,)
+            return (page[-1][0],) if len(page) >= chunk else None
+
+        for page in _read_ahead(fetch, following):
+            if not page:
                 return
-            yield [
-                (_sid(key), row_hash + lines.get(str(key), "")) for key, row_hash in rows
-            ]
-            if len(rows) < chunk:
-                return
-            after = rows[-1][0]
+            yield [(_sid(key), row_hash) for key, row_hash in page]
 
     def max_seq(self) -> int:
         """The newest change-log sequence number (0 when the log is empty)."""
@@ -496,8 +823,10 @@ class SourceAppConnector:
         with self.engine.connect() as conn:
             row = conn.execute(self._q("pending_since"), {"after": seq}).mappings().one()
         return PendingChanges(
-            pending=int(row["pending"]), last_seq=int(row["last_seq"]),
-            first_at=row["first_at"], last_at=row["last_at"],
+            pending=int(row["pending"]),
+            last_seq=int(row["last_seq"]),
+            first_at=row["first_at"],
+            last_at=row["last_at"],
         )
 
     def deleted_since(self, entity: SourceEntity | str, seq: int) -> list[SourceId]:
@@ -516,75 +845,133 @@ class SourceAppConnector:
         """
         with self.engine.connect() as conn:
             return [
-                {"kind": r["kind"], "source_id": str(r["source_id"]), "name": r["name"],
-                 "records": int(r["records"]),
-                 "examples": tuple(str(x) for x in (r["examples"] or ()))}
+                {
+                    "kind": r["kind"],
+                    "source_id": str(r["source_id"]),
+                    "name": r["name"],
+                    "records": int(r["records"]),
+                    "examples": tuple(str(x) for x in (r["examples"] or ())),
+                }
                 for r in conn.execute(self._q("mapping_usage")).mappings()
             ]
 
     # ---------------------------------------------------------------- readers
 
+    def _fetch(
+        self, stmt: sa.TextClause, params: Mapping[str, Any]
+    ) -> tuple[dict[str, int], list[Sequence[Any]]]:
+        """One query in its own short transaction: its column positions and its rows as the
+        driver's plain tuples (no per-row mapping objects: the hot path of planning)."""
+        with self.engine.connect() as conn:
+            cursor = conn.execute(stmt, params).cursor
+            cols = {d[0]: i for i, d in enumerate(cursor.description or ())}
+            return cols, list(cursor.fetchall())
+
     def _iter_rows(
-        self, query: str, ids: Iterable[str] | None, chunk: int
-    ) -> Iterator[list[Row]]:
-        """Chunks of rows, each read in its own short transaction (keyset pages): nothing stays
-        open while the caller works on a chunk (e.g. calls QBO between chunks)."""
+        self, query: str, ids: Iterable[str] | None, chunk: int, lines_query: str | None = None
+    ) -> Iterator[Page]:
+        """Chunks of rows (keyset pages, or chunks of ``ids``), each read in its own short
+        transaction: nothing stays open while the caller works on a chunk (e.g. calls QBO
+        between chunks). With ``lines_query``, each page comes with its records' lines (one
+        array of ids).
+
+        Pages are read one ahead (:func:`_read_ahead`).
+        """
         stmt = self._q(query)
-        if ids is not None:
-            id_list = sorted(set(ids), key=lambda v: (len(v), v))
-            for part in _chunks(id_list, chunk):
-                params = {"after": self.first_key, "limit": len(part), "read_all": False,
-                          "ids": list(part)}
-                with self.engine.connect() as conn:
-                    rows = list(conn.execute(stmt, params).mappings())
-                if rows:
-                    yield rows
-            return
-        after: object = self.first_key
-        while True:
-            params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
-            with self.engine.connect() as conn:
-                rows = list(conn.execute(stmt, params).mappings())
-            if not rows:
-                return
-            yield rows
+        lines_stmt = self._q(lines_query) if lines_query is not None else None
+
+        def fetch(params: dict[str, Any]) -> Page:
+            cols, rows = self._fetch(stmt, params)
+            lines = None
+            if lines_stmt is not None and rows:
+                key = cols["source_id"]
+                lines = self._fetch(lines_stmt, {"ids": [r[key] for r in rows]})
+            return cols, rows, lines
+
+        parts = (
+            None
+            if ids is None
+            else iter(_chunks(sorted(set(ids), key=lambda v: (len(v), v)), chunk))
+        )
+
+        def following(page: Page | None) -> dict[str, Any] | None:
+            """The parameters of the page after ``page`` (None: the first), or None at the end."""
+            if parts is not None:
+                part = next(parts, None)
+                if part is None:
+                    return None
+                return {
+                    "after": self.first_key,
+                    "limit": len(part),
+                    "read_all": False,
+                    "ids": list(part),
+                }
+            if page is None:
+                return {"after": self.first_key, "limit": chunk, "read_all": True, "ids": []}
+            cols, rows, _ = page
             if len(rows) < chunk:
-                return
-            after = rows[-1]["source_id"]
+                return None
+            return {
+                "after": rows[-1][cols["source_id"]],
+                "limit": chunk,
+                "read_all": True,
+                "ids": [],
+            }
+
+        for page in _read_ahead(fetch, following):
+            if page[1]:
+                yield page
+
+    def _iter_simple(
+        self, query: str, builder: Builder[T], ids: Iterable[str] | None, chunk: int
+    ) -> Iterator[list[T]]:
+        for cols, rows, _ in self._iter_rows(query, ids, chunk):
+            build = builder(cols)
+            yield [build(r) for r in rows]
+
+    def _iter_with_lines(
+        self,
+        query: str,
+        builder: Builder[T],
+        lines_query: str,
+        parent: str,
+        line_builder: Builder[Any],
+        ids: Iterable[str] | None,
+        chunk: int,
+    ) -> Iterator[list[T]]:
+        """Records with their lines: per page, the lines of its records in one query (one
+        array of ids), built and grouped by parent id."""
+        for cols, rows, lines in self._iter_rows(query, ids, chunk, lines_query):
+            key = cols["source_id"]
+            grouped: dict[str, list[Any]] = {}
+            line_cols, line_rows = lines or ({parent: 0}, [])
+            build_line = line_builder(line_cols)
+            at = line_cols[parent]
+            for row in line_rows:
+                grouped.setdefault(str(row[at]), []).append(build_line(row))
+            build = builder(cols)
+            yield [build(r, tuple(grouped.get(str(r[key]), ()))) for r in rows]
 
     def iter_entity(
-        self, entity: SourceEntity | str, ids: Iterable[str] | None = None,
+        self,
+        entity: SourceEntity | str,
+        ids: Iterable[str] | None = None,
         chunk: int = DEFAULT_CHUNK,
     ) -> Iterator[list[Any]]:
         """Canonical records of a catalogue entity (``customers``, ``invoices``, ``bills`` ...):
         all of them, or those with ``ids``, in chunks of ``chunk``, read by the entity's
-        :class:`Reader` (one query per chunk, lines in one more). Contacts without a sale are
-        included with ``has_sale=False``; R4 is the push's filter."""
+        :class:`Reader` (one query per chunk, lines in one more, the next chunk read ahead).
+        Contacts without a sale are included with ``has_sale=False``; R4 is the push's filter."""
         try:
             reader = catalogue.source_entity(entity).source_reader
         except KeyError:
             raise ValueError(f"unknown source entity {entity!r}") from None
-        for rows in self._iter_rows(reader.query, ids, chunk):
-            if reader.lines is None:
-                yield [reader.build(r) for r in rows]
-                continue
-            lines = reader.lines
-            grouped = self._lines(lines.query, lines.parent_key, [r["source_id"] for r in rows])
-            yield [
-                reader.build(
-                    r, tuple(lines.build(ln) for ln in grouped.get(str(r["source_id"]), ()))
-                )
-                for r in rows
-            ]
-
-    def _lines(self, query: str, key: str, ids: list[Any]) -> dict[str, list[Row]]:
-        grouped: dict[str, list[Row]] = defaultdict(list)
-        if not ids:
-            return grouped
-        with self.engine.connect() as conn:
-            for row in conn.execute(self._q(query), {"ids": ids}).mappings():
-                grouped[str(row[key])].append(row)
-        return grouped
+        if reader.lines is None:
+            return self._iter_simple(reader.query, reader.build, ids, chunk)
+        lines = reader.lines
+        return self._iter_with_lines(
+            reader.query, reader.build, lines.query, lines.parent_key, lines.build, ids, chunk
+        )
 
     # ------------------------------------------------ write-backs (R7, R8, R16, R20, R26)
 
@@ -626,12 +1013,18 @@ class SourceAppConnector:
                     [{**_contact_params(c), "source_id": links[c.qbo_id]} for c in linked],
                 )
             if unlinked:
-                conn.execute(self._q("upsert_contact_from_qbo"),
-                             [_contact_params(c) for c in unlinked])
+                conn.execute(
+                    self._q("upsert_contact_from_qbo"), [_contact_params(c) for c in unlinked]
+                )
                 for realm in {c.realm_id for c in unlinked}:
-                    result.update(self._ids_for(
-                        conn, "contact_ids_for_qbo", realm,
-                        [c.qbo_id for c in unlinked if c.realm_id == realm]))
+                    result.update(
+                        self._ids_for(
+                            conn,
+                            "contact_ids_for_qbo",
+                            realm,
+                            [c.qbo_id for c in unlinked if c.realm_id == realm],
+                        )
+                    )
         return result
 
     def upsert_sales_from_qbo(
@@ -663,18 +1056,31 @@ class SourceAppConnector:
                 conn.execute(self._q("upsert_sale_from_qbo"), [_sale_params(s) for s in unlinked])
                 written: dict[QboId, SourceId] = {}
                 for realm in {s.realm_id for s in unlinked}:
-                    written.update(self._ids_for(
-                        conn, "sale_ids_for_qbo", realm,
-                        [s.qbo_id for s in unlinked if s.realm_id == realm]))
+                    written.update(
+                        self._ids_for(
+                            conn,
+                            "sale_ids_for_qbo",
+                            realm,
+                            [s.qbo_id for s in unlinked if s.realm_id == realm],
+                        )
+                    )
                 result.update(written)
                 sale_ids = list(written.values())
                 for part in _chunks(sale_ids, DEFAULT_CHUNK):
                     conn.execute(self._q("delete_sale_lines"), {"ids": list(part)})
                 line_rows = [
-                    {"sale_id": written[s.qbo_id], "line_no": ln.line_no, "kind": ln.kind,
-                     "description": ln.description, "item_name": ln.item_name, "qty": ln.qty,
-                     "unit_price": ln.unit_price, "amount": ln.amount}
-                    for s in unlinked if s.qbo_id in written
+                    {
+                        "sale_id": written[s.qbo_id],
+                        "line_no": ln.line_no,
+                        "kind": ln.kind,
+                        "description": ln.description,
+                        "item_name": ln.item_name,
+                        "qty": ln.qty,
+                        "unit_price": ln.unit_price,
+                        "amount": ln.amount,
+                    }
+                    for s in unlinked
+                    if s.qbo_id in written
                     for ln in s.lines
                 ]
                 if line_rows:
@@ -707,12 +1113,18 @@ class SourceAppConnector:
                     [{**_receipt_params(r), "source_id": links[r.qbo_id]} for r in linked],
                 )
             if unlinked:
-                conn.execute(self._q("upsert_receipt_from_qbo"),
-                             [_receipt_params(r) for r in unlinked])
+                conn.execute(
+                    self._q("upsert_receipt_from_qbo"), [_receipt_params(r) for r in unlinked]
+                )
                 for realm in {r.realm_id for r in unlinked}:
-                    result.update(self._ids_for(
-                        conn, "receipt_ids_for_qbo", realm,
-                        [r.qbo_id for r in unlinked if r.realm_id == realm]))
+                    result.update(
+                        self._ids_for(
+                            conn,
+                            "receipt_ids_for_qbo",
+                            realm,
+                            [r.qbo_id for r in unlinked if r.realm_id == realm],
+                        )
+                    )
         return result
 
     def upsert_customer_transactions(self, transactions: Sequence[CustomerTransaction]) -> int:
@@ -720,10 +1132,20 @@ class SourceAppConnector:
         if not transactions:
             return 0
         rows = [
-            {"contact_id": t.customer_source_id, "realm_id": t.realm_id, "txn_type": t.txn_type,
-             "qbo_id": t.qbo_id, "customer_qbo_id": t.customer_qbo_id,
-             "doc_number": t.doc_number, "txn_date": t.txn_date, "total": t.total,
-             "balance": t.balance, "status": t.status, "url": t.url, "deleted": t.deleted}
+            {
+                "contact_id": t.customer_source_id,
+                "realm_id": t.realm_id,
+                "txn_type": t.txn_type,
+                "qbo_id": t.qbo_id,
+                "customer_qbo_id": t.customer_qbo_id,
+                "doc_number": t.doc_number,
+                "txn_date": t.txn_date,
+                "total": t.total,
+                "balance": t.balance,
+                "status": t.status,
+                "url": t.url,
+                "deleted": t.deleted,
+            }
             for t in transactions
         ]
         with self.engine.begin() as conn:
@@ -806,18 +1228,50 @@ class FieldUpdate:
 
 
 WRITABLE_COLUMNS: dict[str, frozenset[str]] = {
-    "contacts": frozenset({
-        "given_name", "family_name", "email", "phone", "address_line1", "address_line2", "city",
-        "region", "postal_code", "country", "qbo_display_name", "qbo_company_name", "qbo_active",
-        "qbo_realm_id", "qbo_id",
-    }),
-    "sales": frozenset({
-        "doc_number", "txn_date", "due_date", "memo", "balance", "qbo_email_status",
-        "qbo_deleted", "qbo_realm_id", "qbo_id", "qbo_customer_id", "contact_id",
-    }),
-    "receipts": frozenset({
-        "amount", "received_on", "reference", "qbo_deleted", "qbo_realm_id", "qbo_id",
-    }),
+    "contacts": frozenset(
+        {
+            "given_name",
+            "family_name",
+            "email",
+            "phone",
+            "address_line1",
+            "address_line2",
+            "city",
+            "region",
+            "postal_code",
+            "country",
+            "qbo_display_name",
+            "qbo_company_name",
+            "qbo_active",
+            "qbo_realm_id",
+            "qbo_id",
+        }
+    ),
+    "sales": frozenset(
+        {
+            "doc_number",
+            "txn_date",
+            "due_date",
+            "memo",
+            "balance",
+            "qbo_email_status",
+            "qbo_deleted",
+            "qbo_realm_id",
+            "qbo_id",
+            "qbo_customer_id",
+            "contact_id",
+        }
+    ),
+    "receipts": frozenset(
+        {
+            "amount",
+            "received_on",
+            "reference",
+            "qbo_deleted",
+            "qbo_realm_id",
+            "qbo_id",
+        }
+    ),
 }
 """The only source tables and columns the pull's field-level writes may touch."""
 

@@ -6,6 +6,7 @@ of) these files; the Python never embeds source-app SQL. Each file documents its
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from qbo_pipelines import settings
 
 DEFAULT_QUERIES_DIR = settings.SQL_DIR / "source_app" / "queries"
 
-# Queries whose ``:ids`` / ``:qbo_ids`` parameters take a list (rendered as IN (...)).
+# The ``:ids`` / ``:qbo_ids`` parameters take a list: written ``IN :ids`` it is rendered as
+# IN (...) with one placeholder per value; written ``= ANY(:ids)`` it is sent as one array (no
+# statement of thousands of placeholders to build and parse, the lines queries' choice).
 _EXPANDING = ("ids", "qbo_ids")
 
 
@@ -51,7 +54,9 @@ def load(name: str, queries_dir: Path = DEFAULT_QUERIES_DIR) -> sa.TextClause:
     sql = strip_comments(load_text(name, queries_dir))
     clause = sa.text(sql)
     expanding: list[sa.BindParameter[Any]] = [
-        sa.bindparam(p, expanding=True) for p in _EXPANDING if f":{p}" in sql
+        sa.bindparam(p, expanding=True)
+        for p in _EXPANDING
+        if re.search(rf"\bIN\s+:{p}\b", sql, re.IGNORECASE)
     ]
     if expanding:
         clause = clause.bindparams(*expanding)

@@ -124,7 +124,15 @@ def plan_record(
     if spec.send_request is None or plan.action == "hold":
         return plan
     send, send_to = spec.send_request(record)
-    return replace(plan, send=send, send_to=send_to)
+    return _with_send(plan, send, send_to)
+
+
+def _with_send(plan: Plan, send: bool, send_to: str | None) -> Plan:
+    """``dataclasses.replace(plan, send=..., send_to=...)`` without its per-field walk (it is
+    called for every sale planned): a copy of the plan's fields with the two set."""
+    copied = object.__new__(Plan)
+    copied.__dict__.update(plan.__dict__, send=send, send_to=send_to)
+    return copied
 
 
 def _plan_write(

@@ -6,12 +6,17 @@ parameters; every write is one ``executemany`` inside the caller's transaction.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+import orjson
+import psycopg
 import sqlalchemy as sa
+from psycopg.types.json import set_json_loads
 
 from qbo_pipelines.canonical import QboId, SourceId
 from qbo_pipelines.qbo.values import dumps
@@ -71,20 +76,46 @@ def _row(mapping: sa.RowMapping | Mapping[str, Any]) -> RecordState:
     return RecordState(**values)
 
 
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def _json_loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """``json.loads`` through orjson, several times faster on the bases a re-plan reads.
+
+    orjson reads an integer beyond 64 bits as a float and refuses ``1e400``; a document with a
+    run of 19 digits, or one orjson refuses, is read by ``json.loads`` instead, so every value
+    is the one ``json.loads`` gives."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if _LONG_NUMBER.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
+
+
 def load(
     bind: Bind, realm_id: str, entity: str, source_ids: Iterable[str]
 ) -> dict[SourceId, RecordState]:
-    """State rows of ``source_ids`` (absent ones are new records)."""
+    """State rows of ``source_ids`` (absent ones are new records).
+
+    Read on the driver's own cursor (the warehouse is Postgres through psycopg): rows are
+    plain tuples in :data:`_COLUMNS` order, built positionally, and the JSON bases are decoded
+    by :func:`_json_loads`: a full re-plan loads a state row for every record it reads."""
     ids = sorted({str(s) for s in source_ids})
     if not ids:
         return {}
-    sql = sa.text(
+    sql = (
         f"SELECT {', '.join(_COLUMNS)} FROM sync.record_state"  # noqa: S608 - fixed columns
-        " WHERE realm_id = :r AND entity = :e AND source_id = ANY(:ids)"
+        " WHERE realm_id = %(r)s AND entity = %(e)s AND source_id = ANY(%(ids)s)"
     )
     with _conn(bind) as conn:
-        rows = conn.execute(sql, {"r": realm_id, "e": entity, "ids": ids}).mappings().all()
-    return {SourceId(r["source_id"]): _row(r) for r in rows}
+        driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+        with driver.cursor() as cursor:
+            set_json_loads(_json_loads, cursor)
+            cursor.execute(sql, {"r": realm_id, "e": entity, "ids": ids})
+            rows = cursor.fetchall()
+    return {SourceId(row[2]): RecordState(*row) for row in rows}
 
 
 def where(

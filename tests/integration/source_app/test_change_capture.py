@@ -71,7 +71,8 @@ def test_sale_with_lines_is_one_event_and_line_edits_report_the_sale(source: sa.
         ).scalar_one()
         c.execute(
             sa.text(
-                "INSERT INTO app.sale_lines (sale_id, line_no, amount) VALUES (:s, 1, 10), (:s, 2, 20)"
+                "INSERT INTO app.sale_lines (sale_id, line_no, amount)"
+                " VALUES (:s, 1, 10), (:s, 2, 20)"
             ),
             {"s": sale},
         )
