@@ -5,7 +5,9 @@ QBO sandbox over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -304,6 +306,23 @@ def _run_workers(run_id: str) -> list[Any]:
     return found
 
 
+def _stop_code_servers(mark: str) -> None:
+    """Stop the code servers this test started (their command line names its Dagster home,
+    ``mark``): one whose run worker was killed -9 waits for that run to end before
+    it shuts down, and never would."""
+    import psutil
+
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            line = " ".join(proc.cmdline())
+            if "api grpc" in line and mark in line:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except psutil.TimeoutExpired:
+                    proc.kill()
+
+
 @pytest.mark.slow
 def test_R39_a_backfill_run_killed_9_after_qbo_committed_is_finished_by_the_next_with_no_duplicate(
     stack: Stack,
@@ -415,3 +434,4 @@ def test_R39_a_backfill_run_killed_9_after_qbo_committed_is_finished_by_the_next
         )
     finally:
         instance.dispose()
+        _stop_code_servers(os.environ["DAGSTER_HOME"])
