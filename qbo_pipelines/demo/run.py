@@ -25,7 +25,7 @@ from qbo_pipelines import settings
 from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.demo import setup
 from qbo_pipelines.qbo.auth import token_cipher
-from qbo_pipelines.sandbox.control import SandboxControl
+from qbo_pipelines.sandbox.control import SandboxControl, write_token_file
 from qbo_pipelines.sandbox.runtime import Sandbox
 from qbo_pipelines.sandbox.server import SandboxServer
 from qbo_pipelines.sandbox.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -83,9 +83,7 @@ def demo_control_token() -> str:
 
     token = secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(token)
+    write_token_file(path, token)
     return token
 
 

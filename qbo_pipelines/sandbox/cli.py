@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from qbo_pipelines.sandbox import oauth
-from qbo_pipelines.sandbox.control import TOKEN_FILE, TOKEN_HEADER
+from qbo_pipelines.sandbox.control import TOKEN_FILE, TOKEN_HEADER, write_token_file
 from qbo_pipelines.sandbox.runtime import Sandbox
 from qbo_pipelines.sandbox.server import serve_forever
 from qbo_pipelines.sandbox.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -66,19 +65,12 @@ def banner(sandbox: Sandbox, base_url: str, token: str) -> str:
     ])
 
 
-def _write_token_file(directory: Path, token: str) -> None:
-    path = directory / TOKEN_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
-
-
 def _serve(args: argparse.Namespace) -> int:
     sandbox = Sandbox(seed_default=not args.no_seed, throttle=args.throttle,
                       access_token_ttl=args.token_ttl, state_file=args.state_file,
                       data_dir=args.data_dir, webhook_window=args.webhook_window)
     if sandbox.data_dir is not None:
-        _write_token_file(sandbox.data_dir, sandbox.control_token)
+        write_token_file(Path(sandbox.data_dir) / TOKEN_FILE, sandbox.control_token)
 
     def ready(base_url: str) -> None:
         token = sandbox.mint_tokens(sandbox.store.default_realm)["access_token"]

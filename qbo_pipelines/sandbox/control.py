@@ -30,6 +30,13 @@ def remember_token(base_url: str, token: str | None) -> None:
             _KNOWN[base_url.rstrip("/")] = token
 
 
+def write_token_file(path: Path, token: str) -> None:
+    """Write a control token readable by its owner only (mode 0600 from the start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+
+
 def token_for(base_url: str, data_dir: str | Path | None = None) -> str | None:
     """The control token of the sandbox at ``base_url``: this process's own sandboxes, then
     ``QBO_SANDBOX_CONTROL_TOKEN``, then ``<data_dir>/control-token`` (written by the CLI)."""
