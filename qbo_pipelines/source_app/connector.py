@@ -22,7 +22,7 @@ from __future__ import annotations
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -694,6 +694,42 @@ def _read_ahead(fetch: Callable[[P], T], following: Callable[[T | None], P | Non
             yield page
 
 
+def _header_and_lines(
+    first_key: object,
+    chunk: int,
+    headers: Callable[[object], list[tuple[Any, str]]],
+    lines_query: sa.TextClause | None,
+    lines: Callable[[sa.TextClause, object, object], dict[str, str]],
+) -> Iterator[tuple[list[tuple[Any, str]], dict[str, str]]]:
+    """Row-hash pages as (header rows, lines hash per parent), three queries in flight: while
+    the caller compares page n, Postgres hashes page n+1's lines and page n+2's headers on
+    other connections (the two hash queries of a page run on two cores instead of one after
+    the other). At most three pages are held; a reader closed early waits for what is in flight.
+    """
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="source-hash") as pool:
+        after = first_key
+        header = pool.submit(headers, after)
+        ready: tuple[list[tuple[Any, str]], Future[dict[str, str]] | None] | None = None
+        while True:
+            rows = header.result()
+            full = len(rows) >= chunk
+            if full:
+                header = pool.submit(headers, rows[-1][0])
+            line_page = (
+                pool.submit(lines, lines_query, after, rows[-1][0])
+                if rows and lines_query is not None
+                else None
+            )
+            if ready is not None:
+                yield ready[0], ready[1].result() if ready[1] is not None else {}
+            ready = (rows, line_page)
+            if not full:
+                break
+            after = rows[-1][0]
+        if ready[0]:
+            yield ready[0], ready[1].result() if ready[1] is not None else {}
+
+
 class SourceAppConnector:
     """Reads the source app's changes and records, and writes back what comes from QBO.
 
@@ -785,33 +821,22 @@ class SourceAppConnector:
             "SELECT x.source_id AS source_id, md5(x::text) AS row_hash FROM (\n"  # noqa: S608
             f"{read_sql}\n) x"
         ).bindparams(sa.bindparam("ids", expanding=True))
-        lines_query = reader.lines.hash_query if reader.lines is not None else None
-        Hashes = list[tuple[Any, str]]
+        lines_query = self._q(reader.lines.hash_query) if reader.lines is not None else None
 
-        def fetch(start: tuple[object]) -> Hashes:
-            (after,) = start
+        def headers(after: object) -> list[tuple[Any, str]]:
             params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
             with self.engine.connect() as conn:
-                rows = [(r[0], str(r[1])) for r in conn.execute(header, params)]
-                if not rows or lines_query is None:
-                    return rows
-                lines = {
-                    str(p): str(h)
-                    for p, h in conn.execute(
-                        self._q(lines_query), {"after": after, "last": rows[-1][0]}
-                    )
-                }
-            return [(key, row_hash + lines.get(str(key), "")) for key, row_hash in rows]
+                return [(r[0], str(r[1])) for r in conn.execute(header, params)]
 
-        def following(page: Hashes | None) -> tuple[object] | None:
-            if page is None:
-                return (self.first_key,)
-            return (page[-1][0],) if len(page) >= chunk else None
+        def lines(query: sa.TextClause, after: object, last: object) -> dict[str, str]:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query, {"after": after, "last": last})
+                return {str(p): str(h) for p, h in rows}
 
-        for page in _read_ahead(fetch, following):
-            if not page:
-                return
-            yield [(_sid(key), row_hash) for key, row_hash in page]
+        for rows, line_hashes in _header_and_lines(
+            self.first_key, chunk, headers, lines_query, lines
+        ):
+            yield [(_sid(key), row_hash + line_hashes.get(str(key), "")) for key, row_hash in rows]
 
     def max_seq(self) -> int:
         """The newest change-log sequence number (0 when the log is empty)."""
