@@ -7,8 +7,10 @@ directions):
    version differs from what ``sync.record_state`` last synced (SyncToken, delete flag), plus QBO
    records the source does not hold yet. The extract (:mod:`qbo_pipelines.sync.extract`) keeps
    ``raw_qbo`` current from webhook ids and one CDC call per cycle; whatever a crashed pull left
-   undone is simply still out of step and is found again (no replay log is needed on this side:
-   every source write is a keyed upsert or a compare-and-set of named columns).
+   undone is simply still out of step and is found again (no replay is needed on this side:
+   every source write is a keyed upsert or a compare-and-set of named columns). Column writes
+   are stored as intents before the source transaction (:mod:`.engine.source_writes`), so one
+   whose run was killed before the warehouse recorded it still gets its ledger entry (R37).
 2. **Plan** (pure, :func:`plan_linked`): QBO's version is projected onto the fields the sync
    manages and compared field by field with the QBO side of the base; the source's current
    record, built into the same shape, is compared with the source side of the base. Fields only
@@ -47,7 +49,7 @@ from qbo_pipelines.canonical import QboId, SourceId, content_hash
 from qbo_pipelines.quality.rules import name_key as qbo_name_key
 from qbo_pipelines.source_app.connector import FieldUpdate, SourceAppConnector
 from qbo_pipelines.sync import state
-from qbo_pipelines.sync.engine import diff, lock, records
+from qbo_pipelines.sync.engine import diff, lock, records, source_writes
 from qbo_pipelines.sync.engine.records import RecordState
 from qbo_pipelines.sync.engine.writes import ledger_row
 from qbo_pipelines.transforms import from_qbo
@@ -118,6 +120,7 @@ class PullReport:
         "deferred",
         "held_back",
         "skipped",
+        "recovered",
     )
 
     def as_metadata(self) -> dict[str, int]:
@@ -370,6 +373,7 @@ def pull_entity(run: PullRun, entity: str) -> PullReport:
 
 def _pull_entity(run: PullRun, spec: PullSpec) -> PullReport:
     report = PullReport(spec.entity.name, run.realm_id, run.run_id)
+    _settle(run, spec, report)
     defer_creates = bool(records.open_dispatches(run.engine, run.realm_id, spec.entity.name))
     for qbo_entity, table in spec.raw_tables.items():
         for chunk in candidates(run, spec, qbo_entity, table):
@@ -416,11 +420,62 @@ def _pull_chunk(
     rows = run.source.read_rows(spec.table, [str(c.state.source_id) for c in linked if c.state])
     new, written = _create(run, spec, new, out, report)
     updates, plans = _plan_chunk(run, spec, linked, rows, out, report)
+    writes = _intended(plans)
+    source_writes.open_writes(run.engine, run.realm_id, spec.entity.name, run.run_id, writes)
     applied = run.source.apply_fields(spec.table, updates) if updates else set()
     _record(run, spec, plans, applied, new, written, out, report)
     with run.engine.begin() as conn:
         records.save(conn, out.states, run.run_id)
         state.append_ledger(conn, out.ledger)
+        source_writes.close_writes(conn, run.realm_id, spec.entity.name, [w.qbo_id for w in writes])
+
+
+def _intended(
+    plans: Mapping[QboId, tuple[Candidate, LinkedPlan]],
+) -> list[source_writes.SourceWrite]:
+    """The column writes of the chunk, stored before the source transaction (intents)."""
+    return [
+        source_writes.SourceWrite(
+            c.qbo_id,
+            str(c.state.source_id),
+            plan.columns,
+            c.token,
+            {"fields": sorted(plan.applied), "columns": sorted(plan.columns)},
+        )
+        for c, plan in plans.values()
+        if plan.columns and c.state is not None
+    ]
+
+
+def _settle(run: PullRun, spec: PullSpec, report: PullReport) -> None:
+    """Writes a stopped run made in the source and never recorded get their ledger entry now,
+    under the run that made them (R37); intents whose write never landed are dropped."""
+    name = spec.entity.name
+    landed, missed = source_writes.settle(
+        run.engine, run.realm_id, name, lambda ids: run.source.read_rows(spec.table, ids)
+    )
+    if not landed and not missed:
+        return
+    rows = [
+        ledger_row(
+            run.realm_id,
+            name,
+            w.run_id,
+            w.source_id,
+            "update",
+            "ok",
+            qbo_id=w.qbo_id,
+            direction=DIRECTION,
+            message=f"written into the source by run {w.run_id}, which stopped before "
+            f"recording it; recorded by run {run.run_id}",
+            details={**(w.details or {}), "sync_token": w.qbo_token, "recorded_by": run.run_id},
+        )
+        for w in landed
+    ]
+    with run.engine.begin() as conn:
+        state.append_ledger(conn, rows)
+        source_writes.close_writes(conn, run.realm_id, name, [w.qbo_id for w in landed + missed])
+    report.counts["recovered"] += len(landed)
 
 
 def _canonical(run: PullRun, spec: PullSpec, ids: Sequence[str]) -> dict[SourceId, Any]:
