@@ -22,9 +22,11 @@ Single calls leave room for batches: while batch calls are being made (any in th
 single calls may use only ``per_minute - batch_per_minute`` of the minute (460 of 500), so a
 writer mixing both gets its 40 batch calls a minute and fills the rest with single calls.
 
-Windows are measured when a call is granted; QBO measures when it arrives. ``margin_seconds``
-widens every window a little so that uneven network delays never make QBO count more calls in
-a window than were granted in it.
+Windows are measured when a call is granted; QBO measures when it arrives, somewhere between
+the grant and the answer. So a call counts from its grant while it is on the wire and from its
+answer once answered (the latest time QBO can have counted it): a request held up on its way
+(a busy machine, a slow network) can never make QBO see more calls in a window than the budget
+granted in it. ``margin_seconds`` widens every window a little more for clock granularity.
 """
 
 from __future__ import annotations
@@ -108,14 +110,14 @@ def admission_wait(
 
     Args:
         now: the current time on the clock that stamped ``calls``.
-        calls: ``(start time, is batch)`` of calls granted in the last :attr:`Limits.minute_span`,
-            oldest first (older ones are ignored).
+        calls: ``(time, is batch)`` of calls granted in the last :attr:`Limits.minute_span`
+            (older ones are ignored): the grant time, or the answer's once answered.
         paused_until: no call before this time (after a 429).
         batch: whether the call is a batch call.
     """
     horizon = now - limits.minute_span
-    times = [t for t, _ in calls if t > horizon]
-    batch_times = [t for t, b in calls if b and t > horizon]
+    times = sorted(t for t, _ in calls if t > horizon)  # (a call answered counts from then)
+    batch_times = sorted(t for t, b in calls if b and t > horizon)
     waits = [paused_until - now]
     if batch:
         cap = limits.per_minute
@@ -163,7 +165,7 @@ class RateLimiter:
         self._clock = clock
         self._cond = threading.Condition()
         self._in_flight = 0
-        self._recent: deque[tuple[float, bool]] = deque()
+        self._recent: deque[list[Any]] = deque()  # [time, is batch]
         self._paused_until = float("-inf")
         self.max_in_flight_seen = 0
         self.total_requests = 0
@@ -175,10 +177,12 @@ class RateLimiter:
 
     def _wait_time(self, now: float, batch: bool) -> float:
         """Seconds until a request may start (0 when it may start now)."""
-        return admission_wait(self.limits, now, self._recent, self._paused_until, batch)
+        calls = [(t, b) for t, b in self._recent]
+        return admission_wait(self.limits, now, calls, self._paused_until, batch)
 
-    def acquire(self, batch: bool = False) -> None:
-        """Block until a request may start, then count it as started."""
+    def acquire(self, batch: bool = False) -> list[Any]:
+        """Block until a request may start, then count it as started; returns its entry for
+        :meth:`release`."""
         with self._cond:
             while True:
                 now = self._clock()
@@ -193,23 +197,26 @@ class RateLimiter:
                 self._in_flight += 1
                 self.max_in_flight_seen = max(self.max_in_flight_seen, self._in_flight)
                 self.total_requests += 1
-                self._recent.append((now, batch))
-                return
+                entry = [now, batch]
+                self._recent.append(entry)
+                return entry
 
-    def release(self) -> None:
-        """Mark a started request as finished."""
+    def release(self, entry: list[Any] | None = None) -> None:
+        """Mark a started request as finished (answered: ``entry`` counts from now on)."""
         with self._cond:
             self._in_flight -= 1
+            if entry is not None:
+                entry[0] = max(entry[0], self._clock())
             self._cond.notify_all()
 
     @contextmanager
     def slot(self, batch: bool = False) -> Iterator[None]:
         """Context manager around one HTTP request."""
-        self.acquire(batch=batch)
+        entry = self.acquire(batch=batch)
         try:
             yield
         finally:
-            self.release()
+            self.release(entry)
 
     def pause(self, seconds: float) -> None:
         """Hold back every new request of this realm for ``seconds`` (after a 429)."""
@@ -273,6 +280,10 @@ _RECENT = sa.text(
 )
 _RECORD = sa.text(
     "INSERT INTO sync.rate_budget_call (budget_key, at, batch) VALUES (:k, to_timestamp(:now), :b)"
+    " RETURNING id"
+)
+_ANSWERED = sa.text(
+    "UPDATE sync.rate_budget_call SET at = greatest(at, clock_timestamp()) WHERE id = :id"
 )
 _PRUNE = sa.text(
     "DELETE FROM sync.rate_budget_call WHERE budget_key = :k AND at < to_timestamp(:before)"
@@ -323,6 +334,7 @@ class PgRateLimiter:
         self._conn: sa.Connection | None = None
         self._pid = os.getpid()
         self._held: set[int] = set()
+        self._calls: dict[int, int] = {}  # slot held -> its call in sync.rate_budget_call
         self.max_in_flight_seen = 0
         self.total_requests = 0
 
@@ -334,6 +346,7 @@ class PgRateLimiter:
     def _connection(self) -> sa.Connection:
         if self._pid != os.getpid():  # forked: the parent's connection and locks are not ours
             self._conn, self._held, self._pid = None, set(), os.getpid()
+            self._calls = {}
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             self._held.clear()
             self._conn = self._engine.connect()
@@ -405,7 +418,9 @@ class PgRateLimiter:
         if wait > 0:
             conn.execute(_UNLOCK, {"l": self.lock_key, "s": slot})
             return None, wait
-        conn.execute(_RECORD, {"k": self.key, "now": now, "b": batch})
+        self._calls[int(slot)] = int(
+            conn.execute(_RECORD, {"k": self.key, "now": now, "b": batch}).scalar_one()
+        )
         conn.execute(_PRUNE, {"k": self.key, "before": now - 2 * self.limits.minute_span})
         self._held.add(int(slot))
         self.total_requests += 1
@@ -427,9 +442,13 @@ class PgRateLimiter:
             poll = min(poll * 2, self.poll_seconds)
 
     def release(self, slot: int) -> None:
-        """Free a slot taken by :meth:`acquire`."""
+        """Free a slot taken by :meth:`acquire`; its call counts from now on (answered)."""
+
+        call = self._calls.pop(slot, None)
 
         def unlock(conn: sa.Connection) -> None:
+            if call is not None:
+                conn.execute(_ANSWERED, {"id": call})
             if slot in self._held:
                 conn.execute(_UNLOCK, {"l": self.lock_key, "s": slot})
                 self._held.discard(slot)

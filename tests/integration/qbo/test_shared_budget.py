@@ -319,3 +319,27 @@ def test_batch_write_and_execute_share_the_warehouse_budget(
             {"k": key},
         ).scalar_one()
     assert logged == 2
+
+
+def test_R41_a_slow_call_counts_in_the_shared_budget_from_its_answer(warehouse: sa.Engine) -> None:
+    """The shared budget moves an answered call to its answer's time: a call on the wire for
+    a second still fills the window a second longer than its grant alone would say."""
+    from qbo_pipelines.qbo.limiter import Limits
+
+    budget = PgRateLimiter(warehouse, "answer-test", Limits(per_minute=1, margin_seconds=0.0))
+    try:
+        with budget.slot():
+            time.sleep(1.0)
+        with warehouse.connect() as conn:
+            granted_to_answer = conn.execute(
+                sa.text(
+                    "SELECT extract(epoch FROM clock_timestamp() - at) FROM"
+                    " sync.rate_budget_call WHERE budget_key = 'answer-test'"
+                )
+            ).scalar_one()
+        assert float(granted_to_answer) < 0.5  # counted from the answer, not the grant
+        slot, wait = budget._run(lambda conn: budget._try(conn, False))
+        assert slot is None
+        assert 59.0 < wait <= 60.0  # a minute from the answer (61 s from the grant)
+    finally:
+        budget.close()

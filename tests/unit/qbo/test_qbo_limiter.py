@@ -155,3 +155,16 @@ def test_budget_keys_are_scoped_and_positive() -> None:
     assert lock_key(a) == lock_key(a)
     with pytest.raises(ValueError):
         Limits(per_second=0)
+
+
+def test_R41_a_call_counts_from_its_answer_once_answered() -> None:
+    """QBO counts a call when it arrives, between our grant and its answer: a call held up on
+    its way (5 s here) must keep its place in the window until it was answered, or the next
+    grant would let QBO see two calls in one window of a 1-a-minute budget (a 429)."""
+    clock = FakeClock()
+    limiter = RateLimiter(Limits(per_minute=1, margin_seconds=0.0), clock=clock)
+    with limiter.slot():
+        clock.now += 5.0  # on the wire for 5 s
+    assert limiter._wait_time(clock.now, batch=False) == pytest.approx(60.0)
+    clock.now += 56.0  # 61 s after the grant, 56 s after the answer
+    assert limiter._wait_time(clock.now, batch=False) == pytest.approx(4.0)
