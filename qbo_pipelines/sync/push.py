@@ -22,7 +22,8 @@ Nothing here touches QBO records the sync neither created nor matched (R25).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -400,13 +401,19 @@ def _push_locked(
             steady = records.in_step(run.engine, run.realm_id, name, hashes)
             report.counts["unchanged"] += len(steady)
             moved = [s for s in hashes if s not in steady]
-            for chunk in run.reader.iter_entity(name, moved, CHUNK) if moved else ():
-                _push_chunk(run, spec, chunk, writer, report, sends)
+            if moved:
+                _push_chunks(
+                    run, spec, run.reader.iter_entity(name, moved, CHUNK), writer, report, sends
+                )
             records.set_row_hashes(run.engine, run.realm_id, name, {s: hashes[s] for s in moved})
     else:
-        for chunk in run.reader.iter_entity(name, todo.wanted, CHUNK):
-            seen.update(SourceId(r.source_id) for r in chunk)
-            _push_chunk(run, spec, chunk, writer, report, sends)
+
+        def wanted() -> Iterator[Sequence[Record]]:
+            for chunk in run.reader.iter_entity(name, todo.wanted, CHUNK):
+                seen.update(SourceId(r.source_id) for r in chunk)
+                yield chunk
+
+        _push_chunks(run, spec, wanted(), writer, report, sends)
     gone = set(todo.deleted)
     if todo.wanted is None:
         gone |= records.source_ids(run.engine, run.realm_id, name) - seen
@@ -449,11 +456,16 @@ def _push_snapshot(
     (fewer rows than it staged) leaves the position where it is: the next run covers the
     window again, so nothing is skipped (re-planning unchanged records costs no QBO call)."""
     rows = 0
-    for page in staged.iter_staged(run.engine, snapshot, CHUNK):
-        rows += page.rows
-        report.counts["unchanged"] += page.steady
-        if page.records:
-            _push_chunk(run, spec, page.records, writer, report, sends)
+
+    def pages() -> Iterator[Sequence[Record]]:
+        nonlocal rows
+        for page in staged.iter_staged(run.engine, snapshot, CHUNK):
+            rows += page.rows
+            report.counts["unchanged"] += page.steady
+            if page.records:
+                yield page.records
+
+    _push_chunks(run, spec, pages(), writer, report, sends)
     _finish(run, spec, snapshot.deleted, writer, report, sends)
     intact = rows == snapshot.staged == snapshot.extracted
     if not intact:
@@ -476,22 +488,68 @@ def _push_snapshot(
     return report
 
 
+@dataclass
+class _Prepared:
+    """A chunk planned ahead: its states, its plans, and QBO's answer to its names."""
+
+    states: dict[SourceId, RecordState]
+    plans: list[Plan]
+    names: tuple[dict[str, list[dict[str, Any]]], set[str]] | QboError | None = None
+
+
+def _push_chunks(
+    run: PushRun,
+    spec: PushSpec,
+    chunks: Iterable[Sequence[Record]],
+    writer: Writer,
+    report: Report,
+    sends: _Sends,
+) -> None:
+    """The chunks in order, each planned (states, plans, QBO's names) while the one before is
+    written, so that QBO's budget never waits for the planning or the name lookups between
+    chunks. Only reads run ahead: every decision that depends on an earlier chunk's outcome
+    (the names our records hold, the writes, the record) is made in order."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-plan") as pool:
+        ahead: Future[_Prepared] | None = None
+        for chunk in chunks:
+            prepared = pool.submit(_prepare, run, spec, chunk)
+            if ahead is not None:
+                _push_chunk(run, spec, ahead.result(), writer, report, sends)
+            ahead = prepared
+        if ahead is not None:
+            _push_chunk(run, spec, ahead.result(), writer, report, sends)
+
+
+def _prepare(run: PushRun, spec: PushSpec, chunk: Sequence[Record]) -> _Prepared:
+    name = spec.entity.name
+    states = records.load(run.engine, run.realm_id, name, [r.source_id for r in chunk])
+    now = datetime.now(UTC)
+    plans = [
+        plan_record(spec, r, states.get(SourceId(r.source_id)), run.context, now) for r in chunk
+    ]
+    prepared = _Prepared(states, plans)
+    if spec.name_space is not None:
+        names = [p.name for p in plans if p.action in {"create", "update"} and p.name]
+        if names:
+            try:
+                prepared.names = _qbo_names(run.client, spec.name_space, names)
+            except QboError as err:  # AuthError included: raised where the chunk is pushed
+                prepared.names = err
+    return prepared
+
+
 def _push_chunk(
     run: PushRun,
     spec: PushSpec,
-    chunk: Sequence[Record],
+    prepared: _Prepared,
     writer: Writer,
     report: Report,
     sends: _Sends,
 ) -> None:
     entity = spec.entity
-    states = records.load(run.engine, run.realm_id, entity.name, [r.source_id for r in chunk])
-    now = datetime.now(UTC)
-    plans = [
-        plan_record(spec, r, states.get(SourceId(r.source_id)), run.context, now) for r in chunk
-    ]
+    states, plans = prepared.states, prepared.plans
     if spec.name_space is not None:
-        plans = _check_names(run, spec, plans, states, report)
+        plans = _check_names(run, spec, plans, states, report, prepared.names)
     held: dict[str, list[Violation]] = {
         p.source_id: list(p.violations) for p in plans if p.action == "hold"
     }
@@ -764,8 +822,10 @@ def _check_names(
     plans: list[Plan],
     states: Mapping[SourceId, RecordState],
     report: Report,
+    asked: tuple[dict[str, list[dict[str, Any]]], set[str]] | QboError | None = None,
 ) -> list[Plan]:
-    """Names the way QBO sees them, before writing: creates and renames that would collide
+    """Names the way QBO sees them, before writing (``asked``: QBO's answer for these names,
+    looked up while the chunk before was written): creates and renames that would collide
     with another record of ours or with a QBO record are held with a reason and a fix; a
     create whose exact name exists in QBO (unlinked) is matched instead (R5, R10)."""
     space = spec.name_space or ""
@@ -794,7 +854,13 @@ def _check_names(
             claimed[key] = p.source_id
     lookups = [p for p in naming if p.source_id not in verdict]
     try:
-        found, unqueryable = _qbo_names(run.client, space, [p.name or "" for p in lookups])
+        if isinstance(asked, QboError):
+            raise asked
+        found, unqueryable = (
+            asked
+            if asked is not None
+            else _qbo_names(run.client, space, [p.name or "" for p in lookups])
+        )
     except AuthError:
         raise
     except QboError as err:
