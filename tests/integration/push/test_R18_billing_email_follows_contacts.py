@@ -1,0 +1,118 @@
+"""A sale's billing email comes from its contacts (R18: the organisation's billing contact's
+email, else the contact's own), so a contact change that moves it must reach the invoice's
+BillEmail in QBO on the next push, whether a person made it in the source app or the pull
+brought it from QBO (before: only the nightly reconciliation noticed; a person's edit was
+never pushed by the change feed at all, because the sale row itself did not change).
+
+Driven through ``pipeline.push_all`` / ``pipeline.pull_all`` (what the push and pull jobs run)
+over the sandbox and real Postgres."""
+
+from __future__ import annotations
+
+import pytest
+from pushbed import PushBed
+
+from qbo_pipelines.sync import pipeline
+
+
+@pytest.fixture
+def synced(push_bed: PushBed) -> PushBed:
+    pipeline.push_all(push_bed.env, push_bed.realm, run_id="push-1")
+    pipeline.pull_all(push_bed.env, push_bed.realm, run_id="pull-1")
+    return push_bed
+
+
+def _bill_emails(bed: PushBed, sales: list[int]) -> dict[int, str | None]:
+    rows = bed.sql(
+        bed.env.warehouse,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND source_id = ANY(:ids) AND status = 'synced'",
+        r=bed.realm,
+        ids=[str(s) for s in sales],
+    )
+    qbo = {i["Id"]: i for i in bed.sandbox.control.entities(bed.realm, "Invoice")}
+    return {
+        int(s): (qbo[str(q)].get("BillEmail") or {}).get("Address")
+        for s, q in rows
+        if str(q) in qbo
+    }
+
+
+def _sales_of(bed: PushBed, *, organisation: bool) -> tuple[int, list[int]]:
+    """A contact with pushed sales whose billing email is its own (``organisation`` False), or
+    an organisation's billing contact, and the sales its email bills."""
+    if organisation:
+        contact = bed.sql(
+            bed.env.source,
+            "SELECT min(c.id) FROM app.contacts c WHERE c.is_billing_contact AND EXISTS ("
+            " SELECT 1 FROM app.sales s JOIN app.contacts m ON m.id = s.contact_id"
+            " WHERE m.organisation_id = c.organisation_id AND s.total > 0)",
+        )[0][0]
+        sales = bed.sql(
+            bed.env.source,
+            "SELECT s.id FROM app.sales s JOIN app.contacts m ON m.id = s.contact_id"
+            " WHERE m.organisation_id = (SELECT organisation_id FROM app.contacts WHERE id = :c)"
+            " AND s.total > 0",
+            c=contact,
+        )
+    else:
+        contact = bed.sql(
+            bed.env.source,
+            "SELECT min(c.id) FROM app.contacts c WHERE c.organisation_id IS NULL"
+            " AND EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id AND s.total > 0)",
+        )[0][0]
+        sales = bed.sql(
+            bed.env.source,
+            "SELECT id FROM app.sales WHERE contact_id = :c AND total > 0",
+            c=contact,
+        )
+    assert contact is not None, "the demo company has such a contact"
+    return int(contact), [int(s) for (s,) in sales]
+
+
+@pytest.mark.parametrize("organisation", [False, True], ids=["own-email", "billing-contact"])
+def test_R18_a_contact_email_changed_in_the_source_reaches_its_invoices(
+    synced: PushBed, organisation: bool
+) -> None:
+    contact, sales = _sales_of(synced, organisation=organisation)
+    pushed = _bill_emails(synced, sales)
+    assert pushed
+    assert "moved@example.com" not in pushed.values()
+    synced.sql(
+        synced.env.source,
+        "UPDATE app.contacts SET email = 'moved@example.com' WHERE id = :c",
+        c=contact,
+    )
+    pipeline.push_all(synced.env, synced.realm, run_id="push-2")
+    assert set(_bill_emails(synced, sales).values()) == {"moved@example.com"}
+    writes = synced.write_calls()
+    pipeline.push_all(synced.env, synced.realm, run_id="push-3")
+    assert synced.write_calls() == writes
+
+
+def test_R18_R7_a_customer_email_pulled_from_qbo_reaches_its_invoices_on_the_next_push(
+    synced: PushBed,
+) -> None:
+    contact, sales = _sales_of(synced, organisation=False)
+    qbo_id = synced.sql(
+        synced.env.warehouse,
+        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = 'customers'"
+        " AND source_id = :c",
+        r=synced.realm,
+        c=str(contact),
+    )[0][0]
+    synced.sandbox.control.user_update(
+        synced.realm,
+        "Customer",
+        {"Id": qbo_id, "PrimaryEmailAddr": {"Address": "from.qbo@example.com"}, "sparse": True},
+    )
+    pipeline.pull_all(synced.env, synced.realm, run_id="pull-2")
+    email = synced.sql(synced.env.source, "SELECT email FROM app.contacts WHERE id = :c", c=contact)
+    assert email[0][0] == "from.qbo@example.com"
+    pipeline.push_all(synced.env, synced.realm, run_id="push-2")
+    assert set(_bill_emails(synced, sales).values()) == {"from.qbo@example.com"}
+    # the fixed point: nothing more to write on either side
+    writes = synced.write_calls()
+    pipeline.pull_all(synced.env, synced.realm, run_id="pull-3")
+    pipeline.push_all(synced.env, synced.realm, run_id="push-3")
+    assert synced.write_calls() == writes
