@@ -494,7 +494,16 @@ class _Prepared:
 
     states: dict[SourceId, RecordState]
     plans: list[Plan]
-    names: tuple[dict[str, list[dict[str, Any]]], set[str]] | QboError | None = None
+    names: _Names | QboError | None = None
+
+
+@dataclass(frozen=True)
+class _Names:
+    """QBO's answer for the names ``asked``: records by name key, and names no query can hold."""
+
+    asked: frozenset[str]
+    found: dict[str, list[dict[str, Any]]]
+    unqueryable: set[str]
 
 
 def _push_chunks(
@@ -528,14 +537,24 @@ def _prepare(run: PushRun, spec: PushSpec, chunk: Sequence[Record]) -> _Prepared
         plan_record(spec, r, states.get(SourceId(r.source_id)), run.context, now) for r in chunk
     ]
     prepared = _Prepared(states, plans)
-    if spec.name_space is not None:
-        names = [p.name for p in plans if p.action in {"create", "update"} and p.name]
+    space = spec.name_space
+    if space is not None:
+        naming = {p.name: name_key(space, p.name) for p in plans if _naming(p) and p.name}
+        # names another record of ours holds are held without asking QBO (as of now: a name
+        # released meanwhile is asked when the chunk is pushed)
+        owned = records.name_owners(run.engine, run.realm_id, naming.values())
+        names = sorted(n for n, key in naming.items() if key not in owned)
         if names:
             try:
-                prepared.names = _qbo_names(run.client, spec.name_space, names)
+                found, unqueryable = _qbo_names(run.client, space, names)
+                prepared.names = _Names(frozenset(names), found, unqueryable)
             except QboError as err:  # AuthError included: raised where the chunk is pushed
                 prepared.names = err
     return prepared
+
+
+def _naming(p: Plan) -> bool:
+    return p.action in {"create", "update"} and bool(p.name)
 
 
 def _push_chunk(
@@ -822,7 +841,7 @@ def _check_names(
     plans: list[Plan],
     states: Mapping[SourceId, RecordState],
     report: Report,
-    asked: tuple[dict[str, list[dict[str, Any]]], set[str]] | QboError | None = None,
+    asked: _Names | QboError | None = None,
 ) -> list[Plan]:
     """Names the way QBO sees them, before writing (``asked``: QBO's answer for these names,
     looked up while the chunk before was written): creates and renames that would collide
@@ -830,7 +849,7 @@ def _check_names(
     create whose exact name exists in QBO (unlinked) is matched instead (R5, R10)."""
     space = spec.name_space or ""
     entity = spec.entity.name
-    naming = [p for p in plans if p.action in {"create", "update"} and p.name]
+    naming = [p for p in plans if _naming(p)]
     if not naming:
         return plans
     keys = {p.source_id: name_key(space, p.name or "") for p in naming}
@@ -856,11 +875,7 @@ def _check_names(
     try:
         if isinstance(asked, QboError):
             raise asked
-        found, unqueryable = (
-            asked
-            if asked is not None
-            else _qbo_names(run.client, space, [p.name or "" for p in lookups])
-        )
+        found, unqueryable = _answer(run, space, [p.name or "" for p in lookups], asked)
     except AuthError:
         raise
     except QboError as err:
@@ -997,6 +1012,22 @@ def _matched_state(
         attempt=0,
         last_synced_at=datetime.now(UTC),
     )
+
+
+def _answer(
+    run: PushRun, space: str, names: Sequence[str], asked: _Names | None
+) -> tuple[dict[str, list[dict[str, Any]]], set[str]]:
+    """QBO's records for ``names``: what was asked ahead, and the rest asked now."""
+    if asked is None:
+        return _qbo_names(run.client, space, names)
+    rest = [n for n in names if n not in asked.asked]
+    if not rest:
+        return asked.found, asked.unqueryable
+    found, unqueryable = _qbo_names(run.client, space, rest)
+    merged = {k: list(v) for k, v in asked.found.items()}
+    for k, v in found.items():
+        merged.setdefault(k, []).extend(v)
+    return merged, asked.unqueryable | unqueryable
 
 
 def _qbo_names(

@@ -1,12 +1,12 @@
 -- Change capture, round three: a sale's billing email follows its contacts. Idempotent.
 --
 -- A sale is read with billing_email = its customer organisation's billing contact's email, else
--- its contact's (R18). So a change of a contact's email, of who is an organisation's billing
--- contact, or of a contact's organisation changes the billing email of sales that were not
--- themselves written: each such change reports an 'update' of those sales, so the next push
--- sends the new BillEmail (an unchanged one costs no API call). The entry's origin is always
--- 'app', also when the contact was written by the sync's pull: the sale itself was not the
--- sync's write, and QBO's invoice still holds the old address.
+-- its contact's (R18). So a person's change of a contact's email, of who is an organisation's
+-- billing contact, or of a contact's organisation changes the billing email of sales that were
+-- not themselves written: each such change reports an 'update' of those sales, so the next push
+-- sends the new BillEmail (an unchanged one costs no API call). The sync's own write-backs of
+-- contacts (origin 'sync') do not: QBO's bookkeeper changed the customer there, and its invoices
+-- keep the address they were sent with until the nightly reconciliation compares them.
 
 CREATE INDEX IF NOT EXISTS sales_contact_idx ON app.sales (contact_id);
 
@@ -18,7 +18,7 @@ DECLARE
     v_sql text := $q$
         WITH changed AS ({changed})
         INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
-        SELECT 'invoices', 'sales', s.id::text, 'update', 'app'
+        SELECT 'invoices', 'sales', s.id::text, 'update', app.change_origin()
         FROM app.sales s
         WHERE (s.contact_id IN (SELECT id FROM changed)
                OR s.contact_id IN (
@@ -33,7 +33,7 @@ DECLARE
         ORDER BY s.id
     $q$;
 BEGIN
-    IF app.capture_off() THEN
+    IF app.capture_off() OR app.change_origin() = 'sync' THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'UPDATE' THEN
