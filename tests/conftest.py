@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,20 @@ from qbo_pipelines.warehouse import db, migrations, postgres
 
 SESSION_TAG = f"t{uuid.uuid4().hex[:8]}"
 
+
+
+@pytest.fixture(autouse=True)
+def _dagster_defs_state_reset() -> Iterator[None]:
+    """Dagster keeps the "current" definitions-state storage of an instance a test entered in a
+    context variable, holding that instance weakly; once the instance is gone, the next
+    definitions built in this process (``qbo-pipelines`` called in-process) fail with
+    "undefined DagsterInstance weakref", depending on garbage-collection timing. Each test
+    starts as a fresh CLI process does: with none."""
+    yield
+    if "dagster" in sys.modules:
+        from dagster._core.storage.defs_state.base import _current_storage
+
+        _current_storage.set(None)
 
 @pytest.fixture(scope="session")
 def pg_server() -> postgres.PgServer:
