@@ -26,6 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -698,8 +699,7 @@ def _header_and_lines(
     first_key: object,
     chunk: int,
     headers: Callable[[object], list[tuple[Any, str]]],
-    lines_query: sa.TextClause | None,
-    lines: Callable[[sa.TextClause, object, object], dict[str, str]],
+    lines: Callable[[object, object], dict[str, str]] | None,
 ) -> Iterator[tuple[list[tuple[Any, str]], dict[str, str]]]:
     """Row-hash pages as (header rows, lines hash per parent), three queries in flight: while
     the caller compares page n, Postgres hashes page n+1's lines and page n+2's headers on
@@ -715,11 +715,7 @@ def _header_and_lines(
             full = len(rows) >= chunk
             if full:
                 header = pool.submit(headers, rows[-1][0])
-            line_page = (
-                pool.submit(lines, lines_query, after, rows[-1][0])
-                if rows and lines_query is not None
-                else None
-            )
+            line_page = pool.submit(lines, after, rows[-1][0]) if rows and lines else None
             if ready is not None:
                 yield ready[0], ready[1].result() if ready[1] is not None else {}
             ready = (rows, line_page)
@@ -821,22 +817,24 @@ class SourceAppConnector:
             "SELECT x.source_id AS source_id, md5(x::text) AS row_hash FROM (\n"  # noqa: S608
             f"{read_sql}\n) x"
         ).bindparams(sa.bindparam("ids", expanding=True))
-        lines_query = self._q(reader.lines.hash_query) if reader.lines is not None else None
 
         def headers(after: object) -> list[tuple[Any, str]]:
             params = {"after": after, "limit": chunk, "read_all": True, "ids": []}
             with self.engine.connect() as conn:
                 return [(r[0], str(r[1])) for r in conn.execute(header, params)]
 
-        def lines(query: sa.TextClause, after: object, last: object) -> dict[str, str]:
-            with self.engine.connect() as conn:
-                rows = conn.execute(query, {"after": after, "last": last})
-                return {str(p): str(h) for p, h in rows}
-
-        for rows, line_hashes in _header_and_lines(
-            self.first_key, chunk, headers, lines_query, lines
-        ):
+        lines = (
+            partial(self._line_hashes, self._q(reader.lines.hash_query))
+            if reader.lines is not None
+            else None
+        )
+        for rows, line_hashes in _header_and_lines(self.first_key, chunk, headers, lines):
             yield [(_sid(key), row_hash + line_hashes.get(str(key), "")) for key, row_hash in rows]
+
+    def _line_hashes(self, query: sa.TextClause, after: object, last: object) -> dict[str, str]:
+        """Parent id -> one hash of all its lines, for parents in ``(after, last]``."""
+        with self.engine.connect() as conn:
+            return {str(p): str(h) for p, h in conn.execute(query, {"after": after, "last": last})}
 
     def max_seq(self) -> int:
         """The newest change-log sequence number (0 when the log is empty)."""
