@@ -38,7 +38,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -102,7 +102,7 @@ def _window_wait(times: Sequence[float], limit: int, span: float, now: float) ->
 def admission_wait(
     limits: Limits,
     now: float,
-    calls: Sequence[tuple[float, bool]],
+    calls: Iterable[Sequence[Any]],
     paused_until: float,
     batch: bool,
 ) -> float:
@@ -177,8 +177,7 @@ class RateLimiter:
 
     def _wait_time(self, now: float, batch: bool) -> float:
         """Seconds until a request may start (0 when it may start now)."""
-        calls = [(t, b) for t, b in self._recent]
-        return admission_wait(self.limits, now, calls, self._paused_until, batch)
+        return admission_wait(self.limits, now, self._recent, self._paused_until, batch)
 
     def acquire(self, batch: bool = False) -> list[Any]:
         """Block until a request may start, then count it as started; returns its entry for
