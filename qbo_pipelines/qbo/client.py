@@ -339,8 +339,8 @@ class Dispatch:
 Preference = Literal["fewest_calls", "fastest"]
 
 
-def batches_for_fastest(batchable: int, total: int, limits: Limits | None = None) -> int:
-    """How many full batches make ``total`` writes finish soonest (``batchable`` may batch).
+def batch_share(total: int, limits: Limits | None = None) -> float:
+    """The exact number of batches that make ``total`` calls' worth of work finish soonest.
 
     Per minute QBO takes ``batch_per_minute`` batch calls of 30 and ``per_minute`` calls in all,
     so b batches and s singles take ``max(b / 40, (b + s) / 500)`` minutes; with 30 b + s fixed
@@ -348,8 +348,18 @@ def batches_for_fastest(batchable: int, total: int, limits: Limits | None = None
     """
     lim = limits or Limits()
     per_minute = lim.batch_per_minute * BATCH_SIZE + lim.single_per_minute_with_batches
-    wanted = math.ceil(total * lim.batch_per_minute / per_minute)
-    return min(wanted, math.ceil(batchable / BATCH_SIZE))
+    return total * lim.batch_per_minute / per_minute
+
+
+def batches_for_fastest(
+    batchable: int, total: int, limits: Limits | None = None, ahead: float = 0.0
+) -> int:
+    """How many full batches make ``total`` writes finish soonest (``batchable`` may batch):
+    :func:`batch_share` rounded up. ``ahead``: batches earlier plans of the same stream made
+    beyond their exact share (their rounding up), taken off this one, so that over a stream of
+    chunks the rounding does not add up."""
+    wanted = math.ceil(batch_share(total, limits) - ahead - 1e-9)
+    return max(0, min(wanted, math.ceil(batchable / BATCH_SIZE)))
 
 
 def plan_dispatches(
@@ -358,6 +368,7 @@ def plan_dispatches(
     prefer: Preference = "fastest",
     limits: Limits | None = None,
     reserved_singles: int = 0,
+    ahead: float = 0.0,
 ) -> list[Dispatch]:
     """The HTTP calls for ``ops``: pure and deterministic (same ops, same order -> same calls).
 
@@ -371,6 +382,7 @@ def plan_dispatches(
     neither may two dispatches of one plan (they run concurrently, in no set order).
     ``reserved_singles`` counts single calls the caller will make right after these (e.g.
     invoice sends): with fewer singles left for ``ops``, more of them go in batches.
+    ``ahead``: see :func:`batches_for_fastest`.
     """
     if prefer not in ("fewest_calls", "fastest"):
         raise ValueError(f"prefer must be 'fewest_calls' or 'fastest', not {prefer!r}")
@@ -378,7 +390,9 @@ def plan_dispatches(
     if prefer == "fewest_calls":
         n_batches = math.ceil(len(batchable) / BATCH_SIZE)
     else:
-        n_batches = batches_for_fastest(len(batchable), len(ops) + reserved_singles, limits)
+        n_batches = batches_for_fastest(
+            len(batchable), len(ops) + reserved_singles, limits, ahead
+        )
     in_batches = batchable[: n_batches * BATCH_SIZE]
     batches = [
         Dispatch.batch([ops[i] for i in in_batches[start : start + BATCH_SIZE]])

@@ -495,6 +495,7 @@ class _Prepared:
     states: dict[SourceId, RecordState]
     plans: list[Plan]
     names: _Names | QboError | None = None
+    reads: int = 0  # QBO queries made for the names (single calls beside the writes)
 
 
 @dataclass(frozen=True)
@@ -526,7 +527,7 @@ def _push_chunks(
                 _push_chunk(run, spec, ahead.result(), writer, report, sends)
             ahead = prepared
         if ahead is not None:
-            _push_chunk(run, spec, ahead.result(), writer, report, sends)
+            _push_chunk(run, spec, ahead.result(), writer, report, sends, last=True)
 
 
 def _prepare(run: PushRun, spec: PushSpec, chunk: Sequence[Record]) -> _Prepared:
@@ -545,6 +546,7 @@ def _prepare(run: PushRun, spec: PushSpec, chunk: Sequence[Record]) -> _Prepared
         owned = records.name_owners(run.engine, run.realm_id, naming.values())
         names = sorted(n for n, key in naming.items() if key not in owned)
         if names:
+            prepared.reads = len(QBO_NAME_TYPES[space]) * -(-len(names) // 100)
             try:
                 found, unqueryable = _qbo_names(run.client, space, names)
                 prepared.names = _Names(frozenset(names), found, unqueryable)
@@ -564,7 +566,12 @@ def _push_chunk(
     writer: Writer,
     report: Report,
     sends: _Sends,
+    *,
+    last: bool = False,
 ) -> None:
+    """One chunk: held, skipped and matched records recorded, then the writes (with the
+    previous chunk's sends alongside). The last chunk's own sends follow its writes with no
+    chunk to ride with, so its split between batches and single calls leaves them room."""
     entity = spec.entity
     states, plans = prepared.states, prepared.plans
     if spec.name_space is not None:
@@ -654,7 +661,16 @@ def _push_chunk(
     # loaded are current.
     intents = [i for p in plans if (i := _intent(run, spec, p, states.get(p.source_id)))]
     # The previous chunk's sends run alongside these writes (single calls next to batches).
-    writer.write(intents, states, extra=sends.take(), on_extra=sends.answered)
+    emailed = {p.source_id for p in plans if p.send and p.send_to}
+    follow = sum(1 for i in intents if i.source_id in emailed) if last else 0
+    # The next chunk's name queries run while these writes do, about as many as this chunk's.
+    writer.write(
+        intents,
+        states,
+        extra=sends.take(),
+        on_extra=sends.answered,
+        follow=follow + (0 if last else prepared.reads),
+    )
     sends.record()
     sends.add([p for p in plans if p.send])
 

@@ -35,6 +35,7 @@ from qbo_pipelines.qbo.client import (
     Dispatch,
     Preference,
     QboClient,
+    batch_share,
     derive_request_id,
     plan_dispatches,
 )
@@ -273,6 +274,7 @@ class Writer:
         source_now: SourceNow | None = None,
     ) -> None:
         self.prefer: Preference = prefer
+        self._ahead = 0.0  # batches made beyond the exact share so far (see _split)
         self.source_now = source_now
         self.replayed: set[SourceId] = set()
         self.engine = engine
@@ -318,24 +320,21 @@ class Writer:
         *,
         extra: Sequence[Dispatch] = (),
         on_extra: Callable[[Dispatch, list[BatchResult]], None] | None = None,
+        follow: int = 0,
     ) -> None:
         """Store every intent and its call first, then send the calls concurrently within the
         company's budget (:meth:`QboClient.execute`) and record each answer as it comes.
 
         ``extra`` calls (e.g. invoice sends of records written earlier) run in the same stream,
         interleaved, their answers handed to ``on_extra``; the split between batches and single
-        calls leaves them their share of the budget.
+        calls leaves them their share of the budget, and that of ``follow`` single calls the
+        caller makes beside these or right after (e.g. the next chunk's name queries, the
+        sends of these very records).
         """
         if not intents and not extra:
             return
         by_key = {i.source_id: i for i in intents}
-        dispatches = (
-            plan_dispatches(
-                [i.batch_op() for i in intents], prefer=self.prefer, reserved_singles=len(extra)
-            )
-            if intents
-            else []
-        )
+        dispatches = self._split(intents, len(extra) + follow)
         groups = {
             d.request_id: [by_key[SourceId(op.key or "")] for op in d.ops] for d in dispatches
         }
@@ -343,6 +342,25 @@ class Writer:
         self._run(_interleave(dispatches, extra), groups, stored, on_extra)
 
     # ------------------------------------------------------------------ steps
+
+    def _split(self, intents: Sequence[Intent], reserved: int) -> list[Dispatch]:
+        """The calls for ``intents``, ``reserved`` single calls running beside them. Each
+        chunk's batches are its exact share rounded up; what the rounding added is carried into
+        the next chunk's share, so that a long push makes the fewest batches the bound wants
+        rather than one more per chunk."""
+        if not intents:
+            return []
+        dispatches = plan_dispatches(
+            [i.batch_op() for i in intents],
+            prefer=self.prefer,
+            reserved_singles=reserved,
+            ahead=self._ahead,
+        )
+        if self.prefer == "fastest":
+            made = sum(1 for d in dispatches if not d.single)
+            share = batch_share(len(intents) + reserved)
+            self._ahead = min(max(self._ahead + made - share, -1.0), 1.0)
+        return dispatches
 
     def _store(
         self,

@@ -15,7 +15,7 @@ from pushbed import PushBed
 from qbo_pipelines import entities
 from qbo_pipelines.demo import setup
 from qbo_pipelines.qbo.client import QboClient
-from qbo_pipelines.sync import pipeline
+from qbo_pipelines.sync import pipeline, push
 
 
 def _rows(engine: sa.Engine, sql: str, **params: object) -> list[Any]:
@@ -467,6 +467,46 @@ def test_R18_send_invoice_emails_the_billing_email_or_only_copies(push_bed: Push
     again = pipeline.push_all(push_bed.env, push_bed.realm, run_id="send-again")
     assert again.totals()["sent"] == 0
     assert len(push_bed.sandbox.control.emails(push_bed.realm)) == 1
+
+
+def test_R41_the_last_chunks_sends_leave_its_creates_in_batches(push_bed: PushBed) -> None:
+    """The sends of the last chunk (here the only one) follow its creates as single calls with
+    no later chunk to ride with: the creates go in as many batches as QBO's combined bound
+    wants with those sends counted, here every one of them (fewest calls, no single create)."""
+    bed = push_bed
+    _rows(bed.env.source, "UPDATE app.contacts SET email = 'pay' || id || '@example.com'")
+    _rows(bed.env.source, "UPDATE app.sales SET send_requested = true")
+    # 31 to 41 invoices: alone they would split into one batch and single creates
+    _rows(bed.env.source, "DELETE FROM app.sales WHERE id > (SELECT min(id) + 36 FROM app.sales)")
+    for entity in ("customers", "items"):
+        pipeline.push(bed.env, bed.realm, entity, run_id="first")
+    bed.sandbox.control.reset_requests()
+    report = pipeline.push(bed.env, bed.realm, "invoices", run_id="invoices").as_metadata()
+    calls = bed.sandbox.control.request_counts(bed.realm)
+    written, sent = report["created"], report["sent"] + report["send_failed"]
+    assert 30 < written <= 41, report
+    assert sent >= written // 2, report
+    assert calls.get("batch") == -(-written // 30), calls
+    assert not [k for k in calls if k.startswith("create:")], calls
+    assert sum(n for k, n in calls.items() if k.startswith("send:")) == sent
+
+
+def test_R41_a_push_of_many_chunks_rounds_its_batches_once_not_per_chunk(
+    push_bed: PushBed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk's share of batch calls is a fraction; rounded up in every chunk, a long push
+    would make one batch more per chunk than QBO's bound wants (at 100k sales, 362 batches of
+    customers where 326 finish soonest). What a chunk's rounding adds is taken off the next."""
+    monkeypatch.setattr(push, "CHUNK", 5)
+    bed = push_bed
+    bed.sandbox.control.reset_requests()
+    report = pipeline.push(bed.env, bed.realm, "customers", run_id="chunks").as_metadata()
+    calls = bed.sandbox.control.request_counts(bed.realm)
+    chunks = -(-(report["created"] + report["held_back"] + report["matched"]) // 5)
+    assert chunks >= 4, report
+    assert report["failed"] == 0, report
+    assert 1 <= calls["batch"] <= 2, calls  # one per chunk before
+    assert len(_id_map(bed, "customers")) == report["created"] + report["matched"]
 
 
 def _plain_invoice(bed: PushBed) -> tuple[str, str]:
