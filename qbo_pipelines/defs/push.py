@@ -71,6 +71,7 @@ RAW_SOURCE_SCHEMA = table_schema(
     ("deleted", "boolean", "Hard-deleted in the source (flagged, never removed)."),
     ("deleted_at", "timestamptz", "When the delete was seen."),
     ("first_seen_at", "timestamptz", "When the warehouse first stored it."),
+    ("row_hash", "text", "Hash of the source row a full read took (NULL for other reads)."),
     *LOADED_COLUMNS,
 )
 STAGING_SCHEMA = table_schema(
@@ -107,7 +108,9 @@ def _raw_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
             "\n\nLoad semantics: merge by source_id (canonical JSON + content hash); records "
             "hard-deleted in the source are flagged deleted, never removed. Incremental: the "
             "records changed since the company's push cursor (source change log), plus those "
-            "held back or failed before; every record on the first run or with mode=full."
+            "held back or failed before. On the first run or with mode=full every record is "
+            "looked at: Postgres hashes each source row and only records whose row moved since "
+            "they were last in step are copied (the rest are counted as unchanged)."
         ),
     )
     def _asset(
@@ -128,7 +131,12 @@ def _raw_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
                 source_ids=config.source_ids or None,
             )
         return dg.MaterializeResult(
-            metadata={"read": report.read, "deleted": report.deleted, "full": report.full}
+            metadata={
+                "read": report.read,
+                "unchanged": report.unchanged,
+                "deleted": report.deleted,
+                "full": report.full,
+            }
         )
 
     return _asset

@@ -19,7 +19,15 @@ from qbo_pipelines.sync import context as push_context
 from qbo_pipelines.sync import staged
 from qbo_pipelines.sync.engine import records
 from qbo_pipelines.sync.env import SyncEnv
-from qbo_pipelines.sync.push import CHUNK, Mode, PushReport, PushRun, candidates, push_entity
+from qbo_pipelines.sync.push import (
+    CHUNK,
+    ROW_HASH_PAGE,
+    Mode,
+    PushReport,
+    PushRun,
+    candidates,
+    push_entity,
+)
 from qbo_pipelines.sync.specs import SPECS
 from qbo_pipelines.warehouse import loaders
 
@@ -129,12 +137,14 @@ def push_all(
 
 @dataclass(frozen=True)
 class ExtractReport:
-    """What ``raw/source/<entity>`` read: records merged into raw_source, deletes found."""
+    """What ``raw/source/<entity>`` read: records merged into raw_source, deletes found, and
+    on a full read the records left out as in step (their source row unchanged)."""
 
     entity: str
     read: int
     deleted: int
     full: bool
+    unchanged: int = 0
 
 
 def extract(
@@ -161,11 +171,24 @@ def extract(
     # taken for a delete.
     known = records.source_ids(env.warehouse, realm_id, entity) if full else set()
     requested = set(todo.wanted or ()) if source_ids is not None else set()
-    read = 0
+    read = unchanged = 0
     seen: set[SourceId] = set()
     with env.warehouse.begin() as conn:
-        for chunk in env.connector.iter_entity(entity, todo.wanted):
-            if full or requested:
+        if full:
+            # Postgres hashes every source row; only records whose row moved since they were
+            # last in step are read (the others are counted, and seen for the deletes).
+            for page in env.connector.iter_row_hashes(entity, ROW_HASH_PAGE):
+                hashes = dict(page)
+                seen.update(hashes)
+                steady = records.in_step(env.warehouse, realm_id, entity, hashes)
+                unchanged += len(steady)
+                moved = [s for s in hashes if s not in steady]
+                for chunk in env.connector.iter_entity(entity, moved) if moved else ():
+                    read += loaders.load_raw_source(
+                        conn, entity, chunk, run_id, realm_id=realm_id, row_hashes=hashes
+                    )
+        for chunk in () if full else env.connector.iter_entity(entity, todo.wanted):
+            if requested:
                 seen.update(SourceId(r.source_id) for r in chunk)
             read += loaders.load_raw_source(conn, entity, chunk, run_id, realm_id=realm_id)
         gone = set(todo.deleted) | (known - seen) | (requested - seen)
@@ -183,8 +206,9 @@ def extract(
                 targeted=source_ids is not None,
                 deleted=gone,
                 extracted=read,
+                unchanged=unchanged,
             )
-    return ExtractReport(entity, read, len(gone), full)
+    return ExtractReport(entity, read, len(gone), full, unchanged)
 
 
 @dataclass(frozen=True)
@@ -227,9 +251,11 @@ def stage(
     checked = entity in gx_suites.ENTITIES
     for page in staged.iter_raw(env.warehouse, realm, entity, run_id, CHUNK):
         with env.warehouse.begin() as conn:
-            count += loaders.load_staging(conn, entity, page, run_id, realm_id=realm)
+            count += loaders.load_staging(
+                conn, entity, page.records, run_id, realm_id=realm, stored=page.stored
+            )
         if checked:
-            for record in page:
+            for record in page.records:
                 found = rules.check(record)
                 if found:
                     failing[str(record.source_id)] = found

@@ -52,6 +52,7 @@ from qbo_pipelines.sync.engine.writes import (
     retry_delay,
 )
 from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, BuildResult, PushContext
+from qbo_pipelines.warehouse import bulk
 
 log = logging.getLogger(__name__)
 
@@ -456,6 +457,7 @@ def _push_snapshot(
     (fewer rows than it staged) leaves the position where it is: the next run covers the
     window again, so nothing is skipped (re-planning unchanged records costs no QBO call)."""
     rows = 0
+    report.counts["unchanged"] += snapshot.unchanged  # left out by the extract as in step
 
     def pages() -> Iterator[Sequence[Record]]:
         nonlocal rows
@@ -467,6 +469,16 @@ def _push_snapshot(
 
     _push_chunks(run, spec, pages(), writer, report, sends)
     _finish(run, spec, snapshot.deleted, writer, report, sends)
+    if snapshot.full:
+        # the records now in step keep the row hash their read took: the next full extract
+        # leaves them alone while their source row stays as it is
+        records.set_row_hashes_read(
+            run.engine,
+            run.realm_id,
+            spec.entity.name,
+            snapshot.run_id,
+            bulk.qualified(f"raw_source.{spec.entity.name}"),
+        )
     intact = rows == snapshot.staged == snapshot.extracted
     if not intact:
         log.warning(

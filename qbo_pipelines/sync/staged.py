@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,6 +25,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar, cast
 
+import orjson
 import sqlalchemy as sa
 
 from qbo_pipelines import entities as catalogue
@@ -202,6 +205,7 @@ class Snapshot:
         deleted: source ids the extract found deleted.
         extracted: records copied into ``raw_source``.
         staged: records staged from them (None: not staged yet).
+        unchanged: on a full read, records left out as in step (source row unchanged).
     """
 
     run_id: str
@@ -214,6 +218,7 @@ class Snapshot:
     deleted: frozenset[SourceId]
     extracted: int
     staged: int | None
+    unchanged: int = 0
 
 
 def record_extract(
@@ -228,18 +233,20 @@ def record_extract(
     targeted: bool,
     deleted: Iterable[str],
     extracted: int,
+    unchanged: int = 0,
 ) -> None:
     """Record what the extract read, in its transaction (a re-extract by the same run replaces
     the row and must be staged again)."""
     conn.execute(
         sa.text(
             "INSERT INTO sync.run_windows (run_id, realm_id, entity, feed_lo, feed_hi,"
-            " full_read, targeted, deleted_ids, extracted, extracted_at)"
-            " VALUES (:run, :r, :e, :lo, :hi, :full, :targeted, :deleted, :n, now())"
+            " full_read, targeted, deleted_ids, extracted, unchanged, extracted_at)"
+            " VALUES (:run, :r, :e, :lo, :hi, :full, :targeted, :deleted, :n, :same, now())"
             " ON CONFLICT (run_id, realm_id, entity) DO UPDATE SET feed_lo = EXCLUDED.feed_lo,"
             " feed_hi = EXCLUDED.feed_hi, full_read = EXCLUDED.full_read,"
             " targeted = EXCLUDED.targeted, deleted_ids = EXCLUDED.deleted_ids,"
-            " extracted = EXCLUDED.extracted, extracted_at = now(), staged = NULL,"
+            " extracted = EXCLUDED.extracted, unchanged = EXCLUDED.unchanged,"
+            " extracted_at = now(), staged = NULL,"
             " staged_at = NULL, pushed_at = NULL"
         ),
         {
@@ -252,6 +259,7 @@ def record_extract(
             "targeted": targeted,
             "deleted": sorted({str(d) for d in deleted}),
             "n": extracted,
+            "same": unchanged,
         },
     )
 
@@ -294,7 +302,7 @@ def find(engine: sa.Engine, realm_id: str, entity: str, run_ids: Sequence[str]) 
             for row in conn.execute(
                 sa.text(
                     "SELECT run_id, feed_lo, feed_hi, full_read, targeted, deleted_ids,"
-                    " extracted, staged FROM sync.run_windows"
+                    " extracted, staged, unchanged FROM sync.run_windows"
                     " WHERE realm_id = :r AND entity = :e AND run_id = ANY(:runs)"
                 ),
                 {"r": realm_id, "e": entity, "runs": wanted},
@@ -320,6 +328,7 @@ def find(engine: sa.Engine, realm_id: str, entity: str, run_ids: Sequence[str]) 
             deleted=frozenset(SourceId(str(s)) for s in row.deleted_ids),
             extracted=int(row.extracted),
             staged=int(row.staged),
+            unchanged=int(row.unchanged),
         )
     raise NoSnapshotError(
         f"run {wanted[0] if wanted else '?'} has no snapshot of {entity} for company "
@@ -341,14 +350,23 @@ def extracted_realms(engine: sa.Engine, entity: str, run_id: str) -> list[str]:
         return [str(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class RawPage:
+    """One keyset page of a run's ``raw_source`` rows: the records decoded, and each one's
+    stored JSON text and content hash by source id (staged as they are, not rendered again)."""
+
+    records: list[Any]
+    stored: dict[str, tuple[str, str]]
+
+
 def iter_raw(
     engine: sa.Engine, realm_id: str, entity: str, run_id: str, chunk: int
-) -> Iterator[list[Any]]:
+) -> Iterator[RawPage]:
     """The records ``run_id`` extracted (``raw_source``, not deleted), decoded, in keyset pages
     of ``chunk`` (one short read per page)."""
     table = bulk.qualified(f"raw_source.{entity}")
     sql = sa.text(
-        f"SELECT source_id, data FROM {table}"  # noqa: S608 - catalogue table
+        f"SELECT source_id, data::text, content_hash FROM {table}"  # noqa: S608 - catalogue table
         " WHERE realm_id = :r AND run_id = :run AND NOT deleted AND source_id > :after"
         " ORDER BY source_id LIMIT :n"
     )
@@ -360,10 +378,27 @@ def iter_raw(
             ).all()
         if not rows:
             return
-        yield [decode_entity(entity, cast(Mapping[str, Any], data)) for _sid, data in rows]
+        yield RawPage(
+            [decode_entity(entity, _json_loads(str(text))) for _sid, text, _h in rows],
+            {str(sid): (str(text), str(h)) for sid, text, h in rows},
+        )
         if len(rows) < chunk:
             return
         after = str(rows[-1][0])
+
+
+def _json_loads(text: str) -> Any:
+    """JSON text through orjson, through ``json.loads`` where orjson would read it otherwise
+    (an integer of 19 digits or more, which orjson reads as a float or refuses)."""
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 @dataclass(frozen=True)
@@ -424,6 +459,7 @@ __all__ = [
     "decode_entity",
     "extracted_realms",
     "find",
+    "RawPage",
     "iter_raw",
     "iter_staged",
     "record_extract",

@@ -12,14 +12,13 @@ the company (``realm_id``) and the record's id. Entity names are the catalogue's
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from qbo_pipelines.canonical import SOURCE_ENTITIES, as_json
+from qbo_pipelines.canonical import SOURCE_ENTITIES, SourceId, json_text
 from qbo_pipelines.quality import constraints
 from qbo_pipelines.warehouse import bulk
 
@@ -31,17 +30,20 @@ def _check_entity(entity: str) -> None:
         raise ValueError(f"unknown source entity {entity!r}; expected one of {SOURCE_ENTITIES}")
 
 
-def _source_rows(records: Iterable[Any], extra: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    return [
-        (
-            str(r.source_id),
-            json.dumps(as_json(r), ensure_ascii=False),
-            r.content_hash(),
-            r.updated_at,
-            *extra,
-        )
-        for r in records
-    ]
+def _source_rows(
+    records: Iterable[Any],
+    extra: tuple[Any, ...],
+    stored: Mapping[str, tuple[str, str]] | None = None,
+) -> list[tuple[Any, ...]]:
+    """(source id, JSON text, content hash, updated_at, *extra) per record; ``stored``: the
+    JSON text and hash already rendered for a source id (a record read back from the
+    warehouse), used as they are."""
+    out = []
+    for r in records:
+        sid = str(r.source_id)
+        text, digest = (stored.get(sid) if stored else None) or (json_text(r), r.content_hash())
+        out.append((sid, text, digest, r.updated_at, *extra))
+    return out
 
 
 def load_raw_source(
@@ -51,6 +53,7 @@ def load_raw_source(
     run_id: str | None = None,
     *,
     realm_id: str,
+    row_hashes: Mapping[SourceId, str] | None = None,
 ) -> int:
     """Merge canonical records into ``raw_source.<entity>`` (clears ``deleted``); bulk.
 
@@ -60,13 +63,18 @@ def load_raw_source(
         records: canonical records with ``source_id``, ``updated_at`` and ``content_hash()``.
         run_id: the Dagster run id.
         realm_id: the company whose push reads them (part of the key).
+        row_hashes: source id -> the source row hash taken before the read (full reads).
 
     Returns:
         rows written.
     """
     _check_entity(entity)
     now = datetime.now(UTC)
-    rows = [(realm_id, *row) for row in _source_rows(records, (False, None, now, run_id))]
+    hashes = row_hashes or {}
+    rows = [
+        (realm_id, *row, hashes.get(SourceId(row[0])))
+        for row in _source_rows(records, (False, None, now, run_id))
+    ]
     cols = (
         "realm_id",
         "source_id",
@@ -77,6 +85,7 @@ def load_raw_source(
         "deleted_at",
         "loaded_at",
         "run_id",
+        "row_hash",
     )
     return bulk.upsert_rows(conn, f"raw_source.{entity}", cols, rows, key=_KEY)
 
@@ -123,21 +132,27 @@ def load_staging(
     replace: bool = False,
     *,
     realm_id: str,
+    stored: Mapping[str, tuple[str, str]] | None = None,
 ) -> int:
     """Merge one company's canonical records into ``staging.<entity>``, with the typed columns
-    of the entity's constraint table; with ``replace`` empty the company's rows first."""
+    of the entity's constraint table; with ``replace`` empty the company's rows first.
+    ``stored``: source id -> the record's JSON text and content hash as ``raw_source`` holds
+    them (the stage copies them instead of rendering the record again)."""
     _check_entity(entity)
     table = bulk.qualified(f"staging.{entity}")
     if replace:
         conn.execute(sa.text(f"DELETE FROM {table} WHERE realm_id = :realm"), {"realm": realm_id})
     typed = constraints.TABLES.get(entity)
     now = datetime.now(UTC)
-    rows = []
-    for r in records:
-        row: tuple[Any, ...] = (realm_id, *_source_rows([r], (now, run_id))[0])
-        if typed is not None:
-            row += constraints.staged_values(typed, r)[1:]  # source_id is already there
-        rows.append(row)
+    records = list(records)
+    rows: list[tuple[Any, ...]] = [
+        (realm_id, *row) for row in _source_rows(records, (now, run_id), stored)
+    ]
+    if typed is not None:  # source_id is already there
+        rows = [
+            (*row, *constraints.staged_values(typed, r)[1:])
+            for row, r in zip(rows, records, strict=True)
+        ]
     cols = (
         "realm_id",
         "source_id",
@@ -166,7 +181,7 @@ def load_qbo_staging(
         row: tuple[Any, ...] = (
             str(r.realm_id),
             qbo_id,
-            json.dumps(as_json(r), ensure_ascii=False),
+            json_text(r),
             r.content_hash(),
             r.updated_at,
             now,

@@ -11,17 +11,33 @@ from pushbed import PushBed
 from test_push_assets import _resources
 
 from qbo_pipelines import entities as catalogue
+from qbo_pipelines.defs import runner
 from qbo_pipelines.defs.push import PUSH_ASSETS, companies, push_job
 from qbo_pipelines.sync.engine import feed
 
 TOO_LONG_PHONE = "+1 555 0100 extension 1234567890"  # QBO keeps 30 characters
 
 
-def _run_push_job(bed: PushBed, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def _run_push_job(
+    bed: PushBed, instance: dg.DagsterInstance, mode: str = "incremental"
+) -> dg.ExecuteInProcessResult:
     defs = dg.Definitions(assets=PUSH_ASSETS, jobs=[push_job], resources=_resources(bed))
     instance.add_dynamic_partitions(companies.name, [bed.realm])
     job = defs.resolve_job_def("push_job")
-    return job.execute_in_process(partition_key=bed.realm, instance=instance)
+    return job.execute_in_process(
+        partition_key=bed.realm, instance=instance, run_config=runner.push_run_config(mode)
+    )
+
+
+def _extracts(result: dg.ExecuteInProcessResult) -> dict[str, tuple[int, int]]:
+    """raw/source/<entity> -> (records read, records left out as in step)."""
+    out: dict[str, tuple[int, int]] = {}
+    for event in result.get_asset_materialization_events():
+        key = event.asset_key.path
+        if key[:2] == ["raw", "source"]:
+            meta = event.materialization.metadata
+            out[key[2]] = (int(meta["read"].value), int(meta["unchanged"].value))  # type: ignore[arg-type]
+    return out
 
 
 def _rows(bed: PushBed, text: str, **params: object) -> list[Any]:
@@ -139,3 +155,73 @@ def test_R40_pushed_writes_the_staged_snapshot_and_holds_what_the_suite_failed(
     assert state.status == "synced"
     fixed = {c["Id"]: c for c in bed.sandbox.control.entities(bed.realm, "Customer")}
     assert fixed[state.qbo_id]["PrimaryPhone"]["FreeFormNumber"] == "+1 555 0100"
+
+
+def test_R33_a_full_push_job_reads_only_the_records_whose_source_row_moved(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """mode=full looks at every record, but Postgres hashes the source rows and only records
+    whose row moved since they were last in step are read, staged and planned; a row changed
+    A -> B -> A is planned again, never taken for "unchanged since A"."""
+    bed = push_bed
+    assert _run_push_job(bed, dagster_instance).success  # the first run reads everything
+    synced = {
+        str(e): int(n)
+        for e, n in _rows(
+            bed,
+            "SELECT entity, count(*) FROM sync.record_state WHERE realm_id = :r"
+            " AND status = 'synced' GROUP BY entity",
+            r=bed.realm,
+        )
+    }
+    assert synced["customers"] > 10
+    assert synced["invoices"] > 10
+    calls = bed.write_calls()
+
+    quiet = _run_push_job(bed, dagster_instance, "full")
+    assert quiet.success
+    extracts = _extracts(quiet)
+    others = {  # held back or skipped: planned again on every full run
+        str(e): int(n)
+        for e, n in _rows(
+            bed,
+            "SELECT entity, count(*) FROM sync.record_state WHERE realm_id = :r"
+            " AND status <> 'synced' GROUP BY entity",
+            r=bed.realm,
+        )
+    }
+    for entity, (read, unchanged) in extracts.items():
+        assert (read, unchanged) == (others.get(entity, 0), synced.get(entity, 0)), entity
+    assert bed.write_calls() == calls
+
+    (contact,) = _rows(
+        bed,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'customers' AND status = 'synced' ORDER BY source_id LIMIT 1",
+        r=bed.realm,
+    )
+    set_phone = "UPDATE app.contacts SET phone = :p WHERE id = :i"
+
+    def phone_in_qbo() -> str | None:
+        found = {c["Id"]: c for c in bed.sandbox.control.entities(bed.realm, "Customer")}
+        return (found[contact.qbo_id].get("PrimaryPhone") or {}).get("FreeFormNumber")
+
+    bed.sql(bed.env.source, set_phone, p="+1 555 0101", i=int(contact.source_id))
+    edited = _run_push_job(bed, dagster_instance, "full")
+    assert edited.success
+    assert _extracts(edited)["customers"] == (
+        others["customers"] + 1,
+        synced["customers"] - 1,
+    )
+    assert phone_in_qbo() == "+1 555 0101"
+
+    # B pushed by an incremental run, then the row set back to A: a full run writes A again.
+    bed.sql(bed.env.source, set_phone, p="+1 555 0202", i=int(contact.source_id))
+    assert _run_push_job(bed, dagster_instance).success
+    assert phone_in_qbo() == "+1 555 0202"
+    bed.sql(bed.env.source, set_phone, p="+1 555 0101", i=int(contact.source_id))
+    bed.sql(bed.env.warehouse, "DELETE FROM sync.cursors WHERE realm_id = :r", r=bed.realm)
+    back = _run_push_job(bed, dagster_instance, "full")
+    assert back.success
+    assert _extracts(back)["customers"][0] == others["customers"] + 1
+    assert phone_in_qbo() == "+1 555 0101"

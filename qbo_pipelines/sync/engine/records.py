@@ -145,15 +145,16 @@ def source_ids(bind: Bind, realm_id: str, entity: str) -> set[SourceId]:
 def in_step(
     bind: Bind, realm_id: str, entity: str, hashes: Mapping[SourceId, str]
 ) -> set[SourceId]:
-    """The records among ``hashes`` (source id -> row hash) that are synced and whose source row
-    is unchanged since: a full re-plan leaves them alone."""
+    """The records among ``hashes`` (source id -> row hash) that are synced (no write waiting,
+    live in QBO) and whose source row is unchanged since: a full re-plan leaves them alone."""
     if not hashes:
         return set()
     ids = sorted(hashes)
     sql = sa.text(
         "SELECT source_id, source_row_hash FROM sync.record_state WHERE realm_id = :r"
         " AND entity = :e AND source_id = ANY(:ids) AND status = 'synced'"
-        " AND source_row_hash IS NOT NULL"
+        " AND source_row_hash IS NOT NULL AND intent IS NULL AND qbo_id IS NOT NULL"
+        " AND NOT deleted_in_qbo"
     )
     with _conn(bind) as conn:
         rows = conn.execute(sql, {"r": realm_id, "e": entity, "ids": ids}).all()
@@ -174,6 +175,24 @@ def set_row_hashes(bind: Bind, realm_id: str, entity: str, hashes: Mapping[Sourc
                 " AND s.status = 'synced' AND s.source_row_hash IS DISTINCT FROM x.h"
             ),
             {"r": realm_id, "e": entity, "ids": ids, "hs": [hashes[i] for i in ids]},
+        )
+
+
+def set_row_hashes_read(
+    bind: Bind, realm_id: str, entity: str, run_id: str, raw_table: str
+) -> None:
+    """Remember, for the records ``run_id`` read into ``raw_table`` (``raw_source.<entity>``)
+    that are now in step (status synced), the source row hash the read took: one statement."""
+    with _begin(bind) as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE sync.record_state s SET source_row_hash = x.row_hash"  # noqa: S608
+                f" FROM {raw_table} x WHERE x.realm_id = :r AND x.run_id = :run"
+                " AND NOT x.deleted AND x.row_hash IS NOT NULL AND s.realm_id = x.realm_id"
+                " AND s.entity = :e AND s.source_id = x.source_id AND s.status = 'synced'"
+                " AND s.source_row_hash IS DISTINCT FROM x.row_hash"
+            ),
+            {"r": realm_id, "e": entity, "run": run_id},
         )
 
 
@@ -213,13 +232,17 @@ def mapped_qbo_ids(
 
 def save(conn: sa.Connection, rows: Sequence[RecordState], run_id: str | None) -> None:
     """Insert or replace state rows by (company, entity, source id), in the caller's
-    transaction."""
+    transaction. A row whose source hash moves forgets its source row hash (the row it was
+    taken from is no longer the one in step: a row changed A -> B -> A must be planned again
+    by a full re-plan, not left alone as "unchanged since A")."""
     if not rows:
         return
     cols = ", ".join(_COLUMNS)
     values = ", ".join(f"CAST(:{c} AS jsonb)" if c in _JSON else f":{c}" for c in _COLUMNS)
     updates = ", ".join(
-        f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c not in {"realm_id", "entity", "source_id"}
+        _ROW_HASH_UPDATE if c == "source_row_hash" else f"{c} = EXCLUDED.{c}"
+        for c in _COLUMNS
+        if c not in {"realm_id", "entity", "source_id"}
     )
     sql = sa.text(
         f"INSERT INTO sync.record_state ({cols}, last_run_id, updated_at)"  # noqa: S608
@@ -228,6 +251,12 @@ def save(conn: sa.Connection, rows: Sequence[RecordState], run_id: str | None) -
         f" DO UPDATE SET {updates}, last_run_id = EXCLUDED.last_run_id, updated_at = now()"
     )
     conn.execute(sql, [_params(r, run_id) for r in rows])
+
+
+_ROW_HASH_UPDATE = (
+    "source_row_hash = CASE WHEN EXCLUDED.source_hash IS DISTINCT FROM"
+    " sync.record_state.source_hash THEN NULL ELSE EXCLUDED.source_row_hash END"
+)
 
 
 def _params(row: RecordState, run_id: str | None) -> dict[str, Any]:

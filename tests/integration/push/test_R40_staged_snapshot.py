@@ -192,7 +192,9 @@ def test_decode_round_trips_every_demo_record_through_postgres(
         originals = {str(r.source_id): r for chunk in reader.iter_entity(entity) for r in chunk}
         with warehouse.begin() as conn:
             loaders.load_raw_source(conn, entity, originals.values(), "rt", realm_id="9")
-        back = [r for page in staged.iter_raw(warehouse, "9", entity, "rt", 7) for r in page]
+        back = [
+            r for page in staged.iter_raw(warehouse, "9", entity, "rt", 7) for r in page.records
+        ]
         assert sorted(str(r.source_id) for r in back) == sorted(originals)
         for record in back:
             original = originals[str(record.source_id)]

@@ -640,3 +640,32 @@ def test_R25_records_the_sync_neither_created_nor_matched_are_never_altered(
             assert after[kind][qbo_id]["SyncToken"] == record["SyncToken"], (kind, record)
             untouched += 1
     assert untouched > 10
+
+
+def test_R33_a_record_written_again_forgets_the_source_row_it_was_in_step_with(
+    pushed: PushBed,
+) -> None:
+    """A full re-plan leaves alone a record whose source row hash is the one stored when it
+    was last in step. A write of another version of the record (here by an incremental run)
+    makes that stored row stale: it is forgotten, so a later full run plans the record again
+    even if the row comes back to exactly what it was (an adapted read query need not carry
+    an updated_at that moves)."""
+    bed = pushed
+    pipeline.push(bed.env, bed.realm, "customers", run_id="full", mode="full")
+    state = (
+        "SELECT source_row_hash FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'customers' AND source_id = :s"
+    )
+    sid = next(iter(_id_map(bed, "customers")))
+    (before,) = _rows(bed.env.warehouse, state, r=bed.realm, s=sid)
+    assert before[0] is not None
+    _rows(bed.env.source, "UPDATE app.contacts SET phone = '+1 555 0199' WHERE id = :i", i=int(sid))
+    report = pipeline.push(bed.env, bed.realm, "customers", run_id="edit")
+    assert report.counts["updated"] == 1
+    (after,) = _rows(bed.env.warehouse, state, r=bed.realm, s=sid)
+    assert after[0] is None
+    again = pipeline.push(bed.env, bed.realm, "customers", run_id="full-again", mode="full")
+    assert again.counts["updated"] == 0
+    (steady,) = _rows(bed.env.warehouse, state, r=bed.realm, s=sid)
+    assert steady[0] is not None
+    assert steady[0] != before[0]
