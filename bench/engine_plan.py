@@ -17,7 +17,10 @@ sales plan as creates instead of being held for a missing mapping or reference. 
 3. **full re-plan against the stored base**: every contact, item and sale given a synced
    ``sync.record_state`` row first (the steady state), each record read, hashed and compared;
 4. **the row-hash pre-filter** (what a full re-plan does): Postgres hashes each record's read
-   row, compared with the hash stored at the last sync.
+   row, compared with the hash stored at the last sync;
+5. **the push job's extract and stage** (``raw/source/*``, ``staged/qbo/*`` with their Great
+   Expectations suites), on the first run (every record read into raw_source and staged) and
+   with mode=full when nothing changed (only row hashes read).
 
 The machine may be shared: CPU seconds of this process are printed beside wall seconds (the
 CPU figure is what the stages cost; the wall figure also holds waiting on Postgres and on other
@@ -39,12 +42,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from qbo_pipelines.canonical import QboId, RealmId, SourceId, content_hash
+from qbo_pipelines.qbo.secret import Secret
 from qbo_pipelines.quality.rules import check
 from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.source_app.demo import seed
 from qbo_pipelines.sync import context as push_context
+from qbo_pipelines.sync import pipeline
 from qbo_pipelines.sync.engine import records
 from qbo_pipelines.sync.engine.records import RecordState
+from qbo_pipelines.sync.env import QboApp, SyncEnv
 from qbo_pipelines.sync.push import plan_record
 from qbo_pipelines.sync.specs import SPECS
 from qbo_pipelines.transforms.to_qbo import PushContext
@@ -105,12 +111,17 @@ def main() -> None:
         _stages(reader, ctx, args.chunk)
         print("initial (every record read, hashed, checked, built and planned as a create)")
         _plan_all(warehouse, reader, ctx, args.chunk, initial=True)
+        env = SyncEnv(warehouse, source, QboApp("bench", Secret("-"), _NO_QBO, _NO_QBO))
+        print("the push job's extract and stage, first run (every record read and staged)")
+        _job_steps(env, "first")
         _synced(warehouse, reader, ctx)
         ctx = _mapped(push_context.load(warehouse, reader, REALM), reader)
         print("full re-plan against the stored base (nothing changed)")
         _plan_all(warehouse, reader, ctx, args.chunk, initial=False)
         print("steady state through the row-hash pre-filter (what a full re-plan does)")
         _row_hashes(warehouse, reader)
+        print("the push job's extract and stage with mode=full, nothing changed")
+        _job_steps(env, "full")
         print(f"peak RSS   {_rss_mib():,.0f} MiB")
     finally:
         source.dispose()
@@ -218,6 +229,29 @@ def _plan_all(
                 ] += 1
         clock.line(entity, read, f"  plans: {dict(actions)}")
         total += read
+    clock_all.line("all", total)
+
+
+_NO_QBO = "http://127.0.0.1:9"  # the extract and the stage make no QBO call
+
+
+def _job_steps(env: SyncEnv, run_id: str) -> None:
+    """``raw/source/<entity>`` then ``staged/qbo/<entity>`` as the push job runs them (mode
+    full): records read into raw_source, left out as in step, staged and checked by the
+    entity's Great Expectations suite (its first run in the process loads GX)."""
+    clock_all = _Clock()
+    total = 0
+    for entity in ENTITIES:
+        clock = _Clock()
+        extract = pipeline.extract(env, REALM, entity, run_id=run_id, mode="full")
+        seen = extract.read + extract.unchanged
+        clock.line(
+            f"{entity[:5]} read", seen, f"  read {extract.read:,}, unchanged {extract.unchanged:,}"
+        )
+        clock = _Clock()
+        stage = pipeline.stage(env, entity, run_id=run_id, realm_id=REALM)
+        clock.line(f"{entity[:5]} stage", seen, f"  staged {stage.staged:,}")
+        total += seen
     clock_all.line("all", total)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -471,7 +471,7 @@ def validate_staged(
     entity: str,
     realm_id: str,
     run_id: str,
-    explained: Explained | None = None,
+    explained: Explained | Callable[[Iterable[str]], Explained] | None = None,
 ) -> SuiteOutcome:
     """Run the entity's Checkpoint on what one company's run staged in ``staging.<entity>``.
 
@@ -481,7 +481,8 @@ def validate_staged(
         realm_id: the company.
         run_id: the run that staged the batch.
         explained: the per-record rules' (reason, fix) per (source_id, rule), shown beside
-            each failing row.
+            each failing row; or a function giving them for the failing rows' source ids
+            (only the records the suite failed are checked by the rules).
 
     Returns:
         A plain :class:`SuiteOutcome`; an empty batch is a success without running GX.
@@ -497,6 +498,7 @@ def validate_staged(
     ((identifier, validation),) = result.run_results.items()
     failed: list[FailedExpectation] = []
     pairs: dict[tuple[str, str], FailingRow] = {}
+    found_by: list[tuple[str, str | None, list[tuple[str, str | None]]]] = []
     for r in validation.results:
         if r.success:
             continue
@@ -515,8 +517,15 @@ def validate_staged(
                 _error(r.exception_info),
             )
         )
+        found_by.append((rule, column, found))
+    reasons = (
+        explained(sorted({sid for _, _, found in found_by for sid, _ in found}))
+        if callable(explained)
+        else explained or {}
+    )
+    for rule, column, found in found_by:
         for source_id, value in found:
-            reason, fix = (explained or {}).get((source_id, rule), (None, None))
+            reason, fix = reasons.get((source_id, rule), (None, None))
             pairs.setdefault(
                 (source_id, rule), FailingRow(rule, column, source_id, _show(value), reason, fix)
             )
@@ -561,6 +570,7 @@ def explain(
 __all__ = [
     "ENTITIES",
     "ENV_DOCS_DIR",
+    "Explained",
     "MAX_ROWS",
     "SUITES",
     "ExpectationSpec",

@@ -247,23 +247,22 @@ def stage(
     else:
         realm = str(realm_id)
     count = 0
-    failing: dict[str, list[rules.Violation]] = {}
-    checked = entity in gx_suites.ENTITIES
     for page in staged.iter_raw(env.warehouse, realm, entity, run_id, CHUNK):
         with env.warehouse.begin() as conn:
             count += loaders.load_staging(
                 conn, entity, page.records, run_id, realm_id=realm, stored=page.stored
             )
-        if checked:
-            for record in page.records:
-                found = rules.check(record)
-                if found:
-                    failing[str(record.source_id)] = found
     staged.record_staged(env.warehouse, run_id, realm, entity, count)
-    if not checked:
+    if entity not in gx_suites.ENTITIES:
         return StageReport(entity, count, SuiteOutcome(entity, True, 0, [], batch_rows=count))
-    explained = gx_suites.explain(failing)
-    outcome = gx_suites.validate_staged(env.warehouse, entity, realm, run_id, explained)
+
+    def explain(ids: Iterable[str]) -> gx_suites.Explained:
+        """The rules' reasons and fixes for the rows the suite failed (read back and checked
+        here: the push checks every record again when it plans it)."""
+        records = staged.staged_records(env.warehouse, realm, entity, run_id, ids)
+        return gx_suites.explain({str(r.source_id): rules.check(r) for r in records})
+
+    outcome = gx_suites.validate_staged(env.warehouse, entity, realm, run_id, explain)
     return StageReport(entity, count, outcome)
 
 

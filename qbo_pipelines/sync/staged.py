@@ -387,6 +387,24 @@ def iter_raw(
         after = str(rows[-1][0])
 
 
+def staged_records(
+    engine: sa.Engine, realm_id: str, entity: str, run_id: str, ids: Iterable[str]
+) -> list[Any]:
+    """The records ``run_id`` staged among ``ids`` (``staging.<entity>``), decoded."""
+    wanted = sorted({str(i) for i in ids})
+    if not wanted:
+        return []
+    table = bulk.qualified(f"staging.{entity}")
+    sql = sa.text(
+        f"SELECT data::text FROM {table}"  # noqa: S608 - catalogue table
+        " WHERE realm_id = :r AND run_id = :run AND source_id = ANY(:ids) ORDER BY source_id"
+    )
+    with engine.connect() as conn:
+        params = {"r": realm_id, "run": run_id, "ids": wanted}
+        rows: Sequence[Any] = conn.execute(sql, params).scalars().all()
+    return [decode_entity(entity, _json_loads(str(text))) for text in rows]
+
+
 def _json_loads(text: str) -> Any:
     """JSON text through orjson, through ``json.loads`` where orjson would read it otherwise
     (an integer of 19 digits or more, which orjson reads as a float or refuses)."""
@@ -465,4 +483,5 @@ __all__ = [
     "record_extract",
     "record_pushed",
     "record_staged",
+    "staged_records",
 ]
