@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -185,6 +185,15 @@ def _encoder(kind: type) -> Callable[[Any], dict[str, Any]]:
     names = _hashed_fields(kind)
     if not all(name.isidentifier() for name in names):
         raise TypeError(f"cannot hash a {kind.__name__}: field names are not identifiers")
+    encode = _ENCODERS[kind] = _generated(kind, names, _hash_value, "hash encoder")
+    return encode
+
+
+def _generated(
+    kind: type, names: Sequence[str], convert: Callable[[Any], Any], label: str
+) -> Callable[[Any], dict[str, Any]]:
+    """One generated function ``r -> {name: value}`` over ``names`` (identifiers): plain values
+    as they are, Decimals as their normalised text, anything else through ``convert``."""
     items = ", ".join(
         f"{name!r}: (v if (t := type(v := r.{name})) in plain"
         " else decimal_text(v) if t is Decimal else convert(v))"
@@ -192,11 +201,10 @@ def _encoder(kind: type) -> Callable[[Any], dict[str, Any]]:
     )
     code = f"def encode(r):\n    return {{{items}}}\n"
     scope: dict[str, Any] = {
-        "plain": _PLAIN, "Decimal": Decimal, "decimal_text": _decimal_text, "convert": _hash_value,
+        "plain": _PLAIN, "Decimal": Decimal, "decimal_text": _decimal_text, "convert": convert,
     }
-    exec(compile(code, f"<hash encoder of {kind.__name__}>", "exec"), scope)  # noqa: S102
+    exec(compile(code, f"<{label} of {kind.__name__}>", "exec"), scope)  # noqa: S102
     encode: Callable[[Any], dict[str, Any]] = scope["encode"]
-    _ENCODERS[kind] = encode
     return encode
 
 
@@ -234,18 +242,7 @@ def _json_encoder(kind: type) -> Callable[[Any], dict[str, Any]]:
     names = tuple(f.name for f in dataclasses.fields(kind))
     if not all(name.isidentifier() for name in names):
         return _JSON_ENCODERS.setdefault(kind, _full)
-    items = ", ".join(
-        f"{name!r}: (v if (t := type(v := r.{name})) in plain"
-        " else decimal_text(v) if t is Decimal else convert(v))"
-        for name in names
-    )
-    code = f"def encode(r):\n    return {{{items}}}\n"
-    scope: dict[str, Any] = {
-        "plain": _PLAIN, "Decimal": Decimal, "decimal_text": _decimal_text, "convert": _json_value,
-    }
-    exec(compile(code, f"<json encoder of {kind.__name__}>", "exec"), scope)  # noqa: S102
-    encode: Callable[[Any], dict[str, Any]] = scope["encode"]
-    _JSON_ENCODERS[kind] = encode
+    encode = _JSON_ENCODERS[kind] = _generated(kind, names, _json_value, "json encoder")
     return encode
 
 

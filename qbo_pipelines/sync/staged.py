@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,13 +23,13 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar, cast
 
-import orjson
 import sqlalchemy as sa
 
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import (
     SourceId,
 )
+from qbo_pipelines.sync.engine.records import json_loads
 from qbo_pipelines.warehouse import bulk
 
 T = TypeVar("T")
@@ -379,7 +377,7 @@ def iter_raw(
         if not rows:
             return
         yield RawPage(
-            [decode_entity(entity, _json_loads(str(text))) for _sid, text, _h in rows],
+            [decode_entity(entity, json_loads(str(text))) for _sid, text, _h in rows],
             {str(sid): (str(text), str(h)) for sid, text, h in rows},
         )
         if len(rows) < chunk:
@@ -402,21 +400,8 @@ def staged_records(
     with engine.connect() as conn:
         params = {"r": realm_id, "run": run_id, "ids": wanted}
         rows: Sequence[Any] = conn.execute(sql, params).scalars().all()
-    return [decode_entity(entity, _json_loads(str(text))) for text in rows]
+    return [decode_entity(entity, json_loads(str(text))) for text in rows]
 
-
-def _json_loads(text: str) -> Any:
-    """JSON text through orjson, through ``json.loads`` where orjson would read it otherwise
-    (an integer of 19 digits or more, which orjson reads as a float or refuses)."""
-    if _LONG_NUMBER.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
-
-
-_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 @dataclass(frozen=True)

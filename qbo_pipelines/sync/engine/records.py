@@ -79,7 +79,7 @@ def _row(mapping: sa.RowMapping | Mapping[str, Any]) -> RecordState:
 _LONG_NUMBER = re.compile(rb"\d{19}")
 
 
-def _json_loads(data: bytes | bytearray | memoryview | str) -> Any:
+def json_loads(data: bytes | bytearray | memoryview | str) -> Any:
     """``json.loads`` through orjson, several times faster on the bases a re-plan reads.
 
     orjson reads an integer beyond 64 bits as a float and refuses ``1e400``; a document with a
@@ -101,7 +101,7 @@ def load(
 
     Read on the driver's own cursor (the warehouse is Postgres through psycopg): rows are
     plain tuples in :data:`_COLUMNS` order, built positionally, and the JSON bases are decoded
-    by :func:`_json_loads`: a full re-plan loads a state row for every record it reads."""
+    by :func:`json_loads`: a full re-plan loads a state row for every record it reads."""
     ids = sorted({str(s) for s in source_ids})
     if not ids:
         return {}
@@ -112,7 +112,7 @@ def load(
     with _conn(bind) as conn:
         driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
         with driver.cursor() as cursor:
-            set_json_loads(_json_loads, cursor)
+            set_json_loads(json_loads, cursor)
             cursor.execute(sql, {"r": realm_id, "e": entity, "ids": ids})
             rows = cursor.fetchall()
     return {SourceId(row[2]): RecordState(*row) for row in rows}
