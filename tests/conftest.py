@@ -6,6 +6,7 @@ server, so concurrent sessions and the developer's own ``.data`` databases never
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
@@ -163,7 +165,22 @@ def user_stack(
                 monkeypatch.setenv(key, value)
             yield UserStack(dict(os.environ), warehouse, source, sb, home)
     finally:
+        _stop_code_servers(tmp_path)
         warehouse.dispose()
         source.dispose()
         for logical in postgres.LOGICAL_DATABASES:
             postgres.drop_database(pg_server, f"{prefix}{logical}")
+
+
+def _stop_code_servers(tmp_path: Path) -> None:
+    """Stop the ``dagster api grpc`` code servers this test's runs started (their instance ref
+    names paths under its ``tmp_path``) before its databases are dropped. Left alone, a server
+    whose runs ended looks them up in the dropped run storage, its cleanup thread dies on the
+    error, and it outlives the suite (it heeds neither its heartbeat nor SIGTERM then)."""
+    mine = str(tmp_path) + os.sep
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if "api" in cmd and "grpc" in cmd and any(mine in part for part in cmd):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+                proc.wait(timeout=10)
