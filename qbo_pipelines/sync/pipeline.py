@@ -21,12 +21,12 @@ from qbo_pipelines.sync.engine import records
 from qbo_pipelines.sync.env import SyncEnv
 from qbo_pipelines.sync.push import (
     CHUNK,
-    ROW_HASH_PAGE,
     Mode,
     PushReport,
     PushRun,
     candidates,
     push_entity,
+    row_pages,
 )
 from qbo_pipelines.sync.specs import SPECS
 from qbo_pipelines.warehouse import loaders
@@ -177,15 +177,12 @@ def extract(
         if full:
             # Postgres hashes every source row; only records whose row moved since they were
             # last in step are read (the others are counted, and seen for the deletes).
-            for page in env.connector.iter_row_hashes(entity, ROW_HASH_PAGE):
-                hashes = dict(page)
-                seen.update(hashes)
-                steady = records.in_step(env.warehouse, realm_id, entity, hashes)
-                unchanged += len(steady)
-                moved = [s for s in hashes if s not in steady]
-                for chunk in env.connector.iter_entity(entity, moved) if moved else ():
+            for page in row_pages(env.warehouse, env.connector, realm_id, entity):
+                seen.update(page.hashes)
+                unchanged += page.steady
+                for chunk in env.connector.iter_entity(entity, page.moved) if page.moved else ():
                     read += loaders.load_raw_source(
-                        conn, entity, chunk, run_id, realm_id=realm_id, row_hashes=hashes
+                        conn, entity, chunk, run_id, realm_id=realm_id, row_hashes=page.hashes
                     )
         for chunk in () if full else env.connector.iter_entity(entity, todo.wanted):
             if requested:

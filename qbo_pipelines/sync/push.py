@@ -52,7 +52,6 @@ from qbo_pipelines.sync.engine.writes import (
     retry_delay,
 )
 from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, BuildResult, PushContext
-from qbo_pipelines.warehouse import bulk
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +312,31 @@ class Candidates:
         return self.window.hi if self.window is not None else 0
 
 
+@dataclass(frozen=True)
+class RowPage:
+    """One page of an entity's source row hashes (source id -> hash), and the records in it
+    not in step with ``sync.record_state`` (the others are left alone as unchanged)."""
+
+    hashes: dict[SourceId, str]
+    moved: list[SourceId]
+
+    @property
+    def steady(self) -> int:
+        return len(self.hashes) - len(self.moved)
+
+
+def row_pages(
+    engine: sa.Engine, reader: SourceAppConnector, realm_id: str, entity: str
+) -> Iterator[RowPage]:
+    """Every record of ``entity`` looked at the cheap way (a full re-plan, a full extract):
+    Postgres hashes each source row, and only records whose row moved since they were last in
+    step are to be read and planned."""
+    for page in reader.iter_row_hashes(entity, ROW_HASH_PAGE):
+        hashes = dict(page)
+        steady = records.in_step(engine, realm_id, entity, hashes)
+        yield RowPage(hashes, [s for s in hashes if s not in steady])
+
+
 def candidates(
     engine: sa.Engine,
     reader: SourceAppConnector,
@@ -396,17 +420,17 @@ def _push_locked(
     if todo.wanted is None:
         # Everything is looked at: Postgres hashes every source row, and only records whose
         # row moved since they were last in step are read and planned.
-        for page in run.reader.iter_row_hashes(name, ROW_HASH_PAGE):
-            hashes = dict(page)
-            seen.update(hashes)
-            steady = records.in_step(run.engine, run.realm_id, name, hashes)
-            report.counts["unchanged"] += len(steady)
-            moved = [s for s in hashes if s not in steady]
+        for page in row_pages(run.engine, run.reader, run.realm_id, name):
+            seen.update(page.hashes)
+            report.counts["unchanged"] += page.steady
+            moved = page.moved
             if moved:
                 _push_chunks(
                     run, spec, run.reader.iter_entity(name, moved, CHUNK), writer, report, sends
                 )
-            records.set_row_hashes(run.engine, run.realm_id, name, {s: hashes[s] for s in moved})
+            records.set_row_hashes(
+                run.engine, run.realm_id, name, {s: page.hashes[s] for s in moved}
+            )
     else:
 
         def wanted() -> Iterator[Sequence[Record]]:
@@ -472,13 +496,7 @@ def _push_snapshot(
     if snapshot.full:
         # the records now in step keep the row hash their read took: the next full extract
         # leaves them alone while their source row stays as it is
-        records.set_row_hashes_read(
-            run.engine,
-            run.realm_id,
-            spec.entity.name,
-            snapshot.run_id,
-            bulk.qualified(f"raw_source.{spec.entity.name}"),
-        )
+        records.set_row_hashes_read(run.engine, run.realm_id, spec.entity.name, snapshot.run_id)
     intact = rows == snapshot.staged == snapshot.extracted
     if not intact:
         log.warning(

@@ -157,6 +157,17 @@ def test_R40_pushed_writes_the_staged_snapshot_and_holds_what_the_suite_failed(
     assert fixed[state.qbo_id]["PrimaryPhone"]["FreeFormNumber"] == "+1 555 0100"
 
 
+def _states_by_entity(bed: PushBed, where: str) -> dict[str, int]:
+    """Entity -> how many of the company's state rows match ``where``."""
+    rows = _rows(
+        bed,
+        "SELECT entity, count(*) FROM sync.record_state WHERE realm_id = :r"  # noqa: S608
+        f" AND {where} GROUP BY entity",
+        r=bed.realm,
+    )
+    return {str(e): int(n) for e, n in rows}
+
+
 def test_R33_a_full_push_job_reads_only_the_records_whose_source_row_moved(
     push_bed: PushBed, dagster_instance: dg.DagsterInstance
 ) -> None:
@@ -165,15 +176,7 @@ def test_R33_a_full_push_job_reads_only_the_records_whose_source_row_moved(
     A -> B -> A is planned again, never taken for "unchanged since A"."""
     bed = push_bed
     assert _run_push_job(bed, dagster_instance).success  # the first run reads everything
-    synced = {
-        str(e): int(n)
-        for e, n in _rows(
-            bed,
-            "SELECT entity, count(*) FROM sync.record_state WHERE realm_id = :r"
-            " AND status = 'synced' GROUP BY entity",
-            r=bed.realm,
-        )
-    }
+    synced = _states_by_entity(bed, "status = 'synced'")
     assert synced["customers"] > 10
     assert synced["invoices"] > 10
     calls = bed.write_calls()
@@ -181,15 +184,8 @@ def test_R33_a_full_push_job_reads_only_the_records_whose_source_row_moved(
     quiet = _run_push_job(bed, dagster_instance, "full")
     assert quiet.success
     extracts = _extracts(quiet)
-    others = {  # held back or skipped: planned again on every full run
-        str(e): int(n)
-        for e, n in _rows(
-            bed,
-            "SELECT entity, count(*) FROM sync.record_state WHERE realm_id = :r"
-            " AND status <> 'synced' GROUP BY entity",
-            r=bed.realm,
-        )
-    }
+    # held back or skipped: planned again on every full run
+    others = _states_by_entity(bed, "status <> 'synced'")
     for entity, (read, unchanged) in extracts.items():
         assert (read, unchanged) == (others.get(entity, 0), synced.get(entity, 0)), entity
     assert bed.write_calls() == calls

@@ -20,6 +20,7 @@ from psycopg.types.json import set_json_loads
 
 from qbo_pipelines.canonical import QboId, SourceId
 from qbo_pipelines.qbo.values import dumps
+from qbo_pipelines.warehouse import bulk
 
 Bind = sa.Engine | sa.Connection
 
@@ -178,11 +179,10 @@ def set_row_hashes(bind: Bind, realm_id: str, entity: str, hashes: Mapping[Sourc
         )
 
 
-def set_row_hashes_read(
-    bind: Bind, realm_id: str, entity: str, run_id: str, raw_table: str
-) -> None:
-    """Remember, for the records ``run_id`` read into ``raw_table`` (``raw_source.<entity>``)
-    that are now in step (status synced), the source row hash the read took: one statement."""
+def set_row_hashes_read(bind: Bind, realm_id: str, entity: str, run_id: str) -> None:
+    """Remember, for the records ``run_id`` read into ``raw_source.<entity>`` that are now in
+    step (status synced), the source row hash the read took: one statement."""
+    raw_table = bulk.qualified(f"raw_source.{entity}")
     with _begin(bind) as conn:
         conn.execute(
             sa.text(
