@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import sys
 import time
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
@@ -56,6 +58,44 @@ def _bound_seconds(batchable: int, sends: int, reads: int) -> float:
     return best
 
 
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _stream(entries: list[dict[str, object]]) -> str:
+    """How the phase's calls used the stream, from the sandbox's request log: batch calls'
+    median and 90th-percentile time in the sandbox, and the seconds in which no batch call /
+    no call at all was in flight between the phase's first call and its last answer (the
+    stream drained, e.g. between chunks)."""
+    spans = [
+        (_stamp(str(e["started"])), _stamp(str(e["time"])), e["endpoint"] == "batch")
+        for e in entries
+        if e.get("started")
+    ]
+    if not spans:
+        return ""
+    batch = sorted(end - start for start, end, is_batch in spans if is_batch)
+
+    def idle(kept: list[tuple[float, float, bool]]) -> float:
+        gaps, reach = 0.0, None
+        for start, end, _ in sorted(kept):
+            if reach is not None and start > reach:
+                gaps += start - reach
+            reach = end if reach is None else max(reach, end)
+        return gaps
+
+    quantile = (
+        f"batch call {statistics.median(batch):.2f}s median,"
+        f" {batch[int(0.9 * (len(batch) - 1))]:.2f}s p90; "
+        if batch
+        else ""
+    )
+    return (
+        f"  {quantile}no batch in flight {idle([s for s in spans if s[2]]):.1f}s,"
+        f" no call in flight {idle(spans):.1f}s"
+    )
+
+
 def main(sales: int) -> None:
     os.environ.setdefault(ENV_TOKEN_KEY, Fernet.generate_key().decode())
     pg = postgres.server()
@@ -83,6 +123,7 @@ def main(sales: int) -> None:
                   f" {'ratio':>6} {'records/s':>10}")
             for entity in ("customers", "items", "vendors", "invoices", "bills", "payments"):
                 counted = sb.control.request_counts(realm)
+                logged = sum(counted.values())
                 before, reads_before = _write_calls(counted), sum(counted.values())
                 t0 = time.perf_counter()
                 report = pipeline.push(env, realm, entity, run_id="bench")
@@ -105,6 +146,7 @@ def main(sales: int) -> None:
                       f" {reads:>6} {with_reads:>8.2f}"
                       f" {seconds / with_reads if with_reads else 0:>6.2f}"
                       f" {written / seconds if seconds else 0:>10.0f}")
+                print(_stream(sb.control.requests(realm)[logged:]))
             sb.control.reset_requests()
             t0 = time.perf_counter()
             pipeline.push_all(env, realm, run_id="bench-again")

@@ -64,6 +64,7 @@ class QboApi:
         params = dict(request.query_params.items())
         body = await request.body()
         label = classify(request.method, sub, params, body)
+        started = self.sandbox.now()
         throttle = self.sandbox.throttle
         app = oauth.bearer_client(self.sandbox.store, request.headers.get("authorization", ""))
         throttle.enter(realm, app)
@@ -79,7 +80,7 @@ class QboApi:
             self.sandbox.log.add({
                 "realm_id": realm, "method": request.method, "path": request.url.path,
                 "endpoint": label, "status": status, "request_id": params.get("requestid"),
-                "time": self.sandbox.now(), "query": params.get("query")})
+                "time": self.sandbox.now(), "started": started, "query": params.get("query")})
 
     async def _handle(self, request: Request, realm: str, sub: str, params: dict[str, str],
                       label: str, body: bytes, app: str) -> Response:
