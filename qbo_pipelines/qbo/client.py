@@ -780,13 +780,22 @@ class QboClient:
     # -- many writes ----------------------------------------------------------------------
 
     def execute(
-        self, dispatches: Iterable[Dispatch], *, reapply_on_stale: bool = False
+        self,
+        dispatches: Iterable[Dispatch | None],
+        *,
+        reapply_on_stale: bool = False,
+        lookahead: int | None = None,
     ) -> Iterator[tuple[Dispatch, list[BatchResult]]]:
         """Run write calls concurrently within the company's budget; yield each as it completes.
 
         Up to ``limits.in_flight`` calls are in flight (single calls), of which up to
         ``batch_lanes`` batch calls; the budget paces batch calls to the batch limit and single
-        calls to the rest of the minute. ``dispatches`` is read lazily, a little ahead.
+        calls to the rest of the minute. ``dispatches`` is read lazily, up to four times the
+        calls in flight ahead of those running; with ``lookahead``, it is read while either
+        lane (batch, single) has fewer than that many calls waiting, within the same bound, so
+        that a backlog of one kind never starves the other. It may be a feed that grows with
+        the answers: ``None`` from it means "nothing more for now, ask again after the next
+        answer" (only while calls it gave are unanswered).
 
         Each dispatch is yielded exactly once with one result per op, in op order; dispatches
         complete in no set order. Retries of a call (429, 5xx, timeouts, lost answers) reuse its
@@ -801,46 +810,62 @@ class QboClient:
         queued: dict[bool, deque[Dispatch]] = {True: deque(), False: deque()}
         busy = {True: 0, False: 0}
         running: dict[Future[list[BatchResult]], Dispatch] = {}
-        lookahead = 4 * (caps[True] + caps[False])
+        bound = 4 * (caps[True] + caps[False])
+
+        def hungry() -> bool:
+            waiting = sum(map(len, queued.values()))
+            if lookahead is None or waiting >= bound:
+                return waiting < bound
+            return min(map(len, queued.values())) < lookahead
         failure: BaseException | None = None
         exhausted = False
         pool = ThreadPoolExecutor(
             max_workers=caps[True] + caps[False], thread_name_prefix=f"qbo-{self.realm_id}"
         )
+
+        def submit() -> None:
+            for lane, waiting in queued.items():
+                while waiting and busy[lane] < caps[lane]:
+                    dispatch = waiting.popleft()
+                    future = pool.submit(self._run_dispatch, dispatch, reapply_on_stale)
+                    running[future] = dispatch
+                    busy[lane] += 1
+
         try:
             while True:
-                while (
-                    failure is None
-                    and not exhausted
-                    and sum(map(len, queued.values())) < (lookahead)
-                ):
+                paused = False
+                while failure is None and not exhausted and hungry():
                     try:
                         dispatch = next(source)
                     except StopIteration:
                         exhausted = True
                         break
+                    if dispatch is None:
+                        paused = True
+                        break
                     if not isinstance(dispatch, Dispatch):
                         raise TypeError(f"execute takes Dispatch objects, not {dispatch!r}")
                     queued[not dispatch.single].append(dispatch)
                 if failure is None:
-                    for lane, waiting in queued.items():
-                        while waiting and busy[lane] < caps[lane]:
-                            dispatch = waiting.popleft()
-                            future = pool.submit(self._run_dispatch, dispatch, reapply_on_stale)
-                            running[future] = dispatch
-                            busy[lane] += 1
+                    submit()
                 if not running:
-                    break
+                    if paused and failure is None:
+                        raise RuntimeError("the write feed paused with no call in flight")
+                    if exhausted or failure is not None:
+                        break
+                    continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
+                answered: list[tuple[Dispatch, list[BatchResult]]] = []
                 for future in done:
                     dispatch = running.pop(future)
                     busy[not dispatch.single] -= 1
                     try:
-                        results = future.result()
+                        answered.append((dispatch, future.result()))
                     except BaseException as exc:  # noqa: BLE001 - re-raised once in-flight calls end
                         failure = failure or exc
-                        continue
-                    yield dispatch, results
+                if failure is None:
+                    submit()  # the freed lanes take their next calls before answers are recorded
+                yield from answered
             if failure is not None:
                 raise failure
         finally:

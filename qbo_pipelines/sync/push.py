@@ -59,6 +59,8 @@ Record = Any  # one of the Canonical* source records
 Action = Literal["create", "update", "delete", "void", "skip", "hold"]
 Mode = Literal["incremental", "full"]
 CHUNK = 500
+STREAM_AHEAD = 16  # calls staged ahead of those running: the next chunk is admitted meanwhile
+SENDS_RECORDED = 50  # send answers recorded together while the stream runs
 ROW_HASH_PAGE = 10_000
 PushReport = Report
 DIRECTION = "push"
@@ -545,19 +547,100 @@ def _push_chunks(
     report: Report,
     sends: _Sends,
 ) -> None:
-    """The chunks in order, each planned (states, plans, QBO's names) while the one before is
-    written, so that QBO's budget never waits for the planning or the name lookups between
-    chunks. Only reads run ahead: every decision that depends on an earlier chunk's outcome
-    (the names our records hold, the writes, the record) is made in order."""
+    """The chunks as one stream of calls. Each chunk is planned (states, plans, QBO's names)
+    while the one before is admitted; its calls are staged (intents stored) and start while
+    the calls before it drain, so QBO's budget never waits between chunks. Every decision that
+    depends on an earlier chunk's outcome stays in order: a name a record of an earlier chunk
+    is still being written under counts as that record's; an invoice is sent once its create
+    is recorded; a record whose write met a newer version in QBO is merged (R34), and only
+    then sent, once the stream ends."""
+    stream = _Stream(run, spec, writer, report, sends)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-plan") as pool:
-        ahead: Future[_Prepared] | None = None
-        for chunk in chunks:
-            prepared = pool.submit(_prepare, run, spec, chunk)
-            if ahead is not None:
-                _push_chunk(run, spec, ahead.result(), writer, report, sends)
-            ahead = prepared
+        writer.stream(
+            stream.feed(_planned(pool, run, spec, chunks)),
+            sends.answered,
+            on_answer=stream.answered,
+            lookahead=STREAM_AHEAD,
+        )
+    sends.record()
+    sends.add(stream.deferred)
+
+
+def _planned(
+    pool: ThreadPoolExecutor, run: PushRun, spec: PushSpec, chunks: Iterable[Sequence[Record]]
+) -> Iterator[tuple[_Prepared, bool]]:
+    """Each chunk planned one ahead of the caller (only reads run ahead), with whether it is
+    the last."""
+    ahead: Future[_Prepared] | None = None
+    for chunk in chunks:
+        prepared = pool.submit(_prepare, run, spec, chunk)
         if ahead is not None:
-            _push_chunk(run, spec, ahead.result(), writer, report, sends, last=True)
+            yield ahead.result(), False
+        ahead = prepared
+    if ahead is not None:
+        yield ahead.result(), True
+
+
+class _Stream:
+    """The feed of one stream of chunks (:meth:`Writer.stream`): each chunk admitted and its
+    calls staged as the calls before it run, the sends of records whose write is recorded
+    in between, and names held by records still being written."""
+
+    def __init__(
+        self, run: PushRun, spec: PushSpec, writer: Writer, report: Report, sends: _Sends
+    ) -> None:
+        self.run, self.spec, self.writer, self.report, self.sends = run, spec, writer, report, sends
+        self.claims: dict[str, tuple[str, SourceId]] = {}  # name key -> record written under it
+        self.to_send: dict[SourceId, Plan] = {}  # sent once their write is recorded
+        self.ready: list[Plan] = []
+        self.deferred: list[Plan] = []  # merged after a 5010 first, then sent
+
+    def feed(self, planned: Iterable[tuple[_Prepared, bool]]) -> Iterator[Dispatch | None]:
+        emailed_before = 0  # sends of the chunk before, running beside this one's writes
+        for prepared, last in planned:
+            yield from self._sends()
+            intents, plans = _admit(self.run, self.spec, prepared, self.report, self.claims)
+            written = {i.source_id for i in intents}
+            emailed = sum(1 for p in plans if p.send and p.send_to and p.source_id in written)
+            # beside these writes: the chunk before's sends, and the next chunk's name queries
+            # (about as many as this one's) or, in the last chunk, its own sends
+            reserved = emailed_before + (emailed if last else prepared.reads)
+            dispatches = self.writer.stage(intents, prepared.states, reserved=reserved)
+            emailed_before = emailed
+            for intent in intents:
+                if intent.name_key:
+                    self.claims[intent.name_key] = (self.spec.entity.name, intent.source_id)
+            for p in plans:
+                if p.send:
+                    if p.source_id in written:
+                        self.to_send[p.source_id] = p
+                    else:
+                        self.ready.append(p)
+            for dispatch in dispatches:
+                yield from self._sends()
+                yield dispatch
+        while self.writer.unanswered:
+            yield from self._sends()
+            yield None
+        yield from self._sends()
+
+    def answered(self, intents: Sequence[Intent], stale: set[SourceId]) -> None:
+        mine = self.spec.entity.name
+        for intent in intents:
+            sid = intent.source_id
+            if intent.name_key and self.claims.get(intent.name_key) == (mine, sid):
+                del self.claims[intent.name_key]
+            p = self.to_send.pop(sid, None)
+            if p is not None:
+                (self.deferred if sid in stale else self.ready).append(p)
+
+    def _sends(self) -> Iterator[Dispatch]:
+        if len(self.sends.answers) >= SENDS_RECORDED:
+            self.sends.record()
+        if self.ready:
+            self.sends.add(self.ready)
+            self.ready = []
+        yield from self.sends.take()
 
 
 def _prepare(run: PushRun, spec: PushSpec, chunk: Sequence[Record]) -> _Prepared:
@@ -589,23 +672,19 @@ def _naming(p: Plan) -> bool:
     return p.action in {"create", "update"} and bool(p.name)
 
 
-def _push_chunk(
+def _admit(
     run: PushRun,
     spec: PushSpec,
     prepared: _Prepared,
-    writer: Writer,
     report: Report,
-    sends: _Sends,
-    *,
-    last: bool = False,
-) -> None:
-    """One chunk: held, skipped and matched records recorded, then the writes (with the
-    previous chunk's sends alongside). The last chunk's own sends follow its writes with no
-    chunk to ride with, so its split between batches and single calls leaves them room."""
+    claims: Mapping[str, tuple[str, SourceId]],
+) -> tuple[list[Intent], list[Plan]]:
+    """One chunk: names checked (``claims``: names records still being written are written
+    under), held, skipped and matched records recorded; its writes' intents and its plans."""
     entity = spec.entity
     states, plans = prepared.states, prepared.plans
     if spec.name_space is not None:
-        plans = _check_names(run, spec, plans, states, report, prepared.names)
+        plans = _check_names(run, spec, plans, states, report, prepared.names, claims)
     held: dict[str, list[Violation]] = {
         p.source_id: list(p.violations) for p in plans if p.action == "hold"
     }
@@ -687,22 +766,10 @@ def _push_chunk(
             quarantine.hold(conn, run.realm_id, entity.name, run.run_id, held)
         if clean:
             quarantine.release(conn, run.realm_id, entity.name, clean, run.run_id)
-    # Records written below were neither held, skipped nor matched above: their states as
-    # loaded are current.
+    # Records written were neither held, skipped nor matched above: their states as loaded
+    # are current.
     intents = [i for p in plans if (i := _intent(run, spec, p, states.get(p.source_id)))]
-    # The previous chunk's sends run alongside these writes (single calls next to batches).
-    emailed = {p.source_id for p in plans if p.send and p.send_to}
-    follow = sum(1 for i in intents if i.source_id in emailed) if last else 0
-    # The next chunk's name queries run while these writes do, about as many as this chunk's.
-    writer.write(
-        intents,
-        states,
-        extra=sends.take(),
-        on_extra=sends.answered,
-        follow=follow + (0 if last else prepared.reads),
-    )
-    sends.record()
-    sends.add([p for p in plans if p.send])
+    return intents, plans
 
 
 def _source_now(
@@ -888,9 +955,11 @@ def _check_names(
     states: Mapping[SourceId, RecordState],
     report: Report,
     asked: _Names | QboError | None = None,
+    claims: Mapping[str, tuple[str, SourceId]] | None = None,
 ) -> list[Plan]:
     """Names the way QBO sees them, before writing (``asked``: QBO's answer for these names,
-    looked up while the chunk before was written): creates and renames that would collide
+    looked up while the chunk before was written; ``claims``: names records still being
+    written are written under, held by them as if written): creates and renames that would collide
     with another record of ours or with a QBO record are held with a reason and a fix; a
     create whose exact name exists in QBO (unlinked) is matched instead (R5, R10)."""
     space = spec.name_space or ""
@@ -899,7 +968,9 @@ def _check_names(
     if not naming:
         return plans
     keys = {p.source_id: name_key(space, p.name or "") for p in naming}
-    owners = records.name_owners(run.engine, run.realm_id, keys.values())
+    held_now = claims or {}
+    owners = {k: held_now[k] for k in keys.values() if k in held_now}
+    owners.update(records.name_owners(run.engine, run.realm_id, keys.values()))
     verdict: dict[SourceId, Plan] = {}
     claimed: dict[str, SourceId] = {}
     for p in sorted(naming, key=lambda x: (len(x.source_id), x.source_id)):
@@ -1329,9 +1400,9 @@ def _save_sends(
 
 
 class _Sends:
-    """Invoice sends (R18), each a single call QBO cannot batch, that ride along with the next
-    chunk's writes in the same concurrent run (batches and single calls overlap within the
-    budget); the last ones go out on their own."""
+    """Invoice sends (R18), each a single call QBO cannot batch, that run in the stream of
+    writes once their invoice's write is recorded (batches and single calls overlap within the
+    budget); those left when the stream ends go out on their own."""
 
     def __init__(self, run: PushRun, spec: PushSpec, report: Report) -> None:
         self.run, self.spec, self.report = run, spec, report
@@ -1344,11 +1415,13 @@ class _Sends:
             self.waiting[d.request_id] = (d, st)
 
     def take(self) -> list[Dispatch]:
-        self.taken, self.waiting = self.waiting, {}
-        return [d for d, _ in self.taken.values()]
+        taken = list(self.waiting.values())
+        self.taken.update(self.waiting)
+        self.waiting = {}
+        return [d for d, _ in taken]
 
     def answered(self, dispatch: Dispatch, results: list[BatchResult]) -> None:
-        self.answers.append((dispatch, results, self.taken[dispatch.request_id][1]))
+        self.answers.append((dispatch, results, self.taken.pop(dispatch.request_id)[1]))
 
     def record(self) -> None:
         _record_sends(self.run, self.spec, self.answers, self.report)

@@ -201,6 +201,42 @@ def test_obs2_a_name_collision_is_held_never_a_crash(
     assert names.count("acme collision ltd") == 1
 
 
+def test_obs2_a_name_the_chunk_before_is_still_writing_is_held_not_refused(
+    pushed: PushBed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push is one stream of calls: a chunk is admitted while the creates of the chunk
+    before are still in flight (QBO answers slowly here), so neither our records nor QBO hold
+    the name yet. The name a record is still being written under counts as that record's:
+    the second record is held with the reason and the fix, not sent to be refused with 6240."""
+    monkeypatch.setattr(push, "CHUNK", 1)
+    first = _contact_with_sale(pushed, "Inflight Collision Ltd")
+    second = _contact_with_sale(pushed, " INFLIGHT collision ltd")
+    pushed.sandbox.control.set_latency(0.5)
+    try:
+        report = pipeline.push(pushed.env, pushed.realm, "customers", run_id="inflight")
+    finally:
+        pushed.sandbox.control.set_latency(0)
+    counts = report.as_metadata()
+    assert counts["failed"] == 0, report.failures
+    assert counts["created"] == 1, counts
+    assert _state(pushed, "customers", first)["status"] == "synced"
+    assert _state(pushed, "customers", second)["status"] == "held"
+    rule, reason = _sql(
+        pushed.env.warehouse,
+        "SELECT rule, reason FROM sync.quarantine WHERE"
+        " realm_id = :r AND entity = 'customers' AND source_id = :s AND resolved_at IS NULL",
+        r=pushed.realm,
+        s=second,
+    )[0]
+    assert rule == "customer.display_name.duplicate"
+    assert f"#{first}" in reason
+    names = [
+        c["DisplayName"].strip().casefold()
+        for c in pushed.sandbox.control.entities(pushed.realm, "Customer")
+    ]
+    assert names.count("inflight collision ltd") == 1
+
+
 # ------------------------------------------------------------------------------------ 3
 
 

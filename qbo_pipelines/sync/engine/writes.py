@@ -6,7 +6,8 @@
    definite refusals, so an unchanged retry after a refusal really executes.
 2. **Dispatch.** Intents go out in calls of up to 30 (one batch request each). Before the call,
    the intents and the call's exact operations are committed (``sync.record_state.intent``,
-   ``sync.dispatches``).
+   ``sync.dispatches``: :meth:`Writer.stage`). Calls run as one stream per entity
+   (:meth:`Writer.stream`): more calls may be staged while earlier ones are answered.
 3. **Record.** Each answer is recorded with its ledger row in one transaction per call. A call
    whose answer never came (timeouts, 5xx, lost answers after the client's retries) stays open
    and is replayed verbatim, same requestid, before anything new is planned, so QBO replays its
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -285,6 +286,9 @@ class Writer:
         self.report = report
         self.direction = direction
         self.written: list[tuple[Intent, BatchResult]] = []
+        # calls staged and not yet answered, and their records' states as stored
+        self._groups: dict[str, list[Intent]] = {}
+        self._states: dict[SourceId, RecordState] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -292,12 +296,14 @@ class Writer:
         """Send every call whose answer was never recorded again, verbatim (R33): same
         operations, same order, same requestid, so QBO answers with what it did the first time.
         """
-        pending: list[tuple[Dispatch, list[Intent]]] = []
+        pending: list[Dispatch] = []
+        groups: dict[str, list[Intent]] = {}
         members: list[SourceId] = []
         for row in records.open_dispatches(self.engine, self.realm_id, self.entity.name):
             intents = [Intent.from_json(o) for o in records.dispatch_ops(self.engine, row)]
             ops = tuple(i.batch_op() for i in intents)
-            pending.append((Dispatch(row.request_id, ops, row.single), intents))
+            pending.append(Dispatch(row.request_id, ops, row.single))
+            groups[row.request_id] = intents
             members += row.members
         if not pending:
             return
@@ -305,11 +311,13 @@ class Writer:
         log.info("replaying %d unfinished %s calls", len(pending), self.entity.name)
         self.report.counts["replayed"] += sum(
             1
-            for d, intents in pending
-            for i in intents
+            for d in pending
+            for i in groups[d.request_id]
             if _open_in(states.get(i.source_id), d.request_id)
         )
-        self._run([d for d, _ in pending], {d.request_id: i for d, i in pending}, states)
+        self._groups.update(groups)
+        self._states.update(states)
+        self.stream(pending)
         still = records.load(self.engine, self.realm_id, self.entity.name, members)
         self.replayed = {s for s in members if s in still and still[s].intent is None}
 
@@ -333,13 +341,72 @@ class Writer:
         """
         if not intents and not extra:
             return
+        dispatches = self.stage(intents, states, reserved=len(extra) + follow)
+        self.stream(_interleave(dispatches, extra), on_extra)
+
+    def stage(
+        self,
+        intents: Sequence[Intent],
+        states: Mapping[SourceId, RecordState],
+        *,
+        reserved: int = 0,
+    ) -> list[Dispatch]:
+        """Split ``intents`` into calls (``reserved`` single calls running beside them) and
+        commit them, intents on their records and each call's exact operations, before any
+        call is made. Nothing is sent: each call stays open until :meth:`stream` records its
+        answer (or a later run replays it)."""
+        if not intents:
+            return []
         by_key = {i.source_id: i for i in intents}
-        dispatches = self._split(intents, len(extra) + follow)
+        dispatches = self._split(intents, reserved)
         groups = {
             d.request_id: [by_key[SourceId(op.key or "")] for op in d.ops] for d in dispatches
         }
-        stored = self._store(dispatches, groups, states)
-        self._run(_interleave(dispatches, extra), groups, stored, on_extra)
+        self._states.update(self._store(dispatches, groups, states))
+        self._groups.update(groups)
+        return dispatches
+
+    @property
+    def unanswered(self) -> int:
+        """Calls staged whose answer is not recorded yet."""
+        return len(self._groups)
+
+    def stream(
+        self,
+        feed: Iterable[Dispatch | None],
+        on_extra: Callable[[Dispatch, list[BatchResult]], None] | None = None,
+        *,
+        on_answer: Callable[[Sequence[Intent], set[SourceId]], None] | None = None,
+        lookahead: int | None = None,
+    ) -> None:
+        """Run ``feed``'s calls as one concurrent stream within the company's budget and record
+        each staged call's answer as it comes (one transaction per call); calls not staged
+        here (e.g. sends) go to ``on_extra``. ``feed`` may stage more calls while the stream
+        runs (a chunk's calls start while the one before drains) and may pause with ``None``
+        while staged calls are unanswered (:meth:`QboClient.execute`). ``on_answer`` hears
+        each recorded call's intents and those of them QBO refused as stale (merged three-way
+        once the stream ends, R34)."""
+        stale: list[tuple[Intent, RecordState]] = []
+        for dispatch, results in self.client.execute(
+            feed, reapply_on_stale=False, lookahead=lookahead
+        ):
+            group = self._groups.pop(dispatch.request_id, None)
+            if group is None:
+                if on_extra is not None:
+                    on_extra(dispatch, results)
+                continue
+            rid = dispatch.request_id
+            states = {
+                i.source_id: self._states.pop(i.source_id)
+                for i in group
+                if _open_in(self._states.get(i.source_id), rid)
+            }
+            found = self._record(rid, group, results, states)
+            stale += found
+            if on_answer is not None:
+                on_answer(group, {i.source_id for i, _ in found})
+        if stale:
+            self._merge_stale(stale)
 
     # ------------------------------------------------------------------ steps
 
@@ -400,23 +467,6 @@ class Writer:
                 )
             records.save(conn, rows, self.run_id)
         return {SourceId(r.source_id or ""): r for r in rows}
-
-    def _run(
-        self,
-        dispatches: Sequence[Dispatch],
-        groups: Mapping[str, Sequence[Intent]],
-        states: Mapping[SourceId, RecordState],
-        on_extra: Callable[[Dispatch, list[BatchResult]], None] | None = None,
-    ) -> None:
-        stale: list[tuple[Intent, RecordState]] = []
-        for dispatch, results in self.client.execute(dispatches, reapply_on_stale=False):
-            if dispatch.request_id not in groups:
-                if on_extra is not None:
-                    on_extra(dispatch, results)
-                continue
-            stale += self._record(dispatch.request_id, groups[dispatch.request_id], results, states)
-        if stale:
-            self._merge_stale(stale)
 
     def _record(
         self,

@@ -5,6 +5,7 @@ calls on a re-run, sparse updates, delete rules, held-back invoices released by 
 a run killed mid-batch recovered with no duplicate and nothing missing.
 """
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -507,6 +508,66 @@ def test_R41_a_push_of_many_chunks_rounds_its_batches_once_not_per_chunk(
     assert report["failed"] == 0, report
     assert 1 <= calls["batch"] <= 2, calls  # one per chunk before
     assert len(_id_map(bed, "customers")) == report["created"] + report["matched"]
+
+
+def test_R41_a_chunks_calls_start_while_the_chunk_before_drains(
+    push_bed: PushBed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push of many chunks is one stream of calls: a chunk's calls start while the calls of
+    the chunk before are still being answered, and an invoice is sent once its create is
+    recorded, beside the writes, so QBO's budget never waits between chunks. (Before, each
+    chunk's calls ended with its slowest answer and were all recorded before the next chunk's
+    first call: no two chunks' calls were ever in flight together.)"""
+    bed = push_bed
+    _rows(bed.env.source, "UPDATE app.contacts SET email = 'pay' || id || '@example.com'")
+    _rows(bed.env.source, "UPDATE app.sales SET send_requested = true")
+    # within the sandbox company's 40 emails a day
+    _rows(bed.env.source, "DELETE FROM app.sales WHERE id > (SELECT min(id) + 36 FROM app.sales)")
+    for entity in ("customers", "items"):
+        pipeline.push(bed.env, bed.realm, entity, run_id="first")
+    monkeypatch.setattr(push, "CHUNK", 5)
+    bed.sandbox.control.set_latency(0.5)
+    bed.sandbox.control.reset_requests()
+    try:
+        report = pipeline.push(bed.env, bed.realm, "invoices", run_id="stream").as_metadata()
+    finally:
+        bed.sandbox.control.set_latency(0)
+    assert report["failed"] == 0, report
+    assert report["send_failed"] == 0, report
+    assert report["created"] >= 20, report
+    log = bed.sandbox.control.requests(bed.realm)
+    spans = {
+        str(e["request_id"]): (_stamp(e["started"]), _stamp(e["time"]))
+        for e in log
+        if e.get("request_id")
+    }
+    chunks = [
+        [spans[rid] for rid in rids]
+        for (rids,) in _rows(
+            bed.env.warehouse,
+            "SELECT array_agg(request_id) FROM sync.dispatches WHERE realm_id = :r"
+            " AND entity = 'invoices' AND run_id = 'stream' GROUP BY created_at"
+            " ORDER BY created_at",
+            r=bed.realm,
+        )
+    ]
+    assert len(chunks) >= 4
+    overlapping = [
+        min(start for start, _ in after) < max(end for _, end in before)
+        for before, after in zip(chunks, chunks[1:], strict=False)
+    ]
+    assert sum(overlapping) >= len(overlapping) // 2, overlapping
+    # every invoice sent exactly once, its send after its create's answer
+    sends = [e for e in log if str(e["endpoint"]).startswith("send")]
+    assert len(sends) == report["sent"] == report["created"], (len(sends), report)
+    assert len(bed.sandbox.control.emails(bed.realm)) == report["sent"]
+    first_send = min(_stamp(e["started"]) for e in sends)
+    last_write = max(end for chunk in chunks for _, end in chunk)
+    assert first_send < last_write  # sends ran beside the writes, not after them all
+
+
+def _stamp(text: object) -> float:
+    return datetime.fromisoformat(str(text)).timestamp()
 
 
 def _plain_invoice(bed: PushBed) -> tuple[str, str]:
