@@ -801,9 +801,9 @@ class QboClient:
         complete in no set order. Retries of a call (429, 5xx, timeouts, lost answers) reuse its
         request id, so QBO replays rather than writes twice; when retries run out the results
         carry that retryable error (outcome unknown: replay the same dispatch later). A failing
-        item never fails the others. An auth failure stops new calls, yields the ones in flight
-        and is raised. With ``reapply_on_stale`` an update refused with 5010 is re-read and
-        re-applied (``conflict=True``).
+        item never fails the others. An auth failure, or a failure of the feed, stops new
+        calls, yields the ones in flight and is raised. With ``reapply_on_stale`` an update
+        refused with 5010 is re-read and re-applied (``conflict=True``).
         """
         source = iter(dispatches)
         caps = {True: self.batch_lanes, False: self.limiter.limits.in_flight}
@@ -839,6 +839,9 @@ class QboClient:
                         dispatch = next(source)
                     except StopIteration:
                         exhausted = True
+                        break
+                    except BaseException as exc:  # noqa: BLE001 - re-raised once in-flight calls end
+                        failure = exc  # the feed failed: answer what is in flight, then raise
                         break
                     if dispatch is None:
                         paused = True

@@ -6,6 +6,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -220,3 +221,43 @@ def test_execute_single_update_and_void_paths() -> None:
     by_rid = {s.params["requestid"]: s for s in session.sent}
     assert by_rid["v-2"].params["include"] == "void"
     assert json.loads(by_rid["u-2"].body or b"")["PrivateNote"] == "x"
+
+
+def test_R41_execute_takes_a_feed_that_grows_with_the_answers() -> None:
+    """A feed (one stream of chunks) may pause with None while its calls are unanswered and
+    add calls once answers come; every call is yielded once."""
+    session = ConcurrentSession()
+    client = client_for(session)
+    first, second = c.plan_dispatches(creates(40), prefer="fewest_calls"), []
+    answered: list[c.Dispatch] = []
+
+    def feed() -> Iterator[c.Dispatch | None]:
+        yield from first
+        while len(answered) < len(first):
+            yield None
+        second.extend(c.plan_dispatches(creates(5), prefer="fewest_calls"))
+        yield from second
+
+    for dispatch, results in client.execute(feed(), lookahead=2):
+        assert all(r.ok for r in results)
+        answered.append(dispatch)
+    assert [id(d) for d in answered[-len(second) :]] == [id(d) for d in second]
+    assert sorted(map(id, answered)) == sorted(map(id, [*first, *second]))
+
+
+def test_R33_execute_answers_the_calls_in_flight_when_its_feed_fails() -> None:
+    """A feed that fails (e.g. the next chunk's reads) stops new calls; the calls already sent
+    are still yielded, so their answers are recorded, before the failure is raised."""
+    session = ConcurrentSession()
+    client = client_for(session)
+    plan = c.plan_dispatches(creates(60), prefer="fewest_calls")
+
+    def feed() -> Iterator[c.Dispatch | None]:
+        yield from plan
+        yield None  # the calls go out
+        raise RuntimeError("the source went away")
+
+    seen: list[c.Dispatch] = []
+    with pytest.raises(RuntimeError, match="went away"):
+        seen.extend(d for d, _ in client.execute(feed()))
+    assert sorted(map(id, seen)) == sorted(map(id, plan))
