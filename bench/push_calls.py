@@ -63,10 +63,11 @@ def _stamp(text: str) -> float:
 
 
 def _stream(entries: list[dict[str, object]]) -> str:
-    """How the phase's calls used the stream, from the sandbox's request log: batch calls'
-    median and 90th-percentile time in the sandbox, and the seconds in which no batch call /
-    no call at all was in flight between the phase's first call and its last answer (the
-    stream drained, e.g. between chunks)."""
+    """How the phase's calls used the stream, from the sandbox's request log: the seconds from
+    its first call to its last answer (the rest of the phase is planning before the first call
+    and finishing after the last), batch calls' median and 90th-percentile time in the
+    sandbox, and the seconds in which no batch call / no call at all was in flight between the
+    first call and the last answer (the stream drained, e.g. between chunks)."""
     spans = [
         (_stamp(str(e["started"])), _stamp(str(e["time"])), e["endpoint"] == "batch")
         for e in entries
@@ -90,8 +91,21 @@ def _stream(entries: list[dict[str, object]]) -> str:
         if batch
         else ""
     )
+    first, last = min(start for start, _, _ in spans), max(end for _, end, _ in spans)
+    minutes = [
+        [s for s in spans if first + 60 * m <= s[0] < first + 60 * (m + 1)]
+        for m in range(int((last - first) // 60))
+    ]
+    per_minute = (
+        f"whole minutes: median {statistics.median(len(m) for m in minutes):.0f} calls"
+        f" ({statistics.median(sum(1 for s in m if s[2]) for m in minutes):.0f} batch),"
+        f" fewest {min(len(m) for m in minutes)}; "
+        if minutes
+        else ""
+    )
     return (
-        f"  {quantile}no batch in flight {idle([s for s in spans if s[2]]):.1f}s,"
+        f"  calls from first to last answer {last - first:.1f}s; {per_minute}{quantile}"
+        f"no batch in flight {idle([s for s in spans if s[2]]):.1f}s,"
         f" no call in flight {idle(spans):.1f}s"
     )
 

@@ -23,10 +23,13 @@ single calls may use only ``per_minute - batch_per_minute`` of the minute (460 o
 writer mixing both gets its 40 batch calls a minute and fills the rest with single calls.
 
 Windows are measured when a call is granted; QBO measures when it arrives, somewhere between
-the grant and the answer. So a call counts from its grant while it is on the wire and from its
-answer once answered (the latest time QBO can have counted it): a request held up on its way
-(a busy machine, a slow network) can never make QBO see more calls in a window than the budget
-granted in it. ``margin_seconds`` widens every window a little more for clock granularity.
+the grant and the answer. So a call counts as made *now* while it is on the wire (it may arrive
+at any moment) and from its answer once answered (the latest time QBO can have counted it): a
+request held up on its way (a busy machine, a slow network) can never make QBO see more calls
+in a window than the budget granted in it, whatever the delay, and the windows need no margin
+for it. ``margin_seconds`` widens every window a little for clock granularity only. (A call
+unanswered after :data:`IN_FLIGHT_HORIZON` belongs to a process that died: it counts from its
+grant, and so does one whose process's database session has ended.)
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class Limits:
     batch_per_minute: int = 40
     window_seconds: float = 60.0
     per_second: int = 10
-    margin_seconds: float = 0.15
+    margin_seconds: float = 0.05
 
     def __post_init__(self) -> None:
         if min(self.per_minute, self.in_flight, self.batch_per_minute, self.per_second) < 1:
@@ -92,6 +95,20 @@ class Limits:
         return max(1, self.per_minute - self.batch_per_minute)
 
 
+IN_FLIGHT_HORIZON = 180.0
+"""Seconds after which a call never answered is taken as lost with its process (the transport
+gives up on an answer after 120 s)."""
+
+
+def _counted(call: Sequence[Any], now: float) -> float:
+    """When a call counts in the windows: its answer's time, or now while it is on the wire."""
+    at = float(call[0])
+    answered = bool(call[2]) if len(call) > 2 else True
+    if not answered and at > now - IN_FLIGHT_HORIZON:
+        return max(at, now)
+    return at
+
+
 def _window_wait(times: Sequence[float], limit: int, span: float, now: float) -> float:
     """Seconds until fewer than ``limit`` of ``times`` (ascending, all within ``span``) remain."""
     if len(times) < limit:
@@ -110,14 +127,16 @@ def admission_wait(
 
     Args:
         now: the current time on the clock that stamped ``calls``.
-        calls: ``(time, is batch)`` of calls granted in the last :attr:`Limits.minute_span`
-            (older ones are ignored): the grant time, or the answer's once answered.
+        calls: ``(time, is batch[, answered])`` of calls granted in the last
+            :attr:`Limits.minute_span` (older ones are ignored): the grant time, or the
+            answer's once answered; a call not answered (``answered`` False) counts as now.
         paused_until: no call before this time (after a 429).
         batch: whether the call is a batch call.
     """
     horizon = now - limits.minute_span
-    times = sorted(t for t, _ in calls if t > horizon)  # (a call answered counts from then)
-    batch_times = sorted(t for t, b in calls if b and t > horizon)
+    counted = [(_counted(c, now), bool(c[1])) for c in calls]
+    times = sorted(t for t, _ in counted if t > horizon)
+    batch_times = sorted(t for t, b in counted if b and t > horizon)
     waits = [paused_until - now]
     if batch:
         cap = limits.per_minute
@@ -165,14 +184,14 @@ class RateLimiter:
         self._clock = clock
         self._cond = threading.Condition()
         self._in_flight = 0
-        self._recent: deque[list[Any]] = deque()  # [time, is batch]
+        self._recent: deque[list[Any]] = deque()  # [time, is batch, answered]
         self._paused_until = float("-inf")
         self.max_in_flight_seen = 0
         self.total_requests = 0
 
     def _prune(self, now: float) -> None:
         horizon = now - self.limits.minute_span
-        while self._recent and self._recent[0][0] <= horizon:
+        while self._recent and self._recent[0][0] <= horizon and self._recent[0][2]:
             self._recent.popleft()
 
     def _wait_time(self, now: float, batch: bool) -> float:
@@ -196,16 +215,20 @@ class RateLimiter:
                 self._in_flight += 1
                 self.max_in_flight_seen = max(self.max_in_flight_seen, self._in_flight)
                 self.total_requests += 1
-                entry = [now, batch]
+                entry = [now, batch, False]
                 self._recent.append(entry)
                 return entry
 
     def release(self, entry: list[Any] | None = None) -> None:
-        """Mark a started request as finished (answered: ``entry`` counts from now on)."""
+        """Mark a started request as finished (answered: ``entry``, by default the oldest
+        unanswered, counts from now on)."""
         with self._cond:
             self._in_flight -= 1
+            if entry is None:
+                entry = next((e for e in self._recent if not e[2]), None)
             if entry is not None:
                 entry[0] = max(entry[0], self._clock())
+                entry[2] = True
             self._cond.notify_all()
 
     @contextmanager
@@ -273,16 +296,21 @@ _LOCK_ROW = sa.text(
     "WHERE budget_key = :k FOR UPDATE"
 )
 _NOW = sa.text("SELECT extract(epoch FROM clock_timestamp())")
+# A call is on the wire while unanswered and its process's session (holder) lives: a process
+# killed -9 ends its session, and its calls count from their grant.
 _RECENT = sa.text(
-    "SELECT extract(epoch FROM at), batch FROM sync.rate_budget_call "
-    "WHERE budget_key = :k AND at > to_timestamp(:since) ORDER BY at"
+    "SELECT extract(epoch FROM c.at), c.batch, c.answered OR NOT EXISTS"
+    " (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.holder) FROM sync.rate_budget_call c"
+    " WHERE c.budget_key = :k AND (c.at > to_timestamp(:since)"
+    " OR (NOT c.answered AND c.at > to_timestamp(:lost))) ORDER BY c.at"
 )
 _RECORD = sa.text(
-    "INSERT INTO sync.rate_budget_call (budget_key, at, batch) VALUES (:k, to_timestamp(:now), :b)"
-    " RETURNING id"
+    "INSERT INTO sync.rate_budget_call (budget_key, at, batch, answered, holder)"
+    " VALUES (:k, to_timestamp(:now), :b, false, pg_backend_pid()) RETURNING id"
 )
 _ANSWERED = sa.text(
-    "UPDATE sync.rate_budget_call SET at = greatest(at, clock_timestamp()) WHERE id = :id"
+    "UPDATE sync.rate_budget_call SET at = greatest(at, clock_timestamp()), answered = true"
+    " WHERE id = :id"
 )
 _PRUNE = sa.text(
     "DELETE FROM sync.rate_budget_call WHERE budget_key = :k AND at < to_timestamp(:before)"
@@ -411,8 +439,15 @@ class PgRateLimiter:
             return None, 0.0
         paused_until = float(conn.execute(_LOCK_ROW, {"k": self.key}).scalar_one())
         now = float(conn.execute(_NOW).scalar_one())
-        rows = conn.execute(_RECENT, {"k": self.key, "since": now - self.limits.minute_span})
-        calls = [(float(cast(Any, at)), bool(b)) for at, b in rows]
+        rows = conn.execute(
+            _RECENT,
+            {
+                "k": self.key,
+                "since": now - self.limits.minute_span,
+                "lost": now - IN_FLIGHT_HORIZON,
+            },
+        )
+        calls = [(float(cast(Any, at)), bool(b), bool(answered)) for at, b, answered in rows]
         wait = admission_wait(self.limits, now, calls, paused_until, batch)
         if wait > 0:
             conn.execute(_UNLOCK, {"l": self.lock_key, "s": slot})

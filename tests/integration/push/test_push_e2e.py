@@ -470,17 +470,23 @@ def test_R18_send_invoice_emails_the_billing_email_or_only_copies(push_bed: Push
     assert len(push_bed.sandbox.control.emails(push_bed.realm)) == 1
 
 
+def _emailed_invoices_ready(bed: PushBed) -> None:
+    """31 to 41 sales, each to be emailed (within the sandbox company's 40 emails a day), their
+    customers and items in QBO: the invoices are left to push."""
+    _rows(bed.env.source, "UPDATE app.contacts SET email = 'pay' || id || '@example.com'")
+    _rows(bed.env.source, "UPDATE app.sales SET send_requested = true")
+    _rows(bed.env.source, "DELETE FROM app.sales WHERE id > (SELECT min(id) + 36 FROM app.sales)")
+    for entity in ("customers", "items"):
+        pipeline.push(bed.env, bed.realm, entity, run_id="first")
+
+
 def test_R41_the_last_chunks_sends_leave_its_creates_in_batches(push_bed: PushBed) -> None:
     """The sends of the last chunk (here the only one) follow its creates as single calls with
     no later chunk to ride with: the creates go in as many batches as QBO's combined bound
     wants with those sends counted, here every one of them (fewest calls, no single create)."""
     bed = push_bed
-    _rows(bed.env.source, "UPDATE app.contacts SET email = 'pay' || id || '@example.com'")
-    _rows(bed.env.source, "UPDATE app.sales SET send_requested = true")
     # 31 to 41 invoices: alone they would split into one batch and single creates
-    _rows(bed.env.source, "DELETE FROM app.sales WHERE id > (SELECT min(id) + 36 FROM app.sales)")
-    for entity in ("customers", "items"):
-        pipeline.push(bed.env, bed.realm, entity, run_id="first")
+    _emailed_invoices_ready(bed)
     bed.sandbox.control.reset_requests()
     report = pipeline.push(bed.env, bed.realm, "invoices", run_id="invoices").as_metadata()
     calls = bed.sandbox.control.request_counts(bed.realm)
@@ -519,12 +525,7 @@ def test_R41_a_chunks_calls_start_while_the_chunk_before_drains(
     chunk's calls ended with its slowest answer and were all recorded before the next chunk's
     first call: no two chunks' calls were ever in flight together.)"""
     bed = push_bed
-    _rows(bed.env.source, "UPDATE app.contacts SET email = 'pay' || id || '@example.com'")
-    _rows(bed.env.source, "UPDATE app.sales SET send_requested = true")
-    # within the sandbox company's 40 emails a day
-    _rows(bed.env.source, "DELETE FROM app.sales WHERE id > (SELECT min(id) + 36 FROM app.sales)")
-    for entity in ("customers", "items"):
-        pipeline.push(bed.env, bed.realm, entity, run_id="first")
+    _emailed_invoices_ready(bed)
     monkeypatch.setattr(push, "CHUNK", 5)
     bed.sandbox.control.set_latency(0.5)
     bed.sandbox.control.reset_requests()

@@ -343,3 +343,29 @@ def test_R41_a_slow_call_counts_in_the_shared_budget_from_its_answer(warehouse: 
         assert 59.0 < wait <= 60.0  # a minute from the answer (61 s from the grant)
     finally:
         budget.close()
+
+
+def test_R41_a_call_on_the_wire_counts_as_made_now_in_every_process(
+    warehouse: sa.Engine,
+) -> None:
+    """A call granted more than a second ago and still unanswered may reach QBO any moment:
+    another process's budget counts it as made now, so its per-second window stays full
+    until the answer (counted from its grant, the window would let an 11th call in)."""
+    from qbo_pipelines.qbo.limiter import Limits
+
+    limits = Limits(per_second=1, per_minute=1000, margin_seconds=0.0)
+    here = PgRateLimiter(warehouse, "wire-test", limits)
+    there = PgRateLimiter(warehouse, "wire-test", limits)
+    try:
+        slot = here.acquire()
+        time.sleep(1.2)
+        taken, wait = there._run(lambda conn: there._try(conn, False))
+        assert taken is None
+        assert 0.9 < wait <= 1.0  # a second from now: the call is still on the wire
+        here.release(slot)
+        taken, wait = there._run(lambda conn: there._try(conn, False))
+        assert taken is None  # answered just now: a second from the answer
+        assert 0.9 < wait <= 1.0
+    finally:
+        here.close()
+        there.close()

@@ -10,6 +10,7 @@ import pytest
 
 from qbo_pipelines.qbo.ids import RealmId
 from qbo_pipelines.qbo.limiter import (
+    IN_FLIGHT_HORIZON,
     Limits,
     RateLimiter,
     admission_wait,
@@ -168,3 +169,21 @@ def test_R41_a_call_counts_from_its_answer_once_answered() -> None:
     assert limiter._wait_time(clock.now, batch=False) == pytest.approx(60.0)
     clock.now += 56.0  # 61 s after the grant, 56 s after the answer
     assert limiter._wait_time(clock.now, batch=False) == pytest.approx(4.0)
+
+
+def test_R41_a_call_on_the_wire_counts_as_now_until_answered() -> None:
+    """QBO counts a call when it arrives, at most at its answer: one still in flight counts as
+    made now, one answered from its answer, one unanswered for minutes (its process died) from
+    its grant."""
+    limits = Limits(per_second=1, per_minute=1000, margin_seconds=0.0)
+    assert admission_wait(limits, 10.0, [(8.0, False, False)], 0.0, batch=False) == 1.0
+    assert admission_wait(limits, 10.0, [(8.0, False, True)], 0.0, batch=False) == 0.0
+    lost = [(10.0 - IN_FLIGHT_HORIZON - 1, False, False)]
+    assert admission_wait(limits, 10.0, lost, 0.0, batch=False) == 0.0
+    clock = [100.0]
+    limiter = RateLimiter(limits, clock=lambda: clock[0])
+    entry = limiter.acquire()
+    clock[0] = 105.0
+    assert limiter._wait_time(105.0, batch=False) == 1.0
+    limiter.release(entry)
+    assert limiter._wait_time(105.5, batch=False) == 0.5
