@@ -5,6 +5,7 @@ Usage::
 
     .venv/bin/python bench/soak.py [--kills 200] [--contacts 60] [--sales 150] [--seed 1]
         [--mode push|both] [--fault-rate 0.3] [--pg-kill-rate 0.2] [--bookkeeper-steps 6]
+        [--chunk 500]
 
 One demo company on real Postgres and the sandbox served by its CLI in a subprocess (QBO's
 limits on, journal on: a killed sandbox keeps every write it answered 200 for).
@@ -74,7 +75,7 @@ from qbo_pipelines.qbo.secret import Secret
 from qbo_pipelines.sandbox.control import SandboxControl
 from qbo_pipelines.sandbox.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from qbo_pipelines.source_app import demo
-from qbo_pipelines.sync import pipeline
+from qbo_pipelines.sync import pipeline, push
 from qbo_pipelines.sync.env import QboApp, SyncEnv
 from qbo_pipelines.warehouse import migrations, postgres
 
@@ -931,6 +932,12 @@ def main() -> None:
         help="library: the workers push with pipeline.push_all; job: they run the push_job's "
         "assets (raw/source, staged/qbo, pushed/qbo: one snapshot per run) in process",
     )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=push.CHUNK,
+        help="records per push chunk (smaller: a push of many chunks, streamed, at a small size)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", default="push", help=argparse.SUPPRESS)
     parser.add_argument("--warehouse")
@@ -938,6 +945,7 @@ def main() -> None:
     parser.add_argument("--sandbox")
     parser.add_argument("--realm")
     args = parser.parse_args()
+    push.CHUNK = args.chunk
     if args.worker:
         worker(args)
         return
@@ -1030,6 +1038,8 @@ def main() -> None:
                     realm,
                     "--push-path",
                     args.push_path,
+                    "--chunk",
+                    str(args.chunk),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
