@@ -342,7 +342,9 @@ def _write_parties(company: Company, ledger: Ledger,
             parent = ref((table.get(parent) or {}).get("ParentRef"))
             seen += 1
     children: dict[str, list[str]] = {}
-    if any(ref(c.get("ParentRef")) for c in table.values()):
+    # (a plain key test over every customer: this runs on each posting write, and a company
+    # of 10,000s of customers with no sub-customer must not pay a ref() per customer each time)
+    if any(c.get("ParentRef") for c in table.values()):
         for cid, c in table.items():
             parent = ref(c.get("ParentRef"))
             if parent:
