@@ -813,10 +813,9 @@ class QboClient:
         bound = 4 * (caps[True] + caps[False])
 
         def hungry() -> bool:
-            waiting = sum(map(len, queued.values()))
-            if lookahead is None or waiting >= bound:
-                return waiting < bound
-            return min(map(len, queued.values())) < lookahead
+            if sum(map(len, queued.values())) >= bound:
+                return False
+            return lookahead is None or min(map(len, queued.values())) < lookahead
         failure: BaseException | None = None
         exhausted = False
         pool = ThreadPoolExecutor(

@@ -321,28 +321,11 @@ class Writer:
         still = records.load(self.engine, self.realm_id, self.entity.name, members)
         self.replayed = {s for s in members if s in still and still[s].intent is None}
 
-    def write(
-        self,
-        intents: Sequence[Intent],
-        states: Mapping[SourceId, RecordState],
-        *,
-        extra: Sequence[Dispatch] = (),
-        on_extra: Callable[[Dispatch, list[BatchResult]], None] | None = None,
-        follow: int = 0,
-    ) -> None:
+    def write(self, intents: Sequence[Intent], states: Mapping[SourceId, RecordState]) -> None:
         """Store every intent and its call first, then send the calls concurrently within the
-        company's budget (:meth:`QboClient.execute`) and record each answer as it comes.
-
-        ``extra`` calls (e.g. invoice sends of records written earlier) run in the same stream,
-        interleaved, their answers handed to ``on_extra``; the split between batches and single
-        calls leaves them their share of the budget, and that of ``follow`` single calls the
-        caller makes beside these or right after (e.g. the next chunk's name queries, the
-        sends of these very records).
-        """
-        if not intents and not extra:
-            return
-        dispatches = self.stage(intents, states, reserved=len(extra) + follow)
-        self.stream(_interleave(dispatches, extra), on_extra)
+        company's budget (:meth:`QboClient.execute`) and record each answer as it comes."""
+        if intents:
+            self.stream(self.stage(intents, states))
 
     def stage(
         self,
@@ -921,16 +904,6 @@ def _losers_to_pull(
 
 def _template(qbo_entity: str, base: Mapping[str, Any] | None) -> dict[str, Any]:
     return diff.template(MANAGED_FIELDS.get(qbo_entity, ()), base)
-
-
-def _interleave(first: Sequence[Dispatch], second: Sequence[Dispatch]) -> list[Dispatch]:
-    """Both lists merged in proportion (each keeps its order), so neither kind of call waits
-    for the other to run out."""
-    if not first or not second:
-        return [*first, *second]
-    keyed = [((i + 0.5) / len(first), 0, d) for i, d in enumerate(first)]
-    keyed += [((i + 0.5) / len(second), 1, d) for i, d in enumerate(second)]
-    return [d for _, _, d in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
 def _open_in(current: RecordState | None, rid: str) -> bool:
