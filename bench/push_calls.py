@@ -3,7 +3,8 @@
 Usage: ``.venv/bin/python bench/push_calls.py [SALES]`` (default 3000 sales, contacts = sales/3).
 
 Seeds the demo source app into throw-away databases on the configured Postgres, starts a local
-sandbox that enforces QBO's limits (500/min, 10/s, 10 in flight, 40 batch calls/min), connects,
+sandbox in its own process (as QBO is its own service; state in memory, no journal) that
+enforces QBO's limits (500/min, 10/s, 10 in flight, 40 batch calls/min), connects,
 maps, and pushes everything once, then again with nothing changed. For each entity it prints
 records written (attempted; invoice sends counted in the calls and the bound, each its own
 call), write calls made (batch and single), the fewest calls QBO's
@@ -21,19 +22,22 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from sandbox_process import SandboxProcess
 
 from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.demo import setup
 from qbo_pipelines.qbo.auth import ENV_TOKEN_KEY
 from qbo_pipelines.qbo.client import batches_for_fastest
 from qbo_pipelines.qbo.secret import Secret
-from qbo_pipelines.sandbox.testing import run_sandbox
+from qbo_pipelines.sandbox.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from qbo_pipelines.source_app import demo
 from qbo_pipelines.sync import pipeline
 from qbo_pipelines.sync.env import QboApp, SyncEnv
@@ -124,25 +128,29 @@ def main(sales: int) -> None:
         started = time.perf_counter()
         demo.seed(source, contacts=max(sales // 3, 10), sales=sales, workers=max(sales // 50, 3))
         print(f"seeded {sales} sales in {time.perf_counter() - started:.1f}s")
-        with run_sandbox() as sb:
-            app = QboApp(sb.client_id, Secret(sb.client_secret), sb.base_url, sb.base_url)
+        sandbox = SandboxProcess(Path(tempfile.mkdtemp(prefix="qbo-bench-")), journal=False)
+        sandbox.start()
+        try:
+            control = sandbox.control()
+            app = QboApp(DEFAULT_CLIENT_ID, Secret(DEFAULT_CLIENT_SECRET), sandbox.url,
+                         sandbox.url)
             env = SyncEnv(warehouse, source, app)
-            realm = RealmId(sb.realm_id)
-            setup.prepare_sandbox_company(sb.control, realm)
-            setup.connect_with_tokens(env, realm, sb.control.mint_tokens(realm), sb.base_url)
+            realm = RealmId(str(control.info()["realm_id"]))
+            setup.prepare_sandbox_company(control, realm)
+            setup.connect_with_tokens(env, realm, control.mint_tokens(realm), sandbox.url)
             setup.apply_demo_mappings(env, realm)
-            sb.control.reset_requests()
+            control.reset_requests()
             print(f"{'entity':<10} {'written':>8} {'calls':>7} {'minimum':>8} {'ratio':>6}"
                   f" {'seconds':>8} {'bound s':>8} {'ratio':>6} {'reads':>6} {'+reads s':>8}"
                   f" {'ratio':>6} {'records/s':>10}")
             for entity in ("customers", "items", "vendors", "invoices", "bills", "payments"):
-                counted = sb.control.request_counts(realm)
+                counted = control.request_counts(realm)
                 logged = sum(counted.values())
                 before, reads_before = _write_calls(counted), sum(counted.values())
                 t0 = time.perf_counter()
                 report = pipeline.push(env, realm, entity, run_id="bench")
                 seconds = time.perf_counter() - t0
-                counted = sb.control.request_counts(realm)
+                counted = control.request_counts(realm)
                 calls = _write_calls(counted) - before
                 reads = sum(counted.values()) - reads_before - calls
                 counts = report.as_metadata()
@@ -160,13 +168,15 @@ def main(sales: int) -> None:
                       f" {reads:>6} {with_reads:>8.2f}"
                       f" {seconds / with_reads if with_reads else 0:>6.2f}"
                       f" {written / seconds if seconds else 0:>10.0f}")
-                print(_stream(sb.control.requests(realm)[logged:]))
-            sb.control.reset_requests()
+                print(_stream(control.requests(realm)[logged:]))
+            control.reset_requests()
             t0 = time.perf_counter()
             pipeline.push_all(env, realm, run_id="bench-again")
-            again = sb.control.request_counts(realm)
+            again = control.request_counts(realm)
             print(f"second run, nothing changed: {sum(again.values())} API calls"
                   f" ({dict(again) or 'none'}) in {time.perf_counter() - t0:.2f}s (target 0)")
+        finally:
+            sandbox.stop()
     finally:
         warehouse.dispose()
         source.dispose()

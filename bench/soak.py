@@ -51,7 +51,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -67,6 +66,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from sandbox_process import SandboxProcess
 
 from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.demo import setup
@@ -86,69 +86,6 @@ EVENTS: list[str] = []
 
 def event(text: str) -> None:
     EVENTS.append(f"{datetime.now(UTC).isoformat()} {text}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-_SERVE_SANDBOX = """
-import argparse, sys
-from qbo_pipelines.sandbox import cli
-parser = argparse.ArgumentParser()
-cli.register(parser.add_subparsers())
-args = parser.parse_args()
-sys.exit(args.func(args))
-"""
-"""``qbo-pipelines sandbox`` without the rest of the CLI: the sandbox's own command."""
-
-
-class Sandbox:
-    """The sandbox CLI in a subprocess, restartable with its journal."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        log = (self.data_dir / "sandbox.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _SERVE_SANDBOX,
-                "sandbox",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            stdout=log,
-            stderr=log,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("sandbox did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def control(self) -> SandboxControl:
-        return SandboxControl(self.url, data_dir=str(self.data_dir))
 
 
 def _env(warehouse_url: str, source_url: str, sandbox_url: str) -> SyncEnv:
@@ -965,7 +902,7 @@ def main() -> None:
     wh_url = pg.url(names[0]).render_as_string(hide_password=False)
     src_url = pg.url(names[1]).render_as_string(hide_password=False)
     data_dir = Path(tempfile.mkdtemp(prefix="qbo-soak-"))
-    sandbox = Sandbox(data_dir)
+    sandbox = SandboxProcess(data_dir)
     sandbox.start()
     env = _env(wh_url, src_url, sandbox.url)
     races = Races()

@@ -23,6 +23,10 @@ def register(subparsers: Any) -> None:
                              "kill -9) and control-API state files are confined to it")
     parser.add_argument("--state-file", default=None,
                         help="snapshot file (its directory becomes the data directory)")
+    parser.add_argument("--journal", action=argparse.BooleanOptionalAction, default=None,
+                        help="journal every committed write to the data directory (default: "
+                             "on with --data-dir or --state-file); --no-journal keeps the state "
+                             "in memory only, e.g. for benchmarks of large companies")
     parser.add_argument("--no-seed", action="store_true",
                         help="start with an empty default company")
     parser.add_argument("--throttle", action=argparse.BooleanOptionalAction, default=True,
@@ -68,7 +72,8 @@ def banner(sandbox: Sandbox, base_url: str, token: str) -> str:
 def _serve(args: argparse.Namespace) -> int:
     sandbox = Sandbox(seed_default=not args.no_seed, throttle=args.throttle,
                       access_token_ttl=args.token_ttl, state_file=args.state_file,
-                      data_dir=args.data_dir, webhook_window=args.webhook_window)
+                      data_dir=args.data_dir, journal=args.journal,
+                      webhook_window=args.webhook_window)
     if sandbox.data_dir is not None:
         write_token_file(Path(sandbox.data_dir) / TOKEN_FILE, sandbox.control_token)
 

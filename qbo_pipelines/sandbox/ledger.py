@@ -62,6 +62,19 @@ class Ledger:
     postings: dict[tuple[str, str], list[Posting]] = field(default_factory=dict)
     accounts: dict[str, Decimal] = field(default_factory=dict)
     parties: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    # Sub-customers (jobs) by parent, kept as customers are written: a posting write moves
+    # its customer's parents' BalanceWithJobs without scanning every customer.
+    jobs: dict[str, set[str]] = field(default_factory=dict)
+    parent: dict[str, str] = field(default_factory=dict)
+
+    def place(self, customer_id: str, parent_id: str | None) -> None:
+        """Record ``customer_id``'s parent (None: a top-level customer, or deleted)."""
+        old = self.parent.pop(customer_id, None)
+        if old is not None:
+            self.jobs.get(old, set()).discard(customer_id)
+        if parent_id:
+            self.parent[customer_id] = parent_id
+            self.jobs.setdefault(parent_id, set()).add(customer_id)
 
     def apply(self, postings: Iterable[Posting], sign: int) -> None:
         for p in postings:
@@ -265,6 +278,8 @@ def ledger_of(company: Company) -> Ledger:
             if group:
                 ledger.postings[(entity, str(obj["Id"]))] = group
                 ledger.apply(group, 1)
+    for cid, customer in company.table("Customer").items():
+        ledger.place(cid, ref(customer.get("ParentRef")))
     company.__dict__["_ledger"] = ledger
     _write_accounts(company, ledger, set(company.table("Account")))
     parties = {("Customer", i) for i in company.table("Customer")} | {
@@ -279,7 +294,15 @@ def forget(company: Company) -> None:
 
 
 def on_change(company: Company, entity: str, obj_id: str) -> None:
-    """Re-post one transaction (after create/update/void/delete) and move the balances."""
+    """Re-post one transaction (after create/update/void/delete) and move the balances; keep
+    the index of sub-customers as customers are written."""
+    kept = company.__dict__.get("_ledger")
+    if entity == "Customer" and isinstance(kept, Ledger):
+        before = kept.parent.get(obj_id)
+        kept.place(obj_id, ref((company.get(entity, obj_id) or {}).get("ParentRef")))
+        if before != kept.parent.get(obj_id):  # a job moved: both parents' jobs balances move
+            moved = {("Customer", obj_id)} | ({("Customer", before)} if before else set())
+            _write_parties(company, kept, moved)
     if entity not in POSTING:
         return
     fresh = "_ledger" not in company.__dict__
@@ -341,20 +364,12 @@ def _write_parties(company: Company, ledger: Ledger,
             todo.add(parent)
             parent = ref((table.get(parent) or {}).get("ParentRef"))
             seen += 1
-    children: dict[str, list[str]] = {}
-    # (a plain key test over every customer: this runs on each posting write, and a company
-    # of 10,000s of customers with no sub-customer must not pay a ref() per customer each time)
-    if any(c.get("ParentRef") for c in table.values()):
-        for cid, c in table.items():
-            parent = ref(c.get("ParentRef"))
-            if parent:
-                children.setdefault(parent, []).append(cid)
 
     def with_jobs(cid: str, depth: int = 0) -> Decimal:
         own = ledger.parties.get(("Customer", cid), ZERO)
         if depth > 6:
             return own
-        return own + sum((with_jobs(k, depth + 1) for k in children.get(cid, [])), ZERO)
+        return own + sum((with_jobs(k, depth + 1) for k in ledger.jobs.get(cid, ())), ZERO)
 
     for customer_id in todo:
         customer = table.get(customer_id)

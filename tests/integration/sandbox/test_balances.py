@@ -73,6 +73,24 @@ def test_balance_with_jobs_adds_sub_customers(api: Api) -> None:
     assert (parent["Balance"], parent["BalanceWithJobs"]) == (30.0, 42.0)
 
 
+def test_balance_with_jobs_counts_a_job_added_after_the_parent_had_postings(api: Api) -> None:
+    """§11.1: a job made after its parent's first invoice (the sandbox's balances already
+    kept) still moves the parent's BalanceWithJobs, and no longer once it moves to another."""
+    parent = api.create("Customer", {"DisplayName": "Early Co"})
+    other = api.create("Customer", {"DisplayName": "Other Co"})
+    api.create("Invoice", {"CustomerRef": {"value": parent["Id"]}, "Line": [_line(30)]})
+    job = api.create("Customer", {"DisplayName": "Early Co job", "Job": True,
+                                  "ParentRef": {"value": parent["Id"]}})
+    api.create("Invoice", {"CustomerRef": {"value": job["Id"]}, "Line": [_line(12)]})
+    assert _get(api, "Customer", parent["Id"])["BalanceWithJobs"] == 42.0
+    job = _get(api, "Customer", job["Id"])
+    api.ok(api.post("/customer", {"Id": job["Id"], "SyncToken": job["SyncToken"],
+                                  "sparse": True, "ParentRef": {"value": other["Id"]}}))
+    api.create("Invoice", {"CustomerRef": {"value": job["Id"]}, "Line": [_line(1)]})
+    assert _get(api, "Customer", parent["Id"])["BalanceWithJobs"] == 30.0
+    assert _get(api, "Customer", other["Id"])["BalanceWithJobs"] == 13.0
+
+
 def test_query_customers_with_a_balance(api: Api) -> None:
     """§2: ``select * from Customer where Balance > '0'`` (quoted number) finds the debtors."""
     debtor = api.create("Customer", {"DisplayName": "Debtor"})
