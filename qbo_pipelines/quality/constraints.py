@@ -27,6 +27,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Final, Literal
 
+import orjson
+
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import InvalidValue
 
@@ -893,6 +895,24 @@ def staged_values(table: Table, record: Any) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(pg_numeric(value))  # exact text; Postgres numeric reads 1E-7, NaN, Infinity
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def staged_json(table: Table, record: Any) -> str:
+    """The record's staged column values as a JSON object ``{column: value}`` (numbers as
+    their exact text, dates as ISO text): what ``raw_source.<entity>.staged`` keeps for the
+    stage to cast into ``staging.<entity>`` (``source_id`` is the row's key, not repeated)."""
+    return orjson.dumps({
+        col.name: _json_value(col.value(record)) for col in table.columns
+        if col.name != "source_id"
+    }).decode()
+
+
 def rule_ids(entity: str) -> set[str]:
     """Every rule id the entity's table declares."""
     return {c.rule for _, c in TABLES[entity].constraints}
@@ -909,5 +929,6 @@ __all__ = [
     "pg_numeric",
     "rate_ok",
     "rule_ids",
+    "staged_json",
     "staged_values",
 ]

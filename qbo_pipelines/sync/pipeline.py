@@ -224,8 +224,11 @@ def stage(
     (the JSON and the typed columns of the entity's constraint table) and validate that batch
     in Postgres with the entity's Great Expectations checkpoint.
 
-    The records come from the run's ``raw_source`` rows (the extract's snapshot, decoded back
-    into canonical records), never from the source app again, in keyset pages. The suite comes
+    The records come from the run's ``raw_source`` rows (the extract's snapshot), never from
+    the source app again: Postgres copies them with one ``INSERT ... SELECT``, the typed
+    columns cast from the values the extract computed for each record
+    (:func:`loaders.stage_run`); rows extracted before those values were kept are decoded
+    and computed here, in keyset pages. The suite comes
     from the same constraint table as the per-record rules, so its failing rows are the
     records the push holds back (quarantined with the reason and fix shown beside each row);
     the rest of the batch goes on.
@@ -243,8 +246,10 @@ def stage(
         realm = realms[0] if realms else ""
     else:
         realm = str(realm_id)
-    count = 0
-    for page in staged.iter_raw(env.warehouse, realm, entity, run_id, CHUNK):
+    with env.warehouse.begin() as conn:
+        count = loaders.stage_run(conn, entity, run_id, realm_id=realm)
+    legacy = staged.iter_raw(env.warehouse, realm, entity, run_id, CHUNK, unstaged_only=True)
+    for page in legacy if loaders.staged_columns(entity) else ():
         with env.warehouse.begin() as conn:
             count += loaders.load_staging(
                 conn, entity, page.records, run_id, realm_id=realm, stored=page.stored

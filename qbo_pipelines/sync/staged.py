@@ -7,8 +7,9 @@
 * ``sync.run_windows`` (sql/warehouse/110_run_windows.sql) keeps, per (run, company, entity),
   what the extract covered: the change-feed window, whether every record or chosen ids were
   read, and the deletes it found; the stage adds how many records it staged.
-* :func:`iter_raw` (the stage's reader) and :func:`iter_staged` (the push's reader) read the
-  run's rows in keyset pages, never the whole entity at once.
+* :func:`iter_staged` (the push's reader) reads the run's staged rows in keyset pages, never
+  the whole entity at once; :func:`iter_raw` reads a run's raw rows the stage cannot copy in
+  Postgres (extracted before their staged values were kept).
 """
 
 from __future__ import annotations
@@ -358,15 +359,24 @@ class RawPage:
 
 
 def iter_raw(
-    engine: sa.Engine, realm_id: str, entity: str, run_id: str, chunk: int
+    engine: sa.Engine,
+    realm_id: str,
+    entity: str,
+    run_id: str,
+    chunk: int,
+    *,
+    unstaged_only: bool = False,
 ) -> Iterator[RawPage]:
     """The records ``run_id`` extracted (``raw_source``, not deleted), decoded, in keyset pages
-    of ``chunk`` (one short read per page)."""
+    of ``chunk`` (one short read per page). ``unstaged_only``: only rows without their staged
+    values (read before ``raw_source.<entity>.staged`` existed), whose typed columns the stage
+    computes from the record."""
     table = bulk.qualified(f"raw_source.{entity}")
     sql = sa.text(
         f"SELECT source_id, data::text, content_hash FROM {table}"  # noqa: S608 - catalogue table
         " WHERE realm_id = :r AND run_id = :run AND NOT deleted AND source_id > :after"
-        " ORDER BY source_id LIMIT :n"
+        + (" AND staged IS NULL" if unstaged_only else "")
+        + " ORDER BY source_id LIMIT :n"
     )
     after = ""
     while True:

@@ -71,9 +71,17 @@ def load_raw_source(
     _check_entity(entity)
     now = datetime.now(UTC)
     hashes = row_hashes or {}
+    typed = constraints.TABLES.get(entity)
+    records = list(records)
     rows = [
-        (realm_id, *row, hashes.get(SourceId(row[0])))
-        for row in _source_rows(records, (False, None, now, run_id))
+        (
+            realm_id,
+            *row,
+            hashes.get(SourceId(row[0])),
+            constraints.staged_json(typed, record) if typed is not None else None,
+        )
+        for row, record in zip(_source_rows(records, (False, None, now, run_id)), records,
+                               strict=True)
     ]
     cols = (
         "realm_id",
@@ -86,6 +94,7 @@ def load_raw_source(
         "loaded_at",
         "run_id",
         "row_hash",
+        "staged",
     )
     return bulk.upsert_rows(conn, f"raw_source.{entity}", cols, rows, key=_KEY)
 
@@ -122,6 +131,38 @@ def staged_columns(entity: str) -> tuple[str, ...]:
     if table is None:
         return ()
     return tuple(c.name for c in table.columns if c.name != "source_id")
+
+
+def stage_run(conn: sa.Connection, entity: str, run_id: str, *, realm_id: str) -> int:
+    """Copy what one company's run extracted of ``entity`` (``raw_source`` rows of the run, not
+    deleted) into ``staging.<entity>`` in one ``INSERT ... SELECT`` in Postgres: the JSON and
+    content hash as read, the typed columns cast from the values the extract computed
+    (``raw_source.<entity>.staged``). Rows extracted before that column existed are left for
+    :func:`load_staging` (``staged IS NULL`` on an entity with typed columns).
+
+    Returns:
+        rows staged.
+    """
+    _check_entity(entity)
+    typed = staged_columns(entity)
+    types = {c.name: c.sql_type for c in constraints.TABLES[entity].columns} if typed else {}
+    cols = ("realm_id", "source_id", "data", "content_hash", "updated_at", "staged_at",
+            "run_id", *typed)
+    values = [
+        "realm_id", "source_id", "data", "content_hash", "source_updated_at", "now()", "run_id",
+        *(f"(staged ->> '{c}')::{types[c]}" for c in typed),
+    ]
+    insert = ", ".join(bulk.quote_ident(c) for c in cols)
+    sets = ", ".join(f"{bulk.quote_ident(c)} = EXCLUDED.{bulk.quote_ident(c)}"
+                     for c in cols if c not in _KEY)
+    sql = (
+        f"INSERT INTO {bulk.qualified(f'staging.{entity}')} AS t ({insert})"  # noqa: S608
+        f" SELECT {', '.join(values)} FROM {bulk.qualified(f'raw_source.{entity}')}"
+        " WHERE realm_id = :realm AND run_id = :run AND NOT deleted"
+        + (" AND staged IS NOT NULL" if typed else "")
+        + f" ON CONFLICT (realm_id, source_id) DO UPDATE SET {sets}"
+    )
+    return conn.execute(sa.text(sql), {"realm": realm_id, "run": run_id}).rowcount
 
 
 def load_staging(

@@ -147,8 +147,46 @@ def warehouse(
 
 
 def _stage(engine: sa.Engine, entity: str, records: list[Any], run_id: str) -> None:
+    """As the push job stages: the extract's load into raw_source (with each record's staged
+    values), then the stage's copy into staging in Postgres."""
     with engine.begin() as conn:
-        loaders.load_staging(conn, entity, records, run_id, realm_id=REALM)
+        loaders.load_raw_source(conn, entity, records, run_id, realm_id=REALM)
+        assert loaders.stage_run(conn, entity, run_id, realm_id=REALM) == len(
+            {r.source_id for r in records}
+        )
+
+
+def _typed_rows(
+    engine: sa.Engine, entity: str, run_id: str, realm: str
+) -> dict[str, tuple[Any, ...]]:
+    """Each staged row's JSON, hash and typed values as Postgres prints them (NaN = NaN)."""
+    cols = ", ".join(f"{c}::text" for c in loaders.staged_columns(entity))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                f"SELECT source_id, data::text, content_hash, {cols}"  # noqa: S608
+                f" FROM staging.{entity}"
+                " WHERE realm_id = :r AND run_id = :run"
+            ),
+            {"r": realm, "run": run_id},
+        ).all()
+    return {str(row[0]): tuple(row[1:]) for row in rows}
+
+
+@pytest.mark.parametrize("entity", gx_suites.ENTITIES)
+def test_R40_the_stage_in_postgres_stages_what_the_records_give(
+    warehouse: sa.Engine, entity: str
+) -> None:
+    """The stage's copy in Postgres (values computed at extract, cast in SQL) stages the same
+    JSON, hash and typed values, hostile ones included (NaN, Infinity, 1E-999999, control
+    characters, emoji), as staging each record from Python."""
+    records = [*CLEAN[entity], *BAD[entity]]
+    _stage(warehouse, entity, records, f"sql-{entity}")
+    with warehouse.begin() as conn:
+        loaders.load_staging(conn, entity, records, f"py-{entity}", realm_id="py" + REALM)
+    in_sql = _typed_rows(warehouse, entity, f"sql-{entity}", REALM)
+    assert in_sql == _typed_rows(warehouse, entity, f"py-{entity}", "py" + REALM)
+    assert len(in_sql) == len({r.source_id for r in records})
 
 
 def _violations(records: list[Any]) -> dict[str, list[rules.Violation]]:
