@@ -1182,14 +1182,7 @@ def _refresh_linked(run: PushRun, writer: Writer) -> None:
     invoices (one query per 1000) and adopt the new SyncToken only when the fields we manage
     are as we left them; a bookkeeper's concurrent edit keeps the old token, so the next
     update meets QBO's 5010 and is merged three-way instead of overwriting it (R34)."""
-    linked = {
-        str(txn["TxnId"])
-        for intent, result in writer.written
-        if intent.qbo_entity == "Payment"
-        for line in ((intent.source_base or intent.body).get("Line") or [])
-        for txn in line.get("LinkedTxn", [])
-        if txn.get("TxnType") == "Invoice"
-    }
+    linked = {txn_id for kind, txn_id in writer.linked if kind == "Invoice"}
     if not linked:
         return
     try:

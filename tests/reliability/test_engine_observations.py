@@ -541,12 +541,12 @@ def test_obs12_a_bookkeeper_edit_after_a_payment_is_not_overwritten(pushed: Push
     receipt = _sql(pushed.env.source, "SELECT id FROM app.receipts ORDER BY id LIMIT 1")[0][0]
     _sql(
         pushed.env.source,
-        "UPDATE app.receipts SET sale_id = :s, contact_id = (SELECT"
+        "UPDATE app.receipts SET sale_id = :s, amount = 10, contact_id = (SELECT"
         " contact_id FROM app.sales WHERE id = :s) WHERE id = :r",
         s=int(sale),
         r=receipt,
     )
-    pipeline.push_all(pushed.env, pushed.realm, run_id="payment")
+    assert pipeline.push_all(pushed.env, pushed.realm, run_id="payment").totals()["updated"] == 1
     _sql(pushed.env.source, "UPDATE app.sales SET memo = 'source memo' WHERE id = :s", s=int(sale))
     report = pipeline.push_all(pushed.env, pushed.realm, run_id="edit")
     assert report.totals()["conflicts"] == 1
@@ -559,3 +559,35 @@ def test_obs12_a_bookkeeper_edit_after_a_payment_is_not_overwritten(pushed: Push
         )[0][0]
         == 1
     )
+
+
+def test_obs12_an_invoice_a_payment_moved_takes_its_new_synctoken(pushed: PushBed) -> None:
+    """The other half: with no edit in QBO, the invoice a pushed payment moved (its Balance and
+    LinkedTxn; its SyncToken too where QBO bumps it) keeps QBO's current SyncToken in the
+    sync's state, so the next source change updates it cleanly (no conflict, no 5010)."""
+    sale, invoice = _plain_invoice(pushed, with_payment=False)
+    receipt = _sql(pushed.env.source, "SELECT id FROM app.receipts ORDER BY id LIMIT 1")[0][0]
+    _sql(
+        pushed.env.source,
+        "UPDATE app.receipts SET sale_id = :s, amount = 10, contact_id = (SELECT"
+        " contact_id FROM app.sales WHERE id = :s) WHERE id = :r",
+        s=int(sale),
+        r=receipt,
+    )
+    assert pipeline.push_all(pushed.env, pushed.realm, run_id="payment").totals()["updated"] == 1
+    now = {e["Id"]: e for e in pushed.sandbox.control.entities(pushed.realm, "Invoice")}[invoice]
+    token = _sql(
+        pushed.env.warehouse,
+        "SELECT sync_token FROM sync.record_state WHERE realm_id = :r AND entity = 'invoices'"
+        " AND source_id = :s",
+        r=pushed.realm,
+        s=sale,
+    )[0][0]
+    assert now["Balance"] < now["TotalAmt"]
+    assert token == now["SyncToken"]
+    _sql(pushed.env.source, "UPDATE app.sales SET memo = 'source memo' WHERE id = :s", s=int(sale))
+    report = pipeline.push_all(pushed.env, pushed.realm, run_id="edit")
+    assert report.totals()["conflicts"] == 0
+    assert report.totals()["updated"] == 1
+    now = {e["Id"]: e for e in pushed.sandbox.control.entities(pushed.realm, "Invoice")}[invoice]
+    assert now["PrivateNote"] == "source memo"

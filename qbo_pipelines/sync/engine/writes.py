@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -251,6 +251,14 @@ SourceNow = Callable[[Sequence["Intent"]], Mapping[SourceId, tuple[str, Mapping[
 records, by id; records gone, held back or now another QBO entity are absent."""
 
 
+def _links(intent: Intent) -> Iterator[tuple[str, str]]:
+    """The (TxnType, TxnId) pairs an intent's lines link to (``Line[].LinkedTxn``)."""
+    for line in (intent.source_base or intent.body).get("Line") or []:
+        for txn in line.get("LinkedTxn") or []:
+            if txn.get("TxnType") and txn.get("TxnId"):
+                yield str(txn["TxnType"]), str(txn["TxnId"])
+
+
 class Writer:
     """Writes intents for one entity of one company and records every outcome.
 
@@ -285,7 +293,9 @@ class Writer:
         self.run_id = run_id
         self.report = report
         self.direction = direction
-        self.written: list[tuple[Intent, BatchResult]] = []
+        # (TxnType, TxnId) of the transactions the records written link to: QBO moves those
+        # too (a payment changes its invoices' Balance and SyncToken). Ids only, not answers.
+        self.linked: set[tuple[str, str]] = set()
         # calls staged and not yet answered, and their records' states as stored
         self._groups: dict[str, list[Intent]] = {}
         self._states: dict[SourceId, RecordState] = {}
@@ -318,6 +328,8 @@ class Writer:
         self._groups.update(groups)
         self._states.update(states)
         self.stream(pending)
+        for member in members:  # states of members whose intent had moved on stay unread
+            self._states.pop(member, None)
         still = records.load(self.engine, self.realm_id, self.entity.name, members)
         self.replayed = {s for s in members if s in still and still[s].intent is None}
 
@@ -496,7 +508,7 @@ class Writer:
             rows.append(row)
             ledger.extend(entries)
             resolved.append(intent.source_id)
-            self.written.append((intent, result))
+            self.linked.update(_links(intent))
         with self.engine.begin() as conn:
             records.save(conn, rows, self.run_id)
             state.append_ledger(conn, ledger)
