@@ -531,6 +531,20 @@ def test_obs11_hostile_values_hold_one_record_never_the_company(pushed: PushBed)
 # ------------------------------------------------------------------------------------ 12
 
 
+def _pay(bed: PushBed, sale: str) -> None:
+    """A receipt of 10.00 moved onto ``sale`` in the source, pushed: QBO's payment now applies
+    to the sale's invoice (its Balance and LinkedTxn move)."""
+    receipt = _sql(bed.env.source, "SELECT id FROM app.receipts ORDER BY id LIMIT 1")[0][0]
+    _sql(
+        bed.env.source,
+        "UPDATE app.receipts SET sale_id = :s, amount = 10, contact_id = (SELECT"
+        " contact_id FROM app.sales WHERE id = :s) WHERE id = :r",
+        s=int(sale),
+        r=receipt,
+    )
+    assert pipeline.push_all(bed.env, bed.realm, run_id="payment").totals()["updated"] == 1
+
+
 def test_obs12_a_bookkeeper_edit_after_a_payment_is_not_overwritten(pushed: PushBed) -> None:
     """Refreshing invoice SyncTokens after payments never adopts a bookkeeper's concurrent edit:
     the next source change meets it as a conflict (recorded), not a silent overwrite."""
@@ -538,15 +552,7 @@ def test_obs12_a_bookkeeper_edit_after_a_payment_is_not_overwritten(pushed: Push
     pushed.sandbox.control.user_update(
         pushed.realm, "Invoice", {"Id": invoice, "sparse": True, "PrivateNote": "bk"}
     )
-    receipt = _sql(pushed.env.source, "SELECT id FROM app.receipts ORDER BY id LIMIT 1")[0][0]
-    _sql(
-        pushed.env.source,
-        "UPDATE app.receipts SET sale_id = :s, amount = 10, contact_id = (SELECT"
-        " contact_id FROM app.sales WHERE id = :s) WHERE id = :r",
-        s=int(sale),
-        r=receipt,
-    )
-    assert pipeline.push_all(pushed.env, pushed.realm, run_id="payment").totals()["updated"] == 1
+    _pay(pushed, sale)
     _sql(pushed.env.source, "UPDATE app.sales SET memo = 'source memo' WHERE id = :s", s=int(sale))
     report = pipeline.push_all(pushed.env, pushed.realm, run_id="edit")
     assert report.totals()["conflicts"] == 1
@@ -566,15 +572,7 @@ def test_obs12_an_invoice_a_payment_moved_takes_its_new_synctoken(pushed: PushBe
     LinkedTxn; its SyncToken too where QBO bumps it) keeps QBO's current SyncToken in the
     sync's state, so the next source change updates it cleanly (no conflict, no 5010)."""
     sale, invoice = _plain_invoice(pushed, with_payment=False)
-    receipt = _sql(pushed.env.source, "SELECT id FROM app.receipts ORDER BY id LIMIT 1")[0][0]
-    _sql(
-        pushed.env.source,
-        "UPDATE app.receipts SET sale_id = :s, amount = 10, contact_id = (SELECT"
-        " contact_id FROM app.sales WHERE id = :s) WHERE id = :r",
-        s=int(sale),
-        r=receipt,
-    )
-    assert pipeline.push_all(pushed.env, pushed.realm, run_id="payment").totals()["updated"] == 1
+    _pay(pushed, sale)
     now = {e["Id"]: e for e in pushed.sandbox.control.entities(pushed.realm, "Invoice")}[invoice]
     token = _sql(
         pushed.env.warehouse,
