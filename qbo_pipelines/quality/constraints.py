@@ -446,16 +446,23 @@ def finite_sum(amounts: Iterable[Decimal]) -> Decimal | None:
     return total
 
 
+def _untrap(ctx: decimal.Context) -> None:
+    """Decimal traps off: absurd source values give NaN/Infinity, not errors."""
+    ctx.traps[decimal.Overflow] = False
+    ctx.traps[decimal.InvalidOperation] = False
+    ctx.traps[decimal.DivisionByZero] = False
+
+
 def _safe(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Evaluate with Decimal traps off: absurd source values give NaN/Infinity, not errors."""
+    """Evaluate with Decimal traps off (:func:`_untrap`). The plain function stays reachable
+    as ``__wrapped__``, for callers that evaluate many columns in one such context."""
 
     def wrapper(record: Any) -> Any:
         with decimal.localcontext() as ctx:
-            ctx.traps[decimal.Overflow] = False
-            ctx.traps[decimal.InvalidOperation] = False
-            ctx.traps[decimal.DivisionByZero] = False
+            _untrap(ctx)
             return func(record)
 
+    wrapper.__wrapped__ = func  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -895,22 +902,25 @@ def staged_values(table: Table, record: Any) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _json_value(value: Any) -> Any:
+def _decimal_text(value: Any) -> str:
+    """orjson's fallback: a Decimal as exact text (Postgres numeric reads 1E-7, NaN, Infinity)."""
     if isinstance(value, Decimal):
-        return str(pg_numeric(value))  # exact text; Postgres numeric reads 1E-7, NaN, Infinity
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+        return str(pg_numeric(value))
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def staged_json(table: Table, record: Any) -> str:
     """The record's staged column values as a JSON object ``{column: value}`` (numbers as
     their exact text, dates as ISO text): what ``raw_source.<entity>.staged`` keeps for the
-    stage to cast into ``staging.<entity>`` (``source_id`` is the row's key, not repeated)."""
-    return orjson.dumps({
-        col.name: _json_value(col.value(record)) for col in table.columns
-        if col.name != "source_id"
-    }).decode()
+    stage to cast into ``staging.<entity>`` (``source_id`` is the row's key, not repeated).
+    Every column is evaluated in one trap-free Decimal context (as each would be alone)."""
+    with decimal.localcontext() as ctx:
+        _untrap(ctx)
+        values = {
+            col.name: getattr(col.value, "__wrapped__", col.value)(record)
+            for col in table.columns[1:]
+        }
+    return orjson.dumps(values, default=_decimal_text).decode()
 
 
 def rule_ids(entity: str) -> set[str]:
