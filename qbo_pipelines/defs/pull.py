@@ -12,6 +12,7 @@ import dagster as dg
 
 from qbo_pipelines.defs.push import (
     COMPANIES,
+    CONNECTOR_COLUMNS,
     LOADED_COLUMNS,
     OWNERS,
     companies,
@@ -69,6 +70,7 @@ RAW_QBO_SCHEMA = table_schema(
     ("deleted_at", "timestamptz", "When QBO deleted it."),
     ("first_seen_at", "timestamptz", "When the warehouse first stored it."),
     *LOADED_COLUMNS,
+    *CONNECTOR_COLUMNS,
 )
 
 

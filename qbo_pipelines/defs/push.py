@@ -27,6 +27,7 @@ from qbo_pipelines.defs.resources import (
     SourceAppResource,
     WarehouseResource,
 )
+from qbo_pipelines.quality import constraints
 from qbo_pipelines.sync import pipeline, triggers
 from qbo_pipelines.sync import settings as sync_settings
 
@@ -63,8 +64,14 @@ LOADED_COLUMNS = (
     ("loaded_at", "timestamptz", "When the row was last written."),
     ("run_id", "text", "Run that last wrote the row."),
 )
+CONNECTOR_COLUMNS = (
+    ("_synced_at", "timestamptz", "= loaded_at, under the name managed connectors use."),
+    ("_deleted", "boolean", "= deleted, under the name managed connectors use."),
+)
+COMPANY_COLUMN = ("realm_id", "text", "The QBO company whose push read it (key with source_id).")
 RAW_SOURCE_SCHEMA = table_schema(
-    ("source_id", "text", "The record's id in the source app (primary key)."),
+    COMPANY_COLUMN,
+    ("source_id", "text", "The record's id in the source app (key with realm_id)."),
     ("data", "jsonb", "The canonical record as read."),
     ("content_hash", "text", "Hash of the canonical record."),
     ("source_updated_at", "timestamptz", "updated_at in the source app."),
@@ -72,16 +79,32 @@ RAW_SOURCE_SCHEMA = table_schema(
     ("deleted_at", "timestamptz", "When the delete was seen."),
     ("first_seen_at", "timestamptz", "When the warehouse first stored it."),
     ("row_hash", "text", "Hash of the source row a full read took (NULL for other reads)."),
+    ("staged", "jsonb", "The record's staged column values, cast into staging by the stage."),
     *LOADED_COLUMNS,
+    *CONNECTOR_COLUMNS,
 )
-STAGING_SCHEMA = table_schema(
-    ("source_id", "text", "The record's id in the source app (primary key)."),
+STAGING_COLUMNS = (
+    COMPANY_COLUMN,
+    ("source_id", "text", "The record's id in the source app (key with realm_id)."),
     ("content_hash", "text", "Hash of the canonical record (unchanged test)."),
     ("data", "jsonb", "The canonical record, ready to become a QBO payload."),
     ("updated_at", "timestamptz", "updated_at in the source app."),
     ("staged_at", "timestamptz", "When it was staged."),
     ("run_id", "text", "Run that staged it."),
 )
+
+
+def staging_schema(entity: str) -> dg.TableSchema:
+    """``staging.<entity>``'s columns: the canonical JSON and, for an entity with a constraint
+    table, the typed columns its Great Expectations suite checks."""
+    table = constraints.TABLES.get(entity)
+    typed = table.columns[1:] if table is not None else ()
+    return table_schema(
+        *STAGING_COLUMNS,
+        *((c.name, c.sql_type, "Staged value the Great Expectations suite checks.") for c in typed),
+    )
+
+
 RECORD_STATE_SCHEMA = table_schema(
     ("realm_id", "text", "The QBO company."),
     ("entity", "text", "Catalogue entity."),
@@ -154,7 +177,7 @@ def _staged_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         kinds={"postgres"},
         owners=OWNERS,
         tags={"qbo_pipelines/direction": "push", "qbo_pipelines/entity": entity.name},
-        metadata={"dagster/column_schema": STAGING_SCHEMA},
+        metadata={"dagster/column_schema": staging_schema(entity.name)},
         check_specs=[
             dg.AssetCheckSpec(
                 "great_expectations",

@@ -143,3 +143,38 @@ def test_staging_and_raw_source_loaders_merge_by_id(warehouse_engine: sa.Engine)
         assert loaders.load_qbo_staging(conn, "qbo_contacts", [contact]) == 1
     assert data["lines"][0]["amount"] == "10"
     assert data["total"] == "10"
+
+
+def test_the_column_schemas_dagster_shows_are_the_tables_columns(
+    warehouse_engine: sa.Engine,
+) -> None:
+    """raw/source/<entity>, staged/qbo/<entity> and raw/qbo/<entity> describe their tables in
+    the Dagster UI (``dagster/column_schema``): exactly the columns each table has."""
+    from qbo_pipelines.defs import pull as pull_defs
+    from qbo_pipelines.defs import push as push_defs
+
+    def actual(schema: str, table: str) -> dict[str, str]:
+        with warehouse_engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT column_name, data_type FROM information_schema.columns"
+                    " WHERE table_schema = :s AND table_name = :t"
+                ),
+                {"s": schema, "t": table},
+            ).tuples()
+            return {str(name): str(kind) for name, kind in rows}
+
+    def shown(table_schema: object) -> dict[str, str]:
+        columns = table_schema.columns
+        return {c.name: c.type for c in columns}
+
+    def same_types(columns: dict[str, str], numeric: str = "numeric") -> dict[str, str]:
+        aliases = {"timestamp with time zone": "timestamptz", "numeric": numeric}
+        return {name: aliases.get(kind, kind) for name, kind in columns.items()}
+
+    for entity in ("customers", "items", "invoices", "payments", "vendors", "bills"):
+        assert same_types(actual("raw_source", entity)) == shown(push_defs.RAW_SOURCE_SCHEMA)
+        assert same_types(actual("staging", entity)) == shown(push_defs.staging_schema(entity))
+    for table in pull_defs.RAW_TABLES.values():
+        raw_qbo = same_types(actual("raw_qbo", table), numeric="numeric(18,5)")
+        assert raw_qbo == shown(pull_defs.RAW_QBO_SCHEMA), table
