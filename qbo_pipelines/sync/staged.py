@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
@@ -439,7 +439,7 @@ def iter_staged(engine: sa.Engine, snapshot: Snapshot, chunk: int) -> Iterator[P
         else "false"
     )
     sql = sa.text(
-        f"SELECT s.source_id, CASE WHEN {steady} THEN NULL ELSE s.data END AS data"  # noqa: S608
+        f"SELECT s.source_id, CASE WHEN {steady} THEN NULL ELSE s.data::text END"  # noqa: S608
         f" FROM {table} s LEFT JOIN sync.record_state st ON st.realm_id = s.realm_id"
         " AND st.entity = :e AND st.source_id = s.source_id"
         " WHERE s.realm_id = :r AND s.run_id = :run AND s.source_id > :after"
@@ -453,9 +453,9 @@ def iter_staged(engine: sa.Engine, snapshot: Snapshot, chunk: int) -> Iterator[P
         if not rows:
             return
         records = [
-            decode_entity(snapshot.entity, cast(Mapping[str, Any], data))
-            for _sid, data in rows
-            if data is not None
+            decode_entity(snapshot.entity, json_loads(str(text)))
+            for _sid, text in rows
+            if text is not None
         ]
         yield Page(records, len(rows) - len(records), len(rows))
         if len(rows) < chunk:
