@@ -178,3 +178,27 @@ def test_the_column_schemas_dagster_shows_are_the_tables_columns(
     for table in pull_defs.RAW_TABLES.values():
         raw_qbo = same_types(actual("raw_qbo", table), numeric="numeric(18,5)")
         assert raw_qbo == shown(pull_defs.RAW_QBO_SCHEMA), table
+
+
+@pytest.mark.parametrize("schema", ["raw_source", "staging"])
+def test_a_runs_keyset_page_is_read_in_index_order_never_sorted(
+    warehouse_engine: sa.Engine, schema: str
+) -> None:
+    """The stage and the push read one run's rows in keyset pages (realm_id, run_id,
+    source_id): each page is one range of an index in that order, not every row of the run
+    found and sorted again (as when only (realm_id, run_id) was indexed)."""
+    with warehouse_engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        plan = "\n".join(
+            str(row[0])
+            for row in conn.execute(
+                sa.text(
+                    f"EXPLAIN SELECT source_id FROM {schema}.invoices"  # noqa: S608
+                    " WHERE realm_id = :r AND run_id = :run AND source_id > :after"
+                    " ORDER BY source_id LIMIT 2000"
+                ),
+                {"r": "1", "run": "run", "after": ""},
+            )
+        )
+    assert "invoices_run_page_idx" in plan, plan
+    assert "Sort" not in plan, plan
