@@ -36,6 +36,7 @@ from qbo_pipelines.qbo.errors import (
     ServerError,
     ThrottledError,
     TransportError,
+    ValidationError,
     error_from_fault,
     error_from_response,
     fault_in_payload,
@@ -229,7 +230,7 @@ class Transport:
                 token = self.tokens.refresh_access_token(self.realm_id, token)
                 refreshed = True
             except QboError as err:
-                if not err.retryable or attempt >= self.max_retries:
+                if not _worth_again(err, call) or attempt >= self.max_retries:
                     raise
                 delay = self._delay(err, attempt)
                 log.warning(
@@ -251,6 +252,22 @@ class Transport:
             self.limiter.pause(min(pause, MAX_PAUSE))
             return 0.0
         return backoff_delay(attempt, self.backoff_base, self.backoff_max)
+
+
+GENERIC_REFUSAL = "6000"
+"""QBO's catch-all business validation fault ("A business validation error has occurred")."""
+
+
+def _worth_again(err: QboError, call: Call) -> bool:
+    """Retryable failures, and a read (GET) refused with the generic business fault 6000: a
+    read changes nothing, so sending it again costs one call, where giving up ends the run
+    (a pull's extract). Specific answers to a read (610 not found, 4000 query errors, 500 a CDC
+    window too old) are never sent again."""
+    if err.retryable:
+        return True
+    return call.method == "GET" and isinstance(err, ValidationError) and err.code == (
+        GENERIC_REFUSAL
+    )
 
 
 def parse_response(response: requests.Response) -> dict[str, Any]:

@@ -328,3 +328,29 @@ def test_R16_R36_invoice_deleted_in_qbo_after_a_push_update_no_pull_saw_still_ma
     writes = synced.write_calls()
     _cycle(synced, "4")
     assert synced.write_calls() == writes
+
+
+def test_R36_a_read_refused_with_qbo_s_generic_fault_does_not_end_the_pull(
+    synced: PushBed,
+) -> None:
+    """The soak's stopped pull run: a CDC read and a query answered with QBO's generic
+    business fault (6000, as XML) are sent again (a read changes nothing) and the pull runs
+    to its end, bringing the change in (a write refused with 6000 stays refused: obs8)."""
+    bed = synced
+    contact, customer = linked_contact(bed.env.warehouse, bed.realm)
+    bed.sandbox.control.user_update(
+        bed.realm,
+        "Customer",
+        {"Id": customer, "PrimaryEmailAddr": {"Address": "after.refusal@example.com"},
+         "sparse": True},
+    )
+    bed.sandbox.control.reset_requests()
+    for path in ("cdc", "query"):
+        bed.sandbox.control.inject_fault(
+            kind="xml", realm_id=bed.realm, method="GET", path=path, count=1
+        )
+    pipeline.pull_all(bed.env, bed.realm, run_id="pull-refused")
+    email = bed.sql(bed.env.source, "SELECT email FROM app.contacts WHERE id = :i", i=contact)
+    assert email[0][0] == "after.refusal@example.com"
+    refused = [r for r in bed.sandbox.control.requests(bed.realm) if r.get("status") == 400]
+    assert {r["endpoint"] for r in refused} >= {"cdc"}
