@@ -152,16 +152,13 @@ def stage_run(conn: sa.Connection, entity: str, run_id: str, *, realm_id: str) -
         "realm_id", "source_id", "data", "content_hash", "source_updated_at", "now()", "run_id",
         *(f"(staged ->> '{c}')::{types[c]}" for c in typed),
     ]
-    insert = ", ".join(bulk.quote_ident(c) for c in cols)
-    sets = ", ".join(f"{bulk.quote_ident(c)} = EXCLUDED.{bulk.quote_ident(c)}"
-                     for c in cols if c not in _KEY)
-    sql = (
-        f"INSERT INTO {bulk.qualified(f'staging.{entity}')} AS t ({insert})"  # noqa: S608
-        f" SELECT {', '.join(values)} FROM {bulk.qualified(f'raw_source.{entity}')}"
+    rows = (
+        f"SELECT {', '.join(values)} FROM {bulk.qualified(f'raw_source.{entity}')}"  # noqa: S608
         " WHERE realm_id = :realm AND run_id = :run AND NOT deleted"
         + (" AND staged IS NOT NULL" if typed else "")
-        + f" ON CONFLICT (realm_id, source_id) DO UPDATE SET {sets}"
     )
+    update = [c for c in cols if c not in _KEY]
+    sql = bulk.upsert_sql(f"staging.{entity}", cols, _KEY, update, rows, only_if_changed=False)
     return conn.execute(sa.text(sql), {"realm": realm_id, "run": run_id}).rowcount
 
 
