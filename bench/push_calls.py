@@ -13,13 +13,15 @@ combined bound allows (b batches of 30 at 40/min plus s single calls in the rest
 QBO's bound in seconds for that many writes, and their ratio (target <= 1.1); then the reads
 the push made in that phase (name checks, invoice refreshes after payments: single calls that
 share the 500/min), the bound counting them too, and the seconds against it; then the calls of
-the second run (target 0). Prints figures only; never asserts.
+the second run (target 0), and after each phase the peak RSS of the push process (target < 512
+MiB; the sandbox runs in its own process). Prints figures only; never asserts.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -60,6 +62,10 @@ def _bound_seconds(batchable: int, sends: int, reads: int) -> float:
         singles = max(batchable - 30 * b, 0) + sends + reads
         best = min(best, 60 * max(b / 40, (b + singles) / 500, (b + singles) / 600))
     return best
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _stamp(text: str) -> float:
@@ -169,6 +175,7 @@ def main(sales: int) -> None:
                       f" {seconds / with_reads if with_reads else 0:>6.2f}"
                       f" {written / seconds if seconds else 0:>10.0f}")
                 print(_stream(control.requests(realm)[logged:]))
+                print(f"  peak RSS of the push process so far: {_peak_rss_mib():,.0f} MiB")
             control.reset_requests()
             t0 = time.perf_counter()
             pipeline.push_all(env, realm, run_id="bench-again")

@@ -33,7 +33,14 @@ import sqlalchemy as sa
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import QboId, RealmId, SourceId, content_hash
 from qbo_pipelines.qbo import query as q
-from qbo_pipelines.qbo.client import BatchOp, BatchResult, Dispatch, QboClient, derive_request_id
+from qbo_pipelines.qbo.client import (
+    PAGE_SIZE,
+    BatchOp,
+    BatchResult,
+    Dispatch,
+    QboClient,
+    derive_request_id,
+)
 from qbo_pipelines.qbo.errors import AuthError, QboError
 from qbo_pipelines.qbo.values import last_updated
 from qbo_pipelines.quality import quarantine, rules
@@ -1179,19 +1186,23 @@ def _qbo_names(
 
 def _refresh_linked(run: PushRun, writer: Writer) -> None:
     """Payments change their invoices in QBO (Balance, LinkedTxn, SyncToken). Re-read those
-    invoices (one query per 1000) and adopt the new SyncToken only when the fields we manage
-    are as we left them; a bookkeeper's concurrent edit keeps the old token, so the next
-    update meets QBO's 5010 and is merged three-way instead of overwriting it (R34)."""
-    linked = {txn_id for kind, txn_id in writer.linked if kind == "Invoice"}
-    if not linked:
-        return
+    invoices and adopt the new SyncToken only when the fields we manage are as we left them; a
+    bookkeeper's concurrent edit keeps the old token, so the next update meets QBO's 5010 and
+    is merged three-way instead of overwriting it (R34). A page of 1000 invoices at a time
+    (one query, their states, one save): memory holds one page, not every invoice paid."""
+    linked = sorted({txn_id for kind, txn_id in writer.linked if kind == "Invoice"})
+    for start in range(0, len(linked), PAGE_SIZE):
+        _refresh_page(run, linked[start : start + PAGE_SIZE])
+
+
+def _refresh_page(run: PushRun, ids: list[str]) -> None:
     try:
-        fresh = run.client.read_many("Invoice", [QboId(i) for i in sorted(linked)])
+        fresh = run.client.read_many("Invoice", [QboId(i) for i in ids])
     except AuthError:
         raise
     except QboError as err:
         # Tokens stay as they were: the next update meets QBO's 5010 and merges (R34).
-        log.warning("could not re-read invoices after payments: %s", err)
+        log.warning("could not re-read %d invoices after payments: %s", len(ids), err)
         return
     with run.engine.connect() as conn:
         rows: list[SourceId] = list(
@@ -1200,7 +1211,7 @@ def _refresh_linked(run: PushRun, writer: Writer) -> None:
                     "SELECT source_id FROM sync.record_state WHERE realm_id = :r AND entity ="
                     " 'invoices' AND qbo_entity = 'Invoice' AND qbo_id = ANY(:ids)"
                 ),
-                {"r": run.realm_id, "ids": sorted(linked)},
+                {"r": run.realm_id, "ids": ids},
             )
             .scalars()
             .all()
