@@ -148,11 +148,9 @@ def dagster_storage_url(pg: PgServer | None = None) -> str:
 def embedded_pid(pgdata: Path | None = None) -> int | None:
     """PID of the embedded server's postmaster, or None when it is not running."""
     pid_file = (pgdata or settings.data_dir() / "pg") / "postmaster.pid"
-    if not pid_file.exists():
-        return None
-    try:
+    try:  # the server removes the file as it stops: read it once, never test then read
         pid = int(pid_file.read_text().splitlines()[0])
-    except (ValueError, IndexError):
+    except (FileNotFoundError, ValueError, IndexError):
         return None
     try:
         import os
