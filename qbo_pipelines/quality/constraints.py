@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import decimal
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -455,7 +455,7 @@ def _untrap(ctx: decimal.Context) -> None:
 
 def _safe(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Evaluate with Decimal traps off (:func:`_untrap`). The plain function stays reachable
-    as ``__wrapped__``, for callers that evaluate many columns in one such context."""
+    as ``__wrapped__``, for :func:`_evaluated`, which evaluates every column in one context."""
 
     def wrapper(record: Any) -> Any:
         with decimal.localcontext() as ctx:
@@ -891,15 +891,20 @@ def pg_numeric(value: Decimal) -> Decimal:
     return value
 
 
+def _evaluated(columns: Sequence[Column], record: Any) -> dict[str, Any]:
+    """Each column's value by name, in order, all in one trap-free Decimal context (as each
+    derived column would be alone), not one context per column."""
+    with decimal.localcontext() as ctx:
+        _untrap(ctx)
+        return {col.name: getattr(col.value, "__wrapped__", col.value)(record) for col in columns}
+
+
 def staged_values(table: Table, record: Any) -> tuple[Any, ...]:
     """The record's staged column values, in ``table.columns`` order, ready for Postgres."""
-    out: list[Any] = []
-    for col in table.columns:
-        value = col.value(record)
-        if isinstance(value, Decimal):
-            value = pg_numeric(value)
-        out.append(value)
-    return tuple(out)
+    return tuple(
+        pg_numeric(v) if isinstance(v, Decimal) else v
+        for v in _evaluated(table.columns, record).values()
+    )
 
 
 def _decimal_text(value: Any) -> str:
@@ -913,14 +918,8 @@ def staged_json(table: Table, record: Any) -> str:
     """The record's staged column values as a JSON object ``{column: value}`` (numbers as
     their exact text, dates as ISO text): what ``raw_source.<entity>.staged`` keeps for the
     stage to cast into ``staging.<entity>`` (``source_id`` is the row's key, not repeated).
-    Every column is evaluated in one trap-free Decimal context (as each would be alone)."""
-    with decimal.localcontext() as ctx:
-        _untrap(ctx)
-        values = {
-            col.name: getattr(col.value, "__wrapped__", col.value)(record)
-            for col in table.columns[1:]
-        }
-    return orjson.dumps(values, default=_decimal_text).decode()
+    The same values as :func:`staged_values`."""
+    return orjson.dumps(_evaluated(table.columns[1:], record), default=_decimal_text).decode()
 
 
 def rule_ids(entity: str) -> set[str]:

@@ -358,11 +358,11 @@ def _write_parties(company: Company, ledger: Ledger,
     table = company.table("Customer")
     todo = set(customers)
     for customer_id in customers:  # a job's balance also moves its parents' BalanceWithJobs
-        parent = ref((table.get(customer_id) or {}).get("ParentRef"))
+        parent = ledger.parent.get(customer_id)
         seen = 0
         while parent and seen < 6:
             todo.add(parent)
-            parent = ref((table.get(parent) or {}).get("ParentRef"))
+            parent = ledger.parent.get(parent)
             seen += 1
 
     def with_jobs(cid: str, depth: int = 0) -> Decimal:

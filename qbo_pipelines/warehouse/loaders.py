@@ -144,13 +144,13 @@ def stage_run(conn: sa.Connection, entity: str, run_id: str, *, realm_id: str) -
         rows staged.
     """
     _check_entity(entity)
-    typed = staged_columns(entity)
-    types = {c.name: c.sql_type for c in constraints.TABLES[entity].columns} if typed else {}
+    table = constraints.TABLES.get(entity)
+    typed = table.columns[1:] if table is not None else ()  # source_id is the row's key
     cols = ("realm_id", "source_id", "data", "content_hash", "updated_at", "staged_at",
-            "run_id", *typed)
+            "run_id", *(c.name for c in typed))
     values = [
         "realm_id", "source_id", "data", "content_hash", "source_updated_at", "now()", "run_id",
-        *(f"(staged ->> '{c}')::{types[c]}" for c in typed),
+        *(f"(staged ->> '{c.name}')::{c.sql_type}" for c in typed),
     ]
     rows = (
         f"SELECT {', '.join(values)} FROM {bulk.qualified(f'raw_source.{entity}')}"  # noqa: S608
