@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qbo_pipelines.canonical import CanonicalAddress, CanonicalBillLine, SourceId
 from qbo_pipelines.quality import constraints, gx_suites, rules
@@ -329,3 +331,60 @@ def test_R40_a_date_outside_the_window_is_held_and_shown(warehouse: sa.Engine) -
         ("300", "bill.txn_date.out_of_range"),
         ("300", "bill.due_date.out_of_range"),
     }
+
+
+_TEXT = st.text(alphabet="aZ09!#$%&'*+/=?^_`{|}~-.@ \t\néß\u00a0:", max_size=110)
+
+
+def _near_limits() -> list[str]:
+    """Every address built from parts whose lengths sit on the pattern's limits: local parts
+    of 1, 63, 64 and 65 (with and without an inner dot, a leading or a trailing one), labels
+    of 1, 63 and 64 (good, or with a hyphen at an end), top-level domains of 1, 2, 63 and 64
+    letters; some are 100 characters in all, some over."""
+    locals_ = []
+    for n in (1, 2, 63, 64, 65):
+        plain = "".join("aZ9'{|}"[i % 7] for i in range(n))
+        locals_ += [plain, plain[:1] + "." + plain[2:], "." + plain[1:], plain[:-1] + "."]
+    labels = [p + "k" * n for p in ("a", "b9", "-a", "a-") for n in (0, 61, 62)]
+    tlds = ["c" * n for n in (0, 1, 2, 3, 63, 64)]
+    sized = [  # 99, 100 and 101 characters in all, otherwise good
+        "a" * 60 + "@" + "b" * (size - 64) + ".cc" for size in (99, 100, 101)
+    ]
+    return sized + [
+        f"{local}@{'.'.join(parts)}.{tld}"
+        for local in locals_
+        for parts in [(label,) for label in labels] + [("x", labels[1]), (labels[2], "y")]
+        for tld in tlds
+    ]
+
+
+def _refused_by_the_suite(warehouse: sa.Engine, values: list[str]) -> list[bool]:
+    refused_sql = f"NOT (v ~ :shape) OR ({constraints.email_lengths_sql('v')})"
+    with warehouse.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(f"SELECT {refused_sql} FROM unnest(CAST(:vals AS text[])) AS t(v)"),  # noqa: S608
+                {"vals": values, "shape": constraints.EMAIL_SHAPE},
+            ).scalars()
+        )
+
+
+def test_R40_the_suites_email_check_is_the_rules_at_every_limit(warehouse: sa.Engine) -> None:
+    """The suite checks emails with a regex Postgres runs fast (no lookarounds, no counted
+    repeats) and the lengths in SQL; together they refuse exactly what the rules refuse."""
+    values = _near_limits()
+    expected = [not rules.is_valid_email(v) for v in values]
+    assert 100 < sum(expected) < len(values) - 20  # both verdicts, many of each
+    got = _refused_by_the_suite(warehouse, values)
+    assert [v for v, e, g in zip(values, expected, got, strict=True) if e != g] == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(_TEXT, min_size=1, max_size=40))
+def test_R40_the_suites_email_check_is_the_rules_on_any_text(
+    warehouse: sa.Engine, values: list[str]
+) -> None:
+    """Any text (dots, at signs, spaces, line breaks, letters beyond ASCII): the suite's
+    check and the rules agree."""
+    got = _refused_by_the_suite(warehouse, values)
+    assert [not rules.is_valid_email(v) for v in values] == got
