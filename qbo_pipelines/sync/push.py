@@ -111,6 +111,9 @@ class Plan:
     record_hash: str | None = None
     qbo_entity: str | None = None
     payload: Mapping[str, Any] | None = None  # the full source-side body (the new base)
+    # A create's base when it is not the body it sends: a create writes what the sync never
+    # keeps in step (an item's Type and income account, the billing contact: R6, R10).
+    base: Mapping[str, Any] | None = None
     changes: Mapping[str, Any] | None = None  # what an update sends
     reason: str | None = None
     violations: tuple[Violation, ...] = ()
@@ -217,8 +220,16 @@ def _plan_write(
         return Plan("hold", source_id, record_hash, qbo_entity=qbo_entity, violations=violations)
     name = str(built.body.get(spec.match_field)) if spec.match_field else None
     if not known or current is None:
-        return Plan("create", source_id, record_hash, qbo_entity, payload=built.body, name=name)
-    changes = diff.changed_fields(built.body, current.source_base)
+        return Plan(
+            "create",
+            source_id,
+            record_hash,
+            qbo_entity,
+            payload=built.body,
+            name=name,
+            base=_kept_in_step(spec, record, ctx, built.body),
+        )
+    changes = _changes(built.body, current.source_base, qbo_entity)
     if not changes:
         return Plan(
             "skip",
@@ -237,6 +248,31 @@ def _plan_write(
         changes=changes,
         name=name if spec.match_field in changes else None,
     )
+
+
+def _kept_in_step(
+    spec: PushSpec, record: Record, ctx: PushContext, created: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """What a create leaves as the source side of the base: the fields an update keeps in
+    step (None when they are the create's body), so what only a create writes is never
+    compared again, cleared, or written over (R6, R10)."""
+    if spec.fields is spec.create:
+        return None
+    kept = spec.fields(record, ctx)
+    return None if isinstance(kept, Blocked) or kept.body == created else kept.body
+
+
+def _changes(
+    new: Mapping[str, Any], base: Mapping[str, Any] | None, qbo_entity: str
+) -> dict[str, Any]:
+    """The fields an update sends: those ``new`` changes against ``base``, and those it
+    clears among the fields the sync keeps in step. A field only a create writes (a base
+    stored as the create's body before creates kept their own base) is never cleared."""
+    changes = diff.changed_fields(new, base)
+    managed = MANAGED_FIELDS.get(qbo_entity)
+    if not managed:
+        return changes
+    return {k: v for k, v in changes.items() if k in new or k in managed}
 
 
 def plan_delete(entity: catalogue.Entity, current: RecordState) -> Plan:
@@ -821,7 +857,7 @@ def _intent(run: PushRun, spec: PushSpec, p: Plan, current: RecordState | None) 
             dict(p.payload),
             rid,
             p.record_hash,
-            dict(p.payload),
+            dict(p.base if p.base is not None else p.payload),
             key,
         )
     if p.action == "update" and current is not None and p.changes is not None:
@@ -1114,7 +1150,7 @@ def _matched_state(
     current: RecordState | None,
     key: str,
 ) -> RecordState:
-    payload = dict(p.payload or {})
+    payload = dict((p.base if p.base is not None else p.payload) or {})
     qbo_base = diff.project(
         hit, diff.template(MANAGED_FIELDS.get(spec.entity.qbo_name, ()), payload)
     )

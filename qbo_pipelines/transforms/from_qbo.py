@@ -128,6 +128,10 @@ MONEY_LIMIT = Decimal(10) ** 13
 """The source app keeps money as numeric(15, 2): amounts must stay below 10^13."""
 QTY_LIMIT = Decimal(10) ** 11
 """Quantities and unit prices are numeric(15, 4) in the source: below 10^11."""
+MONEY_PLACES = 2
+"""Decimals of the source's money columns (numeric(15, 2))."""
+QTY_PLACES = 4
+"""Decimals of the source's quantity and unit price columns (numeric(15, 4)); QBO takes 5."""
 
 
 def _held(value: Any) -> Decimal | None:
@@ -138,24 +142,33 @@ def _held(value: Any) -> Decimal | None:
 
 
 def beyond_source(obj: Obj) -> str | None:
-    """Why the source app cannot hold this QBO transaction's amounts (None: it can). QBO and
-    the warehouse keep the exact value; the source record is held back with this reason."""
-    checks: list[tuple[str, Any, Decimal]] = [
-        ("TotalAmt", obj.get("TotalAmt"), MONEY_LIMIT),
-        ("Balance", obj.get("Balance"), MONEY_LIMIT),
+    """Why the source app cannot hold this QBO transaction's amounts (None: it can): a value
+    too large for its column, or with more decimals than the column keeps (Postgres would round
+    it silently). QBO and the warehouse keep the exact value; the source record is held back
+    with this reason."""
+    checks: list[tuple[str, Any, Decimal, int]] = [
+        ("TotalAmt", obj.get("TotalAmt"), MONEY_LIMIT, MONEY_PLACES),
+        ("Balance", obj.get("Balance"), MONEY_LIMIT, MONEY_PLACES),
     ]
     for n, line in enumerate(obj.get("Line") or (), 1):
         if not isinstance(line, Mapping):
             continue
-        checks.append((f"Line {n} Amount", line.get("Amount"), MONEY_LIMIT))
+        checks.append((f"Line {n} Amount", line.get("Amount"), MONEY_LIMIT, MONEY_PLACES))
         detail = line.get("SalesItemLineDetail")
         if isinstance(detail, Mapping):
-            checks.append((f"Line {n} Qty", detail.get("Qty"), QTY_LIMIT))
-            checks.append((f"Line {n} UnitPrice", detail.get("UnitPrice"), QTY_LIMIT))
-    for name, raw, limit in checks:
+            checks.append((f"Line {n} Qty", detail.get("Qty"), QTY_LIMIT, QTY_PLACES))
+            checks.append((f"Line {n} UnitPrice", detail.get("UnitPrice"), QTY_LIMIT, QTY_PLACES))
+    for name, raw, limit, places in checks:
         value = _money(raw)
-        if value is not None and abs(value) >= limit:
+        if value is None:
+            continue
+        if abs(value) >= limit:
             return f"{name} {raw}: an amount larger than the source app holds (below {limit:,.0f})"
+        if value != round(value, places):
+            return (
+                f"{name} {raw}: more decimals than the source app keeps ({places}); it would be "
+                "rounded"
+            )
     return None
 
 

@@ -407,6 +407,52 @@ def test_obs8_refused_records_are_reported_with_a_fix_and_retried(pushed: PushBe
     )
 
 
+def test_obs8_a_payment_over_the_open_balance_fails_with_its_likely_cause_and_the_rest_sync(
+    pushed: PushBed,
+) -> None:
+    """QBO refuses a payment larger than what is still open on its invoice with its generic
+    business fault (6000). Only QBO knows the open balance (payments entered there count too),
+    so the write is made; the refusal names the likely cause and the fix, and a good receipt
+    in the same batch syncs."""
+    over_sale, _ = _plain_invoice(pushed, with_payment=False)
+    unpaid = [
+        s
+        for (s,) in _sql(
+            pushed.env.warehouse,
+            "SELECT source_id FROM sync.record_state WHERE realm_id = :r AND entity = 'invoices'"
+            " AND qbo_entity = 'Invoice' AND status = 'synced' AND source_id <> :s",
+            r=pushed.realm,
+            s=over_sale,
+        )
+        if not _sql(pushed.env.source, "SELECT 1 FROM app.receipts WHERE sale_id = :s", s=int(s))
+    ]
+    ids = {}
+    for label, sale, extra in (("over", over_sale, 100), ("good", unpaid[0], 0)):
+        ids[label] = _sql(
+            pushed.env.source,
+            "INSERT INTO app.receipts (sale_id, amount, received_on)"
+            " SELECT id, CASE WHEN :x > 0 THEN total + :x ELSE round(total / 2, 2) END,"
+            " txn_date FROM app.sales WHERE id = :s RETURNING id",
+            s=int(sale),
+            x=extra,
+        )[0][0]
+    report = pipeline.push_all(pushed.env, pushed.realm, run_id="over", only=["payments"])
+    assert report.totals()["created"] == 1
+    assert report.totals()["failed"] == 1
+    assert _state(pushed, "payments", str(ids["good"]))["status"] == "synced"
+    st = _state(pushed, "payments", str(ids["over"]))
+    assert (st["status"], st["error_code"]) == ("failed", "6000")
+    assert "larger than what is still open" in st["fix"]
+    [(message, fix)] = _sql(
+        pushed.env.warehouse,
+        "SELECT error_message, details ->> 'fix' FROM sync.ledger WHERE run_id = 'over'"
+        " AND entity = 'payments' AND source_id = :s AND outcome = 'failed'",
+        s=str(ids["over"]),
+    )
+    assert "open balance" in message  # QBO's own words are kept beside the fix
+    assert fix == st["fix"]
+
+
 # ------------------------------------------------------------------------------------ 9
 
 

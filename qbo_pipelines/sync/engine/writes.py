@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 
@@ -207,9 +207,30 @@ def ledger_row(
     )
 
 
-def fix_for(error: QboError) -> str:
-    """What a person should do about a write QBO refused (R31)."""
+_BUSINESS_FIXES: Final = {
+    "Payment": "QBO refused the payment by a business rule (its message says which): most "
+    "often the receipt is larger than what is still open on its sale's invoice in QBO (other "
+    "payments, some entered in QBO, or a lower total), or its contact is not the sale's "
+    "customer. Correct the receipt or its sale in the source app; the next run retries",
+    "Invoice": "QBO refused the invoice by a business rule (its message says which): most "
+    "often its new total is below the payments already applied to it in QBO. Correct the "
+    "sale, or its receipts first, in the source app; the next run retries",
+    "CreditMemo": "QBO refused the credit memo by a business rule (its message says which): "
+    "most often its new total is below what has already been applied from it. Correct the "
+    "sale in the source app; the next run retries",
+    "Bill": "QBO refused the bill by a business rule (its message says which): most often its "
+    "new total is below the payments already made on it in QBO. Correct the bill in the "
+    "source app, or the payment in QBO; the next run retries",
+}
+"""QBO's generic business fault (6000) on a transaction: what it most often means there."""
+
+
+def fix_for(error: QboError, qbo_entity: str | None = None) -> str:
+    """What a person should do about a write QBO refused (R31); ``qbo_entity`` (the written
+    record's QBO entity) makes QBO's generic business fault specific."""
     code = error.code or ""
+    if code == "6000" and not error.retryable and qbo_entity in _BUSINESS_FIXES:
+        return _BUSINESS_FIXES[qbo_entity]
     fixes = {
         "6240": "another QBO customer, vendor or employee already uses this name (QBO ignores "
         "case and surrounding spaces): rename one of them; the next run retries",
@@ -579,7 +600,7 @@ class Writer:
             )
         self.report.counts["failed"] += 1
         attempt = current.attempt + 1
-        fix = fix_for(error)
+        fix = fix_for(error, intent.qbo_entity)
         label = f"{self.entity.name} #{intent.source_id}"
         reason = f"{label}: QBO refused the {intent.op}: {error}"
         row = current.but(

@@ -316,6 +316,47 @@ def test_R44_an_amount_the_source_cannot_hold_is_held_with_a_reason_and_the_rest
     assert len(_ledger(bed, "invoices", huge["Id"])) == 1
 
 
+def test_R44_a_value_with_more_decimals_than_the_source_keeps_is_held_not_rounded(
+    bed: PushBed,
+) -> None:
+    """QBO takes quantities and unit prices with 5 decimals; the source keeps 4. Postgres would
+    round 0.33333 into the sale line silently: the invoice is held with the reason instead."""
+    control = bed.sandbox.control
+    customer = _customer(bed)
+    line = {
+        "Amount": 1.0,
+        "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 0.3333, "UnitPrice": 3},
+    }
+    five_qty, five_price = dict(line), dict(line)
+    five_qty["SalesItemLineDetail"] = {"ItemRef": {"value": "2"}, "Qty": 0.33333, "UnitPrice": 3}
+    five_price["SalesItemLineDetail"] = {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 1.00001}
+    rounded_qty, rounded_price, fits = control.bulk_create(
+        bed.realm,
+        "Invoice",
+        [
+            {"CustomerRef": {"value": customer}, "Line": [five_qty]},
+            {"CustomerRef": {"value": customer}, "Line": [five_price]},
+            {"CustomerRef": {"value": customer}, "Line": [line]},
+        ],
+    )
+    _pull(bed, "decimals")
+    for held, what in ((rounded_qty, "Qty 0.33333"), (rounded_price, "UnitPrice 1.00001")):
+        assert _raw(bed, "invoices", held["Id"])  # the warehouse keeps QBO's exact value
+        assert _sale(bed, held["Id"]) == []
+        [note] = _ledger(bed, "invoices", held["Id"])
+        assert (note.operation, note.outcome) == ("hold", "held")
+        assert what in note.error_message
+        assert "decimals" in note.error_message
+        assert note.details["fix"]
+    [sale] = _sale(bed, fits["Id"])  # four decimals fit: it lands, unrounded
+    [(qty,)] = bed.sql(
+        bed.env.source, "SELECT qty FROM app.sale_lines WHERE sale_id = :s", s=sale.id
+    )
+    assert qty == Decimal("0.3333")
+    _fixed_point(bed)
+
+
 def test_R44_missing_optional_fields_and_odd_dates_are_pulled(bed: PushBed) -> None:
     control = bed.sandbox.control
     customer = _customer(bed)

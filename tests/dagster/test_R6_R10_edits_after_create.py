@@ -1,0 +1,118 @@
+"""Edits after a create, through the push job (Dagster, dagster-postgres) over the sandbox.
+
+A create writes more than the sync keeps in step: an item's Type and income account (R10), a
+customer's billing contact (R6). Later edits must update what the sync keeps in step and never
+clear, or write over, what only the create wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from pushbed import PushBed
+from test_push_assets import _resources
+
+from qbo_pipelines.defs.push import PUSH_ASSETS, companies
+
+
+def _push(bed: PushBed, instance: dg.DagsterInstance) -> dict[str, dict[str, Any]]:
+    result = dg.materialize(
+        PUSH_ASSETS, partition_key=bed.realm, instance=instance, resources=_resources(bed)
+    )
+    assert result.success
+    return {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def _qbo(bed: PushBed, entity: str, qbo_id: str) -> dict[str, Any]:
+    return next(o for o in bed.sandbox.control.entities(bed.realm, entity) if o["Id"] == qbo_id)
+
+
+def _qbo_id(bed: PushBed, entity: str, source_id: int) -> str:
+    [(qbo_id,)] = bed.sql(
+        bed.env.warehouse,
+        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = :e"
+        " AND source_id = :s AND created_by = 'sync'",
+        r=bed.realm,
+        e=entity,
+        s=str(source_id),
+    )
+    return str(qbo_id)
+
+
+def test_R6_R10_edits_after_a_create_update_only_what_the_sync_keeps_in_step(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    # A customer organisation whose billing contact is someone else (R6: used on create).
+    [(contact, org)] = bed.sql(
+        src,
+        "SELECT c.id, c.organisation_id FROM app.contacts c WHERE c.organisation_id IS NOT NULL"
+        " AND EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id)"
+        " AND c.email IS NOT NULL ORDER BY c.id LIMIT 1",
+    )
+    bed.sql(src, "UPDATE app.contacts SET is_billing_contact = false WHERE organisation_id = :o",
+            o=org)
+    bed.sql(
+        src,
+        "INSERT INTO app.contacts (organisation_id, given_name, family_name, email,"
+        " is_billing_contact) VALUES (:o, 'Billy', 'Payer', 'billing@payer.example', true)",
+        o=org,
+    )
+    _push(bed, dagster_instance)
+
+    products = [
+        int(r[0])
+        for r in bed.sql(
+            bed.env.warehouse,
+            "SELECT source_id FROM sync.record_state WHERE realm_id = :r AND entity = 'items'"
+            " AND created_by = 'sync' ORDER BY source_id::bigint",
+            r=bed.realm,
+        )
+    ]
+    assert products, "the sync created at least one item"
+    product = products[0]
+    item_id, customer_id = _qbo_id(bed, "items", product), _qbo_id(bed, "customers", contact)
+    item_before, customer_before = _qbo(bed, "Item", item_id), _qbo(bed, "Customer", customer_id)
+    assert customer_before["GivenName"] == "Billy"  # the billing contact, on create (R6)
+    assert customer_before["PrimaryEmailAddr"]["Address"] == "billing@payer.example"
+
+    bed.sql(
+        src,
+        "UPDATE app.products SET name = name || ' Plus', unit_price = 123.45,"
+        " description = 'Edited in the source' WHERE id = :p",
+        p=product,
+    )
+    bed.sql(src, "UPDATE app.contacts SET phone = '+64 9 555 0101' WHERE id = :c", c=contact)
+    counts = _push(bed, dagster_instance)
+
+    for entity in ("items", "customers"):
+        pushed = counts[f"pushed/qbo/{entity}"]
+        assert pushed["updated"] == 1, pushed
+        assert pushed["failed"] == 0, pushed
+    item = _qbo(bed, "Item", item_id)
+    assert item["Name"] == f"{item_before['Name']} Plus"
+    assert float(item["UnitPrice"]) == 123.45
+    assert item["Description"] == "Edited in the source"
+    assert item["Type"] == item_before["Type"] == "Service"
+    assert item["IncomeAccountRef"] == item_before["IncomeAccountRef"]  # never cleared (R10)
+    customer = _qbo(bed, "Customer", customer_id)
+    assert customer["PrimaryPhone"]["FreeFormNumber"] == "+64 9 555 0101"
+    for kept in ("GivenName", "FamilyName", "PrimaryEmailAddr"):  # never written over (R6)
+        assert customer.get(kept) == customer_before.get(kept), kept
+    problems = bed.sql(
+        bed.env.warehouse,
+        "SELECT entity, source_id, outcome, error_message FROM sync.ledger WHERE realm_id = :r"
+        " AND outcome NOT IN ('ok', 'skipped', 'held')",
+        r=bed.realm,
+    )
+    assert problems == []
+
+    bed.sandbox.control.reset_requests()
+    again = _push(bed, dagster_instance)
+    assert all(c.get("updated", 0) == c.get("created", 0) == 0 for c in again.values()), again
+    assert bed.write_calls() == 0
