@@ -35,7 +35,12 @@ def test_R28_pull_interval_schedule_pulls_each_company_once_its_interval_has_pas
     assert isinstance(early, dg.SkipReason)
     assert "every 12 h" in str(early.skip_message)
 
-    due = _tick(bed, now + timedelta(hours=12, minutes=5))
+    # due: five minutes into the first 12 h slot (of the wall clock) after 12 h have passed, so
+    # the repeated tick a minute later is in the same slot whatever the time of day
+    slot = 12 * 3600
+    first = (int((now + timedelta(hours=12)).timestamp()) // slot + 1) * slot + 300
+    at = datetime.fromtimestamp(first, UTC)
+    due = _tick(bed, at)
     assert isinstance(due, list)
     assert [(r.partition_key, r.tags["qbo_pipelines/trigger"]) for r in due] == [
         (bed.realm, "schedule")
@@ -43,7 +48,7 @@ def test_R28_pull_interval_schedule_pulls_each_company_once_its_interval_has_pas
     assert due[0].run_key is not None
     assert due[0].run_key.startswith(f"interval:{bed.realm}:12h:")
     # a repeated tick in the same slot asks for the same run (the run key starts it once)
-    again = _tick(bed, now + timedelta(hours=12, minutes=6))
+    again = _tick(bed, at + timedelta(minutes=1))
     assert isinstance(again, list)
     assert [r.run_key for r in again] == [due[0].run_key]
 
