@@ -102,10 +102,14 @@ def email_lengths_sql(column: str) -> str:
     domain), or is longer than :data:`EMAIL_MAX`: with :data:`EMAIL_SHAPE`, exactly the values
     :data:`EMAIL_PATTERN` and :data:`EMAIL_MAX` refuse."""
     shape = "'" + EMAIL_SHAPE.replace("'", "''") + "'"
+    domain = f"split_part({column}, '@', 2)"
+    # The cheap tests first: the shape and the label regex run only where a length breaks.
     return (
-        f"char_length({column}) > {EMAIL_MAX} OR ({column} ~ {shape}"
-        f" AND (char_length(split_part({column}, '@', 1)) > 64"
-        f" OR split_part({column}, '@', 2) ~ '[^.]{{64}}' OR {column} ~ '\\.[A-Za-z]$'))"
+        f"char_length({column}) > {EMAIL_MAX} OR ("
+        f"(char_length(split_part({column}, '@', 1)) > 64"
+        f" OR right({column}, 2) ~ '^\\.[A-Za-z]$'"
+        f" OR (char_length({domain}) > 63 AND {domain} ~ '[^.]{{64}}'))"
+        f" AND {column} ~ {shape})"
     )
 
 
