@@ -457,6 +457,7 @@ def _push_locked(
     if snapshot is not None:
         return _push_snapshot(run, spec, snapshot, writer, report, sends)
     todo = candidates(run.engine, run.reader, run.realm_id, name, mode=mode, source_ids=source_ids)
+    _carry_out(run, spec, todo.deleted, writer, report)  # first: they free names and balances
     if todo.wanted is not None and writer.replayed:
         # A source edit made while their write waited for QBO was skipped by the run that saw
         # it (the feed moved on): planned again now that the write is answered (R42).
@@ -484,12 +485,13 @@ def _push_locked(
                 yield chunk
 
         _push_chunks(run, spec, wanted(), writer, report, sends)
-    gone = set(todo.deleted)
+    gone: set[SourceId] = set()
     if todo.wanted is None:
         gone |= records.source_ids(run.engine, run.realm_id, name) - seen
     elif source_ids is not None:
         gone |= set(todo.wanted) - seen
-    _finish(run, spec, gone, writer, report, sends)
+    _carry_out(run, spec, gone, writer, report)  # found only by reading everything
+    _finish(run, writer, sends)
     if todo.window is not None:
         feed.advance(run.engine, run.realm_id, DIRECTION, name, todo.window)
         report.cursor = todo.until
@@ -497,17 +499,19 @@ def _push_locked(
     return report
 
 
-def _finish(
-    run: PushRun,
-    spec: PushSpec,
-    gone: Iterable[SourceId],
-    writer: Writer,
-    report: Report,
-    sends: _Sends,
+def _carry_out(
+    run: PushRun, spec: PushSpec, gone: Iterable[SourceId], writer: Writer, report: Report
 ) -> None:
-    """After the records: source deletes, invoices moved by payments, the last sends."""
+    """Source deletes, before the creates and updates of the run: a delete frees what a new
+    record may take (a payment's share of an invoice's balance, a document number, a name),
+    so a record deleted and entered again, or an amount moved between two receipts, syncs in
+    one run. Also every earlier delete not yet carried out (state-driven)."""
     _mark_deleted(run, spec.entity.name, gone)
     _carry_out_deletes(run, spec, writer, report)
+
+
+def _finish(run: PushRun, writer: Writer, sends: _Sends) -> None:
+    """After the records: invoices moved by payments, the last sends."""
     _refresh_linked(run, writer)
     sends.flush()
 
@@ -536,8 +540,9 @@ def _push_snapshot(
             if page.records:
                 yield page.records
 
+    _carry_out(run, spec, snapshot.deleted, writer, report)
     _push_chunks(run, spec, pages(), writer, report, sends)
-    _finish(run, spec, snapshot.deleted, writer, report, sends)
+    _finish(run, writer, sends)
     if snapshot.full:
         # the records now in step keep the row hash their read took: the next full extract
         # leaves them alone while their source row stays as it is
@@ -944,7 +949,8 @@ def _carry_out_deletes(run: PushRun, spec: PushSpec, writer: Writer, report: Rep
             intents.append(_delete_intent(run, entity, p, current))
             continue
         report.counts["skipped"] += 1
-        done.append(current.but(status="deleted", name_key=current.name_key))
+        # retired: its name is free for a record entered again, which takes over the link
+        done.append(current.but(status="deleted", name_key=None))
         ledger.append(
             _entry(
                 run,
@@ -1055,6 +1061,10 @@ def _check_names(
     matched: list[RecordState] = []
     hits_to_check = {str(hit["Id"]) for p in lookups for hit in found.get(keys[p.source_id], [])}
     linked = records.mapped_qbo_ids(run.engine, run.realm_id, spec.entity.qbo_name, hits_to_check)
+    retired = records.retired_links(
+        run.engine, run.realm_id, spec.entity.qbo_name, hits_to_check
+    )
+    taken_over: dict[SourceId, SourceId] = {}  # new record -> the retired one it replaces
     for p in lookups:
         if (p.name or "") in unqueryable:
             verdict[p.source_id] = _hold(
@@ -1080,10 +1090,12 @@ def _check_names(
             for h in hits
             if h["_type"] == spec.entity.qbo_name
             and h.get(spec.match_field or "") == p.name
-            and str(h["Id"]) not in linked
+            and (str(h["Id"]) not in linked or str(h["Id"]) in retired)
         ]
         if p.action == "create" and exact:
             hit = exact[0]
+            if str(hit["Id"]) in retired:
+                taken_over[p.source_id] = retired.pop(str(hit["Id"]))
             matched.append(_matched_state(run, spec, p, hit, current, keys[p.source_id]))
             report.counts["matched"] += 1
             verdict[p.source_id] = replace(p, action="skip", reason="matched")
@@ -1113,7 +1125,28 @@ def _check_names(
         )
     out = [verdict.get(p.source_id, p) for p in plans]
     if matched:
-        ledger = [
+        _save_matched(run, entity, matched, taken_over)
+    return out
+
+
+def _save_matched(
+    run: PushRun,
+    entity: str,
+    matched: Sequence[RecordState],
+    taken_over: Mapping[SourceId, SourceId],
+) -> None:
+    """Records matched to QBO records by name, with the ledger; a match of a QBO record that
+    a retired record (deleted in the source, kept in QBO: R9) was linked to moves the link to
+    the new record, in the same transaction (one QBO record, one source record)."""
+    ledger = []
+    for m in matched:
+        old = taken_over.get(SourceId(m.source_id or ""))
+        note = (
+            f"; it was linked to {entity} #{old}, deleted in the source (the link moves here)"
+            if old is not None
+            else ""
+        )
+        ledger.append(
             _entry(
                 run,
                 entity,
@@ -1121,14 +1154,13 @@ def _check_names(
                 "match",
                 "ok",
                 qbo_id=m.qbo_id,
-                message=f"matched existing QBO {m.qbo_entity} by exact name",
+                message=f"matched existing QBO {m.qbo_entity} by exact name{note}",
             )
-            for m in matched
-        ]
-        with run.engine.begin() as conn:
-            records.save(conn, matched, run.run_id)
-            state.append_ledger(conn, ledger)
-    return out
+        )
+    with run.engine.begin() as conn:
+        records.unlink_retired(conn, run.realm_id, entity, list(taken_over.values()))
+        records.save(conn, matched, run.run_id)
+        state.append_ledger(conn, ledger)
 
 
 def _entry(

@@ -212,6 +212,39 @@ def name_owners(bind: Bind, realm_id: str, keys: Iterable[str]) -> dict[str, tup
         }
 
 
+_RETIRED = "deleted_in_source AND status = 'deleted'"
+"""A record deleted in the source whose QBO record is kept (R9): it holds no name, and a record
+entered again under its name takes over its QBO link."""
+
+
+def retired_links(
+    bind: Bind, realm_id: str, qbo_entity: str, ids: Iterable[str]
+) -> dict[str, SourceId]:
+    """QBO id -> source id of retired records linked to these QBO records."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    sql = sa.text(
+        "SELECT qbo_id, source_id FROM sync.record_state"
+        f" WHERE realm_id = :r AND qbo_entity = :q AND qbo_id = ANY(:ids) AND {_RETIRED}"
+    )
+    with _conn(bind) as conn:
+        rows = conn.execute(sql, {"r": realm_id, "q": qbo_entity, "ids": wanted})
+        return {str(q): SourceId(str(s)) for q, s in rows}
+
+
+def unlink_retired(conn: sa.Connection, realm_id: str, entity: str, ids: Sequence[str]) -> int:
+    """Drop the QBO link (and any name) of retired records ``ids`` of ``entity``, before
+    another record takes the link over; returns rows changed."""
+    if not ids:
+        return 0
+    sql = sa.text(
+        "UPDATE sync.record_state SET qbo_id = NULL, name_key = NULL, updated_at = now()"
+        f" WHERE realm_id = :r AND entity = :e AND source_id = ANY(:ids) AND {_RETIRED}"
+    )
+    return conn.execute(sql, {"r": realm_id, "e": entity, "ids": list(ids)}).rowcount
+
+
 def mapped_qbo_ids(
     bind: Bind, realm_id: str, qbo_entity: str, ids: Iterable[str]
 ) -> dict[str, tuple[str, SourceId]]:

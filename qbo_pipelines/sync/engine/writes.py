@@ -225,12 +225,24 @@ _BUSINESS_FIXES: Final = {
 """QBO's generic business fault (6000) on a transaction: what it most often means there."""
 
 
-def fix_for(error: QboError, qbo_entity: str | None = None) -> str:
-    """What a person should do about a write QBO refused (R31); ``qbo_entity`` (the written
-    record's QBO entity) makes QBO's generic business fault specific."""
+_REMOVAL_FIX: Final = (
+    "QBO refused to remove the {entity} by a business rule (its message says which): most "
+    "often payments or credits are applied to it in QBO (some entered there), or it is "
+    "deposited or reconciled. Unlink or delete those in QBO, or leave the {entity} there; the "
+    "next run retries"
+)
+
+
+def fix_for(error: QboError, qbo_entity: str | None = None, op: str | None = None) -> str:
+    """What a person should do about a write QBO refused (R31); ``qbo_entity`` and ``op``
+    (the written record's QBO entity and the operation) make QBO's generic business fault
+    specific."""
     code = error.code or ""
-    if code == "6000" and not error.retryable and qbo_entity in _BUSINESS_FIXES:
-        return _BUSINESS_FIXES[qbo_entity]
+    if code == "6000" and not error.retryable and qbo_entity is not None:
+        if op in {"delete", "void"}:
+            return _REMOVAL_FIX.format(entity=qbo_entity.lower())
+        if qbo_entity in _BUSINESS_FIXES:
+            return _BUSINESS_FIXES[qbo_entity]
     fixes = {
         "6240": "another QBO customer, vendor or employee already uses this name (QBO ignores "
         "case and surrounding spaces): rename one of them; the next run retries",
@@ -600,7 +612,7 @@ class Writer:
             )
         self.report.counts["failed"] += 1
         attempt = current.attempt + 1
-        fix = fix_for(error, intent.qbo_entity)
+        fix = fix_for(error, intent.qbo_entity, intent.op)
         label = f"{self.entity.name} #{intent.source_id}"
         reason = f"{label}: QBO refused the {intent.op}: {error}"
         row = current.but(

@@ -1,0 +1,229 @@
+"""A record deleted in the source and entered again, through the push job (Dagster) over the
+sandbox: the run carries out the delete before it writes the new record, so what the delete
+frees (an invoice's open balance, a document number, a name) is free for it, and one run
+brings both sides in step with no failure (R9, R5, R31)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from pushbed import PushBed
+from test_R6_R10_edits_after_create import _push
+
+from qbo_pipelines.defs.push import companies
+
+
+def _state(bed: PushBed, entity: str, source_id: object) -> dict[str, Any]:
+    rows = bed.sql(
+        bed.env.warehouse,
+        "SELECT * FROM sync.record_state WHERE realm_id = :r AND entity = :e AND source_id = :s",
+        r=bed.realm,
+        e=entity,
+        s=str(source_id),
+    )
+    return dict(rows[0]._mapping) if rows else {}
+
+
+def _failures(bed: PushBed) -> list[Any]:
+    return bed.sql(
+        bed.env.warehouse,
+        "SELECT entity, source_id, operation, error_code, error_message FROM sync.ledger"
+        " WHERE realm_id = :r AND outcome = 'failed'",
+        r=bed.realm,
+    )
+
+
+def _live(bed: PushBed, entity: str) -> dict[str, dict[str, Any]]:
+    return {
+        o["Id"]: o
+        for o in bed.sandbox.control.entities(bed.realm, entity)
+        if o.get("status") != "Deleted"
+    }
+
+
+def _settled(bed: PushBed, instance: dg.DagsterInstance) -> None:
+    """A run more changes nothing and makes no write call."""
+    bed.sandbox.control.reset_requests()
+    again = _push(bed, instance)
+    assert all(c.get("created", 0) == c.get("updated", 0) == 0 for c in again.values()), again
+    assert bed.write_calls() == 0
+
+
+def test_R31_a_receipt_deleted_and_entered_again_syncs_in_one_run(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    # a receipt paying its sale in full: its payment holds the invoice's whole balance
+    [(old, sale)] = bed.sql(
+        src,
+        "SELECT r.id, r.sale_id FROM app.receipts r JOIN app.sales s ON s.id = r.sale_id"
+        " WHERE r.amount = s.total AND NOT EXISTS (SELECT 1 FROM app.receipts o"
+        " WHERE o.sale_id = r.sale_id AND o.id <> r.id) ORDER BY r.id LIMIT 1",
+    )
+    old_payment = _state(bed, "payments", old)["qbo_id"]
+    [(new,)] = bed.sql(
+        src,
+        "INSERT INTO app.receipts (sale_id, contact_id, amount, received_on, payment_method_id,"
+        " reference) SELECT sale_id, contact_id, amount, received_on, payment_method_id,"
+        " reference FROM app.receipts WHERE id = :o RETURNING id",
+        o=old,
+    )
+    bed.sql(src, "DELETE FROM app.receipts WHERE id = :o", o=old)
+
+    counts = _push(bed, dagster_instance)["pushed/qbo/payments"]
+    assert (counts.get("deleted"), counts.get("created"), counts.get("failed")) == (1, 1, 0), counts
+    assert _failures(bed) == []
+    payments = _live(bed, "Payment")
+    assert old_payment not in payments
+    new_payment = payments[_state(bed, "payments", new)["qbo_id"]]
+    invoice = _state(bed, "invoices", sale)["qbo_id"]
+    assert [t["TxnId"] for line in new_payment["Line"] for t in line["LinkedTxn"]] == [invoice]
+    _settled(bed, dagster_instance)
+
+
+def test_R31_a_sale_deleted_and_entered_again_under_its_number_syncs_in_one_run(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    [(old, number)] = bed.sql(
+        src,
+        "SELECT s.id, s.doc_number FROM app.sales s WHERE s.total > 0 AND s.doc_number IS NOT"
+        " NULL AND NOT EXISTS (SELECT 1 FROM app.receipts r WHERE r.sale_id = s.id)"
+        " ORDER BY s.id LIMIT 1",
+    )
+    old_invoice = _state(bed, "invoices", old)["qbo_id"]
+    assert old_invoice in _live(bed, "Invoice")
+    columns = (
+        "doc_number, contact_id, txn_date, due_date, currency, memo, detail_level,"
+        " grouping_label, send_requested, subtotal, discount_total, tax_total, total"
+    )
+    [(new,)] = bed.sql(
+        src,
+        f"INSERT INTO app.sales ({columns}) SELECT {columns} FROM app.sales"  # noqa: S608
+        " WHERE id = :o RETURNING id",
+        o=old,
+    )
+    lines = (
+        "line_no, kind, description, product_id, qty, unit_price, amount, tax_rate_id,"
+        " discount_percent, group_name"
+    )
+    bed.sql(
+        src,
+        f"INSERT INTO app.sale_lines (sale_id, {lines}) SELECT :n, {lines}"  # noqa: S608
+        " FROM app.sale_lines WHERE sale_id = :o",
+        n=new,
+        o=old,
+    )
+    bed.sql(src, "DELETE FROM app.sales WHERE id = :o", o=old)
+
+    counts = _push(bed, dagster_instance)["pushed/qbo/invoices"]
+    assert (counts.get("deleted"), counts.get("created"), counts.get("failed")) == (1, 1, 0), counts
+    assert _failures(bed) == []
+    invoices = _live(bed, "Invoice")
+    assert old_invoice not in invoices
+    assert invoices[_state(bed, "invoices", new)["qbo_id"]]["DocNumber"] == number
+    _settled(bed, dagster_instance)
+
+
+def test_R5_R9_a_contact_deleted_and_entered_again_takes_over_its_qbo_customer(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """R9 keeps the QBO customer of a deleted contact. A contact entered again under the same
+    name matches it (R5): the link moves to the new contact, never a hold naming a record that
+    no longer exists, never a second customer."""
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    [(old, org)] = bed.sql(
+        src,
+        "SELECT c.id, c.organisation_id FROM app.contacts c WHERE c.organisation_id IS NOT NULL"
+        " AND EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id)"
+        " AND (SELECT count(*) FROM app.contacts o WHERE o.organisation_id = c.organisation_id)"
+        " = 1 ORDER BY c.id LIMIT 1",
+    )
+    customer = _state(bed, "customers", old)["qbo_id"]
+    customers_before = len(_live(bed, "Customer"))
+    # the contact is replaced by an equal one (a re-import, a merge undone): its sales and
+    # receipts move to the new row and the old one is deleted, in one source transaction
+    with src.begin() as conn:
+        new = conn.execute(
+            sa.text(
+                "INSERT INTO app.contacts (organisation_id, given_name, family_name, email,"
+                " phone, address_line1, address_line2, city, region, postal_code, country)"
+                " SELECT organisation_id, given_name, family_name, email, phone, address_line1,"
+                " address_line2, city, region, postal_code, country FROM app.contacts"
+                " WHERE id = :o RETURNING id"
+            ),
+            {"o": old},
+        ).scalar_one()
+        for table in ("sales", "receipts"):
+            conn.execute(
+                sa.text(f"UPDATE app.{table} SET contact_id = :n WHERE contact_id = :o"),  # noqa: S608
+                {"n": new, "o": old},
+            )
+        conn.execute(sa.text("DELETE FROM app.contacts WHERE id = :o"), {"o": old})
+    assert org is not None
+
+    counts = _push(bed, dagster_instance)["pushed/qbo/customers"]
+    assert counts["failed"] == 0, counts
+    assert _failures(bed) == []
+    moved = _state(bed, "customers", new)
+    assert (moved["qbo_id"], moved["status"]) == (customer, "synced")
+    assert moved["created_by"] == "matched"
+    retired = _state(bed, "customers", old)
+    assert (retired["qbo_id"], retired["status"], retired["name_key"]) == (None, "deleted", None)
+    assert len(_live(bed, "Customer")) == customers_before  # no second customer
+    [(message,)] = bed.sql(
+        bed.env.warehouse,
+        "SELECT error_message FROM sync.ledger WHERE realm_id = :r AND entity = 'customers'"
+        " AND source_id = :s AND operation = 'match'",
+        r=bed.realm,
+        s=str(new),
+    )
+    assert f"#{old}" in message
+    _settled(bed, dagster_instance)
+
+
+def test_R31_a_sale_deleted_while_qbo_holds_a_payment_on_it_gets_a_fix_that_can_be_followed(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """A bookkeeper recorded a payment in QBO on an invoice; the sale is then deleted in the
+    source. QBO refuses the delete (and the void): the fix says what to do in QBO, not to
+    correct a sale that no longer exists."""
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    [(sale, total)] = bed.sql(
+        src,
+        "SELECT s.id, s.total FROM app.sales s WHERE s.total > 1 AND NOT EXISTS"
+        " (SELECT 1 FROM app.receipts r WHERE r.sale_id = s.id) ORDER BY s.id LIMIT 1",
+    )
+    invoice = _live(bed, "Invoice")[_state(bed, "invoices", sale)["qbo_id"]]
+    bed.sandbox.control.bulk_create(
+        bed.realm,
+        "Payment",
+        [
+            {
+                "CustomerRef": invoice["CustomerRef"],
+                "TotalAmt": 1.0,
+                "Line": [
+                    {"Amount": 1.0, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}
+                ],
+            }
+        ],
+    )
+    bed.sql(src, "DELETE FROM app.sales WHERE id = :s", s=sale)
+    assert total > 1
+
+    _push(bed, dagster_instance)
+    st = _state(bed, "invoices", sale)
+    assert (st["status"], st["error_code"]) == ("failed", "6000")
+    assert "in QBO" in st["fix"]
+    assert "Unlink or delete those in QBO" in st["fix"]
+    assert invoice["Id"] in _live(bed, "Invoice")  # nothing removed behind the payment
