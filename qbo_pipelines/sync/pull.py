@@ -53,7 +53,7 @@ from qbo_pipelines.sync.engine import diff, lock, records, source_writes
 from qbo_pipelines.sync.engine.records import RecordState
 from qbo_pipelines.sync.engine.writes import ledger_row
 from qbo_pipelines.transforms import from_qbo
-from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, PushContext
+from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, PushContext, foreign_fields
 from qbo_pipelines.warehouse import raw_qbo
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,8 @@ class LinkedPlan:
         conflicts: fields both sides changed to different values (R34); ``kept_qbo``: those
             where QBO's value won.
         unmapped: fields QBO changed that the source cannot hold for this record (kept in QBO).
+        foreign: fields QBO changed that hold another person there (the billing contact a
+            Customer was created with, R6): not written to this record (kept in QBO).
         pending: source changes still to be pushed.
         qbo_base: the QBO side of the new base.
         reason: why nothing is written (skips).
@@ -163,6 +165,7 @@ class LinkedPlan:
     conflicts: tuple[str, ...] = ()
     kept_qbo: tuple[str, ...] = ()
     unmapped: frozenset[str] = frozenset()
+    foreign: frozenset[str] = frozenset()
     pending: frozenset[str] = frozenset()
     qbo_base: Mapping[str, Any] | None = None
     reason: str | None = None
@@ -241,6 +244,8 @@ def plan_linked(
     else:
         apply = qbo_changed - set(conflicts)
         kept = ()
+    foreign = apply & foreign_fields(qbo_entity, st.source_base, st.qbo_base)
+    apply -= foreign  # QBO's billing contact there, not this contact (R6)
     cols, unmapped = from_qbo.columns(spec.fields if spec else {}, obj, frozenset(apply))
     if mirror_lines:
         unmapped -= {"Line", "TxnTaxDetail"}
@@ -260,6 +265,7 @@ def plan_linked(
         conflicts=conflicts,
         kept_qbo=kept,
         unmapped=frozenset(unmapped),
+        foreign=frozenset(foreign),
         pending=pending,
         qbo_base=qbo_now,
     )
@@ -741,6 +747,21 @@ def _linked_ledger(
                 message=f"changed in QBO: {', '.join(sorted(plan.unmapped))}; the source "
                 f"keeps its own (it has no place for them), QBO keeps QBO's",
                 details={"fields": sorted(plan.unmapped)},
+            )
+        )
+    if plan.foreign:
+        rows.append(
+            _entry(
+                run,
+                spec,
+                c,
+                sid,
+                operation="skip",
+                outcome="skipped",
+                message=f"changed in QBO: {', '.join(sorted(plan.foreign))}; QBO holds the "
+                "billing contact the customer was created with there (R6), not this contact: "
+                "the source keeps its own, QBO keeps QBO's",
+                details={"fields": sorted(plan.foreign)},
             )
         )
     return rows

@@ -58,7 +58,13 @@ from qbo_pipelines.sync.engine.writes import (
     record_request_id,
     retry_delay,
 )
-from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, Blocked, BuildResult, PushContext
+from qbo_pipelines.transforms.to_qbo import (
+    MANAGED_FIELDS,
+    Blocked,
+    BuildResult,
+    PushContext,
+    foreign_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +236,8 @@ def _plan_write(
             base=_kept_in_step(spec, record, ctx, built.body),
         )
     changes = _changes(built.body, current.source_base, qbo_entity)
+    for field in foreign_fields(qbo_entity, current.source_base, current.qbo_base):
+        changes.pop(field, None)  # QBO holds the billing contact's there, not this one's (R6)
     if not changes:
         return Plan(
             "skip",

@@ -17,7 +17,7 @@ import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from qbo_pipelines.canonical import (
     CanonicalAddress,
@@ -173,19 +173,50 @@ def customer_fields(c: CanonicalCustomer) -> Body:
     )
 
 
+BILLING_CONTACT_FIELDS: Final = ("GivenName", "FamilyName", "PrimaryEmailAddr")
+"""The Customer fields a create fills from the organisation's billing contact (R6)."""
+
+
 def customer_create(c: CanonicalCustomer) -> Body:
-    """Create body: the contact's fields, with the billing contact on top (R6: create only)."""
+    """Create body: the contact's fields, with the billing contact on top (R6: create only)
+    when it is someone else (the contact's own name and email are kept as they are, never
+    split again from the full name)."""
     body = customer_fields(c)
+    own = " ".join(p.strip() for p in (c.given_name, c.family_name) if p and p.strip())
     given, family = _split_name(c.billing_name)
-    if given:
+    if given and " ".join((c.billing_name or "").split()) != " ".join(own.split()):
         body["GivenName"] = given
         if family:
             body["FamilyName"] = family
         else:
             body.pop("FamilyName", None)
-    if c.billing_email:
+    if c.billing_email and c.billing_email != c.email:
         body["PrimaryEmailAddr"] = {"Address": c.billing_email}
     return body
+
+
+def foreign_fields(
+    qbo_entity: str, source_base: Mapping[str, Any] | None, qbo_base: Mapping[str, Any] | None
+) -> frozenset[str]:
+    """Billing contact fields QBO holds for someone else: a Customer created with its
+    organisation's billing contact (R6), or matched while QBO named another person. Their two
+    bases differ and QBO's is not empty; neither side's change is written to the other (the
+    contact's own name and email never overwrite the billing contact's in QBO, and QBO's
+    billing contact never lands on the contact)."""
+    if qbo_entity != "Customer" or source_base is None or qbo_base is None:
+        return frozenset()
+    return frozenset(
+        f
+        for f in BILLING_CONTACT_FIELDS
+        if qbo_base.get(f) not in (None, "", {})
+        and _normal_text(qbo_base.get(f)) != _normal_text(source_base.get(f))
+    )
+
+
+def _normal_text(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _normal_text(v) for k, v in value.items()}
+    return value.strip().casefold() if isinstance(value, str) else value
 
 
 def vendor_fields(v: CanonicalVendor) -> Body:

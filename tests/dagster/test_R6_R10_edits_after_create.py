@@ -116,3 +116,77 @@ def test_R6_R10_edits_after_a_create_update_only_what_the_sync_keeps_in_step(
     again = _push(bed, dagster_instance)
     assert all(c.get("updated", 0) == c.get("created", 0) == 0 for c in again.values()), again
     assert bed.write_calls() == 0
+
+
+def _pull(bed: PushBed, instance: dg.DagsterInstance) -> None:
+    from qbo_pipelines.defs.pull import PULL_ASSETS
+
+    result = dg.materialize(
+        PULL_ASSETS, partition_key=bed.realm, instance=instance, resources=_resources(bed)
+    )
+    assert result.success
+
+
+def test_R6_R7_the_billing_contact_in_qbo_and_the_contact_never_overwrite_each_other(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """A customer created with its organisation's billing contact (R6) holds that person's
+    name and email in QBO. A bookkeeper's edit of them is not written onto the contact (it is
+    another person), and the contact's own name edits are not written over them; every other
+    field still syncs both ways (R7)."""
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    [(contact, org)] = bed.sql(
+        src,
+        "SELECT c.id, c.organisation_id FROM app.contacts c WHERE c.organisation_id IS NOT NULL"
+        " AND EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id)"
+        " AND c.email IS NOT NULL ORDER BY c.id LIMIT 1",
+    )
+    bed.sql(src, "UPDATE app.contacts SET is_billing_contact = false WHERE organisation_id = :o",
+            o=org)
+    bed.sql(
+        src,
+        "INSERT INTO app.contacts (organisation_id, given_name, family_name, email,"
+        " is_billing_contact) VALUES (:o, 'Noah', 'Müller', 'noah@payer.example', true)",
+        o=org,
+    )
+    _push(bed, dagster_instance)
+    _pull(bed, dagster_instance)
+    customer_id = _qbo_id(bed, "customers", contact)
+    [(given, family, email)] = bed.sql(
+        src, "SELECT given_name, family_name, email FROM app.contacts WHERE id = :c", c=contact
+    )
+
+    # the bookkeeper corrects the billing contact's name and adds a phone, in QBO
+    bed.sandbox.control.user_update(
+        bed.realm,
+        "Customer",
+        {
+            "Id": customer_id,
+            "FamilyName": "Mueller",
+            "PrimaryPhone": {"FreeFormNumber": "+64 4 555 0199"},
+        },
+    )
+    _pull(bed, dagster_instance)
+    [(given_now, family_now, email_now, phone_now)] = bed.sql(
+        src, "SELECT given_name, family_name, email, phone FROM app.contacts WHERE id = :c",
+        c=contact,
+    )
+    assert (given_now, family_now, email_now) == (given, family, email)  # not another person's
+    assert phone_now == "+64 4 555 0199"  # the contact's own field came in (R7)
+    [(note,)] = bed.sql(
+        bed.env.warehouse,
+        "SELECT error_message FROM sync.ledger WHERE direction = 'pull' AND entity = 'customers'"
+        " AND qbo_id = :q AND operation = 'skip' AND error_message LIKE '%billing contact%'",
+        q=customer_id,
+    )
+    assert "FamilyName" in note
+
+    # the contact's own name changes in the source: QBO keeps the billing contact's
+    bed.sql(src, "UPDATE app.contacts SET given_name = 'Renamed', city = 'Nelson' WHERE id = :c",
+            c=contact)
+    _push(bed, dagster_instance)
+    after = _qbo(bed, "Customer", customer_id)
+    assert (after["GivenName"], after["FamilyName"]) == ("Noah", "Mueller")
+    assert after["PrimaryEmailAddr"]["Address"] == "noah@payer.example"
+    assert after["BillAddr"]["City"] == "Nelson"

@@ -46,7 +46,7 @@ from qbo_pipelines.quality import quarantine
 from qbo_pipelines.sync import state
 from qbo_pipelines.sync.engine import diff, records
 from qbo_pipelines.sync.engine.records import DispatchRow, RecordState
-from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS
+from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, foreign_fields
 
 log = logging.getLogger(__name__)
 
@@ -857,6 +857,11 @@ class Writer:
             merged = diff.merge(
                 new_source, current.source_base, qbo_now, current.qbo_base, self.entity.conflict
             )
+            foreign = foreign_fields(intent.qbo_entity, current.source_base, current.qbo_base)
+            if foreign & set(merged.send):  # QBO's billing contact there stays (R6)
+                merged = replace(
+                    merged, send={k: v for k, v in merged.send.items() if k not in foreign}
+                )
             # Fields QBO changed that the source does not hold (the conflicts QBO won, and
             # fields only QBO changed): QBO's value stands and the pull brings it in.
             to_pull = tuple(

@@ -205,6 +205,29 @@ def test_R6_billing_contact_is_written_only_on_create() -> None:
     assert "O'Brien" not in repr(updated)
 
 
+def test_R6_a_contact_that_is_its_own_billing_contact_keeps_its_names_as_they_are() -> None:
+    """With no other billing contact the reader gives the contact's own full name and email as
+    the billing ones: the create writes the contact's fields, never a re-split full name."""
+    own = _customer(
+        given_name="Mary Ann", family_name="Lee", billing_name="Mary Ann Lee",
+        email="mal@example.com", billing_email="mal@example.com",
+    )
+    assert to_qbo.customer_create(own) == to_qbo.customer_fields(own)
+    assert to_qbo.customer_create(own)["GivenName"] == "Mary Ann"
+
+
+def test_R6_billing_fields_qbo_holds_for_someone_else_are_foreign() -> None:
+    created = to_qbo.customer_create(_customer())
+    kept = to_qbo.customer_fields(_customer())
+    assert to_qbo.foreign_fields("Customer", kept, created) == {
+        "GivenName", "FamilyName", "PrimaryEmailAddr",
+    }
+    assert to_qbo.foreign_fields("Customer", kept, kept) == frozenset()
+    empty = {k: v for k, v in created.items() if k != "PrimaryEmailAddr"}
+    assert "PrimaryEmailAddr" not in to_qbo.foreign_fields("Customer", kept, empty)
+    assert to_qbo.foreign_fields("Vendor", kept, created) == frozenset()
+
+
 def test_R6_billing_contact_change_alone_triggers_no_update() -> None:
     before = _customer()
     after = _customer(billing_email="new-billing@example.com", billing_name="Someone Else")
