@@ -225,5 +225,5 @@ def test_R31_a_sale_deleted_while_qbo_holds_a_payment_on_it_gets_a_fix_that_can_
     st = _state(bed, "invoices", sale)
     assert (st["status"], st["error_code"]) == ("failed", "6000")
     assert "in QBO" in st["fix"]
-    assert "Unlink or delete those in QBO" in st["fix"]
+    assert "unlink or delete those in QBO" in st["fix"]
     assert invoice["Id"] in _live(bed, "Invoice")  # nothing removed behind the payment

@@ -227,9 +227,10 @@ _BUSINESS_FIXES: Final = {
 
 _REMOVAL_FIX: Final = (
     "QBO refused to remove the {entity} by a business rule (its message says which): most "
-    "often payments or credits are applied to it in QBO (some entered there), or it is "
-    "deposited or reconciled. Unlink or delete those in QBO, or leave the {entity} there; the "
-    "next run retries"
+    "often payments or credits are applied to it in QBO, or it is deposited or reconciled. "
+    "Payments of receipts deleted in the source go in the same run's payments step, and the "
+    "next run retries by itself; for ones entered in QBO, unlink or delete those in QBO, or "
+    "leave the {entity} there"
 )
 
 
