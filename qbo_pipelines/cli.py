@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from qbo_pipelines import settings
+from qbo_pipelines import cli_args, settings
 
 if TYPE_CHECKING:
     from qbo_pipelines.sandbox.server import SandboxServer
@@ -143,6 +143,12 @@ def materialize(
     company is connected, and its Dagster partition added first.
     """
     env = env or dagster_env()
+    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "QBO_PIPELINES_DAGSTER_PG_URL")})
+    from qbo_pipelines.defs.runner import selection_problem
+
+    problem = selection_problem(selection, partition)
+    if problem is not None:
+        raise UserError(problem)
     extra = []
     if partition is not None:
         from qbo_pipelines import companies
@@ -221,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="Dagster webserver + daemon on 127.0.0.1")
     dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--port", type=cli_args.PORT, default=3000)
     dev.set_defaults(func=_dev)
 
     mat = sub.add_parser("materialize", help="materialize assets on the Postgres-backed instance")
@@ -230,9 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     mat.set_defaults(func=_materialize)
 
     demo_run = sub.add_parser("demo-run", help="the main job: the whole demo, end to end")
-    demo_run.add_argument("--contacts", type=int, default=200)
-    demo_run.add_argument("--sales", type=int, default=500)
-    demo_run.add_argument("--workers", type=int, default=20)
+    demo_run.add_argument("--contacts", type=cli_args.COUNT, default=200)
+    demo_run.add_argument("--sales", type=cli_args.COUNT, default=500)
+    demo_run.add_argument("--workers", type=cli_args.COUNT, default=20)
     demo_run.set_defaults(func=_demo_run)
 
     for module_name in AREA_CLIS:

@@ -124,6 +124,38 @@ def ensure_partition(
             instance.dispose()
 
 
+def selection_problem(selection: str, partition: str | None) -> str | None:
+    """Why ``dagster asset materialize --select selection [--partition P]`` cannot run, in one
+    line (None: it can): no asset matches, per-company assets without a company, or a push
+    asset without the stage whose snapshot it writes."""
+    from qbo_pipelines.defs.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    try:
+        keys = dg.AssetSelection.from_coercible(selection.split(",")).resolve(graph)
+    except Exception as exc:  # noqa: BLE001 - Dagster's many selection errors, shown in a line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"no asset selection {selection!r}: {first}"
+    if not keys:
+        return f"no asset matches {selection!r} (`.venv/bin/dagster asset list` lists them)"
+    names = {k.to_user_string() for k in keys}
+    partitioned = sorted(k.to_user_string() for k in keys if graph.get(k).is_partitioned)
+    if partitioned and partition is None:
+        return (
+            f"{', '.join(partitioned[:3])}{' ...' if len(partitioned) > 3 else ''} run per "
+            "company: add --partition <realm id> (`qbo-pipelines companies` lists them)"
+        )
+    for name in sorted(names):
+        if name.startswith("pushed/qbo/"):
+            entity = name.removeprefix("pushed/qbo/")
+            if f"staged/qbo/{entity}" not in names:
+                return (
+                    f"{name} writes the snapshot staged/qbo/{entity} takes in the same run:"
+                    f" select 'raw/source/{entity},staged/qbo/{entity},{name}'"
+                )
+    return None
+
+
 def push_run_config(mode: str = "incremental") -> dict[str, Any]:
     """Run config of ``push_job``: every asset that takes ``PushConfig`` gets ``mode``."""
     try:

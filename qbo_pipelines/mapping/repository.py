@@ -273,7 +273,17 @@ def _setting_value(engine: sa.Engine, realm_id: str, name: str, value: str | Non
         raise MappingRefusedError(f"{name} takes a whole number, got {value!r}") from None
     if number < (1 if name == "pull-interval-hours" else 0):
         raise MappingRefusedError(f"{name} must be positive, got {number}")
+    most = _SETTING_MAX[name]
+    if number > most:
+        raise MappingRefusedError(f"{name} is at most {most:,}, got {number:,}")
     return number
+
+
+_SETTING_MAX: dict[str, int] = {
+    "debounce-seconds": 7 * 86400,
+    "max-wait-seconds": 7 * 86400,
+    "pull-interval-hours": 30 * 24,  # QBO's CDC reaches back 30 days
+}
 
 
 def set_setting(engine: sa.Engine, realm_id: str, name: SettingName | str, value: str | None,

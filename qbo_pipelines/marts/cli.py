@@ -62,6 +62,19 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from qbo_pipelines.cli import UserError
+
+    engine = sa.create_engine(_warehouse_url())
+    try:
+        with engine.connect() as conn:
+            tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts'"
+            built: int = conn.execute(sa.text(tables)).scalar_one()
+    finally:
+        engine.dispose()
+    if not built:
+        raise UserError("the marts are not built yet: run `qbo-pipelines marts build` first")
     return _run("test", args)
 
 

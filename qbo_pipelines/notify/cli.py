@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from qbo_pipelines import cli_args
 from qbo_pipelines.qbo.secret import Secret
 
 
@@ -41,7 +42,9 @@ def register(subparsers: Any) -> None:
         help="read the SMTP password from stdin and store it encrypted "
         "(default: $QBO_PIPELINES_SMTP_PASSWORD at send time)",
     )
-    email.add_argument("--max-lines", type=int, help="records listed in full per digest (20)")
+    email.add_argument(
+        "--max-lines", type=cli_args.LINES, help="records listed in full per digest (20)"
+    )
     email.set_defaults(func=_add_email)
 
     hook = sub.add_parser("add-webhook", help="POST notifications as JSON (Slack incoming webhook)")
@@ -52,22 +55,24 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="read a signing secret from stdin: bodies are signed with HMAC-SHA256",
     )
-    hook.add_argument("--max-lines", type=int, help="records listed in full per digest (20)")
+    hook.add_argument(
+        "--max-lines", type=cli_args.LINES, help="records listed in full per digest (20)"
+    )
     hook.set_defaults(func=_add_webhook)
 
     sub.add_parser("list", help="the channels and their deliveries").set_defaults(func=_list)
 
     remove = sub.add_parser("remove", help="remove a channel")
-    remove.add_argument("id", type=int)
+    remove.add_argument("id", type=cli_args.ROW_ID)
     remove.set_defaults(func=_remove)
 
     for name, on in (("enable", True), ("disable", False)):
         p = sub.add_parser(name, help=f"{name} a channel")
-        p.add_argument("id", type=int)
+        p.add_argument("id", type=cli_args.ROW_ID)
         p.set_defaults(func=_enable, on=on)
 
     test = sub.add_parser("test", help="send a test message (one channel, or every enabled one)")
-    test.add_argument("id", type=int, nargs="?")
+    test.add_argument("id", type=cli_args.ROW_ID, nargs="?")
     test.set_defaults(func=_test)
 
     send = sub.add_parser("send", help="deliver the pending notifications now")

@@ -9,6 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from qbo_pipelines import cli_args
+
 DEFAULT_REPORT = "reconciliation-report.html"
 
 
@@ -29,7 +31,10 @@ def register(subparsers: Any) -> None:
         "--out", default=DEFAULT_REPORT, help=f"the HTML file to write (default: {DEFAULT_REPORT})"
     )
     report.add_argument(
-        "--history", type=int, default=60, help="runs per company in the drift chart (60)"
+        "--history",
+        type=cli_args.whole(1, 10_000),
+        default=60,
+        help="runs per company in the drift chart (60)",
     )
     report.set_defaults(func=_report)
 

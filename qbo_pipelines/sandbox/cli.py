@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from qbo_pipelines import cli_args
 from qbo_pipelines.sandbox import oauth
 from qbo_pipelines.sandbox.control import TOKEN_FILE, TOKEN_HEADER, write_token_file
 from qbo_pipelines.sandbox.runtime import Sandbox
@@ -16,7 +17,7 @@ from qbo_pipelines.sandbox.webhooks import DEFAULT_WINDOW_SECONDS
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sandbox", help="serve a local QuickBooks Online sandbox")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--port", type=cli_args.PORT, default=8765, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--data-dir", default=None,
                         help="keep state here: every committed write is journaled (survives "
@@ -36,7 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--webhook-window", type=float, default=DEFAULT_WINDOW_SECONDS,
                         help="seconds over which a company's changes are aggregated into one "
                              "webhook notification (0: one per change)")
-    parser.add_argument("--token-ttl", type=int, default=3600,
+    parser.add_argument("--token-ttl", type=cli_args.whole(1, 10**7), default=3600,
                         help="access-token lifetime in seconds (QBO: 3600)")
     parser.set_defaults(func=_serve)
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from qbo_pipelines import cli_args
+
 
 def _engine() -> sa.Engine:
     from qbo_pipelines.warehouse import db
@@ -54,9 +56,9 @@ def register(subparsers: Any) -> None:
     sub = demo_parser.add_subparsers(dest="demo_command", required=True)
 
     seed = sub.add_parser("seed", help="bulk-generate a deterministic demo business")
-    seed.add_argument("--contacts", type=int, default=200)
-    seed.add_argument("--sales", type=int, default=500)
-    seed.add_argument("--workers", type=int, default=None,
+    seed.add_argument("--contacts", type=cli_args.COUNT, default=200)
+    seed.add_argument("--sales", type=cli_args.COUNT, default=500)
+    seed.add_argument("--workers", type=cli_args.COUNT, default=None,
                       help="default: contacts // 20 (at least 3)")
     seed.add_argument("--seed", type=int, default=7, help="RNG seed (same seed, same data)")
     seed.add_argument("--reset", action="store_true",
@@ -64,8 +66,10 @@ def register(subparsers: Any) -> None:
     seed.set_defaults(func=_seed)
 
     sim = sub.add_parser("simulate", help="keep creating, editing and deleting records")
-    sim.add_argument("--rate", type=float, default=1.0, help="changes per second")
-    sim.add_argument("--duration", type=float, default=60.0, help="seconds")
+    sim.add_argument(
+        "--rate", type=cli_args.positive(10_000), default=1.0, help="changes per second"
+    )
+    sim.add_argument("--duration", type=cli_args.positive(7 * 86400), default=60.0, help="seconds")
     sim.add_argument("--seed", type=int, default=11)
     sim.add_argument("--verbose", action="store_true", help="print each change")
     sim.set_defaults(func=_simulate)

@@ -283,6 +283,9 @@ def seed(
     Returns:
         row counts per table and the elapsed seconds.
     """
+    for label, count in (("contacts", contacts), ("sales", sales), ("workers", workers or 0)):
+        if count < 0:  # would move an id sequence below rows that exist
+            raise ValueError(f"{label} must be 0 or more, not {count}")
     started = time.perf_counter()
     rng = random.Random(seed_value)
     if reset_first:

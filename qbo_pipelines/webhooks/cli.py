@@ -17,6 +17,8 @@ import signal
 from types import FrameType
 from typing import Any
 
+from qbo_pipelines import cli_args
+
 ENV_WEBHOOK_VERIFIER = "QBO_PIPELINES_QBO_WEBHOOK_VERIFIER"  # noqa: S105 - a variable name
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8920
@@ -99,7 +101,7 @@ def register(subparsers: Any) -> None:
         help=f"receive QBO webhooks into sync.webhook_inbox (token from {ENV_WEBHOOK_VERIFIER})",
     )
     serve.add_argument("--host", default=DEFAULT_HOST, help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="default 8920")
+    serve.add_argument("--port", type=cli_args.PORT, default=DEFAULT_PORT, help="default 8920")
     serve.add_argument("--path", default="/webhooks/qbo", help="where QBO posts")
     serve.add_argument(
         "--max-body", type=int, default=1024 * 1024, help="largest body accepted, bytes"

@@ -45,3 +45,68 @@ def test_help_lists_every_area() -> None:
     assert result.returncode == 0
     for command in ("db", "dev", "demo-run", "sandbox", "connect", "demo", "mappings", "sync"):
         assert command in result.stdout
+
+
+def _fresh_env(pg_server: postgres.PgServer, tmp_path: Path, prefix: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("QBO_PIPELINES_", "DAGSTER_"))
+    }
+    env[settings.ENV_PG_URL] = pg_server.url_str("postgres").replace(
+        "postgresql+psycopg", "postgresql"
+    )
+    env[settings.ENV_DB_PREFIX] = prefix
+    env[settings.ENV_DATA_DIR] = str(tmp_path)
+    return env
+
+
+def test_numbers_out_of_range_are_one_line_usage_errors(
+    pg_server: postgres.PgServer, tmp_path: Path
+) -> None:
+    """Counts, rates, ports and ids a command cannot use are refused by the parser, before
+    anything runs: a negative seed count once moved the contacts' id sequence below existing
+    rows (every later insert then failed), a huge one overflowed Postgres with a traceback."""
+    prefix = f"cli{uuid.uuid4().hex[:6]}_"
+    env = _fresh_env(pg_server, tmp_path, prefix)
+    cases = [
+        ("demo", "seed", "--contacts", "-5", "--sales", "10"),
+        ("demo", "seed", "--contacts", "99999999999999999999", "--sales", "1"),
+        ("demo", "simulate", "--rate", "0"),
+        ("demo", "simulate", "--rate", "nan"),
+        ("demo", "simulate", "--duration", "-1"),
+        ("report", "--history", "99999999999999999999"),
+        ("sandbox", "--port", "70000"),
+        ("notify", "remove", "99999999999999999999"),
+    ]
+    try:
+        for case in cases:
+            result = _run(*case, env=env)
+            assert result.returncode == 2, (case, result.stderr)
+            assert "Traceback" not in result.stderr, case
+            [line] = [x for x in result.stderr.splitlines() if "error:" in x]
+            assert "argument" in line, (case, line)
+    finally:
+        for logical in postgres.LOGICAL_DATABASES:
+            postgres.drop_database(pg_server, f"{prefix}{logical}")
+
+
+def test_materialize_refuses_a_selection_it_cannot_run_in_one_line(
+    pg_server: postgres.PgServer, tmp_path: Path
+) -> None:
+    """No asset, a per-company asset without a company, or a push asset without the stage
+    whose snapshot it writes: one line saying what to do, before Dagster starts a run."""
+    prefix = f"cli{uuid.uuid4().hex[:6]}_"
+    env = _fresh_env(pg_server, tmp_path, prefix)
+    try:
+        cases = {
+            ("--select", "nonexistent/asset"): "nonexistent/asset",
+            ("--select", "pushed/qbo/items"): "--partition",
+            ("--select", "pushed/qbo/items", "--partition", "123"): "staged/qbo/items",
+        }
+        for args, expected in cases.items():
+            result = _run("materialize", *args, env=env)
+            assert result.returncode == 2, (args, result.stderr)
+            assert "Traceback" not in result.stderr, args
+            assert expected in result.stderr, (args, result.stderr)
+    finally:
+        for logical in postgres.LOGICAL_DATABASES:
+            postgres.drop_database(pg_server, f"{prefix}{logical}")
