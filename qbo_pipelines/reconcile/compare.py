@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -145,13 +145,33 @@ def read_qbo(client: QboClient, engine: sa.Engine, realm_id: str) -> QboFigures:
             where = [q.gte("MetaData.LastUpdatedTime", mark)]
             since = client.count(qbo_entity, where, include_inactive=inactive)
             figures.newer[qbo_entity] = max(0, since - held)
-    figures.open_balance = customer_balance_total(client)
+    figures.open_balance = customer_balance_total(client, latest_receivable_date(engine, realm_id))
     return figures
 
 
-def customer_balance_total(client: QboClient) -> Decimal | None:
-    """The TOTAL row of QBO's ``reports/CustomerBalance`` (open receivables, today)."""
-    payload = client.report("CustomerBalance")
+def latest_receivable_date(engine: sa.Engine, realm_id: str) -> date | None:
+    """The latest TxnDate of an invoice, credit memo or payment the warehouse holds for the
+    company: what QBO's open receivables are asked as of, so a transaction dated after the
+    company's today (a future-dated invoice, a date already tomorrow in UTC) counts on both
+    sides."""
+    sql = sa.text(
+        "SELECT max(d) FROM (SELECT max(txn_date) AS d FROM raw_qbo.invoices"
+        " WHERE realm_id = :r AND NOT deleted UNION ALL SELECT max(txn_date)"
+        " FROM raw_qbo.credit_memos WHERE realm_id = :r AND NOT deleted UNION ALL"
+        " SELECT max(txn_date) FROM raw_qbo.payments WHERE realm_id = :r AND NOT deleted) x"
+    )
+    with engine.connect() as conn:
+        latest: date | None = conn.execute(sql, {"r": realm_id}).scalar_one()
+    return latest
+
+
+def customer_balance_total(client: QboClient, latest: date | None = None) -> Decimal | None:
+    """The TOTAL row of QBO's ``reports/CustomerBalance``: open receivables as of the later of
+    ``latest`` (the latest transaction date the warehouse holds) and tomorrow (the company's
+    today may be ahead of this machine's), so every transaction counts, as in the warehouse's
+    sum."""
+    as_of = max(latest or date.min, date.today() + timedelta(days=1))
+    payload = client.report("CustomerBalance", report_date=as_of)
     rows = (payload.get("Rows") or {}).get("Row") or []
     for row in reversed(rows):
         cols = (row.get("Summary") or {}).get("ColData") or []

@@ -174,7 +174,9 @@ def _reconcile(
             final_counts = {
                 e: client.count(e, include_inactive=e in compare.NAME_LISTS) for e in qbo.counts
             }
-            open_balance = compare.customer_balance_total(client)
+            open_balance = compare.customer_balance_total(
+                client, compare.latest_receivable_date(env.warehouse, realm_id)
+            )
             reads += sum(client.calls.values())
     with env.warehouse.begin() as conn:
         compare.snapshot_source(conn, env.connector, entities)

@@ -212,3 +212,45 @@ def test_report_refuses_bad_input_in_one_line(
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_R38_a_transaction_dated_after_the_companys_today_ties_out(bed: ReconcileBed) -> None:
+    """QBO's CustomerBalance defaults to the company's today; the warehouse counts every open
+    transaction. A future-dated invoice (or one dated tomorrow in UTC while it is still today
+    in the company's time zone) must count on both sides, or A/R never ties out."""
+    from datetime import timedelta
+
+    from qbo_pipelines.sync import pipeline
+
+    customer = bed.sandbox.control.entities(bed.realm, "Customer")[0]["Id"]
+    dated = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+    bed.sandbox.control.bulk_create(
+        bed.realm,
+        "Invoice",
+        [
+            {
+                "CustomerRef": {"value": customer},
+                "TxnDate": dated,
+                "Line": [
+                    {
+                        "Amount": 321.0,
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1,
+                                                "UnitPrice": 321.0},
+                    }
+                ],
+            }
+        ],
+    )
+    pipeline.pull_all(bed.env, RealmId(bed.realm), run_id="future")
+    result = bed.run_job()
+    assert result.success
+    figures = {
+        (f.entity, f.measure): f
+        for f in bed.rows(
+            bed.env.warehouse,
+            "SELECT * FROM marts.reconciliation_figures WHERE run_id = :r",
+            r=result.run_id,
+        )
+    }
+    assert figures[("ar", "open_balance")].agrees, figures[("ar", "open_balance")]
