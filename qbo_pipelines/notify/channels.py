@@ -66,6 +66,7 @@ class Channel:
     secret_enc: str | None = field(default=None, repr=False)
     enabled: bool = True
     created_at: datetime | None = None
+    target_enc: str | None = field(default=None, repr=False)
 
     @property
     def has_secret(self) -> bool:
@@ -164,7 +165,43 @@ def smtp_settings(
     )
 
 
-_COLUMNS = "id, realm_id, kind, target, settings, secret_enc, enabled, created_at"
+_COLUMNS = "id, realm_id, kind, target, settings, secret_enc, enabled, created_at, target_enc"
+
+
+def webhook_url(channel: Channel, cipher: MultiFernet | None = None) -> str:
+    """A webhook channel's URL, decrypted (it is stored encrypted: a credential)."""
+    if channel.target_enc is None:
+        return channel.target
+    try:
+        plain = (cipher or _cipher(create=False)).decrypt(channel.target_enc.encode("ascii"))
+    except InvalidToken:
+        raise ChannelError(
+            f"channel {channel.id}: its URL cannot be decrypted with the configured "
+            f"{ENV_TOKEN_KEY}"
+        ) from None
+    return plain.decode("utf-8")
+
+
+def _seal_urls(conn: sa.Connection) -> None:
+    """Encrypt the URLs of webhook channels stored before URLs were (migration 127)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT id, target FROM sync.notification_channels"
+            " WHERE kind = 'webhook' AND target_enc IS NULL FOR UPDATE"
+        )
+    ).all()
+    if not rows:
+        return
+    cipher = _cipher(create=True)
+    conn.execute(
+        sa.text(
+            "UPDATE sync.notification_channels SET target_enc = :e, target = :t WHERE id = :i"
+        ),
+        [
+            {"i": r.id, "t": mask_url(r.target), "e": encrypt_secret(Secret(r.target), cipher)}
+            for r in rows
+        ],
+    )
 
 
 def _from_row(row: sa.Row[Any]) -> Channel:
@@ -178,6 +215,7 @@ def _from_row(row: sa.Row[Any]) -> Channel:
         secret_enc=row.secret_enc,
         enabled=bool(row.enabled),
         created_at=row.created_at,
+        target_enc=row.target_enc,
     )
 
 
@@ -190,19 +228,21 @@ def _insert(
     secret: Secret | None,
 ) -> Channel:
     secret_enc = encrypt_secret(secret) if secret else None
+    sealed = encrypt_secret(Secret(target)) if kind == "webhook" else None
     with engine.begin() as conn:
         row = conn.execute(
             sa.text(
                 "INSERT INTO sync.notification_channels (realm_id, kind, target, settings,"
-                " secret_enc) VALUES (:r, :k, :t, CAST(:s AS jsonb), :e)"
+                " secret_enc, target_enc) VALUES (:r, :k, :t, CAST(:s AS jsonb), :e, :u)"
                 f" RETURNING {_COLUMNS}"
             ),
             {
                 "r": realm_id,
                 "k": kind,
-                "t": target,
+                "t": mask_url(target) if sealed else target,
                 "s": json.dumps(dict(settings)),
                 "e": secret_enc,
+                "u": sealed,
             },
         ).one()
     return _from_row(row)
@@ -289,7 +329,8 @@ def add_webhook_channel(
 def list_channels(engine: sa.Engine, *, enabled_only: bool = False) -> list[Channel]:
     """Every channel, by id."""
     where = " WHERE enabled" if enabled_only else ""
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        _seal_urls(conn)
         rows = conn.execute(
             sa.text(f"SELECT {_COLUMNS} FROM sync.notification_channels{where} ORDER BY id")
         ).all()

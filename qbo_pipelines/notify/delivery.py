@@ -236,7 +236,7 @@ def send_message(
         settings = ch.smtp_settings(channel, secret, env)
         send_email(settings, channel.recipients, message)
     else:
-        send_webhook(channel.target, message.payload, secret)
+        send_webhook(ch.webhook_url(channel), message.payload, secret)
 
 
 def _deliver_channel(

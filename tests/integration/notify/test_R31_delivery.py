@@ -125,6 +125,12 @@ def test_R31_webhook_gets_a_slack_message_signed_with_the_channel_secret(
     secret = "whsec-signing-secret-123"
     channel = notify.add_webhook_channel(wh, webhook_server.url, secret=Secret(secret))
     assert "s3cr3tT0k3n" not in channel.describe()  # the URL's token is never shown
+    with wh.connect() as conn:  # nor stored in clear (a Slack webhook URL is a credential)
+        stored = conn.execute(
+            sa.text("SELECT row_to_json(c)::text FROM sync.notification_channels c")
+        ).scalar_one()
+    assert "s3cr3tT0k3n" not in stored
+    assert "gAAAAA" in stored
     _hold(wh, REALM, ["S-7"])
 
     notify.deliver_pending(wh)
@@ -353,3 +359,30 @@ def test_R31_test_message_reaches_every_channel_and_records_nothing(
     assert "Test message" in str(smtp_server.messages[0]["Subject"])
     assert webhook_server.received[0].json["metadata"]["event_payload"]["test"] is True
     assert _deliveries(wh) == []
+
+
+def test_R31_a_webhook_url_stored_in_clear_before_is_sealed_when_channels_are_read(
+    wh: sa.Engine, webhook_server: WebhookSink
+) -> None:
+    """A channel added before URLs were encrypted (migration 127) is encrypted the first time
+    channels are read, and still delivers."""
+    with wh.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO sync.notification_channels (realm_id, kind, target)"
+                " VALUES (NULL, 'webhook', :u)"
+            ),
+            {"u": webhook_server.url},
+        )
+    [channel] = notify.list_channels(wh)
+    assert "s3cr3tT0k3n" not in channel.target
+    with wh.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT row_to_json(c)::text FROM sync.notification_channels c")
+        ).scalar_one()
+    assert "s3cr3tT0k3n" not in stored
+    _company(wh, REALM, "Acme")
+    _hold(wh, REALM, ["S-9"])
+    notify.deliver_pending(wh)
+    [got] = webhook_server.received
+    assert got.path == "/services/T000/B000/s3cr3tT0k3n"
