@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from qbo_pipelines import cli_args, settings
 
@@ -39,6 +39,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 class UserError(Exception):
     """An error the user can act on: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``error: <command>: <what>``), like every other error; the
+    subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def _db_up(args: argparse.Namespace) -> int:
@@ -201,7 +209,7 @@ def _demo_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="qbo-pipelines",
         description="Two-way sync between a source app and QuickBooks Online.",
     )
@@ -254,9 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qbo_pipelines.warehouse.migrations import MigrationError
     from qbo_pipelines.warehouse.postgres import PostgresError
 
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.func
     try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.func
         return handler(args)
     except (UserError, PostgresError, MigrationError, ConfigError, NotConnectedError) as exc:
         print(f"error: {exc}", file=sys.stderr)

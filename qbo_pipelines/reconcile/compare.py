@@ -192,15 +192,25 @@ CREATE TEMP TABLE IF NOT EXISTS reconcile_source (
     amount    numeric(18, 2),
     txn_date  date,
     due_date  date,
+    skipped   boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (entity, source_id)
+) ON COMMIT DROP
+"""
+
+_PENDING_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS reconcile_pending (
+    entity    text NOT NULL,
+    source_id text NOT NULL,
     PRIMARY KEY (entity, source_id)
 ) ON COMMIT DROP
 """
 
 _SNAPSHOT_INSERT = sa.text(
     "INSERT INTO reconcile_source (entity, source_id, origin, hash, name, amount, txn_date,"
-    " due_date) SELECT :entity, u.* FROM unnest(CAST(:ids AS text[]), CAST(:origins AS text[]),"
-    " CAST(:hashes AS text[]), CAST(:names AS text[]), CAST(:amounts AS numeric[]),"
-    " CAST(:dates AS date[]), CAST(:dues AS date[])) AS u"
+    " due_date, skipped) SELECT :entity, u.* FROM unnest(CAST(:ids AS text[]),"
+    " CAST(:origins AS text[]), CAST(:hashes AS text[]), CAST(:names AS text[]),"
+    " CAST(:amounts AS numeric[]), CAST(:dates AS date[]), CAST(:dues AS date[]),"
+    " CAST(:skipped AS boolean[])) AS u"
     " ON CONFLICT (entity, source_id) DO NOTHING"
 )
 
@@ -239,16 +249,60 @@ def snapshot_source(
                     "amounts": [v[1] for _, v in rows],
                     "dates": [v[2] for _, v in rows],
                     "dues": [v[3] for _, v in rows],
+                    "skipped": [_skipped(entity, r) for r, _ in rows],
                 },
             )
             total += len(rows)
     return total
 
 
+def _skipped(entity: str, record: Any) -> bool:
+    """The push leaves this record out by rule (a contact with no sale, R4): never a finding
+    for being absent from QBO."""
+    from qbo_pipelines.sync.specs import SPECS
+
+    spec = SPECS.get(entity)
+    return spec is not None and spec.skip_reason(record) is not None
+
+
+def snapshot_pending(
+    conn: sa.Connection, reader: SourceAppConnector, realm_id: str, entities: Sequence[str]
+) -> int:
+    """The source records of ``entities`` whose change waits in the push's feed, into the
+    session's temp table ``reconcile_pending`` (``*``: the company has never been pushed, so
+    every record waits): the push will carry them; they are no finding. Returns rows."""
+    from qbo_pipelines.sync.engine import feed
+    from qbo_pipelines.sync.push import DIRECTION
+
+    conn.execute(sa.text(_PENDING_DDL))
+    rows: list[dict[str, str]] = []
+    for entity in entities:
+        window = feed.open_window(conn.engine, reader, realm_id, DIRECTION, entity)
+        ids = ["*"] if window.first else sorted(window.changed | window.deleted)
+        rows += [{"e": entity, "s": str(i)} for i in ids]
+    if rows:
+        conn.execute(
+            sa.text(
+                "INSERT INTO reconcile_pending (entity, source_id) VALUES (:e, :s)"
+                " ON CONFLICT DO NOTHING"
+            ),
+            rows,
+        )
+    return len(rows)
+
+
+_NOT_PENDING = (
+    " AND NOT EXISTS (SELECT 1 FROM reconcile_pending p WHERE p.entity = x.entity"
+    " AND p.source_id IN (x.source_id, '*'))"
+)
+
+
 # --------------------------------------------------------------------------- differences
 
 
-REPAIRED_BY_PUSH = frozenset({"not_in_qbo", "source_changed", "unfinished_write"})
+REPAIRED_BY_PUSH = frozenset(
+    {"not_in_qbo", "source_changed", "unfinished_write", "gone_from_source"}
+)
 """Finding kinds the push of the record repairs (the source holds what QBO lacks, or a write
 is to be finished)."""
 
@@ -325,9 +379,10 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
             conn,
             sa.text(
                 "SELECT x.source_id, x.amount FROM reconcile_source x WHERE x.entity = :e"
-                " AND x.origin = 'source' AND NOT EXISTS (SELECT 1 FROM sync.record_state s"
-                " WHERE s.realm_id = :r AND s.entity = :e AND s.source_id = x.source_id)"
-                " ORDER BY length(x.source_id), x.source_id"
+                " AND x.origin = 'source' AND NOT x.skipped AND NOT EXISTS (SELECT 1"
+                " FROM sync.record_state s WHERE s.realm_id = :r AND s.entity = :e"
+                " AND s.source_id = x.source_id)" + _NOT_PENDING
+                + " ORDER BY length(x.source_id), x.source_id"
             ),
             params,
         ):
@@ -345,6 +400,35 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
                     None,
                 )
             )
+        # Records the sync knows that are gone from the source, their delete never in the feed.
+        for sid, qbo_id in _all(
+            conn,
+            sa.text(
+                "SELECT s.source_id, s.qbo_id FROM sync.record_state s WHERE s.realm_id = :r"
+                " AND s.entity = :e AND s.source_id IS NOT NULL AND s.status <> 'deleted'"
+                " AND NOT s.deleted_in_source AND s.intent IS NULL AND NOT EXISTS (SELECT 1"
+                " FROM reconcile_source x WHERE x.entity = :e AND x.source_id = s.source_id)"
+                " AND NOT EXISTS (SELECT 1 FROM reconcile_pending p WHERE p.entity = :e"
+                " AND p.source_id IN (s.source_id, '*'))"
+                " ORDER BY length(s.source_id), s.source_id"
+            ),
+            params,
+        ):
+            out.append(
+                Finding(
+                    name,
+                    sid,
+                    qbo_id,
+                    "gone_from_source",
+                    "",
+                    None,
+                    "present" if qbo_id else None,
+                    f"{label} #{sid} is gone from the source app but the sync never saw the "
+                    "delete (no change-log entry): carried out now, as the push carries out "
+                    "any source delete",
+                    None,
+                )
+            )
         # Synced records whose source content moved without the push seeing the change.
         mirror = _mirrors(name)
         for sid, qbo_id, origin, amount, qbo_amount in _all(
@@ -358,8 +442,8 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
                 "  AND w.qbo_id = s.qbo_id"
                 " WHERE x.entity = :e AND s.status = 'synced' AND s.intent IS NULL"
                 "  AND NOT s.deleted_in_qbo AND s.qbo_id IS NOT NULL"
-                "  AND s.source_hash IS DISTINCT FROM x.hash"
-                " ORDER BY length(x.source_id), x.source_id"
+                "  AND s.source_hash IS DISTINCT FROM x.hash" + _NOT_PENDING
+                + " ORDER BY length(x.source_id), x.source_id"
             ),
             params,
         ):
@@ -521,6 +605,7 @@ __all__ = [
     "find",
     "raw_join",
     "read_qbo",
+    "snapshot_pending",
     "snapshot_source",
     "warehouse_counts",
     "warehouse_counts_in",

@@ -159,6 +159,7 @@ def _reconcile(
         pulled_findings = _pulled(env.warehouse, realm_id, run_id)
     with env.warehouse.begin() as conn:
         compare.snapshot_source(conn, env.connector, entities)
+        compare.snapshot_pending(conn, env.connector, realm_id, entities)
         found = compare.find(conn, realm_id, entities)
     to_push: dict[str, list[str]] = {}
     for f in found:
@@ -180,6 +181,7 @@ def _reconcile(
             reads += sum(client.calls.values())
     with env.warehouse.begin() as conn:
         compare.snapshot_source(conn, env.connector, entities)
+        compare.snapshot_pending(conn, env.connector, realm_id, entities)
         after = {f.key: f for f in compare.find(conn, realm_id, entities)}
         figures = _figures(conn, realm_id, final_counts, open_balance)
         unsynced = _not_synced(conn, realm_id, to_push)
@@ -210,14 +212,15 @@ def _not_synced(
     conn: sa.Connection, realm_id: str, pushed: dict[str, list[str]]
 ) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
     """Re-pushed records the push did not bring in step with QBO (held back by the quality
-    checks, refused by QBO, skipped, or with a write still open): their status, reason, fix."""
+    checks, refused by QBO, skipped, or with a write still open; a source delete carried out
+    is in step): their status, reason, fix."""
     out: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
     for entity, ids in pushed.items():
         rows = conn.execute(
             sa.text(
                 "SELECT source_id, status, error_message, fix FROM sync.record_state"
                 " WHERE realm_id = :r AND entity = :e AND source_id = ANY(:ids)"
-                " AND (status <> 'synced' OR intent IS NOT NULL)"
+                " AND (status NOT IN ('synced', 'deleted') OR intent IS NOT NULL)"
             ),
             {"r": realm_id, "e": entity, "ids": ids},
         )

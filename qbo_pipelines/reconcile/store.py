@@ -24,6 +24,7 @@ TITLES = {
     "differs": "Reconciliation: values differ",
     "stale_in_warehouse": "Reconciliation: warehouse behind QBO",
     "unfinished_write": "Reconciliation: interrupted write",
+    "gone_from_source": "Reconciliation: source delete not synced",
 }
 
 

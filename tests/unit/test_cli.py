@@ -82,7 +82,8 @@ def test_numbers_out_of_range_are_one_line_usage_errors(
             result = _run(*case, env=env)
             assert result.returncode == 2, (case, result.stderr)
             assert "Traceback" not in result.stderr, case
-            [line] = [x for x in result.stderr.splitlines() if "error:" in x]
+            [line] = result.stderr.strip().splitlines()  # one line, no usage dump
+            assert line.startswith("error:"), (case, line)
             assert "argument" in line, (case, line)
     finally:
         for logical in postgres.LOGICAL_DATABASES:

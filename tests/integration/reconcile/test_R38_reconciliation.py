@@ -201,7 +201,7 @@ def test_R38_nightly_schedule_requests_each_connected_company_but_not_a_pausedon
     [
         (["report", "--realm", "123"], "not connected"),
         (["report", "--out", "/nonexistent-folder/r.html"], "does not exist"),
-        (["report", "--history", "0"], "at least 1"),
+        (["report", "--history", "0"], "between 1 and 10,000"),
     ],
 )
 def test_report_refuses_bad_input_in_one_line(
@@ -254,3 +254,74 @@ def test_R38_a_transaction_dated_after_the_companys_today_ties_out(bed: Reconcil
         )
     }
     assert figures[("ar", "open_balance")].agrees, figures[("ar", "open_balance")]
+
+
+def test_R38_changes_waiting_for_the_push_and_records_it_skips_are_no_findings(
+    bed: ReconcileBed,
+) -> None:
+    """A reconciliation that runs while source changes wait in the push's feed (the debounce
+    window, a push about to start) reports none of them: the push carries them. A contact with
+    no sale is left out by rule (R4): it is not "missing in QBO" either. Neither opens a
+    notification."""
+    from qbo_pipelines.sync import pipeline
+
+    src = bed.env.source
+    [(sale,)] = bed.rows(
+        src,
+        "SELECT s.id FROM app.sales s WHERE s.total > 0 ORDER BY s.id LIMIT 1",
+    )
+    bed.rows(src, "UPDATE app.sales SET memo = 'waiting for the push' WHERE id = :s", s=sale)
+    [(lonely,)] = bed.rows(
+        src,
+        "INSERT INTO app.contacts (given_name, family_name, email) VALUES"
+        " ('Nobody', 'Buys', 'nobody@example.com') RETURNING id",
+    )
+    result = bed.run_job()
+    assert result.success
+    found = findings(bed, result.run_id)
+    assert not [k for k in found if k[:2] in {("invoices", str(sale)), ("customers", str(lonely))}]
+    opened = one(
+        bed,
+        "SELECT count(*) FROM sync.notifications WHERE realm_id = :r AND resolved_at IS NULL"
+        " AND record_id IN (:s, :c)",
+        r=bed.realm,
+        s=str(sale),
+        c=str(lonely),
+    )
+    assert opened[0] == 0
+    pipeline.push_all(bed.env, RealmId(bed.realm), run_id="carried")
+    invoice = qbo_invoice(bed, str(sale))
+    assert invoice is not None
+    assert invoice["PrivateNote"] == "waiting for the push"
+
+
+def test_R38_a_sale_deleted_behind_the_change_feed_is_found_and_its_delete_carried_out(
+    bed: ReconcileBed,
+) -> None:
+    """A bulk delete with the change capture off (a restore, a manual fix) leaves no change
+    for the push; the reconciliation finds the synced record gone from the source and carries
+    out its delete as the push would (R9, R17: only what the sync created is deleted)."""
+    src = bed.env.source
+    [(sale,)] = bed.rows(
+        src,
+        "SELECT s.id FROM app.sales s WHERE s.total > 0 AND NOT EXISTS (SELECT 1 FROM"
+        " app.receipts r WHERE r.sale_id = s.id) AND s.origin = 'source' ORDER BY s.id LIMIT 1",
+    )
+    before = qbo_invoice(bed, str(sale))
+    assert before is not None
+    with src.begin() as conn:
+        for table in ("sales", "sale_lines"):
+            conn.exec_driver_sql(f"ALTER TABLE app.{table} DISABLE TRIGGER USER")
+        conn.exec_driver_sql(f"DELETE FROM app.sales WHERE id = {int(sale)}")
+        for table in ("sales", "sale_lines"):
+            conn.exec_driver_sql(f"ALTER TABLE app.{table} ENABLE TRIGGER USER")
+
+    result = bed.run_job()
+    assert result.success
+    found = findings(bed, result.run_id)
+    gone = found[("invoices", str(sale), "gone_from_source", "")]
+    assert gone.repaired
+    live = {o["Id"] for o in bed.sandbox.control.entities(bed.realm, "Invoice")}
+    assert before["Id"] not in live
+    again = bed.run_job()
+    assert not [k for k in findings(bed, again.run_id) if k[1] == str(sale)]
