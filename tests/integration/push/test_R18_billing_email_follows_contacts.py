@@ -2,7 +2,8 @@
 email, else the contact's own), so a contact change that moves it must reach the invoice's
 BillEmail in QBO on the next push when a person made it in the source app (before: the sale row
 itself did not change, so the change feed never offered the sale; only the nightly
-reconciliation noticed). A contact the pull wrote keeps its invoices' addresses until then.
+reconciliation noticed). A contact's email the pull wrote (a bookkeeper changed the customer
+in QBO) reaches its invoices too, on the next push, not at the nightly reconciliation.
 
 Driven through ``pipeline.push_all`` / ``pipeline.pull_all`` (what the push and pull jobs run)
 over the sandbox and real Postgres."""
@@ -88,3 +89,32 @@ def test_R18_a_contact_email_changed_in_the_source_reaches_its_invoices(
     writes = synced.write_calls()
     pipeline.push_all(synced.env, synced.realm, run_id="push-3")
     assert synced.write_calls() == writes
+
+
+def test_R18_a_customer_email_changed_in_qbo_reaches_its_invoices_after_the_pull(
+    synced: PushBed,
+) -> None:
+    contact, sales = _sales_of(synced, organisation=False)
+    [(customer,)] = synced.sql(
+        synced.env.warehouse,
+        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = 'customers'"
+        " AND source_id = :c",
+        r=synced.realm,
+        c=str(contact),
+    )
+    synced.sandbox.control.user_update(
+        synced.realm,
+        "Customer",
+        {"Id": customer, "PrimaryEmailAddr": {"Address": "bookkeeper@example.com"}},
+    )
+    pipeline.pull_all(synced.env, synced.realm, run_id="pull-2")
+    [(email,)] = synced.sql(
+        synced.env.source, "SELECT email FROM app.contacts WHERE id = :c", c=contact
+    )
+    assert email == "bookkeeper@example.com"
+    pipeline.push_all(synced.env, synced.realm, run_id="push-2")
+    assert set(_bill_emails(synced, sales).values()) == {"bookkeeper@example.com"}
+    writes = synced.write_calls()
+    pipeline.pull_all(synced.env, synced.realm, run_id="pull-3")
+    pipeline.push_all(synced.env, synced.realm, run_id="push-3")
+    assert synced.write_calls() == writes  # settled: no echo between the two directions
