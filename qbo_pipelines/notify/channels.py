@@ -131,14 +131,18 @@ def decrypt_secret(channel: Channel, cipher: MultiFernet | None = None) -> Secre
     """The channel's secret, or None when it has none."""
     if channel.secret_enc is None:
         return None
+    return Secret(_decrypt(channel, channel.secret_enc, "secret", cipher))
+
+
+def _decrypt(channel: Channel, sealed: str, what: str, cipher: MultiFernet | None) -> str:
     try:
-        plain = (cipher or _cipher(create=False)).decrypt(channel.secret_enc.encode("ascii"))
+        plain = (cipher or _cipher(create=False)).decrypt(sealed.encode("ascii"))
     except InvalidToken:
         raise ChannelError(
-            f"channel {channel.id}: its secret cannot be decrypted with the configured "
+            f"channel {channel.id}: its {what} cannot be decrypted with the configured "
             f"{ENV_TOKEN_KEY}"
         ) from None
-    return Secret(plain.decode("utf-8"))
+    return plain.decode("utf-8")
 
 
 def smtp_settings(
@@ -172,14 +176,7 @@ def webhook_url(channel: Channel, cipher: MultiFernet | None = None) -> str:
     """A webhook channel's URL, decrypted (it is stored encrypted: a credential)."""
     if channel.target_enc is None:
         return channel.target
-    try:
-        plain = (cipher or _cipher(create=False)).decrypt(channel.target_enc.encode("ascii"))
-    except InvalidToken:
-        raise ChannelError(
-            f"channel {channel.id}: its URL cannot be decrypted with the configured "
-            f"{ENV_TOKEN_KEY}"
-        ) from None
-    return plain.decode("utf-8")
+    return _decrypt(channel, channel.target_enc, "URL", cipher)
 
 
 def _seal_urls(conn: sa.Connection) -> None:

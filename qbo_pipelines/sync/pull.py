@@ -735,35 +735,28 @@ def _linked_ledger(
                 details={"fields": sorted(plan.applied), "columns": sorted(plan.columns)},
             )
         )
-    if plan.unmapped:
-        rows.append(
-            _entry(
-                run,
-                spec,
-                c,
-                sid,
-                operation="skip",
-                outcome="skipped",
-                message=f"changed in QBO: {', '.join(sorted(plan.unmapped))}; the source "
-                f"keeps its own (it has no place for them), QBO keeps QBO's",
-                details={"fields": sorted(plan.unmapped)},
+    left = (
+        (plan.unmapped, "the source keeps its own (it has no place for them), QBO keeps QBO's"),
+        (
+            plan.foreign,
+            "QBO holds the billing contact the customer was created with there (R6), not this "
+            "contact: the source keeps its own, QBO keeps QBO's",
+        ),
+    )
+    for fields, why in left:
+        if fields:
+            rows.append(
+                _entry(
+                    run,
+                    spec,
+                    c,
+                    sid,
+                    operation="skip",
+                    outcome="skipped",
+                    message=f"changed in QBO: {', '.join(sorted(fields))}; {why}",
+                    details={"fields": sorted(fields)},
+                )
             )
-        )
-    if plan.foreign:
-        rows.append(
-            _entry(
-                run,
-                spec,
-                c,
-                sid,
-                operation="skip",
-                outcome="skipped",
-                message=f"changed in QBO: {', '.join(sorted(plan.foreign))}; QBO holds the "
-                "billing contact the customer was created with there (R6), not this contact: "
-                "the source keeps its own, QBO keeps QBO's",
-                details={"fields": sorted(plan.foreign)},
-            )
-        )
     return rows
 
 

@@ -43,12 +43,10 @@ def _qbo_id(bed: PushBed, entity: str, source_id: int) -> str:
     return str(qbo_id)
 
 
-def test_R6_R10_edits_after_a_create_update_only_what_the_sync_keeps_in_step(
-    push_bed: PushBed, dagster_instance: dg.DagsterInstance
-) -> None:
-    bed, src = push_bed, push_bed.env.source
-    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
-    # A customer organisation whose billing contact is someone else (R6: used on create).
+def _with_billing_contact(bed: PushBed, given: str, family: str, email: str) -> int:
+    """A contact with sales in an organisation whose billing contact is now another person
+    (no sale of their own); returns the contact."""
+    src = bed.env.source
     [(contact, org)] = bed.sql(
         src,
         "SELECT c.id, c.organisation_id FROM app.contacts c WHERE c.organisation_id IS NOT NULL"
@@ -60,9 +58,22 @@ def test_R6_R10_edits_after_a_create_update_only_what_the_sync_keeps_in_step(
     bed.sql(
         src,
         "INSERT INTO app.contacts (organisation_id, given_name, family_name, email,"
-        " is_billing_contact) VALUES (:o, 'Billy', 'Payer', 'billing@payer.example', true)",
+        " is_billing_contact) VALUES (:o, :g, :f, :e, true)",
         o=org,
+        g=given,
+        f=family,
+        e=email,
     )
+    return int(contact)
+
+
+def test_R6_R10_edits_after_a_create_update_only_what_the_sync_keeps_in_step(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    # A customer organisation whose billing contact is someone else (R6: used on create).
+    contact = _with_billing_contact(bed, "Billy", "Payer", "billing@payer.example")
     _push(bed, dagster_instance)
 
     products = [
@@ -136,20 +147,7 @@ def test_R6_R7_the_billing_contact_in_qbo_and_the_contact_never_overwrite_each_o
     field still syncs both ways (R7)."""
     bed, src = push_bed, push_bed.env.source
     dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
-    [(contact, org)] = bed.sql(
-        src,
-        "SELECT c.id, c.organisation_id FROM app.contacts c WHERE c.organisation_id IS NOT NULL"
-        " AND EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id)"
-        " AND c.email IS NOT NULL ORDER BY c.id LIMIT 1",
-    )
-    bed.sql(src, "UPDATE app.contacts SET is_billing_contact = false WHERE organisation_id = :o",
-            o=org)
-    bed.sql(
-        src,
-        "INSERT INTO app.contacts (organisation_id, given_name, family_name, email,"
-        " is_billing_contact) VALUES (:o, 'Noah', 'Müller', 'noah@payer.example', true)",
-        o=org,
-    )
+    contact = _with_billing_contact(bed, "Noah", "Müller", "noah@payer.example")
     _push(bed, dagster_instance)
     _pull(bed, dagster_instance)
     customer_id = _qbo_id(bed, "customers", contact)

@@ -66,13 +66,21 @@ def test_R7_customer_email_changed_in_qbo_reaches_the_source_contact(synced: Pus
         "Customer",
         {"Id": qbo_id, "PrimaryEmailAddr": {"Address": "new.address@example.com"}, "sparse": True},
     )
-    before = _writes(synced)
     pipeline.pull_all(synced.env, synced.realm, run_id="pull-2")
     email = _rows(synced.env.source, "SELECT email FROM app.contacts WHERE id = :i", i=contact)
     assert email[0][0] == "new.address@example.com"
-    # the echo: the next push writes nothing back to QBO
+    token = _customer(synced, qbo_id)["SyncToken"]
+    # no echo: the next push writes nothing back to the Customer (its invoices' BillEmail
+    # follows the contact's new address, R18), and the one after writes nothing at all
     pipeline.push_all(synced.env, synced.realm, run_id="push-2")
+    assert _customer(synced, qbo_id)["SyncToken"] == token
+    before = _writes(synced)
+    pipeline.push_all(synced.env, synced.realm, run_id="push-3")
     assert _writes(synced) == before
+
+
+def _customer(bed: PushBed, qbo_id: str) -> dict[str, Any]:
+    return next(c for c in bed.sandbox.control.entities(bed.realm, "Customer") if c["Id"] == qbo_id)
 
 
 def test_R8_customer_created_in_qbo_becomes_a_source_contact(synced: PushBed) -> None:
@@ -227,6 +235,7 @@ def test_R34_customer_changed_on_both_sides_one_conflict_policy_outcome_no_ping_
         c for c in synced.sandbox.control.entities(synced.realm, "Customer") if c["Id"] == qbo_id
     )
     assert qbo["PrimaryEmailAddr"]["Address"] == "qbo.side@example.com"
+    _cycle(synced)  # the contact's invoices take its final address as BillEmail (R18)
     writes = _writes(synced)
     log = _rows(synced.env.source, "SELECT count(*) FROM app.change_log")[0][0]
     _cycle(synced)
