@@ -159,7 +159,9 @@ def _report(
             ReasonCount(str(r.entity), str(r.rule), int(r.n), r.example, r.fix)
             for r in conn.execute(
                 sa.text(
-                    "SELECT entity, rule, count(*) AS n, min(reason) AS example, min(fix) AS fix"
+                    "SELECT entity, rule, count(*) AS n,"
+                    " (array_agg(reason ORDER BY length(source_id), source_id))[1] AS example,"
+                    " (array_agg(fix ORDER BY length(source_id), source_id))[1] AS fix"
                     " FROM sync.quarantine WHERE realm_id = :r AND resolved_at IS NULL"
                     " GROUP BY entity, rule ORDER BY n DESC, entity, rule"
                 ),
@@ -171,7 +173,9 @@ def _report(
             for r in conn.execute(
                 sa.text(
                     "SELECT entity, coalesce(error_code, 'failed') AS code, count(*) AS n,"
-                    " min(error_message) AS example, min(fix) AS fix FROM sync.record_state"
+                    " (array_agg(error_message ORDER BY length(source_id), source_id))[1]"
+                    " AS example, (array_agg(fix ORDER BY length(source_id), source_id))[1]"
+                    " AS fix FROM sync.record_state"
                     " WHERE realm_id = :r AND status = 'failed'"
                     " GROUP BY 1, 2 ORDER BY n DESC, 1, 2"
                 ),

@@ -275,7 +275,9 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
     with warehouse.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT entity, rule, count(*) AS n, min(reason) AS example FROM sync.quarantine"
+                "SELECT entity, rule, count(*) AS n,"
+                " (array_agg(reason ORDER BY length(source_id), source_id))[1] AS example"
+                " FROM sync.quarantine"
                 " WHERE realm_id = :r AND resolved_at IS NULL GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 8"
             ),
             {"r": realm},
@@ -283,7 +285,9 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
         failed = conn.execute(
             sa.text(
                 "SELECT entity, coalesce(error_code, 'failed') AS code, count(*) AS n,"
-                " min(error_message) AS example, min(fix) AS fix FROM sync.record_state"
+                " (array_agg(error_message ORDER BY length(source_id), source_id))[1] AS example,"
+                " (array_agg(fix ORDER BY length(source_id), source_id))[1] AS fix"
+                " FROM sync.record_state"
                 " WHERE realm_id = :r AND status = 'failed' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 8"
             ),
             {"r": realm},

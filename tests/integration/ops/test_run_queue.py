@@ -120,6 +120,15 @@ def test_R3_R30_push_runs_are_queued_one_per_company_and_companies_are_independe
     assert report["pending_changes"] == 0
     assert report["held_total"] > 0
     assert all(h["reason"] for h in report["held"])
+    with ops.warehouse.connect() as conn:  # each example is shown with its own record's fix
+        pairs = {
+            (str(r.reason), str(r.fix))
+            for r in conn.execute(
+                sa.text("SELECT reason, fix FROM sync.quarantine WHERE realm_id = :r"),
+                {"r": first},
+            )
+        }
+    assert all((h["example"], h["fix"]) in pairs for h in report["held"]), report["held"]
     assert [(f["entity"], f["reason"], f["count"]) for f in report["failed"]] == [
         ("customers", "6240", 1)
     ]
