@@ -137,6 +137,7 @@ def _settled(bed: PushBed, contact: int, qbo_id: str) -> None:
         q=qbo_id,
     )
     assert state == [("synced", NEW_EMAIL)]
+    pipeline.push_all(bed.env, bed.realm, run_id="push-3")  # its invoices take it (R18)
     log = bed.sql(bed.env.source, "SELECT count(*) FROM app.change_log")[0][0]
     writes = bed.write_calls()
     pipeline.pull_all(bed.env, bed.realm, run_id="pull-4")
