@@ -158,6 +158,8 @@ def run(options: DemoOptions, out: Printer = print) -> int:
 
         pulled = pull_company(realm)
         _summarise_pull(pulled, out)
+        settled = push_company(realm)  # what the pull moved in the source that QBO still lacks
+        _summarise_settle(settled, out)
         from qbo_pipelines.reconcile import reconcile_company  # R38: ends every demo run
 
         checked = reconcile_company(env, realm, trigger="demo")
@@ -173,7 +175,8 @@ def run(options: DemoOptions, out: Printer = print) -> int:
             f" to QBO's reports: {'yes' if checks.get(TIE_OUT_CHECK) else 'NO'});"
             " queries: docs/analysts.md"
         )
-        return 0 if result["success"] and pulled["success"] and marts["success"] else 1
+        ok = result["success"] and pulled["success"] and settled["success"]
+        return 0 if ok and marts["success"] else 1
     finally:
         server.stop()
         warehouse.dispose()
@@ -235,6 +238,25 @@ def _summarise_pull(result: dict[str, object], out: Printer) -> None:
     for key, values in counts.items():
         if key.startswith("pushed/source/"):
             out(f"  {key:36}" + "".join(f"{values.get(c, 0):>11}" for c in columns))
+
+
+def _summarise_settle(result: dict[str, object], out: Printer) -> None:
+    """The push after the pull: what the pull moved in the source that QBO's records still lack
+    (an email the bookkeeper changed reaches the contact's invoices as their BillEmail, R18)."""
+    counts = result["counts"]
+    assert isinstance(counts, dict)
+    pushed = {k: v for k, v in counts.items() if k.startswith("pushed/")}
+    moved = {
+        k.removeprefix("pushed/qbo/"): v.get("created", 0) + v.get("updated", 0)
+        for k, v in pushed.items()
+        if v.get("created", 0) + v.get("updated", 0)
+    }
+    calls = sum(v.get("api_calls", 0) for v in pushed.values())
+    what = ", ".join(f"{n} {k}" for k, n in moved.items()) or "nothing"
+    out(
+        f"\npush run {result['run_id']} ({'succeeded' if result['success'] else 'FAILED'}),"
+        f" after the pull: {what} written, {calls} API calls"
+    )
 
 
 def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out: Printer) -> None:
