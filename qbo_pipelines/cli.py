@@ -151,14 +151,7 @@ def materialize(
     company is connected, and its Dagster partition added first.
     """
     env = env or dagster_env()
-    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "QBO_PIPELINES_DAGSTER_PG_URL")})
-    from qbo_pipelines.defs.runner import selection_problem
-
-    problem = selection_problem(selection, partition)
-    if problem is not None:
-        raise UserError(problem)
-    extra = []
-    if partition is not None:
+    if partition is not None:  # an unknown company first: nothing else matters then
         from qbo_pipelines import companies
         from qbo_pipelines.warehouse import db
 
@@ -167,7 +160,14 @@ def materialize(
             companies.require_connected(engine, partition)
         finally:
             engine.dispose()
-        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "QBO_PIPELINES_DAGSTER_PG_URL")})
+    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "QBO_PIPELINES_DAGSTER_PG_URL")})
+    from qbo_pipelines.defs.runner import selection_problem
+
+    problem = selection_problem(selection, partition)
+    if problem is not None:
+        raise UserError(problem)
+    extra = []
+    if partition is not None:
         from qbo_pipelines.defs.runner import ensure_partition
 
         ensure_partition(partition)

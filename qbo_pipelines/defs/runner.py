@@ -139,12 +139,6 @@ def selection_problem(selection: str, partition: str | None) -> str | None:
     if not keys:
         return f"no asset matches {selection!r} (`.venv/bin/dagster asset list` lists them)"
     names = {k.to_user_string() for k in keys}
-    partitioned = sorted(k.to_user_string() for k in keys if graph.get(k).is_partitioned)
-    if partitioned and partition is None:
-        return (
-            f"{', '.join(partitioned[:3])}{' ...' if len(partitioned) > 3 else ''} run per "
-            "company: add --partition <realm id> (`qbo-pipelines companies` lists them)"
-        )
     for name in sorted(names):
         if name.startswith("pushed/qbo/"):
             entity = name.removeprefix("pushed/qbo/")
@@ -153,6 +147,12 @@ def selection_problem(selection: str, partition: str | None) -> str | None:
                     f"{name} writes the snapshot staged/qbo/{entity} takes in the same run:"
                     f" select 'raw/source/{entity},staged/qbo/{entity},{name}'"
                 )
+    partitioned = sorted(k.to_user_string() for k in keys if graph.get(k).is_partitioned)
+    if partitioned and partition is None:
+        return (
+            f"{', '.join(partitioned[:3])}{' ...' if len(partitioned) > 3 else ''} run per "
+            "company: add --partition <realm id> (`qbo-pipelines companies` lists them)"
+        )
     return None
 
 

@@ -100,8 +100,9 @@ def test_materialize_refuses_a_selection_it_cannot_run_in_one_line(
     try:
         cases = {
             ("--select", "nonexistent/asset"): "nonexistent/asset",
-            ("--select", "pushed/qbo/items"): "--partition",
-            ("--select", "pushed/qbo/items", "--partition", "123"): "staged/qbo/items",
+            ("--select", "pushed/qbo/items"): "staged/qbo/items",
+            ("--select", "raw/source/items,staged/qbo/items"): "--partition",
+            ("--select", "staged/qbo/items", "--partition", "123"): "not connected",
         }
         for args, expected in cases.items():
             result = _run("materialize", *args, env=env)
