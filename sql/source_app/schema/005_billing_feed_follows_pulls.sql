@@ -6,8 +6,8 @@
 -- address until the nightly reconciliation found them changed in the source and re-pushed them
 -- (so the first reconciliation after a pull was never clean). The derived change of those sales
 -- is no echo: QBO's invoices do not hold it. It is now reported as the app's ('app'), whoever
--- wrote the contact; the next push sends the new BillEmail (R18: to the billing email held in
--- the source).
+-- wrote the contact, for the sales the source owns (those pulled from QBO mirror it); the next
+-- push sends the new BillEmail (R18: to the billing email held in the source).
 
 CREATE OR REPLACE FUNCTION app.capture_billing_changes() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -22,6 +22,9 @@ DECLARE
                    WHERE c.organisation_id IN (
                        SELECT organisation_id FROM changed
                        WHERE billing AND organisation_id IS NOT NULL)))
+          -- a sale pulled from QBO mirrors QBO (its BillEmail is QBO's): only when a person
+          -- changed the contact does it show
+          AND (s.origin = 'source' OR app.change_origin() <> 'sync')
           AND NOT EXISTS (
               SELECT 1 FROM app.change_log l
               WHERE l.txid = txid_current() AND l.entity = 'invoices'
