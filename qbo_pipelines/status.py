@@ -155,33 +155,7 @@ def _report(
                 {"r": realm},
             ).all()
         )
-        held = [
-            ReasonCount(str(r.entity), str(r.rule), int(r.n), r.example, r.fix)
-            for r in conn.execute(
-                sa.text(
-                    "SELECT entity, rule, count(*) AS n,"
-                    " (array_agg(reason ORDER BY length(source_id), source_id))[1] AS example,"
-                    " (array_agg(fix ORDER BY length(source_id), source_id))[1] AS fix"
-                    " FROM sync.quarantine WHERE realm_id = :r AND resolved_at IS NULL"
-                    " GROUP BY entity, rule ORDER BY n DESC, entity, rule"
-                ),
-                {"r": realm},
-            )
-        ]
-        failed = [
-            ReasonCount(str(r.entity), str(r.code), int(r.n), r.example, r.fix)
-            for r in conn.execute(
-                sa.text(
-                    "SELECT entity, coalesce(error_code, 'failed') AS code, count(*) AS n,"
-                    " (array_agg(error_message ORDER BY length(source_id), source_id))[1]"
-                    " AS example, (array_agg(fix ORDER BY length(source_id), source_id))[1]"
-                    " AS fix FROM sync.record_state"
-                    " WHERE realm_id = :r AND status = 'failed'"
-                    " GROUP BY 1, 2 ORDER BY n DESC, 1, 2"
-                ),
-                {"r": realm},
-            )
-        ]
+        held, failed = problems(conn, realm)
     pending = _pending(warehouse, source, realm) if source is not None else {}
     counts = list(pending.values())
     return CompanyReport(
@@ -200,6 +174,41 @@ def _report(
         next_runs=list(history.next_runs(realm)) if history else [],
         active_runs=[r for r in runs if r.status in ("QUEUED", "STARTING", "STARTED")],
     )
+
+
+def problems(
+    conn: sa.Connection, realm: str
+) -> tuple[list[ReasonCount], list[ReasonCount]]:
+    """A company's records held back, by entity and rule, and refused by QBO, by entity and
+    error code, most first; each with one record's reason (or QBO's message) and that same
+    record's fix (the lowest id of the group)."""
+    first = "(array_agg({col} ORDER BY length(source_id), source_id))[1]"
+    held = [
+        ReasonCount(str(r.entity), str(r.rule), int(r.n), r.example, r.fix)
+        for r in conn.execute(
+            sa.text(
+                f"SELECT entity, rule, count(*) AS n, {first.format(col='reason')} AS example,"
+                f" {first.format(col='fix')} AS fix"
+                " FROM sync.quarantine WHERE realm_id = :r AND resolved_at IS NULL"
+                " GROUP BY entity, rule ORDER BY n DESC, entity, rule"
+            ),
+            {"r": realm},
+        )
+    ]
+    failed = [
+        ReasonCount(str(r.entity), str(r.code), int(r.n), r.example, r.fix)
+        for r in conn.execute(
+            sa.text(
+                "SELECT entity, coalesce(error_code, 'failed') AS code, count(*) AS n,"
+                f" {first.format(col='error_message')} AS example,"
+                f" {first.format(col='fix')} AS fix FROM sync.record_state"
+                " WHERE realm_id = :r AND status = 'failed'"
+                " GROUP BY 1, 2 ORDER BY n DESC, 1, 2"
+            ),
+            {"r": realm},
+        )
+    ]
+    return held, failed
 
 
 def _last(

@@ -294,35 +294,19 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
         if not key.startswith("pushed/"):
             continue
         out(f"  {key:24}" + "".join(f"{values.get(c, 0):>12}" for c in columns))
+    from qbo_pipelines.status import problems
+
     with warehouse.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT entity, rule, count(*) AS n,"
-                " (array_agg(reason ORDER BY length(source_id), source_id))[1] AS example"
-                " FROM sync.quarantine"
-                " WHERE realm_id = :r AND resolved_at IS NULL GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 8"
-            ),
-            {"r": realm},
-        ).all()
-        failed = conn.execute(
-            sa.text(
-                "SELECT entity, coalesce(error_code, 'failed') AS code, count(*) AS n,"
-                " (array_agg(error_message ORDER BY length(source_id), source_id))[1] AS example,"
-                " (array_agg(fix ORDER BY length(source_id), source_id))[1] AS fix"
-                " FROM sync.record_state"
-                " WHERE realm_id = :r AND status = 'failed' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 8"
-            ),
-            {"r": realm},
-        ).all()
-    if rows:
+        held, failed = problems(conn, realm)
+    if held:
         out("\nheld back (fix, and the next run syncs them):")
-        for entity, rule, n, example in rows:
-            out(f"  {n:4} {entity:9} {rule}: e.g. {example}")
+        for h in held[:8]:
+            out(f"  {h.count:4} {h.entity:9} {h.reason}: e.g. {h.example}")
     if failed:
         out("\nrefused by QBO (retried automatically; the fix):")
-        for entity, code, n, example, fix in failed:
-            out(f"  {n:4} {entity:9} QBO {code}: e.g. {example}")
-            out(f"       fix: {fix}")
+        for f in failed[:8]:
+            out(f"  {f.count:4} {f.entity:9} QBO {f.reason}: e.g. {f.example}")
+            out(f"       fix: {f.fix}")
     out("\nwhere to look:")
     out("  Dagster UI (runs, asset lineage, metadata):  make dev, then http://127.0.0.1:3000")
     out('  warehouse:  psql "$(.venv/bin/qbo-pipelines db url --show-password)"')

@@ -41,14 +41,16 @@ def _report(outcome: Any) -> int:
     return 0 if outcome.success else 1
 
 
-def _run(command: str, args: argparse.Namespace, extra: tuple[str, ...] = ()) -> int:
+def _run(
+    command: str, args: argparse.Namespace, extra: tuple[str, ...] = (), url: str | None = None
+) -> int:
     from qbo_pipelines.cli import UserError
     from qbo_pipelines.marts import run
     from qbo_pipelines.marts.project import MartsError
 
     try:
         outcome = run.run(
-            command, _warehouse_url(), select=getattr(args, "select", ()), extra=extra
+            command, url or _warehouse_url(), select=getattr(args, "select", ()), extra=extra
         )
     except MartsError as exc:
         raise UserError(str(exc)) from None
@@ -66,7 +68,8 @@ def _test(args: argparse.Namespace) -> int:
 
     from qbo_pipelines.cli import UserError
 
-    engine = sa.create_engine(_warehouse_url())
+    url = _warehouse_url()
+    engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
             tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts'"
@@ -75,7 +78,7 @@ def _test(args: argparse.Namespace) -> int:
         engine.dispose()
     if not built:
         raise UserError("the marts are not built yet: run `qbo-pipelines marts build` first")
-    return _run("test", args)
+    return _run("test", args, url=url)
 
 
 def _docs(args: argparse.Namespace) -> int:

@@ -101,8 +101,6 @@ def _report(args: argparse.Namespace) -> int:
     from qbo_pipelines.reconcile import report
     from qbo_pipelines.warehouse import db
 
-    if args.history < 1:
-        raise _user_error("--history must be at least 1")
     out = Path(args.out)
     if out.is_dir():
         raise _user_error(

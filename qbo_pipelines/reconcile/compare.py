@@ -145,7 +145,7 @@ def read_qbo(client: QboClient, engine: sa.Engine, realm_id: str) -> QboFigures:
             where = [q.gte("MetaData.LastUpdatedTime", mark)]
             since = client.count(qbo_entity, where, include_inactive=inactive)
             figures.newer[qbo_entity] = max(0, since - held)
-    figures.open_balance = customer_balance_total(client, latest_receivable_date(engine, realm_id))
+    figures.open_balance = open_receivables(client, engine, realm_id)
     return figures
 
 
@@ -165,11 +165,11 @@ def latest_receivable_date(engine: sa.Engine, realm_id: str) -> date | None:
     return latest
 
 
-def customer_balance_total(client: QboClient, latest: date | None = None) -> Decimal | None:
+def open_receivables(client: QboClient, engine: sa.Engine, realm_id: str) -> Decimal | None:
     """The TOTAL row of QBO's ``reports/CustomerBalance``: open receivables as of the later of
-    ``latest`` (the latest transaction date the warehouse holds) and tomorrow (the company's
-    today may be ahead of this machine's), so every transaction counts, as in the warehouse's
-    sum."""
+    the latest transaction date the warehouse holds and tomorrow (the company's today may be
+    ahead of this machine's), so every transaction counts, as in the warehouse's sum."""
+    latest = latest_receivable_date(engine, realm_id)
     as_of = max(latest or date.min, date.today() + timedelta(days=1))
     payload = client.report("CustomerBalance", report_date=as_of)
     rows = (payload.get("Rows") or {}).get("Row") or []
@@ -229,10 +229,13 @@ def _values(
 
 
 def snapshot_source(
-    conn: sa.Connection, reader: SourceAppConnector, entities: Sequence[str]
+    conn: sa.Connection, reader: SourceAppConnector, realm_id: str, entities: Sequence[str]
 ) -> int:
     """Load every source record of ``entities`` into the session's temp table
-    ``reconcile_source`` chunk by chunk (dropped at commit); returns how many."""
+    ``reconcile_source`` chunk by chunk, and the changes still waiting in the push's feed into
+    ``reconcile_pending`` (:func:`_snapshot_pending`; both dropped at commit); returns how many
+    records."""
+    _snapshot_pending(conn, reader, realm_id, entities)
     conn.execute(sa.text(_SNAPSHOT_DDL))
     total = 0
     for entity in entities:
@@ -265,7 +268,7 @@ def _skipped(entity: str, record: Any) -> bool:
     return spec is not None and spec.skip_reason(record) is not None
 
 
-def snapshot_pending(
+def _snapshot_pending(
     conn: sa.Connection, reader: SourceAppConnector, realm_id: str, entities: Sequence[str]
 ) -> int:
     """The source records of ``entities`` whose change waits in the push's feed, into the
@@ -291,10 +294,13 @@ def snapshot_pending(
     return len(rows)
 
 
-_NOT_PENDING = (
-    " AND NOT EXISTS (SELECT 1 FROM reconcile_pending p WHERE p.entity = x.entity"
-    " AND p.source_id IN (x.source_id, '*'))"
-)
+def _not_pending(alias: str) -> str:
+    """SQL: the record ``alias`` (with ``source_id``) of entity ``:e`` has no change waiting
+    in the push's feed."""
+    return (
+        " AND NOT EXISTS (SELECT 1 FROM reconcile_pending p WHERE p.entity = :e"
+        f" AND p.source_id IN ({alias}.source_id, '*'))"
+    )
 
 
 # --------------------------------------------------------------------------- differences
@@ -381,7 +387,7 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
                 "SELECT x.source_id, x.amount FROM reconcile_source x WHERE x.entity = :e"
                 " AND x.origin = 'source' AND NOT x.skipped AND NOT EXISTS (SELECT 1"
                 " FROM sync.record_state s WHERE s.realm_id = :r AND s.entity = :e"
-                " AND s.source_id = x.source_id)" + _NOT_PENDING
+                " AND s.source_id = x.source_id)" + _not_pending("x")
                 + " ORDER BY length(x.source_id), x.source_id"
             ),
             params,
@@ -408,9 +414,8 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
                 " AND s.entity = :e AND s.source_id IS NOT NULL AND s.status <> 'deleted'"
                 " AND NOT s.deleted_in_source AND s.intent IS NULL AND NOT EXISTS (SELECT 1"
                 " FROM reconcile_source x WHERE x.entity = :e AND x.source_id = s.source_id)"
-                " AND NOT EXISTS (SELECT 1 FROM reconcile_pending p WHERE p.entity = :e"
-                " AND p.source_id IN (s.source_id, '*'))"
-                " ORDER BY length(s.source_id), s.source_id"
+                + _not_pending("s")
+                + " ORDER BY length(s.source_id), s.source_id"
             ),
             params,
         ):
@@ -442,7 +447,7 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
                 "  AND w.qbo_id = s.qbo_id"
                 " WHERE x.entity = :e AND s.status = 'synced' AND s.intent IS NULL"
                 "  AND NOT s.deleted_in_qbo AND s.qbo_id IS NOT NULL"
-                "  AND s.source_hash IS DISTINCT FROM x.hash" + _NOT_PENDING
+                "  AND s.source_hash IS DISTINCT FROM x.hash" + _not_pending("x")
                 + " ORDER BY length(x.source_id), x.source_id"
             ),
             params,
@@ -601,11 +606,10 @@ __all__ = [
     "Compared",
     "Finding",
     "QboFigures",
-    "customer_balance_total",
+    "open_receivables",
     "find",
     "raw_join",
     "read_qbo",
-    "snapshot_pending",
     "snapshot_source",
     "warehouse_counts",
     "warehouse_counts_in",

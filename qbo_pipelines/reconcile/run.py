@@ -158,8 +158,7 @@ def _reconcile(
             full = True
         pulled_findings = _pulled(env.warehouse, realm_id, run_id)
     with env.warehouse.begin() as conn:
-        compare.snapshot_source(conn, env.connector, entities)
-        compare.snapshot_pending(conn, env.connector, realm_id, entities)
+        compare.snapshot_source(conn, env.connector, realm_id, entities)
         found = compare.find(conn, realm_id, entities)
     to_push: dict[str, list[str]] = {}
     for f in found:
@@ -175,13 +174,10 @@ def _reconcile(
             final_counts = {
                 e: client.count(e, include_inactive=e in compare.NAME_LISTS) for e in qbo.counts
             }
-            open_balance = compare.customer_balance_total(
-                client, compare.latest_receivable_date(env.warehouse, realm_id)
-            )
+            open_balance = compare.open_receivables(client, env.warehouse, realm_id)
             reads += sum(client.calls.values())
     with env.warehouse.begin() as conn:
-        compare.snapshot_source(conn, env.connector, entities)
-        compare.snapshot_pending(conn, env.connector, realm_id, entities)
+        compare.snapshot_source(conn, env.connector, realm_id, entities)
         after = {f.key: f for f in compare.find(conn, realm_id, entities)}
         figures = _figures(conn, realm_id, final_counts, open_balance)
         unsynced = _not_synced(conn, realm_id, to_push)

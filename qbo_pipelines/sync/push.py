@@ -127,6 +127,12 @@ class Plan:
     send_to: str | None = None
     name: str | None = None
 
+    @property
+    def new_base(self) -> Mapping[str, Any] | None:
+        """The source side of the base once written: ``base`` for a create that writes more
+        than the sync keeps in step, else the payload."""
+        return self.base if self.base is not None else self.payload
+
 
 # --------------------------------------------------------------------------- pure planning
 
@@ -235,9 +241,7 @@ def _plan_write(
             name=name,
             base=_kept_in_step(spec, record, ctx, built.body),
         )
-    changes = _changes(built.body, current.source_base, qbo_entity)
-    for field in foreign_fields(qbo_entity, current.source_base, current.qbo_base):
-        changes.pop(field, None)  # QBO holds the billing contact's there, not this one's (R6)
+    changes = _changes(built.body, current, qbo_entity)
     if not changes:
         return Plan(
             "skip",
@@ -270,17 +274,17 @@ def _kept_in_step(
     return None if isinstance(kept, Blocked) or kept.body == created else kept.body
 
 
-def _changes(
-    new: Mapping[str, Any], base: Mapping[str, Any] | None, qbo_entity: str
-) -> dict[str, Any]:
-    """The fields an update sends: those ``new`` changes against ``base``, and those it
-    clears among the fields the sync keeps in step. A field only a create writes (a base
-    stored as the create's body before creates kept their own base) is never cleared."""
-    changes = diff.changed_fields(new, base)
-    managed = MANAGED_FIELDS.get(qbo_entity)
-    if not managed:
-        return changes
-    return {k: v for k, v in changes.items() if k in new or k in managed}
+def _changes(new: Mapping[str, Any], current: RecordState, qbo_entity: str) -> dict[str, Any]:
+    """The fields an update sends: those ``new`` changes against the source base, and those
+    it clears among the fields the sync keeps in step (a field only a create writes, in a base
+    stored as the create's body before creates kept their own base, is never cleared); never
+    a billing field QBO holds for someone else (R6)."""
+    changes = diff.changed_fields(new, current.source_base)
+    managed = MANAGED_FIELDS.get(qbo_entity) or frozenset(changes)
+    foreign = foreign_fields(qbo_entity, current.source_base, current.qbo_base)
+    return {
+        k: v for k, v in changes.items() if (k in new or k in managed) and k not in foreign
+    }
 
 
 def plan_delete(entity: catalogue.Entity, current: RecordState) -> Plan:
@@ -870,7 +874,7 @@ def _intent(run: PushRun, spec: PushSpec, p: Plan, current: RecordState | None) 
             dict(p.payload),
             rid,
             p.record_hash,
-            dict(p.base if p.base is not None else p.payload),
+            dict(p.new_base or {}),
             key,
         )
     if p.action == "update" and current is not None and p.changes is not None:
@@ -1190,7 +1194,7 @@ def _matched_state(
     current: RecordState | None,
     key: str,
 ) -> RecordState:
-    payload = dict((p.base if p.base is not None else p.payload) or {})
+    payload = dict(p.new_base or {})
     qbo_base = diff.project(
         hit, diff.template(MANAGED_FIELDS.get(spec.entity.qbo_name, ()), payload)
     )
