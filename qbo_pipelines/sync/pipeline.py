@@ -29,7 +29,7 @@ from qbo_pipelines.sync.push import (
     row_pages,
 )
 from qbo_pipelines.sync.specs import SPECS
-from qbo_pipelines.warehouse import loaders
+from qbo_pipelines.warehouse import bulk, loaders
 
 
 @dataclass(frozen=True)
@@ -171,23 +171,33 @@ def extract(
     # taken for a delete.
     known = records.source_ids(env.warehouse, realm_id, entity) if full else set()
     requested = set(todo.wanted or ()) if source_ids is not None else set()
-    read = unchanged = 0
+    unchanged = 0
     seen: set[SourceId] = set()
     with env.warehouse.begin() as conn:
-        if full:
-            # Postgres hashes every source row; only records whose row moved since they were
-            # last in step are read (the others are counted, and seen for the deletes).
-            for page in row_pages(env.warehouse, env.connector, realm_id, entity):
-                seen.update(page.hashes)
-                unchanged += page.steady
-                for chunk in env.connector.iter_entity(entity, page.moved) if page.moved else ():
-                    read += loaders.load_raw_source(
-                        conn, entity, chunk, run_id, realm_id=realm_id, row_hashes=page.hashes
-                    )
-        for chunk in () if full else env.connector.iter_entity(entity, todo.wanted):
-            if requested:
-                seen.update(SourceId(r.source_id) for r in chunk)
-            read += loaders.load_raw_source(conn, entity, chunk, run_id, realm_id=realm_id)
+        # Each chunk's rows (JSON, hash, staged values) are computed here while Postgres
+        # merges the chunk before (one write behind, on this transaction's connection).
+        with bulk.Behind() as behind:
+
+            def merge(chunk: list[Any], hashes: dict[SourceId, str] | None = None) -> None:
+                rows = loaders.raw_source_rows(
+                    entity, chunk, run_id, realm_id=realm_id, row_hashes=hashes
+                )
+                behind.submit(loaders.write_raw_source, conn, entity, rows)
+
+            if full:
+                # Postgres hashes every source row; only records whose row moved since they
+                # were last in step are read (the others are counted, and seen for deletes).
+                for page in row_pages(env.warehouse, env.connector, realm_id, entity):
+                    seen.update(page.hashes)
+                    unchanged += page.steady
+                    moved = env.connector.iter_entity(entity, page.moved) if page.moved else ()
+                    for chunk in moved:
+                        merge(chunk, page.hashes)
+            for chunk in () if full else env.connector.iter_entity(entity, todo.wanted):
+                if requested:
+                    seen.update(SourceId(r.source_id) for r in chunk)
+                merge(chunk)
+            read = behind.wait()
         gone = set(todo.deleted) | (known - seen) | (requested - seen)
         loaders.mark_source_deleted(conn, entity, sorted(gone), run_id, realm_id=realm_id)
         if run_id is not None:
@@ -255,6 +265,8 @@ def stage(
                 conn, entity, page.records, run_id, realm_id=realm, stored=page.stored
             )
     staged.record_staged(env.warehouse, run_id, realm, entity, count)
+    if count >= loaders.ANALYZE_AFTER:
+        loaders.analyze_staging(env.warehouse, entity)
     if entity not in gx_suites.ENTITIES:
         return StageReport(entity, count, SuiteOutcome(entity, True, 0, [], batch_rows=count))
 

@@ -8,7 +8,9 @@ a transaction-local temp table shaped like the target; other drivers fall back t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
@@ -117,3 +119,50 @@ def upsert_rows(
     for start in range(0, len(params), BATCH):
         conn.execute(stmt, params[start:start + BATCH])
     return len(data)
+
+
+class Behind:
+    """Writes that run behind the caller: one at a time on a background thread while the caller
+    prepares the next batch, so Python's work and Postgres's overlap on two cores.
+
+    ``submit`` waits for the write before it (at most one write in flight and one batch being
+    prepared: memory stays bounded) and re-raises its error. The writes may share one
+    connection (one transaction) as long as the caller does not use it until :meth:`wait`
+    returned; leaving the block waits for the last write (and on an error, lets the write in
+    flight end before the transaction is rolled back).
+
+    Attributes:
+        total: the sum of the writes' results (rows written).
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-behind")
+        self._last: Future[int] | None = None
+        self.total = 0
+
+    def submit(self, write: Callable[..., int], *args: Any) -> None:
+        """Run ``write(*args)`` once the previous write is done."""
+        self.wait()
+        self._last = self._pool.submit(write, *args)
+
+    def wait(self) -> int:
+        """Wait for the write in flight (re-raising its error); returns :attr:`total`."""
+        last, self._last = self._last, None
+        if last is not None:
+            self.total += last.result()
+        return self.total
+
+    def __enter__(self) -> Behind:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if kind is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)

@@ -12,7 +12,7 @@ the company (``realm_id``) and the record's id. Entity names are the catalogue's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +46,64 @@ def _source_rows(
     return out
 
 
+RAW_SOURCE_COLUMNS = (
+    "realm_id",
+    "source_id",
+    "data",
+    "content_hash",
+    "source_updated_at",
+    "deleted",
+    "deleted_at",
+    "loaded_at",
+    "run_id",
+    "row_hash",
+    "staged",
+)
+"""The columns of a ``raw_source`` row, in the order :func:`raw_source_rows` gives them."""
+
+
+def raw_source_rows(
+    entity: str,
+    records: Iterable[Any],
+    run_id: str | None = None,
+    *,
+    realm_id: str,
+    row_hashes: Mapping[SourceId, str] | None = None,
+) -> list[tuple[Any, ...]]:
+    """The ``raw_source.<entity>`` rows of canonical records (:data:`RAW_SOURCE_COLUMNS`):
+    the record's JSON, content hash and staged column values, computed here (no database).
+
+    Args:
+        entity: catalogue entity name.
+        records: canonical records with ``source_id``, ``updated_at`` and ``content_hash()``.
+        run_id: the Dagster run id.
+        realm_id: the company whose push reads them (part of the key).
+        row_hashes: source id -> the source row hash taken before the read (full reads).
+    """
+    _check_entity(entity)
+    now = datetime.now(UTC)
+    hashes = row_hashes or {}
+    typed = constraints.TABLES.get(entity)
+    records = list(records)
+    return [
+        (
+            realm_id,
+            *row,
+            hashes.get(SourceId(row[0])),
+            constraints.staged_json(typed, record) if typed is not None else None,
+        )
+        for row, record in zip(_source_rows(records, (False, None, now, run_id)), records,
+                               strict=True)
+    ]
+
+
+def write_raw_source(conn: sa.Connection, entity: str, rows: Iterable[Sequence[Any]]) -> int:
+    """Merge rows of :func:`raw_source_rows` into ``raw_source.<entity>`` (clears
+    ``deleted``); bulk. Returns rows written."""
+    _check_entity(entity)
+    return bulk.upsert_rows(conn, f"raw_source.{entity}", RAW_SOURCE_COLUMNS, rows, key=_KEY)
+
+
 def load_raw_source(
     conn: sa.Connection,
     entity: str,
@@ -55,7 +113,8 @@ def load_raw_source(
     realm_id: str,
     row_hashes: Mapping[SourceId, str] | None = None,
 ) -> int:
-    """Merge canonical records into ``raw_source.<entity>`` (clears ``deleted``); bulk.
+    """Merge canonical records into ``raw_source.<entity>`` (clears ``deleted``); bulk
+    (:func:`raw_source_rows` then :func:`write_raw_source`).
 
     Args:
         conn: a warehouse connection inside a transaction.
@@ -68,35 +127,8 @@ def load_raw_source(
     Returns:
         rows written.
     """
-    _check_entity(entity)
-    now = datetime.now(UTC)
-    hashes = row_hashes or {}
-    typed = constraints.TABLES.get(entity)
-    records = list(records)
-    rows = [
-        (
-            realm_id,
-            *row,
-            hashes.get(SourceId(row[0])),
-            constraints.staged_json(typed, record) if typed is not None else None,
-        )
-        for row, record in zip(_source_rows(records, (False, None, now, run_id)), records,
-                               strict=True)
-    ]
-    cols = (
-        "realm_id",
-        "source_id",
-        "data",
-        "content_hash",
-        "source_updated_at",
-        "deleted",
-        "deleted_at",
-        "loaded_at",
-        "run_id",
-        "row_hash",
-        "staged",
-    )
-    return bulk.upsert_rows(conn, f"raw_source.{entity}", cols, rows, key=_KEY)
+    rows = raw_source_rows(entity, records, run_id, realm_id=realm_id, row_hashes=row_hashes)
+    return write_raw_source(conn, entity, rows)
 
 
 _KEY = ("realm_id", "source_id")
@@ -160,6 +192,23 @@ def stage_run(conn: sa.Connection, entity: str, run_id: str, *, realm_id: str) -
     update = [c for c in cols if c not in _KEY]
     sql = bulk.upsert_sql(f"staging.{entity}", cols, _KEY, update, rows, only_if_changed=False)
     return conn.execute(sa.text(sql), {"realm": realm_id, "run": run_id}).rowcount
+
+
+ANALYZE_AFTER = 5000
+"""Rows staged at once from which the stage refreshes the planner's statistics."""
+
+
+def analyze_staging(engine: sa.Engine, entity: str) -> None:
+    """Refresh the planner's statistics on ``staging.<entity>``'s batch key after a large
+    stage: without them Postgres takes a fresh run's batch for a few rows and reads it through
+    the run index, row by row, once per query of the Great Expectations suite (a sequential
+    scan is a third cheaper when the batch is most of the table). Only the key columns are
+    sampled, so it costs a fraction of a full ``ANALYZE``."""
+    _check_entity(entity)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(f"ANALYZE {bulk.qualified(f'staging.{entity}')} (realm_id, run_id)")
+        )
 
 
 def load_staging(
