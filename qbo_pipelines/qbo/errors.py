@@ -316,10 +316,3 @@ def error_from_response(
     snippet = " ".join(stripped.split())[:200]
     cls = classify("", status)
     return cls(f"HTTP {status}", detail=snippet, status=status, intuit_tid=intuit_tid)
-
-
-def raise_for_response(status: int, body: bytes | str, intuit_tid: str | None = None) -> None:
-    """Raise the error :func:`error_from_response` finds, if any."""
-    error = error_from_response(status, body, intuit_tid)
-    if error is not None:
-        raise error

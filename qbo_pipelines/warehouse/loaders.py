@@ -4,10 +4,9 @@
 flag for hard deletes seen in the change log); ``staging.<entity>`` holds the canonical records a
 company's push run is about to turn into QBO payloads, with the typed columns of the entity's
 constraint table (:mod:`qbo_pipelines.quality.constraints`) that the Great Expectations suites
-validate; ``staging.qbo_*`` the canonical records a pull run writes to the source. All store the
-record as JSON (:func:`qbo_pipelines.canonical.as_json`) with its ``content_hash()``, keyed on
-the company (``realm_id``) and the record's id. Entity names are the catalogue's (``customers``,
-``invoices``, ...).
+validate. Both store the record as JSON (:func:`qbo_pipelines.canonical.as_json`) with its
+``content_hash()``, keyed on the company (``realm_id``) and the record's id. Entity names are the
+catalogue's (``customers``, ``invoices``, ...).
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ import sqlalchemy as sa
 from qbo_pipelines.canonical import SOURCE_ENTITIES, SourceId, json_text
 from qbo_pipelines.quality import constraints
 from qbo_pipelines.warehouse import bulk
-
-QBO_STAGING = ("qbo_contacts", "qbo_sales", "qbo_receipts", "qbo_customer_transactions")
 
 
 def _check_entity(entity: str) -> None:
@@ -102,33 +99,6 @@ def write_raw_source(conn: sa.Connection, entity: str, rows: Iterable[Sequence[A
     ``deleted``); bulk. Returns rows written."""
     _check_entity(entity)
     return bulk.upsert_rows(conn, f"raw_source.{entity}", RAW_SOURCE_COLUMNS, rows, key=_KEY)
-
-
-def load_raw_source(
-    conn: sa.Connection,
-    entity: str,
-    records: Iterable[Any],
-    run_id: str | None = None,
-    *,
-    realm_id: str,
-    row_hashes: Mapping[SourceId, str] | None = None,
-) -> int:
-    """Merge canonical records into ``raw_source.<entity>`` (clears ``deleted``); bulk
-    (:func:`raw_source_rows` then :func:`write_raw_source`).
-
-    Args:
-        conn: a warehouse connection inside a transaction.
-        entity: catalogue entity name.
-        records: canonical records with ``source_id``, ``updated_at`` and ``content_hash()``.
-        run_id: the Dagster run id.
-        realm_id: the company whose push reads them (part of the key).
-        row_hashes: source id -> the source row hash taken before the read (full reads).
-
-    Returns:
-        rows written.
-    """
-    rows = raw_source_rows(entity, records, run_id, realm_id=realm_id, row_hashes=row_hashes)
-    return write_raw_source(conn, entity, rows)
 
 
 _KEY = ("realm_id", "source_id")
@@ -251,49 +221,3 @@ def load_staging(
         *staged_columns(entity),
     )
     return bulk.upsert_rows(conn, f"staging.{entity}", cols, rows, key=_KEY)
-
-
-def load_qbo_staging(
-    conn: sa.Connection, table: str, records: Iterable[Any], run_id: str | None = None
-) -> int:
-    """Merge pull-direction records (``QboContact``, ``QboSale``, ``QboReceipt``,
-    ``CustomerTransaction``) into ``staging.<table>`` keyed on (realm_id, qbo_id)."""
-    if table not in QBO_STAGING:
-        raise ValueError(f"unknown pull staging table {table!r}; expected one of {QBO_STAGING}")
-    now = datetime.now(UTC)
-    with_type = table == "qbo_customer_transactions"
-    rows = []
-    for r in records:
-        qbo_id = f"{r.txn_type}:{r.qbo_id}" if with_type else str(r.qbo_id)
-        row: tuple[Any, ...] = (
-            str(r.realm_id),
-            qbo_id,
-            json_text(r),
-            r.content_hash(),
-            r.updated_at,
-            now,
-            run_id,
-        )
-        rows.append((*row, r.txn_type) if with_type else row)
-    cols: tuple[str, ...] = (
-        "realm_id",
-        "qbo_id",
-        "data",
-        "content_hash",
-        "updated_at",
-        "staged_at",
-        "run_id",
-    )
-    if with_type:
-        cols = (*cols, "txn_type")
-    return bulk.upsert_rows(conn, f"staging.{table}", cols, rows, key=("realm_id", "qbo_id"))
-
-
-def staged_hashes(conn: sa.Connection, entity: str, *, realm_id: str) -> dict[str, str]:
-    """source_id -> content_hash of a company's rows in ``staging.<entity>``."""
-    _check_entity(entity)
-    sql = (
-        f"SELECT source_id, content_hash FROM {bulk.qualified(f'staging.{entity}')}"
-        " WHERE realm_id = :realm"
-    )
-    return {str(a): str(b) for a, b in conn.execute(sa.text(sql), {"realm": realm_id}).tuples()}

@@ -222,27 +222,6 @@ def upsert_objects(
     return len(live) + len(gone)
 
 
-def mark_deleted(
-    engine: sa.Engine | sa.Connection,
-    realm_id: str,
-    entity: str,
-    ids: Iterable[str],
-    at: datetime | None = None,
-    run_id: str | None = None,
-) -> int:
-    """Flag QBO objects as deleted (R36); unknown ids get a stub row so the delete is kept.
-
-    Returns:
-        the number of ids flagged.
-    """
-    id_list = sorted({str(i) for i in ids})
-    if not id_list:
-        return 0
-    with _begin(engine) as conn:
-        _mark(conn, table_for(entity), realm_id, id_list, at or datetime.now(UTC), run_id)
-    return len(id_list)
-
-
 def _mark(
     conn: sa.Connection, table: str, realm_id: str, ids: list[str], at: datetime,
     run_id: str | None,
@@ -278,20 +257,6 @@ class _begin:
     def __exit__(self, *exc: object) -> None:
         if self._ctx is not None:
             self._ctx.__exit__(*exc)
-
-
-def load_rows(
-    engine: sa.Engine | sa.Connection, realm_id: str, entity: str, include_deleted: bool = False
-) -> list[dict[str, Any]]:
-    """The flattened rows (without ``data``) of one entity for a company, ordered by name."""
-    table = bulk.qualified(table_for(entity))
-    cols = ", ".join(bulk.quote_ident(c) for c in COLUMNS if c != "data")
-    sql = f"SELECT {cols} FROM {table} WHERE realm_id = :r"
-    if not include_deleted:
-        sql += " AND NOT deleted"
-    with _begin(engine) as conn:
-        return [dict(r) for r in conn.execute(sa.text(sql + " ORDER BY name, qbo_id"),
-                                              {"r": realm_id}).mappings()]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -192,7 +192,11 @@ def test_decode_round_trips_every_demo_record_through_postgres(
     for entity in (e.name for e in catalogue.SOURCE):
         originals = {str(r.source_id): r for chunk in reader.iter_entity(entity) for r in chunk}
         with warehouse.begin() as conn:
-            loaders.load_raw_source(conn, entity, originals.values(), "rt", realm_id="9")
+            loaders.write_raw_source(
+                conn,
+                entity,
+                loaders.raw_source_rows(entity, originals.values(), "rt", realm_id="9"),
+            )
         back = [
             r for page in staged.iter_raw(warehouse, "9", entity, "rt", 7) for r in page.records
         ]

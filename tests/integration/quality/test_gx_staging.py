@@ -152,7 +152,9 @@ def _stage(engine: sa.Engine, entity: str, records: list[Any], run_id: str) -> N
     """As the push job stages: the extract's load into raw_source (with each record's staged
     values), then the stage's copy into staging in Postgres."""
     with engine.begin() as conn:
-        loaders.load_raw_source(conn, entity, records, run_id, realm_id=REALM)
+        loaders.write_raw_source(
+            conn, entity, loaders.raw_source_rows(entity, records, run_id, realm_id=REALM)
+        )
         assert loaders.stage_run(conn, entity, run_id, realm_id=REALM) == len(
             {r.source_id for r in records}
         )

@@ -12,9 +12,6 @@ import sqlalchemy as sa
 from qbo_pipelines.canonical import (
     CanonicalSale,
     CanonicalSaleLine,
-    QboContact,
-    QboId,
-    RealmId,
     SourceId,
 )
 from qbo_pipelines.marts import run as marts_run
@@ -112,14 +109,20 @@ def test_R36_raw_qbo_upsert_flatten_and_deletes(
     assert [(t["txn_type"], t["customer_name"]) for t in txns] == [
         ("Invoice", "Amy's Bird Sanctuary")]
 
-    assert raw_qbo.mark_deleted(warehouse_engine, realm, "invoices", ["239", "999"]) == 2
-    raw_qbo.upsert_objects(warehouse_engine, realm, "Invoice", [{"Id": "5", "status": "Deleted"}])
-    rows = {r["qbo_id"]: r for r in raw_qbo.load_rows(warehouse_engine, realm, "Invoice",
-                                                      include_deleted=True)}
+    stubs = [{"Id": i, "status": "Deleted"} for i in ("239", "999", "5")]  # CDC's delete stubs
+    assert raw_qbo.upsert_objects(warehouse_engine, realm, "Invoice", stubs) == 3
+    with warehouse_engine.connect() as conn:
+        rows = {
+            r["qbo_id"]: r
+            for r in conn.execute(
+                sa.text("SELECT qbo_id, doc_number, deleted, deleted_at FROM raw_qbo.invoices"
+                        " WHERE realm_id = :r"),
+                {"r": realm},
+            ).mappings()
+        }
     assert all(r["deleted"] and r["deleted_at"] is not None for r in rows.values())
     assert set(rows) == {"239", "999", "5"}
     assert rows["239"]["doc_number"] == "1070"  # the last known object is kept
-    assert raw_qbo.load_rows(warehouse_engine, realm, "Invoice") == []
 
 
 def test_staging_and_raw_source_loaders_merge_by_id(warehouse_engine: sa.Engine) -> None:
@@ -132,15 +135,14 @@ def test_staging_and_raw_source_loaders_merge_by_id(warehouse_engine: sa.Engine)
     with warehouse_engine.begin() as conn:
         assert loaders.load_staging(conn, "invoices", [sale, sale], run_id="run-1",
                                     realm_id="r-stage") == 1
-        assert loaders.load_raw_source(conn, "invoices", [sale], realm_id="r-stage") == 1
+        rows = loaders.raw_source_rows("invoices", [sale], realm_id="r-stage")
+        assert loaders.write_raw_source(conn, "invoices", rows) == 1
         assert loaders.mark_source_deleted(conn, "invoices", ["s-load-1"],
                                            realm_id="r-stage") == 1
-        hashes = loaders.staged_hashes(conn, "invoices", realm_id="r-stage")
-        assert hashes["s-load-1"] == sale.content_hash()
-        data = conn.execute(sa.text(
-            "SELECT data FROM staging.invoices WHERE source_id = 's-load-1'")).scalar_one()
-        contact = QboContact(realm_id=RealmId("r-stage"), qbo_id=QboId("1"), display_name="A")
-        assert loaders.load_qbo_staging(conn, "qbo_contacts", [contact]) == 1
+        data, digest = conn.execute(sa.text(
+            "SELECT data, content_hash FROM staging.invoices WHERE source_id = 's-load-1'"
+        )).one()
+    assert digest == sale.content_hash()
     assert data["lines"][0]["amount"] == "10"
     assert data["total"] == "10"
 
