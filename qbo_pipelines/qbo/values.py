@@ -47,6 +47,29 @@ def dumps(payload: Any) -> bytes:
     return json.dumps(_jsonable(payload), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+NUL_ESCAPE = "\\u0000"
+"""How JSON writes U+0000. Postgres ``text`` and ``jsonb`` cannot hold it, QBO can (a
+bookkeeper's pasted text): found in a dump, the value is stored :func:`without_nul`."""
+
+
+def without_nul(value: Any) -> Any:
+    """A JSON value with every U+0000 removed from its strings and keys (Postgres cannot store
+    it; nothing else changes)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, Mapping):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def stored(payload: Any) -> str:
+    """:func:`dumps` as text for a ``jsonb`` column: U+0000 removed (:func:`without_nul`)."""
+    text = dumps(payload).decode()
+    return dumps(without_nul(payload)).decode() if NUL_ESCAPE in text else text
+
+
 def parse_datetime(value: str) -> datetime:
     """Parse a QBO timestamp into an aware datetime.
 

@@ -8,6 +8,7 @@ merges keyed on ``(realm_id, qbo_id)``; re-loading the same objects is a no-op.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -16,7 +17,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from qbo_pipelines.qbo.values import NUL_ESCAPE, without_nul
 from qbo_pipelines.warehouse import bulk
+
+log = logging.getLogger(__name__)
 
 ENTITY_TABLES: dict[str, str] = {
     # name lists and reference data
@@ -378,13 +382,18 @@ def _upsert_live(
         return []
     rows = []
     for obj in objects:
+        text = json.dumps(obj, default=_json_default, ensure_ascii=False)
+        if NUL_ESCAPE in text:  # Postgres cannot store U+0000; QBO can
+            log.warning("%s %s %s: text with U+0000 stored without it", realm_id, table,
+                        obj.get("Id"))
+            obj = without_nul(obj)
+            text = json.dumps(obj, default=_json_default, ensure_ascii=False)
         flat = flatten(obj)
         rows.append((
             realm_id, flat["qbo_id"], flat["name"], flat["doc_number"], flat["type"],
             flat["sub_type"], flat["active"], flat["ref_id"], flat["ref_name"],
             flat["txn_date"], flat["due_date"], flat["total_amt"], flat["balance"],
-            flat["sync_token"], flat["created_time"], flat["updated_time"],
-            json.dumps(obj, default=_json_default, ensure_ascii=False),
+            flat["sync_token"], flat["created_time"], flat["updated_time"], text,
         ))
     cols = ", ".join(bulk.quote_ident(c) for c in _MERGE_COLUMNS)
     tmp = bulk.quote_ident("_merge_" + table.replace(".", "_"))

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from psycopg.types.json import set_json_loads
 
 from qbo_pipelines.canonical import QboId, SourceId
-from qbo_pipelines.qbo.values import dumps
+from qbo_pipelines.qbo.values import stored
 from qbo_pipelines.warehouse import bulk
 
 Bind = sa.Engine | sa.Connection
@@ -296,7 +296,7 @@ def _params(row: RecordState, run_id: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {c: getattr(row, c) for c in _COLUMNS}
     for c in _JSON:
         value = out[c]
-        out[c] = dumps(value).decode() if value is not None else None
+        out[c] = stored(value) if value is not None else None
     out["run_id"] = run_id
     return out
 
@@ -331,7 +331,7 @@ def add_dispatch(
             "e": row.entity,
             "single": row.single,
             "members": list(row.members),
-            "ops": dumps(list(ops)).decode(),
+            "ops": stored(list(ops)),
             "run": run_id,
         },
     )

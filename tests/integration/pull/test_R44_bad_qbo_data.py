@@ -394,3 +394,43 @@ def test_R44_missing_optional_fields_and_odd_dates_are_pulled(bed: PushBed) -> N
     )
     assert [(r.sale_id, r.amount) for r in receipt] == [(None, Decimal("4.00"))]
     _fixed_point(bed)
+
+
+def test_R44_a_nul_character_in_qbo_text_is_stored_without_it_and_wedges_nothing(
+    bed: PushBed,
+) -> None:
+    """QBO keeps U+0000 in text a bookkeeper pasted (and copies it: CompanyName into
+    PrintOnCheckName, the address into invoices); Postgres text and jsonb cannot hold it. The
+    record is stored and written back without it, the good record beside it comes through, and
+    the next pull goes on."""
+    control = bed.sandbox.control
+    odd, good = control.bulk_create(
+        bed.realm,
+        "Customer",
+        [
+            {
+                "DisplayName": "Nul Notes Ltd",
+                "CompanyName": "Nul\x00 Notes Ltd",
+                "Notes": "pasted\x00text",
+                "BillAddr": {"Line1": "1 Zero\x00 Street", "City": "Leeds"},
+            },
+            {"DisplayName": "Plain Next Door"},
+        ],
+    )
+    _pull(bed, "nul")
+    raw = _raw(bed, "customers", odd["Id"])
+    assert raw
+    assert raw[0].data["CompanyName"] == "Nul Notes Ltd"
+    assert raw[0].data["Notes"] == "pastedtext"
+    contacts = bed.sql(
+        bed.env.source,
+        "SELECT qbo_id, qbo_company_name FROM app.contacts WHERE qbo_id IN (:a, :b)"
+        " ORDER BY qbo_id",
+        a=odd["Id"],
+        b=good["Id"],
+    )
+    assert {c.qbo_id: c.qbo_company_name for c in contacts} == {
+        odd["Id"]: "Nul Notes Ltd",
+        good["Id"]: None,
+    }
+    _fixed_point(bed)
