@@ -147,17 +147,19 @@ def materialize(
 ) -> int:
     """Materialize assets through the Dagster CLI on the project's Postgres-backed instance.
 
-    ``partition``: a company (realm id) for the company-partitioned assets; refused unless the
-    company is connected, and its Dagster partition added first.
+    ``partition``: a company (realm id) for the company-partitioned assets, ``<realm id>|<day>``
+    for the backfills (by day and company, R39); refused unless the company is connected, and
+    its Dagster partition added first.
     """
     env = env or dagster_env()
+    realm = (partition or "").partition("|")[0]
     if partition is not None:  # an unknown company first: nothing else matters then
         from qbo_pipelines import companies
         from qbo_pipelines.warehouse import db
 
         engine = db.warehouse_engine()
         try:
-            companies.require_connected(engine, partition)
+            companies.require_connected(engine, realm)
         finally:
             engine.dispose()
     os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "QBO_PIPELINES_DAGSTER_PG_URL")})
@@ -170,7 +172,7 @@ def materialize(
     if partition is not None:
         from qbo_pipelines.defs.runner import ensure_partition
 
-        ensure_partition(partition)
+        ensure_partition(realm)
         extra = ["--partition", partition]
     cmd = [
         sys.executable,
@@ -184,7 +186,18 @@ def materialize(
         selection,
         *extra,
     ]
-    return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
+    from qbo_pipelines.demo.setup import demo_sandbox_served
+    from qbo_pipelines.warehouse import db
+
+    engine = db.warehouse_engine()
+    try:
+        # after `make demo`, its sandbox answers for the run (as for `sync push`)
+        with demo_sandbox_served(engine) as served:
+            if served:
+                print(f"serving the demo's QBO sandbox at {served} for this command")
+            return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
+    finally:
+        engine.dispose()
 
 
 def _materialize(args: argparse.Namespace) -> int:
@@ -240,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     mat = sub.add_parser("materialize", help="materialize assets on the Postgres-backed instance")
     mat.add_argument("--select", default="*", help="Dagster asset selection (default: all)")
-    mat.add_argument("--partition", help="a connected company's realm id (partitioned assets)")
+    mat.add_argument(
+        "--partition",
+        help="a connected company's realm id (partitioned assets); for backfill/* assets "
+        "'<realm id>|<YYYY-MM-DD>' (one day of one company)",
+    )
     mat.set_defaults(func=_materialize)
 
     demo_run = sub.add_parser("demo-run", help="the main job: the whole demo, end to end")

@@ -23,7 +23,7 @@ it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -148,11 +148,55 @@ def selection_problem(selection: str, partition: str | None) -> str | None:
                     f" select 'raw/source/{entity},staged/qbo/{entity},{name}'"
                 )
     partitioned = sorted(k.to_user_string() for k in keys if graph.get(k).is_partitioned)
+    by_day = [
+        name
+        for name, k in sorted((k.to_user_string(), k) for k in keys)
+        if isinstance(graph.get(k).partitions_def, dg.MultiPartitionsDefinition)
+    ]
+    by_company = [name for name in partitioned if name not in by_day]
+    if by_day and by_company:
+        return (
+            f"{by_day[0]} runs per day and company, {by_company[0]} per company: materialize "
+            "them separately"
+        )
     if partitioned and partition is None:
         return (
-            f"{', '.join(partitioned[:3])}{' ...' if len(partitioned) > 3 else ''} run per "
-            "company: add --partition <realm id> (`qbo-pipelines companies` lists them)"
+            f"{_some(partitioned)} run per company{' and day' if by_day else ''}: add "
+            + ("--partition '<realm id>|<YYYY-MM-DD>'" if by_day else "--partition <realm id>")
+            + " (`qbo-pipelines companies` lists them)"
         )
+    day = (partition or "").partition("|")[2]
+    if by_day:
+        return _day_problem(day)
+    if day:
+        return (
+            f"--partition takes a day only for the backfill/* assets: give {selection!r} the "
+            "realm id alone"
+        )
+    return None
+
+
+def _some(names: Sequence[str]) -> str:
+    return f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+
+
+def _day_problem(day: str) -> str | None:
+    """Why ``day`` is not a backfill day (None: it is): a date from the first day a backfill
+    can select to tomorrow (QBO's today ahead of ours), as ``YYYY-MM-DD``."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from qbo_pipelines.defs.backfill import BACKFILL_START
+
+    first = date.fromisoformat(BACKFILL_START)
+    last = datetime.now(UTC).date() + timedelta(days=1)
+    try:
+        when = date.fromisoformat(day) if len(day) == 10 else None
+    except ValueError:
+        when = None
+    if when is None:
+        return f"a backfill partition is '<realm id>|<YYYY-MM-DD>', not a day {day[:40]!r}"
+    if not first <= when <= last:
+        return f"a backfill day is from {first} to {last}, not {when}"
     return None
 
 

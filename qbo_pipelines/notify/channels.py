@@ -158,9 +158,15 @@ def smtp_settings(
     password = secret
     if password is None and source.get(ENV_SMTP_PASSWORD):
         password = Secret(source[ENV_SMTP_PASSWORD])
+    try:
+        port = int(port_value)
+    except (TypeError, ValueError):
+        port = -1
+    if not 0 < port < 65536:
+        raise ChannelError(f"SMTP port must be a number from 1 to 65535: {str(port_value)[:20]!r}")
     return SmtpSettings(
         host=str(s.get("host") or source.get(ENV_SMTP_HOST) or "localhost"),
-        port=int(port_value),
+        port=port,
         security=security,  # type: ignore[arg-type]
         from_address=str(s.get("from") or source.get(ENV_SMTP_FROM) or "qbo-pipelines@localhost"),
         username=(s.get("username") or source.get(ENV_SMTP_USERNAME) or None),

@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     email.add_argument("--realm", help="only this company's notifications (default: every one)")
     email.add_argument("--smtp-host", help="default: $QBO_PIPELINES_SMTP_HOST, else localhost")
     email.add_argument(
-        "--smtp-port", type=int, help="default: $QBO_PIPELINES_SMTP_PORT or 587/465/25"
+        "--smtp-port", type=cli_args.PORT, help="default: $QBO_PIPELINES_SMTP_PORT or 587/465/25"
     )
     email.add_argument(
         "--smtp-security",

@@ -1202,6 +1202,23 @@ class SourceAppConnector:
             found: Iterable[Any] = conn.execute(sql, {"ids": wanted}).scalars()
             return {_sid(i) for i in found}
 
+    def mirrored_sales_billed_to(self, contact_ids: Iterable[str]) -> list[SourceId]:
+        """The sales pulled from QBO (origin ``qbo``) whose billing email follows these
+        contacts: their own, and those of the contacts of an organisation one of them is the
+        billing contact of (the rule of the change capture's billing feed)."""
+        wanted = sorted({int(i) for i in contact_ids})
+        if not wanted:
+            return []
+        sql = sa.text(
+            "SELECT s.id FROM app.sales s WHERE s.origin = 'qbo' AND (s.contact_id = ANY(:ids)"
+            " OR s.contact_id IN (SELECT c.id FROM app.contacts c WHERE c.organisation_id IN ("
+            "  SELECT b.organisation_id FROM app.contacts b WHERE b.id = ANY(:ids)"
+            "  AND b.is_billing_contact AND b.organisation_id IS NOT NULL))) ORDER BY s.id"
+        )
+        with self.engine.connect() as conn:
+            found: Iterable[Any] = conn.execute(sql, {"ids": wanted}).scalars()
+            return [_sid(i) for i in found]
+
     def apply_fields(self, table: str, updates: Sequence[FieldUpdate]) -> set[SourceId]:
         """Write exactly the columns each update names, as the sync (R35), in one transaction,
         each only if the row still holds the values the update was planned against

@@ -74,4 +74,5 @@ def load(engine: sa.Engine, connector: SourceAppConnector, realm_id: RealmId) ->
             settings.default_income_account.id if settings.default_income_account else None
         ),
         item_names=_names(connector, "items"),
+        deleted_in_qbo=state.deleted_in_qbo(engine, realm_id),
     )

@@ -6,6 +6,7 @@ one step for one entity, returning counts. No Dagster here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from qbo_pipelines.sync.push import (
 )
 from qbo_pipelines.sync.specs import SPECS
 from qbo_pipelines.warehouse import bulk, loaders
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -310,7 +313,7 @@ def pull_extract(
 
     claim = inbox.claim(env.warehouse, realm_id)
     with env.client(realm_id) as client, lock.company_writer(env.warehouse, realm_id):
-        ids = {e: v for e, v in _merged(claim.ids, claim.removed).items() if v}
+        ids = _readable(realm_id, _merged(claim.ids, claim.removed), ENTITIES)
         report = extract_qbo(
             client,
             env.warehouse,
@@ -335,6 +338,30 @@ def pull_extract(
         report.calls,
         report.full,
     )
+
+
+def _readable(
+    realm_id: str, ids: dict[str, list[str]], entities: Sequence[str]
+) -> dict[str, list[str]]:
+    """The notified ids the extract can read: entities it has a ``raw_qbo`` table for, ids as
+    QBO makes them (digits). QBO also notifies entities the sync does not keep (Preferences,
+    Currency, ...), and a forged but validly signed event can name anything: either, read,
+    would fail every pull of the company for good. They are logged and left out (the events are
+    marked done with the rest; the CDC call still reads what changed)."""
+    out: dict[str, list[str]] = {}
+    for entity, wanted in ids.items():
+        readable = [i for i in wanted if i.isascii() and i.isdigit()] if entity in entities else []
+        if len(readable) < len(wanted):
+            log.warning(
+                "%s: %d webhook event(s) for %s not read (%s)",
+                realm_id,
+                len(wanted) - len(readable),
+                entity[:40],
+                "not an id QBO makes" if entity in entities else "an entity the sync does not keep",
+            )
+        if readable:
+            out[entity] = readable
+    return out
 
 
 def _merged(a: dict[str, list[str]], b: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -46,6 +46,8 @@ import sqlalchemy as sa
 
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import QboId, SourceId, content_hash
+from qbo_pipelines.quality import quarantine
+from qbo_pipelines.quality.rules import Violation
 from qbo_pipelines.quality.rules import name_key as qbo_name_key
 from qbo_pipelines.source_app.connector import FieldUpdate, SourceAppConnector
 from qbo_pipelines.sync import state
@@ -391,6 +393,14 @@ def _pull_entity(run: PullRun, spec: PullSpec) -> PullReport:
 class _Outcome:
     states: list[RecordState] = field(default_factory=list)
     ledger: list[state.LedgerRow] = field(default_factory=list)
+    holds: dict[str, list[Violation]] = field(default_factory=dict)
+    """:func:`hold_key` -> why the QBO record is held (kept in ``sync.quarantine``)."""
+
+
+def hold_key(qbo_id: str) -> str:
+    """The record id a pull hold is kept under in ``sync.quarantine`` and shown in
+    ``marts.open_problems``: the QBO id (the source may have no record for it yet)."""
+    return f"qbo:{qbo_id}"
 
 
 def _entry(run: PullRun, spec: PullSpec, c: Candidate, sid: str | None, **kw: Any) -> Any:
@@ -430,10 +440,17 @@ def _pull_chunk(
     source_writes.open_writes(run.engine, run.realm_id, spec.entity.name, run.run_id, writes)
     applied = run.source.apply_fields(spec.table, updates) if updates else set()
     _record(run, spec, plans, applied, new, written, out, report)
+    through = [hold_key(c.qbo_id) for c in chunk if hold_key(c.qbo_id) not in out.holds]
+    rehashed = _mirrors_billed_to(run, applied) if spec.entity.name == "customers" else []
     with run.engine.begin() as conn:
         records.save(conn, out.states, run.run_id)
+        records.set_source_hashes(conn, run.realm_id, "invoices", rehashed, created_by="qbo")
         state.append_ledger(conn, out.ledger)
         source_writes.close_writes(conn, run.realm_id, spec.entity.name, [w.qbo_id for w in writes])
+        # Held records are listed where people look (status, open_problems, notifications)
+        # until a pull takes them.
+        quarantine.hold(conn, run.realm_id, spec.entity.name, run.run_id, out.holds)
+        quarantine.release(conn, run.realm_id, spec.entity.name, through, run.run_id)
 
 
 def _intended(
@@ -482,6 +499,16 @@ def _settle(run: PullRun, spec: PullSpec, report: PullReport) -> None:
         state.append_ledger(conn, rows)
         source_writes.close_writes(conn, run.realm_id, name, [w.qbo_id for w in landed + missed])
     report.counts["recovered"] += len(landed)
+
+
+def _mirrors_billed_to(run: PullRun, contacts: Iterable[str]) -> list[tuple[SourceId, str]]:
+    """(source id, content hash now) of the QBO-origin sales whose billing email follows the
+    contacts the pull just wrote. The email QBO changed on its customer is part of those
+    sales' source records, yet nobody changed the sales: stored as in step, the
+    reconciliation does not report them as changed in the source app (they mirror QBO, whose
+    invoices keep their own BillEmail)."""
+    sales = run.source.mirrored_sales_billed_to(contacts)
+    return [(sid, content_hash(r)) for sid, r in _canonical(run, SPECS["invoices"], sales).items()]
 
 
 def _canonical(run: PullRun, spec: PullSpec, ids: Sequence[str]) -> dict[SourceId, Any]:
@@ -836,6 +863,11 @@ def _create(
         clash = [c for c in new if keys[c.qbo_id] in owners]
         for c in clash:
             other_entity, other = owners[keys[c.qbo_id]]
+            why = (
+                f"QBO customer {c.qbo_id} has the name of {other_entity} #{other}, which is "
+                "linked to another QBO record"
+            )
+            fix = "rename one of them in QBO or in the source app; the next pull retries"
             out.ledger.append(
                 _entry(
                     run,
@@ -844,17 +876,83 @@ def _create(
                     None,
                     operation="hold",
                     outcome="held",
-                    message=f"QBO customer {c.qbo_id} has the name of {other_entity} "
-                    f"#{other}, which is linked to another QBO record",
-                    details={
-                        "fix": "rename one of them in QBO or in the source app; the "
-                        "next pull retries"
-                    },
+                    message=why,
+                    details={"fix": fix},
                 )
             )
+            out.holds[hold_key(c.qbo_id)] = [Violation("pull.name.taken", why, fix)]
             report.counts["held_back"] += 1
         new = [c for c in new if c not in clash]
+    new = _hold_unlinked(run, spec, new, out, report)
     return list(new), _write_new(run, spec, new)
+
+
+UNLINKED_FIX = (
+    "nothing to do if it follows: the next pull brings this record in once what it refers to is "
+    "in the source app (pulled with it, or no longer held back: see that record's problem). If "
+    "that record was deleted in the source app, the sync does not bring it back: enter it "
+    "again there, or move this transaction to another customer or invoice in QBO"
+)
+
+
+def _hold_unlinked(
+    run: PullRun,
+    spec: PullSpec,
+    new: Sequence[Candidate],
+    out: _Outcome,
+    report: PullReport,
+) -> list[Candidate]:
+    """The new QBO transactions whose customer and invoices the source app holds; the others
+    are held back with the reason (a receipt written without its sale and contact would stay
+    unlinked for good: nothing writes it again unless QBO changes it). Held ones are candidates
+    again on every pull, so they come in once their references do."""
+    live = [c for c in new if not c.deleted]
+    if spec.entity.name_list or not live:
+        return list(new)
+    # known to the sync (linked to a source record, even one deleted since: such a record
+    # lands without the link, keeping QBO's id, as before)
+    customers = _linked(run, "customers", "Customer", [_customer_of(c.data) for c in live])
+    paid = [i for c in live if c.qbo_entity == "Payment" for i in from_qbo.applied_invoices(c.data)]
+    invoices = _linked(run, "invoices", "Invoice", paid)
+    unlinked: dict[QboId, str] = {}
+    for c in live:
+        customer = _customer_of(c.data)
+        missing = [
+            i for i in from_qbo.applied_invoices(c.data)
+            if c.qbo_entity == "Payment" and i not in invoices
+        ]
+        if customer and customer not in customers:
+            unlinked[c.qbo_id] = f"its customer (QBO {customer}) is not in the source app yet"
+        elif missing:
+            unlinked[c.qbo_id] = (
+                f"the invoice it pays (QBO {', '.join(missing)}) is not in the source app yet"
+            )
+    if not unlinked:
+        return list(new)
+    noted = _noted(run, spec.entity.name, "hold", list(unlinked))
+    for c in live:
+        why = unlinked.get(c.qbo_id)
+        if why is None:
+            continue
+        report.counts["held_back"] += 1
+        message = f"QBO {c.qbo_entity} {c.qbo_id}: {why}"
+        out.holds[hold_key(c.qbo_id)] = [
+            Violation("pull.reference.not_in_source", message, UNLINKED_FIX)
+        ]
+        if (c.qbo_id, c.token) not in noted:
+            out.ledger.append(
+                _entry(
+                    run,
+                    spec,
+                    c,
+                    None,
+                    operation="hold",
+                    outcome="held",
+                    message=message,
+                    details={"sync_token": c.token, "fix": UNLINKED_FIX},
+                )
+            )
+    return [c for c in new if c.qbo_id not in unlinked]
 
 
 def _hold_beyond_source(
@@ -868,15 +966,18 @@ def _hold_beyond_source(
     reason in the ledger, once per QBO version (QBO and raw_qbo keep the exact value)."""
     if spec.entity.name_list:  # no amounts
         return list(cands)
-    unfit = {c.qbo_id: why for c in cands if (why := from_qbo.beyond_source(c.data))}
+    unfit = {c.qbo_id: found for c in cands if (found := from_qbo.unfit_for_source(c.data))}
     if not unfit:
         return list(cands)
     noted = _noted(run, spec.entity.name, "hold", list(unfit))
     for c in cands:
-        why = unfit.get(c.qbo_id)
-        if why is None:
+        found = unfit.get(c.qbo_id)
+        if found is None:
             continue
+        rule, why, fix = found
         report.counts["held_back"] += 1
+        message = f"QBO {c.qbo_entity} {c.qbo_id}: {why}"
+        out.holds[hold_key(c.qbo_id)] = [Violation(rule, message, fix)]
         if (c.qbo_id, c.token) in noted:
             continue
         sid = c.state.source_id if c.state is not None else None
@@ -888,11 +989,8 @@ def _hold_beyond_source(
                 sid,
                 operation="hold",
                 outcome="held",
-                message=f"QBO {c.qbo_entity} {c.qbo_id}: {why}",
-                details={
-                    "sync_token": c.token,
-                    "fix": "correct the amount in QBO; the next pull brings it in",
-                },
+                message=message,
+                details={"sync_token": c.token, "fix": fix},
             )
         )
     return [c for c in cands if c.qbo_id not in unfit]
@@ -959,6 +1057,21 @@ def _new_receipts(run: PullRun, objs: Sequence[Candidate]) -> dict[QboId, Source
 def _customer_of(obj: Mapping[str, Any]) -> str:
     ref = obj.get("CustomerRef")
     return str(ref.get("value")) if isinstance(ref, Mapping) and ref.get("value") else ""
+
+
+def _linked(run: PullRun, entity: str, qbo_entity: str, qbo_ids: Sequence[str]) -> set[str]:
+    """The QBO ids among ``qbo_ids`` linked to a source record (a ``sync.record_state`` row
+    with a source id), whether or not that record still exists in the source."""
+    wanted = sorted({i for i in qbo_ids if i})
+    if not wanted:
+        return set()
+    sql = sa.text(
+        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = :e"
+        " AND qbo_entity = :q AND qbo_id = ANY(:ids) AND source_id IS NOT NULL"
+    )
+    with run.engine.connect() as conn:
+        params = {"r": run.realm_id, "e": entity, "q": qbo_entity, "ids": wanted}
+        return {str(q) for (q,) in conn.execute(sql, params)}
 
 
 def _source_ids(

@@ -87,6 +87,19 @@ def set_cursor(engine: sa.Engine, realm_id: str, name: str, value: str) -> None:
         )
 
 
+def deleted_in_qbo(engine: sa.Engine, realm_id: str) -> dict[str, frozenset[SourceId]]:
+    """Per entity, the source records whose QBO record was deleted in QBO (one query)."""
+    sql = (
+        "SELECT entity, array_agg(source_id) FROM sync.record_state WHERE realm_id = :r"
+        " AND deleted_in_qbo AND source_id IS NOT NULL GROUP BY entity"
+    )
+    with engine.connect() as conn:
+        rows: list[tuple[str, list[str]]] = [
+            (str(e), list(ids)) for e, ids in conn.execute(sa.text(sql), {"r": realm_id}).tuples()
+        ]
+    return {e: frozenset(SourceId(str(s)) for s in ids) for e, ids in rows}
+
+
 def qbo_ids(
     engine: sa.Engine, realm_id: str, entity: str, qbo_entity: str | None = None
 ) -> dict[SourceId, QboId]:

@@ -172,6 +172,29 @@ def beyond_source(obj: Obj) -> str | None:
     return None
 
 
+AMOUNT_FIX = "correct the amount in QBO; the next pull brings it in"
+
+
+def unfit_for_source(obj: Obj) -> tuple[str, str, str] | None:
+    """(rule, reason, fix) when the source app cannot hold this QBO transaction as it is (the
+    pull holds it back; QBO and the warehouse keep it whole), else None: amounts it would round
+    or overflow (:func:`beyond_source`), or a payment applied to several invoices (a source
+    receipt pays one sale: taking one invoice would credit it with the others' money)."""
+    why = beyond_source(obj)
+    if why is not None:
+        return "pull.amount.beyond_source", why, AMOUNT_FIX
+    invoices = applied_invoices(obj)
+    if len(invoices) > 1:
+        return (
+            "pull.payment.several_invoices",
+            f"applied to {len(invoices)} invoices ({', '.join(invoices)}); a receipt in the "
+            "source app pays one sale",
+            "in QBO, record one payment per invoice instead (or apply this one to a single "
+            "invoice); the next pull brings it in",
+        )
+    return None
+
+
 # ------------------------------------------------------------------ whole records
 
 

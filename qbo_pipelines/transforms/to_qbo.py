@@ -60,6 +60,8 @@ class PushContext:
         expense_accounts: worker-invoice concept -> QBO expense Account Id (R23, R24).
         default_income_account: Income account for items the sync creates (R10).
         item_names: source item id -> name (for reasons).
+        deleted_in_qbo: per entity, source ids whose QBO record was deleted in QBO (the
+            sync never brings those back: what refers to them needs a person).
     """
 
     qbo_ids: Mapping[str, Mapping[SourceId, QboId]] = field(default_factory=dict)
@@ -72,6 +74,7 @@ class PushContext:
     expense_accounts: Mapping[str, str] = field(default_factory=dict)
     default_income_account: str | None = None
     item_names: Mapping[SourceId, str] = field(default_factory=dict)
+    deleted_in_qbo: Mapping[str, frozenset[SourceId]] = field(default_factory=dict)
 
     def qbo_id(self, entity: str, source_id: SourceId | None) -> QboId | None:
         if source_id is None:
@@ -122,6 +125,23 @@ def _drop_none(body: Body) -> Body:
 def not_in_qbo(entity: str, record: str, what: str) -> Violation:
     """A reference to a record that has not reached QBO yet (held until its push succeeds)."""
     return unresolved_reference(entity, what, record=record)
+
+
+def missing_reference(
+    ctx: PushContext, entity: str, kind: str, record: str, source_id: SourceId
+) -> Violation:
+    """A reference with no QBO record: not there yet (:func:`not_in_qbo`), or deleted in QBO,
+    which no later run undoes (the sync never brings back what was deleted there)."""
+    if source_id not in ctx.deleted_in_qbo.get(entity, frozenset()):
+        return not_in_qbo(kind, record, source_id)
+    return unresolved_reference(
+        kind,
+        source_id,
+        record=record,
+        why="was deleted in QBO, and the sync never brings back what was deleted there",
+        fix=f"In the source app, link this record to another {kind} or delete it; to send the "
+        f"{kind} again, enter it again in the source app as a new record.",
+    )
 
 
 def address(addr: CanonicalAddress | None) -> Body | None:
@@ -381,7 +401,9 @@ def invoice_body(sale: CanonicalSale, ctx: PushContext) -> BuildResult:
     # No contact at all is the rule ``sale.customer.required``, not an unresolved reference.
     if customer_id is None and sale.customer_source_id is not None:
         problems.append(
-            not_in_qbo(
+            missing_reference(
+                ctx,
+                "customers",
                 "customer",
                 f"sale {sale.doc_number or sale.source_id}",
                 sale.customer_source_id,
@@ -432,10 +454,18 @@ def payment_body(receipt: CanonicalReceipt, ctx: PushContext) -> BuildResult:
     label = receipt.reference or receipt.source_id
     customer_id = ctx.qbo_id("customers", receipt.customer_source_id)
     if customer_id is None and receipt.customer_source_id is not None:  # else the rule holds it
-        problems.append(not_in_qbo("customer", f"receipt {label}", receipt.customer_source_id))
+        problems.append(
+            missing_reference(
+                ctx, "customers", "customer", f"receipt {label}", receipt.customer_source_id
+            )
+        )
     invoice_id = ctx.qbo_id("invoices", receipt.sale_source_id)
     if receipt.sale_source_id is not None and invoice_id is None:
-        problems.append(not_in_qbo("invoice", f"receipt {label}", str(receipt.sale_source_id)))
+        problems.append(
+            missing_reference(
+                ctx, "invoices", "invoice", f"receipt {label}", receipt.sale_source_id
+            )
+        )
     target = None
     if receipt.payment_method_source_id is not None:
         target = ctx.payment_methods.get(receipt.payment_method_source_id)
@@ -482,7 +512,10 @@ def bill_body(bill: CanonicalBill, ctx: PushContext) -> BuildResult:
     label = bill.doc_number or bill.source_id
     vendor_id = ctx.qbo_id("vendors", bill.vendor_source_id)
     if vendor_id is None:
-        problems.append(not_in_qbo("vendor", f"worker invoice {label}", bill.vendor_source_id))
+        problems.append(
+            missing_reference(ctx, "vendors", "vendor", f"worker invoice {label}",
+                              bill.vendor_source_id)
+        )
     lines: list[Body] = []
     for line in bill.lines:
         account = ctx.expense_accounts.get(line.concept)

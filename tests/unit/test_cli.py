@@ -76,6 +76,7 @@ def test_numbers_out_of_range_are_one_line_usage_errors(
         ("report", "--history", "99999999999999999999"),
         ("sandbox", "--port", "70000"),
         ("notify", "remove", "99999999999999999999"),
+        ("notify", "add-email", "--to", "ops@example.com", "--smtp-port", "99999999"),
     ]
     try:
         for case in cases:
@@ -103,6 +104,9 @@ def test_materialize_refuses_a_selection_it_cannot_run_in_one_line(
             ("--select", "pushed/qbo/items"): "staged/qbo/items",
             ("--select", "raw/source/items,staged/qbo/items"): "--partition",
             ("--select", "staged/qbo/items", "--partition", "123"): "not connected",
+            ("--select", "backfill/qbo/payments"): "--partition '<realm id>|<YYYY-MM-DD>'",
+            ("--select", "backfill/qbo/payments,staged/qbo/items"): "materialize them separately",
+            ("--select", "backfill/qbo/payments", "--partition", "123|2026-11-20"): "not connected",
         }
         for args, expected in cases.items():
             result = _run("materialize", *args, env=env)

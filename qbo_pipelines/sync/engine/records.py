@@ -263,6 +263,35 @@ def mapped_qbo_ids(
         }
 
 
+def set_source_hashes(
+    conn: sa.Connection,
+    realm_id: str,
+    entity: str,
+    hashes: Sequence[tuple[str, str]],
+    *,
+    created_by: str,
+) -> int:
+    """Store the source content hash of records (source id, hash) the sync keeps in step
+    without a write (only those ``created_by`` says, e.g. ``qbo``: the ones that mirror QBO).
+    Returns rows changed."""
+    if not hashes:
+        return 0
+    sql = sa.text(
+        "UPDATE sync.record_state s SET source_hash = v.h, updated_at = now()"
+        " FROM unnest(CAST(:ids AS text[]), CAST(:hs AS text[])) AS v(id, h)"
+        " WHERE s.realm_id = :r AND s.entity = :e AND s.source_id = v.id"
+        " AND s.created_by = :by AND s.source_hash IS DISTINCT FROM v.h"
+    )
+    params = {
+        "r": realm_id,
+        "e": entity,
+        "by": created_by,
+        "ids": [str(i) for i, _ in hashes],
+        "hs": [h for _, h in hashes],
+    }
+    return conn.execute(sql, params).rowcount
+
+
 def save(conn: sa.Connection, rows: Sequence[RecordState], run_id: str | None) -> None:
     """Insert or replace state rows by (company, entity, source id), in the caller's
     transaction. A row whose source hash moves forgets its source row hash (the row it was

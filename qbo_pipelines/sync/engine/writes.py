@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import QboId, SourceId
 from qbo_pipelines.qbo.client import (
+    NAME_LIST_ENTITIES,
     BatchOp,
     BatchResult,
     Dispatch,
@@ -234,6 +235,13 @@ _REMOVAL_FIX: Final = (
 )
 
 
+_GONE_FIX: Final = (
+    "the {entity} was deleted in QBO, and the sync never brings back what was deleted there "
+    "(the next pull marks it deleted): delete the record in the source app too, or, to send it "
+    "again, enter it again there as a new record"
+)
+
+
 def fix_for(error: QboError, qbo_entity: str | None = None, op: str | None = None) -> str:
     """What a person should do about a write QBO refused (R31); ``qbo_entity`` and ``op``
     (the written record's QBO entity and the operation) make QBO's generic business fault
@@ -244,6 +252,15 @@ def fix_for(error: QboError, qbo_entity: str | None = None, op: str | None = Non
             return _REMOVAL_FIX.format(entity=qbo_entity.lower())
         if qbo_entity in _BUSINESS_FIXES:
             return _BUSINESS_FIXES[qbo_entity]
+    if code == "610" and qbo_entity is not None and qbo_entity not in NAME_LIST_ENTITIES:
+        return _GONE_FIX.format(entity=qbo_entity.lower())
+    if code == "2500" and "deleted" in f"{error.message} {error.detail or ''}".lower():
+        return (
+            "a record it refers to (QBO's message names it) was deleted in QBO, and the sync "
+            "never brings back what was deleted there: in the source app, link this record to "
+            "another one or delete it; to send the deleted one again, enter it again as a new "
+            "record"
+        )
     fixes = {
         "6240": "another QBO customer, vendor or employee already uses this name (QBO ignores "
         "case and surrounding spaces): rename one of them; the next run retries",

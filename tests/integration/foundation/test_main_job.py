@@ -5,6 +5,7 @@ reads QBO once (the CDC safety net)."""
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,35 @@ def test_R11_R33_main_job_pushes_the_demo_then_is_idempotent(
             if row[0] != "pushed/source/customer_transactions":
                 assert (int(row[1]), int(row[2])) == (0, 0), row
         assert "with 1 API reads" in second.stdout, second.stdout
+        _backfill_from_the_cli(pg_server, prefix, env)
     finally:
         for logical in postgres.LOGICAL_DATABASES:
             postgres.drop_database(pg_server, f"{prefix}{logical}")
+
+
+def _backfill_from_the_cli(pg_server: postgres.PgServer, prefix: str, env: dict[str, str]) -> None:
+    """R39 from the command line: one day of one company's QBO payments re-read and written
+    back (the demo's sandbox served for the command, as `sync push` does); a day out of range is
+    a one-line error."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_server.url(f"{prefix}warehouse"))
+    try:
+        with engine.connect() as conn:
+            realm = conn.execute(sa.text("SELECT realm_id FROM sync.companies")).scalar_one()
+    finally:
+        engine.dispose()
+    today = datetime.now(UTC).date().isoformat()
+
+    def materialize(partition: str) -> subprocess.CompletedProcess[str]:
+        args = ["materialize", "--select", "backfill/qbo/payments", "--partition", partition]
+        cmd = [sys.executable, "-m", "qbo_pipelines.cli", *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+    ran = materialize(f"{realm}|{today}")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    refused = materialize(f"{realm}|1999-01-01")
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "Traceback" not in refused.stderr
+    [line] = refused.stderr.strip().splitlines()
+    assert "a backfill day is from 2015-01-01" in line, line

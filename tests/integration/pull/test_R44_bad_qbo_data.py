@@ -14,6 +14,7 @@ import pytest
 from pushbed import PushBed
 
 from qbo_pipelines.sync import pipeline
+from qbo_pipelines.transforms import from_qbo
 
 
 def _pull(bed: PushBed, run: str) -> dict[str, Any]:
@@ -354,6 +355,78 @@ def test_R44_a_value_with_more_decimals_than_the_source_keeps_is_held_not_rounde
         bed.env.source, "SELECT qty FROM app.sale_lines WHERE sale_id = :s", s=sale.id
     )
     assert qty == Decimal("0.3333")
+    # held where people look (status, open_problems, notifications), each once, with the fix
+    assert _open_holds(bed, "invoices") == {
+        f"qbo:{rounded_qty['Id']}": ("pull.amount.beyond_source", from_qbo.AMOUNT_FIX),
+        f"qbo:{rounded_price['Id']}": ("pull.amount.beyond_source", from_qbo.AMOUNT_FIX),
+    }
+    _fixed_point(bed)
+    # the bookkeeper corrects one in QBO: the next pull brings it in and its hold is resolved
+    whole = {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 1}
+    fixed = dict(five_qty, SalesItemLineDetail=whole)
+    control.user_update(bed.realm, "Invoice", {"Id": rounded_qty["Id"], "Line": [fixed]})
+    _pull(bed, "corrected")
+    assert len(_sale(bed, rounded_qty["Id"])) == 1
+    assert set(_open_holds(bed, "invoices")) == {f"qbo:{rounded_price['Id']}"}
+
+
+def _open_holds(bed: PushBed, entity: str) -> dict[str, tuple[str, str]]:
+    rows = bed.sql(
+        bed.env.warehouse,
+        "SELECT q.source_id, q.rule, q.fix, count(n.id) AS notes FROM sync.quarantine q"
+        " LEFT JOIN sync.notifications n ON n.realm_id = q.realm_id AND n.entity = q.entity"
+        "  AND n.record_id = q.source_id AND n.resolved_at IS NULL"
+        " WHERE q.realm_id = :r AND q.entity = :e AND q.resolved_at IS NULL"
+        " GROUP BY 1, 2, 3",
+        r=bed.realm,
+        e=entity,
+    )
+    assert all(r.notes == 1 for r in rows)  # one open notification per held record
+    return {r.source_id: (r.rule, r.fix) for r in rows}
+
+
+def test_R20_a_payment_applied_to_several_invoices_is_held_not_put_on_one(
+    bed: PushBed,
+) -> None:
+    """A source receipt pays one sale. A QBO payment split over two invoices is held with the
+    reason and the fix (before: the whole amount became a receipt of the first invoice, the
+    second showed unpaid, and nothing said so); a payment of one invoice beside it lands."""
+    control = bed.sandbox.control
+    customer = _customer(bed)
+    first, second, third = control.bulk_create(
+        bed.realm,
+        "Invoice",
+        [{"CustomerRef": {"value": customer}, "Line": [_line(a)]} for a in (100, 50, 30)],
+    )
+
+    def applied(*parts: tuple[dict[str, Any], float]) -> dict[str, Any]:
+        return {
+            "CustomerRef": {"value": customer},
+            "TotalAmt": sum(a for _, a in parts),
+            "Line": [
+                {"Amount": a, "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}
+                for inv, a in parts
+            ],
+        }
+
+    split, single = control.bulk_create(
+        bed.realm, "Payment", [applied((first, 100), (second, 50)), applied((third, 30))]
+    )
+    _pull(bed, "split")
+    for inv in (first, second, third):
+        assert len(_sale(bed, inv["Id"])) == 1
+    receipts = bed.sql(
+        bed.env.source,
+        "SELECT qbo_id, amount FROM app.receipts WHERE qbo_id IN (:a, :b)",
+        a=split["Id"],
+        b=single["Id"],
+    )
+    assert [(r.qbo_id, r.amount) for r in receipts] == [(single["Id"], Decimal("30.00"))]
+    [note] = _ledger(bed, "payments", split["Id"])
+    assert (note.operation, note.outcome) == ("hold", "held")
+    assert "applied to 2 invoices" in note.error_message
+    holds = _open_holds(bed, "payments")
+    assert holds[f"qbo:{split['Id']}"][0] == "pull.payment.several_invoices"
     _fixed_point(bed)
 
 
@@ -433,4 +506,83 @@ def test_R44_a_nul_character_in_qbo_text_is_stored_without_it_and_wedges_nothing
         odd["Id"]: "Nul Notes Ltd",
         good["Id"]: None,
     }
+    _fixed_point(bed)
+
+
+def test_R29_R44_webhook_events_the_extract_cannot_read_wedge_nothing(bed: PushBed) -> None:
+    """QBO also notifies entities the sync keeps no table for (Preferences, Currency, ...), and
+    a validly signed event can carry an id QBO never makes. Read, either failed every later
+    pull of the company (the events were never marked done). They are left out and marked done
+    with the rest; the real change notified beside them comes in."""
+    from datetime import UTC, datetime
+
+    from qbo_pipelines.webhooks import inbox
+    from qbo_pipelines.webhooks.events import WebhookEvent
+
+    customer = _customer(bed)
+    bed.sandbox.control.user_update(
+        bed.realm, "Customer", {"Id": customer, "Notes": "notified by webhook"}
+    )
+    at = datetime.now(UTC)
+    events = [
+        WebhookEvent(bed.realm, entity, qbo_id, "Update", at, None, f"k-{entity}-{qbo_id}")
+        for entity, qbo_id in (
+            ("Preferences", "1"),
+            ("Currency", "7"),
+            ("Customer", "abc"),
+            ("Customer", "1 OR 1=1"),
+            ("Customer", customer),
+        )
+    ]
+    assert inbox.store(bed.env.warehouse, events) == len(events)
+    report = pipeline.pull_extract(bed.env, bed.realm, run_id="notified")
+    assert report.webhook_events == len(events)
+    assert _raw(bed, "customers", customer)[0].data["Notes"] == "notified by webhook"
+    assert inbox.claim(bed.env.warehouse, bed.realm).row_ids == ()  # all marked done
+    _fixed_point(bed)
+
+
+def test_R39_R20_a_payment_backfilled_before_its_invoice_waits_for_it_then_links(
+    bed: PushBed,
+) -> None:
+    """A backfill of one day's QBO payments (R39) reads only payments. One whose customer and
+    invoice the source app does not hold yet was written as a receipt with no sale and no
+    contact, and nothing ever linked it. It is held with the reason until they are in, then the
+    next pull brings it in, linked, and its hold is resolved."""
+    from datetime import date, timedelta
+
+    from qbo_pipelines.sync import backfill
+
+    control = bed.sandbox.control
+    [customer] = control.bulk_create(bed.realm, "Customer", [{"DisplayName": "Late Payer Co"}])
+    [invoice] = control.bulk_create(
+        bed.realm, "Invoice", [{"CustomerRef": {"value": customer["Id"]}, "Line": [_line(80)]}]
+    )
+    [payment] = control.bulk_create(
+        bed.realm,
+        "Payment",
+        [
+            {
+                "CustomerRef": {"value": customer["Id"]},
+                "TotalAmt": 80,
+                "Line": [
+                    {"Amount": 80, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}
+                ],
+            }
+        ],
+    )
+    day = date.fromisoformat(payment["TxnDate"])
+    backfill.reextract_window(
+        bed.env, bed.realm, "Payment", backfill.Window(day, day + timedelta(days=1)), run_id="bf"
+    )
+    receipts = "SELECT sale_id, contact_id, amount FROM app.receipts WHERE qbo_id = :q"
+    assert bed.sql(bed.env.source, receipts, q=payment["Id"]) == []
+    assert set(_open_holds(bed, "payments")) == {f"qbo:{payment['Id']}"}
+
+    _pull(bed, "after")  # CDC brings the customer and the invoice, then the payment
+    [sale] = _sale(bed, invoice["Id"])
+    [receipt] = bed.sql(bed.env.source, receipts, q=payment["Id"])
+    assert (receipt.sale_id, receipt.contact_id) == (sale.id, sale.contact_id)
+    assert receipt.amount == Decimal("80.00")
+    assert _open_holds(bed, "payments") == {}
     _fixed_point(bed)

@@ -380,3 +380,57 @@ def test_R8_hostile_qbo_side_data_is_pulled_without_a_crash(synced: PushBed) -> 
     before = _writes(synced)
     _cycle(synced)
     assert _writes(synced) == before  # pulled records are not pushed back
+
+
+def test_R31_what_refers_to_an_invoice_deleted_in_qbo_says_so_and_promises_no_retry(
+    synced: PushBed,
+) -> None:
+    """An invoice the bookkeeper deleted in QBO is never brought back. An edit of its sale
+    pushed before the pull knows is refused (610) with a fix that says so (not "re-activate it
+    there"), and a receipt entered on that sale afterwards is held with that reason, not "the
+    invoice is not in QBO yet; this record then syncs on the next run"."""
+    sale, qbo_id = _linked(synced, "invoices", "Invoice")
+    control = synced.sandbox.control
+    for p in control.entities(synced.realm, "Payment"):
+        if any(
+            link.get("TxnId") == qbo_id
+            for line in p.get("Line", [])
+            for link in line.get("LinkedTxn", [])
+        ):
+            control.user_delete(synced.realm, "Payment", p["Id"])
+    control.user_delete(synced.realm, "Invoice", qbo_id)
+    with synced.env.source.begin() as conn:
+        conn.execute(sa.text("UPDATE app.sales SET memo = 'edited' WHERE id = :i"), {"i": sale})
+    pipeline.push(synced.env, synced.realm, "invoices", run_id="edit")
+    [failed] = _rows(
+        synced.env.warehouse,
+        "SELECT status, error_code, fix FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND source_id = :s",
+        r=synced.realm,
+        s=str(sale),
+    )
+    assert (failed.status, failed.error_code) == ("failed", "610")
+    assert "deleted in QBO" in failed.fix
+    assert "re-activate" not in failed.fix
+
+    pipeline.pull_all(synced.env, synced.realm, run_id="pull-deleted")
+    with synced.env.source.begin() as conn:
+        receipt = conn.execute(
+            sa.text(
+                "INSERT INTO app.receipts (sale_id, contact_id, amount, received_on)"
+                " SELECT id, contact_id, 5, txn_date FROM app.sales WHERE id = :i RETURNING id"
+            ),
+            {"i": sale},
+        ).scalar_one()
+    pipeline.push(synced.env, synced.realm, "payments", run_id="late-receipt")
+    held = _rows(
+        synced.env.warehouse,
+        "SELECT reason, fix FROM sync.quarantine WHERE realm_id = :r AND entity = 'payments'"
+        " AND source_id = :s AND resolved_at IS NULL",
+        r=synced.realm,
+        s=str(receipt),
+    )
+    assert len(held) == 1
+    assert f"invoice #{sale} was deleted in QBO" in held[0].reason
+    assert "link this record to another invoice or delete it" in held[0].fix
+    assert "next run" not in held[0].fix

@@ -325,3 +325,45 @@ def test_R38_a_sale_deleted_behind_the_change_feed_is_found_and_its_delete_carri
     assert before["Id"] not in live
     again = bed.run_job()
     assert not [k for k in findings(bed, again.run_id) if k[1] == str(sale)]
+
+
+def test_R38_a_qbo_email_change_pulled_leaves_the_customers_qbo_invoices_unreported(
+    bed: ReconcileBed,
+) -> None:
+    """A sale pulled from QBO mirrors its invoice; its billing email is its contact's. When the
+    bookkeeper changes the customer's email in QBO and the pull writes it into the contact,
+    nobody changed the sale: the reconciliation reports nothing for it (before: "changed in the
+    source app ... Make the change in QBO" for each of the customer's QBO invoices)."""
+    from qbo_pipelines.sync import pipeline
+
+    control = bed.sandbox.control
+    [customer] = control.bulk_create(bed.realm, "Customer", [{"DisplayName": "Mirror Mirror Ltd"}])
+    line = {
+        "Amount": 40,
+        "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 40},
+    }
+    [invoice] = control.bulk_create(
+        bed.realm, "Invoice", [{"CustomerRef": {"value": customer["Id"]}, "Line": [line]}]
+    )
+    pipeline.pull_all(bed.env, RealmId(bed.realm), run_id="in")
+    [(sale,)] = bed.rows(
+        bed.env.source, "SELECT id FROM app.sales WHERE qbo_id = :q", q=invoice["Id"]
+    )
+    control.user_update(
+        bed.realm,
+        "Customer",
+        {"Id": customer["Id"], "PrimaryEmailAddr": {"Address": "new-address@example.com"}},
+    )
+    pipeline.pull_all(bed.env, RealmId(bed.realm), run_id="email")
+    [(email,)] = bed.rows(
+        bed.env.source,
+        "SELECT c.email FROM app.contacts c JOIN app.sales s ON s.contact_id = c.id"
+        " WHERE s.id = :s",
+        s=sale,
+    )
+    assert email == "new-address@example.com"
+    pipeline.push_all(bed.env, RealmId(bed.realm), run_id="after")
+    result = bed.run_job()
+    assert result.success
+    assert not [k for k in findings(bed, result.run_id) if k[:2] == ("invoices", str(sale))]
