@@ -264,7 +264,8 @@ class Books:
         if not spec.name_field:
             return None
         name = obj.get(spec.name_field)
-        return str(name).lower() if name else None
+        # QBO treats names differing only in case or surrounding spaces as one
+        return str(name).strip().lower() or None if name else None
 
     def _doc_key(self, spec: Spec, obj: Obj) -> str | None:
         if not spec.doc_numbers or not obj.get("DocNumber"):

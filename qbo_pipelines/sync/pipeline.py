@@ -325,6 +325,7 @@ def pull_extract(
         )
     if claim.row_ids:
         inbox.done(env.warehouse, claim.row_ids, run_id or "cli")
+    inbox.prune(env.warehouse, inbox.KEEP_PROCESSED)
     from qbo_pipelines.sync import state
     from qbo_pipelines.sync.pull import LAST_RUN_CURSOR
 

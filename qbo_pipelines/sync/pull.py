@@ -927,32 +927,10 @@ def _hold_unlinked(
             unlinked[c.qbo_id] = (
                 f"the invoice it pays (QBO {', '.join(missing)}) is not in the source app yet"
             )
-    if not unlinked:
-        return list(new)
-    noted = _noted(run, spec.entity.name, "hold", list(unlinked))
-    for c in live:
-        why = unlinked.get(c.qbo_id)
-        if why is None:
-            continue
-        report.counts["held_back"] += 1
-        message = f"QBO {c.qbo_entity} {c.qbo_id}: {why}"
-        out.holds[hold_key(c.qbo_id)] = [
-            Violation("pull.reference.not_in_source", message, UNLINKED_FIX)
-        ]
-        if (c.qbo_id, c.token) not in noted:
-            out.ledger.append(
-                _entry(
-                    run,
-                    spec,
-                    c,
-                    None,
-                    operation="hold",
-                    outcome="held",
-                    message=message,
-                    details={"sync_token": c.token, "fix": UNLINKED_FIX},
-                )
-            )
-    return [c for c in new if c.qbo_id not in unlinked]
+    found = {
+        q: ("pull.reference.not_in_source", why, UNLINKED_FIX) for q, why in unlinked.items()
+    }
+    return _hold(run, spec, new, found, out, report)
 
 
 def _hold_beyond_source(
@@ -967,14 +945,27 @@ def _hold_beyond_source(
     if spec.entity.name_list:  # no amounts
         return list(cands)
     unfit = {c.qbo_id: found for c in cands if (found := from_qbo.unfit_for_source(c.data))}
-    if not unfit:
+    return _hold(run, spec, cands, unfit, out, report)
+
+
+def _hold(
+    run: PullRun,
+    spec: PullSpec,
+    cands: Sequence[Candidate],
+    found: Mapping[QboId, tuple[str, str, str]],
+    out: _Outcome,
+    report: PullReport,
+) -> list[Candidate]:
+    """The candidates not in ``found`` (QBO id -> rule, reason, fix); those are held back:
+    kept in ``sync.quarantine`` (:func:`hold_key`) and noted in the ledger once per QBO
+    version."""
+    if not found:
         return list(cands)
-    noted = _noted(run, spec.entity.name, "hold", list(unfit))
+    noted = _noted(run, spec.entity.name, "hold", list(found))
     for c in cands:
-        found = unfit.get(c.qbo_id)
-        if found is None:
+        if c.qbo_id not in found:
             continue
-        rule, why, fix = found
+        rule, why, fix = found[c.qbo_id]
         report.counts["held_back"] += 1
         message = f"QBO {c.qbo_entity} {c.qbo_id}: {why}"
         out.holds[hold_key(c.qbo_id)] = [Violation(rule, message, fix)]
@@ -993,7 +984,7 @@ def _hold_beyond_source(
                 details={"sync_token": c.token, "fix": fix},
             )
         )
-    return [c for c in cands if c.qbo_id not in unfit]
+    return [c for c in cands if c.qbo_id not in found]
 
 
 def _noted(

@@ -36,6 +36,10 @@ from sqlalchemy.dialects import postgresql
 
 from qbo_pipelines.webhooks.events import ParsedEvent, WebhookEvent
 
+KEEP_PROCESSED = timedelta(days=7)
+"""How long processed events are kept after their pull (deduplicating QBO's redeliveries, which
+come within a day); each pull of the company prunes older ones (:func:`prune`)."""
+
 DEFAULT_CLAIM_LIMIT = 5000
 
 _metadata = sa.MetaData()

@@ -535,7 +535,16 @@ def test_R29_R44_webhook_events_the_extract_cannot_read_wedge_nothing(bed: PushB
         )
     ]
     assert inbox.store(bed.env.warehouse, events) == len(events)
+    old = WebhookEvent(bed.realm, "Customer", customer, "Update", at, None, "k-processed-long-ago")
+    inbox.store(bed.env.warehouse, [old])
+    bed.sql(
+        bed.env.warehouse,
+        "UPDATE sync.webhook_inbox SET processed_at = now() - interval '8 days'"
+        " WHERE event_key = 'k-processed-long-ago'",
+    )
     report = pipeline.pull_extract(bed.env, bed.realm, run_id="notified")
+    kept = "SELECT count(*) FROM sync.webhook_inbox WHERE event_key = 'k-processed-long-ago'"
+    assert bed.sql(bed.env.warehouse, kept)[0][0] == 0  # pruned by the pull (KEEP_PROCESSED)
     assert report.webhook_events == len(events)
     assert _raw(bed, "customers", customer)[0].data["Notes"] == "notified by webhook"
     assert inbox.claim(bed.env.warehouse, bed.realm).row_ids == ()  # all marked done

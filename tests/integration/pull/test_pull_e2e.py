@@ -133,7 +133,22 @@ def _ledger(bed: PushBed, entity: str, operation: str) -> list[Any]:
 def test_R16_R36_invoice_deleted_in_qbo_is_flagged_and_the_sale_kept_and_marked(
     synced: PushBed,
 ) -> None:
-    sale, qbo_id = _linked(synced, "invoices", "Invoice")
+    # a sale with a receipt synced: its payment is deleted in QBO too (R22 below)
+    [(sale, qbo_id)] = _rows(
+        synced.env.warehouse,
+        "SELECT s.source_id::int, s.qbo_id FROM sync.record_state s WHERE s.realm_id = :r"
+        " AND s.entity = 'invoices' AND s.qbo_entity = 'Invoice' AND s.created_by = 'sync'"
+        " AND s.status = 'synced' AND s.source_id = ANY(CAST(:paid AS text[]))"
+        " ORDER BY s.source_id::int LIMIT 1",
+        r=synced.realm,
+        paid=[
+            str(r[0])
+            for r in _rows(
+                synced.env.source,
+                "SELECT DISTINCT sale_id FROM app.receipts WHERE sale_id IS NOT NULL",
+            )
+        ],
+    )
     payments = [
         p["Id"]
         for p in synced.sandbox.control.entities(synced.realm, "Payment")
@@ -143,6 +158,7 @@ def test_R16_R36_invoice_deleted_in_qbo_is_flagged_and_the_sale_kept_and_marked(
             for link in line.get("LinkedTxn", [])
         )
     ]
+    assert payments
     for pid in payments:  # QBO refuses to delete an invoice with payments applied
         synced.sandbox.control.user_delete(synced.realm, "Payment", pid)
     synced.sandbox.control.user_delete(synced.realm, "Invoice", qbo_id)
@@ -164,9 +180,16 @@ def test_R16_R36_invoice_deleted_in_qbo_is_flagged_and_the_sale_kept_and_marked(
     invoices = synced.count("Invoice")
     _cycle(synced)
     assert synced.count("Invoice") == invoices
-    for pid in payments:  # deleted QBO payments mark their receipts (R22)
+    for pid in payments:  # deleted QBO payments mark their receipts, which are kept (R22)
+        [(receipt,)] = _rows(
+            synced.env.warehouse,
+            "SELECT source_id FROM sync.record_state WHERE realm_id = :r AND entity = 'payments'"
+            " AND qbo_id = :q",
+            r=synced.realm,
+            q=pid,
+        )
         rows = _rows(
-            synced.env.source, "SELECT qbo_deleted FROM app.receipts WHERE qbo_id = :q", q=pid
+            synced.env.source, "SELECT qbo_deleted FROM app.receipts WHERE id = :i", i=int(receipt)
         )
         assert rows == [(True,)]
 
