@@ -153,44 +153,36 @@ def materialize(
     """
     env = env or dagster_env()
     realm = (partition or "").partition("|")[0]
-    if partition is not None:  # an unknown company first: nothing else matters then
-        from qbo_pipelines import companies
-        from qbo_pipelines.warehouse import db
-
-        engine = db.warehouse_engine()
-        try:
-            companies.require_connected(engine, realm)
-        finally:
-            engine.dispose()
-    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "QBO_PIPELINES_DAGSTER_PG_URL")})
-    from qbo_pipelines.defs.runner import selection_problem
-
-    problem = selection_problem(selection, partition)
-    if problem is not None:
-        raise UserError(problem)
-    extra = []
-    if partition is not None:
-        from qbo_pipelines.defs.runner import ensure_partition
-
-        ensure_partition(realm)
-        extra = ["--partition", partition]
-    cmd = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "qbo_pipelines.defs.definitions",
-        "--select",
-        selection,
-        *extra,
-    ]
+    from qbo_pipelines import companies
     from qbo_pipelines.demo.setup import demo_sandbox_served
     from qbo_pipelines.warehouse import db
 
     engine = db.warehouse_engine()
     try:
+        if partition is not None:  # an unknown company first: nothing else matters then
+            companies.require_connected(engine, realm)
+        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "QBO_PIPELINES_DAGSTER_PG_URL")})
+        from qbo_pipelines.defs.runner import ensure_partition, selection_problem
+
+        problem = selection_problem(selection, partition)
+        if problem is not None:
+            raise UserError(problem)
+        extra = []
+        if partition is not None:
+            ensure_partition(realm, warehouse=engine)
+            extra = ["--partition", partition]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "qbo_pipelines.defs.definitions",
+            "--select",
+            selection,
+            *extra,
+        ]
         # after `make demo`, its sandbox answers for the run (as for `sync push`)
         with demo_sandbox_served(engine) as served:
             if served:

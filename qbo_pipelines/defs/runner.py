@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -148,11 +148,11 @@ def selection_problem(selection: str, partition: str | None) -> str | None:
                     f" select 'raw/source/{entity},staged/qbo/{entity},{name}'"
                 )
     partitioned = sorted(k.to_user_string() for k in keys if graph.get(k).is_partitioned)
-    by_day = [
-        name
-        for name, k in sorted((k.to_user_string(), k) for k in keys)
+    by_day = sorted(
+        k.to_user_string()
+        for k in keys
         if isinstance(graph.get(k).partitions_def, dg.MultiPartitionsDefinition)
-    ]
+    )
     by_company = [name for name in partitioned if name not in by_day]
     if by_day and by_company:
         return (
@@ -183,8 +183,6 @@ def _some(names: Sequence[str]) -> str:
 def _day_problem(day: str) -> str | None:
     """Why ``day`` is not a backfill day (None: it is): a date from the first day a backfill
     can select to tomorrow (QBO's today ahead of ours), as ``YYYY-MM-DD``."""
-    from datetime import UTC, date, datetime, timedelta
-
     from qbo_pipelines.defs.backfill import BACKFILL_START
 
     first = date.fromisoformat(BACKFILL_START)

@@ -911,9 +911,9 @@ def _hold_unlinked(
         return list(new)
     # known to the sync (linked to a source record, even one deleted since: such a record
     # lands without the link, keeping QBO's id, as before)
-    customers = _linked(run, "customers", "Customer", [_customer_of(c.data) for c in live])
+    customers = _links(run, "customers", "Customer", [_customer_of(c.data) for c in live])
     paid = [i for c in live if c.qbo_entity == "Payment" for i in from_qbo.applied_invoices(c.data)]
-    invoices = _linked(run, "invoices", "Invoice", paid)
+    invoices = _links(run, "invoices", "Invoice", paid)
     unlinked: dict[QboId, str] = {}
     for c in live:
         customer = _customer_of(c.data)
@@ -1050,27 +1050,9 @@ def _customer_of(obj: Mapping[str, Any]) -> str:
     return str(ref.get("value")) if isinstance(ref, Mapping) and ref.get("value") else ""
 
 
-def _linked(run: PullRun, entity: str, qbo_entity: str, qbo_ids: Sequence[str]) -> set[str]:
-    """The QBO ids among ``qbo_ids`` linked to a source record (a ``sync.record_state`` row
-    with a source id), whether or not that record still exists in the source."""
-    wanted = sorted({i for i in qbo_ids if i})
-    if not wanted:
-        return set()
-    sql = sa.text(
-        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = :e"
-        " AND qbo_entity = :q AND qbo_id = ANY(:ids) AND source_id IS NOT NULL"
-    )
-    with run.engine.connect() as conn:
-        params = {"r": run.realm_id, "e": entity, "q": qbo_entity, "ids": wanted}
-        return {str(q) for (q,) in conn.execute(sql, params)}
-
-
-def _source_ids(
-    run: PullRun, entity: str, qbo_entity: str, qbo_ids: Sequence[str]
-) -> dict[str, str]:
-    """QBO id -> source id of linked records whose source row still exists: a row deleted in
-    the source since (its state may not know yet) is never referenced by a new row (a foreign
-    key violation would stop every pull of the company)."""
+def _links(run: PullRun, entity: str, qbo_entity: str, qbo_ids: Sequence[str]) -> dict[str, str]:
+    """QBO id -> source id of the records among ``qbo_ids`` the sync links to a source record
+    (``sync.record_state``), whether or not that record still exists in the source."""
     wanted = sorted({i for i in qbo_ids if i})
     if not wanted:
         return {}
@@ -1079,10 +1061,19 @@ def _source_ids(
         " AND qbo_entity = :q AND qbo_id = ANY(:ids) AND source_id IS NOT NULL"
     )
     with run.engine.connect() as conn:
-        rows = conn.execute(
-            sql, {"r": run.realm_id, "e": entity, "q": qbo_entity, "ids": wanted}
-        ).all()
-    found = {str(q): str(s) for q, s in rows}
+        params = {"r": run.realm_id, "e": entity, "q": qbo_entity, "ids": wanted}
+        return {str(q): str(s) for q, s in conn.execute(sql, params)}
+
+
+def _source_ids(
+    run: PullRun, entity: str, qbo_entity: str, qbo_ids: Sequence[str]
+) -> dict[str, str]:
+    """QBO id -> source id of linked records whose source row still exists: a row deleted in
+    the source since (its state may not know yet) is never referenced by a new row (a foreign
+    key violation would stop every pull of the company)."""
+    found = _links(run, entity, qbo_entity, qbo_ids)
+    if not found:
+        return {}
     live = run.source.existing_ids(catalogue.entity(entity).source_table, found.values())
     return {q: s for q, s in found.items() if s in live}
 

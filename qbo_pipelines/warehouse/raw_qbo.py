@@ -208,16 +208,7 @@ def upsert_objects(
     live = [o for o in objects if not _is_deleted_marker(o)]
     gone = [str(o["Id"]) for o in objects if _is_deleted_marker(o)]
     now = datetime.now(UTC)
-    rows = []
-    for obj in live:
-        flat = flatten(obj)
-        rows.append((
-            realm_id, flat["qbo_id"], flat["name"], flat["doc_number"], flat["type"],
-            flat["sub_type"], flat["active"], flat["ref_id"], flat["ref_name"],
-            flat["txn_date"], flat["due_date"], flat["total_amt"], flat["balance"],
-            flat["sync_token"], flat["created_time"], flat["updated_time"],
-            json.dumps(obj, default=_json_default, ensure_ascii=False), False, None, now, run_id,
-        ))
+    rows = [(*_merge_row(realm_id, table, obj), False, None, now, run_id) for obj in live]
     update = [c for c in COLUMNS if c not in ("realm_id", "qbo_id")]
     with _begin(engine) as conn:
         bulk.upsert_rows(conn, table, COLUMNS, rows, key=("realm_id", "qbo_id"), update=update)
@@ -288,6 +279,24 @@ _MERGE_COLUMNS: tuple[str, ...] = (
     "ref_name", "txn_date", "due_date", "total_amt", "balance", "sync_token", "created_time",
     "updated_time", "data",
 )
+
+
+def _merge_row(realm_id: str, table: str, obj: Mapping[str, Any]) -> tuple[Any, ...]:
+    """An object's :data:`_MERGE_COLUMNS`: its flattened columns and its JSON. A U+0000 in
+    its text (QBO keeps what a bookkeeper pastes; Postgres text and jsonb cannot) is dropped,
+    with a warning, rather than failing the whole load."""
+    text = json.dumps(obj, default=_json_default, ensure_ascii=False)
+    if NUL_ESCAPE in text:
+        log.warning("%s %s %s: text with U+0000 stored without it", realm_id, table, obj.get("Id"))
+        obj = without_nul(obj)
+        text = json.dumps(obj, default=_json_default, ensure_ascii=False)
+    flat = flatten(obj)
+    return (
+        realm_id, flat["qbo_id"], flat["name"], flat["doc_number"], flat["type"],
+        flat["sub_type"], flat["active"], flat["ref_id"], flat["ref_name"],
+        flat["txn_date"], flat["due_date"], flat["total_amt"], flat["balance"],
+        flat["sync_token"], flat["created_time"], flat["updated_time"], text,
+    )
 
 
 def _token_sql(alias: str) -> str:
@@ -380,21 +389,7 @@ def _upsert_live(
 ) -> list[str]:
     if not objects:
         return []
-    rows = []
-    for obj in objects:
-        text = json.dumps(obj, default=_json_default, ensure_ascii=False)
-        if NUL_ESCAPE in text:  # Postgres cannot store U+0000; QBO can
-            log.warning("%s %s %s: text with U+0000 stored without it", realm_id, table,
-                        obj.get("Id"))
-            obj = without_nul(obj)
-            text = json.dumps(obj, default=_json_default, ensure_ascii=False)
-        flat = flatten(obj)
-        rows.append((
-            realm_id, flat["qbo_id"], flat["name"], flat["doc_number"], flat["type"],
-            flat["sub_type"], flat["active"], flat["ref_id"], flat["ref_name"],
-            flat["txn_date"], flat["due_date"], flat["total_amt"], flat["balance"],
-            flat["sync_token"], flat["created_time"], flat["updated_time"], text,
-        ))
+    rows = [_merge_row(realm_id, table, obj) for obj in objects]
     cols = ", ".join(bulk.quote_ident(c) for c in _MERGE_COLUMNS)
     tmp = bulk.quote_ident("_merge_" + table.replace(".", "_"))
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tmp}")

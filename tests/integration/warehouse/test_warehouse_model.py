@@ -90,6 +90,17 @@ def test_R36_raw_qbo_upsert_flatten_and_deletes(
     customer = {"Id": "1", "DisplayName": "Amy's Bird Sanctuary", "Active": True,
                 "PrimaryEmailAddr": {"Address": "Birds@Intuit.com"}}
     assert raw_qbo.upsert_objects(warehouse_engine, realm, "Customer", [customer]) == 1
+    # the reference reads (connect, items, accounts) load through the same rows as the pull:
+    # a U+0000 QBO kept is dropped there too, never a failed load
+    pasted = {"Id": "2", "DisplayName": "Pasted\x00 Name", "Notes": "a\x00b"}
+    assert raw_qbo.upsert_objects(warehouse_engine, realm, "Customer", [pasted]) == 1
+    with warehouse_engine.connect() as conn:
+        name, notes = conn.execute(
+            sa.text("SELECT name, data->>'Notes' FROM raw_qbo.customers"
+                    " WHERE realm_id = :r AND qbo_id = '2'"),
+            {"r": realm},
+        ).one()
+    assert (name, notes) == ("Pasted Name", "ab")
     with warehouse_engine.begin() as conn:  # the pull's merge: the row and its line table
         raw_qbo.merge(conn, realm, "Invoice", [invoice], run_id="r1")
     assert raw_qbo.upsert_objects(warehouse_engine, realm, "Invoice", [invoice], run_id="r2") == 1
