@@ -7,6 +7,7 @@ one step for one entity, returning counts. No Dagster here.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,9 +63,9 @@ def push(
     """Push one entity for one company, reading the candidates from the source now (see
     :func:`qbo_pipelines.sync.push.push_entity`).
 
-    The direct library path, for what has no staged snapshot: tests, the reconciliation's
-    targeted repairs and backfills by window (which push the source as it is when they run).
-    The push job's assets use :func:`push_staged`."""
+    The direct library path, for what has no staged snapshot: the reconciliation's targeted
+    repairs and backfills by window (which push the source as it is when they run). The push
+    job's assets use :func:`push_staged`, as :func:`push_all` does."""
     return _push(env, realm_id, entity, run_id=run_id, mode=mode, source_ids=source_ids)
 
 
@@ -128,12 +129,23 @@ def push_all(
     mode: Mode = "incremental",
     only: Sequence[str] | None = None,
 ) -> PushAllReport:
-    """Push every push entity for one company, in dependency order (the direct path of
-    :func:`push`: tests and the demo's library runs)."""
+    """Push every push entity for one company the way the push job does, without Dagster:
+    each entity's :func:`extract` (``raw/source``), then its :func:`stage` and Great
+    Expectations suite (``staged/qbo``), then :func:`push_staged` in dependency order
+    (``pushed/qbo``), so the records written are exactly the snapshot staged and checked.
+
+    The snapshot is taken under a run id of its own (``run_id`` with a unique suffix), so a
+    caller repeating a run id never reuses an older snapshot; the ledger and
+    ``sync.record_state`` name ``run_id``."""
+    entities = [e.name for e in catalogue.push_order() if only is None or e.name in only]
+    snapshot = f"{run_id or 'push'}~{uuid.uuid4().hex[:12]}"
+    for entity in entities:
+        extract(env, realm_id, entity, run_id=snapshot, mode=mode)
+    for entity in entities:
+        stage(env, entity, run_id=snapshot, realm_id=realm_id)
     reports = [
-        push(env, realm_id, e.name, run_id=run_id, mode=mode)
-        for e in catalogue.push_order()
-        if only is None or e.name in only
+        push_staged(env, realm_id, entity, run_id=run_id or snapshot, snapshot_of=[snapshot])
+        for entity in entities
     ]
     return PushAllReport(realm_id, tuple(reports))
 

@@ -213,7 +213,9 @@ def test_obs2_a_name_the_chunk_before_is_still_writing_is_held_not_refused(
     second = _contact_with_sale(pushed, " INFLIGHT collision ltd")
     pushed.sandbox.control.set_latency(0.5)
     try:
-        report = pipeline.push(pushed.env, pushed.realm, "customers", run_id="inflight")
+        [report] = pipeline.push_all(
+            pushed.env, pushed.realm, run_id="inflight", only=["customers"]
+        ).reports
     finally:
         pushed.sandbox.control.set_latency(0)
     counts = report.as_metadata()

@@ -3,6 +3,7 @@ kind, a client for it and a migrated warehouse of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,15 +248,18 @@ class PullCompany:
         return made
 
 
-def linked_contact(warehouse: sa.Engine, realm: str) -> tuple[int, str]:
-    """The first source contact the push created a QBO customer for: (contact id, QBO id)."""
+def linked_contact(
+    warehouse: sa.Engine, realm: str, *, skip: Sequence[int] = ()
+) -> tuple[int, str]:
+    """The first source contact the push created a QBO customer for, but those in ``skip``:
+    (contact id, QBO id)."""
     with warehouse.connect() as conn:
         row = conn.execute(
             sa.text(
                 "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
                 " AND entity = 'customers' AND created_by = 'sync' AND status = 'synced'"
-                " ORDER BY source_id::int LIMIT 1"
+                " AND NOT source_id = ANY(:skip) ORDER BY source_id::int LIMIT 1"
             ),
-            {"r": realm},
+            {"r": realm, "skip": [str(s) for s in skip]},
         ).one()
     return int(row[0]), str(row[1])

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from extract_helpers import linked_contact
 from pushbed import PushBed
 
+from qbo_pipelines.demo import setup
 from qbo_pipelines.sync import pipeline
 
 
@@ -424,7 +425,7 @@ def test_R31_what_refers_to_an_invoice_deleted_in_qbo_says_so_and_promises_no_re
     control.user_delete(synced.realm, "Invoice", qbo_id)
     with synced.env.source.begin() as conn:
         conn.execute(sa.text("UPDATE app.sales SET memo = 'edited' WHERE id = :i"), {"i": sale})
-    pipeline.push(synced.env, synced.realm, "invoices", run_id="edit")
+    pipeline.push_all(synced.env, synced.realm, run_id="edit", only=["invoices"])
     [failed] = _rows(
         synced.env.warehouse,
         "SELECT status, error_code, fix FROM sync.record_state WHERE realm_id = :r"
@@ -445,7 +446,7 @@ def test_R31_what_refers_to_an_invoice_deleted_in_qbo_says_so_and_promises_no_re
             ),
             {"i": sale},
         ).scalar_one()
-    pipeline.push(synced.env, synced.realm, "payments", run_id="late-receipt")
+    pipeline.push_all(synced.env, synced.realm, run_id="late-receipt", only=["payments"])
     held = _rows(
         synced.env.warehouse,
         "SELECT reason, fix FROM sync.quarantine WHERE realm_id = :r AND entity = 'payments'"
@@ -457,3 +458,91 @@ def test_R31_what_refers_to_an_invoice_deleted_in_qbo_says_so_and_promises_no_re
     assert f"invoice #{sale} was deleted in QBO" in held[0].reason
     assert "link this record to another invoice or delete it" in held[0].fix
     assert "next run" not in held[0].fix
+
+
+def test_R9_a_customer_deleted_in_qbo_stays_a_contact_and_is_not_revived(synced: PushBed) -> None:
+    """A bookkeeper "deletes" a synced customer in QBO: QBO makes it inactive and renames it
+    "<name> (deleted)". The pull keeps the source contact (R9: never deleted on the other
+    side), with its own name and details, marked inactive in QBO; the pushes after it write
+    nothing to that customer (neither reactivated nor renamed back), even after an unrelated
+    edit of another contact."""
+    contact, qbo_id = linked_contact(synced.env.warehouse, synced.realm)
+    sql = (
+        "SELECT o.name, c.given_name, c.family_name, c.email, c.phone, c.qbo_active"
+        " FROM app.contacts c LEFT JOIN app.organisations o ON o.id = c.organisation_id"
+        " WHERE c.id = :i"
+    )
+    [before] = _rows(synced.env.source, sql, i=contact)
+    synced.sandbox.control.user_update(
+        synced.realm, "Customer", {"Id": qbo_id, "Active": False, "sparse": True}
+    )
+    gone = _customer(synced, qbo_id)
+    assert gone["Active"] is False
+    assert gone["DisplayName"].endswith("(deleted)")
+    pipeline.pull_all(synced.env, synced.realm, run_id="pull-2")
+    [after] = _rows(synced.env.source, sql, i=contact)
+    assert after[:5] == before[:5]
+    assert after.qbo_active is False
+    other, _ = linked_contact(synced.env.warehouse, synced.realm, skip=[contact])
+    _rows(synced.env.source, "UPDATE app.contacts SET phone = '+1 555 0142' WHERE id = :i", i=other)
+    pipeline.push_all(synced.env, synced.realm, run_id="push-2")
+    pipeline.push_all(synced.env, synced.realm, run_id="push-3")
+    assert _customer(synced, qbo_id) == _customer(synced, qbo_id) | {
+        "SyncToken": gone["SyncToken"],
+        "Active": False,
+        "DisplayName": gone["DisplayName"],
+    }
+    assert len(_rows(synced.env.source, "SELECT 1 FROM app.contacts WHERE id = :i", i=contact))
+
+
+def test_R26_every_transaction_type_of_a_customer_is_listed_with_the_link_that_opens_it(
+    synced: PushBed,
+) -> None:
+    """Invoices, payments, estimates, sales receipts, credit memos and refund receipts a
+    bookkeeper enters in QBO for a synced customer are each listed once for its contact, with
+    the QBO web link of that transaction type (R26)."""
+    contact, customer = linked_contact(synced.env.warehouse, synced.realm)
+    control, realm = synced.sandbox.control, synced.realm
+    ref = {"value": customer}
+    line = {
+        "Amount": 40,
+        "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 40},
+    }
+    bank = {"value": setup.choice_id(synced.env.warehouse, realm, "accounts", "Checking")}
+    made: dict[str, str] = {}
+    for kind, extra in {
+        "Invoice": {},
+        "Estimate": {},
+        "SalesReceipt": {"DepositToAccountRef": bank},
+        "CreditMemo": {},
+        "RefundReceipt": {"DepositToAccountRef": bank},
+    }.items():
+        body = {"CustomerRef": ref, "Line": [line], **extra}
+        made[kind] = str(control.bulk_create(realm, kind, [body])[0]["Id"])
+    paid = {"TxnId": made["Invoice"], "TxnType": "Invoice"}
+    payment = {"CustomerRef": ref, "TotalAmt": 40, "Line": [{"Amount": 40, "LinkedTxn": [paid]}]}
+    made["Payment"] = str(control.bulk_create(realm, "Payment", [payment])[0]["Id"])
+    pipeline.pull_all(synced.env, realm, run_id="pull-2")
+    listed = {
+        (r.txn_type, r.qbo_id): r
+        for r in _rows(
+            synced.env.source,
+            "SELECT txn_type, qbo_id, contact_id, qbo_url, total FROM app.customer_transactions"
+            " WHERE qbo_realm_id = :r",
+            r=realm,
+        )
+    }
+    paths = {
+        "Invoice": "invoice",
+        "Payment": "recvpayment",
+        "Estimate": "estimate",
+        "SalesReceipt": "salesreceipt",
+        "CreditMemo": "creditmemo",
+        "RefundReceipt": "refundreceipt",
+    }
+    for kind, qbo_id in made.items():
+        row = listed[(kind, qbo_id)]
+        assert row.contact_id == contact, (kind, row)
+        assert row.qbo_url.endswith(f"/app/{paths[kind]}?txnId={qbo_id}"), row.qbo_url
+        assert row.total == 40, (kind, row)

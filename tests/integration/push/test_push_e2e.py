@@ -173,6 +173,69 @@ def test_R11_R12_R13_R15_invoices_with_mapped_tax_codes_and_source_totals(pushed
     assert set(synced) == expected
 
 
+def test_R13_R14_lines_default_tax_code_discounts_and_taxes_reach_the_qbo_invoice(
+    pushed: PushBed,
+) -> None:
+    """Each synced invoice carries its sale's item and discount lines in order, with their
+    names (descriptions) and amounts; a line with no tax rate takes the configured default tax
+    code (R13), a line with one the code its rate is mapped to; the sale's tax lines become
+    the invoice's tax detail (R14); the grouping and detail level are not pushed."""
+    w, s, realm = pushed.env.warehouse, pushed.env.source, pushed.realm
+    [(default,)] = _rows(
+        w, "SELECT default_tax_code_id FROM mapping.settings WHERE realm_id = :r", r=realm
+    )
+    assert default == setup.choice_id(w, realm, "tax_codes", setup.DEMO_DEFAULTS["tax_code"])
+    codes = dict(
+        _rows(
+            w,
+            "SELECT source_id, qbo_tax_code_id FROM mapping.tax_rates WHERE realm_id = :r",
+            r=realm,
+        )
+    )
+    invoices = _by_id(pushed, "Invoice")
+    linked = _rows(
+        w,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND qbo_entity = 'Invoice' AND status = 'synced'",
+        r=realm,
+    )
+    seen = {"default": 0, "mapped": 0, "discount": 0, "tax": 0}
+    for source_id, qbo_id in linked:
+        lines = _rows(
+            s,
+            "SELECT kind, description, amount, tax_rate_id, group_name FROM app.sale_lines"
+            " WHERE sale_id = :i ORDER BY line_no",
+            i=int(source_id),
+        )
+        invoice = invoices[qbo_id]
+        pushed_lines = [x for x in invoice["Line"] if x["DetailType"] != "SubTotalLineDetail"]
+        wanted = [line for line in lines if line.kind != "tax"]
+        assert len(pushed_lines) == len(wanted), (source_id, invoice["Line"])
+        for line, qbo in zip(wanted, pushed_lines, strict=True):
+            assert qbo.get("Description") == line.description
+            if line.kind == "discount":
+                assert Decimal(str(qbo["Amount"])) == abs(line.amount)
+                assert qbo["DetailType"] == "DiscountLineDetail"
+                seen["discount"] += 1
+                continue
+            assert qbo["DetailType"] == "SalesItemLineDetail"
+            assert Decimal(str(qbo["Amount"])) == line.amount
+            code = qbo["SalesItemLineDetail"]["TaxCodeRef"]["value"]
+            if line.tax_rate_id is None:
+                assert code == default, (source_id, qbo)
+                seen["default"] += 1
+            else:
+                assert code == codes[str(line.tax_rate_id)], (source_id, qbo)
+                seen["mapped"] += 1
+        taxes = [line.amount for line in lines if line.kind == "tax"]
+        if taxes:
+            assert Decimal(str(invoice["TxnTaxDetail"]["TotalTax"])) == sum(taxes)
+            seen["tax"] += 1
+        groups = {line.group_name for line in lines if line.group_name}
+        assert not any(g in repr(invoice) for g in groups)
+    assert all(seen.values()), seen
+
+
 def test_R19_R21_payments_linked_and_deposited_to_mapped_bank_accounts(pushed: PushBed) -> None:
     payments = _by_id(pushed, "Payment")
     invoices = _id_map(pushed, "invoices")
@@ -477,7 +540,7 @@ def _emailed_invoices_ready(bed: PushBed) -> None:
     _rows(bed.env.source, "UPDATE app.sales SET send_requested = true")
     _rows(bed.env.source, "DELETE FROM app.sales WHERE id > (SELECT min(id) + 36 FROM app.sales)")
     for entity in ("customers", "items"):
-        pipeline.push(bed.env, bed.realm, entity, run_id="first")
+        pipeline.push_all(bed.env, bed.realm, run_id="first", only=[entity])
 
 
 def test_R41_the_last_chunks_sends_leave_its_creates_in_batches(push_bed: PushBed) -> None:
@@ -488,7 +551,11 @@ def test_R41_the_last_chunks_sends_leave_its_creates_in_batches(push_bed: PushBe
     # 31 to 41 invoices: alone they would split into one batch and single creates
     _emailed_invoices_ready(bed)
     bed.sandbox.control.reset_requests()
-    report = pipeline.push(bed.env, bed.realm, "invoices", run_id="invoices").as_metadata()
+    report = (
+        pipeline.push_all(bed.env, bed.realm, run_id="invoices", only=["invoices"])
+        .reports[0]
+        .as_metadata()
+    )
     calls = bed.sandbox.control.request_counts(bed.realm)
     written, sent = report["created"], report["sent"] + report["send_failed"]
     assert 30 < written <= 41, report
@@ -507,7 +574,11 @@ def test_R41_a_push_of_many_chunks_rounds_its_batches_once_not_per_chunk(
     monkeypatch.setattr(push, "CHUNK", 5)
     bed = push_bed
     bed.sandbox.control.reset_requests()
-    report = pipeline.push(bed.env, bed.realm, "customers", run_id="chunks").as_metadata()
+    report = (
+        pipeline.push_all(bed.env, bed.realm, run_id="chunks", only=["customers"])
+        .reports[0]
+        .as_metadata()
+    )
     calls = bed.sandbox.control.request_counts(bed.realm)
     chunks = -(-(report["created"] + report["held_back"] + report["matched"]) // 5)
     assert chunks >= 4, report
@@ -530,7 +601,11 @@ def test_R41_a_chunks_calls_start_while_the_chunk_before_drains(
     bed.sandbox.control.set_latency(0.5)
     bed.sandbox.control.reset_requests()
     try:
-        report = pipeline.push(bed.env, bed.realm, "invoices", run_id="stream").as_metadata()
+        report = (
+            pipeline.push_all(bed.env, bed.realm, run_id="stream", only=["invoices"])
+            .reports[0]
+            .as_metadata()
+        )
     finally:
         bed.sandbox.control.set_latency(0)
     assert report["failed"] == 0, report
@@ -713,7 +788,7 @@ def test_R33_a_record_written_again_forgets_the_source_row_it_was_in_step_with(
     even if the row comes back to exactly what it was (an adapted read query need not carry
     an updated_at that moves)."""
     bed = pushed
-    pipeline.push(bed.env, bed.realm, "customers", run_id="full", mode="full")
+    pipeline.push_all(bed.env, bed.realm, run_id="full", mode="full", only=["customers"])
     state = (
         "SELECT source_row_hash FROM sync.record_state WHERE realm_id = :r"
         " AND entity = 'customers' AND source_id = :s"
@@ -722,11 +797,13 @@ def test_R33_a_record_written_again_forgets_the_source_row_it_was_in_step_with(
     (before,) = _rows(bed.env.warehouse, state, r=bed.realm, s=sid)
     assert before[0] is not None
     _rows(bed.env.source, "UPDATE app.contacts SET phone = '+1 555 0199' WHERE id = :i", i=int(sid))
-    report = pipeline.push(bed.env, bed.realm, "customers", run_id="edit")
+    report = pipeline.push_all(bed.env, bed.realm, run_id="edit", only=["customers"]).reports[0]
     assert report.counts["updated"] == 1
     (after,) = _rows(bed.env.warehouse, state, r=bed.realm, s=sid)
     assert after[0] is None
-    again = pipeline.push(bed.env, bed.realm, "customers", run_id="full-again", mode="full")
+    again = pipeline.push_all(
+        bed.env, bed.realm, run_id="full-again", mode="full", only=["customers"]
+    ).reports[0]
     assert again.counts["updated"] == 0
     (steady,) = _rows(bed.env.warehouse, state, r=bed.realm, s=sid)
     assert steady[0] is not None
