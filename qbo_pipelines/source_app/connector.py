@@ -1008,6 +1008,19 @@ class SourceAppConnector:
                 found[QboId(str(row["qbo_id"]))] = _sid(row["source_id"])
         return found
 
+    def contacts_named(self, names: Sequence[str]) -> dict[str, list[SourceId]]:
+        """Source contacts (not QBO-origin) by exact display name, oldest first: the ones a
+        QBO customer of that name may be matched to before the pull makes a contact of it."""
+        found: dict[str, list[SourceId]] = {}
+        wanted = sorted({n for n in names if n})
+        if not wanted:
+            return found
+        with self.engine.connect() as conn:
+            for part in _chunks(wanted, DEFAULT_CHUNK):
+                for row in conn.execute(self._q("contacts_named"), {"names": list(part)}):
+                    found.setdefault(str(row.display_name), []).append(_sid(row.source_id))
+        return found
+
     def upsert_contacts_from_qbo(
         self, contacts: Sequence[QboContact], links: Mapping[str, str] | None = None
     ) -> dict[QboId, SourceId]:

@@ -88,6 +88,9 @@ class PullSpec:
     fields: Mapping[str, from_qbo.FieldMap]
     owned: from_qbo.FieldMap
     mirror: bool = False
+    named: Callable[[SourceAppConnector, Sequence[str]], dict[str, list[SourceId]]] | None = None
+    """Source records by exact name (oldest first) a new QBO record of that name is matched
+    to instead of being created (R5 from QBO's side), if the entity matches by name."""
 
     @property
     def table(self) -> str:
@@ -123,6 +126,7 @@ class PullReport:
         "held_back",
         "skipped",
         "recovered",
+        "matched",
     )
 
     def as_metadata(self) -> dict[str, int]:
@@ -883,8 +887,61 @@ def _create(
             out.holds[hold_key(c.qbo_id)] = [Violation("pull.name.taken", why, fix)]
             report.counts["held_back"] += 1
         new = [c for c in new if c not in clash]
+    new = _match(run, spec, new, out, report)
     new = _hold_unlinked(run, spec, new, out, report)
     return list(new), _write_new(run, spec, new)
+
+
+def _match(
+    run: PullRun,
+    spec: PullSpec,
+    new: Sequence[Candidate],
+    out: _Outcome,
+    report: PullReport,
+) -> list[Candidate]:
+    """New QBO records whose exact name a source record holds that the sync links to nothing
+    (a contact never pushed: it has no sale, R4) are matched to it, the oldest first, as the
+    push matches a QBO record by name (R5): one record on each side, never a second contact of
+    the same name. Each side keeps its details (the base is what each holds now); the next
+    change on either side flows. Returns the records left to create."""
+    space = _name_space(spec)
+    if spec.named is None or space is None or not new:
+        return list(new)
+    names = {c.qbo_id: str(c.data.get(space[1]) or "") for c in new}
+    found = spec.named(run.source, list(names.values()))
+    if not found:
+        return list(new)
+    linked = records.linked_source_ids(
+        run.engine, run.realm_id, spec.entity.name, [s for ids in found.values() for s in ids]
+    )
+    pairs: dict[QboId, SourceId] = {}
+    for c in new:
+        free = [s for s in found.get(names[c.qbo_id], ()) if s not in linked]
+        if free:
+            pairs[c.qbo_id] = free[0]
+            linked.add(free[0])
+    if not pairs:
+        return list(new)
+    now = _canonical(run, spec, list(pairs.values()))
+    for c in new:
+        sid = pairs.get(c.qbo_id)
+        if sid is None or sid not in now:
+            continue
+        out.states.append(_new_state(run, spec, c, sid, now[sid]).but(created_by="matched"))
+        out.ledger.append(
+            _entry(
+                run,
+                spec,
+                c,
+                sid,
+                operation="match",
+                outcome="ok",
+                message=f"matched QBO {c.qbo_entity} {c.qbo_id} to the source record of the "
+                "same name (R5); each side keeps its details until one of them changes",
+            )
+        )
+        report.counts["matched"] += 1
+    return [c for c in new if c.qbo_id not in pairs or pairs[c.qbo_id] not in now]
 
 
 UNLINKED_FIX = (
@@ -1198,7 +1255,11 @@ def note_unhomed(run: PullRun) -> int:
 
 
 CUSTOMERS = PullSpec(
-    catalogue.entity("customers"), _new_contacts, from_qbo.CONTACT_FIELDS, from_qbo.contact_owned
+    catalogue.entity("customers"),
+    _new_contacts,
+    from_qbo.CONTACT_FIELDS,
+    from_qbo.contact_owned,
+    named=SourceAppConnector.contacts_named,
 )
 INVOICES = PullSpec(
     catalogue.entity("invoices"), _new_sales, from_qbo.SALE_FIELDS, from_qbo.sale_owned, mirror=True

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -89,9 +89,21 @@ def set_cursor(engine: sa.Engine, realm_id: str, name: str, value: str) -> None:
 
 def deleted_in_qbo(engine: sa.Engine, realm_id: str) -> dict[str, frozenset[SourceId]]:
     """Per entity, the source records whose QBO record was deleted in QBO (one query)."""
+    return _flagged(engine, realm_id, "deleted_in_qbo")
+
+
+def awaiting_pull(engine: sa.Engine, realm_id: str) -> dict[str, frozenset[SourceId]]:
+    """Per entity, the source records whose QBO record holds values the pull has still to
+    bring into the source (a conflict QBO won; one query)."""
+    return _flagged(engine, realm_id, "pull_due")
+
+
+def _flagged(
+    engine: sa.Engine, realm_id: str, flag: Literal["deleted_in_qbo", "pull_due"]
+) -> dict[str, frozenset[SourceId]]:
     sql = (
         "SELECT entity, array_agg(source_id) FROM sync.record_state WHERE realm_id = :r"
-        " AND deleted_in_qbo AND source_id IS NOT NULL GROUP BY entity"
+        f" AND {flag} AND source_id IS NOT NULL GROUP BY entity"
     )
     with engine.connect() as conn:
         rows: list[tuple[str, list[str]]] = [

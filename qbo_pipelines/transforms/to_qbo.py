@@ -62,6 +62,8 @@ class PushContext:
         item_names: source item id -> name (for reasons).
         deleted_in_qbo: per entity, source ids whose QBO record was deleted in QBO (the
             sync never brings those back: what refers to them needs a person).
+        awaiting_pull: per entity, source ids whose QBO record holds values the source does
+            not have yet (a conflict QBO won): what copies their values waits for the pull.
     """
 
     qbo_ids: Mapping[str, Mapping[SourceId, QboId]] = field(default_factory=dict)
@@ -75,6 +77,7 @@ class PushContext:
     default_income_account: str | None = None
     item_names: Mapping[SourceId, str] = field(default_factory=dict)
     deleted_in_qbo: Mapping[str, frozenset[SourceId]] = field(default_factory=dict)
+    awaiting_pull: Mapping[str, frozenset[SourceId]] = field(default_factory=dict)
 
     def qbo_id(self, entity: str, source_id: SourceId | None) -> QboId | None:
         if source_id is None:
@@ -409,6 +412,9 @@ def invoice_body(sale: CanonicalSale, ctx: PushContext) -> BuildResult:
                 sale.customer_source_id,
             )
         )
+    waiting = _awaiting_pull(sale, ctx)
+    if waiting is not None:
+        problems.append(waiting)
     lines: list[Body] = []
     for line in sale.lines:
         if line.kind == "item":
@@ -433,6 +439,29 @@ def invoice_body(sale: CanonicalSale, ctx: PushContext) -> BuildResult:
         }
     )
     return Built(body)
+
+
+AWAITING_PULL_FIX = (
+    "Nothing to do: the next pull brings QBO's values into the source app (or run "
+    "`qbo-pipelines sync pull`), then the next push syncs this record."
+)
+
+
+def _awaiting_pull(sale: CanonicalSale, ctx: PushContext) -> Violation | None:
+    """A sale copies its customer's email (R18). When that customer was changed on both sides
+    and QBO's values were kept (the conflict policy), the source still holds the values that
+    lost until the pull brings QBO's: the sale waits, so no invoice carries (or is emailed
+    to) a losing address (R34)."""
+    customer = sale.customer_source_id
+    if customer is None or customer not in ctx.awaiting_pull.get("customers", frozenset()):
+        return None
+    return Violation(
+        "reference.customer.awaiting_pull",
+        f"sale {sale.doc_number or sale.source_id}: customer #{customer} was changed in QBO and "
+        "in the source app, and QBO's values were kept (conflict policy); they are not in the "
+        "source app yet, so the sale waits rather than carry the values that lost",
+        AWAITING_PULL_FIX,
+    )
 
 
 def _dedupe(violations: list[Violation]) -> list[Violation]:

@@ -245,6 +245,21 @@ def unlink_retired(conn: sa.Connection, realm_id: str, entity: str, ids: Sequenc
     return conn.execute(sql, {"r": realm_id, "e": entity, "ids": list(ids)}).rowcount
 
 
+def linked_source_ids(bind: Bind, realm_id: str, entity: str, ids: Iterable[str]) -> set[SourceId]:
+    """The records among ``ids`` linked to a QBO record, or with a write to QBO open."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    sql = sa.text(
+        "SELECT source_id FROM sync.record_state WHERE realm_id = :r AND entity = :e"
+        " AND source_id = ANY(:ids) AND (qbo_id IS NOT NULL OR intent IS NOT NULL)"
+    )
+    with _conn(bind) as conn:
+        params = {"r": realm_id, "e": entity, "ids": wanted}
+        rows: Iterable[object] = conn.execute(sql, params).scalars()
+        return {SourceId(str(s)) for s in rows}
+
+
 def mapped_qbo_ids(
     bind: Bind, realm_id: str, qbo_entity: str, ids: Iterable[str]
 ) -> dict[str, tuple[str, SourceId]]:

@@ -546,3 +546,66 @@ def test_R26_every_transaction_type_of_a_customer_is_listed_with_the_link_that_o
         assert row.contact_id == contact, (kind, row)
         assert row.qbo_url.endswith(f"/app/{paths[kind]}?txnId={qbo_id}"), row.qbo_url
         assert row.total == 40, (kind, row)
+
+
+def test_R5_R8_a_qbo_customer_named_like_an_unpushed_contact_is_matched_not_duplicated(
+    synced: PushBed,
+) -> None:
+    """A contact without a sale is not pushed (R4). When the bookkeeper then creates a QBO
+    customer of exactly its name, the pull matches that contact (R5, the push's rule, from
+    QBO's side) instead of making a second contact of the same name (R8); the contact's own
+    details stay as they are, and its first sale later becomes an invoice of that customer."""
+    src, realm = synced.env.source, synced.realm
+    [(contact,)] = _rows(
+        src,
+        "WITH o AS (INSERT INTO app.organisations (name) VALUES ('Quiet Harbour Ltd')"
+        " RETURNING id) INSERT INTO app.contacts (organisation_id, given_name, email)"
+        " SELECT id, 'Ines', 'ines@quiet.example' FROM o RETURNING id",
+    )
+    pipeline.push_all(synced.env, realm, run_id="push-2")  # R4: no sale, not pushed
+    made = synced.sandbox.control.bulk_create(
+        realm,
+        "Customer",
+        [{"DisplayName": "Quiet Harbour Ltd", "PrimaryEmailAddr": {"Address": "ap@quiet.example"}}],
+    )[0]
+    pipeline.pull_all(synced.env, realm, run_id="pull-2")
+    named = _rows(
+        src,
+        "SELECT c.id, c.email FROM app.contacts c"
+        " LEFT JOIN app.organisations o ON o.id = c.organisation_id"
+        " WHERE o.name = 'Quiet Harbour Ltd' OR c.qbo_display_name = 'Quiet Harbour Ltd'",
+    )
+    assert [(r.id, r.email) for r in named] == [(contact, "ines@quiet.example")]
+    [(created_by, status)] = _rows(
+        synced.env.warehouse,
+        "SELECT created_by, status FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'customers' AND source_id = :s AND qbo_id = :q",
+        r=realm,
+        s=str(contact),
+        q=made["Id"],
+    )
+    assert (created_by, status) == ("matched", "synced")
+    _rows(
+        src,
+        "INSERT INTO app.sales (doc_number, contact_id, txn_date) VALUES ('QH-1', :c, now())",
+        c=contact,
+    )
+    _rows(
+        src,
+        "INSERT INTO app.sale_lines (sale_id, line_no, description, amount, qty, unit_price,"
+        " product_id) SELECT id, 1, 'Survey', 50, 1, 50, (SELECT min(id) FROM app.products)"
+        " FROM app.sales WHERE doc_number = 'QH-1'",
+    )
+    _rows(src, "UPDATE app.sales SET subtotal = 50, total = 50 WHERE doc_number = 'QH-1'")
+    pipeline.push_all(synced.env, realm, run_id="push-3")
+    invoices = [
+        i for i in synced.sandbox.control.entities(realm, "Invoice") if i.get("DocNumber") == "QH-1"
+    ]
+    assert [i["CustomerRef"]["value"] for i in invoices] == [made["Id"]]
+    customers = [
+        c
+        for c in synced.sandbox.control.entities(realm, "Customer")
+        if c["DisplayName"].casefold() == "quiet harbour ltd"
+    ]
+    assert len(customers) == 1
+    assert customers[0]["PrimaryEmailAddr"]["Address"] == "ap@quiet.example"  # R6

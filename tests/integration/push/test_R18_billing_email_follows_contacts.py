@@ -23,11 +23,15 @@ def synced(push_bed: PushBed) -> PushBed:
     return push_bed
 
 
-def _bill_emails(bed: PushBed, sales: list[int]) -> dict[int, str | None]:
+def _bill_emails(bed: PushBed, sales: list[int], *, held: bool = False) -> dict[int, str | None]:
+    """BillEmail in QBO of the synced invoices of ``sales`` (with ``held``, of those held back
+    too)."""
     rows = bed.sql(
         bed.env.warehouse,
         "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
-        " AND entity = 'invoices' AND source_id = ANY(:ids) AND status = 'synced'",
+        " AND entity = 'invoices' AND source_id = ANY(:ids)"
+        " AND status IN ('synced', CASE WHEN :held THEN 'held' END)",
+        held=held,
         r=bed.realm,
         ids=[str(s) for s in sales],
     )
@@ -118,3 +122,86 @@ def test_R18_a_customer_email_changed_in_qbo_reaches_its_invoices_after_the_pull
     pipeline.pull_all(synced.env, synced.realm, run_id="pull-3")
     pipeline.push_all(synced.env, synced.realm, run_id="push-3")
     assert synced.write_calls() == writes  # settled: no echo between the two directions
+
+
+def test_R18_R34_an_email_that_lost_a_conflict_never_reaches_the_invoices(
+    synced: PushBed,
+) -> None:
+    """The contact's email is changed in the source and its customer's in QBO before the next
+    push. Customers are ``qbo_wins``: the push keeps QBO's address on the customer, and the
+    source's address lost. The contact's invoices must not take the losing address as their
+    BillEmail (nor be emailed to it) in that push: they wait for the pull to bring QBO's
+    address into the source (with the reason on record), then take it."""
+    contact, sales = _sales_of(synced, organisation=False)
+    before = _bill_emails(synced, sales)
+    [(customer,)] = synced.sql(
+        synced.env.warehouse,
+        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = 'customers'"
+        " AND source_id = :c",
+        r=synced.realm,
+        c=str(contact),
+    )
+    synced.sandbox.control.user_update(
+        synced.realm,
+        "Customer",
+        {"Id": customer, "PrimaryEmailAddr": {"Address": "winner@example.com"}, "sparse": True},
+    )
+    synced.sql(
+        synced.env.source,
+        "UPDATE app.contacts SET email = 'loser@example.com' WHERE id = :c",
+        c=contact,
+    )
+    [(new,)] = synced.sql(  # a new sale to be emailed, entered with the edit
+        synced.env.source,
+        "INSERT INTO app.sales (doc_number, contact_id, txn_date, send_requested, subtotal,"
+        " total) SELECT 'R34-1', contact_id, txn_date, true, subtotal, total FROM app.sales"
+        " WHERE id = :s RETURNING id",
+        s=sales[0],
+    )
+    synced.sql(
+        synced.env.source,
+        "INSERT INTO app.sale_lines (sale_id, line_no, kind, description, product_id, qty,"
+        " unit_price, amount, tax_rate_id, discount_percent) SELECT :n, line_no, kind,"
+        " description, product_id, qty, unit_price, amount, tax_rate_id, discount_percent"
+        " FROM app.sale_lines WHERE sale_id = :s",
+        n=new,
+        s=sales[0],
+    )
+    synced.sql(
+        synced.env.source,
+        "UPDATE app.sales SET tax_total = o.tax_total, discount_total = o.discount_total"
+        " FROM app.sales o WHERE o.id = :s AND app.sales.id = :n",
+        n=new,
+        s=sales[0],
+    )
+    pipeline.push_all(synced.env, synced.realm, run_id="push-2")
+    assert _bill_emails(synced, sales, held=True) == before
+    held = synced.sql(
+        synced.env.warehouse,
+        "SELECT source_id, rule, fix FROM sync.quarantine WHERE realm_id = :r"
+        " AND entity = 'invoices' AND resolved_at IS NULL AND source_id = ANY(:ids)",
+        r=synced.realm,
+        ids=[str(s) for s in (*sales, new)],
+    )
+    assert {int(h.source_id) for h in held} == {*sales, new}
+    assert {h.rule for h in held} == {"reference.customer.awaiting_pull"}
+    assert all("next pull" in h.fix for h in held)
+    sent = list(synced.sandbox.control.emails(synced.realm))
+    assert not [m for m in sent if "loser@example.com" in repr(m)], sent
+    pipeline.pull_all(synced.env, synced.realm, run_id="pull-2")
+    pipeline.push_all(synced.env, synced.realm, run_id="push-3")
+    assert set(_bill_emails(synced, [*sales, new]).values()) == {"winner@example.com"}
+    assert not synced.sql(
+        synced.env.warehouse,
+        "SELECT 1 FROM sync.quarantine WHERE realm_id = :r AND entity = 'invoices'"
+        " AND resolved_at IS NULL AND source_id = ANY(:ids)",
+        r=synced.realm,
+        ids=[str(s) for s in (*sales, new)],
+    )
+    sent = list(synced.sandbox.control.emails(synced.realm))
+    assert [m for m in sent if "winner@example.com" in repr(m)], sent
+    assert not [m for m in sent if "loser@example.com" in repr(m)], sent
+    writes = synced.write_calls()
+    pipeline.pull_all(synced.env, synced.realm, run_id="pull-3")
+    pipeline.push_all(synced.env, synced.realm, run_id="push-4")
+    assert synced.write_calls() == writes
