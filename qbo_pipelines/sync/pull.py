@@ -580,6 +580,11 @@ def _plan_chunk(
             if not spec.entity.name_list and not row.get("qbo_deleted"):
                 updates.append(FieldUpdate(sid, {"qbo_deleted": True}))
             continue
+        if st.created_by != "qbo" and from_qbo.voided(c.data):
+            # A void is final too: the source record is kept as it is (not zeroed), and the
+            # push never writes the voided QBO record again (which would revive it).
+            plans[c.qbo_id] = (c, LinkedPlan("deleted", reason="voided"))
+            continue
         if not spec.entity.name_list and not _hold_beyond_source(run, spec, [c], out, report):
             continue
         mirror = spec.mirror and st.created_by == "qbo"
@@ -632,7 +637,10 @@ def _record(
                     sid,
                     operation="delete",
                     outcome="ok",
-                    message=f"deleted in QBO: the source {spec.table[:-1]} is kept and "
+                    message=f"voided in QBO: the source {spec.table[:-1]} is kept as it is, "
+                    "and the sync never writes the voided record again (that would revive it)"
+                    if plan.reason == "voided"
+                    else f"deleted in QBO: the source {spec.table[:-1]} is kept and "
                     "marked (R9, R16, R22)",
                 )
             )

@@ -180,7 +180,9 @@ def _plan_write(
     if skip is not None and not known:
         return Plan("skip", source_id, record_hash, reason=skip)
     if current is not None and current.qbo_id is not None and current.deleted_in_qbo:
-        return Plan("skip", source_id, record_hash, reason="deleted in QBO: not revived (R9)")
+        return Plan(
+            "skip", source_id, record_hash, reason="deleted or voided in QBO: not revived (R9)"
+        )
     retry_later = (
         current is not None
         and current.status == "failed"

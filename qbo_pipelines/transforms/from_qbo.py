@@ -195,6 +195,14 @@ def unfit_for_source(obj: Obj) -> tuple[str, str, str] | None:
     return None
 
 
+def voided(obj: Obj) -> bool:
+    """A transaction voided in QBO: it stays, its amounts zeroed and "Voided" put before its
+    private note (QBO_API.md 5.5; the API has no void flag)."""
+    note = obj.get("PrivateNote")
+    total = _money(obj.get("TotalAmt"))
+    return isinstance(note, str) and note.startswith("Voided") and total == 0
+
+
 # ------------------------------------------------------------------ whole records
 
 

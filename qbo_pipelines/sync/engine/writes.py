@@ -242,6 +242,28 @@ _GONE_FIX: Final = (
 )
 
 
+_INACTIVE_FIX: Final = (
+    "the {what} this record refers to is inactive (deleted) in QBO: make it active again in "
+    "QBO (the next run retries), or in the source app move this record to one that is active"
+)
+
+
+def _inactive_reference(error: QboError, op: str | None) -> bool:
+    """A 610 about what the record refers to (a customer, item, account... made inactive),
+    not about the record itself: a create has no QBO record of its own yet, and QBO names the
+    reference's field (``CustomerRef``). (QBO's Detail says "made inactive" for a missing
+    record too, so it tells nothing.)"""
+    return op == "create" or error.element.endswith("Ref")
+
+
+def _referenced(element: str) -> str:
+    """A person's name for the record a ``...Ref`` field path points at (``Line.
+    SalesItemLineDetail.ItemRef`` -> ``item``)."""
+    name = element.rsplit(".", 1)[-1].removesuffix("Ref")
+    words = "".join(f" {c.lower()}" if c.isupper() else c for c in name).strip()
+    return words or "customer, item, account or vendor"
+
+
 def fix_for(error: QboError, qbo_entity: str | None = None, op: str | None = None) -> str:
     """What a person should do about a write QBO refused (R31); ``qbo_entity`` and ``op``
     (the written record's QBO entity and the operation) make QBO's generic business fault
@@ -252,6 +274,8 @@ def fix_for(error: QboError, qbo_entity: str | None = None, op: str | None = Non
             return _REMOVAL_FIX.format(entity=qbo_entity.lower())
         if qbo_entity in _BUSINESS_FIXES:
             return _BUSINESS_FIXES[qbo_entity]
+    if code == "610" and _inactive_reference(error, op):
+        return _INACTIVE_FIX.format(what=_referenced(error.element))
     if code == "610" and qbo_entity is not None and qbo_entity not in NAME_LIST_ENTITIES:
         return _GONE_FIX.format(entity=qbo_entity.lower())
     if code == "2500" and "deleted" in f"{error.message} {error.detail or ''}".lower():

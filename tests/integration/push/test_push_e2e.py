@@ -808,3 +808,48 @@ def test_R33_a_record_written_again_forgets_the_source_row_it_was_in_step_with(
     (steady,) = _rows(bed.env.warehouse, state, r=bed.realm, s=sid)
     assert steady[0] is not None
     assert steady[0] != before[0]
+
+
+def test_R31_a_sale_of_a_customer_made_inactive_in_qbo_fails_with_the_fix_to_reactivate_it(
+    pushed: PushBed,
+) -> None:
+    """The bookkeeper makes a synced customer inactive ("deletes" it) in QBO; a new sale of its
+    contact is refused by QBO with 610 naming CustomerRef. The fix says to make the customer
+    active again (or move the sale), not that the invoice was deleted in QBO."""
+    bed = pushed
+    contact, customer = next(
+        (int(s), q)
+        for s, q in _rows(
+            bed.env.warehouse,
+            "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+            " AND entity = 'customers' AND created_by = 'sync' AND status = 'synced'"
+            " ORDER BY source_id::int",
+            r=bed.realm,
+        )
+    )
+    bed.sandbox.control.user_update(
+        bed.realm, "Customer", {"Id": customer, "Active": False, "sparse": True}
+    )
+    [(sale,)] = _rows(
+        bed.env.source,
+        "INSERT INTO app.sales (doc_number, contact_id, txn_date, subtotal, total)"
+        " VALUES ('INACTIVE-1', :c, current_date, 80, 80) RETURNING id",
+        c=contact,
+    )
+    _rows(
+        bed.env.source,
+        "INSERT INTO app.sale_lines (sale_id, line_no, description, product_id, qty,"
+        " unit_price, amount) SELECT :s, 1, 'Review', min(id), 1, 80, 80 FROM app.products",
+        s=sale,
+    )
+    pipeline.push_all(bed.env, bed.realm, run_id="inactive")
+    [failed] = _rows(
+        bed.env.warehouse,
+        "SELECT status, error_code, fix FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND source_id = :s",
+        r=bed.realm,
+        s=str(sale),
+    )
+    assert (failed.status, failed.error_code) == ("failed", "610")
+    assert "customer this record refers to is inactive" in failed.fix
+    assert "deleted in QBO, and the sync never brings" not in failed.fix

@@ -209,8 +209,11 @@ def test_R6_a_contact_that_is_its_own_billing_contact_keeps_its_names_as_they_ar
     """With no other billing contact the reader gives the contact's own full name and email as
     the billing ones: the create writes the contact's fields, never a re-split full name."""
     own = _customer(
-        given_name="Mary Ann", family_name="Lee", billing_name="Mary Ann Lee",
-        email="mal@example.com", billing_email="mal@example.com",
+        given_name="Mary Ann",
+        family_name="Lee",
+        billing_name="Mary Ann Lee",
+        email="mal@example.com",
+        billing_email="mal@example.com",
     )
     assert to_qbo.customer_create(own) == to_qbo.customer_fields(own)
     assert to_qbo.customer_create(own)["GivenName"] == "Mary Ann"
@@ -220,7 +223,9 @@ def test_R6_billing_fields_qbo_holds_for_someone_else_are_foreign() -> None:
     created = to_qbo.customer_create(_customer())
     kept = to_qbo.customer_fields(_customer())
     assert to_qbo.foreign_fields("Customer", kept, created) == {
-        "GivenName", "FamilyName", "PrimaryEmailAddr",
+        "GivenName",
+        "FamilyName",
+        "PrimaryEmailAddr",
     }
     assert to_qbo.foreign_fields("Customer", kept, kept) == frozenset()
     empty = {k: v for k, v in created.items() if k != "PrimaryEmailAddr"}
@@ -361,3 +366,28 @@ def test_R17_refused_delete_is_retried_then_voided() -> None:
     assert plan_delete(invoices, replace(row, attempt=3)).action == "void"
     gone = replace(row, attempt=3, error_code="610")
     assert plan_delete(invoices, gone).action == "delete"
+
+
+def test_R31_a_610_about_an_inactive_reference_says_to_reactivate_it_not_that_it_was_deleted() -> (
+    None
+):
+    """QBO refuses a create (or an update) naming an inactive customer or item with 610: the fix
+    names what to make active again, never "the invoice was deleted in QBO" (the invoice is
+    not in QBO at all)."""
+    from qbo_pipelines.qbo.errors import QboError
+    from qbo_pipelines.sync.engine.writes import fix_for
+
+    detail = "Object Not Found : Something you're trying to use has been made inactive."
+    item = QboError(
+        "Object Not Found", code="610", detail=detail, element="Line.SalesItemLineDetail.ItemRef"
+    )
+    assert "sales item line detail" not in fix_for(item, "Invoice", "update")
+    assert "item this record refers to is inactive" in fix_for(item, "Invoice", "update")
+    customer = QboError("Object Not Found", code="610", detail=detail, element="CustomerRef")
+    assert "customer this record refers to is inactive" in fix_for(customer, "Invoice", "create")
+    bare = QboError("Object Not Found", code="610", detail=detail)
+    assert "deleted in QBO" not in fix_for(bare, "Invoice", "create")
+    gone = QboError(
+        "Object Not Found", code="610", detail="Another user has deleted this transaction."
+    )
+    assert "the invoice was deleted in QBO" in fix_for(gone, "Invoice", "update")
