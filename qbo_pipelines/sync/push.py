@@ -551,8 +551,9 @@ def _push_snapshot(
         for page in staged.iter_staged(run.engine, snapshot, CHUNK):
             rows += page.rows
             report.counts["unchanged"] += page.steady
-            if page.records:
-                yield page.records
+            records = _fresh(run, spec, page) if page.moved else page.records
+            if records:
+                yield records
 
     _carry_out(run, spec, snapshot.deleted, writer, report)
     _push_chunks(run, spec, pages(), writer, report, sends)
@@ -580,6 +581,32 @@ def _push_snapshot(
     staged.record_pushed(run.engine, snapshot)
     report.api_calls = sum(run.client.calls.values())
     return report
+
+
+def _fresh(run: PushRun, spec: PushSpec, page: staged.Page) -> list[Record]:
+    """The page's records, those whose state the pull moved after the extract read again from
+    the source now: the pull wrote QBO's values into the source and took them as the base, so
+    the staged version (older) would send the values QBO replaced back to QBO. A record gone
+    from the source since is left to the next run, which reads its delete."""
+    now = {
+        SourceId(r.source_id): r
+        for chunk in run.reader.iter_entity(spec.entity.name, sorted(page.moved), CHUNK)
+        for r in chunk
+    }
+    log.info(
+        "%s for %s: %d staged records re-read (the pull wrote them after the extract)",
+        spec.entity.name,
+        run.realm_id,
+        len(page.moved),
+    )
+    out: list[Record] = []
+    for record in page.records:
+        sid = SourceId(record.source_id)
+        if sid not in page.moved:
+            out.append(record)
+        elif sid in now:
+            out.append(now[sid])
+    return out
 
 
 @dataclass

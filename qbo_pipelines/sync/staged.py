@@ -205,6 +205,8 @@ class Snapshot:
         extracted: records copied into ``raw_source``.
         staged: records staged from them (None: not staged yet).
         unchanged: on a full read, records left out as in step (source row unchanged).
+        extracted_at: when the extract's transaction began (a state the pull moved since
+            was planned against a source the snapshot predates).
     """
 
     run_id: str
@@ -218,6 +220,7 @@ class Snapshot:
     extracted: int
     staged: int | None
     unchanged: int = 0
+    extracted_at: datetime | None = None
 
 
 def record_extract(
@@ -301,7 +304,7 @@ def find(engine: sa.Engine, realm_id: str, entity: str, run_ids: Sequence[str]) 
             for row in conn.execute(
                 sa.text(
                     "SELECT run_id, feed_lo, feed_hi, full_read, targeted, deleted_ids,"
-                    " extracted, staged, unchanged FROM sync.run_windows"
+                    " extracted, staged, unchanged, extracted_at FROM sync.run_windows"
                     " WHERE realm_id = :r AND entity = :e AND run_id = ANY(:runs)"
                 ),
                 {"r": realm_id, "e": entity, "runs": wanted},
@@ -328,6 +331,7 @@ def find(engine: sa.Engine, realm_id: str, entity: str, run_ids: Sequence[str]) 
             extracted=int(row.extracted),
             staged=int(row.staged),
             unchanged=int(row.unchanged),
+            extracted_at=row.extracted_at,
         )
     raise NoSnapshotError(
         f"run {wanted[0] if wanted else '?'} has no snapshot of {entity} for company "
@@ -422,6 +426,9 @@ class Page:
     records: list[Any]
     steady: int
     rows: int
+    moved: frozenset[SourceId] = frozenset()
+    """Records whose sync state another writer (the pull) moved after the extract: their
+    staged version predates what the state's base was taken from."""
 
 
 def iter_staged(engine: sa.Engine, snapshot: Snapshot, chunk: int) -> Iterator[Page]:
@@ -439,14 +446,21 @@ def iter_staged(engine: sa.Engine, snapshot: Snapshot, chunk: int) -> Iterator[P
         else "false"
     )
     sql = sa.text(
-        f"SELECT s.source_id, CASE WHEN {steady} THEN NULL ELSE s.data::text END"  # noqa: S608
+        f"SELECT s.source_id, CASE WHEN {steady} THEN NULL ELSE s.data::text END,"  # noqa: S608
+        " coalesce(st.updated_at > CAST(:since AS timestamptz), false)"
         f" FROM {table} s LEFT JOIN sync.record_state st ON st.realm_id = s.realm_id"
         " AND st.entity = :e AND st.source_id = s.source_id"
         " WHERE s.realm_id = :r AND s.run_id = :run AND s.source_id > :after"
         " ORDER BY s.source_id LIMIT :n"
     )
     after = ""
-    params = {"r": snapshot.realm_id, "e": snapshot.entity, "run": snapshot.run_id, "n": chunk}
+    params = {
+        "r": snapshot.realm_id,
+        "e": snapshot.entity,
+        "run": snapshot.run_id,
+        "n": chunk,
+        "since": snapshot.extracted_at,
+    }
     while True:
         with engine.connect() as conn:
             rows = conn.execute(sql, {**params, "after": after}).all()
@@ -454,10 +468,11 @@ def iter_staged(engine: sa.Engine, snapshot: Snapshot, chunk: int) -> Iterator[P
             return
         records = [
             decode_entity(snapshot.entity, json_loads(str(text)))
-            for _sid, text in rows
+            for _sid, text, _moved in rows
             if text is not None
         ]
-        yield Page(records, len(rows) - len(records), len(rows))
+        moved = frozenset(SourceId(str(sid)) for sid, text, m in rows if m and text is not None)
+        yield Page(records, len(rows) - len(records), len(rows), moved)
         if len(rows) < chunk:
             return
         after = str(rows[-1][0])

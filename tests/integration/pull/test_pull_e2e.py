@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from extract_helpers import linked_contact
 from pushbed import PushBed
 
+from qbo_pipelines import entities as catalogue
 from qbo_pipelines.demo import setup
 from qbo_pipelines.sync import pipeline
 
@@ -665,3 +666,46 @@ def test_R17_R42_an_invoice_voided_in_qbo_is_never_revived_by_a_source_edit(
 
 def _invoice(bed: PushBed, qbo_id: str) -> dict[str, Any]:
     return next(i for i in bed.sandbox.control.entities(bed.realm, "Invoice") if i["Id"] == qbo_id)
+
+
+def test_R42_a_pull_between_the_push_jobs_extract_and_its_push_is_not_undone(
+    synced: PushBed,
+) -> None:
+    """The push job extracts and stages (a contact's phone and a sale's memo edited in the
+    source); before its push step runs, the bookkeeper changes the customer's email and the
+    invoice's due date in QBO and a pull writes them into the source. The push step sends
+    the phone and the memo only: QBO keeps the bookkeeper's values (before, the older
+    snapshot sent the previous email and due date back over them, and no cycle noticed)."""
+    env, realm, control = synced.env, synced.realm, synced.sandbox.control
+    contact, customer = _linked(synced, "customers", "Customer")
+    sale, invoice = _linked(synced, "invoices", "Invoice")
+    _rows(env.source, "UPDATE app.contacts SET phone = '+1 555 0177' WHERE id = :i", i=contact)
+    _rows(env.source, "UPDATE app.sales SET memo = 'source memo' WHERE id = :i", i=sale)
+    snapshot = "push-job-run"
+    entities = [e.name for e in catalogue.push_order()]
+    for entity in entities:
+        pipeline.extract(env, realm, entity, run_id=snapshot)
+    for entity in entities:
+        pipeline.stage(env, entity, run_id=snapshot, realm_id=realm)
+    control.user_update(
+        realm,
+        "Customer",
+        {"Id": customer, "PrimaryEmailAddr": {"Address": "bookkeeper@new.example"}, "sparse": True},
+    )
+    control.user_update(realm, "Invoice", {"Id": invoice, "DueDate": "2031-03-03", "sparse": True})
+    pipeline.pull_all(env, realm, run_id="pull-between")
+    for entity in entities:
+        pipeline.push_staged(env, realm, entity, run_id=snapshot)
+    qbo_customer = _customer(synced, customer)
+    assert qbo_customer["PrimaryEmailAddr"]["Address"] == "bookkeeper@new.example"
+    assert "0177" in qbo_customer["PrimaryPhone"]["FreeFormNumber"]
+    qbo_invoice = _invoice(synced, invoice)
+    assert qbo_invoice["DueDate"] == "2031-03-03"
+    assert qbo_invoice["PrivateNote"] == "source memo"
+    [(email,)] = _rows(env.source, "SELECT email FROM app.contacts WHERE id = :i", i=contact)
+    assert email == "bookkeeper@new.example"
+    _cycle(synced)  # the contact's invoices take the new address (R18)
+    writes = _writes(synced)
+    _cycle(synced)
+    _cycle(synced)
+    assert _writes(synced) == writes
