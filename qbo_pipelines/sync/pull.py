@@ -1009,7 +1009,11 @@ def _hold_beyond_source(
     reason in the ledger, once per QBO version (QBO and raw_qbo keep the exact value)."""
     if spec.entity.name_list:  # no amounts
         return list(cands)
-    unfit = {c.qbo_id: found for c in cands if (found := from_qbo.unfit_for_source(c.data))}
+    unfit = {
+        c.qbo_id: found
+        for c in cands
+        if (found := from_qbo.unfit_for_source(c.data, c.qbo_entity))
+    }
     return _hold(run, spec, cands, unfit, out, report)
 
 

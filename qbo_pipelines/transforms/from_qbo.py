@@ -15,7 +15,7 @@ records that QBO's value was kept in QBO only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -175,11 +175,13 @@ def beyond_source(obj: Obj) -> str | None:
 AMOUNT_FIX = "correct the amount in QBO; the next pull brings it in"
 
 
-def unfit_for_source(obj: Obj) -> tuple[str, str, str] | None:
+def unfit_for_source(obj: Obj, qbo_entity: str = "") -> tuple[str, str, str] | None:
     """(rule, reason, fix) when the source app cannot hold this QBO transaction as it is (the
     pull holds it back; QBO and the warehouse keep it whole), else None: amounts it would round
-    or overflow (:func:`beyond_source`), or a payment applied to several invoices (a source
-    receipt pays one sale: taking one invoice would credit it with the others' money)."""
+    or overflow (:func:`beyond_source`), or a payment a receipt cannot stand for (a source
+    receipt pays one sale with its whole amount): applied to several invoices (taking one
+    would credit it with the others' money), or to one for less than its amount (the rest is
+    a credit QBO keeps for the customer; taking the whole amount would overpay the sale)."""
     why = beyond_source(obj)
     if why is not None:
         return "pull.amount.beyond_source", why, AMOUNT_FIX
@@ -192,7 +194,39 @@ def unfit_for_source(obj: Obj) -> tuple[str, str, str] | None:
             "in QBO, record one payment per invoice instead (or apply this one to a single "
             "invoice); the next pull brings it in",
         )
+    if qbo_entity == "Payment":
+        return _not_applied_in_full(obj, invoices)
     return None
+
+
+def _not_applied_in_full(obj: Obj, invoices: Sequence[QboId]) -> tuple[str, str, str] | None:
+    """A payment applied to an invoice for less than its amount (a payment applied to none is
+    a receipt of no sale: money on account)."""
+    total = _money(obj.get("TotalAmt")) or Decimal("0")
+    applied = _linked_amount(obj, "Invoice") - _linked_amount(obj, "CreditMemo")
+    left = total - applied
+    if left == 0 or not invoices:
+        return None
+    return (
+        "pull.payment.partly_applied",
+        f"{applied:.2f} of its {total:.2f} applied to invoice {invoices[0]}, {left:.2f} left "
+        "unapplied (a credit QBO keeps for the customer); a receipt in the source app pays one "
+        "sale with its whole amount",
+        "in QBO, apply all of it to the invoice, or record the rest as a payment of its own; "
+        "the next pull brings it in",
+    )
+
+
+def _linked_amount(obj: Obj, txn_type: str) -> Decimal:
+    """The amount of a Payment's lines linked to transactions of ``txn_type``."""
+    total = Decimal("0")
+    for line in obj.get("Line") or ():
+        if not isinstance(line, Mapping):
+            continue
+        links = line.get("LinkedTxn") or ()
+        if any(isinstance(k, Mapping) and k.get("TxnType") == txn_type for k in links):
+            total += _money(line.get("Amount")) or Decimal("0")
+    return total
 
 
 def voided(obj: Obj) -> bool:

@@ -430,6 +430,49 @@ def test_R20_a_payment_applied_to_several_invoices_is_held_not_put_on_one(
     _fixed_point(bed)
 
 
+def test_R20_a_payment_applied_in_part_is_held_not_taken_whole(bed: PushBed) -> None:
+    """A QBO payment of 150 applied for 100 to an invoice of 100 (50 left as a credit of the
+    customer) would be a receipt of 150 on a sale of 100, overpaid by 50, and nothing would
+    say so. It is held with the reason and the fix; once applied in full in QBO it lands."""
+    control = bed.sandbox.control
+    customer = _customer(bed)
+    [invoice] = control.bulk_create(
+        bed.realm, "Invoice", [{"CustomerRef": {"value": customer}, "Line": [_line(100)]}]
+    )
+    link = [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]
+    [payment] = control.bulk_create(
+        bed.realm,
+        "Payment",
+        [
+            {
+                "CustomerRef": {"value": customer},
+                "TotalAmt": 150,
+                "Line": [{"Amount": 100, "LinkedTxn": link}],
+            }
+        ],
+    )
+    _pull(bed, "partly")
+    assert len(_sale(bed, invoice["Id"])) == 1
+    receipts = "SELECT amount FROM app.receipts WHERE qbo_id = :q"
+    assert not bed.sql(bed.env.source, receipts, q=payment["Id"])
+    rule, fix = _open_holds(bed, "payments")[f"qbo:{payment['Id']}"]
+    assert rule == "pull.payment.partly_applied"
+    assert "apply all of it" in fix
+    [note] = _ledger(bed, "payments", payment["Id"])
+    assert "50.00 left unapplied" in note.error_message
+    control.user_update(
+        bed.realm,
+        "Payment",
+        {"Id": payment["Id"], "TotalAmt": 100, "Line": [{"Amount": 100, "LinkedTxn": link}]},
+    )
+    _pull(bed, "applied")
+    assert [r.amount for r in bed.sql(bed.env.source, receipts, q=payment["Id"])] == [
+        Decimal("100.00")
+    ]
+    assert f"qbo:{payment['Id']}" not in _open_holds(bed, "payments")
+    _fixed_point(bed)
+
+
 def test_R44_missing_optional_fields_and_odd_dates_are_pulled(bed: PushBed) -> None:
     control = bed.sandbox.control
     customer = _customer(bed)
