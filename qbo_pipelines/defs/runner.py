@@ -22,15 +22,18 @@ it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._core.launcher import DefaultRunLauncher
 
 from qbo_pipelines import companies, settings
 from qbo_pipelines.defs.push import COMPANIES, PUSH_ASSETS, PushMode
@@ -372,10 +375,70 @@ def _max_concurrent(instance: dg.DagsterInstance) -> int:
     return int(value)
 
 
+_STARTED_PROCESS = "Started process for run (pid: "
+
+
+def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid of a run's process, from the engine event the run launcher's process reports
+    ("Started process for run (pid: N)."), or None."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, ascending=False, limit=100
+    ).records
+    for record in records:
+        entry = record.event_log_entry
+        if not (entry.message or "").startswith(_STARTED_PROCESS):
+            continue
+        data = getattr(entry.dagster_event, "event_specific_data", None)
+        pid = getattr(data, "metadata", {}).get("pid") if data is not None else None
+        text = str(getattr(pid, "value", "") or "")
+        if text.isdigit():
+            return int(text)
+    return None
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process of this machine runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def _reaped(instance: dg.DagsterInstance, run: dg.DagsterRun, say: Announce) -> bool:
+    """A run in progress whose process on this machine is gone (killed, crashed: nothing will
+    ever finish it) is marked failed, so the company's queued runs go on instead of waiting for
+    it forever; the next run replays what it left open (its stored write intents). Only runs
+    the local run launcher started (a process here, its pid reported) are judged."""
+    if not isinstance(instance.run_launcher, DefaultRunLauncher):
+        return False
+    pid = _run_pid(instance, run.run_id)
+    if pid is None or _process_alive(pid):
+        return False
+    why = (
+        f"its process (pid {pid}) is gone (killed or crashed): marked failed so the "
+        "company's next run can start; that run replays what this one left open"
+    )
+    instance.report_run_failed(run, why)
+    say(f"run {run.run_id} ({run.job_name}) {why}")
+    return True
+
+
 def _dequeue_for_company(
-    instance: dg.DagsterInstance, workspace: Any, warehouse: sa.Engine, realm_id: str
+    instance: dg.DagsterInstance,
+    workspace: Any,
+    warehouse: sa.Engine,
+    realm_id: str,
+    say: Announce,
 ) -> str | None:
     """Launch the company's oldest queued run when the company is free; its run id, or None.
+    A run in progress whose process is gone no longer holds the company (:func:`_reaped`).
 
     Serialised per company by an advisory lock in the warehouse, so two terminals never launch
     the same run or two runs of one company."""
@@ -383,7 +446,8 @@ def _dequeue_for_company(
         key = f"qbo_pipelines/dequeue/{realm_id}"
         conn.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), {"k": key})
         try:
-            if _company_runs(instance, realm_id, IN_PROGRESS):
+            running = _company_runs(instance, realm_id, IN_PROGRESS)
+            if [r for r in running if not _reaped(instance, r, say)]:
                 return None
             limit = _max_concurrent(instance)
             if limit >= 0 and len(instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))) >= limit:
@@ -485,8 +549,12 @@ def submit(
                 current = instance.get_run_by_id(run.run_id)
                 assert current is not None
                 status = current.status.value
-                if status == "QUEUED" and not daemon_alive(instance):
-                    started = _dequeue_for_company(instance, workspace, engine, realm_id)
+                if status == "QUEUED" and daemon_alive(instance):
+                    # the daemon dequeues, but a dead run would hold the company for hours
+                    for other in _company_runs(instance, realm_id, IN_PROGRESS):
+                        _reaped(instance, other, say)
+                elif status == "QUEUED":
+                    started = _dequeue_for_company(instance, workspace, engine, realm_id, say)
                     if started is not None:
                         say(f"run {started} launched by this process (no dagster-daemon)")
                     if started == run.run_id:

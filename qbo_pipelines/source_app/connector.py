@@ -1124,13 +1124,19 @@ class SourceAppConnector:
         return result
 
     def upsert_receipts_from_qbo(
-        self, receipts: Sequence[QboReceipt], links: Mapping[str, str] | None = None
+        self,
+        receipts: Sequence[QboReceipt],
+        links: Mapping[str, str] | None = None,
+        *,
+        unapplied: Sequence[QboId] = (),
     ) -> dict[QboId, SourceId]:
         """Write QBO Payments into the source as receipts against the synced sale (R20).
 
         Payments linked to a source-created receipt only record their QBO id / deleted flag;
         the others become QBO-origin receipts. Deleting a QBO payment never deletes in the
-        source (R22): it is flagged.
+        source (R22): it is flagged. The QBO-origin receipts of ``unapplied`` payments (applied
+        to no invoice in QBO) pay no sale any more; a payment whose invoice is not in the
+        source keeps the sale it was on.
 
         Returns:
             QBO id -> source receipt id for every receipt written.
@@ -1160,6 +1166,12 @@ class SourceAppConnector:
                             realm,
                             [r.qbo_id for r in unlinked if r.realm_id == realm],
                         )
+                    )
+                gone = set(unapplied)
+                for realm in {r.realm_id for r in unlinked if r.qbo_id in gone}:
+                    ids = [r.qbo_id for r in unlinked if r.realm_id == realm and r.qbo_id in gone]
+                    conn.execute(
+                        self._q("unapply_receipts_from_qbo"), {"realm_id": realm, "qbo_ids": ids}
                     )
         return result
 

@@ -728,6 +728,7 @@ def _linked_state(
         qbo_updated_at=from_qbo.updated_at(c.data),
         deleted_in_qbo=False,
         pull_due=False,
+        pull_fields=(),
         # a record the push could not write (held back, refused) stays the push's to retry:
         # the pull moves only the QBO side and the fields it took
         status="synced" if pushed else st.status,
@@ -1111,7 +1112,8 @@ def _new_receipts(run: PullRun, objs: Sequence[Candidate]) -> dict[QboId, Source
                 deleted=c.deleted,
             )
         )
-    return run.source.upsert_receipts_from_qbo(receipts)
+    unapplied = [c.qbo_id for c in objs if not from_qbo.applied_invoices(c.data)]
+    return run.source.upsert_receipts_from_qbo(receipts, unapplied=unapplied)
 
 
 def _customer_of(obj: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -93,14 +93,13 @@ def deleted_in_qbo(engine: sa.Engine, realm_id: str) -> dict[str, frozenset[Sour
 
 
 def awaiting_pull(engine: sa.Engine, realm_id: str) -> dict[str, frozenset[SourceId]]:
-    """Per entity, the source records whose QBO record holds values the pull has still to
-    bring into the source (a conflict QBO won; one query)."""
-    return _flagged(engine, realm_id, "pull_due")
+    """Per entity, the source records whose QBO email the pull has still to bring into the
+    source (a conflict QBO won, or a change only QBO made, met by the push; one query)."""
+    return _flagged(engine, realm_id, "pull_due AND 'PrimaryEmailAddr' = ANY(pull_fields)")
 
 
-def _flagged(
-    engine: sa.Engine, realm_id: str, flag: Literal["deleted_in_qbo", "pull_due"]
-) -> dict[str, frozenset[SourceId]]:
+def _flagged(engine: sa.Engine, realm_id: str, flag: str) -> dict[str, frozenset[SourceId]]:
+    """Per entity, the source records a fixed SQL condition ``flag`` holds for."""
     sql = (
         "SELECT entity, array_agg(source_id) FROM sync.record_state WHERE realm_id = :r"
         f" AND {flag} AND source_id IS NOT NULL GROUP BY entity"

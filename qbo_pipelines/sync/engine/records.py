@@ -58,6 +58,7 @@ class RecordState:
     source_row_hash: str | None = None
     pull_due: bool = False
     pulled_token: str | None = None
+    pull_fields: tuple[str, ...] = ()
 
     @property
     def live_in_qbo(self) -> bool:
@@ -338,6 +339,7 @@ _ROW_HASH_UPDATE = (
 
 def _params(row: RecordState, run_id: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {c: getattr(row, c) for c in _COLUMNS}
+    out["pull_fields"] = sorted(row.pull_fields or ())
     for c in _JSON:
         value = out[c]
         out[c] = stored(value) if value is not None else None

@@ -738,6 +738,7 @@ class Writer:
             qbo_updated_at=last_updated(stored),
             name_key=intent.name_key,
             pull_due=bool(intent.kept_qbo) or current.pull_due,
+            pull_fields=_pull_fields(current, intent.kept_qbo),
             attempt=0,
             intent=None,
             dispatch_id=None,
@@ -936,6 +937,7 @@ class Writer:
                         qbo_base=pulled,
                         qbo_hash=diff.body_hash(pulled),
                         pull_due=bool(to_pull) or current.pull_due,
+                        pull_fields=_pull_fields(current, to_pull),
                         sync_token=token,
                         qbo_updated_at=last_updated(now),
                         intent=None,
@@ -969,6 +971,7 @@ class Writer:
                     qbo_hash=diff.body_hash(pulled),
                     sync_token=token,
                     pull_due=bool(to_pull) or current.pull_due,
+                    pull_fields=_pull_fields(current, to_pull),
                 )
             )
         with self.engine.begin() as conn:
@@ -979,6 +982,11 @@ class Writer:
                 self.engine, self.realm_id, self.entity.name, [f.source_id for f in followups]
             )
             self.write(followups, states)
+
+
+def _pull_fields(current: RecordState, more: Sequence[str]) -> tuple[str, ...]:
+    """The fields the pull has still to bring: those before and ``more``."""
+    return tuple(sorted({*(current.pull_fields or ()), *more}))
 
 
 def _losers_to_pull(

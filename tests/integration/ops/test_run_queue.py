@@ -4,11 +4,14 @@ time, companies independent; ``status`` reports them (SPEC R3, R30; issue 9 poin
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.events import EngineEventData
 from dagster._core.storage.dagster_run import DagsterRun
 from opsbed import OpsStack
 
@@ -137,3 +140,55 @@ def test_R3_R30_push_runs_are_queued_one_per_company_and_companies_are_independe
     assert f"company {first}" in text
     assert f"company {second}" in text
     assert "QBO 6240: e.g. Duplicate Name Exists Error" in text
+
+
+@pytest.mark.slow
+def test_R30_a_run_whose_process_was_killed_no_longer_holds_its_company(
+    ops: OpsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `sync push` killed -9 leaves its run STARTED for good (nothing is left to finish it).
+    The next `sync push` of the company finds that run's process gone, marks the run failed
+    with the reason, says so, and runs (before, it waited forever, silently). A run whose
+    process is alive still holds the company."""
+    realm = ops.sandbox.realm_id
+    assert ops.connect_by_consent(realm).returncode == 0
+    demo.seed(ops.source, contacts=6, sales=8, workers=1, seed_value=5)
+    instance = dg.DagsterInstance.get()
+
+    def started(pid: int) -> DagsterRun:
+        run = _blocker(instance, realm)
+        instance.report_engine_event(
+            f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid)
+        )
+        return run
+
+    try:
+        alive = started(os.getpid())
+        waiting = runner.submit(
+            "push_job",
+            realm,
+            run_config=runner.push_run_config(),
+            timeout=3,
+            tags={runner.TRIGGER_TAG: "cli", runner.DIRECTION_TAG: "push"},
+            warehouse=ops.warehouse,
+            instance=instance,
+        )
+        assert waiting.status == "QUEUED"
+        assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED  # type: ignore[union-attr]
+        instance.report_run_failed(alive)
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        killed = started(gone.pid)
+        capsys.readouterr()
+        assert main(["sync", "push", "--realm", realm]) == 0
+        out = capsys.readouterr().out
+        assert f"run {killed.run_id} (push_job) its process (pid {gone.pid}) is gone" in out
+        dead = instance.get_run_by_id(killed.run_id)
+        assert dead is not None
+        assert dead.status == dg.DagsterRunStatus.FAILURE
+        assert f"run {waiting.run_id} launched by this process" in out
+        done = instance.get_run_by_id(waiting.run_id)
+        assert done is not None
+        assert done.status == dg.DagsterRunStatus.SUCCESS
+    finally:
+        instance.dispose()

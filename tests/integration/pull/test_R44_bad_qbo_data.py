@@ -473,6 +473,43 @@ def test_R20_a_payment_applied_in_part_is_held_not_taken_whole(bed: PushBed) -> 
     _fixed_point(bed)
 
 
+def test_R20_a_qbo_payment_unapplied_later_leaves_its_sale_unpaid_in_the_source(
+    bed: PushBed,
+) -> None:
+    """A QBO payment of a QBO invoice lands as a receipt of its sale; the bookkeeper then
+    unapplies it in QBO (the invoice is open again, the money a credit of the customer). The
+    receipt pays no sale any more, as in QBO (before, it kept paying the sale)."""
+    control = bed.sandbox.control
+    customer = _customer(bed)
+    [invoice] = control.bulk_create(
+        bed.realm, "Invoice", [{"CustomerRef": {"value": customer}, "Line": [_line(70)]}]
+    )
+    link = [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]
+    [payment] = control.bulk_create(
+        bed.realm,
+        "Payment",
+        [
+            {
+                "CustomerRef": {"value": customer},
+                "TotalAmt": 70,
+                "Line": [{"Amount": 70, "LinkedTxn": link}],
+            }
+        ],
+    )
+    _pull(bed, "applied")
+    [sale] = _sale(bed, invoice["Id"])
+    receipt = "SELECT sale_id, amount FROM app.receipts WHERE qbo_id = :q"
+    assert [tuple(r) for r in bed.sql(bed.env.source, receipt, q=payment["Id"])] == [
+        (sale.id, Decimal("70.00"))
+    ]
+    control.user_update(bed.realm, "Payment", {"Id": payment["Id"], "TotalAmt": 70, "Line": []})
+    _pull(bed, "unapplied")
+    assert [tuple(r) for r in bed.sql(bed.env.source, receipt, q=payment["Id"])] == [
+        (None, Decimal("70.00"))
+    ]
+    _fixed_point(bed)
+
+
 def test_R44_missing_optional_fields_and_odd_dates_are_pulled(bed: PushBed) -> None:
     control = bed.sandbox.control
     customer = _customer(bed)
