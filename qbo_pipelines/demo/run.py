@@ -300,14 +300,25 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
         held, failed = problems(conn, realm)
     if held:
         out("\nheld back (fix, and the next run syncs them):")
-        for h in held[:8]:
+        for h in held[:SHOWN]:
             out(f"  {h.count:4} {h.entity:9} {h.reason}: e.g. {h.example}")
+        _more(out, len(held))
     if failed:
         out("\nrefused by QBO (retried automatically; the fix):")
-        for f in failed[:8]:
+        for f in failed[:SHOWN]:
             out(f"  {f.count:4} {f.entity:9} QBO {f.reason}: e.g. {f.example}")
             out(f"       fix: {f.fix}")
+        _more(out, len(failed))
     out("\nwhere to look:")
     out("  Dagster UI (runs, asset lineage, metadata):  make dev, then http://127.0.0.1:3000")
     out('  warehouse:  psql "$(.venv/bin/qbo-pipelines db url --show-password)"')
     out("    SELECT * FROM marts.sync_status LIMIT 20;   SELECT * FROM marts.open_problems;")
+
+
+SHOWN = 20
+"""Problem groups the demo's summary lists before pointing at ``qbo-pipelines status``."""
+
+
+def _more(out: Printer, groups: int) -> None:
+    if groups > SHOWN:
+        out(f"  ... and {groups - SHOWN} more kinds: qbo-pipelines status lists every one")

@@ -977,7 +977,9 @@ def _carry_out_deletes(run: PushRun, spec: PushSpec, writer: Writer, report: Rep
         run.realm_id,
         entity.name,
         "deleted_in_source AND status <> 'deleted' AND intent IS NULL"
-        " AND (retry_at IS NULL OR retry_at <= now())",
+        # a record never in QBO needs no call: its delete is recorded now, whatever backoff
+        # its refused create was waiting out
+        " AND (retry_at IS NULL OR retry_at <= now() OR qbo_id IS NULL)",
     )
     if not todo:
         return

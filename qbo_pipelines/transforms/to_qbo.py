@@ -322,12 +322,14 @@ def _item_line(
 ) -> Body | None:
     item_id = ctx.qbo_id("items", line.item_source_id)
     if item_id is None:
-        name = ctx.item_names.get(line.item_source_id or SourceId(""), line.item_source_id)
+        if line.item_source_id is None:
+            return None  # a line with no product: the rule sale.line.item_required says so
+        name = ctx.item_names.get(line.item_source_id)
         problems.append(
             not_in_qbo(
                 "item",
                 f"sale {sale.doc_number or sale.source_id} line {line.line_no}",
-                str(name),
+                f"{line.item_source_id} ({name!r})" if name else str(line.item_source_id),
             )
         )
         return None

@@ -453,6 +453,20 @@ def test_obs8_a_payment_over_the_open_balance_fails_with_its_likely_cause_and_th
     )
     assert "open balance" in message  # QBO's own words are kept beside the fix
     assert fix == st["fix"]
+    # The person deletes the refused receipt instead: nothing of it is in QBO, so the next
+    # push records the delete at once (not after the refused create's backoff), no call made.
+    _sql(pushed.env.source, "DELETE FROM app.receipts WHERE id = :i", i=ids["over"])
+    writes = pushed.write_calls()
+    pipeline.push_all(pushed.env, pushed.realm, run_id="deleted", only=["payments"])
+    assert _state(pushed, "payments", str(ids["over"]))["status"] == "deleted"
+    assert pushed.write_calls() == writes
+    assert not _sql(
+        pushed.env.warehouse,
+        "SELECT 1 FROM sync.notifications WHERE realm_id = :r AND entity = 'payments'"
+        " AND record_id = :s AND resolved_at IS NULL",
+        r=pushed.realm,
+        s=str(ids["over"]),
+    )
 
 
 # ------------------------------------------------------------------------------------ 9
