@@ -75,6 +75,8 @@ class CompanyReport:
     failed: list[ReasonCount] = field(default_factory=list)
     next_runs: list[ScheduledRun] = field(default_factory=list)
     active_runs: list[RunInfo] = field(default_factory=list)
+    feed_blocked: str | None = None
+    """Why source changes wait unread: an open transaction in the source database."""
 
     @property
     def held_total(self) -> int:
@@ -173,6 +175,7 @@ def _report(
         failed=failed,
         next_runs=list(history.next_runs(realm)) if history else [],
         active_runs=[r for r in runs if r.status in ("QUEUED", "STARTING", "STARTED")],
+        feed_blocked=_feed_blocked(source) if source is not None else None,
     )
 
 
@@ -242,6 +245,21 @@ def _pending(warehouse: sa.Engine, source: sa.Engine, realm: str) -> dict[str, i
     return out
 
 
+def _feed_blocked(source: sa.Engine) -> str | None:
+    from qbo_pipelines.source_app.connector import SourceAppConnector
+
+    found = SourceAppConnector(source).feed_blocker()
+    if found is None:
+        return None
+    since = f", open since {found.since.isoformat(timespec='seconds')}" if found.since else ""
+    return (
+        f"{found.waiting} source changes wait behind a transaction still open in the source "
+        f"database (pid {found.pid}{since}, {found.state or 'state unknown'}): the sync reads "
+        "changes only up to it, so nothing is lost; they are pushed once it ends (end that "
+        "session, or set idle_in_transaction_session_timeout)"
+    )
+
+
 def render(reports: Sequence[CompanyReport]) -> str:
     """The human-readable status (one block per company)."""
     if not reports:
@@ -268,6 +286,8 @@ def render(reports: Sequence[CompanyReport]) -> str:
             lines.append(
                 f"  pending changes: {r.pending_changes}{f' ({detail})' if detail else ''}"
             )
+        if r.feed_blocked:
+            lines.append(f"  waiting:         {r.feed_blocked}")
         for active in r.active_runs:
             lines.append(f"  active run:      {active.run_id} {active.job_name} {active.status}")
         lines.append(f"  held back:       {r.held_total}")

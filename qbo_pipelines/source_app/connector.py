@@ -789,6 +789,16 @@ class SourceAppConnector:
         with self.engine.connect() as conn:
             return int(conn.execute(self._q("feed_horizon")).scalar_one())
 
+    def feed_blocker(self) -> FeedBlocker | None:
+        """Changes committed beyond the feed's horizon and the open transaction holding it
+        there (a session of the app left idle in a transaction stalls the sync), or None."""
+        with self.engine.connect() as conn:
+            horizon = int(conn.execute(self._q("feed_horizon")).scalar_one())
+            row = conn.execute(self._q("feed_blocker"), {"horizon": horizon}).one()
+        if not row.waiting or row.pid is None:
+            return None
+        return FeedBlocker(int(row.waiting), int(row.pid), row.xact_start, str(row.state or ""))
+
     def feed_changes(self, entity: str, lo: int, hi: int) -> EntityChanges:
         """Records of ``entity`` the app changed in the window ``[lo, hi)`` of the feed, split
         into changed and deleted by their latest operation; the sync's own writes skipped (R35).
@@ -1280,6 +1290,16 @@ class SourceAppConnector:
                 if conn.execute(sa.text(sql), params).rowcount:
                     applied.add(SourceId(up.source_id))
         return applied
+
+
+@dataclass(frozen=True)
+class FeedBlocker:
+    """Source changes the feed cannot read yet and the transaction that holds them back."""
+
+    waiting: int
+    pid: int
+    since: datetime | None
+    state: str
 
 
 @dataclass(frozen=True)

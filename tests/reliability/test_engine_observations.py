@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from pushbed import PushBed
 
+from qbo_pipelines import status
 from qbo_pipelines.marts import run as marts_run
 from qbo_pipelines.sync import pipeline, push
 
@@ -97,10 +98,17 @@ def test_obs1_a_slow_transaction_with_a_lower_seq_is_never_skipped(pushed: PushB
         i=int(fast_id),
     )
     # While the slow transaction runs, the feed's horizon stays below it: later changes wait
-    # for it (a delay, never a loss).
+    # for it (a delay, never a loss), and status says what they wait for.
     pipeline.push_all(pushed.env, pushed.realm, run_id="during", only=["customers"])
+    [report] = status.company_status(pushed.env.warehouse, pushed.env.source, pushed.realm)
+    pid = slow.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    assert report.feed_blocked is not None
+    assert f"pid {pid}" in report.feed_blocked
+    assert "source changes wait behind a transaction still open" in status.render([report])
     tx.commit()
     slow.close()
+    [report] = status.company_status(pushed.env.warehouse, pushed.env.source, pushed.realm)
+    assert report.feed_blocked is None
     pipeline.push_all(pushed.env, pushed.realm, run_id="after", only=["customers"])
     assert _qbo(pushed, "Customer", slow_qbo)["PrimaryPhone"]["FreeFormNumber"] == "+1 555 0001"
     assert _qbo(pushed, "Customer", fast_qbo)["PrimaryPhone"]["FreeFormNumber"] == "+1 555 0002"
