@@ -75,6 +75,22 @@ def _sales_of(bed: PushBed, *, organisation: bool) -> tuple[int, list[int]]:
     return int(contact), [int(s) for (s,) in sales]
 
 
+def _email_in_qbo(bed: PushBed, contact: int, email: str) -> None:
+    """The bookkeeper changes the email of the contact's customer in QBO."""
+    [(customer,)] = bed.sql(
+        bed.env.warehouse,
+        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = 'customers'"
+        " AND source_id = :c",
+        r=bed.realm,
+        c=str(contact),
+    )
+    bed.sandbox.control.user_update(
+        bed.realm,
+        "Customer",
+        {"Id": customer, "PrimaryEmailAddr": {"Address": email}, "sparse": True},
+    )
+
+
 @pytest.mark.parametrize("organisation", [False, True], ids=["own-email", "billing-contact"])
 def test_R18_a_contact_email_changed_in_the_source_reaches_its_invoices(
     synced: PushBed, organisation: bool
@@ -99,18 +115,7 @@ def test_R18_a_customer_email_changed_in_qbo_reaches_its_invoices_after_the_pull
     synced: PushBed,
 ) -> None:
     contact, sales = _sales_of(synced, organisation=False)
-    [(customer,)] = synced.sql(
-        synced.env.warehouse,
-        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = 'customers'"
-        " AND source_id = :c",
-        r=synced.realm,
-        c=str(contact),
-    )
-    synced.sandbox.control.user_update(
-        synced.realm,
-        "Customer",
-        {"Id": customer, "PrimaryEmailAddr": {"Address": "bookkeeper@example.com"}},
-    )
+    _email_in_qbo(synced, contact, "bookkeeper@example.com")
     pipeline.pull_all(synced.env, synced.realm, run_id="pull-2")
     [(email,)] = synced.sql(
         synced.env.source, "SELECT email FROM app.contacts WHERE id = :c", c=contact
@@ -134,18 +139,7 @@ def test_R18_R34_an_email_that_lost_a_conflict_never_reaches_the_invoices(
     address into the source (with the reason on record), then take it."""
     contact, sales = _sales_of(synced, organisation=False)
     before = _bill_emails(synced, sales)
-    [(customer,)] = synced.sql(
-        synced.env.warehouse,
-        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = 'customers'"
-        " AND source_id = :c",
-        r=synced.realm,
-        c=str(contact),
-    )
-    synced.sandbox.control.user_update(
-        synced.realm,
-        "Customer",
-        {"Id": customer, "PrimaryEmailAddr": {"Address": "winner@example.com"}, "sparse": True},
-    )
+    _email_in_qbo(synced, contact, "winner@example.com")
     synced.sql(
         synced.env.source,
         "UPDATE app.contacts SET email = 'loser@example.com' WHERE id = :c",
