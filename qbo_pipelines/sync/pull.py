@@ -507,12 +507,8 @@ def _settle(run: PullRun, spec: PullSpec, report: PullReport) -> None:
 
 def _mirrors_billed_to(run: PullRun, contacts: Iterable[str]) -> list[tuple[SourceId, str]]:
     """(source id, content hash now) of the QBO-origin sales whose billing email follows the
-    contacts the pull just wrote. The email QBO changed on its customer is part of those
-    sales' source records, yet nobody changed the sales: stored as in step, the
-    reconciliation does not report them as changed in the source app (they mirror QBO, whose
-    invoices keep their own BillEmail)."""
-    sales = run.source.mirrored_sales_billed_to(contacts)
-    return [(sid, content_hash(r)) for sid, r in _canonical(run, SPECS["invoices"], sales).items()]
+    contacts the pull just wrote (:func:`records.mirrored_hashes`)."""
+    return records.mirrored_hashes(run.source, contacts)
 
 
 def _canonical(run: PullRun, spec: PullSpec, ids: Sequence[str]) -> dict[SourceId, Any]:

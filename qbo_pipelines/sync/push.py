@@ -525,9 +525,22 @@ def _carry_out(
 
 
 def _finish(run: PushRun, writer: Writer, sends: _Sends) -> None:
-    """After the records: invoices moved by payments, the last sends."""
+    """After the records: invoices moved by payments, the last sends, and the QBO-origin
+    sales billed to the customers written (their source records carry the contact's email:
+    :func:`records.mirrored_hashes`)."""
     _refresh_linked(run, writer)
     sends.flush()
+    if writer.entity.name == "customers" and run.run_id is not None:
+        written = records.where(
+            run.engine,
+            run.realm_id,
+            "customers",
+            "last_run_id = :run AND status = 'synced'",
+            run=run.run_id,
+        )
+        hashes = records.mirrored_hashes(run.reader, [str(w.source_id) for w in written])
+        with run.engine.begin() as conn:
+            records.set_source_hashes(conn, run.realm_id, "invoices", hashes, created_by="qbo")
 
 
 def _push_snapshot(

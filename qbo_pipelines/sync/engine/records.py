@@ -11,16 +11,19 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import set_json_loads
 
-from qbo_pipelines.canonical import QboId, SourceId
+from qbo_pipelines.canonical import QboId, SourceId, content_hash
 from qbo_pipelines.qbo.values import stored
 from qbo_pipelines.warehouse import bulk
+
+if TYPE_CHECKING:
+    from qbo_pipelines.source_app.connector import SourceAppConnector
 
 Bind = sa.Engine | sa.Connection
 
@@ -306,6 +309,22 @@ def set_source_hashes(
         "hs": [h for _, h in hashes],
     }
     return conn.execute(sql, params).rowcount
+
+
+def mirrored_hashes(
+    connector: SourceAppConnector, contacts: Iterable[str]
+) -> list[tuple[SourceId, str]]:
+    """(source id, content hash now) of the QBO-origin sales whose billing email follows
+    ``contacts``. The email of a contact is part of those sales' source records, yet a change
+    of it (written by the pull, or pushed to the customer) changes none of the sales: stored
+    as in step (:func:`set_source_hashes`), the reconciliation does not report them as
+    changed in the source app (they mirror QBO, whose invoices keep their own BillEmail)."""
+    sales = connector.mirrored_sales_billed_to(contacts)
+    return [
+        (SourceId(r.source_id), content_hash(r))
+        for chunk in (connector.iter_entity("invoices", sales) if sales else ())
+        for r in chunk
+    ]
 
 
 def save(conn: sa.Connection, rows: Sequence[RecordState], run_id: str | None) -> None:

@@ -367,3 +367,17 @@ def test_R38_a_qbo_email_change_pulled_leaves_the_customers_qbo_invoices_unrepor
     result = bed.run_job()
     assert result.success
     assert not [k for k in findings(bed, result.run_id) if k[:2] == ("invoices", str(sale))]
+    # The same the other way: a person changes that contact's email in the source app; the
+    # push writes it to the customer; the sale, still untouched, is still not reported.
+    bed.rows(
+        bed.env.source,
+        "UPDATE app.contacts SET email = 'typed-in-app@example.com'"
+        " WHERE id = (SELECT contact_id FROM app.sales WHERE id = :s)",
+        s=sale,
+    )
+    pipeline.push_all(bed.env, RealmId(bed.realm), run_id="typed")
+    qbo = next(c for c in control.entities(bed.realm, "Customer") if c["Id"] == customer["Id"])
+    assert qbo["PrimaryEmailAddr"]["Address"] == "typed-in-app@example.com"
+    again = bed.run_job()
+    assert again.success
+    assert not [k for k in findings(bed, again.run_id) if k[:2] == ("invoices", str(sale))]
