@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -205,6 +206,34 @@ def _do_set(env: _Env, realm: str, kind: str, values: list[str],
                           f"{', '.join(model.MAPPING_KINDS + model.SETTING_NAMES)}")
     choice = setters[kind]()
     print(f"{kind} {value.name!r} -> {choice.name} ({choice.id})")
+    if kind == "tax-rate":
+        warning = _rate_differs(env, realm, value, choice)
+        if warning:
+            print(warning)
+
+
+def _rate_differs(env: _Env, realm: str, value: model.SourceValue, code: model.Choice) -> str:
+    """A warning when the QBO tax code charges another percentage than the source rate: QBO
+    computes an invoice's tax from its lines' tax codes, so the invoice would total otherwise
+    in QBO than in the source app (R12)."""
+    from qbo_pipelines.source_app.connector import SourceAppConnector
+    from qbo_pipelines.sync.context import tax_code_rates
+
+    rates = {
+        str(r.source_id): r.rate
+        for chunk in SourceAppConnector(env.source).iter_entity("tax_rates", [value.source_id])
+        for r in chunk
+    }
+    source = rates.get(str(value.source_id))
+    qbo = tax_code_rates(env.warehouse, realm).get(code.id)
+    if source is None or qbo is None or Decimal(source) == qbo[1]:
+        return ""
+    return (
+        f"warning: {value.name!r} is {Decimal(source).normalize():f}% in the source app but QBO "
+        f"tax code {code.name} charges {qbo[1].normalize():f}%: QBO computes an invoice's tax "
+        "from its lines' tax codes, so invoices using this rate will total differently in QBO "
+        "(and receipts of the source total be refused); map it to a code of the same rate"
+    )
 
 
 def _unset(args: argparse.Namespace) -> int:

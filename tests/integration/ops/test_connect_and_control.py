@@ -10,6 +10,7 @@ from opsbed import OpsStack
 from qbo_pipelines import companies
 from qbo_pipelines.cli import main
 from qbo_pipelines.qbo.app import ENV_CLIENT_ID, ENV_CLIENT_SECRET, load_app
+from qbo_pipelines.source_app import demo
 
 COMPANY_TABLES = (
     "sync.companies",
@@ -145,3 +146,25 @@ def test_R3_an_unknown_company_is_refused_everywhere_and_leaves_nothing_behind(
         assert instance.get_runs(dg.RunsFilter(tags={"qbo_pipelines/realm": unknown})) == []
     finally:
         instance.dispose()
+
+
+def test_R12_mapping_a_tax_rate_to_a_code_of_another_percentage_warns(
+    ops: OpsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QBO computes an invoice's tax from its lines' tax codes: a 25% source rate mapped to a
+    10% code makes every invoice using it total less in QBO than in the source app (and the
+    receipts of the source total be refused). `mappings set tax-rate` says so when it maps
+    one; a code of the same rate maps without a word."""
+    realm = ops.sandbox.realm_id
+    assert ops.connect_by_consent(realm).returncode == 0
+    demo.seed(ops.source, contacts=4, sales=4, workers=1, seed_value=5)
+    assert main(["sync", "pull", "--realm", realm]) == 0  # QBO's tax codes and their rates
+    capsys.readouterr()
+    assert main(["mappings", "set", "tax-rate", "Luxury 25%", "GST", "--realm", realm]) == 0
+    out = capsys.readouterr().out
+    assert "tax-rate 'Luxury 25%' -> GST" in out
+    assert "warning: 'Luxury 25%' is 25% in the source app but QBO tax code GST charges 10%" in out
+    assert main(["mappings", "set", "tax-rate", "GST 10%", "GST", "--realm", realm]) == 0
+    out = capsys.readouterr().out
+    assert "tax-rate 'GST 10%' -> GST" in out
+    assert "warning" not in out
