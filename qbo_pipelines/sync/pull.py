@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -445,7 +445,9 @@ def _pull_chunk(
     applied = run.source.apply_fields(spec.table, updates) if updates else set()
     _record(run, spec, plans, applied, new, written, out, report)
     through = [hold_key(c.qbo_id) for c in chunk if hold_key(c.qbo_id) not in out.holds]
-    rehashed = _mirrors_billed_to(run, applied) if spec.entity.name == "customers" else []
+    rehashed = (
+        records.mirrored_hashes(run.source, applied) if spec.entity.name == "customers" else []
+    )
     with run.engine.begin() as conn:
         records.save(conn, out.states, run.run_id)
         records.set_source_hashes(conn, run.realm_id, "invoices", rehashed, created_by="qbo")
@@ -503,12 +505,6 @@ def _settle(run: PullRun, spec: PullSpec, report: PullReport) -> None:
         state.append_ledger(conn, rows)
         source_writes.close_writes(conn, run.realm_id, name, [w.qbo_id for w in landed + missed])
     report.counts["recovered"] += len(landed)
-
-
-def _mirrors_billed_to(run: PullRun, contacts: Iterable[str]) -> list[tuple[SourceId, str]]:
-    """(source id, content hash now) of the QBO-origin sales whose billing email follows the
-    contacts the pull just wrote (:func:`records.mirrored_hashes`)."""
-    return records.mirrored_hashes(run.source, contacts)
 
 
 def _canonical(run: PullRun, spec: PullSpec, ids: Sequence[str]) -> dict[SourceId, Any]:

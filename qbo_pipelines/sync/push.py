@@ -539,8 +539,11 @@ def _finish(run: PushRun, writer: Writer, sends: _Sends) -> None:
             run=run.run_id,
         )
         hashes = records.mirrored_hashes(run.reader, [str(w.source_id) for w in written])
-        with run.engine.begin() as conn:
-            records.set_source_hashes(conn, run.realm_id, "invoices", hashes, created_by="qbo")
+        if hashes:
+            with run.engine.begin() as conn:
+                records.set_source_hashes(
+                    conn, run.realm_id, "invoices", hashes, created_by="qbo"
+                )
 
 
 def _push_snapshot(
@@ -564,9 +567,9 @@ def _push_snapshot(
         for page in staged.iter_staged(run.engine, snapshot, CHUNK):
             rows += page.rows
             report.counts["unchanged"] += page.steady
-            records = _fresh(run, spec, page) if page.moved else page.records
-            if records:
-                yield records
+            planned = _fresh(run, spec, page) if page.moved else page.records
+            if planned:
+                yield planned
 
     _carry_out(run, spec, snapshot.deleted, writer, report)
     _push_chunks(run, spec, pages(), writer, report, sends)
