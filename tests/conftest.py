@@ -23,11 +23,17 @@ from pushbed import PushBed, UserStack, demo_company
 from qbo_pipelines import settings
 from qbo_pipelines.qbo.app import ENV_API_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL
 from qbo_pipelines.qbo.auth import ENV_TOKEN_KEY
+from qbo_pipelines.quality import gx_suites
 from qbo_pipelines.sandbox.testing import run_sandbox
 from qbo_pipelines.source_app import demo
 from qbo_pipelines.warehouse import db, migrations, postgres
 
 SESSION_TAG = f"t{uuid.uuid4().hex[:8]}"
+
+# Checkpoints validate without rendering Data Docs here (about a second per entity per push,
+# thousands of pushes in the suite); the product's default is on, and the Data Docs tests
+# (tests/integration/quality/test_gx_*.py) turn it on. Subprocesses inherit the setting.
+os.environ.setdefault(gx_suites.ENV_DATA_DOCS, "0")
 
 
 

@@ -22,6 +22,7 @@ into an ``AssetCheckResult`` (:meth:`SuiteOutcome.metadata`, :meth:`SuiteOutcome
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -39,15 +40,29 @@ from qbo_pipelines.quality.constraints import Column, Constraint
 ENTITIES: Final = constraints.ENTITIES
 """Entities with a constraint table, a staged table with typed columns and a suite."""
 
+DOCS_VALIDATIONS: Final = 60
+"""How many validation results a process keeps, and Data Docs list (the latest first): ten
+runs of every suite. Older ones leave the in-memory store and their pages the site, so a
+long-lived process neither grows nor renders an index slower with every run."""
+
 MAX_ROWS: Final = 200
 """How many failing rows an outcome keeps (the count is always complete)."""
 
 ENV_DOCS_DIR: Final = "QBO_PIPELINES_GX_DOCS_DIR"
 """Where Data Docs are written (default ``<data dir>/gx_docs``)."""
 
+ENV_DATA_DOCS: Final = "QBO_PIPELINES_GX_DATA_DOCS"
+"""Set to 0 to validate without building Data Docs (each build costs about a second per
+entity per run); the checks, their failing rows and the quarantine are the same."""
+
 _NOT_BLANK: Final = r"\S"
 _FORBIDDEN: Final = r"[:\t\n\r]"
 _CONTROL: Final = r"[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]"
+
+
+def docs_enabled() -> bool:
+    """Whether checkpoints build Data Docs (:data:`ENV_DATA_DOCS`; on unless set to 0/off)."""
+    return os.environ.get(ENV_DATA_DOCS, "1").strip().lower() not in {"0", "off", "false", "no"}
 
 
 def docs_dir() -> Path:
@@ -298,7 +313,7 @@ class SuiteOutcome:
             ],
             "failing_rows": self.rows_table(),
             "failing_row_count": self.row_count,
-            "data_docs": self.docs_url or self.docs_index,
+            "data_docs": self.docs_url or (self.docs_index if docs_enabled() else None),
         }
 
 
@@ -324,6 +339,10 @@ def _gx() -> Any:
     return gx
 
 
+def _view(name: str) -> dict[str, str]:
+    return {"module_name": "qbo_pipelines.quality.gx_views", "class_name": name}
+
+
 def _context() -> Any:
     """The process-wide ephemeral context, with a Data Docs site in :func:`docs_dir`."""
     with _LOCK:
@@ -342,7 +361,16 @@ def _context() -> Any:
                         "class_name": "TupleFilesystemStoreBackend",
                         "base_directory": str(docs_dir()),
                     },
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "site_index_builder": {
+                        "class_name": "DefaultSiteIndexBuilder",
+                        "validation_results_limit": DOCS_VALIDATIONS,
+                        "view": _view("IndexPageView"),
+                    },
+                    "site_section_builders": {
+                        "expectations": {"view": _view("PageView")},
+                        "validations": {"view": _view("PageView")},
+                        "profiling": "False",
+                    },
                 },
             )
             _STATE["context"] = ctx
@@ -366,15 +394,16 @@ def _suite(entity: str) -> Any:
         return suite
 
 
-def _checkpoint(engine: sa.Engine, entity: str) -> Any:
-    """The entity's Checkpoint over ``staging.<entity>`` of this warehouse (built once)."""
+def _definition(engine: sa.Engine, entity: str) -> tuple[Any, str]:
+    """The entity's validation definition over ``staging.<entity>`` of this warehouse (built
+    once), and the warehouse's tag in GX names."""
     url = engine.url.render_as_string(hide_password=False)
     tag = hashlib.sha256(url.encode()).hexdigest()[:10]
     with _LOCK:
-        key = ("checkpoint", tag, entity)
-        checkpoint = _STATE.get(key)
-        if checkpoint is not None:
-            return checkpoint
+        key = ("definition", tag, entity)
+        definition = _STATE.get(key)
+        if definition is not None:
+            return definition, tag
         gx = _gx()
         from great_expectations.core.partitioners import PartitionerMultiColumnValue
 
@@ -397,19 +426,33 @@ def _checkpoint(engine: sa.Engine, entity: str) -> Any:
                 name=f"staging_{entity}_{tag}", data=batches, suite=_suite(entity)
             )
         )
-        checkpoint = ctx.checkpoints.add(
-            gx.Checkpoint(
-                name=f"staging_{entity}_{tag}",
-                validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-                result_format={
-                    "result_format": "COMPLETE",
-                    "unexpected_index_column_names": ["source_id"],
-                    "partial_unexpected_count": 20,
-                },
+        _STATE[key] = definition
+        return definition, tag
+
+
+def _checkpoint(engine: sa.Engine, entity: str) -> Any:
+    """The entity's Checkpoint (built once per Data Docs setting): its validation definition,
+    the Data Docs action unless :func:`docs_enabled` says no."""
+    definition, tag = _definition(engine, entity)
+    docs = docs_enabled()
+    with _LOCK:
+        key = ("checkpoint", tag, entity, docs)
+        checkpoint = _STATE.get(key)
+        if checkpoint is None:
+            gx = _gx()
+            checkpoint = _context().checkpoints.add(
+                gx.Checkpoint(
+                    name=f"staging_{entity}_{tag}" + ("" if docs else "_no_docs"),
+                    validation_definitions=[definition],
+                    actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if docs else [],
+                    result_format={
+                        "result_format": "COMPLETE",
+                        "unexpected_index_column_names": ["source_id"],
+                        "partial_unexpected_count": 20,
+                    },
+                )
             )
-        )
-        _STATE[key] = checkpoint
+            _STATE[key] = checkpoint
         return checkpoint
 
 
@@ -498,6 +541,7 @@ def validate_staged(
     if size == 0:
         return SuiteOutcome(entity, True, 0, [], batch_rows=0)
     checkpoint = _checkpoint(engine, entity)
+    _forget_old_results()
     result = checkpoint.run(batch_parameters={"realm_id": realm_id, "run_id": run_id})
     ((identifier, validation),) = result.run_results.items()
     failed: list[FailedExpectation] = []
@@ -534,7 +578,7 @@ def validate_staged(
                 (source_id, rule), FailingRow(rule, column, source_id, _show(value), reason, fix)
             )
     rows = sorted(pairs.values(), key=lambda p: (p.rule, _sortable(p.source_id)))
-    urls = _context().get_docs_sites_urls(resource_identifier=identifier)
+    urls = _context().get_docs_sites_urls(resource_identifier=identifier) if docs_enabled() else []
     return SuiteOutcome(
         entity=entity,
         success=bool(validation.success),
@@ -545,6 +589,17 @@ def validate_staged(
         batch_rows=size,
         docs_url=next((u.get("site_url") for u in urls if u.get("site_url")), None),
     )
+
+
+def _forget_old_results() -> None:
+    """Keep the newest :data:`DOCS_VALIDATIONS` - 1 results in the context's store (the run
+    about to start adds one)."""
+    store = _context().validation_results_store
+    with _LOCK:
+        keys = sorted(store.list_keys(), key=lambda k: k.run_id.run_time, reverse=True)
+        for key in keys[DOCS_VALIDATIONS - 1 :]:
+            with contextlib.suppress(Exception):
+                store.remove_key(key)
 
 
 def _column_of(entity: str, rule: str) -> str | None:

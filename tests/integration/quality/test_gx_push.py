@@ -69,6 +69,7 @@ def test_R40_bad_records_are_held_the_rest_pushed_and_the_gx_check_shows_them(
     push_bed: PushBed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(gx_suites.ENV_DOCS_DIR, str(tmp_path / "gx_docs"))
+    monkeypatch.setenv(gx_suites.ENV_DATA_DOCS, "1")  # off by default in the suite
     seeded = _seed_bad(push_bed)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(companies.name, [push_bed.realm])

@@ -144,6 +144,7 @@ def warehouse(
     migrations.migrate_warehouse(engine)
     mp = pytest.MonkeyPatch()
     mp.setenv(gx_suites.ENV_DOCS_DIR, str(tmp_path_factory.mktemp("gx_docs")))
+    mp.setenv(gx_suites.ENV_DATA_DOCS, "1")  # the suite's default is off (tests/conftest.py)
     yield engine
     mp.undo()
 
@@ -244,6 +245,27 @@ def test_R40_failing_rows_are_exactly_the_records_the_rules_hold(
     meta = outcome.metadata()
     assert meta["failing_row_count"] == len(held)
     assert meta["data_docs"].startswith("file://")
+
+
+def test_R40_without_data_docs_the_checks_and_failing_rows_are_the_same(
+    warehouse: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entity = "customers"
+    records = BAD[entity]
+    _stage(warehouse, entity, records, "bad-no-docs")
+    explained = gx_suites.explain(_violations(records))
+    with_docs = gx_suites.validate_staged(warehouse, entity, REALM, "bad-no-docs", explained)
+    monkeypatch.setenv(gx_suites.ENV_DATA_DOCS, "0")
+    without = gx_suites.validate_staged(warehouse, entity, REALM, "bad-no-docs", explained)
+    assert with_docs.docs_url is not None
+    assert without.docs_url is None
+    assert without.metadata()["data_docs"] is None
+    assert (without.success, without.failed, without.rows) == (
+        with_docs.success,
+        with_docs.failed,
+        with_docs.rows,
+    )
+    assert without.rows
 
 
 def _by_id(records: list[Any], source_id: str) -> Any:
