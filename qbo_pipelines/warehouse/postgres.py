@@ -94,10 +94,12 @@ def server() -> PgServer:
     return PgServer(admin_url=url.set(drivername="postgresql+psycopg"), embedded=False)
 
 
-def create_database(pg: PgServer, name: str) -> bool:
-    """Create ``name`` on the server unless it exists. Returns True when it was created."""
-    if not _DB_NAME_RE.match(name):
-        raise PostgresError(f"refusing to create database with unsafe name {name!r}")
+def create_database(pg: PgServer, name: str, template: str | None = None) -> bool:
+    """Create ``name`` on the server unless it exists, as a copy of ``template`` when given (a
+    database nobody is connected to). Returns True when it was created."""
+    for checked in (name, template or name):
+        if not _DB_NAME_RE.match(checked):
+            raise PostgresError(f"refusing to create database with unsafe name {checked!r}")
     engine = sa.create_engine(pg.url("postgres"), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -106,7 +108,8 @@ def create_database(pg: PgServer, name: str) -> bool:
             ).scalar()
             if exists:
                 return False
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
             return True
     except sa.exc.OperationalError as exc:
         raise PostgresError(f"cannot reach Postgres at {pg.admin_url!r}: {exc.orig}") from None

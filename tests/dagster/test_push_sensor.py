@@ -10,7 +10,6 @@ from qbo_pipelines.defs.push import REALM_TAG, source_changes_sensor
 from qbo_pipelines.defs.resources import SourceAppResource, WarehouseResource
 from qbo_pipelines.source_app import demo
 from qbo_pipelines.sync import settings as sync_settings
-from qbo_pipelines.warehouse import migrations
 
 REALM = "4620816365000000001"
 
@@ -63,16 +62,14 @@ def _url(engine: sa.Engine) -> str:
 
 @pytest.fixture
 def bed(
-    temp_database: Callable[[str], sa.Engine],
+    temp_database: Callable[..., sa.Engine],
     dagster_instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Bed:
     monkeypatch.setenv("QBO_PIPELINES_QBO_CLIENT_ID", "app")
     monkeypatch.setenv("QBO_PIPELINES_QBO_CLIENT_SECRET", "secret")
-    warehouse = temp_database("sensorwh")
-    migrations.migrate_warehouse(warehouse)
-    source = temp_database("sensorsrc")
-    migrations.migrate_source_app(source)
+    warehouse = temp_database("sensorwh", migrated="warehouse")
+    source = temp_database("sensorsrc", migrated="source_app")
     demo.seed(source, contacts=5, sales=5, workers=1, seed_value=3)
     b = Bed(warehouse, source, dagster_instance)
     b.sql(

@@ -25,7 +25,6 @@ from notifybed import (
 )
 
 from qbo_pipelines.qbo.auth import ENV_TOKEN_KEY
-from qbo_pipelines.warehouse import migrations
 
 
 @pytest.fixture
@@ -105,7 +104,6 @@ def token_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def wh(temp_database: Callable[[str], sa.Engine], token_key: str) -> sa.Engine:
-    engine = temp_database("notify")
-    migrations.migrate_warehouse(engine)
+def wh(temp_database: Callable[..., sa.Engine], token_key: str) -> sa.Engine:
+    engine = temp_database("notify", migrated="warehouse")
     return engine

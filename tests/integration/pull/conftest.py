@@ -9,12 +9,10 @@ import sqlalchemy as sa
 from extract_helpers import PullCompany
 
 from qbo_pipelines.sandbox.testing import SandboxHandle
-from qbo_pipelines.warehouse import migrations
 
 
 @pytest.fixture
-def pull_company(sandbox: SandboxHandle, temp_database: Callable[[str], sa.Engine]) -> PullCompany:
-    engine = temp_database("pull")
-    migrations.migrate_warehouse(engine)
+def pull_company(sandbox: SandboxHandle, temp_database: Callable[..., sa.Engine]) -> PullCompany:
+    engine = temp_database("pull", migrated="warehouse")
     realm = sandbox.control.create_company(name="Pull Co", seed=True)
     return PullCompany(sandbox, realm, engine)
