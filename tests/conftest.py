@@ -37,6 +37,13 @@ os.environ.setdefault(gx_suites.ENV_DATA_DOCS, "0")
 
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the embedded Postgres once, before pytest-xdist's workers share it (each worker
+    then finds it running; an external server needs nothing)."""
+    if not hasattr(config, "workerinput") and settings.external_pg_url() is None:
+        postgres.server()
+
+
 @pytest.fixture(autouse=True)
 def _dagster_defs_state_reset() -> Iterator[None]:
     """Dagster keeps the "current" definitions-state storage of an instance a test entered in a
