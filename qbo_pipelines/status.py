@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from qbo_pipelines import companies
 from qbo_pipelines import entities as catalogue
+from qbo_pipelines.sync.engine.writes import TOTAL_TITLE
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class CompanyReport:
     pending_by_entity: dict[str, int | None]
     held: list[ReasonCount] = field(default_factory=list)
     failed: list[ReasonCount] = field(default_factory=list)
+    totals_differ: list[ReasonCount] = field(default_factory=list)
     next_runs: list[ScheduledRun] = field(default_factory=list)
     active_runs: list[RunInfo] = field(default_factory=list)
     feed_blocked: str | None = None
@@ -158,6 +160,7 @@ def _report(
             ).all()
         )
         held, failed = problems(conn, realm)
+        differ = total_differences(conn, realm)
     pending = _pending(warehouse, source, realm) if source is not None else {}
     counts = list(pending.values())
     return CompanyReport(
@@ -173,15 +176,14 @@ def _report(
         pending_by_entity=pending,
         held=held,
         failed=failed,
+        totals_differ=differ,
         next_runs=list(history.next_runs(realm)) if history else [],
         active_runs=[r for r in runs if r.status in ("QUEUED", "STARTING", "STARTED")],
         feed_blocked=_feed_blocked(source) if source is not None else None,
     )
 
 
-def problems(
-    conn: sa.Connection, realm: str
-) -> tuple[list[ReasonCount], list[ReasonCount]]:
+def problems(conn: sa.Connection, realm: str) -> tuple[list[ReasonCount], list[ReasonCount]]:
     """A company's records held back, by entity and rule, and refused by QBO, by entity and
     error code, most first; each with one record's reason (or QBO's message) and that same
     record's fix (the lowest id of the group)."""
@@ -212,6 +214,23 @@ def problems(
         )
     ]
     return held, failed
+
+
+def total_differences(conn: sa.Connection, realm: str) -> list[ReasonCount]:
+    """A company's records written to QBO whose QBO total differs from the source app's (QBO
+    computed the tax itself), by entity, most first; one record's reason, and the fix."""
+    return [
+        ReasonCount(str(r.entity), TOTAL_TITLE, int(r.n), r.example, r.fix)
+        for r in conn.execute(
+            sa.text(
+                "SELECT entity, count(*) AS n, (array_agg(reason ORDER BY length(record_id),"
+                " record_id))[1] AS example, min(fix) AS fix FROM sync.notifications"
+                " WHERE realm_id = :r AND resolved_at IS NULL AND title = :t"
+                " GROUP BY entity ORDER BY n DESC, entity"
+            ),
+            {"r": realm, "t": TOTAL_TITLE},
+        )
+    ]
 
 
 def _last(
@@ -300,6 +319,11 @@ def render(reports: Sequence[CompanyReport]) -> str:
             lines.append(f"    {f.count:5} {f.entity:16} QBO {f.reason}: e.g. {f.example}")
             if f.fix:
                 lines.append(f"          fix: {f.fix}")
+        if r.totals_differ:
+            lines.append(f"  totals differ:   {sum(d.count for d in r.totals_differ)}")
+        for d in r.totals_differ:
+            lines.append(f"    {d.count:5} {d.entity:16} {d.example}")
+            lines.append(f"          fix: {d.fix}")
         if r.next_runs:
             for s in r.next_runs:
                 lines.append(f"  next run:        {s.name} at {s.at.isoformat(timespec='seconds')}")

@@ -294,10 +294,11 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
         if not key.startswith("pushed/"):
             continue
         out(f"  {key:24}" + "".join(f"{values.get(c, 0):>12}" for c in columns))
-    from qbo_pipelines.status import problems
+    from qbo_pipelines.status import problems, total_differences
 
     with warehouse.connect() as conn:
         held, failed = problems(conn, realm)
+        differ = total_differences(conn, realm)
     if held:
         out("\nheld back (fix, and the next run syncs them):")
         for h in held[:SHOWN]:
@@ -309,6 +310,11 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
             out(f"  {f.count:4} {f.entity:9} QBO {f.reason}: e.g. {f.example}")
             out(f"       fix: {f.fix}")
         _more(out, len(failed))
+    if differ:
+        out("\nwritten, but QBO computed another total (the fix):")
+        for d in differ:
+            out(f"  {d.count:4} {d.entity:9} e.g. {d.example}")
+            out(f"       fix: {d.fix}")
     out("\nwhere to look:")
     out("  Dagster UI (runs, asset lineage, metadata):  make dev, then http://127.0.0.1:3000")
     out('  warehouse:  psql "$(.venv/bin/qbo-pipelines db url --show-password)"')

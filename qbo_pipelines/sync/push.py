@@ -126,6 +126,7 @@ class Plan:
     send: bool = False
     send_to: str | None = None
     name: str | None = None
+    total: str | None = None  # the TotalAmt QBO should compute (money records written)
 
     @property
     def new_base(self) -> Mapping[str, Any] | None:
@@ -146,17 +147,19 @@ def plan_record(
 ) -> Plan:
     """Decide what one existing source record needs (pure; no I/O)."""
     plan = _plan_write(spec, record, current, ctx, now or datetime.now(UTC))
+    if plan.action in {"create", "update"} and spec.entity.amount is not None:
+        plan = _with(plan, total=str(getattr(record, spec.entity.amount)))
     if spec.send_request is None or plan.action == "hold":
         return plan
     send, send_to = spec.send_request(record)
-    return _with_send(plan, send, send_to)
+    return _with(plan, send=send, send_to=send_to)
 
 
-def _with_send(plan: Plan, send: bool, send_to: str | None) -> Plan:
-    """``dataclasses.replace(plan, send=..., send_to=...)`` without its per-field walk (it is
-    called for every sale planned): a copy of the plan's fields with the two set."""
+def _with(plan: Plan, **fields: Any) -> Plan:
+    """``dataclasses.replace(plan, **fields)`` without its per-field walk (it is called for
+    every sale planned): a copy of the plan's fields with those set."""
     copied = object.__new__(Plan)
-    copied.__dict__.update(plan.__dict__, send=send, send_to=send_to)
+    copied.__dict__.update(plan.__dict__, **fields)
     return copied
 
 
@@ -284,9 +287,7 @@ def _changes(new: Mapping[str, Any], current: RecordState, qbo_entity: str) -> d
     changes = diff.changed_fields(new, current.source_base)
     managed = MANAGED_FIELDS.get(qbo_entity) or frozenset(changes)
     foreign = foreign_fields(qbo_entity, current.source_base, current.qbo_base)
-    return {
-        k: v for k, v in changes.items() if (k in new or k in managed) and k not in foreign
-    }
+    return {k: v for k, v in changes.items() if (k in new or k in managed) and k not in foreign}
 
 
 def plan_delete(entity: catalogue.Entity, current: RecordState) -> Plan:
@@ -541,9 +542,7 @@ def _finish(run: PushRun, writer: Writer, sends: _Sends) -> None:
         hashes = records.mirrored_hashes(run.reader, [str(w.source_id) for w in written])
         if hashes:
             with run.engine.begin() as conn:
-                records.set_source_hashes(
-                    conn, run.realm_id, "invoices", hashes, created_by="qbo"
-                )
+                records.set_source_hashes(conn, run.realm_id, "invoices", hashes, created_by="qbo")
 
 
 def _push_snapshot(
@@ -921,6 +920,7 @@ def _intent(run: PushRun, spec: PushSpec, p: Plan, current: RecordState | None) 
             p.record_hash,
             dict(p.new_base or {}),
             key,
+            total=p.total,
         )
     if p.action == "update" and current is not None and p.changes is not None:
         token = current.sync_token or "0"
@@ -936,6 +936,7 @@ def _intent(run: PushRun, spec: PushSpec, p: Plan, current: RecordState | None) 
             dict(p.payload or {}),
             key,
             created_by=current.created_by,
+            total=p.total,
         )
     return None
 
@@ -1120,9 +1121,7 @@ def _check_names(
     matched: list[RecordState] = []
     hits_to_check = {str(hit["Id"]) for p in lookups for hit in found.get(keys[p.source_id], [])}
     linked = records.mapped_qbo_ids(run.engine, run.realm_id, spec.entity.qbo_name, hits_to_check)
-    retired = records.retired_links(
-        run.engine, run.realm_id, spec.entity.qbo_name, hits_to_check
-    )
+    retired = records.retired_links(run.engine, run.realm_id, spec.entity.qbo_name, hits_to_check)
     taken_over: dict[SourceId, SourceId] = {}  # new record -> the retired one it replaces
     for p in lookups:
         if (p.name or "") in unqueryable:

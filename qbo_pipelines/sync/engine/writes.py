@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final, Literal
 
 import sqlalchemy as sa
@@ -53,6 +54,16 @@ log = logging.getLogger(__name__)
 
 WriteOp = Literal["create", "update", "delete", "void"]
 FAILURE_TITLE = "QuickBooks refused a write"
+TOTAL_TITLE = "QuickBooks computed another total"
+TOTAL_FIX = (
+    "QBO works a transaction's tax out itself, from each line's tax code, and rounds it its "
+    "own way: the source app's tax differs (a tax rate mapped to a QBO code of another "
+    "percentage - `qbo-pipelines mappings list` shows them - or tax rounded per line in the "
+    "source app). Map the rate to a code of the same percentage, or correct the tax in the "
+    "source app, then edit the record so the sync writes it again; this notification "
+    "resolves itself when QBO's total agrees. Until then QBO refuses payments of the source "
+    "app's full total (6000) and the nightly reconciliation reports the difference."
+)
 RETRY_FIRST = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=24)
 
@@ -75,6 +86,8 @@ class Intent:
             conflicts QBO won, and fields only QBO changed (found by a 5010's merge); the pull
             brings them into the source.
         created_by: who created the QBO record (kept for updates of matched records).
+        total: the ``TotalAmt`` QBO should show once written (money records): QBO computes
+            it, and an answer with another total is reported (:data:`TOTAL_TITLE`).
     """
 
     source_id: SourceId
@@ -88,6 +101,7 @@ class Intent:
     conflicts: tuple[str, ...] = ()
     kept_qbo: tuple[str, ...] = ()
     created_by: str = "sync"
+    total: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +116,7 @@ class Intent:
             "conflicts": list(self.conflicts),
             "kept_qbo": list(self.kept_qbo),
             "created_by": self.created_by,
+            "total": self.total,
         }
 
     @staticmethod
@@ -118,6 +133,7 @@ class Intent:
             conflicts=tuple(data.get("conflicts") or ()),
             kept_qbo=tuple(data.get("kept_qbo") or ()),
             created_by=str(data.get("created_by") or "sync"),
+            total=data.get("total"),
         )
 
     def batch_op(self) -> BatchOp:
@@ -552,6 +568,8 @@ class Writer:
         ledger: list[state.LedgerRow] = []
         failures: list[tuple[str, str, str]] = []
         resolved: list[str] = []
+        totals: list[tuple[str, str]] = []  # written, but QBO computed another total
+        agreed: list[str] = []
         for intent, result in zip(intents, results, strict=True):
             current = states.get(intent.source_id)
             if current is None or not _open_in(current, rid):
@@ -580,6 +598,14 @@ class Writer:
                     failures.append(failure)
                 continue
             row, entries = self._succeeded(intent, current, result)
+            differs = _total_differs(intent, result.entity)
+            if differs is not None:
+                entries[-1] = replace(
+                    entries[-1], details={**(entries[-1].details or {}), "total_differs": differs}
+                )
+                totals.append((intent.source_id, differs))
+            elif intent.total is not None:
+                agreed.append(intent.source_id)
             rows.append(row)
             ledger.extend(entries)
             resolved.append(intent.source_id)
@@ -602,6 +628,21 @@ class Writer:
             if resolved:
                 quarantine.resolve_notifications(
                     conn, self.realm_id, self.entity.name, resolved, title=FAILURE_TITLE
+                )
+            for source_id, reason in totals:
+                quarantine.notify_failure(
+                    conn,
+                    self.realm_id,
+                    self.entity.name,
+                    source_id,
+                    title=TOTAL_TITLE,
+                    reason=reason,
+                    fix=TOTAL_FIX,
+                    severity="warning",
+                )
+            if agreed:
+                quarantine.resolve_notifications(
+                    conn, self.realm_id, self.entity.name, agreed, title=TOTAL_TITLE
                 )
         self.report.failures.extend(failures)
         return stale
@@ -1000,6 +1041,28 @@ def _losers_to_pull(
     for name in kept_qbo:
         out[name] = (source or {}).get(name)
     return out
+
+
+def _total_differs(intent: Intent, stored: Mapping[str, Any] | None) -> str | None:
+    """Why QBO's answer to a written money record shows another total than the source app's
+    (QBO computes ``TotalAmt``, its tax from the tax codes), or None when they agree."""
+    if intent.total is None or intent.op not in {"create", "update"} or not stored:
+        return None
+    shown = stored.get("TotalAmt")
+    if shown is None:
+        return None
+    try:
+        qbo, source = Decimal(str(shown)), Decimal(intent.total)
+    except ArithmeticError:
+        return None
+    if qbo == source:
+        return None
+    tax = (stored.get("TxnTaxDetail") or {}).get("TotalTax")
+    computed = f" (tax {Decimal(str(tax)):.2f})" if tax is not None else ""
+    return (
+        f"{intent.qbo_entity} {stored.get('Id')} for record #{intent.source_id} totals "
+        f"{qbo:.2f} in QBO{computed} where the source app has {source:.2f}"
+    )
 
 
 def _template(qbo_entity: str, base: Mapping[str, Any] | None) -> dict[str, Any]:

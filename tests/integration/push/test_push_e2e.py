@@ -14,9 +14,13 @@ import sqlalchemy as sa
 from pushbed import PushBed
 
 from qbo_pipelines import entities
+from qbo_pipelines import status as status_module
 from qbo_pipelines.demo import setup
+from qbo_pipelines.mapping import repository
 from qbo_pipelines.qbo.client import QboClient
+from qbo_pipelines.quality import quarantine
 from qbo_pipelines.sync import pipeline, push
+from qbo_pipelines.sync.engine import writes
 
 
 def _rows(engine: sa.Engine, sql: str, **params: object) -> list[Any]:
@@ -853,3 +857,90 @@ def test_R31_a_sale_of_a_customer_made_inactive_in_qbo_fails_with_the_fix_to_rea
     assert (failed.status, failed.error_code) == ("failed", "610")
     assert "customer this record refers to is inactive" in failed.fix
     assert "deleted in QBO, and the sync never brings" not in failed.fix
+
+
+def test_R13_R31_an_invoice_qbo_totals_otherwise_is_reported_and_resolves_once_they_agree(
+    push_bed: PushBed,
+) -> None:
+    """QBO computes an invoice's tax from its lines' tax codes. A source rate of 25% mapped to
+    QBO's 10% code syncs the invoice, but QBO totals it less than the source app: the write is
+    recorded with both totals, a warning notification names the record, the totals and the
+    fix (status and the demo summary list it), and it resolves itself once the source app's
+    total is what QBO computes and the sale is written again."""
+    bed = push_bed
+    src, wh = bed.env.source, bed.env.warehouse
+    [(luxury,)] = _rows(src, "SELECT id FROM app.tax_rates WHERE name = 'Luxury 25%'")
+    repository.set_tax_rate(wh, bed.realm, str(luxury), "Luxury 25%", "GST", by="test")
+    pipeline.push_all(bed.env, bed.realm, run_id="first")
+    with_luxury = {
+        str(i)
+        for (i,) in _rows(
+            src,
+            "SELECT DISTINCT sale_id FROM app.sale_lines l JOIN app.sales s ON s.id = l.sale_id"
+            " WHERE l.tax_rate_id = :t AND s.total > 0",
+            t=luxury,
+        )
+    }
+    synced = _id_map(bed, "invoices")
+    written = sorted(with_luxury & set(synced), key=int)
+    assert written, "the seed has sales taxed at the luxury rate"
+    invoices = _by_id(bed, "Invoice")
+    totals = dict(_rows(src, "SELECT id::text, total FROM app.sales"))
+    differing = {  # invoices (credit notes are CreditMemos, whose ids may repeat these)
+        sid
+        for sid, qbo_id in synced.items()
+        if totals[sid] > 0 and Decimal(str(invoices[qbo_id]["TotalAmt"])) != totals[sid]
+    }
+    assert differing == set(written)
+
+    notes = {
+        n.record_id: n
+        for n in quarantine.open_notifications(wh, bed.realm, "invoices")
+        if n.title == writes.TOTAL_TITLE
+    }
+    assert {n for n in notes if totals[n] > 0} == differing  # every one, and only those
+    sid = sorted(differing, key=int)[0]
+    qbo_total = Decimal(str(invoices[synced[sid]]["TotalAmt"]))
+    assert f"totals {qbo_total:.2f} in QBO" in notes[sid].reason
+    assert f"where the source app has {totals[sid]:.2f}" in notes[sid].reason
+    assert notes[sid].severity == "warning"
+    assert notes[sid].fix == writes.TOTAL_FIX
+    [(status, details)] = _rows(
+        wh,
+        "SELECT r.status, l.details FROM sync.record_state r JOIN sync.ledger l"
+        " ON l.realm_id = r.realm_id AND l.entity = r.entity AND l.source_id = r.source_id"
+        " WHERE r.realm_id = :r AND r.entity = 'invoices' AND r.source_id = :s"
+        " AND l.outcome = 'ok'",
+        r=bed.realm,
+        s=sid,
+    )
+    assert status == "synced"  # in QBO; nothing to retry
+    assert details["total_differs"] == notes[sid].reason
+    with wh.connect() as conn:
+        [listed] = status_module.total_differences(conn, bed.realm)
+    assert (listed.entity, listed.count) == ("invoices", len(notes))
+
+    # The source app's total corrected to what QBO computes: written again, and resolved.
+    gap = qbo_total - totals[sid]
+    _rows(
+        src,
+        "UPDATE app.sale_lines SET amount = amount + :g WHERE sale_id = :s AND kind = 'tax'"
+        " AND tax_rate_id = :t",
+        g=gap,
+        s=int(sid),
+        t=luxury,
+    )
+    _rows(
+        src,
+        "UPDATE app.sales SET tax_total = tax_total + :g, total = total + :g WHERE id = :s",
+        g=gap,
+        s=int(sid),
+    )
+    report = pipeline.push_all(bed.env, bed.realm, run_id="again", only=["invoices"])
+    assert report.reports[0].as_metadata()["updated"] == 1, str(report.reports[0].as_metadata())
+    still = {
+        n.record_id
+        for n in quarantine.open_notifications(wh, bed.realm, "invoices")
+        if n.title == writes.TOTAL_TITLE
+    }
+    assert still == set(notes) - {sid}

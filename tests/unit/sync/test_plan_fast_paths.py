@@ -100,5 +100,6 @@ def test_a_clean_sale_plans_a_create_with_its_send_request(send: bool, email: st
         push._plan_write(SPECS["invoices"], sale, None, CTX, datetime(2025, 1, 1, tzinfo=UTC)),
         send=send,
         send_to=email,
+        total=str(sale.qbo_total),  # what QBO's answer is checked against
     )
     assert plan == expected
