@@ -58,7 +58,7 @@ from qbo_pipelines.canonical import (
     SourceId,
     record_maker,
 )
-from qbo_pipelines.quality.rules import normalise_email  # stray spaces are not errors
+from qbo_pipelines.quality.rules import name_key, normalise_email
 from qbo_pipelines.source_app import queries
 
 T = TypeVar("T")
@@ -1019,16 +1019,21 @@ class SourceAppConnector:
         return found
 
     def contacts_named(self, names: Sequence[str]) -> dict[str, list[SourceId]]:
-        """Source contacts (not QBO-origin) by exact display name, oldest first: the ones a
-        QBO customer of that name may be matched to before the pull makes a contact of it."""
+        """Source contacts (not QBO-origin) by display name as QBO compares names
+        (:func:`qbo_pipelines.quality.rules.name_key`: blanks collapsed, case ignored), oldest
+        first: the ones a QBO customer of that name may be matched to before the pull makes a
+        contact of it. Keyed by that name key."""
         found: dict[str, list[SourceId]] = {}
-        wanted = sorted({n for n in names if n})
+        keys = {name_key(n) for n in names if n.strip()}
+        wanted = sorted({" ".join(n.split()).lower() for n in names if n.strip()})
         if not wanted:
             return found
         with self.engine.connect() as conn:
             for part in _chunks(wanted, DEFAULT_CHUNK):
-                for row in conn.execute(self._q("contacts_named"), {"names": list(part)}):
-                    found.setdefault(str(row.display_name), []).append(_sid(row.source_id))
+                for row in conn.execute(self._q("contacts_named"), {"keys": list(part)}):
+                    key = name_key(str(row.display_name))
+                    if key in keys:
+                        found.setdefault(key, []).append(_sid(row.source_id))
         return found
 
     def upsert_contacts_from_qbo(

@@ -900,11 +900,12 @@ def _match(
     out: _Outcome,
     report: PullReport,
 ) -> list[Candidate]:
-    """New QBO records whose exact name a source record holds that the sync links to nothing
-    (a contact never pushed: it has no sale, R4) are matched to it, the oldest first, as the
-    push matches a QBO record by name (R5): one record on each side, never a second contact of
-    the same name. Each side keeps its details (the base is what each holds now); the next
-    change on either side flows. Returns the records left to create."""
+    """New QBO records whose name (as QBO compares names: case and blanks aside) a source
+    record holds that the sync links to nothing (a contact never pushed: it has no sale, R4)
+    are matched to it, the oldest first, as the push matches a QBO record by name (R5): one
+    record on each side, never a second contact of the same name. Each side keeps its details
+    (the base is what each holds now); the next change on either side flows. Returns the
+    records left to create."""
     space = _name_space(spec)
     if spec.named is None or space is None or not new:
         return list(new)
@@ -917,7 +918,7 @@ def _match(
     )
     pairs: dict[QboId, SourceId] = {}
     for c in new:
-        free = [s for s in found.get(names[c.qbo_id], ()) if s not in linked]
+        free = [s for s in found.get(qbo_name_key(names[c.qbo_id]), ()) if s not in linked]
         if free:
             pairs[c.qbo_id] = free[0]
             linked.add(free[0])
