@@ -234,8 +234,14 @@ class MappingRefusedError(ValueError):
 
 def find_choice(options: Iterable[Choice], wanted: str, what: str) -> Choice:
     """The choice whose id equals ``wanted``, else whose name equals it (exact, then unique
-    case-insensitive). Raises :class:`MappingRefusedError` naming ``what`` when none matches."""
+    case-insensitive). Raises :class:`MappingRefusedError` naming ``what`` when none matches,
+    saying what to run when the company's choices were never read."""
     opts = list(options)
+    if not opts:
+        raise MappingRefusedError(
+            f"no {what} of this QBO company has been read yet: run `qbo-pipelines sync pull`"
+            f" first (it reads the company's {what}s, accounts and the rest), then map again"
+        )
     for match in (
         [c for c in opts if c.id == wanted],
         [c for c in opts if c.name == wanted],

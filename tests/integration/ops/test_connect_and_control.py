@@ -148,6 +148,25 @@ def test_R3_an_unknown_company_is_refused_everywhere_and_leaves_nothing_behind(
         instance.dispose()
 
 
+def test_R32_a_mapping_set_before_the_first_pull_says_to_pull_first(
+    ops: OpsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Right after connecting, the company's QBO choices have not been read: `mappings set`
+    says so and what to run, not that the company has no such tax code."""
+    realm = ops.sandbox.realm_id
+    assert ops.connect_by_consent(realm).returncode == 0
+    demo.seed(ops.source, contacts=4, sales=4, workers=1, seed_value=5)
+    capsys.readouterr()
+    code = main(["mappings", "set", "tax-rate", "GST 10%", "GST", "--realm", realm])
+    captured = capsys.readouterr()
+    said = captured.out + captured.err
+    assert code != 0
+    assert "has been read yet: run `qbo-pipelines sync pull` first" in said, said
+    assert "Traceback" not in said
+    assert main(["sync", "pull", "--realm", realm]) == 0
+    assert main(["mappings", "set", "tax-rate", "GST 10%", "GST", "--realm", realm]) == 0
+
+
 def test_R12_mapping_a_tax_rate_to_a_code_of_another_percentage_warns(
     ops: OpsStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
