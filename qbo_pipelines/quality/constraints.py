@@ -158,7 +158,7 @@ class Constraint:
         strict_min: ``range``: the value must be above ``minimum``.
         label: how a reason names the field (default: the column name).
         qbo_field: the QBO field the value is written to (named in length reasons).
-        fix: ``required``: what the person should do.
+        fix: ``required`` and ``email``: what the person should do (else the check's own).
         record_level: evaluated by the record check in ``rules`` (a derived value: totals,
             line counts), which words the reason; the table still drives the GX expectation.
     """
@@ -326,18 +326,26 @@ def _text(
     )
 
 
+BILLING_EMAIL_FIX = (
+    "The billing email is the email of the organisation's billing contact (else of the "
+    "contact itself): correct that contact's email in the source app (name@example.com), or "
+    "clear it."
+)
+
+
 def _email(
     kind: str,
     column: str,
     *,
     create_only: bool = False,
     consequence: Callable[[Any], str] | None = None,
+    fix: str | None = None,
 ) -> Column:
     return Column(
         column,
         "text",
         _text_or_none(column),
-        (Constraint(f"{kind}.{column}.format", "email"),),
+        (Constraint(f"{kind}.{column}.format", "email", fix=fix),),
         create_only=create_only,
         consequence=consequence,
     )
@@ -644,6 +652,7 @@ CUSTOMERS: Final = Table(
             "billing_email",
             create_only=True,
             consequence=lambda c: " (it is written to QBO when the customer is created)",
+            fix=BILLING_EMAIL_FIX,
         ),
         *(
             _text(
@@ -705,6 +714,7 @@ INVOICES: Final = Table(
                 if s.send_requested
                 else ""
             ),
+            fix=BILLING_EMAIL_FIX,
         ),
         *(_money("sale", f) for f in _SALE_TOTALS),
         _derived(

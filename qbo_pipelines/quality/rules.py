@@ -378,7 +378,12 @@ def _char_code(ch: str) -> str:
 
 
 def _email_rules(
-    prefix: str, label: str, field: str, value: str | None, consequence: str = ""
+    prefix: str,
+    label: str,
+    field: str,
+    value: str | None,
+    consequence: str = "",
+    fix: str | None = None,
 ) -> list[Violation]:
     if not value:  # the transforms write nothing for None or ''
         return []
@@ -394,7 +399,7 @@ def _email_rules(
         Violation(
             f"{prefix}.{field}.format",
             f"{label}: {field} {show(value)} {why}{consequence}",
-            f"Correct {field} in the source app (name@example.com), or clear it.",
+            fix or f"Correct {field} in the source app (name@example.com), or clear it.",
         )
     ]
 
@@ -562,7 +567,7 @@ def _constraint_rules(
     if c.check == "email":
         prefix = c.rule.rsplit(".", 2)[0]
         extra = col.consequence(record) if col.consequence is not None else ""
-        return _email_rules(prefix, label, col.name, value, extra)
+        return _email_rules(prefix, label, col.name, value, extra, c.fix)
     if c.check == "money":
         return _money_rules(c.rule, label, field, value)
     if c.check == "rate":

@@ -167,9 +167,15 @@ def test_R40_R18_malformed_billing_email_blocks_a_sale_to_be_sent() -> None:
         "sale S-1042 (#77): billing_email 'ap@acme' is not a valid address; the invoice is to "
         "be emailed to it, so it cannot be sent"
     )
+    # The sale has no email of its own: the fix names the contact whose email it is.
+    assert v.fix is not None
+    assert "billing contact" in v.fix
+    assert "correct that contact's email" in v.fix
     not_sent = only(check(sale(billing_email="ap@acme", send_requested=False)),
                     "sale.billing_email.format")
     assert "cannot be sent" not in not_sent.reason
+    vendor_fix = only(check(vendor(email="jane at roe")), "vendor.email.format").fix
+    assert vendor_fix == "Correct email in the source app (name@example.com), or clear it."
 
 
 def test_R18_sale_to_send_without_billing_email_is_not_held() -> None:
