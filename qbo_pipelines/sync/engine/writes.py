@@ -615,37 +615,38 @@ class Writer:
             state.append_ledger(conn, ledger)
             if not unknown:
                 records.finish_dispatch(conn, self.realm_id, rid)
-            for source_id, reason, fix in failures:
-                quarantine.notify_failure(
-                    conn,
-                    self.realm_id,
-                    self.entity.name,
-                    source_id,
-                    title=FAILURE_TITLE,
-                    reason=reason,
-                    fix=fix,
-                )
-            if resolved:
-                quarantine.resolve_notifications(
-                    conn, self.realm_id, self.entity.name, resolved, title=FAILURE_TITLE
-                )
-            for source_id, reason in totals:
-                quarantine.notify_failure(
-                    conn,
-                    self.realm_id,
-                    self.entity.name,
-                    source_id,
-                    title=TOTAL_TITLE,
-                    reason=reason,
-                    fix=TOTAL_FIX,
-                    severity="warning",
-                )
-            if agreed:
-                quarantine.resolve_notifications(
-                    conn, self.realm_id, self.entity.name, agreed, title=TOTAL_TITLE
-                )
+            self._notify(conn, FAILURE_TITLE, failures, resolved, "error")
+            self._notify(
+                conn, TOTAL_TITLE, [(s, why, TOTAL_FIX) for s, why in totals], agreed, "warning"
+            )
         self.report.failures.extend(failures)
         return stale
+
+    def _notify(
+        self,
+        conn: sa.Connection,
+        title: str,
+        opened: Sequence[tuple[str, str, str]],
+        resolved: Sequence[str],
+        severity: quarantine.Severity,
+    ) -> None:
+        """Open (or refresh) the notifications of one title for ``opened`` (record, reason,
+        fix) and resolve those of ``resolved``."""
+        for source_id, reason, fix in opened:
+            quarantine.notify_failure(
+                conn,
+                self.realm_id,
+                self.entity.name,
+                source_id,
+                title=title,
+                reason=reason,
+                fix=fix,
+                severity=severity,
+            )
+        if resolved:
+            quarantine.resolve_notifications(
+                conn, self.realm_id, self.entity.name, resolved, title=title
+            )
 
     def _ledger(
         self,
