@@ -227,8 +227,10 @@ def ledger_row(
 _BUSINESS_FIXES: Final = {
     "Payment": "QBO refused the payment by a business rule (its message says which): most "
     "often the receipt is larger than what is still open on its sale's invoice in QBO (other "
-    "payments, some entered in QBO, or a lower total), or its contact is not the sale's "
-    "customer. Correct the receipt or its sale in the source app; the next run retries",
+    "payments, some entered in QBO, or a lower total: `qbo-pipelines status` lists invoices "
+    "QBO totals otherwise than the source app under 'totals differ'), or its contact is not "
+    "the sale's customer. Correct the receipt or its sale in the source app; the next run "
+    "retries",
     "Invoice": "QBO refused the invoice by a business rule (its message says which): most "
     "often its new total is below the payments already applied to it in QBO. Correct the "
     "sale, or its receipts first, in the source app; the next run retries",
