@@ -599,12 +599,9 @@ class Writer:
                 if failure is not None:
                     failures.append(failure)
                 continue
-            row, entries = self._succeeded(intent, current, result)
             differs = _total_differs(intent, result.entity)
+            row, entries = self._succeeded(intent, current, result, differs)
             if differs is not None:
-                entries[-1] = replace(
-                    entries[-1], details={**(entries[-1].details or {}), "total_differs": differs}
-                )
                 totals.append((intent.source_id, differs))
             elif intent.total is not None:
                 agreed.append(intent.source_id)
@@ -736,8 +733,14 @@ class Writer:
         return row, entry, (intent.source_id, reason, fix)
 
     def _succeeded(
-        self, intent: Intent, current: RecordState, result: BatchResult
+        self,
+        intent: Intent,
+        current: RecordState,
+        result: BatchResult,
+        total_differs: str | None = None,
     ) -> tuple[RecordState, list[state.LedgerRow]]:
+        """The record's state once QBO took the write, and its ledger rows (the write's keeps
+        ``total_differs``, why QBO's total is not the source app's, when it is not)."""
         stored = result.entity or {}
         qbo_id = QboId(str(stored.get("Id") or current.qbo_id or ""))
         token = stored.get("SyncToken")
@@ -793,7 +796,8 @@ class Writer:
             last_synced_at=datetime.now(UTC),
         )
         self.report.counts["created" if intent.op == "create" else "updated"] += 1
-        entries = [self._ledger(intent, "ok", qbo_id=qbo_id)]
+        details = {"total_differs": total_differs} if total_differs else None
+        entries = [self._ledger(intent, "ok", qbo_id=qbo_id, details=details)]
         if intent.conflicts:
             kept = set(intent.kept_qbo) & set(intent.conflicts)
             resolution = ", ".join(
@@ -1054,14 +1058,14 @@ def _total_differs(intent: Intent, stored: Mapping[str, Any] | None) -> str | No
     shown = stored.get("TotalAmt")
     if shown is None:
         return None
+    tax = (stored.get("TxnTaxDetail") or {}).get("TotalTax")
     try:
         qbo, source = Decimal(str(shown)), Decimal(intent.total)
-    except ArithmeticError:
+        computed = f" (tax {Decimal(str(tax)):.2f})" if tax is not None else ""
+    except ArithmeticError:  # not a number: QBO's answer is not one we can compare
         return None
     if qbo == source:
         return None
-    tax = (stored.get("TxnTaxDetail") or {}).get("TotalTax")
-    computed = f" (tax {Decimal(str(tax)):.2f})" if tax is not None else ""
     return (
         f"{intent.qbo_entity} {stored.get('Id')} for record #{intent.source_id} totals "
         f"{qbo:.2f} in QBO{computed} where the source app has {source:.2f}"
