@@ -7,6 +7,7 @@ server, so concurrent sessions and the developer's own ``.data`` databases never
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import sys
@@ -50,11 +51,18 @@ def _dagster_defs_state_reset() -> Iterator[None]:
     context variable, holding that instance weakly; once the instance is gone, the next
     definitions built in this process (``qbo-pipelines`` called in-process) fail with
     "undefined DagsterInstance weakref", depending on garbage-collection timing. Each test
-    starts as a fresh CLI process does: with none."""
+    starts as a fresh CLI process does: with none.
+
+    A context entered and never left (a schedule context built without ``with``) restores,
+    whenever the garbage collector takes it, the storage that was current when it was entered:
+    a later test would then find a dead instance there. So a test that leaves one behind has it
+    collected here, before the storage is cleared."""
     yield
     if "dagster" in sys.modules:
         from dagster._core.storage.defs_state.base import _current_storage
 
+        if _current_storage.get() is not None:
+            gc.collect()
         _current_storage.set(None)
 
 @pytest.fixture(scope="session")

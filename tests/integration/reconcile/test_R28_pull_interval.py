@@ -15,10 +15,12 @@ from qbo_pipelines.defs.pull import COMPANIES, PULL_ASSETS, pull_interval_schedu
 
 
 def _tick(bed: ReconcileBed, at: datetime) -> list[dg.RunRequest] | dg.SkipReason:
-    context = dg.build_schedule_context(
+    # entered: the context enters an instance of its own, which must be left before it goes
+    # (Dagster's current definitions state would otherwise point at a dead instance)
+    with dg.build_schedule_context(
         instance=bed.instance, resources=bed.resources(), scheduled_execution_time=at
-    )
-    out = pull_interval_schedule(context)
+    ) as context:
+        out = pull_interval_schedule(context)
     assert isinstance(out, list | dg.SkipReason)
     return out
 

@@ -170,12 +170,12 @@ def test_R38_nightly_schedule_requests_each_connected_company_but_not_a_pausedon
     setup.connect_with_tokens(
         bed.env, second, bed.sandbox.control.mint_tokens(second), bed.sandbox.base_url
     )
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=bed.instance,
         resources=bed.resources(),
         scheduled_execution_time=datetime(2026, 12, 1, 2, 30, tzinfo=UTC),
-    )
-    requests = nightly_reconciliation_schedule(context)
+    ) as context:
+        requests = nightly_reconciliation_schedule(context)
     assert isinstance(requests, list)
     assert sorted(str(r.partition_key) for r in requests) == sorted([bed.realm, second])
     assert all(r.tags["qbo_pipelines/direction"] == "reconcile" for r in requests)
