@@ -334,10 +334,14 @@ class CanonicalCustomer(_Hashed):
     is written to QBO only when the Customer is created (R6), so it is excluded from the hash:
     a change there alone never triggers an update. ``has_sale`` gates whether the contact is
     pushed at all (R4) and is not itself written, so it is excluded too.
+
+    An organisation is one QBO Customer (R5): its lowest-id contact represents it (``has_sale``
+    is then the organisation's); its other contacts carry ``represented_by`` (that contact's
+    id), are never written themselves, and their sales bill the representative.
     """
 
     HASH_EXCLUDE: ClassVar[frozenset[str]] = frozenset(
-        {"billing_name", "billing_email", "has_sale", "origin", "organisation_id"}
+        {"billing_name", "billing_email", "has_sale", "origin", "organisation_id", "represented_by"}
     )
 
     source_id: SourceId
@@ -352,6 +356,7 @@ class CanonicalCustomer(_Hashed):
     bill_addr: CanonicalAddress | None = None
     has_sale: bool = False
     organisation_id: SourceId | None = None
+    represented_by: SourceId | None = None
     origin: Origin = "source"
     updated_at: datetime | None = None
 

@@ -260,12 +260,14 @@ def snapshot_source(
 
 
 def _skipped(entity: str, record: Any) -> bool:
-    """The push leaves this record out by rule (a contact with no sale, R4): never a finding
-    for being absent from QBO."""
+    """The push leaves this record out by rule (a contact with no sale, R4; one its
+    organisation's customer stands for, R5): never a finding for being absent from QBO."""
     from qbo_pipelines.sync.specs import SPECS
 
     spec = SPECS.get(entity)
-    return spec is not None and spec.skip_reason(record) is not None
+    return spec is not None and (
+        spec.written_through(record) is not None or spec.skip_reason(record) is not None
+    )
 
 
 def _snapshot_pending(

@@ -247,6 +247,7 @@ def _customer(
     country: str | None,
     has_sale: Any,
     org: Any,
+    represented_by: Any,
     origin: Any,
     updated: datetime | None,
 ) -> CanonicalCustomer:
@@ -268,6 +269,7 @@ def _customer(
         addr,
         bool(has_sale),
         _opt_sid(org),
+        _opt_sid(represented_by),
         origin,
         updated,
     )
@@ -292,6 +294,7 @@ _customer_builder = _builder(
         "country",
         "has_sale",
         "organisation_id",
+        "represented_by",
         "origin",
         "updated_at",
     ),

@@ -90,7 +90,10 @@ class PushSpec:
         match_field: QBO field matched by exact name before creating (R5, R10), if any.
         name_space: QBO's name space the match field lives in (``party``: Customer, Vendor
             and Employee share DisplayName; ``item``: Item names), if any.
-        skip_reason: why a record is not pushed at all (e.g. a contact with no sale, R4).
+        skip_reason: why a record is not created in QBO (e.g. a contact with no sale, R4).
+        written_through: why a record is never written itself, not even when it is in QBO
+            already: another record stands for it there (a contact of an organisation its
+            representative contact stands for, R5).
         send_request: whether QBO should email the record once synced, and to whom (R18).
         qbo_entity: the QBO entity a record becomes (default: the catalogue's).
     """
@@ -101,6 +104,7 @@ class PushSpec:
     match_field: str | None = None
     name_space: str | None = None
     skip_reason: Callable[[Record], str | None] = lambda _r: None
+    written_through: Callable[[Record], str | None] = lambda _r: None
     send_request: Callable[[Record], tuple[bool, str | None]] | None = None
     qbo_entity: Callable[[Record], str] | None = None
 
@@ -175,6 +179,9 @@ def _plan_write(
     known = current is not None and current.live_in_qbo
     if current is not None and current.intent is not None:
         return Plan("skip", source_id, record_hash, reason="a write is still waiting for QBO")
+    through = spec.written_through(record)
+    if through is not None:
+        return Plan("skip", source_id, record_hash, reason=through)
     skip = spec.skip_reason(record)
     if getattr(record, "origin", "source") == "qbo" and not known:
         skip = "pulled from QBO: never created there again (R35)"

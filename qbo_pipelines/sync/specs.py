@@ -31,6 +31,15 @@ def _no_sale(c: CanonicalCustomer) -> str | None:
     return None if c.has_sale else "contact has no sale: only contacts with a sale are pushed (R4)"
 
 
+def _represented(c: CanonicalCustomer) -> str | None:
+    if c.represented_by is None:
+        return None
+    return (
+        f"one QBO customer per organisation (R5): contact #{c.represented_by} stands for "
+        f"organisation #{c.organisation_id} in QBO, and this contact's sales bill it"
+    )
+
+
 def _item_fields(i: CanonicalItem, _ctx: PushContext) -> BuildResult:
     return Built(to_qbo.item_fields(i))
 
@@ -64,6 +73,7 @@ CUSTOMERS = PushSpec(
     match_field="DisplayName",
     name_space="party",
     skip_reason=_no_sale,
+    written_through=_represented,
 )
 ITEMS = PushSpec(
     catalogue.entity("items"),

@@ -1,7 +1,10 @@
 -- Canonical customers (one per contact). Params: :after, :limit, :read_all (bool), :ids (expanding).
 -- display_name: organisation name, else the QBO display name for QBO-origin contacts, else
 -- "Given Family". Billing contact: the organisation's flagged billing contact (lowest id), else
--- the contact itself. has_sale: at least one sale (R4). updated_at outside years 1..9999 (e.g.
+-- the contact itself. One QBO customer per organisation (R5): its lowest-id contact represents
+-- it (has_sale: a sale of any of its contacts); its other contacts are read with represented_by
+-- (that contact's id) and never pushed themselves. has_sale otherwise: at least one sale of the
+-- contact (R4). updated_at outside years 1..9999 (e.g.
 -- 'infinity') reads as NULL: Python cannot hold it, and it is never pushed.
 SELECT
     c.id                                                  AS source_id,
@@ -22,8 +25,12 @@ SELECT
                                                           AS billing_name,
     coalesce(b.email, c.email)                            AS billing_email,
     c.address_line1, c.address_line2, c.city, c.region, c.postal_code, c.country,
-    EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id) AS has_sale,
+    CASE WHEN r.id = c.id
+         THEN EXISTS (SELECT 1 FROM app.contacts m JOIN app.sales s ON s.contact_id = m.id
+                      WHERE m.organisation_id = c.organisation_id)
+         ELSE EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id) END AS has_sale,
     c.organisation_id,
+    CASE WHEN r.id <> c.id THEN r.id END                  AS represented_by,
     c.origin,
     CASE WHEN c.updated_at BETWEEN TIMESTAMPTZ '0001-01-03 00:00:00+00'
          AND TIMESTAMPTZ '9999-12-29 00:00:00+00' THEN c.updated_at END AS updated_at
@@ -34,6 +41,9 @@ LEFT JOIN (
     WHERE x.is_billing_contact GROUP BY x.organisation_id
 ) bc ON bc.organisation_id = c.organisation_id
 LEFT JOIN app.contacts b ON b.id = bc.id
+LEFT JOIN LATERAL (
+    SELECT min(x.id) AS id FROM app.contacts x WHERE x.organisation_id = c.organisation_id
+) r ON true
 WHERE c.id > :after AND (:read_all OR c.id IN :ids)
 ORDER BY c.id
 LIMIT :limit

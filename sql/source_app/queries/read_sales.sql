@@ -1,10 +1,12 @@
 -- Canonical sale headers. Params: :after, :limit, :read_all, :ids. Lines: read_sale_lines.sql.
+-- customer_source_id: the contact's organisation's representative (its lowest-id contact: one QBO
+-- customer per organisation, R5, as read_customers.sql), else the contact.
 -- billing_email (R18): the customer organisation's billing contact email, else the contact's.
 -- Dates outside years 1..9999 (year 10000, 'infinity', BC) cannot be read into Python: they are
 -- selected as NULL with the raw text in <column>_invalid, and the quality rules hold the record
 -- (R40). updated_at outside that range reads as NULL (it is never pushed).
 SELECT
-    s.id AS source_id, s.doc_number, s.contact_id AS customer_source_id,
+    s.id AS source_id, s.doc_number, coalesce(r.id, s.contact_id) AS customer_source_id,
     CASE WHEN s.txn_date BETWEEN DATE '0001-01-01' AND DATE '9999-12-31' THEN s.txn_date END
         AS txn_date,
     CASE WHEN NOT (s.txn_date BETWEEN DATE '0001-01-01' AND DATE '9999-12-31')
@@ -26,6 +28,9 @@ LEFT JOIN (
     WHERE x.is_billing_contact GROUP BY x.organisation_id
 ) bc ON bc.organisation_id = c.organisation_id
 LEFT JOIN app.contacts b ON b.id = bc.id
+LEFT JOIN LATERAL (
+    SELECT min(x.id) AS id FROM app.contacts x WHERE x.organisation_id = c.organisation_id
+) r ON true
 WHERE s.id > :after AND (:read_all OR s.id IN :ids)
 ORDER BY s.id
 LIMIT :limit

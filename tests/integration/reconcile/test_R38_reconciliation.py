@@ -295,6 +295,64 @@ def test_R38_changes_waiting_for_the_push_and_records_it_skips_are_no_findings(
     assert invoice["PrivateNote"] == "waiting for the push"
 
 
+def test_R5_R38_a_colleague_its_organisation_stands_for_is_no_finding_and_its_sale_is_repaired(
+    bed: ReconcileBed,
+) -> None:
+    """A colleague joins a synced organisation and buys, behind the change feed (written in the
+    sync's own session): the reconciliation re-pushes the missing sale, billed to the
+    organisation's one QBO customer, and the colleague, whom that customer stands for (R5), is
+    not "missing in QBO"."""
+    src = bed.env.source
+    [(rep, org)] = bed.rows(
+        src,
+        "SELECT c.id, c.organisation_id FROM app.contacts c WHERE c.organisation_id IS NOT NULL"
+        " AND c.id = (SELECT min(x.id) FROM app.contacts x WHERE x.organisation_id ="
+        " c.organisation_id) AND EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id"
+        " AND s.origin = 'source') ORDER BY c.id LIMIT 1",
+    )
+    [(template,)] = bed.rows(
+        src,
+        "SELECT s.id FROM app.sales s WHERE s.origin = 'source' AND s.total > 0 AND NOT EXISTS"
+        " (SELECT 1 FROM app.sale_lines l WHERE l.sale_id = s.id AND (l.kind <> 'item'"
+        " OR l.tax_rate_id IS NOT NULL)) ORDER BY s.id LIMIT 1",
+    )
+    with src.begin() as conn:
+        run = conn.exec_driver_sql
+        run("SELECT set_config('qbo_pipelines.origin', 'sync', true)")
+        colleague = run(
+            "INSERT INTO app.contacts (organisation_id, given_name, family_name) VALUES"
+            " (%s, 'Col', 'League') RETURNING id",
+            (org,),
+        ).scalar_one()
+        sale = run(
+            "INSERT INTO app.sales (doc_number, contact_id, txn_date, subtotal, total)"
+            " SELECT 'COLLEAGUE-1', %s, txn_date, subtotal, total FROM app.sales WHERE id = %s"
+            " RETURNING id",
+            (colleague, template),
+        ).scalar_one()
+        run(
+            "INSERT INTO app.sale_lines (sale_id, line_no, kind, description, product_id,"
+            " qty, unit_price, amount) SELECT %s, line_no, kind, description, product_id, qty,"
+            " unit_price, amount FROM app.sale_lines WHERE sale_id = %s",
+            (sale, template),
+        )
+    result = bed.run_job()
+    assert result.success
+    found = findings(bed, result.run_id)
+    assert not [k for k in found if k[:2] == ("customers", str(colleague))]
+    assert found[("invoices", str(sale), "not_in_qbo", "")].repaired
+    invoice = qbo_invoice(bed, str(sale))
+    assert invoice is not None
+    [(customer,)] = bed.rows(
+        bed.env.warehouse,
+        "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = 'customers'"
+        " AND source_id = :s",
+        r=bed.realm,
+        s=str(rep),
+    )
+    assert invoice["CustomerRef"]["value"] == customer
+
+
 def test_R38_a_sale_deleted_behind_the_change_feed_is_found_and_its_delete_carried_out(
     bed: ReconcileBed,
 ) -> None:

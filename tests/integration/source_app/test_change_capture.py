@@ -92,6 +92,87 @@ def test_sale_with_lines_is_one_event_and_line_edits_report_the_sale(source: sa.
     assert [(e.entity, e.op) for e in conn.changes_since(start)] == [("invoices", "delete")]
 
 
+def _one(engine: sa.Engine, sql: str, **params: object) -> int:
+    with engine.begin() as c:
+        return int(c.execute(sa.text(sql), params).scalar_one())
+
+
+def _changed(conn: SourceAppConnector, start: int) -> set[tuple[str, str]]:
+    return {(e.entity, e.source_id) for e in conn.changes_since(start)}
+
+
+def test_R5_one_customer_per_organisation_its_lowest_contact_stands_for_it(
+    source: sa.Engine,
+) -> None:
+    conn = SourceAppConnector(source)
+    org = _one(source, "INSERT INTO app.organisations (name) VALUES ('Acme') RETURNING id")
+    other = _one(source, "INSERT INTO app.organisations (name) VALUES ('Bolt') RETURNING id")
+    first, second = (
+        _one(source, "INSERT INTO app.contacts (organisation_id, given_name) VALUES (:o, :g)"
+                     " RETURNING id", o=org, g=g)
+        for g in ("Ann", "Bob")
+    )
+    bolt = _one(source, "INSERT INTO app.contacts (organisation_id, given_name) VALUES (:o, 'Cy')"
+                        " RETURNING id", o=other)
+    start = conn.max_seq()
+    sale = _one(source, "INSERT INTO app.sales (contact_id, txn_date, total)"
+                        " VALUES (:c, '2024-01-02', 30) RETURNING id", c=second)
+    receipt = _one(source, "INSERT INTO app.receipts (sale_id, amount, received_on)"
+                           " VALUES (:s, 30, '2024-01-03') RETURNING id", s=sale)
+    # Bob's first sale: Ann, who stands for Acme, now has one (R4) and is reported.
+    assert {("customers", str(first)), ("customers", str(second))} <= _changed(conn, start)
+
+    def read() -> tuple[dict[str, object], object, object]:
+        ids = [str(first), str(second), str(bolt)]
+        people = {c.source_id: c for chunk in conn.iter_entity("customers", ids) for c in chunk}
+        [[s]] = list(conn.iter_entity("invoices", [str(sale)]))
+        [[r]] = list(conn.iter_entity("payments", [str(receipt)]))
+        return people, s.customer_source_id, r.customer_source_id
+
+    people, billed, paid = read()
+    ann, bob = people[str(first)], people[str(second)]
+    assert (ann.has_sale, ann.represented_by) == (True, None)  # type: ignore[attr-defined]
+    assert bob.represented_by == str(first)  # type: ignore[attr-defined]
+    assert billed == paid == str(first)
+
+    # Ann leaves Acme for Bolt: Bob stands for Acme, Cy still for Bolt; everything that bills
+    # either organisation or belongs to Ann is reported.
+    start = conn.max_seq()
+    _exec(source, "UPDATE app.contacts SET organisation_id = :o WHERE id = :c", o=other, c=first)
+    assert {
+        ("customers", str(first)),
+        ("customers", str(second)),
+        ("customers", str(bolt)),
+        ("invoices", str(sale)),
+        ("payments", str(receipt)),
+    } <= _changed(conn, start)
+    people, billed, paid = read()
+    assert people[str(second)].represented_by is None  # type: ignore[attr-defined]
+    assert people[str(first)].represented_by is None  # type: ignore[attr-defined]
+    assert people[str(bolt)].represented_by == str(first)  # type: ignore[attr-defined]
+    assert billed == paid == str(second)
+
+    # A contact with a lower id joins Acme: it stands for Acme from now on.
+    start = conn.max_seq()
+    lower = second - 1 if second - 1 not in (first, bolt) else 0
+    _exec(
+        source,
+        "INSERT INTO app.contacts (id, organisation_id, given_name) VALUES (:i, :o, 'Al')",
+        i=lower,
+        o=org,
+    )
+    assert {("customers", str(second)), ("invoices", str(sale)),
+            ("payments", str(receipt))} <= _changed(conn, start)
+    assert read()[1] == str(lower)
+
+    # ... and is deleted again: Bob stands for Acme once more.
+    start = conn.max_seq()
+    _exec(source, "DELETE FROM app.contacts WHERE id = :i", i=lower)
+    assert {("customers", str(second)), ("invoices", str(sale)),
+            ("payments", str(receipt))} <= _changed(conn, start)
+    assert read()[1:] == (str(second), str(second))
+
+
 def test_R35_write_backs_are_marked_as_sync_and_skipped(source: sa.Engine) -> None:
     conn = SourceAppConnector(source)
     start = conn.max_seq()

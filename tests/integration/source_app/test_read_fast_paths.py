@@ -127,6 +127,7 @@ def _customer(r: Row) -> CanonicalCustomer:
         bill_addr=None if addr.is_empty() else addr,
         has_sale=bool(r["has_sale"]),
         organisation_id=_sid(r["organisation_id"]),
+        represented_by=_sid(r["represented_by"]),
         origin=r["origin"],
         updated_at=r["updated_at"],
     )

@@ -1,0 +1,158 @@
+-- Change capture, round five: one QBO customer per organisation (R5). Idempotent.
+--
+-- An organisation is one QBO Customer (R5 matches it by name), whichever of its contacts buys.
+-- Its customer record is its lowest-id contact, the organisation's *representative*
+-- (read_customers.sql: has_sale is then the organisation's; the other contacts are read with
+-- represented_by and never written themselves), and every sale of any of its contacts bills that
+-- record (read_sales.sql: customer_source_id). Before this, a second contact of an organisation
+-- was planned as a second Customer of the same name and held as a name collision, and its sales
+-- with it, for good.
+--
+-- So the change feed reports:
+-- * a sale inserted for a contact, or moved to one: that contact (003) and its organisation's
+--   representative (whose has_sale it can turn true);
+-- * a change of who represents an organisation (a contact with a lower id joins it, its
+--   representative leaves it or is deleted): every contact, sale and receipt of that
+--   organisation (their represented_by and customer_source_id move; unchanged records cost no
+--   API call), and every sale and receipt of a contact that left or joined one.
+
+CREATE INDEX IF NOT EXISTS contacts_org_id_idx ON app.contacts (organisation_id, id);
+
+CREATE OR REPLACE FUNCTION app.capture_sale_contacts() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_sql text := $q$
+        INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
+        SELECT 'customers', 'contacts', t.cid::text, 'update', app.change_origin()
+        FROM (
+            SELECT m.cid FROM ({moved}) m
+            UNION
+            SELECT (SELECT min(x.id) FROM app.contacts x WHERE x.organisation_id = c.organisation_id)
+            FROM ({moved}) m JOIN app.contacts c ON c.id = m.cid
+            WHERE c.organisation_id IS NOT NULL
+        ) t
+        WHERE t.cid IS NOT NULL
+          AND NOT EXISTS (
+            SELECT 1 FROM app.change_log c
+            WHERE c.txid = txid_current() AND c.entity = 'customers' AND c.row_id = t.cid::text)
+        ORDER BY t.cid
+    $q$;
+BEGIN
+    IF app.capture_off() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE replace(v_sql, '{moved}', $q$
+            SELECT DISTINCT n.contact_id AS cid FROM new_rows n WHERE n.contact_id IS NOT NULL
+        $q$);
+    ELSE
+        EXECUTE replace(v_sql, '{moved}', $q$
+            SELECT DISTINCT n.contact_id AS cid FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.contact_id IS NOT NULL AND n.contact_id IS DISTINCT FROM o.contact_id
+        $q$);
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- The organisations whose representative the statement's contacts changed ({orgs}): every
+-- contact, sale and receipt of each is reported, and those of the contacts that moved ({moved}).
+CREATE OR REPLACE FUNCTION app.capture_organisation_members() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_sql text := $q$
+        WITH orgs AS ({orgs}),
+        moved AS ({moved}),
+        sales AS (
+            INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
+            SELECT 'invoices', 'sales', s.id::text, 'update', app.change_origin()
+            FROM app.sales s JOIN app.contacts c ON c.id = s.contact_id
+            WHERE (c.organisation_id IN (SELECT id FROM orgs) OR c.id IN (SELECT id FROM moved))
+              AND NOT EXISTS (
+                  SELECT 1 FROM app.change_log l
+                  WHERE l.txid = txid_current() AND l.entity = 'invoices'
+                    AND l.row_id = s.id::text)
+            ORDER BY s.id
+            RETURNING 1
+        ),
+        receipts AS (
+            INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
+            SELECT 'payments', 'receipts', r.id::text, 'update', app.change_origin()
+            FROM app.receipts r
+            LEFT JOIN app.sales s ON s.id = r.sale_id
+            JOIN app.contacts c ON c.id = coalesce(r.contact_id, s.contact_id)
+            WHERE (c.organisation_id IN (SELECT id FROM orgs) OR c.id IN (SELECT id FROM moved))
+              AND NOT EXISTS (
+                  SELECT 1 FROM app.change_log l
+                  WHERE l.txid = txid_current() AND l.entity = 'payments'
+                    AND l.row_id = r.id::text)
+            ORDER BY r.id
+            RETURNING 1
+        )
+        INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
+        SELECT 'customers', 'contacts', c.id::text, 'update', app.change_origin()
+        FROM app.contacts c
+        WHERE (c.organisation_id IN (SELECT id FROM orgs) OR c.id IN (SELECT id FROM moved))
+          AND NOT EXISTS (
+              SELECT 1 FROM app.change_log l
+              WHERE l.txid = txid_current() AND l.entity = 'customers'
+                AND l.row_id = c.id::text)
+        ORDER BY c.id
+    $q$;
+    v_none text := 'SELECT NULL::bigint AS id WHERE false';
+BEGIN
+    IF app.capture_off() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        v_sql := replace(v_sql, '{moved}', v_none);
+        -- a new contact with a lower id than the organisation's members it joins
+        EXECUTE replace(v_sql, '{orgs}', $q$
+            SELECT DISTINCT n.organisation_id AS id FROM new_rows n
+            WHERE n.organisation_id IS NOT NULL
+              AND n.id = (SELECT min(x.id) FROM app.contacts x
+                          WHERE x.organisation_id = n.organisation_id)
+              AND EXISTS (SELECT 1 FROM app.contacts x
+                          WHERE x.organisation_id = n.organisation_id
+                            AND x.id NOT IN (SELECT id FROM new_rows))
+        $q$);
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- the contacts that moved, and the organisations they left and joined
+        v_sql := replace(v_sql, '{moved}', $q$
+            SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.organisation_id IS DISTINCT FROM o.organisation_id
+        $q$);
+        EXECUTE replace(v_sql, '{orgs}', $q$
+            SELECT n.organisation_id AS id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.organisation_id IS DISTINCT FROM o.organisation_id
+              AND n.organisation_id IS NOT NULL
+            UNION
+            SELECT o.organisation_id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.organisation_id IS DISTINCT FROM o.organisation_id
+              AND o.organisation_id IS NOT NULL
+        $q$);
+    ELSE
+        v_sql := replace(v_sql, '{moved}', v_none);
+        -- a deleted representative: the next lowest id represents the organisation
+        EXECUTE replace(v_sql, '{orgs}', $q$
+            SELECT DISTINCT o.organisation_id AS id FROM old_rows o
+            WHERE o.organisation_id IS NOT NULL
+              AND o.id < (SELECT min(x.id) FROM app.contacts x
+                          WHERE x.organisation_id = o.organisation_id)
+        $q$);
+    END IF;
+    RETURN NULL;
+END $$;
+
+DO $$
+DECLARE
+    op text;
+BEGIN
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        EXECUTE 'DROP TRIGGER IF EXISTS ' || quote_ident('capture_members_' || op)
+             || ' ON app.contacts';
+        EXECUTE 'CREATE TRIGGER ' || quote_ident('capture_members_' || op) || ' AFTER '
+             || upper(op) || ' ON app.contacts REFERENCING '
+             || CASE op WHEN 'insert' THEN 'NEW TABLE AS new_rows'
+                        WHEN 'update' THEN 'NEW TABLE AS new_rows OLD TABLE AS old_rows'
+                        ELSE 'OLD TABLE AS old_rows' END
+             || ' FOR EACH STATEMENT EXECUTE FUNCTION app.capture_organisation_members()';
+    END LOOP;
+END $$;
