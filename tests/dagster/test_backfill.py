@@ -9,6 +9,8 @@ import contextlib
 import logging
 import os
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -133,9 +135,16 @@ def _launch(process: Any, realm: str, first: date, last: date) -> str:
 
 
 def _backfill_through_graphql(
-    instance: dg.DagsterInstance, realm: str, first: date, last: date, timeout: float = 600
+    instance: dg.DagsterInstance,
+    realm: str,
+    first: date,
+    last: date,
+    timeout: float = 600,
+    blocked: Callable[[dg.DagsterRun], None] | None = None,
 ) -> tuple[str, list[dg.DagsterRun]]:
-    """Launch the backfill as the UI does and let the daemons' iterations carry it out."""
+    """Launch the backfill as the UI does and let the daemons' iterations carry it out; with
+    ``blocked``, first let the run queue see its run while the company is busy (``blocked``
+    is called with the run, and frees the company)."""
     from dagster._core.execution.backfill import BulkActionStatus
     from dagster._daemon.backfill import execute_backfill_iteration
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
@@ -146,6 +155,18 @@ def _backfill_through_graphql(
     with _workspace(instance) as process:
         backfill_id = _launch(process, realm, first, last)
         coordinator = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        if blocked is not None:
+            # the backfill's run is queued, and the run queue holds it while another run of
+            # its company is in progress
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not _backfill_runs(instance, backfill_id):
+                list(execute_backfill_iteration(process, log))
+                time.sleep(0.5)
+            for _ in range(3):
+                list(coordinator.run_iteration(process))
+                time.sleep(1)
+            [waiting] = _backfill_runs(instance, backfill_id)
+            blocked(waiting)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             list(execute_backfill_iteration(process, log))
@@ -156,8 +177,49 @@ def _backfill_through_graphql(
                 break
             time.sleep(1)
         assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
-    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-    return backfill_id, list(runs)
+    return backfill_id, _backfill_runs(instance, backfill_id)
+
+
+def _backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id})))
+
+
+def test_R39_R30_a_backfill_run_waits_in_the_queue_while_its_company_has_a_run_in_progress(
+    stack: Stack,
+) -> None:
+    """Dagster gives a backfill's runs only a partition range; the project's run coordinator
+    tags each with its company as it is queued, so the one-run-per-company limit holds it back
+    like any run of the company, and it runs once the company is free."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    instance = dg.DagsterInstance.get()
+    try:
+        runner.ensure_partition(stack.realm, instance=instance, warehouse=stack.env.warehouse)
+        blocker = instance.add_run(
+            DagsterRun(
+                job_name="push_job",
+                run_id=str(uuid.uuid4()),
+                status=dg.DagsterRunStatus.STARTED,
+                tags={runner.REALM_TAG: stack.realm, runner.PARTITION_TAG: stack.realm},
+            )
+        )
+        seen: list[dg.DagsterRun] = []
+
+        def blocked(run: dg.DagsterRun) -> None:
+            seen.append(run)
+            assert run.status == dg.DagsterRunStatus.QUEUED
+            assert run.tags[runner.REALM_TAG] == stack.realm  # from the moment it is queued
+            assert run.tags[runner.TRIGGER_TAG] == "backfill"
+            instance.report_run_failed(blocker)  # the company's run ends
+
+        first = WINDOW_END - timedelta(days=1)
+        _, [run] = _backfill_through_graphql(
+            instance, stack.realm, first, WINDOW_END, blocked=blocked
+        )
+        assert [r.run_id for r in seen] == [run.run_id]
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+    finally:
+        instance.dispose()
 
 
 @pytest.mark.slow

@@ -22,8 +22,11 @@ def test_instance_uses_postgres_storage(dagster_instance: dg.DagsterInstance) ->
 
     assert isinstance(dagster_instance.run_storage, PostgresRunStorage)
     assert isinstance(dagster_instance.event_log_storage, PostgresEventLogStorage)
+    from qbo_pipelines.defs.coordinator import CompanyRunCoordinator
+
     coordinator = dagster_instance.run_coordinator
-    assert type(coordinator).__name__ == "QueuedRunCoordinator"
+    assert isinstance(coordinator, CompanyRunCoordinator)  # Dagster's queue, company-tagged
+    assert isinstance(coordinator, dg.QueuedRunCoordinator)
 
 
 def test_warehouse_schema_materializes(
