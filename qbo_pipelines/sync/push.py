@@ -419,7 +419,7 @@ def candidates(
     window = feed.open_window(engine, reader, realm_id, DIRECTION, entity)
     if mode == "full" or window.first:
         return Candidates(None, frozenset(), window)
-    again = records.where(
+    again = records.ids_where(
         engine,
         realm_id,
         entity,
@@ -429,9 +429,7 @@ def candidates(
         # the run whose replay answers it, so an edit skipped meanwhile is not lost (R42)
         " OR (intent IS NOT NULL AND NOT deleted_in_source)",
     )
-    changed = (set(window.changed) | {SourceId(s.source_id or "") for s in again}) - set(
-        window.deleted
-    )
+    changed = (set(window.changed) | set(again)) - set(window.deleted)
     return Candidates(sorted(changed), window.deleted, window)
 
 
@@ -539,17 +537,20 @@ def _finish(run: PushRun, writer: Writer, sends: _Sends) -> None:
     _refresh_linked(run, writer)
     sends.flush()
     if writer.entity.name == "customers" and run.run_id is not None:
-        written = records.where(
+        written = records.ids_where(
             run.engine,
             run.realm_id,
             "customers",
             "last_run_id = :run AND status = 'synced'",
             run=run.run_id,
         )
-        hashes = records.mirrored_hashes(run.reader, [str(w.source_id) for w in written])
-        if hashes:
-            with run.engine.begin() as conn:
-                records.set_source_hashes(conn, run.realm_id, "invoices", hashes, created_by="qbo")
+        for start in range(0, len(written), CHUNK):  # bounded memory, whatever the run wrote
+            hashes = records.mirrored_hashes(run.reader, written[start : start + CHUNK])
+            if hashes:
+                with run.engine.begin() as conn:
+                    records.set_source_hashes(
+                        conn, run.realm_id, "invoices", hashes, created_by="qbo"
+                    )
 
 
 def _push_snapshot(

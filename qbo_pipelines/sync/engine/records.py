@@ -136,6 +136,20 @@ def where(
     return [_row(r) for r in rows]
 
 
+def ids_where(
+    bind: Bind, realm_id: str, entity: str, condition: str, **params: Any
+) -> list[SourceId]:
+    """The source ids of ``entity`` whose state rows match a fixed SQL ``condition`` (engine
+    code only), in order: the ids alone, where :func:`where` reads whole rows."""
+    sql = sa.text(
+        "SELECT source_id FROM sync.record_state"  # noqa: S608 - fixed text
+        f" WHERE realm_id = :r AND entity = :e AND ({condition}) ORDER BY source_id"
+    )
+    with _conn(bind) as conn:
+        rows = conn.execute(sql, {"r": realm_id, "e": entity, **params})
+        return [SourceId(str(s)) for (s,) in rows]
+
+
 def source_ids(bind: Bind, realm_id: str, entity: str) -> set[SourceId]:
     """Every source id the engine knows for ``entity``."""
     sql = sa.text(
