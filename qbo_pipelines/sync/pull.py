@@ -865,29 +865,17 @@ def _create(
     if _name_space(spec) is not None:
         keys = {c.qbo_id: _name_key(spec, c) or "" for c in new}
         owners = records.name_owners(run.engine, run.realm_id, keys.values())
-        clash = [c for c in new if keys[c.qbo_id] in owners]
-        for c in clash:
-            other_entity, other = owners[keys[c.qbo_id]]
-            why = (
-                f"QBO customer {c.qbo_id} has the name of {other_entity} #{other}, which is "
-                "linked to another QBO record"
+        taken = {
+            c.qbo_id: (
+                "pull.name.taken",
+                f"has the name {owner[0]} #{owner[1]} holds in QBO (linked to another QBO "
+                "record, or being written there)",
+                "Rename one of them in QBO or in the source app; the next pull retries.",
             )
-            fix = "rename one of them in QBO or in the source app; the next pull retries"
-            out.ledger.append(
-                _entry(
-                    run,
-                    spec,
-                    c,
-                    None,
-                    operation="hold",
-                    outcome="held",
-                    message=why,
-                    details={"fix": fix},
-                )
-            )
-            out.holds[hold_key(c.qbo_id)] = [Violation("pull.name.taken", why, fix)]
-            report.counts["held_back"] += 1
-        new = [c for c in new if c not in clash]
+            for c in new
+            if (owner := owners.get(keys[c.qbo_id])) is not None
+        }
+        new = _hold(run, spec, new, taken, out, report)
     new = _match(run, spec, new, out, report)
     new = _hold_unlinked(run, spec, new, out, report)
     return list(new), _write_new(run, spec, new)

@@ -712,3 +712,75 @@ def test_R42_a_pull_between_the_push_jobs_extract_and_its_push_is_not_undone(
     _cycle(synced)
     _cycle(synced)
     assert _writes(synced) == writes
+
+
+def test_R5_R8_a_qbo_customer_whose_name_a_pending_push_holds_waits_noted_once(
+    synced: PushBed,
+) -> None:
+    """The bookkeeper creates a QBO customer under the name a contact of ours is being created
+    under (its write waits for QBO's answer): the pull holds the QBO customer with the reason and
+    a fix, notes it in the ledger once per QBO version however often the pull runs, and links
+    it once the name is free."""
+    src, wh, realm = synced.env.source, synced.env.warehouse, synced.realm
+    [(contact,)] = _rows(
+        src,
+        "INSERT INTO app.contacts (given_name, family_name) VALUES ('Zed', 'Holdings')"
+        " RETURNING id",
+    )
+    _rows(
+        wh,
+        "INSERT INTO sync.record_state (realm_id, entity, source_id, status, name_key)"
+        " VALUES (:r, 'customers', :s, 'pending', 'party:zed holdings')",
+        r=realm,
+        s=str(contact),
+    )
+    made = synced.sandbox.control.bulk_create(realm, "Customer", [{"DisplayName": "ZED Holdings"}])[
+        0
+    ]
+    for run in ("pull-2", "pull-3", "pull-4"):
+        pipeline.pull_all(synced.env, realm, run_id=run, full=run == "pull-4")
+    [(reason, fix)] = _rows(
+        wh,
+        "SELECT reason, fix FROM sync.quarantine WHERE realm_id = :r AND entity = 'customers'"
+        " AND source_id = :q AND resolved_at IS NULL",
+        r=realm,
+        q=f"qbo:{made['Id']}",
+    )
+    assert f"customers #{contact}" in reason
+    assert "Rename one of them" in fix
+    holds = _rows(
+        wh,
+        "SELECT count(*) FROM sync.ledger WHERE realm_id = :r AND entity = 'customers'"
+        " AND direction = 'pull' AND operation = 'hold' AND qbo_id = :q",
+        r=realm,
+        q=made["Id"],
+    )
+    assert holds[0][0] == 1  # noted once, not once per pull
+    assert not _rows(src, "SELECT 1 FROM app.contacts WHERE qbo_id = :q", q=made["Id"])
+
+    # The name is free again (our write was refused, say): the next pull links it ...
+    _rows(
+        wh,
+        "UPDATE sync.record_state SET name_key = NULL, status = 'failed' WHERE realm_id = :r"
+        " AND entity = 'customers' AND source_id = :s",
+        r=realm,
+        s=str(contact),
+    )
+    pipeline.pull_all(synced.env, realm, run_id="pull-5")
+    # ... matched to the contact whose name it carries (R5 from QBO's side), not a new one
+    [(qbo_id, created_by)] = _rows(
+        wh,
+        "SELECT qbo_id, created_by FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'customers' AND source_id = :s",
+        r=realm,
+        s=str(contact),
+    )
+    assert (qbo_id, created_by) == (made["Id"], "matched")
+    assert not _rows(src, "SELECT 1 FROM app.contacts WHERE qbo_id = :q", q=made["Id"])
+    assert not _rows(
+        wh,
+        "SELECT 1 FROM sync.quarantine WHERE realm_id = :r AND source_id = :q"
+        " AND resolved_at IS NULL",
+        r=realm,
+        q=f"qbo:{made['Id']}",
+    )
