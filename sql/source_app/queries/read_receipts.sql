@@ -19,9 +19,10 @@ SELECT r.id AS source_id, r.sale_id AS sale_source_id,
 FROM app.receipts r
 LEFT JOIN app.sales s ON s.id = r.sale_id
 LEFT JOIN app.contacts c ON c.id = coalesce(r.contact_id, s.contact_id)
-LEFT JOIN LATERAL (
-    SELECT min(x.id) AS id FROM app.contacts x WHERE x.organisation_id = c.organisation_id
-) rep ON true
+LEFT JOIN (
+    SELECT x.organisation_id, min(x.id) AS id FROM app.contacts x
+    WHERE x.organisation_id IS NOT NULL GROUP BY x.organisation_id
+) rep ON rep.organisation_id = c.organisation_id
 WHERE r.id > :after AND (:read_all OR r.id IN :ids)
 ORDER BY r.id
 LIMIT :limit

@@ -23,14 +23,14 @@ SELECT
          AND TIMESTAMPTZ '9999-12-29 00:00:00+00' THEN s.updated_at END AS updated_at
 FROM app.sales s
 LEFT JOIN app.contacts c ON c.id = s.contact_id
+-- per organisation (one pass over the contacts): the contact that stands for it (lowest id) and
+-- its billing contact (lowest flagged id)
 LEFT JOIN (
-    SELECT x.organisation_id, min(x.id) AS id FROM app.contacts x
-    WHERE x.is_billing_contact GROUP BY x.organisation_id
-) bc ON bc.organisation_id = c.organisation_id
-LEFT JOIN app.contacts b ON b.id = bc.id
-LEFT JOIN LATERAL (
-    SELECT min(x.id) AS id FROM app.contacts x WHERE x.organisation_id = c.organisation_id
-) r ON true
+    SELECT x.organisation_id, min(x.id) AS id,
+           min(x.id) FILTER (WHERE x.is_billing_contact) AS billing_id
+    FROM app.contacts x WHERE x.organisation_id IS NOT NULL GROUP BY x.organisation_id
+) r ON r.organisation_id = c.organisation_id
+LEFT JOIN app.contacts b ON b.id = r.billing_id
 WHERE s.id > :after AND (:read_all OR s.id IN :ids)
 ORDER BY s.id
 LIMIT :limit
