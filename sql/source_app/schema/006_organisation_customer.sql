@@ -20,124 +20,108 @@ CREATE INDEX IF NOT EXISTS contacts_org_id_idx ON app.contacts (organisation_id,
 
 CREATE OR REPLACE FUNCTION app.capture_sale_contacts() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    v_sql text := $q$
-        INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
-        SELECT 'customers', 'contacts', t.cid::text, 'update', app.change_origin()
-        FROM (
-            SELECT m.cid FROM ({moved}) m
-            UNION
-            SELECT (SELECT min(x.id) FROM app.contacts x WHERE x.organisation_id = c.organisation_id)
-            FROM ({moved}) m JOIN app.contacts c ON c.id = m.cid
-            WHERE c.organisation_id IS NOT NULL
-        ) t
-        WHERE t.cid IS NOT NULL
-          AND NOT EXISTS (
-            SELECT 1 FROM app.change_log c
-            WHERE c.txid = txid_current() AND c.entity = 'customers' AND c.row_id = t.cid::text)
-        ORDER BY t.cid
-    $q$;
+    v_contacts bigint[];
 BEGIN
     IF app.capture_off() THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
-        EXECUTE replace(v_sql, '{moved}', $q$
-            SELECT DISTINCT n.contact_id AS cid FROM new_rows n WHERE n.contact_id IS NOT NULL
-        $q$);
+        SELECT array_agg(DISTINCT n.contact_id) INTO v_contacts
+        FROM new_rows n WHERE n.contact_id IS NOT NULL;
     ELSE
-        EXECUTE replace(v_sql, '{moved}', $q$
-            SELECT DISTINCT n.contact_id AS cid FROM new_rows n JOIN old_rows o ON o.id = n.id
-            WHERE n.contact_id IS NOT NULL AND n.contact_id IS DISTINCT FROM o.contact_id
-        $q$);
+        SELECT array_agg(DISTINCT n.contact_id) INTO v_contacts
+        FROM new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE n.contact_id IS NOT NULL AND n.contact_id IS DISTINCT FROM o.contact_id;
     END IF;
+    IF v_contacts IS NULL THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
+    SELECT 'customers', 'contacts', t.cid::text, 'update', app.change_origin()
+    FROM (
+        SELECT unnest(v_contacts) AS cid
+        UNION
+        SELECT (SELECT min(x.id) FROM app.contacts x WHERE x.organisation_id = c.organisation_id)
+        FROM app.contacts c
+        WHERE c.id = ANY(v_contacts) AND c.organisation_id IS NOT NULL
+    ) t
+    WHERE t.cid IS NOT NULL
+      AND NOT EXISTS (
+        SELECT 1 FROM app.change_log c
+        WHERE c.txid = txid_current() AND c.entity = 'customers' AND c.row_id = t.cid::text)
+    ORDER BY t.cid;
     RETURN NULL;
 END $$;
 
--- The organisations whose representative the statement's contacts changed ({orgs}): every
--- contact, sale and receipt of each is reported, and those of the contacts that moved ({moved}).
+-- The organisations whose representative the statement's contacts changed (v_orgs): every
+-- contact, sale and receipt of each is reported, and those of the contacts that moved (v_moved).
+-- A statement that moves no representative (most of them: an email, a phone) stops at the
+-- first, cheap query over its own rows.
 CREATE OR REPLACE FUNCTION app.capture_organisation_members() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    v_sql text := $q$
-        WITH orgs AS ({orgs}),
-        moved AS ({moved}),
-        sales AS (
-            INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
-            SELECT 'invoices', 'sales', s.id::text, 'update', app.change_origin()
-            FROM app.sales s JOIN app.contacts c ON c.id = s.contact_id
-            WHERE (c.organisation_id IN (SELECT id FROM orgs) OR c.id IN (SELECT id FROM moved))
-              AND NOT EXISTS (
-                  SELECT 1 FROM app.change_log l
-                  WHERE l.txid = txid_current() AND l.entity = 'invoices'
-                    AND l.row_id = s.id::text)
-            ORDER BY s.id
-            RETURNING 1
-        ),
-        receipts AS (
-            INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
-            SELECT 'payments', 'receipts', r.id::text, 'update', app.change_origin()
-            FROM app.receipts r
-            LEFT JOIN app.sales s ON s.id = r.sale_id
-            JOIN app.contacts c ON c.id = coalesce(r.contact_id, s.contact_id)
-            WHERE (c.organisation_id IN (SELECT id FROM orgs) OR c.id IN (SELECT id FROM moved))
-              AND NOT EXISTS (
-                  SELECT 1 FROM app.change_log l
-                  WHERE l.txid = txid_current() AND l.entity = 'payments'
-                    AND l.row_id = r.id::text)
-            ORDER BY r.id
-            RETURNING 1
-        )
-        INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
-        SELECT 'customers', 'contacts', c.id::text, 'update', app.change_origin()
-        FROM app.contacts c
-        WHERE (c.organisation_id IN (SELECT id FROM orgs) OR c.id IN (SELECT id FROM moved))
-          AND NOT EXISTS (
-              SELECT 1 FROM app.change_log l
-              WHERE l.txid = txid_current() AND l.entity = 'customers'
-                AND l.row_id = c.id::text)
-        ORDER BY c.id
-    $q$;
-    v_none text := 'SELECT NULL::bigint AS id WHERE false';
+    v_orgs  bigint[];
+    v_moved bigint[];
 BEGIN
     IF app.capture_off() THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
-        v_sql := replace(v_sql, '{moved}', v_none);
         -- a new contact with a lower id than the organisation's members it joins
-        EXECUTE replace(v_sql, '{orgs}', $q$
-            SELECT DISTINCT n.organisation_id AS id FROM new_rows n
-            WHERE n.organisation_id IS NOT NULL
-              AND n.id = (SELECT min(x.id) FROM app.contacts x
-                          WHERE x.organisation_id = n.organisation_id)
-              AND EXISTS (SELECT 1 FROM app.contacts x
-                          WHERE x.organisation_id = n.organisation_id
-                            AND x.id NOT IN (SELECT id FROM new_rows))
-        $q$);
+        SELECT array_agg(DISTINCT n.organisation_id) INTO v_orgs
+        FROM new_rows n
+        WHERE n.organisation_id IS NOT NULL
+          AND n.id = (SELECT min(x.id) FROM app.contacts x
+                      WHERE x.organisation_id = n.organisation_id)
+          AND EXISTS (SELECT 1 FROM app.contacts x
+                      WHERE x.organisation_id = n.organisation_id
+                        AND x.id NOT IN (SELECT id FROM new_rows));
     ELSIF TG_OP = 'UPDATE' THEN
         -- the contacts that moved, and the organisations they left and joined
-        v_sql := replace(v_sql, '{moved}', $q$
-            SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
-            WHERE n.organisation_id IS DISTINCT FROM o.organisation_id
-        $q$);
-        EXECUTE replace(v_sql, '{orgs}', $q$
-            SELECT n.organisation_id AS id FROM new_rows n JOIN old_rows o ON o.id = n.id
-            WHERE n.organisation_id IS DISTINCT FROM o.organisation_id
-              AND n.organisation_id IS NOT NULL
-            UNION
-            SELECT o.organisation_id FROM new_rows n JOIN old_rows o ON o.id = n.id
-            WHERE n.organisation_id IS DISTINCT FROM o.organisation_id
-              AND o.organisation_id IS NOT NULL
-        $q$);
+        SELECT array_agg(n.id),
+               array_remove(array_agg(DISTINCT n.organisation_id)
+                            || array_agg(DISTINCT o.organisation_id), NULL)
+        INTO v_moved, v_orgs
+        FROM new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE n.organisation_id IS DISTINCT FROM o.organisation_id;
     ELSE
-        v_sql := replace(v_sql, '{moved}', v_none);
         -- a deleted representative: the next lowest id represents the organisation
-        EXECUTE replace(v_sql, '{orgs}', $q$
-            SELECT DISTINCT o.organisation_id AS id FROM old_rows o
-            WHERE o.organisation_id IS NOT NULL
-              AND o.id < (SELECT min(x.id) FROM app.contacts x
-                          WHERE x.organisation_id = o.organisation_id)
-        $q$);
+        SELECT array_agg(DISTINCT o.organisation_id) INTO v_orgs
+        FROM old_rows o
+        WHERE o.organisation_id IS NOT NULL
+          AND o.id < (SELECT min(x.id) FROM app.contacts x
+                      WHERE x.organisation_id = o.organisation_id);
     END IF;
+    IF coalesce(cardinality(v_orgs), 0) = 0 AND v_moved IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_orgs := coalesce(v_orgs, '{}');
+    v_moved := coalesce(v_moved, '{}');
+    INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
+    SELECT 'invoices', 'sales', s.id::text, 'update', app.change_origin()
+    FROM app.sales s JOIN app.contacts c ON c.id = s.contact_id
+    WHERE (c.organisation_id = ANY(v_orgs) OR c.id = ANY(v_moved))
+      AND NOT EXISTS (
+          SELECT 1 FROM app.change_log l
+          WHERE l.txid = txid_current() AND l.entity = 'invoices' AND l.row_id = s.id::text)
+    ORDER BY s.id;
+    INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
+    SELECT 'payments', 'receipts', r.id::text, 'update', app.change_origin()
+    FROM app.receipts r
+    LEFT JOIN app.sales s ON s.id = r.sale_id
+    JOIN app.contacts c ON c.id = coalesce(r.contact_id, s.contact_id)
+    WHERE (c.organisation_id = ANY(v_orgs) OR c.id = ANY(v_moved))
+      AND NOT EXISTS (
+          SELECT 1 FROM app.change_log l
+          WHERE l.txid = txid_current() AND l.entity = 'payments' AND l.row_id = r.id::text)
+    ORDER BY r.id;
+    INSERT INTO app.change_log (entity, table_name, row_id, op, origin)
+    SELECT 'customers', 'contacts', c.id::text, 'update', app.change_origin()
+    FROM app.contacts c
+    WHERE (c.organisation_id = ANY(v_orgs) OR c.id = ANY(v_moved))
+      AND NOT EXISTS (
+          SELECT 1 FROM app.change_log l
+          WHERE l.txid = txid_current() AND l.entity = 'customers' AND l.row_id = c.id::text)
+    ORDER BY c.id;
     RETURN NULL;
 END $$;
 
