@@ -237,7 +237,8 @@ def _secrets_written(
                 found.append(f"{path}: {value} has a literal value")
     if re.search(r"postgres(ql)?://[^\s/:]+:[^\s@]+@", text):
         found.append("a database URL with a password")
-    if re.search(r"\b[A-Za-z0-9_-]{43}=", text):
+    # (not \b: a key may start with '-' or '_', which a word boundary does not precede)
+    if re.search(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}=", text):
         found.append("a Fernet key")
     return found
 
