@@ -25,25 +25,35 @@ SELECT
                                                           AS billing_name,
     coalesce(b.email, c.email)                            AS billing_email,
     c.address_line1, c.address_line2, c.city, c.region, c.postal_code, c.country,
-    CASE WHEN r.id = c.id
-         THEN EXISTS (SELECT 1 FROM app.contacts m JOIN app.sales s ON s.contact_id = m.id
-                      WHERE m.organisation_id = c.organisation_id)
-         ELSE EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id) END AS has_sale,
+    coalesce(sold.yes, false)                             AS has_sale,
     c.organisation_id,
     CASE WHEN r.id <> c.id THEN r.id END                  AS represented_by,
     c.origin,
     CASE WHEN c.updated_at BETWEEN TIMESTAMPTZ '0001-01-03 00:00:00+00'
          AND TIMESTAMPTZ '9999-12-29 00:00:00+00' THEN c.updated_at END AS updated_at
-FROM app.contacts c
+-- The page is taken first (LIMIT applied to the contacts alone), then joined: each page costs
+-- its own rows, not the rest of the table.
+FROM (
+    SELECT p.* FROM app.contacts p
+    WHERE p.id > :after AND (:read_all OR p.id IN :ids)
+    ORDER BY p.id
+    LIMIT :limit
+) c
 LEFT JOIN app.organisations o ON o.id = c.organisation_id
--- per organisation (one pass over the contacts): the contact that stands for it (lowest id) and
--- its billing contact (lowest flagged id)
-LEFT JOIN (
-    SELECT x.organisation_id, min(x.id) AS id,
-           min(x.id) FILTER (WHERE x.is_billing_contact) AS billing_id
-    FROM app.contacts x WHERE x.organisation_id IS NOT NULL GROUP BY x.organisation_id
-) r ON r.organisation_id = c.organisation_id
+-- the organisation (index contacts(organisation_id, id)): the contact that stands for it
+-- (lowest id) and its billing contact (lowest flagged id); none without an organisation
+LEFT JOIN LATERAL (
+    SELECT min(x.id) AS id, min(x.id) FILTER (WHERE x.is_billing_contact) AS billing_id
+    FROM app.contacts x WHERE x.organisation_id = c.organisation_id
+) r ON true
 LEFT JOIN app.contacts b ON b.id = r.billing_id
-WHERE c.id > :after AND (:read_all OR c.id IN :ids)
+-- has_sale: a sale of the organisation for the contact that stands for it, else of the contact
+-- (index probes per row, LIMIT 1: never a pass over every sale per page)
+LEFT JOIN LATERAL (
+    SELECT true AS yes FROM app.contacts m JOIN app.sales s ON s.contact_id = m.id
+    WHERE r.id = c.id AND m.organisation_id = c.organisation_id
+    UNION ALL
+    SELECT true FROM app.sales s WHERE r.id IS DISTINCT FROM c.id AND s.contact_id = c.id
+    LIMIT 1
+) sold ON true
 ORDER BY c.id
-LIMIT :limit

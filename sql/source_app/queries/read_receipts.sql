@@ -16,13 +16,18 @@ SELECT r.id AS source_id, r.sale_id AS sale_source_id,
        r.origin,
        CASE WHEN r.updated_at BETWEEN TIMESTAMPTZ '0001-01-03 00:00:00+00'
             AND TIMESTAMPTZ '9999-12-29 00:00:00+00' THEN r.updated_at END AS updated_at
-FROM app.receipts r
+-- The page is taken first (LIMIT applied to the receipts alone), then joined: each page costs
+-- its own rows, not the rest of the table.
+FROM (
+    SELECT p.* FROM app.receipts p
+    WHERE p.id > :after AND (:read_all OR p.id IN :ids)
+    ORDER BY p.id
+    LIMIT :limit
+) r
 LEFT JOIN app.sales s ON s.id = r.sale_id
 LEFT JOIN app.contacts c ON c.id = coalesce(r.contact_id, s.contact_id)
-LEFT JOIN (
-    SELECT x.organisation_id, min(x.id) AS id FROM app.contacts x
-    WHERE x.organisation_id IS NOT NULL GROUP BY x.organisation_id
-) rep ON rep.organisation_id = c.organisation_id
-WHERE r.id > :after AND (:read_all OR r.id IN :ids)
+-- the organisation's representative: its lowest-id contact (index contacts(organisation_id, id))
+LEFT JOIN LATERAL (
+    SELECT min(x.id) AS id FROM app.contacts x WHERE x.organisation_id = c.organisation_id
+) rep ON true
 ORDER BY r.id
-LIMIT :limit

@@ -21,16 +21,20 @@ SELECT
     s.detail_level, s.grouping_label AS grouping, s.origin,
     CASE WHEN s.updated_at BETWEEN TIMESTAMPTZ '0001-01-03 00:00:00+00'
          AND TIMESTAMPTZ '9999-12-29 00:00:00+00' THEN s.updated_at END AS updated_at
-FROM app.sales s
+-- The page is taken first (the primary key's order, LIMIT applied to the sales alone), then
+-- joined: each page costs its own rows, not the rest of the table.
+FROM (
+    SELECT p.* FROM app.sales p
+    WHERE p.id > :after AND (:read_all OR p.id IN :ids)
+    ORDER BY p.id
+    LIMIT :limit
+) s
 LEFT JOIN app.contacts c ON c.id = s.contact_id
--- per organisation (one pass over the contacts): the contact that stands for it (lowest id) and
--- its billing contact (lowest flagged id)
-LEFT JOIN (
-    SELECT x.organisation_id, min(x.id) AS id,
-           min(x.id) FILTER (WHERE x.is_billing_contact) AS billing_id
-    FROM app.contacts x WHERE x.organisation_id IS NOT NULL GROUP BY x.organisation_id
-) r ON r.organisation_id = c.organisation_id
+-- the contact's organisation (index contacts(organisation_id, id)): the contact that stands for
+-- it (lowest id) and its billing contact (lowest flagged id); none without an organisation
+LEFT JOIN LATERAL (
+    SELECT min(x.id) AS id, min(x.id) FILTER (WHERE x.is_billing_contact) AS billing_id
+    FROM app.contacts x WHERE x.organisation_id = c.organisation_id
+) r ON true
 LEFT JOIN app.contacts b ON b.id = r.billing_id
-WHERE s.id > :after AND (:read_all OR s.id IN :ids)
 ORDER BY s.id
-LIMIT :limit
