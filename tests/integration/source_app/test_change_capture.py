@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from qbo_pipelines import settings
 from qbo_pipelines.canonical import (
     CanonicalAddress,
     CustomerTransaction,
@@ -108,17 +109,32 @@ def test_R5_one_customer_per_organisation_its_lowest_contact_stands_for_it(
     org = _one(source, "INSERT INTO app.organisations (name) VALUES ('Acme') RETURNING id")
     other = _one(source, "INSERT INTO app.organisations (name) VALUES ('Bolt') RETURNING id")
     first, second = (
-        _one(source, "INSERT INTO app.contacts (organisation_id, given_name) VALUES (:o, :g)"
-                     " RETURNING id", o=org, g=g)
+        _one(
+            source,
+            "INSERT INTO app.contacts (organisation_id, given_name) VALUES (:o, :g) RETURNING id",
+            o=org,
+            g=g,
+        )
         for g in ("Ann", "Bob")
     )
-    bolt = _one(source, "INSERT INTO app.contacts (organisation_id, given_name) VALUES (:o, 'Cy')"
-                        " RETURNING id", o=other)
+    bolt = _one(
+        source,
+        "INSERT INTO app.contacts (organisation_id, given_name) VALUES (:o, 'Cy') RETURNING id",
+        o=other,
+    )
     start = conn.max_seq()
-    sale = _one(source, "INSERT INTO app.sales (contact_id, txn_date, total)"
-                        " VALUES (:c, '2024-01-02', 30) RETURNING id", c=second)
-    receipt = _one(source, "INSERT INTO app.receipts (sale_id, amount, received_on)"
-                           " VALUES (:s, 30, '2024-01-03') RETURNING id", s=sale)
+    sale = _one(
+        source,
+        "INSERT INTO app.sales (contact_id, txn_date, total)"
+        " VALUES (:c, '2024-01-02', 30) RETURNING id",
+        c=second,
+    )
+    receipt = _one(
+        source,
+        "INSERT INTO app.receipts (sale_id, amount, received_on)"
+        " VALUES (:s, 30, '2024-01-03') RETURNING id",
+        s=sale,
+    )
     # Bob's first sale: Ann, who stands for Acme, now has one (R4) and is reported.
     assert {("customers", str(first)), ("customers", str(second))} <= _changed(conn, start)
 
@@ -161,15 +177,21 @@ def test_R5_one_customer_per_organisation_its_lowest_contact_stands_for_it(
         i=lower,
         o=org,
     )
-    assert {("customers", str(second)), ("invoices", str(sale)),
-            ("payments", str(receipt))} <= _changed(conn, start)
+    assert {
+        ("customers", str(second)),
+        ("invoices", str(sale)),
+        ("payments", str(receipt)),
+    } <= _changed(conn, start)
     assert read()[1] == str(lower)
 
     # ... and is deleted again: Bob stands for Acme once more.
     start = conn.max_seq()
     _exec(source, "DELETE FROM app.contacts WHERE id = :i", i=lower)
-    assert {("customers", str(second)), ("invoices", str(sale)),
-            ("payments", str(receipt))} <= _changed(conn, start)
+    assert {
+        ("customers", str(second)),
+        ("invoices", str(sale)),
+        ("payments", str(receipt)),
+    } <= _changed(conn, start)
     assert read()[1:] == (str(second), str(second))
 
 
@@ -313,3 +335,89 @@ def test_feed_horizon_waits_for_a_slow_transaction_here_never_for_one_in_another
     finally:
         here.close()
         elsewhere.close()
+
+
+_BILLING_SCENARIOS = {
+    "an email": ["UPDATE app.contacts SET email = 'new@x.example' WHERE id = {buyer}"],
+    "a phone only": ["UPDATE app.contacts SET phone = '+1 555 0100' WHERE id = {buyer}"],
+    "the billing flag": [
+        "UPDATE app.contacts SET is_billing_contact = NOT is_billing_contact WHERE id = {member}"
+    ],
+    "a move": ["UPDATE app.contacts SET organisation_id = {other_org} WHERE id = {member}"],
+    "many rows": ["UPDATE app.contacts SET email = 'm' || id || '@x.example' WHERE id <= 40"],
+    "two statements": [
+        "UPDATE app.contacts SET email = 'a@x.example' WHERE id = {buyer}",
+        "UPDATE app.contacts SET email = 'b@x.example' WHERE id IN ({buyer}, {member})",
+    ],
+    "a new billing contact": [
+        "INSERT INTO app.contacts (id, given_name, organisation_id, is_billing_contact, email)"
+        " VALUES (90001, 'New', {org}, true, 'n@x.example')"
+    ],
+    "a deleted billing contact": [
+        "UPDATE app.contacts SET is_billing_contact = true WHERE id = {idle}",
+        "DELETE FROM app.contacts WHERE id = {idle}",
+    ],
+    "the sync's write": [
+        "SET LOCAL qbo_pipelines.origin = 'sync'",
+        "UPDATE app.sales SET origin = 'qbo' WHERE contact_id = {buyer} AND mod(id, 2) = 0",
+        "UPDATE app.contacts SET email = 's@x.example', is_billing_contact = true"
+        " WHERE id IN ({buyer}, {member})",
+    ],
+}
+
+
+def _feed_rows(engine: sa.Engine, function_file: str, statements: list[str]) -> list[tuple]:
+    """The change-log rows the statements add with ``function_file``'s billing feed installed
+    (everything rolled back after)."""
+    path = settings.SQL_DIR / "source_app" / "schema" / function_file
+    with engine.connect() as conn:
+        conn.exec_driver_sql(path.read_text(encoding="utf-8"))
+        start = conn.exec_driver_sql("SELECT coalesce(max(seq), 0) FROM app.change_log").scalar()
+        for sql in statements:
+            conn.exec_driver_sql(sql)
+        rows = conn.execute(
+            sa.text(
+                "SELECT entity, table_name, row_id, op, origin FROM app.change_log"
+                " WHERE seq > :s ORDER BY seq"
+            ),
+            {"s": start},
+        ).all()
+        conn.rollback()
+    return [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("scenario", list(_BILLING_SCENARIOS))
+def test_R18_the_billing_feed_by_index_reports_what_the_scan_did(
+    source: sa.Engine, scenario: str
+) -> None:
+    """Migration 007 finds the sales whose billing email a contact statement moves through the
+    sales' contact index instead of a scan of every sale: the same change-log rows as 005's
+    function, statement for statement."""
+    from qbo_pipelines.source_app import demo
+
+    demo.seed(source, contacts=60, sales=300, workers=2, seed_value=3)
+    with source.connect() as conn:
+        org, member = conn.exec_driver_sql(
+            "SELECT c.organisation_id, max(c.id) FROM app.contacts c"
+            " JOIN app.sales s ON s.contact_id = c.id WHERE c.organisation_id IS NOT NULL"
+            " GROUP BY c.organisation_id ORDER BY count(DISTINCT c.id) DESC, 1 LIMIT 1"
+        ).one()
+        buyer = conn.exec_driver_sql(
+            f"SELECT min(contact_id) FROM app.sales s JOIN app.contacts c ON c.id = s.contact_id"
+            f" WHERE c.organisation_id = {org}"
+        ).scalar()
+        other_org = conn.exec_driver_sql(
+            f"SELECT min(id) FROM app.organisations WHERE id <> {org}"
+        ).scalar()
+        idle = conn.exec_driver_sql(
+            "SELECT min(c.id) FROM app.contacts c WHERE c.organisation_id IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM app.sales s WHERE s.contact_id = c.id)"
+            " AND NOT EXISTS (SELECT 1 FROM app.receipts r WHERE r.contact_id = c.id)"
+        ).scalar()
+    values = {"org": org, "member": member, "buyer": buyer, "other_org": other_org, "idle": idle}
+    statements = [s.format(**values) for s in _BILLING_SCENARIOS[scenario]]
+    scanned = _feed_rows(source, "005_billing_feed_follows_pulls.sql", statements)
+    by_index = _feed_rows(source, "007_billing_feed_by_index.sql", statements)
+    assert by_index == scanned
+    if scenario not in ("a phone only",):
+        assert any(r[0] == "invoices" for r in scanned), "the scenario reports a sale"
