@@ -20,7 +20,8 @@ sales plan as creates instead of being held for a missing mapping or reference. 
    row, compared with the hash stored at the last sync;
 5. **the push job's extract and stage** (``raw/source/*``, ``staged/qbo/*`` with their Great
    Expectations suites), on the first run (every record read into raw_source and staged) and
-   with mode=full when nothing changed (only row hashes read).
+   with mode=full when nothing changed (only row hashes read); then ("load") the push's read
+   of the staged snapshot, every staged record decoded as ``pushed/qbo/*`` plans from it.
 
 The machine may be shared: CPU seconds of this process are printed beside wall seconds (the
 CPU figure is what the stages cost; the wall figure also holds waiting on Postgres and on other
@@ -47,11 +48,11 @@ from qbo_pipelines.quality.rules import check
 from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.source_app.demo import seed
 from qbo_pipelines.sync import context as push_context
-from qbo_pipelines.sync import pipeline
+from qbo_pipelines.sync import pipeline, staged
 from qbo_pipelines.sync.engine import records
 from qbo_pipelines.sync.engine.records import RecordState
 from qbo_pipelines.sync.env import QboApp, SyncEnv
-from qbo_pipelines.sync.push import plan_record
+from qbo_pipelines.sync.push import CHUNK, plan_record
 from qbo_pipelines.sync.specs import SPECS
 from qbo_pipelines.transforms.to_qbo import PushContext
 from qbo_pipelines.warehouse import migrations, postgres
@@ -251,6 +252,12 @@ def _job_steps(env: SyncEnv, run_id: str) -> None:
         clock = _Clock()
         stage = pipeline.stage(env, entity, run_id=run_id, realm_id=REALM)
         clock.line(f"{entity[:5]} stage", seen, f"  staged {stage.staged:,}")
+        clock = _Clock()
+        snapshot = staged.find(env.warehouse, REALM, entity, [run_id])
+        decoded = sum(
+            len(page.records) for page in staged.iter_staged(env.warehouse, snapshot, CHUNK)
+        )
+        clock.line(f"{entity[:5]} load", seen, f"  decoded {decoded:,} (the push's plan input)")
         total += seen
     clock_all.line("all", total)
 

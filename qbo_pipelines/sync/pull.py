@@ -314,6 +314,7 @@ SELECT r.qbo_id, r.deleted, r.sync_token, r.data::text AS data, s.source_id AS s
 FROM raw_qbo.{table} r
 LEFT JOIN sync.record_state s
        ON s.realm_id = r.realm_id AND s.qbo_entity = :qbo_entity AND s.qbo_id = r.qbo_id
+      AND s.qbo_id > :after  -- a merge join starts at the page, not the first state row
 WHERE r.realm_id = :realm AND r.qbo_id > :after
   AND (CASE WHEN s.realm_id IS NULL THEN :creates AND NOT r.deleted
             ELSE s.entity = :entity
