@@ -94,6 +94,15 @@ class PushSpec:
         written_through: why a record is never written itself, not even when it is in QBO
             already: another record stands for it there (a contact of an organisation its
             representative contact stands for, R5).
+        written_by: the record that writes this one to QBO when another does (the source id
+            of its organisation's representative contact), else None.
+        group_field: the body field naming the group a record's QBO record stands for
+            (``CompanyName``: the organisation a contact stands for, R5). A record whose QBO
+            record stood for a group it has left hands that record over to the group's new
+            representative (which wants its name), and is matched or created on its own.
+        referenced_by: (entity, body field) of the records that reference this entity's QBO
+            records (``("invoices", "CustomerRef")``): when a record's link moves to another
+            QBO record, the records that referenced its old one are planned again.
         send_request: whether QBO should email the record once synced, and to whom (R18).
         qbo_entity: the QBO entity a record becomes (default: the catalogue's).
     """
@@ -105,6 +114,9 @@ class PushSpec:
     name_space: str | None = None
     skip_reason: Callable[[Record], str | None] = lambda _r: None
     written_through: Callable[[Record], str | None] = lambda _r: None
+    written_by: Callable[[Record], str | None] = lambda _r: None
+    group_field: str | None = None
+    referenced_by: tuple[tuple[str, str], ...] = ()
     send_request: Callable[[Record], tuple[bool, str | None]] | None = None
     qbo_entity: Callable[[Record], str] | None = None
 
@@ -1069,7 +1081,7 @@ def _check_names(
     run: PushRun,
     spec: PushSpec,
     plans: list[Plan],
-    states: Mapping[SourceId, RecordState],
+    states: dict[SourceId, RecordState],
     report: Report,
     asked: _Names | QboError | None = None,
     claims: Mapping[str, tuple[str, SourceId]] | None = None,
@@ -1088,13 +1100,16 @@ def _check_names(
     held_now = claims or {}
     owners = {k: held_now[k] for k in keys.values() if k in held_now}
     owners.update(records.name_owners(run.engine, run.realm_id, keys.values()))
+    handing, released = _handing_over(run, spec, keys, owners, naming, states)
     verdict: dict[SourceId, Plan] = {}
     claimed: dict[str, SourceId] = {}
     for p in sorted(naming, key=lambda x: (len(x.source_id), x.source_id)):
         key = keys[p.source_id]
         owner = owners.get(key)
         other = None
-        if owner is not None and owner != (entity, p.source_id):
+        if owner is not None and owner == (entity, handing.get(p.source_id)):
+            claimed[key] = p.source_id  # the record it now stands for hands its name over
+        elif owner is not None and owner != (entity, p.source_id):
             other = f"{owner[0]} #{owner[1]} already has this name in QBO"
         elif key in claimed:
             other = f"{entity} #{claimed[key]} has the same name in this run"
@@ -1131,6 +1146,7 @@ def _check_names(
     linked = records.mapped_qbo_ids(run.engine, run.realm_id, spec.entity.qbo_name, hits_to_check)
     retired = records.retired_links(run.engine, run.realm_id, spec.entity.qbo_name, hits_to_check)
     taken_over: dict[SourceId, SourceId] = {}  # new record -> the retired one it replaces
+    handed: dict[SourceId, SourceId] = {}  # record -> the one it now stands for, whose link
     for p in lookups:
         if (p.name or "") in unqueryable:
             verdict[p.source_id] = _hold(
@@ -1151,17 +1167,24 @@ def _check_names(
         ]
         if not hits:
             continue
+        giver = handing.get(p.source_id)
         exact = [
             h
             for h in hits
             if h["_type"] == spec.entity.qbo_name
             and h.get(spec.match_field or "") == p.name
-            and (str(h["Id"]) not in linked or str(h["Id"]) in retired)
+            and (
+                str(h["Id"]) not in linked
+                or str(h["Id"]) in retired
+                or (giver is not None and linked[str(h["Id"])][1] == giver)
+            )
         ]
-        if p.action == "create" and exact:
+        if (p.action == "create" or giver is not None) and exact:
             hit = exact[0]
             if str(hit["Id"]) in retired:
                 taken_over[p.source_id] = retired.pop(str(hit["Id"]))
+            elif giver is not None and str(hit["Id"]) in linked:
+                handed[p.source_id] = giver
             matched.append(_matched_state(run, spec, p, hit, current, keys[p.source_id]))
             report.counts["matched"] += 1
             verdict[p.source_id] = replace(p, action="skip", reason="matched")
@@ -1189,29 +1212,122 @@ def _check_names(
                 "run retries.",
             ),
         )
+    for y, x in released.items():
+        if y in handed:  # the link moved: the record that left writes nothing under it
+            verdict[x] = _hold(
+                next(p for p in plans if p.source_id == x),
+                Violation(
+                    f"{_rule_prefix(entity)}.handed_over",
+                    f"{entity} #{x}: its QBO record stands for a group it has left; {entity} "
+                    f"#{y}, which stands for that group now, takes it over",
+                    "Nothing to do: the next run matches or creates this record on its own.",
+                ),
+            )
     out = [verdict.get(p.source_id, p) for p in plans]
     if matched:
-        _save_matched(run, entity, matched, taken_over)
+        for sid, unlinked in _save_matched(run, spec, matched, taken_over, handed, states):
+            states[sid] = unlinked  # held or skipped below with the link gone
     return out
+
+
+def _handing_over(
+    run: PushRun,
+    spec: PushSpec,
+    keys: Mapping[SourceId, str],
+    owners: Mapping[str, tuple[str, SourceId]],
+    naming: Sequence[Plan],
+    states: Mapping[SourceId, RecordState],
+) -> tuple[dict[SourceId, SourceId], dict[SourceId, SourceId]]:
+    """Records whose name another record of ours holds in QBO that should take that record's
+    QBO link over instead of being held as a collision: record -> the holder; and, of those,
+    the holders released (planned in this chunk, to be matched or created on their own next).
+
+    An organisation's QBO customer is its lowest-id contact's (R5). When a contact with a lower
+    id joins, the holder is now written through the joining contact: the link moves to it (before,
+    the name was held as a collision and the organisation's invoices billed the joining
+    contact's own customer). When the contact that stands for it leaves, its QBO record stood
+    for the group (``spec.group_field``) it no longer stands for, and the group's new
+    representative wants that name: the link moves to the new representative, and the contact
+    that left is matched or created under its own name by the next run (before, both were held
+    as collisions, for good)."""
+    entity = spec.entity.name
+    holders = {
+        p: owners[k][1]
+        for p, k in keys.items()
+        if k in owners and owners[k][0] == entity and owners[k][1] != p
+    }
+    held = records.load(run.engine, run.realm_id, entity, sorted(set(holders.values())))
+    holders = {  # a link with a write in flight moves only once the write is answered
+        p: h for p, h in holders.items() if h in held and held[h].intent is None and held[h].qbo_id
+    }
+    if not holders:
+        return {}, {}
+    now = {
+        SourceId(r.source_id): r
+        for chunk in run.reader.iter_entity(entity, sorted(set(holders.values())))
+        for r in chunk
+    }
+    handing = {p: h for p, h in holders.items() if h in now and spec.written_by(now[h]) == str(p)}
+    released: dict[SourceId, SourceId] = {}
+    field = spec.group_field
+    planned = {p.source_id: p for p in naming}
+    for p, h in holders.items():
+        if p in handing or field is None or h not in planned or h not in states:
+            continue
+        mine, theirs = planned[p], planned[h]
+        group = (mine.payload or {}).get(field)
+        if (
+            group is not None
+            and group == mine.name
+            and (states[h].source_base or {}).get(field) == group
+            and (theirs.payload or {}).get(field) != group
+            and keys.get(h) != keys[p]
+        ):
+            handing[p] = released[p] = h
+    return handing, released
 
 
 def _save_matched(
     run: PushRun,
-    entity: str,
+    spec: PushSpec,
     matched: Sequence[RecordState],
     taken_over: Mapping[SourceId, SourceId],
-) -> None:
+    handed: Mapping[SourceId, SourceId],
+    states: Mapping[SourceId, RecordState],
+) -> list[tuple[SourceId, RecordState]]:
     """Records matched to QBO records by name, with the ledger; a match of a QBO record that
-    a retired record (deleted in the source, kept in QBO: R9) was linked to moves the link to
-    the new record, in the same transaction (one QBO record, one source record)."""
+    a retired record (deleted in the source, kept in QBO: R9) or a record now written through
+    the new one (``handed``) was linked to moves the link to the new record, in the same
+    transaction (one QBO record, one source record). A record whose link moves from its own
+    QBO record has what referenced that record planned again (``spec.referenced_by``)."""
+    entity = spec.entity.name
+    released: list[str] = []
     ledger = []
     for m in matched:
-        old = taken_over.get(SourceId(m.source_id or ""))
+        sid = SourceId(m.source_id or "")
+        old = taken_over.get(sid)
         note = (
             f"; it was linked to {entity} #{old}, deleted in the source (the link moves here)"
             if old is not None
             else ""
         )
+        if sid in handed:
+            before = states.get(sid)
+            note = (
+                f"; it was linked to {entity} #{handed[sid]}, which this record now stands for"
+                " (the link moves here)"
+                + (
+                    f"; QBO {m.qbo_entity} {before.qbo_id}, linked to this record until now, is"
+                    " no longer linked to any record (its transactions move with the source's)"
+                    if before is not None and before.qbo_id and before.qbo_id != m.qbo_id
+                    else ""
+                )
+            )
+            if before is not None and before.qbo_id and before.qbo_id != m.qbo_id:
+                released.append(before.qbo_id)
+            giver = states.get(handed[sid])
+            if giver is not None and giver.qbo_id:  # its records bill another customer now
+                released.append(giver.qbo_id)
         ledger.append(
             _entry(
                 run,
@@ -1225,8 +1341,28 @@ def _save_matched(
         )
     with run.engine.begin() as conn:
         records.unlink_retired(conn, run.realm_id, entity, list(taken_over.values()))
+        records.unlink_written_through(conn, run.realm_id, entity, list(handed.values()))
         records.save(conn, matched, run.run_id)
+        records.forget_referencing(conn, run.realm_id, spec.referenced_by, released)
         state.append_ledger(conn, ledger)
+    return [
+        (
+            x,
+            states[x].but(
+                qbo_id=None,
+                name_key=None,
+                status="skipped",
+                source_hash=None,
+                source_base=None,
+                qbo_base=None,
+                qbo_hash=None,
+                sync_token=None,
+                qbo_updated_at=None,
+            ),
+        )
+        for x in handed.values()
+        if x in states
+    ]
 
 
 def _entry(

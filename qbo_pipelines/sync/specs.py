@@ -74,6 +74,9 @@ CUSTOMERS = PushSpec(
     name_space="party",
     skip_reason=_no_sale,
     written_through=_represented,
+    written_by=lambda c: c.represented_by,
+    group_field="CompanyName",
+    referenced_by=(("invoices", "CustomerRef"), ("payments", "CustomerRef")),
 )
 ITEMS = PushSpec(
     catalogue.entity("items"),

@@ -172,3 +172,89 @@ def test_R5_R11_every_contact_of_an_organisation_bills_its_one_qbo_customer(
     calls = bed.write_calls()
     _push(bed, dagster_instance)
     assert bed.write_calls() == calls
+
+
+def _ledger_matches(bed: PushBed, source_id: int) -> list[str]:
+    return [
+        str(m)
+        for (m,) in bed.sql(
+            bed.env.warehouse,
+            "SELECT error_message FROM sync.ledger WHERE realm_id = :r AND entity = 'customers'"
+            " AND source_id = :s AND operation = 'match' ORDER BY id",
+            r=bed.realm,
+            s=str(source_id),
+        )
+    ]
+
+
+def test_R5_the_organisations_customer_follows_whoever_stands_for_it(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """An organisation's QBO customer stays the organisation's when the contact that stands for
+    it changes. A contact with a lower id (with its own customer and invoices) joins: the link
+    moves to it, its invoices move to the organisation's customer, nothing is held (before: its
+    rename was held as a name collision for good, and the organisation's invoices were billed
+    to its own customer meanwhile). It leaves again: the link moves back to the organisation's
+    next contact, and the one who left is matched to its own customer again by the next run
+    (before the fix, both were held as collisions)."""
+    bed = push_bed
+    org = int(
+        _one(bed, "INSERT INTO app.organisations (name) VALUES ('Quiet Harbour Co') RETURNING id")
+    )
+    ann = _contact(bed, org, "Ann")
+    bob = _contact(bed, org, "Bob")
+    _sale(bed, bob, "HARBOUR-1")
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    [harbour] = _customers_named(bed, "Quiet Harbour Co")
+    assert _state(bed, "customers", ann) == [("synced", harbour["Id"])]
+    # a contact older than the organisation's, with its own customer and invoices
+    [(joiner, own_id, own_name)] = bed.sql(
+        bed.env.warehouse,
+        "SELECT s.source_id::int, s.qbo_id, s.source_base->>'DisplayName'"
+        " FROM sync.record_state s WHERE s.realm_id = :r AND s.entity = 'customers'"
+        " AND s.status = 'synced' AND s.qbo_id IS NOT NULL"
+        " AND s.source_base->>'CompanyName' IS NULL ORDER BY s.source_id::int LIMIT 1",
+        r=bed.realm,
+    )
+    assert joiner < ann
+    [(doc,)] = bed.sql(
+        bed.env.source,
+        "SELECT min(doc_number) FROM app.sales WHERE contact_id = :c AND total > 0",
+        c=joiner,
+    )
+    assert _invoice(bed, doc)["CustomerRef"]["value"] == own_id
+
+    bed.sql(
+        bed.env.source,
+        "UPDATE app.contacts SET organisation_id = :o WHERE id = :c",
+        o=org,
+        c=joiner,
+    )
+    _push(bed, dagster_instance)
+    assert [c["Id"] for c in _customers_named(bed, "Quiet Harbour Co")] == [harbour["Id"]]
+    assert _state(bed, "customers", joiner) == [("synced", harbour["Id"])]
+    assert _state(bed, "customers", ann) == [("skipped", None)]
+    assert _invoice(bed, "HARBOUR-1")["CustomerRef"]["value"] == harbour["Id"]
+    assert _invoice(bed, doc)["CustomerRef"]["value"] == harbour["Id"]
+    assert _problems(bed, joiner, ann, bob) == []
+    assert "the link moves here" in _ledger_matches(bed, joiner)[-1]
+
+    bed.sql(
+        bed.env.source, "UPDATE app.contacts SET organisation_id = NULL WHERE id = :c", c=joiner
+    )
+    _push(bed, dagster_instance)
+    assert _state(bed, "customers", ann) == [("synced", harbour["Id"])]
+    [(status, _linked)] = _state(bed, "customers", joiner)
+    assert status == "held"  # handed over; matched under its own name by the next run
+    _push(bed, dagster_instance)
+    assert _state(bed, "customers", joiner) == [("synced", own_id)]
+    assert _invoice(bed, doc)["CustomerRef"]["value"] == own_id
+    assert _invoice(bed, "HARBOUR-1")["CustomerRef"]["value"] == harbour["Id"]
+    assert [c["Id"] for c in _customers_named(bed, "Quiet Harbour Co")] == [harbour["Id"]]
+    assert [c["Id"] for c in _customers_named(bed, own_name)] == [own_id]
+    assert _problems(bed, joiner, ann, bob) == []
+
+    calls = bed.write_calls()
+    _push(bed, dagster_instance)
+    assert bed.write_calls() == calls

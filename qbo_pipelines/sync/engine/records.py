@@ -263,6 +263,48 @@ def unlink_retired(conn: sa.Connection, realm_id: str, entity: str, ids: Sequenc
     return conn.execute(sql, {"r": realm_id, "e": entity, "ids": list(ids)}).rowcount
 
 
+def unlink_written_through(
+    conn: sa.Connection, realm_id: str, entity: str, ids: Sequence[str]
+) -> int:
+    """Hand the QBO link (and name) of records ``ids`` of ``entity`` over: another record
+    now writes them (an organisation's new representative contact) and takes the link in the
+    same transaction. They become skipped, with no base: never written themselves while
+    another record stands for them, planned afresh if they stand for themselves again."""
+    if not ids:
+        return 0
+    sql = sa.text(
+        "UPDATE sync.record_state SET qbo_id = NULL, name_key = NULL, status = 'skipped',"
+        " source_hash = NULL, source_base = NULL, qbo_base = NULL, qbo_hash = NULL,"
+        " sync_token = NULL, qbo_updated_at = NULL, source_row_hash = NULL, updated_at = now()"
+        " WHERE realm_id = :r AND entity = :e AND source_id = ANY(:ids) AND intent IS NULL"
+    )
+    return conn.execute(sql, {"r": realm_id, "e": entity, "ids": list(ids)}).rowcount
+
+
+def forget_referencing(
+    conn: sa.Connection,
+    realm_id: str,
+    references: Sequence[tuple[str, str]],
+    qbo_ids: Sequence[str],
+) -> int:
+    """Forget the synced source hash of the records whose base references one of ``qbo_ids``
+    through ``(entity, body field)`` (``CustomerRef``): their source content is unchanged, but
+    the QBO record they reference is no longer their source reference's, so the next plan
+    compares their body (and its new reference) with the base instead of skipping them."""
+    if not references or not qbo_ids:
+        return 0
+    changed = 0
+    for entity, field in references:
+        sql = sa.text(
+            "UPDATE sync.record_state SET source_hash = NULL, source_row_hash = NULL,"
+            " updated_at = now() WHERE realm_id = :r AND entity = :e"
+            " AND source_base -> CAST(:f AS text) ->> 'value' = ANY(:ids)"
+        )
+        params = {"r": realm_id, "e": entity, "f": field, "ids": list(qbo_ids)}
+        changed += conn.execute(sql, params).rowcount
+    return changed
+
+
 def linked_source_ids(bind: Bind, realm_id: str, entity: str, ids: Iterable[str]) -> set[SourceId]:
     """The records among ``ids`` linked to a QBO record, or with a write to QBO open."""
     wanted = sorted(set(ids))
