@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from explain import rows_scanned
 from pushbed import PushBed
 
 from qbo_pipelines import entities as catalogue
@@ -493,11 +494,6 @@ def test_R40_a_snapshot_another_run_restaged_leaves_the_feed_for_the_next_run(
     assert _position(bed, "customers") == _window(bed, "b", "customers").feed_hi > before
 
 
-def _rows_from(plan: dict[str, Any], relation: str) -> int:
-    """Rows the scans of ``relation`` produced in an ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan."""
-    own = plan["Actual Rows"] * plan["Actual Loops"] if plan.get("Relation Name") == relation else 0
-    return int(own) + sum(_rows_from(p, relation) for p in plan.get("Plans", ()))
-
 
 def test_issue9_a_staged_page_reads_the_states_of_its_own_rows(
     temp_database: Callable[..., sa.Engine],
@@ -532,7 +528,7 @@ def test_issue9_a_staged_page_reads_the_states_of_its_own_rows(
             sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql.text}"), {**params, "after": "000400"}
         ).scalar_one()[0]["Plan"]
     assert "Merge" in json.dumps(plan)
-    assert _rows_from(plan, "record_state") <= 2 * 20
+    assert rows_scanned(plan, "record_state") <= 2 * 20
     pages = list(staged.iter_staged(warehouse, snapshot, 20))
     assert sum(p.rows for p in pages) == 600
     assert [r.display_name for r in pages[-1].records][-1] == "C600"

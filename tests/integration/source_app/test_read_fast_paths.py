@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from explain import rows_scanned
 
 from qbo_pipelines import canonical
 from qbo_pipelines import entities as catalogue
@@ -405,14 +406,6 @@ def test_row_hashes_read_ahead_give_the_same_pages_in_any_page_size(
     assert len({h for _, h in whole}) == len(whole)
 
 
-def _rows_scanned(plan: dict[str, Any]) -> int:
-    """Rows every scan node of an ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan produced, over all its
-    loops (subplans included)."""
-    own = 0
-    if "Scan" in plan["Node Type"]:
-        own = int(plan["Actual Rows"] * plan["Actual Loops"])
-    return own + sum(_rows_scanned(child) for child in plan.get("Plans", ()))
-
 
 @pytest.mark.parametrize("entity", [e.name for e in catalogue.SOURCE])
 def test_issue9_a_read_page_scans_its_own_rows_not_the_rest_of_the_table(
@@ -446,4 +439,4 @@ def test_issue9_a_read_page_scans_its_own_rows_not_the_rest_of_the_table(
             )
             params = {"after": after, "limit": limit, "read_all": True, "ids": []}
             plan = conn.execute(explain, params).scalar_one()[0]["Plan"]
-            assert _rows_scanned(plan) <= 12 * limit, (entity, _rows_scanned(plan), len(keys))
+            assert rows_scanned(plan) <= 12 * limit, (entity, rows_scanned(plan), len(keys))
