@@ -1302,6 +1302,7 @@ def _save_matched(
     QBO record has what referenced that record planned again (``spec.referenced_by``)."""
     entity = spec.entity.name
     released: list[str] = []
+    parked: list[RecordState] = []
     ledger = []
     for m in matched:
         sid = SourceId(m.source_id or "")
@@ -1318,13 +1319,15 @@ def _save_matched(
                 " (the link moves here)"
                 + (
                     f"; QBO {m.qbo_entity} {before.qbo_id}, linked to this record until now, is"
-                    " no longer linked to any record (its transactions move with the source's)"
+                    " kept as a retired record's (its transactions move with the source's; the"
+                    " record takes it back when it stands for itself again)"
                     if before is not None and before.qbo_id and before.qbo_id != m.qbo_id
                     else ""
                 )
             )
             if before is not None and before.qbo_id and before.qbo_id != m.qbo_id:
                 released.append(before.qbo_id)
+                parked.append(_parked(run, before))
             giver = states.get(handed[sid])
             if giver is not None and giver.qbo_id:  # its records bill another customer now
                 released.append(giver.qbo_id)
@@ -1343,6 +1346,7 @@ def _save_matched(
         records.unlink_retired(conn, run.realm_id, entity, list(taken_over.values()))
         records.unlink_written_through(conn, run.realm_id, entity, list(handed.values()))
         records.save(conn, matched, run.run_id)
+        records.save(conn, parked, run.run_id)  # after: the matched rows freed their links
         records.forget_referencing(conn, run.realm_id, spec.referenced_by, released)
         state.append_ledger(conn, ledger)
     return [
@@ -1363,6 +1367,28 @@ def _save_matched(
         for x in handed.values()
         if x in states
     ]
+
+
+def _parked(run: PushRun, before: RecordState) -> RecordState:
+    """A record's own QBO record, left behind when the record takes another one over, kept as
+    a retired record's (R9: deleted in the source, kept in QBO). It is linked to no source
+    record, so the pull never takes it for a new QBO record to copy into the source app (a
+    duplicate contact), and the record takes it back by name when it stands for itself again.
+    Its source id names it: ``released:<QBO id>``."""
+    return RecordState(
+        run.realm_id,
+        before.entity,
+        SourceId(f"released:{before.qbo_id}"),
+        qbo_entity=before.qbo_entity,
+        qbo_id=before.qbo_id,
+        created_by=before.created_by,
+        status="deleted",
+        qbo_base=before.qbo_base,
+        qbo_hash=before.qbo_hash,
+        sync_token=before.sync_token,
+        qbo_updated_at=before.qbo_updated_at,
+        deleted_in_source=True,
+    )
 
 
 def _entry(

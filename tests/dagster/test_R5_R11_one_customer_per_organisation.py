@@ -12,6 +12,7 @@ from pushbed import PushBed
 from test_R6_R10_edits_after_create import _push
 
 from qbo_pipelines.defs.push import companies
+from qbo_pipelines.sync import pipeline
 
 
 def _one(bed: PushBed, sql: str, **params: object) -> Any:
@@ -208,6 +209,7 @@ def test_R5_the_organisations_customer_follows_whoever_stands_for_it(
     _push(bed, dagster_instance)
     [harbour] = _customers_named(bed, "Quiet Harbour Co")
     assert _state(bed, "customers", ann) == [("synced", harbour["Id"])]
+    pipeline.pull_all(bed.env, bed.realm, run_id="pull-1")  # QBO's own customers come in
     # a contact older than the organisation's, with its own customer and invoices
     [(joiner, own_id, own_name)] = bed.sql(
         bed.env.warehouse,
@@ -239,6 +241,11 @@ def test_R5_the_organisations_customer_follows_whoever_stands_for_it(
     assert _invoice(bed, doc)["CustomerRef"]["value"] == harbour["Id"]
     assert _problems(bed, joiner, ann, bob) == []
     assert "the link moves here" in _ledger_matches(bed, joiner)[-1]
+    # the joiner's own customer, linked to no contact now, is no new QBO customer to the pull
+    contacts = _one(bed, "SELECT count(*) FROM app.contacts")
+    pipeline.pull_all(bed.env, bed.realm, run_id="pull-2")
+    assert _one(bed, "SELECT count(*) FROM app.contacts") == contacts
+    assert _one(bed, "SELECT count(*) FROM app.contacts WHERE qbo_id = :q", q=own_id) == 0
 
     bed.sql(
         bed.env.source, "UPDATE app.contacts SET organisation_id = NULL WHERE id = :c", c=joiner
