@@ -1314,20 +1314,21 @@ def _save_matched(
         )
         if sid in handed:
             before = states.get(sid)
+            own = before if before is not None and before.qbo_id not in (None, m.qbo_id) else None
             note = (
                 f"; it was linked to {entity} #{handed[sid]}, which this record now stands for"
                 " (the link moves here)"
                 + (
-                    f"; QBO {m.qbo_entity} {before.qbo_id}, linked to this record until now, is"
+                    f"; QBO {m.qbo_entity} {own.qbo_id}, linked to this record until now, is"
                     " kept as a retired record's (its transactions move with the source's; the"
                     " record takes it back when it stands for itself again)"
-                    if before is not None and before.qbo_id and before.qbo_id != m.qbo_id
+                    if own is not None
                     else ""
                 )
             )
-            if before is not None and before.qbo_id and before.qbo_id != m.qbo_id:
-                released.append(before.qbo_id)
-                parked.append(_parked(run, before))
+            if own is not None and own.qbo_id:
+                released.append(own.qbo_id)
+                parked.append(_parked(run, own))
             giver = states.get(handed[sid])
             if giver is not None and giver.qbo_id:  # its records bill another customer now
                 released.append(giver.qbo_id)
@@ -1344,29 +1345,12 @@ def _save_matched(
         )
     with run.engine.begin() as conn:
         records.unlink_retired(conn, run.realm_id, entity, list(taken_over.values()))
-        records.unlink_written_through(conn, run.realm_id, entity, list(handed.values()))
+        unlinked = records.unlink_written_through(conn, run.realm_id, entity, list(handed.values()))
         records.save(conn, matched, run.run_id)
         records.save(conn, parked, run.run_id)  # after: the matched rows freed their links
         records.forget_referencing(conn, run.realm_id, spec.referenced_by, released)
         state.append_ledger(conn, ledger)
-    return [
-        (
-            x,
-            states[x].but(
-                qbo_id=None,
-                name_key=None,
-                status="skipped",
-                source_hash=None,
-                source_base=None,
-                qbo_base=None,
-                qbo_hash=None,
-                sync_token=None,
-                qbo_updated_at=None,
-            ),
-        )
-        for x in handed.values()
-        if x in states
-    ]
+    return [(SourceId(u.source_id or ""), u) for u in unlinked if u.source_id in states]
 
 
 def _parked(run: PushRun, before: RecordState) -> RecordState:

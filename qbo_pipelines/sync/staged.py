@@ -141,7 +141,6 @@ def _fast_class_decoder(
         "fail": _not_fast,
         "Decimal": Decimal,
         "date_iso": date.fromisoformat,
-        "NotFast": _NotFast,
     }
     args = ", ".join(f"{n}={_fast_expr(hints[n], f'value[{n!r}]', scope, n)}" for n in names)
     code = (

@@ -265,20 +265,23 @@ def unlink_retired(conn: sa.Connection, realm_id: str, entity: str, ids: Sequenc
 
 def unlink_written_through(
     conn: sa.Connection, realm_id: str, entity: str, ids: Sequence[str]
-) -> int:
+) -> list[RecordState]:
     """Hand the QBO link (and name) of records ``ids`` of ``entity`` over: another record
     now writes them (an organisation's new representative contact) and takes the link in the
     same transaction. They become skipped, with no base: never written themselves while
-    another record stands for them, planned afresh if they stand for themselves again."""
+    another record stands for them, planned afresh if they stand for themselves again.
+    Returns their state rows as they now are."""
     if not ids:
-        return 0
+        return []
     sql = sa.text(
         "UPDATE sync.record_state SET qbo_id = NULL, name_key = NULL, status = 'skipped',"
         " source_hash = NULL, source_base = NULL, qbo_base = NULL, qbo_hash = NULL,"
         " sync_token = NULL, qbo_updated_at = NULL, source_row_hash = NULL, updated_at = now()"
         " WHERE realm_id = :r AND entity = :e AND source_id = ANY(:ids) AND intent IS NULL"
+        f" RETURNING {', '.join(_COLUMNS)}"
     )
-    return conn.execute(sql, {"r": realm_id, "e": entity, "ids": list(ids)}).rowcount
+    rows = conn.execute(sql, {"r": realm_id, "e": entity, "ids": list(ids)}).mappings()
+    return [_row(r) for r in rows]
 
 
 def forget_referencing(
