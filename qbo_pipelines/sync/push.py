@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -79,6 +79,9 @@ PushReport = Report
 DIRECTION = "push"
 
 
+_Named = Callable[[SourceAppConnector, Sequence[str]], Mapping[str, Sequence[SourceId]]]
+
+
 @dataclass(frozen=True)
 class PushSpec:
     """How one catalogue entity is pushed (bound in :mod:`qbo_pipelines.sync.specs`).
@@ -103,6 +106,10 @@ class PushSpec:
         referenced_by: (entity, body field) of the records that reference this entity's QBO
             records (``("invoices", "CustomerRef")``): when a record's link moves to another
             QBO record, the records that referenced its old one are planned again.
+        named: the source records that carry names now, by name key
+            (:meth:`SourceAppConnector.contacts_named`): a record leaving the group its QBO
+            record stands for is planned together with the group's new representative (the
+            first other record under the group's name), wherever that record falls in the run.
         send_request: whether QBO should email the record once synced, and to whom (R18).
         qbo_entity: the QBO entity a record becomes (default: the catalogue's).
     """
@@ -117,6 +124,7 @@ class PushSpec:
     written_by: Callable[[Record], str | None] = lambda _r: None
     group_field: str | None = None
     referenced_by: tuple[tuple[str, str], ...] = ()
+    named: _Named | None = None
     send_request: Callable[[Record], tuple[bool, str | None]] | None = None
     qbo_entity: Callable[[Record], str] | None = None
 
@@ -371,6 +379,9 @@ class PushRun:
     realm_id: RealmId
     run_id: str | None
     context: PushContext
+    # (entity, source id) of the records this run has planned so far, kept for entities with
+    # groups only (a group's new representative is planned with the record leaving it, once)
+    planned: set[tuple[str, SourceId]] = field(default_factory=set)
 
 
 def cursor_name(entity: str) -> str:
@@ -769,11 +780,23 @@ class _Stream:
 
 def _prepare(run: PushRun, spec: PushSpec, chunk: Sequence[Record]) -> _Prepared:
     name = spec.entity.name
+    if spec.group_field is not None:  # planned already, with a record that left its group
+        chunk = [r for r in chunk if (name, SourceId(r.source_id)) not in run.planned]
+        run.planned.update((name, SourceId(r.source_id)) for r in chunk)
     states = records.load(run.engine, run.realm_id, name, [r.source_id for r in chunk])
     now = datetime.now(UTC)
     plans = [
         plan_record(spec, r, states.get(SourceId(r.source_id)), run.context, now) for r in chunk
     ]
+    successors = _successors(run, spec, plans, states)
+    if successors:
+        run.planned.update((name, s) for s in successors)
+        more = [r for part in run.reader.iter_entity(name, successors) for r in part]
+        states.update(records.load(run.engine, run.realm_id, name, [r.source_id for r in more]))
+        plans += [
+            plan_record(spec, r, states.get(SourceId(r.source_id)), run.context, now)
+            for r in more
+        ]
     prepared = _Prepared(states, plans)
     space = spec.name_space
     if space is not None:
@@ -790,6 +813,44 @@ def _prepare(run: PushRun, spec: PushSpec, chunk: Sequence[Record]) -> _Prepared
             except QboError as err:  # AuthError included: raised where the chunk is pushed
                 prepared.names = err
     return prepared
+
+
+def _successors(
+    run: PushRun, spec: PushSpec, plans: Sequence[Plan], states: Mapping[SourceId, RecordState]
+) -> list[SourceId]:
+    """The new representatives of the groups records of this chunk leave, not planned yet in
+    this run: each group's first other record under its name in the source now (R5). A record
+    whose QBO record stood for a group (``spec.group_field`` of its base) and that renames away
+    from it hands that QBO record over to the group's new representative; they are planned
+    together so the hand-over never depends on where the two fall in the run (before, the
+    record that left renamed the group's QBO record after itself when the new representative
+    fell in a later chunk, and the group got a second QBO record)."""
+    field_, space = spec.group_field, spec.name_space
+    if field_ is None or space is None or spec.named is None:
+        return []
+    leaving: dict[SourceId, str] = {}
+    for p in plans:
+        before = states.get(p.source_id)
+        group = (before.source_base or {}).get(field_) if before is not None else None
+        if (
+            p.action == "update"
+            and isinstance(group, str)
+            and group.strip()
+            and (p.payload or {}).get(field_) != group
+            and name_key(space, p.name or "") != name_key(space, group)
+        ):
+            leaving[p.source_id] = group
+    if not leaving:
+        return []
+    named = spec.named(run.reader, sorted(set(leaving.values())))
+    here = {p.source_id for p in plans}
+    found: list[SourceId] = []
+    for sid, group in leaving.items():
+        nxt = next((o for o in named.get(rules.name_key(group), ()) if o != sid), None)
+        entity_id = (spec.entity.name, SourceId(nxt)) if nxt is not None else None
+        if entity_id is not None and entity_id[1] not in here and entity_id not in run.planned:
+            found.append(entity_id[1])
+    return sorted(set(found))
 
 
 def _naming(p: Plan) -> bool:
@@ -1213,7 +1274,9 @@ def _check_names(
             ),
         )
     for y, x in released.items():
-        if y in handed:  # the link moved: the record that left writes nothing under it
+        # the link moved: the record that left writes nothing under it (unless it took another
+        # group's link over itself: it moved from one group to the other)
+        if y in handed and x not in handed:
             verdict[x] = _hold(
                 next(p for p in plans if p.source_id == x),
                 Violation(
@@ -1304,6 +1367,7 @@ def _save_matched(
     released: list[str] = []
     parked: list[RecordState] = []
     ledger = []
+    takers = {m.qbo_id: SourceId(m.source_id or "") for m in matched}
     for m in matched:
         sid = SourceId(m.source_id or "")
         old = taken_over.get(sid)
@@ -1315,20 +1379,24 @@ def _save_matched(
         if sid in handed:
             before = states.get(sid)
             own = before if before is not None and before.qbo_id not in (None, m.qbo_id) else None
-            note = (
-                f"; it was linked to {entity} #{handed[sid]}, which this record now stands for"
-                " (the link moves here)"
-                + (
+            heir = takers.get(own.qbo_id) if own is not None else None
+            note = f"; it was linked to {entity} #{handed[sid]}, which this record now stands for"
+            note += " (the link moves here)"
+            if own is not None and heir is not None:  # a group it left: its new representative
+                note += (
+                    f"; QBO {m.qbo_entity} {own.qbo_id}, linked to this record until now, moves"
+                    f" to {entity} #{heir}"
+                )
+            elif own is not None:
+                note += (
                     f"; QBO {m.qbo_entity} {own.qbo_id}, linked to this record until now, is"
                     " kept as a retired record's (its transactions move with the source's; the"
                     " record takes it back when it stands for itself again)"
-                    if own is not None
-                    else ""
                 )
-            )
             if own is not None and own.qbo_id:
                 released.append(own.qbo_id)
-                parked.append(_parked(run, own))
+                if heir is None:
+                    parked.append(_parked(run, own))
             giver = states.get(handed[sid])
             if giver is not None and giver.qbo_id:  # its records bill another customer now
                 released.append(giver.qbo_id)
@@ -1350,7 +1418,12 @@ def _save_matched(
         records.save(conn, parked, run.run_id)  # after: the matched rows freed their links
         records.forget_referencing(conn, run.realm_id, spec.referenced_by, released)
         state.append_ledger(conn, ledger)
-    return [(SourceId(u.source_id or ""), u) for u in unlinked if u.source_id in states]
+    moved = set(takers.values())
+    return [
+        (SourceId(u.source_id or ""), u)
+        for u in unlinked
+        if u.source_id in states and u.source_id not in moved
+    ]
 
 
 def _parked(run: PushRun, before: RecordState) -> RecordState:

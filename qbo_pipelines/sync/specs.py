@@ -14,6 +14,7 @@ from qbo_pipelines.canonical import (
     CanonicalSale,
     CanonicalVendor,
 )
+from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.sync.push import PushSpec
 from qbo_pipelines.transforms import to_qbo
 from qbo_pipelines.transforms.to_qbo import BuildResult, Built, PushContext
@@ -77,6 +78,7 @@ CUSTOMERS = PushSpec(
     written_by=lambda c: c.represented_by,
     group_field="CompanyName",
     referenced_by=(("invoices", "CustomerRef"), ("payments", "CustomerRef")),
+    named=SourceAppConnector.contacts_named,
 )
 ITEMS = PushSpec(
     catalogue.entity("items"),

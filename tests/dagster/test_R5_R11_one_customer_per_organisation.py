@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+import pytest
 from pushbed import PushBed
 from test_R6_R10_edits_after_create import _push
 
 from qbo_pipelines.defs.push import companies
-from qbo_pipelines.sync import pipeline
+from qbo_pipelines.sync import pipeline, push
 
 
 def _one(bed: PushBed, sql: str, **params: object) -> Any:
@@ -262,6 +263,88 @@ def test_R5_the_organisations_customer_follows_whoever_stands_for_it(
     assert [c["Id"] for c in _customers_named(bed, own_name)] == [own_id]
     assert _problems(bed, joiner, ann, bob) == []
 
+    calls = bed.write_calls()
+    _push(bed, dagster_instance)
+    assert bed.write_calls() == calls
+
+
+def test_R5_the_organisations_customer_follows_its_next_contact_wherever_the_two_fall(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contact standing for an organisation leaves it while the organisation's next contact
+    is planned in another chunk of the run (a company with more contacts changed than a chunk
+    holds): the organisation's QBO customer still moves to the next contact, whole. Before, the
+    contact that left renamed the organisation's customer after itself (its invoices with it)
+    and the next chunk created a second customer for the organisation."""
+    bed = push_bed
+    org = int(
+        _one(bed, "INSERT INTO app.organisations (name) VALUES ('Still Water Ltd') RETURNING id")
+    )
+    ann = _contact(bed, org, "Ann")
+    bob = _contact(bed, org, "Bob")
+    _sale(bed, bob, "WATER-1")
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    [water] = _customers_named(bed, "Still Water Ltd")
+    assert _state(bed, "customers", ann) == [("synced", water["Id"])]
+
+    monkeypatch.setattr(push, "CHUNK", 1)  # every record planned in a chunk of its own
+    bed.sql(bed.env.source, "UPDATE app.contacts SET organisation_id = NULL WHERE id = :c", c=ann)
+    _push(bed, dagster_instance)
+    assert [c["Id"] for c in _customers_named(bed, "Still Water Ltd")] == [water["Id"]]
+    assert _customers_named(bed, "Ann Member") == []
+    assert _state(bed, "customers", bob) == [("synced", water["Id"])]
+    assert _invoice(bed, "WATER-1")["CustomerRef"]["value"] == water["Id"]
+    [(status, _linked)] = _state(bed, "customers", ann)
+    assert status == "held"  # handed over; the next run plans it on its own
+    assert "the link moves here" in _ledger_matches(bed, bob)[-1]
+
+    _push(bed, dagster_instance)
+    assert _state(bed, "customers", ann) == [("skipped", None)]  # no sale of its own (R4)
+    assert [c["Id"] for c in _customers_named(bed, "Still Water Ltd")] == [water["Id"]]
+    assert _problems(bed, ann, bob) == []
+    calls = bed.write_calls()
+    _push(bed, dagster_instance)
+    assert bed.write_calls() == calls
+
+
+def test_R5_a_contact_moving_to_another_organisation_takes_each_customer_where_it_belongs(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """The contact standing for one organisation moves to another whose representative has a
+    higher id: it now stands for the second organisation, and the first one's next contact
+    for the first. In one run, each organisation keeps its one QBO customer, with its
+    invoices; none is created, renamed after a person, or held. Before, the run crashed on
+    the unique QBO link (the contact's old customer was both parked as a retired record's and
+    handed to the first organisation's next contact), and every later run crashed again."""
+    bed = push_bed
+    amber = int(_one(bed, "INSERT INTO app.organisations (name) VALUES ('Amber Co') RETURNING id"))
+    birch = int(_one(bed, "INSERT INTO app.organisations (name) VALUES ('Birch Co') RETURNING id"))
+    ann = _contact(bed, amber, "Ann")
+    bob = _contact(bed, amber, "Bob")
+    cid = _contact(bed, birch, "Cid")
+    _sale(bed, bob, "AMBER-1")
+    _sale(bed, cid, "BIRCH-1")
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    [amber_qbo] = _customers_named(bed, "Amber Co")
+    [birch_qbo] = _customers_named(bed, "Birch Co")
+    customers = bed.count("Customer")
+
+    bed.sql(
+        bed.env.source, "UPDATE app.contacts SET organisation_id = :o WHERE id = :c", o=birch, c=ann
+    )
+    _push(bed, dagster_instance)
+    assert bed.count("Customer") == customers
+    assert [c["Id"] for c in _customers_named(bed, "Amber Co")] == [amber_qbo["Id"]]
+    assert [c["Id"] for c in _customers_named(bed, "Birch Co")] == [birch_qbo["Id"]]
+    assert _state(bed, "customers", ann) == [("synced", birch_qbo["Id"])]
+    assert _state(bed, "customers", bob) == [("synced", amber_qbo["Id"])]
+    assert _state(bed, "customers", cid) == [("skipped", None)]
+    assert _invoice(bed, "AMBER-1")["CustomerRef"]["value"] == amber_qbo["Id"]
+    assert _invoice(bed, "BIRCH-1")["CustomerRef"]["value"] == birch_qbo["Id"]
+    assert _problems(bed, ann, bob, cid) == []
+    assert "moves to customers #" in _ledger_matches(bed, ann)[-1]
     calls = bed.write_calls()
     _push(bed, dagster_instance)
     assert bed.write_calls() == calls
