@@ -1161,7 +1161,7 @@ def _check_names(
     held_now = claims or {}
     owners = {k: held_now[k] for k in keys.values() if k in held_now}
     owners.update(records.name_owners(run.engine, run.realm_id, keys.values()))
-    handing, released = _handing_over(run, spec, keys, owners, naming, states)
+    handing, released = _handing_over(run, spec, keys, owners, naming)
     verdict: dict[SourceId, Plan] = {}
     claimed: dict[str, SourceId] = {}
     for p in sorted(naming, key=lambda x: (len(x.source_id), x.source_id)):
@@ -1299,7 +1299,6 @@ def _handing_over(
     keys: Mapping[SourceId, str],
     owners: Mapping[str, tuple[str, SourceId]],
     naming: Sequence[Plan],
-    states: Mapping[SourceId, RecordState],
 ) -> tuple[dict[SourceId, SourceId], dict[SourceId, SourceId]]:
     """Records whose name another record of ours holds in QBO that should take that record's
     QBO link over instead of being held as a collision: record -> the holder; and, of those,
@@ -1311,8 +1310,9 @@ def _handing_over(
     contact's own customer). When the contact that stands for it leaves, its QBO record stood
     for the group (``spec.group_field``) it no longer stands for, and the group's new
     representative wants that name: the link moves to the new representative, and the contact
-    that left is matched or created under its own name by the next run (before, both were held
-    as collisions, for good)."""
+    that left is matched or created under its own name by the next run, or, when it joined
+    another group whose representative is another contact, is written through that one (before,
+    both were held as collisions, for good)."""
     entity = spec.entity.name
     holders = {
         p: owners[k][1]
@@ -1335,19 +1335,25 @@ def _handing_over(
     field = spec.group_field
     planned = {p.source_id: p for p in naming}
     for p, h in holders.items():
-        if p in handing or field is None or h not in planned or h not in states:
+        if p in handing or field is None or h not in now:
             continue
-        mine, theirs = planned[p], planned[h]
+        mine = planned[p]
         group = (mine.payload or {}).get(field)
-        if (
-            group is not None
-            and group == mine.name
-            and (states[h].source_base or {}).get(field) == group
-            and (theirs.payload or {}).get(field) != group
-            and keys.get(h) != keys[p]
-        ):
-            handing[p] = released[p] = h
+        if group is None or group != mine.name or (held[h].source_base or {}).get(field) != group:
+            continue  # this record does not stand for the group the holder's QBO record stood for
+        if _group_now(run, spec, now[h]) == group:
+            continue  # still in it: two groups under one name (a collision)
+        if spec.written_by(now[h]) is not None:
+            handing[p] = h  # moved to another group, which another record stands for
+        elif h in planned and keys.get(h) != keys[p]:
+            handing[p] = released[p] = h  # stands for itself now, under another name
     return handing, released
+
+
+def _group_now(run: PushRun, spec: PushSpec, record: Record) -> Any:
+    """The group (``spec.group_field`` of its body) a source record is in now, if any."""
+    built = spec.fields(record, run.context)
+    return None if isinstance(built, Blocked) else built.body.get(spec.group_field or "")
 
 
 def _save_matched(

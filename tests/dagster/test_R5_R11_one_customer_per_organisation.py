@@ -348,3 +348,46 @@ def test_R5_a_contact_moving_to_another_organisation_takes_each_customer_where_i
     calls = bed.write_calls()
     _push(bed, dagster_instance)
     assert bed.write_calls() == calls
+
+
+def test_R5_a_contact_joining_where_another_stands_hands_its_old_customer_on(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """The contact standing for an organisation moves to another organisation, which an older
+    contact stands for, while a contact with a lower id joins the first one: the first
+    organisation's customer moves to the newcomer in the same run. Before, the newcomer was
+    held as a name collision with the contact that had left, for good (found by a random
+    walk of memberships through the push job)."""
+    bed = push_bed
+    amber = int(_one(bed, "INSERT INTO app.organisations (name) VALUES ('Amber Co') RETURNING id"))
+    birch = int(_one(bed, "INSERT INTO app.organisations (name) VALUES ('Birch Co') RETURNING id"))
+    ann = _contact(bed, birch, "Ann")  # stands for Birch
+    bob = _contact(bed, None, "Bob")  # will join Amber and stand for it
+    cid = _contact(bed, amber, "Cid")  # stands for Amber, then moves to Birch
+    _sale(bed, ann, "BIRCH-1")
+    _sale(bed, cid, "AMBER-1")
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    [amber_qbo] = _customers_named(bed, "Amber Co")
+    [birch_qbo] = _customers_named(bed, "Birch Co")
+    assert _state(bed, "customers", cid) == [("synced", amber_qbo["Id"])]
+    customers = bed.count("Customer")
+
+    bed.sql(
+        bed.env.source, "UPDATE app.contacts SET organisation_id = :o WHERE id = :c", o=birch, c=cid
+    )
+    bed.sql(
+        bed.env.source, "UPDATE app.contacts SET organisation_id = :o WHERE id = :c", o=amber, c=bob
+    )
+    _sale(bed, bob, "AMBER-2")
+    _push(bed, dagster_instance)
+    assert bed.count("Customer") == customers
+    assert _state(bed, "customers", bob) == [("synced", amber_qbo["Id"])]
+    assert _state(bed, "customers", cid) == [("skipped", None)]
+    assert _state(bed, "customers", ann) == [("synced", birch_qbo["Id"])]
+    assert _invoice(bed, "AMBER-2")["CustomerRef"]["value"] == amber_qbo["Id"]
+    assert _invoice(bed, "AMBER-1")["CustomerRef"]["value"] == birch_qbo["Id"]  # Cid's, moved
+    assert _problems(bed, ann, bob, cid) == []
+    calls = bed.write_calls()
+    _push(bed, dagster_instance)
+    assert bed.write_calls() == calls
