@@ -788,14 +788,12 @@ def _prepare(run: PushRun, spec: PushSpec, chunk: Sequence[Record]) -> _Prepared
     plans = [
         plan_record(spec, r, states.get(SourceId(r.source_id)), run.context, now) for r in chunk
     ]
-    successors = _successors(run, spec, plans, states)
-    if successors:
-        run.planned.update((name, s) for s in successors)
-        more = [r for part in run.reader.iter_entity(name, successors) for r in part]
+    more = _successors(run, spec, chunk, plans, states)
+    if more:
+        run.planned.update((name, SourceId(r.source_id)) for r in more)
         states.update(records.load(run.engine, run.realm_id, name, [r.source_id for r in more]))
         plans += [
-            plan_record(spec, r, states.get(SourceId(r.source_id)), run.context, now)
-            for r in more
+            plan_record(spec, r, states.get(SourceId(r.source_id)), run.context, now) for r in more
         ]
     prepared = _Prepared(states, plans)
     space = spec.name_space
@@ -816,15 +814,20 @@ def _prepare(run: PushRun, spec: PushSpec, chunk: Sequence[Record]) -> _Prepared
 
 
 def _successors(
-    run: PushRun, spec: PushSpec, plans: Sequence[Plan], states: Mapping[SourceId, RecordState]
-) -> list[SourceId]:
+    run: PushRun,
+    spec: PushSpec,
+    chunk: Sequence[Record],
+    plans: Sequence[Plan],
+    states: Mapping[SourceId, RecordState],
+) -> list[Record]:
     """The new representatives of the groups records of this chunk leave, not planned yet in
-    this run: each group's first other record under its name in the source now (R5). A record
-    whose QBO record stood for a group (``spec.group_field`` of its base) and that renames away
-    from it hands that QBO record over to the group's new representative; they are planned
-    together so the hand-over never depends on where the two fall in the run (before, the
-    record that left renamed the group's QBO record after itself when the new representative
-    fell in a later chunk, and the group got a second QBO record)."""
+    this run, read from the source now (R5): per group, the first record under its name (as
+    QBO compares names) that is in that very group now and stands for it (another group
+    spelled alike is not it). A record whose QBO record stood for a group (``spec.group_field``
+    of its base) and that renames away from it hands that QBO record over to the group's new
+    representative; they are planned together so the hand-over never depends on where the two
+    fall in the run (before, the record that left renamed the group's QBO record after itself
+    when the new representative fell in a later chunk, and the group got a second QBO one)."""
     field_, space = spec.group_field, spec.name_space
     if field_ is None or space is None or spec.named is None:
         return []
@@ -843,14 +846,40 @@ def _successors(
     if not leaving:
         return []
     named = spec.named(run.reader, sorted(set(leaving.values())))
-    here = {p.source_id for p in plans}
-    found: list[SourceId] = []
-    for sid, group in leaving.items():
-        nxt = next((o for o in named.get(rules.name_key(group), ()) if o != sid), None)
-        entity_id = (spec.entity.name, SourceId(nxt)) if nxt is not None else None
-        if entity_id is not None and entity_id[1] not in here and entity_id not in run.planned:
-            found.append(entity_id[1])
-    return sorted(set(found))
+    here = {SourceId(r.source_id): r for r in chunk}
+    wanted = {
+        o: group
+        for sid, group in leaving.items()
+        for o in [o for o in named.get(rules.name_key(group), ()) if o != sid][:SUCCESSOR_PROBES]
+    }
+    name = spec.entity.name
+    read = [o for o in wanted if o not in here and (name, o) not in run.planned]
+    found = dict(here)
+    found.update(
+        (SourceId(r.source_id), r) for part in run.reader.iter_entity(name, read) for r in part
+    )
+    out: dict[SourceId, Record] = {}
+    for group in set(leaving.values()):
+        heir = next(
+            (
+                o
+                for o in sorted((o for o, g in wanted.items() if g == group), key=_id_order)
+                if o in found
+                and spec.written_by(found[o]) is None
+                and _group_now(run, spec, found[o]) == group
+            ),
+            None,
+        )
+        if heir is not None and heir not in here:
+            out[heir] = found[heir]
+    return [out[k] for k in sorted(out, key=_id_order)]
+
+
+SUCCESSOR_PROBES = 5  # records under a group's name looked at for its new representative
+
+
+def _id_order(source_id: str) -> tuple[int, str]:
+    return (len(source_id), source_id)
 
 
 def _naming(p: Plan) -> bool:

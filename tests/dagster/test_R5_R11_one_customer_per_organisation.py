@@ -391,3 +391,35 @@ def test_R5_a_contact_joining_where_another_stands_hands_its_old_customer_on(
     calls = bed.write_calls()
     _push(bed, dagster_instance)
     assert bed.write_calls() == calls
+
+
+def test_R5_the_next_contact_is_found_in_the_organisation_not_in_its_namesake(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two organisations named alike (QBO takes "Acme Walk" and "ACME WALK" for one name: the
+    second is held as a collision). The contact standing for the first leaves it while its next
+    contact falls in another chunk, after the namesake's contact: the customer moves to the
+    first organisation's own next contact, never to the namesake's, and is never renamed."""
+    bed = push_bed
+    first = int(_one(bed, "INSERT INTO app.organisations (name) VALUES ('Acme Walk') RETURNING id"))
+    alike = int(_one(bed, "INSERT INTO app.organisations (name) VALUES ('ACME WALK') RETURNING id"))
+    ann = _contact(bed, first, "Ann")  # stands for Acme Walk
+    zed = _contact(bed, alike, "Zed")  # stands for ACME WALK: held, the name is taken
+    bob = _contact(bed, first, "Bob")  # Acme Walk's next contact
+    _sale(bed, bob, "ACME-1")
+    _sale(bed, zed, "ACME-2")
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    [acme] = _customers_named(bed, "Acme Walk")
+    assert _state(bed, "customers", ann) == [("synced", acme["Id"])]
+    assert _state(bed, "customers", zed)[0][0] == "held"
+
+    monkeypatch.setattr(push, "CHUNK", 1)
+    bed.sql(bed.env.source, "UPDATE app.contacts SET organisation_id = NULL WHERE id = :c", c=ann)
+    _push(bed, dagster_instance)
+    assert [(c["Id"], c["DisplayName"]) for c in _customers_named(bed, "Acme Walk")] == [
+        (acme["Id"], "Acme Walk")
+    ]
+    assert _state(bed, "customers", bob) == [("synced", acme["Id"])]
+    assert _state(bed, "customers", zed)[0][0] == "held"
+    assert _invoice(bed, "ACME-1")["CustomerRef"]["value"] == acme["Id"]
