@@ -109,7 +109,8 @@ class PushSpec:
         named: the source records that carry names now, by name key
             (:meth:`SourceAppConnector.contacts_named`): a record leaving the group its QBO
             record stands for is planned together with the group's new representative (the
-            first other record under the group's name), wherever that record falls in the run.
+            first record under the group's name that is in that group now and stands for it),
+            wherever that record falls in the run.
         send_request: whether QBO should email the record once synced, and to whom (R18).
         qbo_entity: the QBO entity a record becomes (default: the catalogue's).
     """
