@@ -411,7 +411,11 @@ def _definition(engine: sa.Engine, entity: str) -> tuple[Any, str]:
         source_key = ("source", tag)
         source = _STATE.get(source_key)
         if source is None:
-            source = ctx.data_sources.add_sql(name=f"warehouse_{tag}", connection_string=url)
+            # a pooled connection is tested before use, as the warehouse's own engines are
+            # (db.py): after a Postgres restart the suite reconnects instead of failing the stage
+            source = ctx.data_sources.add_sql(
+                name=f"warehouse_{tag}", connection_string=url, kwargs={"pool_pre_ping": True}
+            )
             _STATE[source_key] = source
         asset = source.add_table_asset(
             name=f"staging_{entity}", table_name=entity, schema_name="staging"

@@ -412,3 +412,26 @@ def test_R40_the_suites_email_check_is_the_rules_on_any_text(
     check and the rules agree."""
     got = _refused_by_the_suite(warehouse, values)
     assert [not rules.is_valid_email(v) for v in values] == got
+
+
+def test_R40_the_suite_reconnects_after_its_database_connections_are_cut(
+    warehouse: sa.Engine,
+) -> None:
+    """Postgres restarted (or a pooler cut its connections) between two validations in one
+    process: the suite's pooled connection is tested before use and replaced, so the stage
+    validates instead of failing on a dead connection (found by the soak with Postgres
+    SIGKILLed: the convergence run died on the suite's stale connection)."""
+    entity = "customers"
+    _stage(warehouse, entity, CLEAN[entity], "cut-1")
+    assert gx_suites.validate_staged(warehouse, entity, REALM, "cut-1").success
+    with warehouse.connect() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    _stage(warehouse, entity, CLEAN[entity], "cut-2")
+    outcome = gx_suites.validate_staged(warehouse, entity, REALM, "cut-2")
+    assert outcome.success
+    assert outcome.batch_rows == len(CLEAN[entity])
