@@ -1194,7 +1194,7 @@ def _check_names(
     handing, released = _handing_over(run, spec, keys, owners, naming)
     verdict: dict[SourceId, Plan] = {}
     claimed: dict[str, SourceId] = {}
-    for p in sorted(naming, key=lambda x: (len(x.source_id), x.source_id)):
+    for p in sorted(naming, key=lambda x: _id_order(x.source_id)):
         key = keys[p.source_id]
         owner = owners.get(key)
         other = None
