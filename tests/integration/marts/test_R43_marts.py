@@ -3,6 +3,7 @@ checks, and P&L, balance sheet and A/R aging tie out to the cent to QBO's report
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from decimal import Decimal
@@ -50,7 +51,10 @@ def _rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:
 
 
 def _report(stack: DemoStack, name: str, **params: str) -> dict[str, Any]:
-    """QBO's report over HTTP from the demo's sandbox (served again from its saved state)."""
+    """QBO's report over HTTP from the demo's sandbox (served again from its saved state).
+    Serving it points this process's QBO app variables at it: they are put back after, so no
+    later test of the worker inherits a stopped sandbox's URL."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith(_QBO_VARS)}
     sandbox, server = start_demo_sandbox(stack.port)
     try:
         env = SyncEnv(stack.warehouse, stack.source, QboApp.from_env())
@@ -61,6 +65,12 @@ def _report(stack: DemoStack, name: str, **params: str) -> dict[str, Any]:
             client.close()
     finally:
         server.stop()
+        for key in [k for k in os.environ if k.startswith(_QBO_VARS)]:
+            del os.environ[key]
+        os.environ.update(saved)
+
+
+_QBO_VARS = "QBO_PIPELINES_QBO_"
 
 
 def _summary(payload: dict[str, Any], group: str) -> list[Decimal]:
