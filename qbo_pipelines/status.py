@@ -79,6 +79,9 @@ class CompanyReport:
     active_runs: list[RunInfo] = field(default_factory=list)
     feed_blocked: str | None = None
     """Why source changes wait unread: an open transaction in the source database."""
+    unanswered: dict[str, int] = field(default_factory=dict)
+    """Per entity, records whose write was sent and has no recorded answer yet (in flight
+    while a push runs; after one ended, QBO did not answer): the next push replays each call."""
 
     @property
     def held_total(self) -> int:
@@ -161,6 +164,17 @@ def _report(
         )
         held, failed = problems(conn, realm)
         differ = total_differences(conn, realm)
+        unanswered = {
+            str(row[0]): int(row[1])
+            for row in conn.execute(
+                sa.text(
+                    "SELECT entity, count(*) FROM sync.record_state"
+                    " WHERE realm_id = :r AND status <> 'synced' AND intent IS NOT NULL"
+                    " GROUP BY 1 ORDER BY 1"
+                ),
+                {"r": realm},
+            )
+        }
     pending = _pending(warehouse, source, realm) if source is not None else {}
     counts = list(pending.values())
     return CompanyReport(
@@ -180,6 +194,7 @@ def _report(
         next_runs=list(history.next_runs(realm)) if history else [],
         active_runs=[r for r in runs if r.status in ("QUEUED", "STARTING", "STARTED")],
         feed_blocked=_feed_blocked(source) if source is not None else None,
+        unanswered=unanswered,
     )
 
 
@@ -307,6 +322,13 @@ def render(reports: Sequence[CompanyReport]) -> str:
             )
         if r.feed_blocked:
             lines.append(f"  waiting:         {r.feed_blocked}")
+        if r.unanswered:
+            detail = ", ".join(f"{k} {v}" for k, v in r.unanswered.items())
+            lines.append(
+                f"  awaiting QBO:    {sum(r.unanswered.values())} ({detail}): writes sent "
+                "without an answer yet; if no push is running, the next one replays each call "
+                "(same requestid: nothing written twice)"
+            )
         for active in r.active_runs:
             lines.append(f"  active run:      {active.run_id} {active.job_name} {active.status}")
         lines.append(f"  held back:       {r.held_total}")

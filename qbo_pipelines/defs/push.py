@@ -285,6 +285,9 @@ def _push_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
             )
         counts = report.as_metadata()
         context.log.info("%s for %s: %s", entity.name, realm, counts)
+        unanswered = report.unanswered()
+        if unanswered is not None:  # a failed run: retried, notified, never a quiet success
+            raise dg.Failure(description=unanswered, metadata={**counts})
         return dg.MaterializeResult(
             metadata={
                 **counts,

@@ -616,6 +616,65 @@ def finish(
             instance.dispose()
 
 
+OUTLIVE_MAX = 3600.0
+"""Seconds at most a command that serves the demo's sandbox waits, before stopping it, for the
+company runs other commands queued meanwhile."""
+
+_UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def await_company_runs(
+    realms: Sequence[str],
+    *,
+    since: datetime,
+    exclude: Sequence[str] = (),
+    say: Announce = print,
+    poll_interval: float = 1.0,
+    max_wait: float = OUTLIVE_MAX,
+    instance: dg.DagsterInstance | None = None,
+) -> list[str]:
+    """Wait until the runs of ``realms`` created since ``since`` (other than ``exclude``) have
+    finished, at most ``max_wait`` seconds; the runs waited for.
+
+    A command that serves the demo's sandbox (``sync push`` after ``make demo``) stops it when
+    it ends. Another command started meanwhile found it answering and queued its run to use
+    it: stopped under it, that run's writes would get no answer. So the serving command
+    outlives them (runs queued before it began are not its to wait for)."""
+    own = instance is None
+    instance = instance or dg.DagsterInstance.get()
+    waited: list[str] = []
+    deadline = time.monotonic() + max_wait
+    try:
+        while time.monotonic() < deadline:
+            active = {
+                record.dagster_run.run_id
+                for realm in realms
+                for tag in (REALM_TAG, PARTITION_TAG)
+                for record in instance.get_run_records(
+                    dg.RunsFilter(
+                        tags={tag: realm}, statuses=_UNFINISHED, created_after=since
+                    )
+                )
+                if record.dagster_run.run_id not in exclude
+            }
+            if not active:
+                break
+            for run_id in sorted(active - set(waited)):
+                say(f"run {run_id} (another command's) still uses the QBO sandbox served "
+                    "here: waiting for it to end")
+                waited.append(run_id)
+            time.sleep(poll_interval)
+        return waited
+    finally:
+        if own:
+            instance.dispose()
+
+
 # ---------------------------------------------------------------------------------------------
 # Run history and schedules for ``qbo-pipelines status``
 

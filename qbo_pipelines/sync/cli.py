@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -97,6 +98,7 @@ def _run_job(
         from qbo_pipelines.defs import runner  # Dagster only from here on
 
         failed = 0
+        began = datetime.now(UTC)
         with demo_sandbox_served(engine) as served:
             if served:
                 print(f"serving the demo's QBO sandbox at {served} for this command")
@@ -120,6 +122,10 @@ def _run_job(
                     outcome = runner.finish(outcome)
                 _print_outcome(outcome)
                 failed += 0 if outcome.success or not outcome.finished else 1
+            if served:  # other commands' runs queued meanwhile use it too: they end first
+                runner.await_company_runs(
+                    realms, since=began, exclude=[o.run_id for o in outcomes], say=print
+                )
         return 1 if failed else 0
     finally:
         engine.dispose()

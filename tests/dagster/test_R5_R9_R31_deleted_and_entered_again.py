@@ -227,3 +227,64 @@ def test_R31_a_sale_deleted_while_qbo_holds_a_payment_on_it_gets_a_fix_that_can_
     assert "in QBO" in st["fix"]
     assert "unlink or delete those in QBO" in st["fix"]
     assert invoice["Id"] in _live(bed, "Invoice")  # nothing removed behind the payment
+
+
+def test_R31_a_push_whose_writes_get_no_answer_fails_and_the_next_replays_them(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """QBO unreachable for a whole push: every write's call ends without an answer. The run
+    fails, saying how many writes wait, why and what to do (before, it ended SUCCESS with the
+    records silently pending and `status` saying nothing); `status` lists the writes awaiting
+    QBO; once QBO answers again, the next run replays them, each written once."""
+    from test_push_assets import _resources
+
+    from qbo_pipelines.defs.push import PUSH_ASSETS
+    from qbo_pipelines.status import company_status, render
+
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    edited = [
+        r[0]
+        for r in bed.sql(
+            src,
+            "UPDATE app.contacts SET phone = '555-0199' WHERE id IN (SELECT DISTINCT contact_id"
+            " FROM app.sales ORDER BY contact_id LIMIT 3) RETURNING id",
+        )
+    ]
+    before = len(_live(bed, "Customer"))
+    bed.sandbox.control.inject_fault(kind="server_error", realm_id=bed.realm, method="POST",
+                                     count=None, status=503)
+    try:
+        failed = dg.materialize(
+            PUSH_ASSETS, partition_key=bed.realm, instance=dagster_instance,
+            resources=_resources(bed), raise_on_error=False,
+        )
+    finally:
+        bed.sandbox.control.clear_faults()
+    assert not failed.success
+    [failure] = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = str(failure.event_specific_data.error.message)  # type: ignore[union-attr]
+    assert "customers write(s) got no answer from QBO" in text, text
+    assert "replays the same call" in text
+    assert "sync push" in text
+    waiting = bed.sql(
+        bed.env.warehouse,
+        "SELECT source_id FROM sync.record_state WHERE realm_id = :r AND entity = 'customers'"
+        " AND intent IS NOT NULL",
+        r=bed.realm,
+    )
+    assert sorted(int(r[0]) for r in waiting) == sorted(edited)
+    [report] = company_status(bed.env.warehouse, src, bed.realm)
+    assert report.unanswered == {"customers": len(edited)}
+    assert f"awaiting QBO:    {len(edited)} (customers {len(edited)})" in render([report])
+
+    counts = _push(bed, dagster_instance)["pushed/qbo/customers"]
+    assert counts["replayed"] == len(edited), counts
+    assert len(_live(bed, "Customer")) == before
+    for sid in edited:
+        state = _state(bed, "customers", sid)
+        assert (state["status"], state["intent"]) == ("synced", None), state
+    [report] = company_status(bed.env.warehouse, src, bed.realm)
+    assert report.unanswered == {}
+    _settled(bed, dagster_instance)

@@ -161,6 +161,9 @@ class Report:
     api_calls: int = 0
     cursor: int | None = None
     failures: list[tuple[str, str, str]] = field(default_factory=list)
+    no_answer: str | None = None
+    """The last error of a call that got no answer (QBO unreachable after the client's
+    retries): its records stay ``pending`` with their intents, replayed by the next run."""
 
     KEYS = (
         "replayed",
@@ -182,6 +185,23 @@ class Report:
 
     def as_metadata(self) -> dict[str, int]:
         return {k: int(self.counts.get(k, 0)) for k in self.KEYS}
+
+    def unanswered(self) -> str | None:
+        """Why this push cannot count as done, when some of its writes got no answer from QBO
+        (None when every call was answered). The records are not lost: each keeps its intent
+        and the next run replays the very call (same requestid) before anything new; but a run
+        that ends so is a failed run, so that it is retried and notified, not reported as a
+        success with its writes silently waiting."""
+        count = int(self.counts.get("pending", 0))
+        if not count:
+            return None
+        return (
+            f"{count} {self.entity} write(s) got no answer from QBO "
+            f"({self.no_answer or 'no answer'}): each keeps its intent and the next run "
+            "replays the same call (same requestid), so nothing is lost or written twice. "
+            "Fix: check that QBO (or the sandbox) is reachable, then run the push again "
+            "(`qbo-pipelines sync push`); `qbo-pipelines status` lists the writes waiting."
+        )
 
 
 def ledger_row(
@@ -578,6 +598,7 @@ class Writer:
                 continue  # recorded by an earlier answer to the same call
             if unknown:
                 self.report.counts["pending"] += 1
+                self.report.no_answer = str(result.error)
                 ledger.append(
                     self._ledger(
                         intent,

@@ -192,3 +192,46 @@ def test_R30_a_run_whose_process_was_killed_no_longer_holds_its_company(
         assert done.status == dg.DagsterRunStatus.SUCCESS
     finally:
         instance.dispose()
+
+
+def test_R30_a_command_serving_the_sandbox_outlives_the_runs_other_commands_queued(
+    ops: OpsStack,
+) -> None:
+    """`sync push` after `make demo` serves the demo's sandbox and stops it when it ends. A
+    second `sync push` started meanwhile finds it answering and queues a run that uses it: the
+    first command now waits for that run before stopping the sandbox (before, it stopped it
+    under the run, whose writes then got no answer). A run queued before the command began,
+    and the command's own runs, are not waited for."""
+    from datetime import UTC, datetime
+
+    realm = ops.sandbox.realm_id
+    instance = dg.DagsterInstance.get()
+    try:
+        older = _blocker(instance, realm)
+        began = datetime.now(UTC)
+        own = _blocker(instance, realm)
+        other = _blocker(instance, realm)
+        said: list[str] = []
+        ended: list[str] = []
+
+        def say(text: str) -> None:  # the other command's run ends once announced
+            said.append(text)
+            instance.report_run_failed(other)
+            ended.append(other.run_id)
+
+        waited = runner.await_company_runs(
+            [realm], since=began, exclude=[own.run_id], say=say, poll_interval=0.05,
+            max_wait=30, instance=instance,
+        )
+        assert waited == [other.run_id]
+        assert ended == [other.run_id]
+        assert said == [
+            f"run {other.run_id} (another command's) still uses the QBO sandbox served here:"
+            " waiting for it to end"
+        ]
+        assert older.run_id not in waited
+        assert runner.await_company_runs(
+            [realm], since=began, exclude=[own.run_id], say=say, instance=instance
+        ) == []
+    finally:
+        instance.dispose()
