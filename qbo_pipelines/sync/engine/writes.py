@@ -268,8 +268,12 @@ _REMOVAL_FIX: Final = (
     "QBO refused to remove the {entity} by a business rule (its message says which): most "
     "often payments or credits are applied to it in QBO, or it is deposited or reconciled. "
     "Payments of receipts deleted in the source go in the same run's payments step, and the "
-    "next run retries by itself; for ones entered in QBO, unlink or delete those in QBO, or "
-    "leave the {entity} there"
+    "next run retries by itself. A receipt moved to another sale moves its payment once that "
+    "sale is in QBO; when that sale is held or refused because this {entity} still holds its "
+    "document number (QBO 6140), empty the receipt's sale in the source app (its payment is "
+    "then unapplied, so the next runs remove this {entity} and create the new sale), and link "
+    "the receipt to the new sale again once that is in QBO. For payments entered in QBO, "
+    "unlink or delete those in QBO, or leave the {entity} there"
 )
 
 
@@ -327,7 +331,8 @@ def fix_for(error: QboError, qbo_entity: str | None = None, op: str | None = Non
         "6240": "another QBO customer, vendor or employee already uses this name (QBO ignores "
         "case and surrounding spaces): rename one of them; the next run retries",
         "6140": "the document number is already used in QBO: change it in the source app; the "
-        "next run retries",
+        "next run retries (when the holder is a sale deleted in the source app that QBO has not "
+        "let the sync remove yet, its own fix says how to free the number)",
         "2500": "a referenced record is missing or inactive in QBO: check the mappings "
         "(qbo-pipelines mappings show); the next run retries",
         "610": "the QBO record was deleted or made inactive in QBO: re-activate it there; the "
