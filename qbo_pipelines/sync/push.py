@@ -62,6 +62,7 @@ from qbo_pipelines.transforms.to_qbo import (
     MANAGED_FIELDS,
     Blocked,
     BuildResult,
+    Built,
     PushContext,
     foreign_fields,
 )
@@ -113,6 +114,10 @@ class PushSpec:
             wherever that record falls in the run.
         send_request: whether QBO should email the record once synced, and to whom (R18).
         qbo_entity: the QBO entity a record becomes (default: the catalogue's).
+        meanwhile: for a record in QBO that is held (its violations given), what QBO should
+            hold of it until the hold is lifted, if anything (None: QBO keeps its last synced
+            version): a receipt moved to a sale not in QBO yet unapplies its payment from the
+            invoice it no longer pays. Written, and the record stays held.
     """
 
     entity: catalogue.Entity
@@ -128,6 +133,9 @@ class PushSpec:
     named: _Named | None = None
     send_request: Callable[[Record], tuple[bool, str | None]] | None = None
     qbo_entity: Callable[[Record], str] | None = None
+    meanwhile: Callable[[Record, PushContext, tuple[Violation, ...]], BuildResult | None] | None = (
+        None
+    )
 
     def qbo_entity_of(self, record: Record) -> str:
         return self.qbo_entity(record) if self.qbo_entity else self.entity.qbo_name
@@ -262,7 +270,10 @@ def _plan_write(
         )
         built = Blocked(violations)
     if violations or isinstance(built, Blocked):
-        return Plan("hold", source_id, record_hash, qbo_entity=qbo_entity, violations=violations)
+        held = Plan("hold", source_id, record_hash, qbo_entity=qbo_entity, violations=violations)
+        if known and current is not None and spec.meanwhile is not None:
+            return _meanwhile(spec, record, current, ctx, held)
+        return held
     name = str(built.body.get(spec.match_field)) if spec.match_field else None
     if not known or current is None:
         return Plan(
@@ -293,6 +304,22 @@ def _plan_write(
         changes=changes,
         name=name if spec.match_field in changes else None,
     )
+
+
+def _meanwhile(
+    spec: PushSpec, record: Record, current: RecordState, ctx: PushContext, held: Plan
+) -> Plan:
+    """A held record in QBO whose QBO version must not stand meanwhile (:attr:`PushSpec.
+    meanwhile`): an update to what QBO should hold until the hold is lifted, carrying the
+    hold's violations (the record is held once written, and planned again each run)."""
+    assert spec.meanwhile is not None
+    built = spec.meanwhile(record, ctx, held.violations)
+    if not isinstance(built, Built) or held.qbo_entity != current.qbo_entity:
+        return held
+    changes = _changes(built.body, current, held.qbo_entity or "")
+    if not changes:
+        return held  # QBO holds that already
+    return replace(held, action="update", payload=built.body, changes=changes)
 
 
 def _kept_in_step(
@@ -901,14 +928,14 @@ def _admit(
     if spec.name_space is not None:
         plans = _check_names(run, spec, plans, states, report, prepared.names, claims)
     held: dict[str, list[Violation]] = {
-        p.source_id: list(p.violations) for p in plans if p.action == "hold"
+        p.source_id: list(p.violations) for p in plans if p.action == "hold" or p.violations
     }
-    clean = [p.source_id for p in plans if p.action != "hold"]
+    clean = [p.source_id for p in plans if p.source_id not in held]
     rows: list[RecordState] = []
     ledger: list[state.LedgerRow] = []
     for p in plans:
         current = states.get(p.source_id)
-        if p.action == "hold":
+        if p.action == "hold" or p.violations:  # an update meanwhile: written, then held
             report.counts["held_back"] += 1
             if current is None or current.status != "held" or current.source_hash != p.record_hash:
                 ledger.append(
@@ -929,6 +956,8 @@ def _admit(
                         },
                     )
                 )
+            if p.action != "hold":
+                continue  # its intent makes it pending; the answer leaves it held
             base = current or RecordState(run.realm_id, entity.name, p.source_id)
             rows.append(
                 base.but(
@@ -1048,6 +1077,7 @@ def _intent(run: PushRun, spec: PushSpec, p: Plan, current: RecordState | None) 
             key,
             created_by=current.created_by,
             total=p.total,
+            hold=bool(p.violations),
         )
     return None
 
@@ -1168,6 +1198,60 @@ def _collision(entity: str, source_id: str, name: str, other: str, fix: str) -> 
     )
 
 
+def _renamed_away(
+    entity: str,
+    keys: Mapping[SourceId, str],
+    owners: Mapping[str, tuple[str, SourceId]],
+    verdict: Mapping[SourceId, Plan],
+) -> dict[SourceId, SourceId]:
+    """Records held for a name another record of ours holds in QBO while that record is
+    renamed away in the same chunk: record -> the holder."""
+    out: dict[SourceId, SourceId] = {}
+    for sid, plan in verdict.items():
+        owner = owners.get(keys[sid])
+        if plan.action != "hold" or owner is None or owner[0] != entity or owner[1] == sid:
+            continue
+        if owner[1] in keys and keys[owner[1]] != keys[sid]:
+            out[sid] = owner[1]
+    return out
+
+
+def _taken_by_a_rename(
+    entity: str,
+    sid: SourceId,
+    owner: SourceId,
+    keys: Mapping[SourceId, str],
+    states: Mapping[SourceId, RecordState],
+    verdict: Mapping[SourceId, Plan],
+) -> Violation:
+    """Why a record waits for a name the record holding it in QBO is renamed away from in
+    the same run, and what to do: nothing when that rename is written now (the name is free
+    for the next run); when the two swap names, neither can go first."""
+    mine = states.get(sid)
+    name = verdict[sid].name or ""
+    if mine is not None and mine.name_key == keys[owner]:
+        return _collision(
+            entity,
+            sid,
+            name,
+            f"it swaps names with {entity} #{owner}, and QBO cannot rename two records into "
+            "each other's names at once",
+            f"Rename {entity} #{sid} to a temporary name in the source app and let a run sync "
+            "it, then give it its new name: the runs after sync both.",
+        )
+    if owner in verdict:
+        return _collision(
+            entity, sid, name, f"{entity} #{owner} already has this name in QBO", RENAME_FIX
+        )
+    return _collision(
+        entity,
+        sid,
+        name,
+        f"{entity} #{owner} has this name in QBO until its own rename, written by this run",
+        "Nothing to do: the next run gives this record the name.",
+    )
+
+
 def _check_names(
     run: PushRun,
     spec: PushSpec,
@@ -1211,6 +1295,11 @@ def _check_names(
             )
         else:
             claimed[key] = p.source_id
+    planned = {p.source_id: p for p in naming}
+    for sid, owner_sid in _renamed_away(entity, keys, owners, verdict).items():
+        verdict[sid] = _hold(
+            planned[sid], _taken_by_a_rename(entity, sid, owner_sid, keys, states, verdict)
+        )
     lookups = [p for p in naming if p.source_id not in verdict]
     try:
         if isinstance(asked, QboError):

@@ -5,6 +5,8 @@ Each spec is named by its catalogue row (``push="qbo_pipelines.sync.specs:CUSTOM
 
 from __future__ import annotations
 
+import dataclasses
+
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import (
     CanonicalBill,
@@ -14,6 +16,7 @@ from qbo_pipelines.canonical import (
     CanonicalSale,
     CanonicalVendor,
 )
+from qbo_pipelines.quality.rules import Violation
 from qbo_pipelines.source_app.connector import SourceAppConnector
 from qbo_pipelines.sync.push import PushSpec
 from qbo_pipelines.transforms import to_qbo
@@ -59,6 +62,20 @@ def _payment(r: CanonicalReceipt, ctx: PushContext) -> BuildResult:
     return to_qbo.payment_body(r, ctx)
 
 
+def _payment_meanwhile(
+    r: CanonicalReceipt, ctx: PushContext, violations: tuple[Violation, ...]
+) -> BuildResult | None:
+    """A receipt held only because the sale it now pays is not in QBO yet (a receipt moved to
+    a new sale, R20): its payment meanwhile applied to no invoice, so it no longer pays the
+    invoice of the sale it left (which may be deleted, or enter again under its number)."""
+    waiting = [v for v in violations if v.rule == "reference.invoice.unresolved"]
+    deleted = ctx.deleted_in_qbo.get("invoices", frozenset())
+    if not waiting or len(waiting) < len(violations) or r.sale_source_id in deleted:
+        return None
+    built = to_qbo.payment_body(dataclasses.replace(r, sale_source_id=None), ctx)
+    return built if isinstance(built, Built) else None
+
+
 def _bill(b: CanonicalBill, ctx: PushContext) -> BuildResult:
     return to_qbo.bill_body(b, ctx)
 
@@ -94,7 +111,9 @@ INVOICES = PushSpec(
     send_request=_send,
     qbo_entity=to_qbo.sale_qbo_entity,
 )
-PAYMENTS = PushSpec(catalogue.entity("payments"), _payment, _payment)
+PAYMENTS = PushSpec(
+    catalogue.entity("payments"), _payment, _payment, meanwhile=_payment_meanwhile
+)
 VENDORS = PushSpec(
     catalogue.entity("vendors"),
     _vendor,

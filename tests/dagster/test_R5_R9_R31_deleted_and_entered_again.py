@@ -290,6 +290,19 @@ def test_R31_a_push_whose_writes_get_no_answer_fails_and_the_next_replays_them(
     _settled(bed, dagster_instance)
 
 
+def _quarantined(bed: PushBed, entity: str, source_id: object) -> list[str]:
+    """The reasons a record is held back for now (``sync.quarantine``, unresolved)."""
+    rows = bed.sql(
+        bed.env.warehouse,
+        "SELECT reason FROM sync.quarantine WHERE realm_id = :r AND entity = :e"
+        " AND source_id = :s AND resolved_at IS NULL",
+        r=bed.realm,
+        e=entity,
+        s=str(source_id),
+    )
+    return [str(r[0]) for r in rows]
+
+
 def _due_now(bed: PushBed, entity: str) -> None:
     """The failed records' backoff elapsed (as hours later)."""
     bed.sql(
@@ -301,16 +314,16 @@ def _due_now(bed: PushBed, entity: str) -> None:
     )
 
 
-def test_R31_a_paid_sale_entered_again_with_its_receipt_moved_gets_a_fix_that_breaks_the_cycle(
+def test_R31_a_paid_sale_entered_again_with_its_receipt_moved_gets_in_step_by_itself(
     push_bed: PushBed, dagster_instance: dg.DagsterInstance
 ) -> None:
     """A paid sale deleted and entered again under its number, its receipt moved to the new
-    sale (found by an attack). QBO refuses to delete the old invoice (the sync's own payment
-    is applied to it), so the new one is refused its number (6140), so the receipt waits for
-    it: a cycle no run breaks by itself yet. The fixes name it and say what breaks it (before,
-    they spoke of payments entered in QBO and of changing the document number); followed,
-    both sides end in step: one invoice under the number, the receipt's payment applied to
-    it. (Open: the engine could unapply its own payment by itself.)"""
+    sale (found by an attack). QBO refuses to delete the old invoice while the sync's payment
+    is applied to it, so the new invoice is refused its number (6140), so the receipt waits
+    for it: before, a cycle no run broke (the receipt held, its payment applied to the old
+    invoice for good). Now the held receipt's payment is unapplied meanwhile (R20: it no
+    longer pays that invoice), so the next run removes the old invoice, creates the new one
+    under the number and applies the payment to it: both sides in step, nothing by hand."""
     bed, src = push_bed, push_bed.env.source
     dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
     _push(bed, dagster_instance)
@@ -352,33 +365,28 @@ def test_R31_a_paid_sale_entered_again_with_its_receipt_moved_gets_a_fix_that_br
             sa.text("UPDATE app.receipts SET sale_id = :n WHERE id = :r"), {"n": new, "r": receipt}
         )
 
-    _push(bed, dagster_instance)
+    counts = _push(bed, dagster_instance)
     gone, fresh = _state(bed, "invoices", old), _state(bed, "invoices", new)
     assert (gone["status"], gone["error_code"]) == ("failed", "6000")
-    assert "A receipt moved to another sale" in gone["fix"]
-    assert "empty the receipt's sale in the source app" in gone["fix"]
+    assert "or moved to another sale, are unapplied" in gone["fix"]
     assert (fresh["status"], fresh["error_code"]) == ("failed", "6140")
-    assert "its own fix says how to free the number" in fresh["fix"]
-    assert _state(bed, "payments", receipt)["status"] == "held"
+    assert "the number is free once it is removed" in fresh["fix"]
+    paying = _state(bed, "payments", receipt)
+    assert (paying["status"], paying["intent"]) == ("held", None), paying
+    assert counts["pushed/qbo/payments"]["updated"] == 1, counts
+    assert not _live(bed, "Payment")[payment].get("Line")  # it pays no invoice meanwhile
+    [reason] = _quarantined(bed, "payments", receipt)
+    assert f"invoice #{new} is not in QBO yet" in reason
 
-    # the fix, followed: the receipt's sale emptied; the runs after remove the old invoice and
-    # create the new one; the receipt linked again
-    bed.sql(src, "UPDATE app.receipts SET sale_id = NULL WHERE id = :r", r=receipt)
-    _push(bed, dagster_instance)
-    _due_now(bed, "invoices")
-    _push(bed, dagster_instance)
-    _due_now(bed, "invoices")
+    _due_now(bed, "invoices")  # the refused create's backoff elapsed
     _push(bed, dagster_instance)
     invoices = _live(bed, "Invoice")
     assert old_invoice not in invoices
     created = _state(bed, "invoices", new)
     assert created["status"] == "synced", created
-    assert invoices[created["qbo_id"]]["DocNumber"] == number
-    bed.sql(src, "UPDATE app.receipts SET sale_id = :n WHERE id = :r", n=new, r=receipt)
-    _push(bed, dagster_instance)
+    assert [i["Id"] for i in invoices.values() if i["DocNumber"] == number] == [created["qbo_id"]]
     paid = _live(bed, "Payment")[payment]
     assert [t["TxnId"] for ln in paid["Line"] for t in ln["LinkedTxn"]] == [created["qbo_id"]]
-    assert [i["Id"] for i in _live(bed, "Invoice").values() if i["DocNumber"] == number] == [
-        created["qbo_id"]
-    ]
+    assert _state(bed, "payments", receipt)["status"] == "synced"
+    assert _quarantined(bed, "payments", receipt) == []
     _settled(bed, dagster_instance)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 from pushbed import PushBed
 from test_push_assets import _resources
 
@@ -188,3 +189,79 @@ def test_R6_R7_the_billing_contact_in_qbo_and_the_contact_never_overwrite_each_o
     assert (after["GivenName"], after["FamilyName"]) == ("Noah", "Mueller")
     assert after["PrimaryEmailAddr"]["Address"] == "noah@payer.example"
     assert after["BillAddr"]["City"] == "Nelson"
+
+
+def _rename(bed: PushBed, names: dict[int, tuple[str, str]]) -> None:
+    """Contacts renamed (given, family), all in one transaction."""
+    with bed.env.source.begin() as conn:
+        for contact, (given, family) in names.items():
+            conn.execute(
+                sa.text("UPDATE app.contacts SET given_name = :g, family_name = :f WHERE id = :c"),
+                {"g": given, "f": family, "c": contact},
+            )
+
+
+def _customer_state(bed: PushBed, contact: int) -> tuple[str, str | None]:
+    [(status, reason)] = bed.sql(
+        bed.env.warehouse,
+        "SELECT rs.status, q.reason FROM sync.record_state rs LEFT JOIN sync.quarantine q"
+        " ON q.realm_id = rs.realm_id AND q.entity = rs.entity AND q.source_id = rs.source_id"
+        " AND q.resolved_at IS NULL WHERE rs.realm_id = :r AND rs.entity = 'customers'"
+        " AND rs.source_id = :s",
+        r=bed.realm,
+        s=str(contact),
+    )
+    return str(status), reason
+
+
+def test_R7_renames_into_names_other_renames_free_say_when_they_sync(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """Renames that take names other renames of the same run free (found by an attack):
+    a contact renamed to the name another is renamed away from waits one run, saying so, not
+    that the other "already has this name" (before: the stale reason); two contacts swapping
+    names are each held saying they swap (before: "rename one of the two", though both were
+    renamed), and the fix given, followed, syncs both."""
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    people = [
+        (int(r[0]), str(r[1]), str(r[2]))
+        for r in bed.sql(
+            src,
+            "SELECT c.id, c.given_name, c.family_name FROM app.contacts c"
+            " WHERE c.organisation_id IS NULL AND c.given_name IS NOT NULL"
+            " AND c.family_name IS NOT NULL AND EXISTS (SELECT 1 FROM app.sales s"
+            " WHERE s.contact_id = c.id) ORDER BY c.id",
+        )
+    ]
+    synced = [p for p in people if _customer_state(bed, p[0])[0] == "synced"][:4]
+    assert len(synced) == 4
+    (a, a_given, a_family), (b, b_given, b_family), (c, _, _), (d, d_given, d_family) = synced
+    _rename(bed, {a: (b_given, b_family), b: (a_given, a_family),  # a swap
+                  c: (d_given, d_family), d: ("Brand", "Newname Chain")})  # a chain
+    _push(bed, dagster_instance)
+    for one, other in ((a, b), (b, a)):
+        status, reason = _customer_state(bed, one)
+        assert status == "held"
+        assert f"it swaps names with customers #{other}" in (reason or ""), reason
+    status, reason = _customer_state(bed, c)
+    assert status == "held"
+    assert f"customers #{d} has this name in QBO until its own rename" in (reason or ""), reason
+    assert _customer_state(bed, d)[0] == "synced"
+    _push(bed, dagster_instance)
+    assert _customer_state(bed, c) == ("synced", None)
+    # the fix, followed: one of the two renamed to a temporary name, then to its new name
+    _rename(bed, {a: ("Temporary", "Swap Name")})
+    _push(bed, dagster_instance)
+    _push(bed, dagster_instance)
+    assert _customer_state(bed, a) == ("synced", None)
+    assert _customer_state(bed, b) == ("synced", None)
+    _rename(bed, {a: (b_given, b_family)})
+    _push(bed, dagster_instance)
+    assert _customer_state(bed, a) == ("synced", None)
+    names = {
+        o["DisplayName"] for o in bed.sandbox.control.entities(bed.realm, "Customer")
+        if o.get("Active", True)
+    }
+    assert {f"{b_given} {b_family}", f"{a_given} {a_family}", "Brand Newname Chain"} <= names

@@ -88,6 +88,8 @@ class Intent:
         created_by: who created the QBO record (kept for updates of matched records).
         total: the ``TotalAmt`` QBO should show once written (money records): QBO computes
             it, and an answer with another total is reported (:data:`TOTAL_TITLE`).
+        hold: the record stays held once written (what QBO should hold of it meanwhile,
+            :attr:`qbo_pipelines.sync.push.PushSpec.meanwhile`): planned again each run.
     """
 
     source_id: SourceId
@@ -102,6 +104,7 @@ class Intent:
     kept_qbo: tuple[str, ...] = ()
     created_by: str = "sync"
     total: str | None = None
+    hold: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +120,7 @@ class Intent:
             "kept_qbo": list(self.kept_qbo),
             "created_by": self.created_by,
             "total": self.total,
+            "hold": self.hold,
         }
 
     @staticmethod
@@ -134,6 +138,7 @@ class Intent:
             kept_qbo=tuple(data.get("kept_qbo") or ()),
             created_by=str(data.get("created_by") or "sync"),
             total=data.get("total"),
+            hold=bool(data.get("hold")),
         )
 
     def batch_op(self) -> BatchOp:
@@ -267,13 +272,9 @@ _BUSINESS_FIXES: Final = {
 _REMOVAL_FIX: Final = (
     "QBO refused to remove the {entity} by a business rule (its message says which): most "
     "often payments or credits are applied to it in QBO, or it is deposited or reconciled. "
-    "Payments of receipts deleted in the source go in the same run's payments step, and the "
-    "next run retries by itself. A receipt moved to another sale moves its payment once that "
-    "sale is in QBO; when that sale is held or refused because this {entity} still holds its "
-    "document number (QBO 6140), empty the receipt's sale in the source app (its payment is "
-    "then unapplied, so the next runs remove this {entity} and create the new sale), and link "
-    "the receipt to the new sale again once that is in QBO. For payments entered in QBO, "
-    "unlink or delete those in QBO, or leave the {entity} there"
+    "Payments of receipts deleted in the source, or moved to another sale, are unapplied by "
+    "the same run's payments step, and the next run retries by itself; for ones entered in "
+    "QBO, unlink or delete those in QBO, or leave the {entity} there"
 )
 
 
@@ -332,7 +333,7 @@ def fix_for(error: QboError, qbo_entity: str | None = None, op: str | None = Non
         "case and surrounding spaces): rename one of them; the next run retries",
         "6140": "the document number is already used in QBO: change it in the source app; the "
         "next run retries (when the holder is a sale deleted in the source app that QBO has not "
-        "let the sync remove yet, its own fix says how to free the number)",
+        "let the sync remove yet, the number is free once it is removed: see its own fix)",
         "2500": "a referenced record is missing or inactive in QBO: check the mappings "
         "(qbo-pipelines mappings show); the next run retries",
         "610": "the QBO record was deleted or made inactive in QBO: re-activate it there; the "
@@ -802,7 +803,7 @@ class Writer:
             qbo_entity=intent.qbo_entity,
             qbo_id=qbo_id,
             created_by=intent.created_by if intent.op == "update" else "sync",
-            status="synced",
+            status="held" if intent.hold else "synced",
             source_hash=intent.source_hash,
             source_base=intent.source_base,
             qbo_base=qbo_base,
