@@ -360,11 +360,17 @@ def _create_run(
 
 
 def _company_runs(
-    instance: dg.DagsterInstance, realm_id: str, statuses: list[dg.DagsterRunStatus]
+    instance: dg.DagsterInstance,
+    realm_id: str,
+    statuses: list[dg.DagsterRunStatus],
+    created_after: datetime | None = None,
 ) -> list[dg.DagsterRun]:
     seen: dict[str, dg.DagsterRun] = {}
     for tag in (REALM_TAG, PARTITION_TAG):
-        for run in instance.get_runs(dg.RunsFilter(tags={tag: realm_id}, statuses=statuses)):
+        runs = instance.get_runs(
+            dg.RunsFilter(tags={tag: realm_id}, statuses=statuses, created_after=created_after)
+        )
+        for run in runs:
             seen[run.run_id] = run
     return list(seen.values())
 
@@ -620,14 +626,6 @@ OUTLIVE_MAX = 3600.0
 """Seconds at most a command that serves the demo's sandbox waits, before stopping it, for the
 company runs other commands queued meanwhile."""
 
-_UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
-
 def await_company_runs(
     realms: Sequence[str],
     *,
@@ -652,15 +650,12 @@ def await_company_runs(
     try:
         while time.monotonic() < deadline:
             active = {
-                record.dagster_run.run_id
+                run.run_id
                 for realm in realms
-                for tag in (REALM_TAG, PARTITION_TAG)
-                for record in instance.get_run_records(
-                    dg.RunsFilter(
-                        tags={tag: realm}, statuses=_UNFINISHED, created_after=since
-                    )
+                for run in _company_runs(
+                    instance, realm, [dg.DagsterRunStatus.QUEUED, *IN_PROGRESS], since
                 )
-                if record.dagster_run.run_id not in exclude
+                if run.run_id not in exclude
             }
             if not active:
                 break

@@ -1203,53 +1203,41 @@ def _renamed_away(
     keys: Mapping[SourceId, str],
     owners: Mapping[str, tuple[str, SourceId]],
     verdict: Mapping[SourceId, Plan],
-) -> dict[SourceId, SourceId]:
-    """Records held for a name another record of ours holds in QBO while that record is
-    renamed away in the same chunk: record -> the holder."""
-    out: dict[SourceId, SourceId] = {}
+    states: Mapping[SourceId, RecordState],
+) -> dict[SourceId, Violation]:
+    """Why records held for a name another record of ours holds in QBO wait, when that record
+    is renamed away from it in the same chunk: nothing to do when its rename is written now
+    (the name is free for the next run); when the two swap names, neither can go first.
+    Records whose holder keeps the name (or is held itself) keep their collision."""
+    out: dict[SourceId, Violation] = {}
     for sid, plan in verdict.items():
         owner = owners.get(keys[sid])
-        if plan.action != "hold" or owner is None or owner[0] != entity or owner[1] == sid:
+        if owner is None or owner[0] != entity or owner[1] == sid:
             continue
-        if owner[1] in keys and keys[owner[1]] != keys[sid]:
-            out[sid] = owner[1]
+        holder = owner[1]
+        if holder not in keys or keys[holder] == keys[sid]:
+            continue  # not renamed away in this chunk
+        mine = states.get(sid)
+        if mine is not None and mine.name_key == keys[holder]:
+            out[sid] = _collision(
+                entity,
+                sid,
+                plan.name or "",
+                f"it swaps names with {entity} #{holder}, and QBO cannot rename two records "
+                "into each other's names at once",
+                f"Rename {entity} #{sid} to a temporary name in the source app and let a run "
+                "sync it, then give it its new name: the runs after sync both.",
+            )
+        elif holder not in verdict:
+            out[sid] = _collision(
+                entity,
+                sid,
+                plan.name or "",
+                f"{entity} #{holder} has this name in QBO until its own rename, written by "
+                "this run",
+                "Nothing to do: the next run gives this record the name.",
+            )
     return out
-
-
-def _taken_by_a_rename(
-    entity: str,
-    sid: SourceId,
-    owner: SourceId,
-    keys: Mapping[SourceId, str],
-    states: Mapping[SourceId, RecordState],
-    verdict: Mapping[SourceId, Plan],
-) -> Violation:
-    """Why a record waits for a name the record holding it in QBO is renamed away from in
-    the same run, and what to do: nothing when that rename is written now (the name is free
-    for the next run); when the two swap names, neither can go first."""
-    mine = states.get(sid)
-    name = verdict[sid].name or ""
-    if mine is not None and mine.name_key == keys[owner]:
-        return _collision(
-            entity,
-            sid,
-            name,
-            f"it swaps names with {entity} #{owner}, and QBO cannot rename two records into "
-            "each other's names at once",
-            f"Rename {entity} #{sid} to a temporary name in the source app and let a run sync "
-            "it, then give it its new name: the runs after sync both.",
-        )
-    if owner in verdict:
-        return _collision(
-            entity, sid, name, f"{entity} #{owner} already has this name in QBO", RENAME_FIX
-        )
-    return _collision(
-        entity,
-        sid,
-        name,
-        f"{entity} #{owner} has this name in QBO until its own rename, written by this run",
-        "Nothing to do: the next run gives this record the name.",
-    )
 
 
 def _check_names(
@@ -1296,10 +1284,8 @@ def _check_names(
         else:
             claimed[key] = p.source_id
     planned = {p.source_id: p for p in naming}
-    for sid, owner_sid in _renamed_away(entity, keys, owners, verdict).items():
-        verdict[sid] = _hold(
-            planned[sid], _taken_by_a_rename(entity, sid, owner_sid, keys, states, verdict)
-        )
+    for sid, why in _renamed_away(entity, keys, owners, verdict, states).items():
+        verdict[sid] = _hold(planned[sid], why)
     lookups = [p for p in naming if p.source_id not in verdict]
     try:
         if isinstance(asked, QboError):

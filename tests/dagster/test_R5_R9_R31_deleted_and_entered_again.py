@@ -43,6 +43,37 @@ def _live(bed: PushBed, entity: str) -> dict[str, dict[str, Any]]:
     }
 
 
+_SALE_COLUMNS = (
+    "doc_number, contact_id, txn_date, due_date, currency, memo, detail_level,"
+    " grouping_label, send_requested, subtotal, discount_total, tax_total, total"
+)
+_LINE_COLUMNS = (
+    "line_no, kind, description, product_id, qty, unit_price, amount, tax_rate_id,"
+    " discount_percent, group_name"
+)
+
+
+def _entered_again(conn: sa.Connection, old: object) -> int:
+    """Sale ``old`` deleted and entered again as it was (its number and lines), on ``conn``'s
+    transaction; the new sale's id."""
+    new = conn.execute(
+        sa.text(
+            f"INSERT INTO app.sales ({_SALE_COLUMNS}) SELECT {_SALE_COLUMNS}"  # noqa: S608
+            " FROM app.sales WHERE id = :o RETURNING id"
+        ),
+        {"o": old},
+    ).scalar_one()
+    conn.execute(
+        sa.text(
+            f"INSERT INTO app.sale_lines (sale_id, {_LINE_COLUMNS})"  # noqa: S608
+            f" SELECT :n, {_LINE_COLUMNS} FROM app.sale_lines WHERE sale_id = :o"
+        ),
+        {"n": new, "o": old},
+    )
+    conn.execute(sa.text("DELETE FROM app.sales WHERE id = :o"), {"o": old})
+    return int(new)
+
+
 def _settled(bed: PushBed, instance: dg.DagsterInstance) -> None:
     """A run more changes nothing and makes no write call."""
     bed.sandbox.control.reset_requests()
@@ -99,28 +130,8 @@ def test_R31_a_sale_deleted_and_entered_again_under_its_number_syncs_in_one_run(
     )
     old_invoice = _state(bed, "invoices", old)["qbo_id"]
     assert old_invoice in _live(bed, "Invoice")
-    columns = (
-        "doc_number, contact_id, txn_date, due_date, currency, memo, detail_level,"
-        " grouping_label, send_requested, subtotal, discount_total, tax_total, total"
-    )
-    [(new,)] = bed.sql(
-        src,
-        f"INSERT INTO app.sales ({columns}) SELECT {columns} FROM app.sales"  # noqa: S608
-        " WHERE id = :o RETURNING id",
-        o=old,
-    )
-    lines = (
-        "line_no, kind, description, product_id, qty, unit_price, amount, tax_rate_id,"
-        " discount_percent, group_name"
-    )
-    bed.sql(
-        src,
-        f"INSERT INTO app.sale_lines (sale_id, {lines}) SELECT :n, {lines}"  # noqa: S608
-        " FROM app.sale_lines WHERE sale_id = :o",
-        n=new,
-        o=old,
-    )
-    bed.sql(src, "DELETE FROM app.sales WHERE id = :o", o=old)
+    with src.begin() as conn:
+        new = _entered_again(conn, old)
 
     counts = _push(bed, dagster_instance)["pushed/qbo/invoices"]
     assert (counts.get("deleted"), counts.get("created"), counts.get("failed")) == (1, 1, 0), counts
@@ -337,30 +348,8 @@ def test_R31_a_paid_sale_entered_again_with_its_receipt_moved_gets_in_step_by_it
     old_invoice = _state(bed, "invoices", old)["qbo_id"]
     payment = _state(bed, "payments", receipt)["qbo_id"]
     assert payment in _live(bed, "Payment")
-    columns = (
-        "doc_number, contact_id, txn_date, due_date, currency, memo, detail_level,"
-        " grouping_label, send_requested, subtotal, discount_total, tax_total, total"
-    )
-    lines = (
-        "line_no, kind, description, product_id, qty, unit_price, amount, tax_rate_id,"
-        " discount_percent, group_name"
-    )
     with src.begin() as conn:
-        new = conn.execute(
-            sa.text(
-                f"INSERT INTO app.sales ({columns}) SELECT {columns} FROM app.sales"  # noqa: S608
-                " WHERE id = :o RETURNING id"
-            ),
-            {"o": old},
-        ).scalar_one()
-        conn.execute(
-            sa.text(
-                f"INSERT INTO app.sale_lines (sale_id, {lines}) SELECT :n, {lines}"  # noqa: S608
-                " FROM app.sale_lines WHERE sale_id = :o"
-            ),
-            {"n": new, "o": old},
-        )
-        conn.execute(sa.text("DELETE FROM app.sales WHERE id = :o"), {"o": old})
+        new = _entered_again(conn, old)
         conn.execute(
             sa.text("UPDATE app.receipts SET sale_id = :n WHERE id = :r"), {"n": new, "r": receipt}
         )
