@@ -202,7 +202,10 @@ def extract(
             if full:
                 # Postgres hashes every source row; only records whose row moved since they
                 # were last in step are read (the others are counted, and seen for deletes).
-                for page in row_pages(env.warehouse, env.connector, realm_id, entity):
+                every = todo.replan is not None  # a mapping changed: every record is read
+                for page in row_pages(
+                    env.warehouse, env.connector, realm_id, entity, every=every
+                ):
                     seen.update(page.hashes)
                     unchanged += page.steady
                     moved = env.connector.iter_entity(entity, page.moved) if page.moved else ()

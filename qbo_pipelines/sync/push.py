@@ -46,6 +46,7 @@ from qbo_pipelines.qbo.values import last_updated
 from qbo_pipelines.quality import quarantine, rules
 from qbo_pipelines.quality.rules import Violation, check
 from qbo_pipelines.source_app.connector import SourceAppConnector
+from qbo_pipelines.sync import context as push_context
 from qbo_pipelines.sync import staged, state
 from qbo_pipelines.sync.engine import diff, feed, lock, records
 from qbo_pipelines.sync.engine.records import RecordState
@@ -236,6 +237,7 @@ def _plan_write(
         and current is not None
         and current.source_hash == record_hash
         and (current.status == "synced")
+        and not ctx.replan_all
     ):
         return Plan("skip", source_id, record_hash, reason="unchanged")
     qbo_entity = spec.qbo_entity_of(record)
@@ -424,6 +426,9 @@ class Candidates:
     wanted: list[SourceId] | None
     deleted: frozenset[SourceId]
     window: feed.Window | None
+    replan: str | None = None
+    """The re-plan marker a mapping change left (:func:`feed.replan_requested`): every
+    record is read and planned, none left out as unchanged."""
 
     @property
     def until(self) -> int:
@@ -444,14 +449,19 @@ class RowPage:
 
 
 def row_pages(
-    engine: sa.Engine, reader: SourceAppConnector, realm_id: str, entity: str
+    engine: sa.Engine,
+    reader: SourceAppConnector,
+    realm_id: str,
+    entity: str,
+    *,
+    every: bool = False,
 ) -> Iterator[RowPage]:
     """Every record of ``entity`` looked at the cheap way (a full re-plan, a full extract):
     Postgres hashes each source row, and only records whose row moved since they were last in
-    step are to be read and planned."""
+    step are to be read and planned (``every``: all of them, as after a mapping change)."""
     for page in reader.iter_row_hashes(entity, ROW_HASH_PAGE):
         hashes = dict(page)
-        steady = records.in_step(engine, realm_id, entity, hashes)
+        steady = set() if every else records.in_step(engine, realm_id, entity, hashes)
         yield RowPage(hashes, [s for s in hashes if s not in steady])
 
 
@@ -468,8 +478,9 @@ def candidates(
     if source_ids is not None:
         return Candidates(sorted(SourceId(s) for s in source_ids), frozenset(), None)
     window = feed.open_window(engine, reader, realm_id, DIRECTION, entity)
-    if mode == "full" or window.first:
-        return Candidates(None, frozenset(), window)
+    replan = feed.replan_requested(engine, realm_id, entity)
+    if mode == "full" or window.first or replan is not None:
+        return Candidates(None, frozenset(), window, replan)
     again = records.ids_where(
         engine,
         realm_id,
@@ -528,6 +539,8 @@ def _push_locked(
     if snapshot is not None:
         return _push_snapshot(run, spec, snapshot, writer, report, sends)
     todo = candidates(run.engine, run.reader, run.realm_id, name, mode=mode, source_ids=source_ids)
+    if todo.replan is not None:
+        run = _replanning(run)
     _carry_out(run, spec, todo.deleted, writer, report)  # first: they free names and balances
     if todo.wanted is not None and writer.replayed:
         # A source edit made while their write waited for QBO was skipped by the run that saw
@@ -537,7 +550,9 @@ def _push_locked(
     if todo.wanted is None:
         # Everything is looked at: Postgres hashes every source row, and only records whose
         # row moved since they were last in step are read and planned.
-        for page in row_pages(run.engine, run.reader, run.realm_id, name):
+        for page in row_pages(
+            run.engine, run.reader, run.realm_id, name, every=todo.replan is not None
+        ):
             seen.update(page.hashes)
             report.counts["unchanged"] += page.steady
             moved = page.moved
@@ -566,8 +581,17 @@ def _push_locked(
     if todo.window is not None:
         feed.advance(run.engine, run.realm_id, DIRECTION, name, todo.window)
         report.cursor = todo.until
+    if todo.replan is not None:
+        feed.replan_done(run.engine, run.realm_id, name, todo.replan)
     report.api_calls = sum(run.client.calls.values())
     return report
+
+
+def _replanning(run: PushRun) -> PushRun:
+    """``run`` planning every record against what QBO was sent, with the mappings as they are
+    now (loaded under the company's writer lock: a change made after the run began is in)."""
+    context = push_context.load(run.engine, run.reader, run.realm_id)
+    return replace(run, context=replace(context, replan_all=True))
 
 
 def _carry_out(
@@ -619,10 +643,16 @@ def _push_snapshot(
     window again, so nothing is skipped (re-planning unchanged records costs no QBO call)."""
     rows = 0
     report.counts["unchanged"] += snapshot.unchanged  # left out by the extract as in step
+    # A mapping changed: when the extract read every record (it saw the marker), each is
+    # planned against what QBO was sent; else the marker stays for the next run's extract.
+    replan = feed.replan_requested(run.engine, run.realm_id, spec.entity.name)
+    every = replan is not None and snapshot.full and snapshot.unchanged == 0
+    if every:
+        run = _replanning(run)
 
     def pages() -> Iterator[Sequence[Record]]:
         nonlocal rows
-        for page in staged.iter_staged(run.engine, snapshot, CHUNK):
+        for page in staged.iter_staged(run.engine, snapshot, CHUNK, every=every):
             rows += page.rows
             report.counts["unchanged"] += page.steady
             planned = _fresh(run, spec, page) if page.moved else page.records
@@ -652,6 +682,8 @@ def _push_snapshot(
         window = feed.Window(snapshot.feed_lo, snapshot.feed_hi, frozenset(), frozenset())
         if feed.advance(run.engine, run.realm_id, DIRECTION, spec.entity.name, window):
             report.cursor = snapshot.feed_hi
+    if every and intact and replan is not None:
+        feed.replan_done(run.engine, run.realm_id, spec.entity.name, replan)
     staged.record_pushed(run.engine, snapshot)
     report.api_calls = sum(run.client.calls.values())
     return report

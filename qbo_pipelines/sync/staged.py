@@ -510,14 +510,17 @@ class Page:
     staged version predates what the state's base was taken from."""
 
 
-def iter_staged(engine: sa.Engine, snapshot: Snapshot, chunk: int) -> Iterator[Page]:
+def iter_staged(
+    engine: sa.Engine, snapshot: Snapshot, chunk: int, *, every: bool = False
+) -> Iterator[Page]:
     """The records ``snapshot``'s run staged, decoded, in keyset pages of ``chunk``.
 
     On a full read, rows whose content hash equals the hash the sync last synced (status
     synced, no write waiting, live in QBO) are counted as steady and not decoded: Postgres
-    compares, and only records whose content moved are planned.
+    compares, and only records whose content moved are planned (``every``: all are decoded,
+    as after a mapping change).
     """
-    sql, params = page_query(snapshot, chunk)
+    sql, params = page_query(snapshot, chunk, every=every)
     after = ""
     while True:
         with engine.connect() as conn:
@@ -536,14 +539,16 @@ def iter_staged(engine: sa.Engine, snapshot: Snapshot, chunk: int) -> Iterator[P
         after = str(rows[-1][0])
 
 
-def page_query(snapshot: Snapshot, chunk: int) -> tuple[sa.TextClause, dict[str, Any]]:
+def page_query(
+    snapshot: Snapshot, chunk: int, *, every: bool = False
+) -> tuple[sa.TextClause, dict[str, Any]]:
     """:func:`iter_staged`'s keyset page (and its parameters but ``after``): the run's staged
     rows after ``:after`` with their sync state, the steady ones (full reads) without JSON."""
     table = bulk.qualified(f"staging.{snapshot.entity}")
     steady = (
         "(st.status = 'synced' AND st.intent IS NULL AND st.source_hash = s.content_hash"
         " AND st.qbo_id IS NOT NULL AND NOT st.deleted_in_qbo)"
-        if snapshot.full
+        if snapshot.full and not every
         else "false"
     )
     sql = sa.text(

@@ -64,6 +64,8 @@ class PushContext:
             sync never brings those back: what refers to them needs a person).
         awaiting_pull: per entity, source ids whose QBO record holds values the source does
             not have yet (a conflict QBO won): what copies their values waits for the pull.
+        replan_all: a mapping the records use changed since they were synced: a record whose
+            source content is unchanged is still built and compared with what QBO was sent.
     """
 
     qbo_ids: Mapping[str, Mapping[SourceId, QboId]] = field(default_factory=dict)
@@ -78,6 +80,7 @@ class PushContext:
     item_names: Mapping[SourceId, str] = field(default_factory=dict)
     deleted_in_qbo: Mapping[str, frozenset[SourceId]] = field(default_factory=dict)
     awaiting_pull: Mapping[str, frozenset[SourceId]] = field(default_factory=dict)
+    replan_all: bool = False
 
     def qbo_id(self, entity: str, source_id: SourceId | None) -> QboId | None:
         if source_id is None:

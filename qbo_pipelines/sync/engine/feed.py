@@ -52,6 +52,30 @@ def open_window(
     return Window(lo, hi, changes.changed, changes.deleted)
 
 
+def replan_name(entity: str) -> str:
+    """``sync.cursors`` name of the marker a mapping change leaves for the entities it reaches
+    (``sql/warehouse/130_mapping_replan.sql`` writes it)."""
+    return f"push:{entity}:replan"
+
+
+def replan_requested(engine: sa.Engine, realm_id: str, entity: str) -> str | None:
+    """The marker's value when a mapping the entity's records use changed since its last
+    full re-plan: the next push reads and plans every record, whatever the hashes say."""
+    return state.get_cursor(engine, realm_id, replan_name(entity))
+
+
+def replan_done(engine: sa.Engine, realm_id: str, entity: str, marker: str) -> None:
+    """Clear the marker a run re-planned every record for; a marker set again meanwhile (a
+    later change, planned with a context older than it) stays, for the next run."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "DELETE FROM sync.cursors WHERE realm_id = :r AND name = :n AND value = :v"
+            ),
+            {"r": realm_id, "n": replan_name(entity), "v": marker},
+        )
+
+
 def advance(engine: sa.Engine, realm_id: str, direction: str, entity: str, window: Window) -> bool:
     """Store the window's end as the new position (after everything in it was handled).
 

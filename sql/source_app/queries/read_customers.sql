@@ -48,9 +48,12 @@ LEFT JOIN LATERAL (
 ) r ON true
 LEFT JOIN app.contacts b ON b.id = r.billing_id
 -- has_sale: a sale of the organisation for the contact that stands for it, else of the contact
--- (index probes per row, LIMIT 1: never a pass over every sale per page)
+-- (index probes per row, LIMIT 1: never a pass over every sale per page). Each member's sale is
+-- its own LIMIT 1 probe: a join there is planned as a pass over every sale per page when the
+-- statistics are stale (after a bulk load: 500 ms a page of 500 at 100k sales instead of 10 ms)
 LEFT JOIN LATERAL (
-    SELECT true AS yes FROM app.contacts m JOIN app.sales s ON s.contact_id = m.id
+    SELECT true AS yes FROM app.contacts m
+    CROSS JOIN LATERAL (SELECT 1 FROM app.sales s WHERE s.contact_id = m.id LIMIT 1) s
     WHERE r.id = c.id AND m.organisation_id = c.organisation_id
     UNION ALL
     SELECT true FROM app.sales s WHERE r.id IS DISTINCT FROM c.id AND s.contact_id = c.id
