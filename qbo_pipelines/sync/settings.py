@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -87,7 +88,15 @@ def plan_push_requests(
         pending = pending_uncovered(
             connector, cursor.get(realm, 0), push_positions(warehouse, realm)
         )
-        decision = triggers.decide(realm, now, pending, load_settings(warehouse, realm))
+        switches = load_settings(warehouse, realm)
+        decision = triggers.decide(realm, now, pending, switches)
+        replans = replans_waiting(warehouse, realm) if not decision.run else None
+        if replans is not None and replans.entities:
+            replan = triggers.decide_replan(realm, now, replans, switches)
+            if replan.run:  # the run covers no source change: the sensor cursor stays
+                requests.append((realm, replan))
+                continue
+            skips.append(replan.reason)
         if decision.run and decision.covers_seq is not None:
             requests.append((realm, decision))
             new_cursor[realm] = decision.covers_seq
@@ -96,6 +105,26 @@ def plan_push_requests(
             if pending.count == 0 and pending.last_seq > cursor.get(realm, 0):
                 new_cursor[realm] = pending.last_seq  # already pushed by another route
     return requests, skips, new_cursor
+
+
+def replans_waiting(warehouse: sa.Engine, realm_id: str) -> triggers.Replans:
+    """The re-plan markers mapping changes left for the company (``feed.replan_name``)."""
+    names = {feed.replan_name(e.name): e.name for e in catalogue.push_order()}
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT name, value, updated_at FROM sync.cursors WHERE realm_id = :r"
+                " AND name IN :n ORDER BY name"
+            ).bindparams(sa.bindparam("n", expanding=True)),
+            {"r": realm_id, "n": list(names)},
+        ).all()
+    if not rows:
+        return triggers.Replans((), None)
+    return triggers.Replans(
+        tuple(names[str(n)] for n, _, _ in rows),
+        max(cast(datetime, at) for _, _, at in rows),
+        max(str(v) for _, v, _ in rows),
+    )
 
 
 def push_positions(warehouse: sa.Engine, realm_id: str) -> dict[str, int]:

@@ -43,6 +43,40 @@ class Decision:
     covers_seq: int | None = None
 
 
+@dataclass(frozen=True)
+class Replans:
+    """Entities a mapping change left to re-plan (their ``push:<entity>:replan`` markers),
+    and when the newest marker was set."""
+
+    entities: tuple[str, ...]
+    last_at: datetime | None
+    key: str = ""
+
+
+def decide_replan(
+    realm_id: str, now: datetime, replans: Replans, settings: TriggerSettings
+) -> Decision:
+    """Whether a mapping change starts a push run for ``realm_id`` now (pure): once the
+    mappings have been left alone for the debounce window (several set one after another are
+    re-planned by one run), with the company's switches obeyed."""
+    if not replans.entities or replans.last_at is None:
+        return Decision(False, f"{realm_id}: no mapping changed")
+    if not settings.sync_enabled or settings.paused:
+        return Decision(False, f"{realm_id}: mappings changed; automatic sync is off or paused")
+    quiet_for = now - replans.last_at
+    if quiet_for < timedelta(seconds=settings.debounce_seconds):
+        left = timedelta(seconds=settings.debounce_seconds) - quiet_for
+        return Decision(
+            False,
+            f"{realm_id}: mappings changed, still settling ({int(left.total_seconds())} s left)",
+        )
+    return Decision(
+        True,
+        f"{realm_id}: mappings changed: {', '.join(replans.entities)} re-planned",
+        f"push:{realm_id}:replan:{replans.key}",
+    )
+
+
 def decide(realm_id: str, now: datetime, pending: Pending, settings: TriggerSettings) -> Decision:
     """Whether to request a push run for ``realm_id`` now (pure)."""
     if not settings.sync_enabled:

@@ -164,3 +164,45 @@ def test_R27_changes_another_route_already_pushed_start_no_run(bed: Bed) -> None
     bed.age_changes(first_ago=300, last_ago=130)
     again = bed.evaluate(result.cursor)
     assert len(again.run_requests or []) == 1
+
+
+def test_R12_R27_a_mapping_changed_under_synced_records_starts_a_run_once_settled(
+    bed: Bed,
+) -> None:
+    """A mapping change moves nothing in the source, but the records written with the old
+    mapping must be re-planned: the sensor starts a run once the mappings are left alone for
+    the debounce window, and the run's re-plan clears the marker (no second run)."""
+    bed.sql(
+        bed.warehouse,
+        "INSERT INTO sync.record_state (realm_id, entity, source_id, qbo_entity, qbo_id,"
+        " status) VALUES (:r, 'invoices', '1', 'Invoice', '77', 'synced')",
+        r=REALM,
+    )
+    bed.sql(  # what `mappings set tax-rate` writes; the table's trigger leaves the marker
+        bed.warehouse,
+        "INSERT INTO mapping.tax_rates (realm_id, source_id, source_name, qbo_tax_code_id,"
+        " qbo_tax_code_name) VALUES (:r, '1', 'GST 10%', '5', 'NON')",
+        r=REALM,
+    )
+    cursor = sync_settings.dump_cursor({REALM: bed.last_seq()})  # no source change waits
+    settling = bed.evaluate(cursor)
+    assert settling.run_requests == []
+    assert "mappings changed, still settling" in _skip(settling)
+
+    bed.sql(
+        bed.warehouse,
+        "UPDATE sync.cursors SET updated_at = now() - interval '200 seconds'"
+        " WHERE realm_id = :r AND name = 'push:invoices:replan'",
+        r=REALM,
+    )
+    result = bed.evaluate(cursor)
+    [request] = result.run_requests or []
+    assert request.partition_key == REALM
+    assert str(request.run_key).startswith(f"push:{REALM}:replan:")
+    assert sync_settings.parse_cursor(result.cursor) == {REALM: bed.last_seq()}
+
+    bed.sql(  # the run re-planned the invoices
+        bed.warehouse, "DELETE FROM sync.cursors WHERE realm_id = :r AND name LIKE 'push:%'",
+        r=REALM,
+    )
+    assert bed.evaluate(result.cursor).run_requests == []
