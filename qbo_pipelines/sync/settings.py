@@ -90,13 +90,12 @@ def plan_push_requests(
         )
         switches = load_settings(warehouse, realm)
         decision = triggers.decide(realm, now, pending, switches)
-        replans = replans_waiting(warehouse, realm) if not decision.run else None
-        if replans is not None and replans.entities:
-            replan = triggers.decide_replan(realm, now, replans, switches)
-            if replan.run:  # the run covers no source change: the sensor cursor stays
-                requests.append((realm, replan))
-                continue
-            skips.append(replan.reason)
+        other = None if decision.run else _other_reasons(warehouse, realm, now, switches)
+        if other is not None and other.run:  # it covers no source change: the cursor stays
+            requests.append((realm, other))
+            continue
+        if other is not None and other.reason:
+            skips.append(other.reason)
         if decision.run and decision.covers_seq is not None:
             requests.append((realm, decision))
             new_cursor[realm] = decision.covers_seq
@@ -105,6 +104,35 @@ def plan_push_requests(
             if pending.count == 0 and pending.last_seq > cursor.get(realm, 0):
                 new_cursor[realm] = pending.last_seq  # already pushed by another route
     return requests, skips, new_cursor
+
+
+def _other_reasons(
+    warehouse: sa.Engine, realm: str, now: datetime, switches: triggers.TriggerSettings
+) -> triggers.Decision | None:
+    """A run with no source change to push: mappings changed under synced records, or writes
+    QBO refused are due for their retry (without it they would wait for the next edit)."""
+    replans = replans_waiting(warehouse, realm)
+    replan = triggers.decide_replan(realm, now, replans, switches) if replans.entities else None
+    if replan is not None and replan.run:
+        return replan
+    retry = triggers.decide_retry(realm, now, retries_due(warehouse, realm, now), switches)
+    if retry.run or replan is None:
+        return retry
+    return replan
+
+
+def retries_due(warehouse: sa.Engine, realm_id: str, now: datetime) -> triggers.Retries:
+    """Records QBO refused whose automatic retry is due (their backoff has passed)."""
+    with warehouse.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT count(*), max(retry_at) FROM sync.record_state WHERE realm_id = :r"
+                " AND entity IN :e AND status = 'failed' AND NOT deleted_in_source"
+                " AND retry_at IS NOT NULL AND retry_at <= :now"
+            ).bindparams(sa.bindparam("e", expanding=True)),
+            {"r": realm_id, "e": [e.name for e in catalogue.push_order()], "now": now},
+        ).one()
+    return triggers.Retries(int(row[0]), cast("datetime | None", row[1]))
 
 
 def replans_waiting(warehouse: sa.Engine, realm_id: str) -> triggers.Replans:

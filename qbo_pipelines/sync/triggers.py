@@ -77,6 +77,33 @@ def decide_replan(
     )
 
 
+@dataclass(frozen=True)
+class Retries:
+    """Records QBO refused whose retry is due, and the latest due time among them."""
+
+    count: int
+    last_due: datetime | None
+
+
+def decide_retry(
+    realm_id: str, now: datetime, retries: Retries, settings: TriggerSettings
+) -> Decision:
+    """Whether refused writes due for their retry start a push run for ``realm_id`` now
+    (pure): their backoff is the wait, so no debounce; the run key names the latest due time,
+    so a tick never starts the same retry twice and each later backoff step gets its run."""
+    if retries.count == 0 or retries.last_due is None:
+        return Decision(False, "")
+    if not settings.sync_enabled or settings.paused:
+        return Decision(
+            False, f"{realm_id}: {retries.count} retries due; automatic sync is off or paused"
+        )
+    return Decision(
+        True,
+        f"{realm_id}: {retries.count} writes QBO refused are due for their retry",
+        f"push:{realm_id}:retry:{retries.last_due.isoformat()}",
+    )
+
+
 def decide(realm_id: str, now: datetime, pending: Pending, settings: TriggerSettings) -> Decision:
     """Whether to request a push run for ``realm_id`` now (pure)."""
     if not settings.sync_enabled:

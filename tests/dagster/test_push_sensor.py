@@ -206,3 +206,45 @@ def test_R12_R27_a_mapping_changed_under_synced_records_starts_a_run_once_settle
         r=REALM,
     )
     assert bed.evaluate(result.cursor).run_requests == []
+
+
+def test_R31_R27_writes_qbo_refused_start_a_run_when_their_retry_is_due(bed: Bed) -> None:
+    """A refused write is retried after its backoff: with no source change to start a run, the
+    sensor starts one when the retry is due, once per backoff step (the run key names it)."""
+    bed.sql(
+        bed.warehouse,
+        "INSERT INTO sync.record_state (realm_id, entity, source_id, status, retry_at)"
+        " VALUES (:r, 'customers', '1', 'failed', now() + interval '4 minutes')",
+        r=REALM,
+    )
+    cursor = sync_settings.dump_cursor({REALM: bed.last_seq()})
+    assert bed.evaluate(cursor).run_requests == []  # not due yet
+
+    bed.sql(
+        bed.warehouse,
+        "UPDATE sync.record_state SET retry_at = now() - interval '1 second' WHERE realm_id = :r",
+        r=REALM,
+    )
+    result = bed.evaluate(cursor)
+    [request] = result.run_requests or []
+    assert request.partition_key == REALM
+    assert str(request.run_key).startswith(f"push:{REALM}:retry:")
+    assert sync_settings.parse_cursor(result.cursor) == {REALM: bed.last_seq()}
+
+    bed.sql(  # the retry failed again: the next backoff step is a later key
+        bed.warehouse,
+        "UPDATE sync.record_state SET retry_at = now() - interval '0.5 second'"
+        " WHERE realm_id = :r",
+        r=REALM,
+    )
+    [later] = bed.evaluate(result.cursor).run_requests or []
+    assert later.run_key != request.run_key
+
+    bed.sql(
+        bed.warehouse,
+        "INSERT INTO mapping.settings (realm_id, paused) VALUES (:r, true)",
+        r=REALM,
+    )
+    paused = bed.evaluate(result.cursor)
+    assert paused.run_requests == []
+    assert "retries due; automatic sync is off or paused" in _skip(paused)
