@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from qbo_pipelines import companies
 from qbo_pipelines import entities as catalogue
+from qbo_pipelines.sync import settings as sync_settings
 from qbo_pipelines.sync.engine.writes import TOTAL_TITLE
 
 
@@ -82,6 +83,8 @@ class CompanyReport:
     unanswered: dict[str, int] = field(default_factory=dict)
     """Per entity, records whose write was sent and has no recorded answer yet (in flight
     while a push runs; after one ended, QBO did not answer): the next push replays each call."""
+    replans: list[str] = field(default_factory=list)
+    """Entities a mapping change left to re-plan: the next push plans each synced record."""
 
     @property
     def held_total(self) -> int:
@@ -157,9 +160,10 @@ def _report(
             conn.execute(
                 sa.text(
                     "SELECT split_part(name, ':', 1), max(updated_at) FROM sync.cursors"
-                    " WHERE realm_id = :r GROUP BY 1"
+                    # a re-plan marker is a mapping change, not a push
+                    " WHERE realm_id = :r AND name NOT LIKE :marker GROUP BY 1"
                 ),
-                {"r": realm},
+                {"r": realm, "marker": "%:replan"},
             ).all()
         )
         held, failed = problems(conn, realm)
@@ -195,6 +199,7 @@ def _report(
         active_runs=[r for r in runs if r.status in ("QUEUED", "STARTING", "STARTED")],
         feed_blocked=_feed_blocked(source) if source is not None else None,
         unanswered=unanswered,
+        replans=list(sync_settings.replans_waiting(warehouse, realm).entities),
     )
 
 
@@ -328,6 +333,11 @@ def render(reports: Sequence[CompanyReport]) -> str:
                 f"  awaiting QBO:    {sum(r.unanswered.values())} ({detail}): writes sent "
                 "without an answer yet; if no push is running, the next one replays each call "
                 "(same requestid: nothing written twice)"
+            )
+        if r.replans:
+            lines.append(
+                f"  mappings moved:  {', '.join(r.replans)}: a mapping changed since their "
+                "records were synced; the next push plans each again and writes what it moves"
             )
         for active in r.active_runs:
             lines.append(f"  active run:      {active.run_id} {active.job_name} {active.status}")

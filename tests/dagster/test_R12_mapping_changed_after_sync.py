@@ -20,6 +20,7 @@ from test_push_assets import _resources
 from qbo_pipelines.defs.push import PUSH_ASSETS, companies
 from qbo_pipelines.demo.setup import choice_id
 from qbo_pipelines.mapping import repository
+from qbo_pipelines.status import company_status, render
 from qbo_pipelines.sync import pipeline
 from qbo_pipelines.sync.engine import feed
 
@@ -103,6 +104,9 @@ def test_R12_a_tax_rate_mapped_again_rewrites_the_invoices_that_used_it(
 
     # Mapped to another code: every invoice using the rate is rewritten, no other invoice.
     _map(bed, rate_id, "NON")
+    [report] = company_status(bed.env.warehouse, bed.env.source, bed.realm)
+    assert report.replans == ["invoices"]
+    assert "mappings moved:  invoices" in render([report])
     bed.sandbox.control.reset_requests()
     counts = _push(bed, dagster_instance)
     invoices = counts["pushed/qbo/invoices"]
@@ -121,6 +125,8 @@ def test_R12_a_tax_rate_mapped_again_rewrites_the_invoices_that_used_it(
     bed.sandbox.control.reset_requests()
     _push(bed, dagster_instance)
     assert bed.write_calls() == 0
+    [report] = company_status(bed.env.warehouse, bed.env.source, bed.realm)
+    assert report.replans == []
 
     # Set back (the D5 case): the invoices follow it back.
     _map(bed, rate_id, "Exempt")
