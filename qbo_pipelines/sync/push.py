@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 
@@ -412,6 +412,9 @@ class PushRun:
     # (entity, source id) of the records this run has planned so far, kept for entities with
     # groups only (a group's new representative is planned with the record leaving it, once)
     planned: set[tuple[str, SourceId]] = field(default_factory=set)
+    # records held for a name another record of this run is renamed away from: planned again
+    # once that rename is written (:func:`_follow_renames`)
+    renamed_after: set[SourceId] = field(default_factory=set)
 
 
 def cursor_name(entity: str) -> str:
@@ -578,6 +581,7 @@ def _push_locked(
         gone |= set(todo.wanted) - seen
     _carry_out(run, spec, gone, writer, report)  # found only by reading everything
     _finish(run, writer, sends)
+    _follow_renames(run, spec, writer, report, sends, lambda ids: run.reader.iter_entity(name, ids))
     if todo.window is not None:
         feed.advance(run.engine, run.realm_id, DIRECTION, name, todo.window)
         report.cursor = todo.until
@@ -585,6 +589,36 @@ def _push_locked(
         feed.replan_done(run.engine, run.realm_id, name, todo.replan)
     report.api_calls = sum(run.client.calls.values())
     return report
+
+
+RENAME_PASSES: Final = 4
+"""How many times one run plans again the records whose name a rename of the run frees (a
+chain of renames A <- B <- C ... syncs in one run up to this depth; deeper, the next run
+goes on)."""
+
+
+def _follow_renames(
+    run: PushRun,
+    spec: PushSpec,
+    writer: Writer,
+    report: Report,
+    sends: _Sends,
+    read: Callable[[list[SourceId]], Iterable[Sequence[Record]]],
+) -> None:
+    """Plan again, once the run's writes are answered, the records held because the name they
+    take is another record's until that record's rename, written by this run: the name is free
+    now, so a chain of renames syncs in one run instead of one run per link. A record still
+    held after a pass (its holder's rename failed, or a longer chain) stays held, with its
+    reason; counts are the final outcome (a record held then written counts once)."""
+    for _ in range(RENAME_PASSES):
+        ids = sorted(run.renamed_after, key=_id_order)
+        run.renamed_after.clear()
+        if not ids:
+            return
+        report.counts["held_back"] -= len(ids)  # planned again: counted by this pass
+        run.planned.difference_update((spec.entity.name, sid) for sid in ids)
+        _push_chunks(run, spec, read(ids), writer, report, sends)
+        _finish(run, writer, sends)
 
 
 def _replanning(run: PushRun) -> PushRun:
@@ -662,6 +696,16 @@ def _push_snapshot(
     _carry_out(run, spec, snapshot.deleted, writer, report)
     _push_chunks(run, spec, pages(), writer, report, sends)
     _finish(run, writer, sends)
+    _follow_renames(
+        run,
+        spec,
+        writer,
+        report,
+        sends,
+        lambda ids: [
+            staged.staged_records(run.engine, run.realm_id, spec.entity.name, snapshot.run_id, ids)
+        ],
+    )
     if snapshot.full:
         # the records now in step keep the row hash their read took: the next full extract
         # leaves them alone while their source row stays as it is
@@ -1230,46 +1274,88 @@ def _collision(entity: str, source_id: str, name: str, other: str, fix: str) -> 
     )
 
 
+RenameWait = Literal["chain", "cycle", "first"]
+"""Why a record held for a name another rename of the run frees waits: behind a rename written
+now (``chain``), or in a ring of renames (each takes the next one's name), whose ``first``
+member gives its name up under a temporary one."""
+
+
 def _renamed_away(
     entity: str,
     keys: Mapping[SourceId, str],
     owners: Mapping[str, tuple[str, SourceId]],
     verdict: Mapping[SourceId, Plan],
-    states: Mapping[SourceId, RecordState],
-) -> dict[SourceId, Violation]:
-    """Why records held for a name another record of ours holds in QBO wait, when that record
-    is renamed away from it in the same chunk: nothing to do when its rename is written now
-    (the name is free for the next run); when the two swap names, neither can go first.
-    Records whose holder keeps the name (or is held itself) keep their collision."""
-    out: dict[SourceId, Violation] = {}
-    for sid, plan in verdict.items():
+) -> dict[SourceId, tuple[Violation, RenameWait]]:
+    """Records held for a name another record of ours holds in QBO, when that record is renamed
+    away from it in the same chunk: why they wait, and how they go on in this run
+    (:func:`_follow_renames` plans them again once the renames before them are written). A
+    ring of renames (two records swapping names, or more going round) starts with its lowest
+    id taking a temporary name. Records whose holder keeps the name, or is held for another
+    reason, keep their collision."""
+
+    def holder_of(sid: SourceId) -> SourceId | None:
         owner = owners.get(keys[sid])
         if owner is None or owner[0] != entity or owner[1] == sid:
-            continue
+            return None
         holder = owner[1]
-        if holder not in keys or keys[holder] == keys[sid]:
-            continue  # not renamed away in this chunk
-        mine = states.get(sid)
-        if mine is not None and mine.name_key == keys[holder]:
-            out[sid] = _collision(
-                entity,
-                sid,
-                plan.name or "",
-                f"it swaps names with {entity} #{holder}, and QBO cannot rename two records "
-                "into each other's names at once",
-                f"Rename {entity} #{sid} to a temporary name in the source app and let a run "
-                "sync it, then give it its new name: the runs after sync both.",
+        return holder if holder in keys and keys[holder] != keys[sid] else None
+
+    out: dict[SourceId, tuple[Violation, RenameWait]] = {}
+    for sid, plan in verdict.items():
+        holder = holder_of(sid)
+        if holder is None:
+            continue
+        path: list[SourceId] = [sid]
+        end: SourceId | None = holder
+        while end is not None and end not in path:
+            path.append(end)
+            end = holder_of(end)
+        if end == sid:  # a ring: every name in it is taken by the next one
+            ring = sorted(path, key=_id_order)
+            names = ", ".join(f"#{m}" for m in ring)
+            first = sid == ring[0]
+            out[sid] = (
+                _collision(
+                    entity,
+                    sid,
+                    plan.name or "",
+                    f"its name goes round with {entity} {names} (each takes the next one's), "
+                    "and QBO cannot rename them into each other's names at once",
+                    f"Nothing to do: {entity} #{ring[0]} takes a temporary name first, then "
+                    "each takes its new name, in this run.",
+                ),
+                "first" if first else "cycle",
             )
-        elif holder not in verdict:
-            out[sid] = _collision(
-                entity,
-                sid,
-                plan.name or "",
-                f"{entity} #{holder} has this name in QBO until its own rename, written by "
-                "this run",
-                "Nothing to do: the next run gives this record the name.",
+        elif end is not None or path[-1] not in verdict:
+            # behind a rename written now, or behind a ring this run turns
+            out[sid] = (
+                _collision(
+                    entity,
+                    sid,
+                    plan.name or "",
+                    f"{entity} #{holder} has this name in QBO until its own rename, written by "
+                    "this run",
+                    "Nothing to do: the name is free once that rename is written, and the run "
+                    "then writes this record.",
+                ),
+                "chain",
             )
     return out
+
+
+def _temporary_name(spec: PushSpec, held: Plan, current: RecordState | None) -> Plan:
+    """A held record that starts a ring of renames, written meanwhile under a temporary name
+    (``<entity> <id> (renaming)``) so the next one can take its name; it stays held, and the
+    run gives it its new name once the name it takes is free."""
+    field = spec.match_field
+    if field is None or current is None or not current.live_in_qbo or held.payload is None:
+        return held
+    temporary = f"{spec.entity.name} {held.source_id} (renaming)"
+    body = {**held.payload, field: temporary}
+    changes = _changes(body, current, held.qbo_entity or "")
+    if not changes:
+        return held
+    return replace(held, action="update", payload=body, changes=changes, name=temporary)
 
 
 def _check_names(
@@ -1316,8 +1402,11 @@ def _check_names(
         else:
             claimed[key] = p.source_id
     planned = {p.source_id: p for p in naming}
-    for sid, why in _renamed_away(entity, keys, owners, verdict, states).items():
+    for sid, (why, wait) in _renamed_away(entity, keys, owners, verdict).items():
         verdict[sid] = _hold(planned[sid], why)
+        if wait == "first":
+            verdict[sid] = _temporary_name(spec, verdict[sid], states.get(sid))
+        run.renamed_after.add(sid)
     lookups = [p for p in naming if p.source_id not in verdict]
     try:
         if isinstance(asked, QboError):
