@@ -204,8 +204,8 @@ def _report(
 
 
 def problems(conn: sa.Connection, realm: str) -> tuple[list[ReasonCount], list[ReasonCount]]:
-    """A company's records held back, by entity and rule, and refused by QBO, by entity and
-    error code, most first; each with one record's reason (or QBO's message) and that same
+    """A company's records held back, by entity and rule, and refused by QBO, by entity, error
+    code and fix, most first; each with one record's reason (or QBO's message) and that same
     record's fix (the lowest id of the group)."""
     first = "(array_agg({col} ORDER BY length(source_id), source_id))[1]"
     held = [
@@ -224,11 +224,12 @@ def problems(conn: sa.Connection, realm: str) -> tuple[list[ReasonCount], list[R
         ReasonCount(str(r.entity), str(r.code), int(r.n), r.example, r.fix)
         for r in conn.execute(
             sa.text(
+                # by fix too: QBO's codes are broad (6000 is any business rule), the fix says
+                # which rule it was
                 "SELECT entity, coalesce(error_code, 'failed') AS code, count(*) AS n,"
-                f" {first.format(col='error_message')} AS example,"
-                f" {first.format(col='fix')} AS fix FROM sync.record_state"
+                f" {first.format(col='error_message')} AS example, fix FROM sync.record_state"
                 " WHERE realm_id = :r AND status = 'failed'"
-                " GROUP BY 1, 2 ORDER BY n DESC, 1, 2"
+                " GROUP BY 1, 2, fix ORDER BY n DESC, 1, 2, fix"
             ),
             {"r": realm},
         )

@@ -87,14 +87,27 @@ def demo_control_token() -> str:
     return token
 
 
-def start_demo_sandbox(port: int) -> tuple[Sandbox, SandboxServer]:
-    """Serve the demo's sandbox (state kept between runs) on ``port``, or a free one if busy."""
+class SandboxAlreadyServedError(RuntimeError):
+    """Another process serves the demo's sandbox on the port (two commands started together)."""
+
+
+def start_demo_sandbox(
+    port: int, *, ours_at: Callable[[], bool] | None = None
+) -> tuple[Sandbox, SandboxServer]:
+    """Serve the demo's sandbox (state kept between runs) on ``port``, or a free one if busy.
+
+    Raises:
+        SandboxAlreadyServedError: the port is busy and ``ours_at`` says the demo's own sandbox
+            answers there: one state file is never served twice.
+    """
     sandbox = Sandbox(
         state_file=str(sandbox_state_file()), throttle=True, control_token=demo_control_token()
     )
     try:
         server = SandboxServer(sandbox, port=port).start()
     except OSError:
+        if ours_at is not None and ours_at():
+            raise SandboxAlreadyServedError(f"the demo's sandbox answers on port {port}") from None
         server = SandboxServer(sandbox, port=0).start()
     _configure_app(server.base_url)
     return sandbox, server

@@ -9,6 +9,7 @@ rate except ``Luxury 25%`` (left unmapped on purpose, R12).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +92,17 @@ def _ours_answers(base_url: str, token: str) -> bool:
     return answer.status_code == 200  # noqa: PLR2004 - HTTP OK
 
 
+def _ours_answers_soon(base_url: str, token: str, seconds: float = 5.0) -> bool:
+    """:func:`_ours_answers`, allowing a sandbox another command is starting a moment to."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if _ours_answers(base_url, token):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+
+
 @contextlib.contextmanager
 def demo_sandbox_served(warehouse: sa.Engine) -> Iterator[str | None]:
     """Serve the demo's sandbox for the ``with`` block when the configured QBO app is the one
@@ -108,14 +120,27 @@ def demo_sandbox_served(warehouse: sa.Engine) -> Iterator[str | None]:
     if app.origin != "demo-sandbox":
         yield None
         return
-    from qbo_pipelines.demo.run import demo_control_token, sandbox_state_file, start_demo_sandbox
+    from qbo_pipelines.demo.run import (
+        SandboxAlreadyServedError,
+        demo_control_token,
+        sandbox_state_file,
+        start_demo_sandbox,
+    )
 
-    if not sandbox_state_file().exists() or _ours_answers(app.api_url, demo_control_token()):
+    token = demo_control_token()
+    if not sandbox_state_file().exists() or _ours_answers(app.api_url, token):
         yield None
         return
     from urllib.parse import urlsplit
 
-    _, server = start_demo_sandbox(urlsplit(app.api_url).port or 8765)
+    try:
+        _, server = start_demo_sandbox(
+            urlsplit(app.api_url).port or 8765,
+            ours_at=lambda: _ours_answers_soon(app.api_url, token),
+        )
+    except SandboxAlreadyServedError:  # another command started serving it a moment ago
+        yield None
+        return
     try:
         if server.base_url != app.api_url:
             save_app(warehouse, app.with_api_url(server.base_url), origin="demo-sandbox")

@@ -29,6 +29,9 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # listening now: a port another process took a moment ago fails here, in the caller,
+    # not later in the server's thread (SO_REUSEADDR lets two sockets bind until one listens)
+    sock.listen(2048)
     return sock
 
 

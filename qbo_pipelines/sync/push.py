@@ -229,6 +229,7 @@ def _plan_write(
         and current.source_hash == record_hash
         and current.retry_at is not None
         and current.retry_at > now
+        and not ctx.replan_all  # a mapping changed: what QBO refused may be written now
     )
     if retry_later:
         return Plan("skip", source_id, record_hash, reason="refused by QBO: retried later")

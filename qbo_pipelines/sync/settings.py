@@ -181,7 +181,14 @@ def pending_uncovered(
         return triggers.Pending(p.pending, p.last_seq, p.first_at, p.last_at)
     with connector.engine.connect() as conn:
         row = (
-            conn.execute(stmt, {"after": after, "positions": json.dumps(positions)})
+            conn.execute(
+                stmt,
+                {
+                    "after": after,
+                    "positions": json.dumps(positions),
+                    "entities": json.dumps([e.name for e in catalogue.push_order()]),
+                },
+            )
             .mappings()
             .one()
         )

@@ -248,3 +248,88 @@ def test_R31_R27_writes_qbo_refused_start_a_run_when_their_retry_is_due(bed: Bed
     paused = bed.evaluate(result.cursor)
     assert paused.run_requests == []
     assert "retries due; automatic sync is off or paused" in _skip(paused)
+
+
+def _markers(bed: Bed) -> list[str]:
+    with bed.warehouse.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT name FROM sync.cursors WHERE realm_id = :r AND name LIKE :n"
+                    " ORDER BY name"
+                ),
+                {"r": REALM, "n": "push:%:replan"},
+            ).scalars()
+        )
+
+
+def test_R12_mappings_truncated_or_re_keyed_by_hand_leave_a_re_plan_marker(bed: Bed) -> None:
+    """Found by an attack: TRUNCATE and an UPDATE of a mapping's source key (two rates' mappings
+    swapped by hand) left no marker, so the invoices kept the codes of the old mappings."""
+    for entity in ("invoices", "bills"):
+        bed.sql(
+            bed.warehouse,
+            "INSERT INTO sync.record_state (realm_id, entity, source_id, qbo_entity, qbo_id,"
+            " status) VALUES (:r, :e, '1', 'Invoice', :q, 'synced')",
+            r=REALM,
+            e=entity,
+            q=f"{entity}-1",
+        )
+    bed.sql(
+        bed.warehouse,
+        "INSERT INTO mapping.tax_rates (realm_id, source_id, source_name, qbo_tax_code_id,"
+        " qbo_tax_code_name) VALUES (:r, '1', 'GST 10%', '1', 'GST'),"
+        " (:r, '3', 'Zero rated', '3', 'Exempt')",
+        r=REALM,
+    )
+    bed.sql(
+        bed.warehouse,
+        "INSERT INTO mapping.expense_concepts (realm_id, concept, expense_account_id,"
+        " expense_account_name) VALUES (:r, 'Bonus', '9', 'Bonuses')",
+        r=REALM,
+    )
+    cleared = "DELETE FROM sync.cursors WHERE realm_id = :r"
+    bed.sql(bed.warehouse, cleared, r=REALM)
+    bed.sql(
+        bed.warehouse,
+        "UPDATE mapping.tax_rates SET source_id = 'tmp' WHERE realm_id = :r AND source_id = '1'",
+        r=REALM,
+    )
+    assert _markers(bed) == ["push:invoices:replan"]
+    bed.sql(bed.warehouse, cleared, r=REALM)
+    bed.sql(
+        bed.warehouse,
+        "UPDATE mapping.expense_concepts SET concept = 'Bonus 2' WHERE realm_id = :r",
+        r=REALM,
+    )
+    assert _markers(bed) == ["push:bills:replan"]
+    bed.sql(bed.warehouse, cleared, r=REALM)
+    bed.sql(bed.warehouse, "TRUNCATE mapping.tax_rates, mapping.expense_concepts")
+    assert _markers(bed) == ["push:bills:replan", "push:invoices:replan"]
+    bed.sql(bed.warehouse, cleared, r=REALM)
+    bed.sql(
+        bed.warehouse,
+        "INSERT INTO mapping.settings (realm_id, debounce_seconds) VALUES (:r, 30)"
+        " ON CONFLICT (realm_id) DO UPDATE SET debounce_seconds = 30",
+        r=REALM,
+    )
+    bed.sql(bed.warehouse, cleared, r=REALM)  # the row's first insert counts as a change
+    bed.sql(
+        bed.warehouse, "UPDATE mapping.settings SET debounce_seconds = 45 WHERE realm_id = :r",
+        r=REALM,
+    )
+    assert _markers(bed) == []  # a switch, not a mapping
+
+
+def test_R27_edits_of_what_is_mapped_but_never_pushed_start_no_run(bed: Bed) -> None:
+    """Found by an attack: an edit of a source tax rate or payment method (mapped, never
+    written to QBO) counted as a change to push and started a run with nothing to do."""
+    cursor = sync_settings.dump_cursor({REALM: bed.last_seq()})
+    bed.sql(bed.source, "UPDATE app.tax_rates SET name = name || ' (old)'")
+    bed.sql(bed.source, "UPDATE app.payment_methods SET name = name || ' (old)'")
+    bed.age_changes(first_ago=300, last_ago=200)
+    result = bed.evaluate(cursor)
+    assert result.run_requests == []
+    assert "no source changes" in _skip(result)
+    # the sensor's cursor moves past them
+    assert sync_settings.parse_cursor(result.cursor) == {REALM: bed.last_seq()}

@@ -257,8 +257,12 @@ _BUSINESS_FIXES: Final = {
     "the sale's customer. Correct the receipt or its sale in the source app; the next run "
     "retries",
     "Invoice": "QBO refused the invoice by a business rule (its message says which): most "
-    "often its new total is below the payments already applied to it in QBO. Correct the "
-    "sale, or its receipts first, in the source app; the next run retries",
+    "often its new total is below the payments already applied to it in QBO. QBO works the "
+    "total out from the lines' tax codes: when a source tax rate is mapped to a code of "
+    "another percentage (`qbo-pipelines mappings list`), QBO's total differs from the source "
+    "app's, and a payment applied while it was higher no longer fits; map the rate to a code "
+    "of the same percentage (the next push re-plans the invoices it reaches). Otherwise "
+    "correct the sale, or its receipts first, in the source app; the next run retries",
     "CreditMemo": "QBO refused the credit memo by a business rule (its message says which): "
     "most often its new total is below what has already been applied from it. Correct the "
     "sale in the source app; the next run retries",
