@@ -173,20 +173,13 @@ def _set(args: argparse.Namespace) -> int:
 
 def _do_set(env: _Env, realm: str, kind: str, values: list[str],
             deposit_account: str | None) -> None:
+    from qbo_pipelines.sync.settings import replans_waiting
+
     _write(env, realm, kind, values, deposit_account)
-    replans = _replans_waiting(env, realm)
+    replans = replans_waiting(env.warehouse, realm).entities  # sql/warehouse/130_mapping_replan
     if replans:
         print(f"the next push plans every synced record of {', '.join(replans)} again: "
               "what a changed mapping moves is written to QBO, nothing else")
-
-
-def _replans_waiting(env: _Env, realm: str) -> list[str]:
-    """Entities a mapping change left to re-plan (sql/warehouse/130_mapping_replan.sql)."""
-    from qbo_pipelines import entities as catalogue
-    from qbo_pipelines.sync.engine import feed
-
-    return [e.name for e in catalogue.push_order()
-            if feed.replan_requested(env.warehouse, realm, e.name) is not None]
 
 
 def _write(env: _Env, realm: str, kind: str, values: list[str],

@@ -108,17 +108,14 @@ def plan_push_requests(
 
 def _other_reasons(
     warehouse: sa.Engine, realm: str, now: datetime, switches: triggers.TriggerSettings
-) -> triggers.Decision | None:
+) -> triggers.Decision:
     """A run with no source change to push: mappings changed under synced records, or writes
     QBO refused are due for their retry (without it they would wait for the next edit)."""
-    replans = replans_waiting(warehouse, realm)
-    replan = triggers.decide_replan(realm, now, replans, switches) if replans.entities else None
-    if replan is not None and replan.run:
+    replan = triggers.decide_replan(realm, now, replans_waiting(warehouse, realm), switches)
+    if replan.run:
         return replan
     retry = triggers.decide_retry(realm, now, retries_due(warehouse, realm, now), switches)
-    if retry.run or replan is None:
-        return retry
-    return replan
+    return retry if retry.run or not replan.reason else replan
 
 
 def retries_due(warehouse: sa.Engine, realm_id: str, now: datetime) -> triggers.Retries:

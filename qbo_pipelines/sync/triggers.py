@@ -60,7 +60,7 @@ def decide_replan(
     mappings have been left alone for the debounce window (several set one after another are
     re-planned by one run), with the company's switches obeyed."""
     if not replans.entities or replans.last_at is None:
-        return Decision(False, f"{realm_id}: no mapping changed")
+        return Decision(False, "")
     if not settings.sync_enabled or settings.paused:
         return Decision(False, f"{realm_id}: mappings changed; automatic sync is off or paused")
     quiet_for = now - replans.last_at
