@@ -189,6 +189,10 @@ def plan_record(
     return _with(plan, send=send, send_to=send_to)
 
 
+_MIRRORED = "a QBO record mirrored: QBO owns it"
+_NOT_REVIVED = "deleted or voided in QBO: not revived (R9)"
+
+
 def _with(plan: Plan, **fields: Any) -> Plan:
     """``dataclasses.replace(plan, **fields)`` without its per-field walk (it is called for
     every sale planned): a copy of the plan's fields with those set."""
@@ -216,13 +220,11 @@ def _plan_write(
     if getattr(record, "origin", "source") == "qbo" and not known:
         skip = "pulled from QBO: never created there again (R35)"
     elif getattr(record, "origin", "source") == "qbo" and _mirrored(spec.entity):
-        return Plan("skip", source_id, record_hash, reason="a QBO record mirrored: QBO owns it")
+        return Plan("skip", source_id, record_hash, reason=_MIRRORED)
     if skip is not None and not known:
         return Plan("skip", source_id, record_hash, reason=skip)
     if current is not None and current.qbo_id is not None and current.deleted_in_qbo:
-        return Plan(
-            "skip", source_id, record_hash, reason="deleted or voided in QBO: not revived (R9)"
-        )
+        return Plan("skip", source_id, record_hash, reason=_NOT_REVIVED)
     retry_later = (
         current is not None
         and current.status == "failed"
@@ -376,6 +378,26 @@ def plan_delete(entity: catalogue.Entity, current: RecordState) -> Plan:
     ):
         action = "void" if current.qbo_entity in VOIDABLE else "delete"
     return Plan(action, source_id, qbo_entity=current.qbo_entity)
+
+
+_SILENT_SKIPS = frozenset({"a write is still waiting for QBO", "refused by QBO: retried later"})
+"""Skips the ledger already tells: the write waiting, the refusal with its retry time."""
+
+
+def _skip_recorded(plan: Plan, current: RecordState | None) -> bool:
+    """Whether the ledger already holds what this skip would say, so a re-plan (a full read,
+    a mapping change) adds no row: a skip already recorded, a write waiting or refused, a
+    record deleted or voided in QBO (its delete is recorded, R9), a QBO record the pull
+    mirrors (the pull's rows are its history)."""
+    if plan.reason in _SILENT_SKIPS:
+        return True
+    if current is None:
+        return False
+    if current.status == "skipped":
+        return True
+    if plan.reason == _NOT_REVIVED:
+        return current.status == "deleted"
+    return plan.reason == _MIRRORED and current.created_by == "qbo"
 
 
 def _mirrored(entity: catalogue.Entity) -> bool:
@@ -1051,14 +1073,7 @@ def _admit(
                 rows.append(current.but(source_hash=p.record_hash, status="synced"))
             elif current is not None and current.status == "held":
                 rows.append(current.but(status="synced" if current.live_in_qbo else "skipped"))
-            if (
-                not unchanged
-                and (current is None or current.status != "skipped")
-                and (
-                    p.reason != "a write is still waiting for QBO"
-                    and p.reason != "refused by QBO: retried later"
-                )
-            ):
+            if not unchanged and not _skip_recorded(p, current):
                 ledger.append(
                     _entry(
                         run,
