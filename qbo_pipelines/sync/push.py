@@ -1070,9 +1070,10 @@ def _admit(
             unchanged = p.reason in {"unchanged", "no field changed"}
             report.counts["unchanged" if unchanged else "skipped"] += 1
             if current is not None and p.reason == "no field changed":
-                rows.append(current.but(source_hash=p.record_hash, status="synced"))
+                rows.append(current.in_step(source_hash=p.record_hash))
             elif current is not None and current.status == "held":
-                rows.append(current.but(status="synced" if current.live_in_qbo else "skipped"))
+                live = current.live_in_qbo
+                rows.append(current.in_step() if live else current.but(status="skipped"))
             if not unchanged and not _skip_recorded(p, current):
                 ledger.append(
                     _entry(
@@ -1860,6 +1861,7 @@ def _send_refused(st: RecordState, err: QboError, now: datetime) -> RecordState:
         error_message=f"QBO did not email the invoice: {err}",
         fix=fix,
         retry_at=retry_at,
+        send_retry_at=retry_at,
     )
 
 
@@ -1962,6 +1964,7 @@ def _record_sends(
                 error_message=None,
                 fix=None,
                 retry_at=None,
+                send_retry_at=None,
             )
         )
         ledger.append(

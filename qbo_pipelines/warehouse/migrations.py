@@ -11,6 +11,7 @@ applied history or a re-run does no harm. Views under ``sql/views`` are re-appli
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from qbo_pipelines import settings
+
+log = logging.getLogger(__name__)
 
 _FILE_RE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
 
@@ -98,13 +101,16 @@ def apply(
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('qbo_pipelines.migrations'))")
         conn.exec_driver_sql(_LEDGER_DDL)
         done = {
-            row.version
+            int(row.version): str(row.checksum)
             for row in conn.execute(
-                sa.text("SELECT version FROM public.schema_migrations WHERE scope = :s"),
+                sa.text(
+                    "SELECT version, checksum FROM public.schema_migrations WHERE scope = :s"
+                ),
                 {"s": scope},
             )
         }
-        for migration in discover(directory):
+        found = discover(directory)
+        for migration in found:
             if migration.version in done:
                 continue
             try:
@@ -119,6 +125,8 @@ def apply(
                 {"s": scope, "v": migration.version, "n": migration.name, "c": migration.checksum},
             )
             applied_now.append(migration)
+        for note in _changed(found, done):
+            log.warning("%s", note)
         if views_dir is not None and views_dir.is_dir():
             for path in sorted(views_dir.glob("*.sql")):
                 try:
@@ -128,14 +136,32 @@ def apply(
     return applied_now
 
 
+def _changed(found: list[Migration], applied: dict[int, str]) -> list[str]:
+    """A note per file whose text is not the one applied (its recorded checksum)."""
+    return [
+        f"warning: migration {m.path.name} changed since it was applied: the database keeps "
+        "the version applied "
+        "(files are never applied twice; make a new numbered file for a further change)"
+        for m in found
+        if m.version in applied and applied[m.version] != m.checksum
+    ]
+
+
+SCOPES: dict[str, Path] = {
+    "warehouse": settings.SQL_DIR / "warehouse",
+    "source_app": settings.SQL_DIR / "source_app" / "schema",
+}
+"""Each database's migration files, by scope."""
+
+
 def migrate_warehouse(engine: sa.Engine) -> list[Migration]:
     """Apply ``sql/warehouse`` then the views in ``sql/views`` to the warehouse database."""
-    return apply(engine, settings.SQL_DIR / "warehouse", "warehouse", settings.SQL_DIR / "views")
+    return apply(engine, SCOPES["warehouse"], "warehouse", settings.SQL_DIR / "views")
 
 
 def migrate_source_app(engine: sa.Engine) -> list[Migration]:
     """Apply the demo source app's schema (``sql/source_app/schema``)."""
-    directory = settings.SQL_DIR / "source_app" / "schema"
+    directory = SCOPES["source_app"]
     if not directory.is_dir():
         return []
     return apply(engine, directory, "source_app")

@@ -160,3 +160,79 @@ def test_R12_the_direct_push_re_plans_after_a_mapping_change_too(
     assert report.counts["updated"] == len(before), report.counts
     assert feed.replan_requested(bed.env.warehouse, bed.realm, "invoices") is None
     assert pipeline.push(bed.env, bed.realm, "invoices").counts["updated"] == 0
+
+
+
+def test_R12_R18_invoices_qbo_would_not_email_are_updated_and_their_sends_keep_their_time(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """QBO refused to email some invoices (the sandbox's emails a day: here 2); their send is
+    tried again a day later. Meanwhile their sales are edited in the source, then a mapping
+    change re-plans every invoice: each run writes the updates, and leaves the sends waiting
+    for their own retry time, with their reason and fix. Before, an update made the record
+    "synced" and the send went out again at once, refused again (89 such calls in the demo)."""
+    bed = push_bed
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    bed.sandbox.control.set_throttle(emails_per_day=2)
+    _push(bed, dagster_instance)
+    waiting_sql = (
+        "SELECT source_id, qbo_id, retry_at, error_message, fix FROM sync.record_state"
+        " WHERE realm_id = :r AND entity = 'invoices' AND status = 'failed'"
+        " AND sent_at IS NULL AND send_retry_at > now() ORDER BY source_id"
+    )
+    waiting = bed.sql(bed.env.warehouse, waiting_sql, r=bed.realm)
+    assert waiting, "more invoices to email than the sandbox's 2 a day"
+    assert all("did not email" in str(w.error_message) for w in waiting)
+
+    def sends() -> list[dict[str, object]]:
+        return [r for r in bed.sandbox.control.requests(bed.realm) if "send" in str(r)]
+
+    # A source edit of each: the updates are written, no send is tried.
+    bed.sql(
+        bed.env.source,
+        "UPDATE app.sales SET memo = 'edited while its email waits' WHERE id = ANY(:s)",
+        s=[int(w.source_id) for w in waiting],
+    )
+    bed.sandbox.control.reset_requests()
+    counts = _push(bed, dagster_instance)
+    assert counts["pushed/qbo/invoices"]["updated"] == len(waiting), counts
+    assert sends() == []
+    assert bed.sql(bed.env.warehouse, waiting_sql, r=bed.realm) == waiting
+    for w in waiting:
+        note = _qbo_object(bed, "Invoice", str(w.qbo_id)).get("PrivateNote")
+        assert note == "edited while its email waits", note
+
+    # A mapping change re-plans every invoice of the rate: the same.
+    [(rate_id,)] = bed.sql(
+        bed.env.source, "SELECT id::text FROM app.tax_rates WHERE name = :n", n=RATE
+    )
+    _map(bed, rate_id, "NON")
+    bed.sandbox.control.reset_requests()
+    _push(bed, dagster_instance)
+    assert sends() == []
+    assert bed.sql(bed.env.warehouse, waiting_sql, r=bed.realm) == waiting
+
+    # Once the retry is due, the sensor's run (any push) emails them, within the day's limit.
+    bed.sql(
+        bed.env.warehouse,
+        "UPDATE sync.record_state SET send_retry_at = now() - interval '1 second',"
+        " retry_at = now() - interval '1 second' WHERE realm_id = :r AND source_id = ANY(:s)"
+        " AND entity = 'invoices'",
+        r=bed.realm,
+        s=[str(w.source_id) for w in waiting],
+    )
+    bed.sandbox.control.set_throttle(emails_per_day=None)
+    _push(bed, dagster_instance)
+    sent = bed.sql(
+        bed.env.warehouse,
+        "SELECT count(*) FROM sync.record_state WHERE realm_id = :r AND entity = 'invoices'"
+        " AND source_id = ANY(:s) AND sent_at IS NOT NULL AND status = 'synced'"
+        " AND send_retry_at IS NULL",
+        r=bed.realm,
+        s=[str(w.source_id) for w in waiting],
+    )
+    assert sent[0][0] == len(waiting)
+
+
+def _qbo_object(bed: PushBed, entity: str, qbo_id: str) -> dict[str, object]:
+    return next(o for o in bed.sandbox.control.entities(bed.realm, entity) if o["Id"] == qbo_id)

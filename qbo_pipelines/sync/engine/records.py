@@ -62,14 +62,38 @@ class RecordState:
     pull_due: bool = False
     pulled_token: str | None = None
     pull_fields: tuple[str, ...] = ()
+    send_retry_at: datetime | None = None
 
     @property
     def live_in_qbo(self) -> bool:
         """Linked to a QBO record that still exists."""
         return self.qbo_id is not None and not self.deleted_in_qbo
 
+    @property
+    def send_waiting(self) -> bool:
+        """QBO refused to email it (R18) and the send waits for its retry time."""
+        return self.send_retry_at is not None and self.sent_at is None
+
     def but(self, **changes: Any) -> RecordState:
         return replace(self, **changes)
+
+    def in_step(self, **changes: Any) -> RecordState:
+        """This record in step with QBO (with ``changes``): synced, its last refusal cleared;
+        unless QBO refused to email it (R18) and that send still waits: then it stays failed
+        for the send, with the send's reason, fix, retry time and attempt (a write meanwhile,
+        e.g. a mapping re-plan, does not email it before its time)."""
+        if self.send_waiting:
+            return replace(self, **changes, status="failed", retry_at=self.send_retry_at)
+        return replace(
+            self,
+            **changes,
+            status="synced",
+            attempt=0,
+            error_code=None,
+            error_message=None,
+            fix=None,
+            retry_at=None,
+        )
 
 
 _COLUMNS = tuple(f.name for f in fields(RecordState))

@@ -621,7 +621,7 @@ class Writer:
                 continue
             if isinstance(result.error, StaleObjectError):
                 stale.append((intent, current))
-                rows.append(current.but(status="synced", intent=None, dispatch_id=None))
+                rows.append(current.but(intent=None, dispatch_id=None).in_step())
                 continue
             if result.error is not None:
                 row, entry, failure = self._refused(intent, current, result.error)
@@ -733,6 +733,7 @@ class Writer:
             status="failed",
             intent=None,
             dispatch_id=None,
+            send_retry_at=None,  # the write's refusal is the record's: the send follows it
             attempt=attempt,
             error_code=error.code or None,
             error_message=str(error),
@@ -803,11 +804,10 @@ class Writer:
                 **{f: current.qbo_base.get(f) for f in answer if f not in intent.body},
             }
         qbo_base = _losers_to_pull(answer, intent.source_base, intent.kept_qbo)
-        row = current.but(
+        row = current.in_step(
             qbo_entity=intent.qbo_entity,
             qbo_id=qbo_id,
             created_by=intent.created_by if intent.op == "update" else "sync",
-            status="held" if intent.hold else "synced",
             source_hash=intent.source_hash,
             source_base=intent.source_base,
             qbo_base=qbo_base,
@@ -817,15 +817,12 @@ class Writer:
             name_key=intent.name_key,
             pull_due=bool(intent.kept_qbo) or current.pull_due,
             pull_fields=_pull_fields(current, intent.kept_qbo),
-            attempt=0,
             intent=None,
             dispatch_id=None,
-            error_code=None,
-            error_message=None,
-            fix=None,
-            retry_at=None,
             last_synced_at=datetime.now(UTC),
         )
+        if intent.hold:  # written meanwhile, and held back again for its hold
+            row = row.but(status="held")
         self.report.counts["created" if intent.op == "create" else "updated"] += 1
         details = {"total_differs": total_differs} if total_differs else None
         entries = [self._ledger(intent, "ok", qbo_id=qbo_id, details=details)]
