@@ -59,6 +59,8 @@ def _db_up(args: argparse.Namespace) -> int:
     print(f"source_app: {_safe(stack.source_app_url)}")
     print(f"dagster: {_safe(stack.dagster_url)}")
     print(f"migrations applied now: {', '.join(stack.applied) or 'none (up to date)'}")
+    for note in stack.changed:
+        print(f"warning: {note}")
     return 0
 
 
@@ -274,12 +276,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         handler: Handler = args.func
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a reader gone (``| head``) shows here, not at interpreter exit
+        return code
     except (UserError, PostgresError, MigrationError, ConfigError, NotConnectedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -634,7 +634,8 @@ def _follow_renames(
     held after a pass (its holder's rename failed, or a longer chain) stays held, with its
     reason; counts are the final outcome (a record held then written counts once)."""
     for _ in range(RENAME_PASSES):
-        ids = sorted(run.renamed_after, key=_id_order)
+        refused = {SourceId(f[0]) for f in report.failures}  # waits for its backoff
+        ids = sorted(run.renamed_after - refused, key=_id_order)
         run.renamed_after.clear()
         if not ids:
             return
@@ -1203,7 +1204,10 @@ def _mark_deleted(run: PushRun, entity: str, gone: Iterable[SourceId]) -> None:
     with run.engine.begin() as conn:
         conn.execute(
             sa.text(
-                "UPDATE sync.record_state SET deleted_in_source = true, updated_at = now()"
+                # the delete is a new write: the backoff of an earlier refusal (an update, an
+                # email QBO would not send) does not hold it back
+                "UPDATE sync.record_state SET deleted_in_source = true, retry_at = NULL,"
+                " send_retry_at = NULL, updated_at = now()"
                 " WHERE realm_id = :r AND entity = :e AND source_id = ANY(:ids)"
                 " AND NOT deleted_in_source"
             ),
@@ -1274,6 +1278,17 @@ QBO_NAME_TYPES: dict[str, tuple[tuple[str, str], ...]] = {
 RENAME_FIX = (
     "Rename one of the two in the source app (or merge them); the next run syncs the renamed one."
 )
+
+
+def _across_fix(owner: tuple[str, SourceId]) -> str:
+    """The fix of a name held in QBO by a record of another entity of the name space (QBO's
+    customers, vendors and employees share names): renamed in the source too, the two swap
+    names, which QBO cannot take at once and the engine turns only within one entity."""
+    return (
+        f"{RENAME_FIX} If {owner[0]} #{owner[1]} was renamed away from this name in the source "
+        "app (the two swap names across entities that share QBO's names), give one of the two "
+        "a temporary name in the source app for one run, then its new name."
+    )
 
 
 def _rule_prefix(entity: str) -> str:
@@ -1360,14 +1375,86 @@ def _renamed_away(
     return out
 
 
-def _temporary_name(spec: PushSpec, held: Plan, current: RecordState | None) -> Plan:
-    """A held record that starts a ring of renames, written meanwhile under a temporary name
-    (``<entity> <id> (renaming)``) so the next one can take its name; it stays held, and the
-    run gives it its new name once the name it takes is free."""
+TEMPORARY_NAMES: Final = 5
+"""Temporary names tried for the record that starts a ring of renames, in order."""
+
+
+def _temporary_names(entity: str, sid: SourceId) -> list[str]:
+    """``<entity> <id> (renaming)``, then ``(renaming 2)`` ...: the names one ring member may
+    take for a moment."""
+    first = f"{entity} {sid} (renaming)"
+    return [first, *(f"{entity} {sid} (renaming {n})" for n in range(2, TEMPORARY_NAMES + 1))]
+
+
+def _with_temporary_names(
+    run: PushRun,
+    spec: PushSpec,
+    firsts: Mapping[SourceId, Plan],
+    states: Mapping[SourceId, RecordState],
+) -> dict[SourceId, Plan]:
+    """The records that start a ring of renames, each written under the first of its
+    temporary names that nothing holds (checked as every name is: QBO's records of the name
+    space, and ours), or held with the reason when none is free or QBO cannot be asked."""
+    space = spec.name_space or ""
+    entity = spec.entity.name
+    tries = {sid: _temporary_names(entity, sid) for sid in firsts}
+    names = [n for found in tries.values() for n in found]
+    try:
+        in_qbo, _ = _qbo_names(run.client, space, names)
+    except AuthError:
+        raise
+    except QboError as err:
+        return {
+            sid: _hold(
+                held,
+                Violation(
+                    f"{_rule_prefix(entity)}.lookup_failed",
+                    f"{entity} #{sid}: QBO's names could not be checked before a temporary "
+                    f"rename ({err})",
+                    "Nothing to do: the next run checks again and syncs the record.",
+                ),
+            )
+            for sid, held in firsts.items()
+        }
+    ours = records.name_owners(run.engine, run.realm_id, [name_key(space, n) for n in names])
+    out: dict[SourceId, Plan] = {}
+    for sid, held in firsts.items():
+        current = states.get(sid)
+        own = current.qbo_id if current is not None else None
+
+        def taken(name: str, sid: SourceId = sid, own: QboId | None = own) -> bool:
+            key = name_key(space, name)
+            others = [h for h in in_qbo.get(key, []) if str(h["Id"]) != own]
+            return bool(others) or ours.get(key, (entity, sid)) != (entity, sid)
+
+        free = next((n for n in tries[sid] if not taken(n)), None)
+        if free is None:
+            out[sid] = _hold(
+                held,
+                _collision(
+                    entity,
+                    sid,
+                    held.name or "",
+                    f"it starts a ring of renames, and its temporary names ('{tries[sid][0]}' "
+                    f"... '{tries[sid][-1]}') are all taken in QBO",
+                    f"Rename the QBO records named '{tries[sid][0]}' and alike, or give one "
+                    "record of the ring another name in the source app for one run.",
+                ),
+            )
+        else:
+            out[sid] = _temporary_name(spec, held, current, free)
+    return out
+
+
+def _temporary_name(
+    spec: PushSpec, held: Plan, current: RecordState | None, temporary: str
+) -> Plan:
+    """A held record that starts a ring of renames, written meanwhile under ``temporary`` so
+    the next one can take its name; it stays held, and the run gives it its new name once the
+    name it takes is free."""
     field = spec.match_field
     if field is None or current is None or not current.live_in_qbo or held.payload is None:
         return held
-    temporary = f"{spec.entity.name} {held.source_id} (renaming)"
     body = {**held.payload, field: temporary}
     changes = _changes(body, current, held.qbo_entity or "")
     if not changes:
@@ -1404,26 +1491,30 @@ def _check_names(
     for p in sorted(naming, key=lambda x: _id_order(x.source_id)):
         key = keys[p.source_id]
         owner = owners.get(key)
-        other = None
+        other, fix = None, RENAME_FIX
         if owner is not None and owner == (entity, handing.get(p.source_id)):
             claimed[key] = p.source_id  # the record it now stands for hands its name over
         elif owner is not None and owner != (entity, p.source_id):
             other = f"{owner[0]} #{owner[1]} already has this name in QBO"
+            fix = RENAME_FIX if owner[0] == entity else _across_fix(owner)
         elif key in claimed:
             other = f"{entity} #{claimed[key]} has the same name in this run"
         if other is not None:
             verdict[p.source_id] = _hold(
                 p,
-                _collision(entity, p.source_id, p.name or "", other, RENAME_FIX),
+                _collision(entity, p.source_id, p.name or "", other, fix),
             )
         else:
             claimed[key] = p.source_id
     planned = {p.source_id: p for p in naming}
+    firsts: dict[SourceId, Plan] = {}
     for sid, (why, wait) in _renamed_away(entity, keys, owners, verdict).items():
         verdict[sid] = _hold(planned[sid], why)
         if wait == "first":
-            verdict[sid] = _temporary_name(spec, verdict[sid], states.get(sid))
+            firsts[sid] = verdict[sid]
         run.renamed_after.add(sid)
+    if firsts:
+        verdict.update(_with_temporary_names(run, spec, firsts, states))
     lookups = [p for p in naming if p.source_id not in verdict]
     try:
         if isinstance(asked, QboError):

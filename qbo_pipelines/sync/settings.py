@@ -124,7 +124,7 @@ def retries_due(warehouse: sa.Engine, realm_id: str, now: datetime) -> triggers.
         row = conn.execute(
             sa.text(
                 "SELECT count(*), max(retry_at) FROM sync.record_state WHERE realm_id = :r"
-                " AND entity IN :e AND status = 'failed' AND NOT deleted_in_source"
+                " AND entity IN :e AND status = 'failed'"
                 " AND retry_at IS NOT NULL AND retry_at <= :now"
             ).bindparams(sa.bindparam("e", expanding=True)),
             {"r": realm_id, "e": [e.name for e in catalogue.push_order()], "now": now},

@@ -31,19 +31,23 @@ class Stack:
     source_app_url: str
     dagster_url: str
     applied: tuple[str, ...]
+    changed: tuple[str, ...] = ()
 
 
 def bootstrap() -> Stack:
     """Start or reuse Postgres, create the three databases, migrate warehouse and source app."""
     pg = postgres.ensure_databases()
     applied: list[str] = []
-    for url, run in (
-        (postgres.database_url("warehouse", pg=pg), migrations.migrate_warehouse),
-        (postgres.database_url("source_app", pg=pg), migrations.migrate_source_app),
+    changed: list[str] = []
+    for url, run, scope in (
+        (postgres.database_url("warehouse", pg=pg), migrations.migrate_warehouse, "warehouse"),
+        (postgres.database_url("source_app", pg=pg), migrations.migrate_source_app, "source_app"),
     ):
         engine = make_engine(url)
         try:
             applied.extend(f"{m.version:03d}_{m.name}" for m in run(engine))
+            directory = migrations.SCOPES[scope]
+            changed.extend(migrations.changed_since_applied(engine, directory, scope))
         finally:
             engine.dispose()
     return Stack(
@@ -52,4 +56,5 @@ def bootstrap() -> Stack:
         source_app_url=postgres.database_url("source_app", pg=pg),
         dagster_url=postgres.dagster_storage_url(pg=pg),
         applied=tuple(applied),
+        changed=tuple(changed),
     )

@@ -11,7 +11,6 @@ applied history or a re-run does no harm. Views under ``sql/views`` are re-appli
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from qbo_pipelines import settings
-
-log = logging.getLogger(__name__)
 
 _FILE_RE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
 
@@ -101,16 +98,13 @@ def apply(
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('qbo_pipelines.migrations'))")
         conn.exec_driver_sql(_LEDGER_DDL)
         done = {
-            int(row.version): str(row.checksum)
+            row.version
             for row in conn.execute(
-                sa.text(
-                    "SELECT version, checksum FROM public.schema_migrations WHERE scope = :s"
-                ),
+                sa.text("SELECT version FROM public.schema_migrations WHERE scope = :s"),
                 {"s": scope},
             )
         }
-        found = discover(directory)
-        for migration in found:
+        for migration in discover(directory):
             if migration.version in done:
                 continue
             try:
@@ -125,8 +119,6 @@ def apply(
                 {"s": scope, "v": migration.version, "n": migration.name, "c": migration.checksum},
             )
             applied_now.append(migration)
-        for note in _changed(found, done):
-            log.warning("%s", note)
         if views_dir is not None and views_dir.is_dir():
             for path in sorted(views_dir.glob("*.sql")):
                 try:
@@ -136,13 +128,25 @@ def apply(
     return applied_now
 
 
-def _changed(found: list[Migration], applied: dict[int, str]) -> list[str]:
-    """A note per file whose text is not the one applied (its recorded checksum)."""
+def changed_since_applied(engine: sa.Engine, directory: Path, scope: str) -> list[str]:
+    """The applied migration files of ``scope`` whose text is not the one applied (the
+    checksum recorded then against the file now): a note for each, naming it. Nothing is
+    applied again: the database keeps the version it has."""
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('public.schema_migrations')")).scalar() is None:
+            return []
+        applied: dict[int, str] = {
+            row.version: row.checksum
+            for row in conn.execute(
+                sa.text("SELECT version, checksum FROM public.schema_migrations WHERE scope = :s"),
+                {"s": scope},
+            )
+        }
     return [
-        f"warning: migration {m.path.name} changed since it was applied: the database keeps "
-        "the version applied "
-        "(files are never applied twice; make a new numbered file for a further change)"
-        for m in found
+        f"migration {m.path.name} changed since it was applied on this database, which keeps "
+        "the version applied (files are never applied twice: a further change is a new "
+        "numbered file)"
+        for m in discover(directory)
         if m.version in applied and applied[m.version] != m.checksum
     ]
 

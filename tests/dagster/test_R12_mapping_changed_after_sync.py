@@ -162,7 +162,6 @@ def test_R12_the_direct_push_re_plans_after_a_mapping_change_too(
     assert pipeline.push(bed.env, bed.realm, "invoices").counts["updated"] == 0
 
 
-
 def test_R12_R18_invoices_qbo_would_not_email_are_updated_and_their_sends_keep_their_time(
     push_bed: PushBed, dagster_instance: dg.DagsterInstance
 ) -> None:
@@ -211,6 +210,30 @@ def test_R12_R18_invoices_qbo_would_not_email_are_updated_and_their_sends_keep_t
     _push(bed, dagster_instance)
     assert sends() == []
     assert bed.sql(bed.env.warehouse, waiting_sql, r=bed.realm) == waiting
+
+    # A sale deleted meanwhile: its invoice is deleted in QBO by the next run, whatever its
+    # send waits for (the send's day-long backoff held the delete back, found by an attack).
+    unpaid = [
+        w
+        for w in waiting
+        if not bed.sql(
+            bed.env.source, "SELECT 1 FROM app.receipts WHERE sale_id = :s", s=int(w.source_id)
+        )
+    ]
+    gone = unpaid[0]
+    bed.sql(bed.env.source, "DELETE FROM app.sales WHERE id = :s", s=int(gone.source_id))
+    _push(bed, dagster_instance)
+    [(status, deleted)] = bed.sql(
+        bed.env.warehouse,
+        "SELECT status, deleted_in_qbo FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND source_id = :s",
+        r=bed.realm,
+        s=str(gone.source_id),
+    )
+    assert (status, deleted) == ("deleted", True)
+    live = bed.sandbox.control.entities(bed.realm, "Invoice")
+    assert str(gone.qbo_id) not in {i["Id"] for i in live if i.get("status") != "Deleted"}
+    waiting = [w for w in waiting if w.source_id != gone.source_id]
 
     # Once the retry is due, the sensor's run (any push) emails them, within the day's limit.
     bed.sql(

@@ -244,6 +244,11 @@ def test_R7_renames_into_names_other_renames_free_sync_in_one_run(
     }
     after = {a: b_name, b: a_name, c: d_name, d: ["Brand", "Newname Chain"]}
     ring = {a: (after[b], 1), b: (after[c], 0), c: (after[a], 0)}  # each takes the next's name
+    # A QBO customer already has the first temporary name (found by an attack: the rename was
+    # sent blind, refused with 6240 on every pass, and the ring waited a day): the next free
+    # one is taken instead.
+    blocker = f"customers {a} (renaming)"
+    bed.sandbox.control.bulk_create(bed.realm, "Customer", [{"DisplayName": blocker}])
     for renames in (swap_and_chain, ring):
         _rename(bed, {k: tuple(name) for k, (name, _) in renames.items()})
         counts = _push(bed, dagster_instance)
@@ -261,13 +266,78 @@ def test_R7_renames_into_names_other_renames_free_sync_in_one_run(
         # a ring's first member is written twice (its temporary name, then its new one)
         writes = len(renames) + sum(twice for _, twice in renames.values())
         assert (customers["updated"], customers["held_back"]) == (writes, held), customers
+        assert customers["failed"] == 0, customers
         names = {
             o["DisplayName"]
             for o in bed.sandbox.control.entities(bed.realm, "Customer")
             if o.get("Active", True)
         }
         assert {" ".join(name) for name, _ in renames.values()} <= names
-        assert not [n for n in names if n.endswith("(renaming)")]
+        assert [n for n in names if "(renaming" in n] == [blocker]
         after.update({k: name for k, (name, _) in renames.items()})
     again = _push(bed, dagster_instance)
     assert again["pushed/qbo/customers"].get("updated", 0) == 0
+
+
+def test_R7_a_customer_and_a_vendor_swapping_names_are_held_with_a_fix_that_works(
+    push_bed: PushBed, dagster_instance: dg.DagsterInstance
+) -> None:
+    """A contact and a worker take each other's names: QBO's customers and vendors share names,
+    and the engine turns rings within one entity only, so both are held. The fix says what
+    works (before: "rename one of the two", which a source already in order cannot follow):
+    one takes a temporary name for a run, then its new name; following it syncs both."""
+    bed, src = push_bed, push_bed.env.source
+    dagster_instance.add_dynamic_partitions(companies.name, [bed.realm])
+    _push(bed, dagster_instance)
+    [(contact, c_given, c_family)] = bed.sql(
+        src,
+        "SELECT c.id, c.given_name, c.family_name FROM app.contacts c"
+        " WHERE c.organisation_id IS NULL AND c.given_name IS NOT NULL"
+        " AND c.family_name IS NOT NULL AND EXISTS (SELECT 1 FROM app.sales s"
+        " WHERE s.contact_id = c.id) ORDER BY c.id LIMIT 1",
+    )
+    assert _customer_state(bed, contact)[0] == "synced"
+    [(worker, w_given, w_family)] = bed.sql(
+        src,
+        "SELECT id, given_name, family_name FROM app.workers ORDER BY id LIMIT 1",
+    )
+    with bed.env.source.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE app.contacts SET given_name = :g, family_name = :f WHERE id = :c"),
+            {"g": w_given, "f": w_family, "c": contact},
+        )
+        conn.execute(
+            sa.text("UPDATE app.workers SET given_name = :g, family_name = :f WHERE id = :w"),
+            {"g": c_given, "f": c_family, "w": worker},
+        )
+    _push(bed, dagster_instance)
+    fixes = bed.sql(
+        bed.env.warehouse,
+        "SELECT entity, fix FROM sync.quarantine WHERE realm_id = :r AND resolved_at IS NULL"
+        " AND ((entity = 'customers' AND source_id = :c) OR (entity = 'vendors'"
+        " AND source_id = :w))",
+        r=bed.realm,
+        c=str(contact),
+        w=str(worker),
+    )
+    assert {e for e, _ in fixes} == {"customers", "vendors"}, fixes
+    assert all("temporary name in the source app for one run" in str(f) for _, f in fixes)
+
+    # Followed: the contact takes a temporary name for a run, then its new name.
+    with bed.env.source.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE app.contacts SET family_name = :f WHERE id = :c"),
+            {"f": f"{w_family} (for a run)", "c": contact},
+        )
+    _push(bed, dagster_instance)
+    with bed.env.source.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE app.contacts SET family_name = :f WHERE id = :c"),
+            {"f": w_family, "c": contact},
+        )
+    _push(bed, dagster_instance)
+    assert _customer_state(bed, contact) == ("synced", None)
+    customers = {o["DisplayName"] for o in bed.sandbox.control.entities(bed.realm, "Customer")}
+    vendors = {o["DisplayName"] for o in bed.sandbox.control.entities(bed.realm, "Vendor")}
+    assert f"{w_given} {w_family}" in customers
+    assert f"{c_given} {c_family}" in vendors

@@ -202,7 +202,8 @@ def test_R12_R27_a_mapping_changed_under_synced_records_starts_a_run_once_settle
     assert sync_settings.parse_cursor(result.cursor) == {REALM: bed.last_seq()}
 
     bed.sql(  # the run re-planned the invoices
-        bed.warehouse, "DELETE FROM sync.cursors WHERE realm_id = :r AND name LIKE 'push:%'",
+        bed.warehouse,
+        "DELETE FROM sync.cursors WHERE realm_id = :r AND name LIKE 'push:%'",
         r=REALM,
     )
     assert bed.evaluate(result.cursor).run_requests == []
@@ -233,8 +234,7 @@ def test_R31_R27_writes_qbo_refused_start_a_run_when_their_retry_is_due(bed: Bed
 
     bed.sql(  # the retry failed again: the next backoff step is a later key
         bed.warehouse,
-        "UPDATE sync.record_state SET retry_at = now() - interval '0.5 second'"
-        " WHERE realm_id = :r",
+        "UPDATE sync.record_state SET retry_at = now() - interval '0.5 second' WHERE realm_id = :r",
         r=REALM,
     )
     [later] = bed.evaluate(result.cursor).run_requests or []
@@ -248,6 +248,23 @@ def test_R31_R27_writes_qbo_refused_start_a_run_when_their_retry_is_due(bed: Bed
     paused = bed.evaluate(result.cursor)
     assert paused.run_requests == []
     assert "retries due; automatic sync is off or paused" in _skip(paused)
+
+
+def test_R31_R27_a_delete_qbo_refused_starts_a_run_when_its_retry_is_due(bed: Bed) -> None:
+    """A source delete QBO refused (payments applied to the invoice, unapplied by the same
+    run) is retried like any refused write: the sensor starts a run when it is due (found by
+    an attack: deletes were left out, and the invoice stayed in QBO until another change)."""
+    bed.sql(
+        bed.warehouse,
+        "INSERT INTO sync.record_state (realm_id, entity, source_id, qbo_id, status,"
+        " deleted_in_source, retry_at) VALUES (:r, 'invoices', '1', '7', 'failed', true,"
+        " now() - interval '1 second')",
+        r=REALM,
+    )
+    cursor = sync_settings.dump_cursor({REALM: bed.last_seq()})
+    [request] = bed.evaluate(cursor).run_requests or []
+    assert request.partition_key == REALM
+    assert str(request.run_key).startswith(f"push:{REALM}:retry:")
 
 
 def _markers(bed: Bed) -> list[str]:
@@ -315,7 +332,8 @@ def test_R12_mappings_truncated_or_re_keyed_by_hand_leave_a_re_plan_marker(bed: 
     )
     bed.sql(bed.warehouse, cleared, r=REALM)  # the row's first insert counts as a change
     bed.sql(
-        bed.warehouse, "UPDATE mapping.settings SET debounce_seconds = 45 WHERE realm_id = :r",
+        bed.warehouse,
+        "UPDATE mapping.settings SET debounce_seconds = 45 WHERE realm_id = :r",
         r=REALM,
     )
     assert _markers(bed) == []  # a switch, not a mapping

@@ -47,6 +47,27 @@ def test_help_lists_every_area() -> None:
         assert command in result.stdout
 
 
+def test_output_into_a_pipe_closed_early_ends_quietly(
+    pg_server: postgres.PgServer, tmp_path: Path
+) -> None:
+    """``qbo-pipelines ... | head -1``: the reader goes away before the output is written; the
+    command stops without a traceback, with the shell's code for it (found by an attack:
+    ``mappings set ... | head -1`` ended in a BrokenPipeError traceback)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qbo_pipelines.cli", "db", "url"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_fresh_env(pg_server, tmp_path, f"cli{uuid.uuid4().hex[:6]}_"),
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()  # long before the interpreter has started and printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err, err
+    assert "BrokenPipe" not in err, err
+
+
 def _fresh_env(pg_server: postgres.PgServer, tmp_path: Path, prefix: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("QBO_PIPELINES_", "DAGSTER_"))
