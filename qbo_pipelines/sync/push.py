@@ -879,6 +879,8 @@ class _Stream:
                         self.to_send[p.source_id] = p
                     else:
                         self.ready.append(p)
+                elif p.action != "hold" and _send_waits(prepared.states.get(p.source_id)):
+                    self.ready.append(p)  # the email waiting is no longer asked for
             for dispatch in dispatches:
                 yield from self._sends()
                 yield dispatch
@@ -1932,6 +1934,10 @@ def _refresh_page(run: PushRun, ids: list[str]) -> None:
 SEND_TITLE = "QuickBooks did not email an invoice"
 
 
+def _send_waits(st: RecordState | None) -> bool:
+    return st is not None and st.send_waiting
+
+
 def _send_refused(st: RecordState, err: QboError, now: datetime) -> RecordState:
     """QBO did not email an invoice that is synced: failed (for the send only) with a fix, and
     tried again when due; a sandbox company's daily email cap waits for the next day."""
@@ -1949,7 +1955,7 @@ def _send_refused(st: RecordState, err: QboError, now: datetime) -> RecordState:
         status="failed",
         attempt=attempt,
         error_code=err.code or None,
-        error_message=f"QBO did not email the invoice: {err}",
+        error_message=f"{records.SEND_REFUSED}: {err}",
         fix=fix,
         retry_at=retry_at,
         send_retry_at=retry_at,
@@ -1973,6 +1979,9 @@ def _sends_for(
         st = states.get(p.source_id)
         if st is None or not st.live_in_qbo or st.sent_at is not None or st.intent is not None:
             continue
+        if not p.send:  # asked no more (or no billing email now): nothing waits for QBO
+            rows.append(st.but(send_retry_at=None).in_step())
+            continue
         if st.status == "failed" and st.retry_at is not None and st.retry_at > now:
             continue
         if not p.send_to:
@@ -1988,7 +1997,8 @@ def _sends_for(
                     message="no billing email: copied to QBO, not emailed",
                 )
             )
-            rows.append(st.but(sent_at=datetime.now(UTC), sent_to=None))
+            copied = st.but(sent_at=datetime.now(UTC), sent_to=None, send_retry_at=None)
+            rows.append(copied.in_step() if st.send_waiting else copied)
             continue
         rid = derive_request_id(
             "send",

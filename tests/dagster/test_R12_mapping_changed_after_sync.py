@@ -235,6 +235,27 @@ def test_R12_R18_invoices_qbo_would_not_email_are_updated_and_their_sends_keep_t
     assert str(gone.qbo_id) not in {i["Id"] for i in live if i.get("status") != "Deleted"}
     waiting = [w for w in waiting if w.source_id != gone.source_id]
 
+    # An email no longer asked for: nothing waits for QBO, the invoice is in step (found by
+    # an attack: it stayed failed for good, listed by status and due for a retry forever).
+    unasked = waiting[0]
+    bed.sql(
+        bed.env.source,
+        "UPDATE app.sales SET send_requested = false WHERE id = :s",
+        s=int(unasked.source_id),
+    )
+    bed.sandbox.control.reset_requests()
+    _push(bed, dagster_instance)
+    assert sends() == []
+    [(status, send_retry_at)] = bed.sql(
+        bed.env.warehouse,
+        "SELECT status, send_retry_at FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND source_id = :s",
+        r=bed.realm,
+        s=str(unasked.source_id),
+    )
+    assert (status, send_retry_at) == ("synced", None)
+    waiting = waiting[1:]
+
     # Once the retry is due, the sensor's run (any push) emails them, within the day's limit.
     bed.sql(
         bed.env.warehouse,

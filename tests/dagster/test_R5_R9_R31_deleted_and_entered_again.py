@@ -5,6 +5,7 @@ brings both sides in step with no failure (R9, R5, R31)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -238,6 +239,17 @@ def test_R31_a_sale_deleted_while_qbo_holds_a_payment_on_it_gets_a_fix_that_can_
     assert "in QBO" in st["fix"]
     assert "unlink or delete those in QBO" in st["fix"]
     assert invoice["Id"] in _live(bed, "Invoice")  # nothing removed behind the payment
+
+    # Retried (the sensor starts the run once due) against the version QBO holds, with a
+    # growing backoff: one call, then a wait (found by an attack: each run re-read a stale
+    # version and reset the attempt, so the retry was due at once and the sensor looped).
+    bed.sandbox.control.reset_requests()
+    _push(bed, dagster_instance)
+    assert bed.write_calls() == 1
+    again = _state(bed, "invoices", sale)
+    assert (again["status"], again["attempt"]) == ("failed", st["attempt"] + 1)
+    assert again["retry_at"] > st["retry_at"] + timedelta(minutes=4)
+    assert again["sync_token"] == str(_live(bed, "Invoice")[invoice["Id"]]["SyncToken"])
 
 
 def test_R31_a_push_whose_writes_get_no_answer_fails_and_the_next_replays_them(

@@ -70,6 +70,11 @@ class RecordState:
         return self.qbo_id is not None and not self.deleted_in_qbo
 
     @property
+    def settled_status(self) -> str:
+        """What a record in step with QBO is: synced, or failed while a send waits."""
+        return "failed" if self.send_waiting else "synced"
+
+    @property
     def send_waiting(self) -> bool:
         """QBO refused to email it (R18) and the send waits for its retry time."""
         return self.send_retry_at is not None and self.sent_at is None
@@ -83,7 +88,17 @@ class RecordState:
         for the send, with the send's reason, fix, retry time and attempt (a write meanwhile,
         e.g. a mapping re-plan, does not email it before its time)."""
         if self.send_waiting:
-            return replace(self, **changes, status="failed", retry_at=self.send_retry_at)
+            assert self.send_retry_at is not None
+            waiting: dict[str, Any] = {"status": "failed", "retry_at": self.send_retry_at}
+            if not (self.error_message or "").startswith(SEND_REFUSED):
+                # a write was refused after the send: what is left is the send's wait
+                waiting |= {
+                    "error_code": None,
+                    "error_message": f"{SEND_REFUSED} yet: it is tried again at "
+                    f"{self.send_retry_at.isoformat(timespec='seconds')}",
+                    "fix": "Nothing to do: QBO is asked to email it again then.",
+                }
+            return replace(self, **changes, **waiting)
         return replace(
             self,
             **changes,
@@ -95,6 +110,9 @@ class RecordState:
             retry_at=None,
         )
 
+
+SEND_REFUSED = "QBO did not email the invoice"
+"""How a refused send's error message begins (R18)."""
 
 _COLUMNS = tuple(f.name for f in fields(RecordState))
 _JSON = ("source_base", "qbo_base", "intent")

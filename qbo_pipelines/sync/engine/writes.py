@@ -621,7 +621,10 @@ class Writer:
                 continue
             if isinstance(result.error, StaleObjectError):
                 stale.append((intent, current))
-                rows.append(current.but(intent=None, dispatch_id=None).in_step())
+                # its attempt and refusal stay: a delete refused after the merge backs off
+                rows.append(
+                    current.but(intent=None, dispatch_id=None, status=current.settled_status)
+                )
                 continue
             if result.error is not None:
                 row, entry, failure = self._refused(intent, current, result.error)
@@ -733,7 +736,6 @@ class Writer:
             status="failed",
             intent=None,
             dispatch_id=None,
-            send_retry_at=None,  # the write's refusal is the record's: the send follows it
             attempt=attempt,
             error_code=error.code or None,
             error_message=str(error),
@@ -955,6 +957,8 @@ class Writer:
                 again = self._stale_delete(intent, current, now, token, ledger)
                 if again is not None:
                     followups.append(again)
+                    # the version QBO holds: a refusal of the delete is retried against it
+                    rows.append(current.but(sync_token=token))
                 else:
                     rows.append(
                         current.but(

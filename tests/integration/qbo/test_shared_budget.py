@@ -328,19 +328,24 @@ def test_R41_a_slow_call_counts_in_the_shared_budget_from_its_answer(warehouse: 
 
     budget = PgRateLimiter(warehouse, "answer-test", Limits(per_minute=1, margin_seconds=0.0))
     try:
+        with warehouse.connect() as conn:
+            before = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
         with budget.slot():
             time.sleep(1.0)
         with warehouse.connect() as conn:
-            granted_to_answer = conn.execute(
+            counted_after_grant = conn.execute(
                 sa.text(
-                    "SELECT extract(epoch FROM clock_timestamp() - at) FROM"
+                    "SELECT extract(epoch FROM at - :before) FROM"
                     " sync.rate_budget_call WHERE budget_key = 'answer-test'"
-                )
+                ),
+                {"before": before},
             ).scalar_one()
-        assert float(granted_to_answer) < 0.5  # counted from the answer, not the grant
+        # counted from the answer (after the second on the wire), not the grant (before it);
+        # no bound on how late: a loaded machine only makes the answer later
+        assert float(counted_after_grant) >= 1.0
         slot, wait = budget._run(lambda conn: budget._try(conn, False))
         assert slot is None
-        assert 59.0 < wait <= 60.0  # a minute from the answer (61 s from the grant)
+        assert 50.0 < wait <= 60.0  # a minute from the answer (the time since is load)
     finally:
         budget.close()
 
