@@ -724,7 +724,7 @@ def _linked_state(
         pull_fields=(),
         # a record the push could not write (held back, refused) stays the push's to retry:
         # the pull moves only the QBO side and the fields it took
-        status=("failed" if st.send_waiting else "synced") if pushed else st.status,
+        status=st.settled_status if pushed else st.status,
         last_synced_at=run.now,
     )
 
