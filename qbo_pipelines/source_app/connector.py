@@ -1053,33 +1053,7 @@ class SourceAppConnector:
         Returns:
             QBO id -> source contact id for every contact written.
         """
-        links = links or {}
-        linked = [c for c in contacts if c.qbo_id in links]
-        unlinked = [c for c in contacts if c.qbo_id not in links]
-        result: dict[QboId, SourceId] = {c.qbo_id: SourceId(links[c.qbo_id]) for c in linked}
-        if not contacts:
-            return result
-        with self.engine.begin() as conn:
-            self._mark_sync(conn)
-            if linked:
-                conn.execute(
-                    self._q("update_contact_from_qbo"),
-                    [{**_contact_params(c), "source_id": links[c.qbo_id]} for c in linked],
-                )
-            if unlinked:
-                conn.execute(
-                    self._q("upsert_contact_from_qbo"), [_contact_params(c) for c in unlinked]
-                )
-                for realm in {c.realm_id for c in unlinked}:
-                    result.update(
-                        self._ids_for(
-                            conn,
-                            "contact_ids_for_qbo",
-                            realm,
-                            [c.qbo_id for c in unlinked if c.realm_id == realm],
-                        )
-                    )
-        return result
+        return self._write_from_qbo("contact", contacts, links, _contact_params)
 
     def upsert_sales_from_qbo(
         self, sales: Sequence[QboSale], links: Mapping[str, str] | None = None
@@ -1093,53 +1067,31 @@ class SourceAppConnector:
         Returns:
             QBO id -> source sale id for every sale written.
         """
-        links = links or {}
-        linked = [s for s in sales if s.qbo_id in links]
-        unlinked = [s for s in sales if s.qbo_id not in links]
-        result: dict[QboId, SourceId] = {s.qbo_id: SourceId(links[s.qbo_id]) for s in linked}
-        if not sales:
-            return result
-        with self.engine.begin() as conn:
-            self._mark_sync(conn)
-            if linked:
-                conn.execute(
-                    self._q("update_sale_from_qbo"),
-                    [{**_sale_params(s), "source_id": links[s.qbo_id]} for s in linked],
-                )
-            if unlinked:
-                conn.execute(self._q("upsert_sale_from_qbo"), [_sale_params(s) for s in unlinked])
-                written: dict[QboId, SourceId] = {}
-                for realm in {s.realm_id for s in unlinked}:
-                    written.update(
-                        self._ids_for(
-                            conn,
-                            "sale_ids_for_qbo",
-                            realm,
-                            [s.qbo_id for s in unlinked if s.realm_id == realm],
-                        )
-                    )
-                result.update(written)
-                sale_ids = list(written.values())
-                for part in _chunks(sale_ids, DEFAULT_CHUNK):
-                    conn.execute(self._q("delete_sale_lines"), {"ids": list(part)})
-                line_rows = [
-                    {
-                        "sale_id": written[s.qbo_id],
-                        "line_no": ln.line_no,
-                        "kind": ln.kind,
-                        "description": ln.description,
-                        "item_name": ln.item_name,
-                        "qty": ln.qty,
-                        "unit_price": ln.unit_price,
-                        "amount": ln.amount,
-                    }
-                    for s in unlinked
-                    if s.qbo_id in written
-                    for ln in s.lines
-                ]
-                if line_rows:
-                    conn.execute(self._q("insert_sale_line"), line_rows)
-        return result
+        own = links or {}
+
+        def lines(conn: sa.Connection, written: dict[QboId, SourceId]) -> None:
+            """The lines of the QBO-origin sales written, replaced by their invoices'."""
+            for part in _chunks(list(written.values()), DEFAULT_CHUNK):
+                conn.execute(self._q("delete_sale_lines"), {"ids": list(part)})
+            line_rows = [
+                {
+                    "sale_id": written[s.qbo_id],
+                    "line_no": ln.line_no,
+                    "kind": ln.kind,
+                    "description": ln.description,
+                    "item_name": ln.item_name,
+                    "qty": ln.qty,
+                    "unit_price": ln.unit_price,
+                    "amount": ln.amount,
+                }
+                for s in sales
+                if s.qbo_id in written and s.qbo_id not in own
+                for ln in s.lines
+            ]
+            if line_rows:
+                conn.execute(self._q("insert_sale_line"), line_rows)
+
+        return self._write_from_qbo("sale", sales, links, _sale_params, lines)
 
     def upsert_receipts_from_qbo(
         self,
@@ -1159,38 +1111,63 @@ class SourceAppConnector:
         Returns:
             QBO id -> source receipt id for every receipt written.
         """
+        gone = {i for i in unapplied if i not in (links or {})}
+
+        def unapply(conn: sa.Connection, written: dict[QboId, SourceId]) -> None:
+            """The QBO-origin receipts of payments applied to no invoice pay no sale."""
+            for realm in {r.realm_id for r in receipts if r.qbo_id in gone}:
+                ids = [r.qbo_id for r in receipts if r.realm_id == realm and r.qbo_id in gone]
+                conn.execute(
+                    self._q("unapply_receipts_from_qbo"), {"realm_id": realm, "qbo_ids": ids}
+                )
+
+        return self._write_from_qbo("receipt", receipts, links, _receipt_params, unapply)
+
+    def _write_from_qbo(
+        self,
+        kind: str,
+        objects: Sequence[Any],
+        links: Mapping[str, str] | None,
+        params: Callable[[Any], dict[str, Any]],
+        then: Callable[[sa.Connection, dict[QboId, SourceId]], None] | None = None,
+    ) -> dict[QboId, SourceId]:
+        """Write QBO objects into the source as ``kind`` rows, as the sync (R35), in one
+        transaction: those linked to a source row (``links``: QBO id -> source id) updated in
+        place (``update_<kind>_from_qbo``), the others inserted or updated as QBO-origin rows
+        keyed on realm + QBO id (``upsert_<kind>_from_qbo``); ``then`` runs in the same
+        transaction with the QBO-origin rows written (QBO id -> source id).
+
+        Returns:
+            QBO id -> source id for every row written.
+        """
         links = links or {}
-        linked = [r for r in receipts if r.qbo_id in links]
-        unlinked = [r for r in receipts if r.qbo_id not in links]
-        result: dict[QboId, SourceId] = {r.qbo_id: SourceId(links[r.qbo_id]) for r in linked}
-        if not receipts:
+        linked = [o for o in objects if o.qbo_id in links]
+        unlinked = [o for o in objects if o.qbo_id not in links]
+        result: dict[QboId, SourceId] = {o.qbo_id: SourceId(links[o.qbo_id]) for o in linked}
+        if not objects:
             return result
         with self.engine.begin() as conn:
             self._mark_sync(conn)
             if linked:
                 conn.execute(
-                    self._q("update_receipt_from_qbo"),
-                    [{**_receipt_params(r), "source_id": links[r.qbo_id]} for r in linked],
+                    self._q(f"update_{kind}_from_qbo"),
+                    [{**params(o), "source_id": links[o.qbo_id]} for o in linked],
                 )
+            written: dict[QboId, SourceId] = {}
             if unlinked:
-                conn.execute(
-                    self._q("upsert_receipt_from_qbo"), [_receipt_params(r) for r in unlinked]
-                )
-                for realm in {r.realm_id for r in unlinked}:
-                    result.update(
+                conn.execute(self._q(f"upsert_{kind}_from_qbo"), [params(o) for o in unlinked])
+                for realm in {o.realm_id for o in unlinked}:
+                    written.update(
                         self._ids_for(
                             conn,
-                            "receipt_ids_for_qbo",
+                            f"{kind}_ids_for_qbo",
                             realm,
-                            [r.qbo_id for r in unlinked if r.realm_id == realm],
+                            [o.qbo_id for o in unlinked if o.realm_id == realm],
                         )
                     )
-                gone = set(unapplied)
-                for realm in {r.realm_id for r in unlinked if r.qbo_id in gone}:
-                    ids = [r.qbo_id for r in unlinked if r.realm_id == realm and r.qbo_id in gone]
-                    conn.execute(
-                        self._q("unapply_receipts_from_qbo"), {"realm_id": realm, "qbo_ids": ids}
-                    )
+                if then is not None:
+                    then(conn, written)
+            result.update(written)
         return result
 
     def upsert_customer_transactions(self, transactions: Sequence[CustomerTransaction]) -> int:
