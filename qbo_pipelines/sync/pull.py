@@ -548,6 +548,15 @@ def _plan_chunk(
         if st.intent is not None or st.status == "pending":
             report.counts["skipped"] += 1
             continue
+        if _void_stands(spec, c, st):
+            # Voided in QBO before: final. A later edit of the voided record in QBO (its note)
+            # neither brings it back nor lets the push write it again (R42); its version is
+            # taken so it is not read as a change again.
+            out.states.append(
+                st.but(sync_token=_token(c.data) or st.sync_token, pulled_token=c.token)
+            )
+            report.counts["unchanged"] += 1
+            continue
         if row is None:
             out.states.append(st.but(deleted_in_source=True))
             out.ledger.append(
@@ -590,6 +599,18 @@ def _plan_chunk(
         if plan.columns:
             updates.append(FieldUpdate(sid, plan.columns, plan.expect))
     return updates, plans
+
+
+def _void_stands(spec: PullSpec, c: Candidate, st: RecordState) -> bool:
+    """A transaction the sync wrote and QBO voided (or deleted) since, seen again in a new
+    version that is not a delete: QBO has no unvoid, so the void stands."""
+    return (
+        st.deleted_in_qbo
+        and not c.deleted
+        and st.created_by != "qbo"
+        and not spec.entity.name_list
+        and st.qbo_id == c.qbo_id
+    )
 
 
 def _record(

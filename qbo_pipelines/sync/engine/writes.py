@@ -48,6 +48,7 @@ from qbo_pipelines.quality import quarantine
 from qbo_pipelines.sync import state
 from qbo_pipelines.sync.engine import diff, records
 from qbo_pipelines.sync.engine.records import DispatchRow, RecordState
+from qbo_pipelines.transforms import from_qbo
 from qbo_pipelines.transforms.to_qbo import MANAGED_FIELDS, foreign_fields
 
 log = logging.getLogger(__name__)
@@ -953,6 +954,37 @@ class Writer:
                 ledger.append(entry)
                 continue
             token = str(now.get("SyncToken", "0"))
+            if intent.op not in {"delete", "void"} and from_qbo.voided(now):
+                # Voided in QBO since our base: final, as a delete is. Writing the update
+                # would revive it (its lines and total back, R42); the record is done.
+                rows.append(
+                    current.but(
+                        status="deleted",
+                        deleted_in_qbo=True,
+                        sync_token=token,
+                        qbo_updated_at=last_updated(now),
+                        name_key=None,
+                        intent=None,
+                        dispatch_id=None,
+                        attempt=0,
+                        error_code=None,
+                        error_message=None,
+                        fix=None,
+                        retry_at=None,
+                        send_retry_at=None,
+                    )
+                )
+                ledger.append(
+                    self._ledger(
+                        intent,
+                        "skipped",
+                        operation="skip",
+                        qbo_id=current.qbo_id,
+                        message=VOIDED_IN_QBO,
+                    )
+                )
+                self.report.counts["skipped"] += 1
+                continue
             if intent.op in {"delete", "void"}:
                 again = self._stale_delete(intent, current, now, token, ledger)
                 if again is not None:
@@ -1062,6 +1094,12 @@ class Writer:
                 self.engine, self.realm_id, self.entity.name, [f.source_id for f in followups]
             )
             self.write(followups, states)
+
+
+VOIDED_IN_QBO: Final = (
+    "voided in QBO since the last sync: the source record is kept as it is, and the sync never "
+    "writes the voided record again (that would revive it, R42)"
+)
 
 
 def _pull_fields(current: RecordState, more: Sequence[str]) -> tuple[str, ...]:

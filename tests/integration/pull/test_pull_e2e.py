@@ -622,22 +622,7 @@ def test_R17_R42_an_invoice_voided_in_qbo_is_never_revived_by_a_source_edit(
     The pull keeps the sale as it is (not zeroed, its memo its own) and records the void; a
     later edit of the sale in the source is not written to the voided invoice (QBO would
     take the update and revive it)."""
-    sale, qbo_id = _linked(synced, "invoices", "Invoice")
-    paid = _rows(synced.env.source, "SELECT 1 FROM app.receipts WHERE sale_id = :s", s=sale)
-    if paid:  # QBO voids a paid invoice too; keep the case simple: an unpaid one
-        sale, qbo_id = next(
-            (int(s), str(q))
-            for s, q in _rows(
-                synced.env.warehouse,
-                "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
-                " AND entity = 'invoices' AND qbo_entity = 'Invoice' AND created_by = 'sync'"
-                " AND status = 'synced' ORDER BY source_id::int",
-                r=synced.realm,
-            )
-            if not _rows(
-                synced.env.source, "SELECT 1 FROM app.receipts WHERE sale_id = :s", s=int(s)
-            )
-        )
+    sale, qbo_id = _unpaid_invoice(synced)
     [before] = _rows(synced.env.source, "SELECT memo, total FROM app.sales WHERE id = :s", s=sale)
     synced.sandbox.control.user_void(synced.realm, "Invoice", qbo_id)
     voided = _invoice(synced, qbo_id)
@@ -678,6 +663,128 @@ def test_R17_R42_an_invoice_voided_in_qbo_is_never_revived_by_a_source_edit(
     )
     assert history == []
     assert _invoice(synced, qbo_id)["SyncToken"] == voided["SyncToken"]
+
+
+def _unpaid_invoice(bed: PushBed, skip: int = 0) -> tuple[int, str]:
+    """A synced sale and its invoice, no receipt on it (QBO voids a paid invoice too; the
+    cases stay simple)."""
+    return [
+        (int(s), str(q))
+        for s, q in _rows(
+            bed.env.warehouse,
+            "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+            " AND entity = 'invoices' AND qbo_entity = 'Invoice' AND created_by = 'sync'"
+            " AND status = 'synced' ORDER BY source_id::int",
+            r=bed.realm,
+        )
+        if not _rows(bed.env.source, "SELECT 1 FROM app.receipts WHERE sale_id = :s", s=int(s))
+    ][skip]
+
+
+def _state(bed: PushBed, entity: str, source_id: int) -> tuple[str, bool, str | None]:
+    [row] = _rows(
+        bed.env.warehouse,
+        "SELECT status, deleted_in_qbo, sync_token FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = :e AND source_id = :s",
+        r=bed.realm,
+        e=entity,
+        s=str(source_id),
+    )
+    return str(row[0]), bool(row[1]), row[2]
+
+
+def test_R42_a_void_in_qbo_is_not_undone_by_a_push_that_runs_before_the_pull(
+    synced: PushBed,
+) -> None:
+    """The bookkeeper voids an invoice and a payment in QBO; before any pull, the sale's line
+    and memo and the receipt's amount are edited in the source and the push runs. Its updates
+    meet QBO's newer version (5010) and re-read it: a voided record is final, so nothing is
+    written to it (before: the merge wrote the source's lines and amount over the void, the
+    invoice was owed again and the payment applied again, both still noted "Voided"). The
+    records are recorded as voided in QBO; later pushes and the pull leave them alone, and
+    the source keeps its own values."""
+    env, realm, control = synced.env, synced.realm, synced.sandbox.control
+    sale, invoice = _unpaid_invoice(synced)
+    receipt, payment = _linked(synced, "payments", "Payment")
+    control.user_void(realm, "Invoice", invoice)
+    control.user_void(realm, "Payment", payment)
+    voided = {"Invoice": _invoice(synced, invoice), "Payment": _payment(synced, payment)}
+    _rows(env.source, "UPDATE app.sales SET memo = 'edited after void' WHERE id = :s", s=sale)
+    _rows(
+        env.source,
+        "UPDATE app.sale_lines SET description = 'changed after void'"
+        " WHERE sale_id = :s AND line_no = 1",
+        s=sale,
+    )
+    _rows(env.source, "UPDATE app.receipts SET amount = amount + 5 WHERE id = :i", i=receipt)
+    report = pipeline.push_all(env, realm, run_id="push-after-void")
+    now = {"Invoice": _invoice(synced, invoice), "Payment": _payment(synced, payment)}
+    for kind, obj in now.items():
+        assert float(obj["TotalAmt"]) == 0, (kind, obj)
+        assert str(obj.get("PrivateNote", "")).startswith("Voided"), (kind, obj)
+        assert obj["SyncToken"] == voided[kind]["SyncToken"], kind  # not written
+    assert float(now["Invoice"]["Balance"]) == 0
+    assert _state(synced, "invoices", sale)[:2] == ("deleted", True)
+    assert _state(synced, "payments", receipt)[:2] == ("deleted", True)
+    skips = _rows(
+        env.warehouse,
+        "SELECT entity, operation, outcome, error_message FROM sync.ledger WHERE realm_id = :r"
+        " AND run_id = 'push-after-void' AND error_message LIKE 'voided in QBO%'",
+        r=realm,
+    )
+    assert sorted((e, o, c) for e, o, c, _ in skips) == [
+        ("invoices", "skip", "skipped"),
+        ("payments", "skip", "skipped"),
+    ], (skips, report)
+    # Later edits, pushes (a full one too) and the pull: nothing is written to either side.
+    _rows(env.source, "UPDATE app.sales SET memo = 'edited again' WHERE id = :s", s=sale)
+    writes = synced.write_calls()
+    pipeline.push_all(env, realm, run_id="push-after-void-2")
+    pipeline.push_all(env, realm, run_id="push-after-void-3", mode="full")
+    pipeline.pull_all(env, realm, run_id="pull-after-void")
+    assert synced.write_calls() == writes
+    [(memo,)] = _rows(env.source, "SELECT memo FROM app.sales WHERE id = :s", s=sale)
+    assert memo == "edited again"
+    assert _state(synced, "invoices", sale)[:2] == ("deleted", True)
+
+
+def test_R42_a_void_stands_when_the_bookkeeper_edits_the_voided_invoice_afterwards(
+    synced: PushBed,
+) -> None:
+    """QBO lets a voided invoice be edited (its note, say). The pull recorded the void; the
+    edit's new version is not taken for the invoice coming back (before: the pull set it
+    synced again, deleted_in_qbo false, and the next source edit wrote the lines back over
+    the void: the customer owed the money again)."""
+    env, realm, control = synced.env, synced.realm, synced.sandbox.control
+    sale, invoice = _unpaid_invoice(synced)
+    control.user_void(realm, "Invoice", invoice)
+    pipeline.pull_all(env, realm, run_id="pull-void")
+    assert _state(synced, "invoices", sale)[:2] == ("deleted", True)
+    control.user_update(
+        realm,
+        "Invoice",
+        {"Id": invoice, "PrivateNote": "duplicate of an earlier invoice", "sparse": True},
+    )
+    edited = _invoice(synced, invoice)
+    pipeline.pull_all(env, realm, run_id="pull-void-edited")
+    status, deleted, token = _state(synced, "invoices", sale)
+    assert (status, deleted, token) == ("deleted", True, edited["SyncToken"])
+    _rows(
+        env.source,
+        "UPDATE app.sale_lines SET description = 'changed after void'"
+        " WHERE sale_id = :s AND line_no = 1",
+        s=sale,
+    )
+    writes = synced.write_calls()
+    pipeline.push_all(env, realm, run_id="push-void-edited")
+    pipeline.pull_all(env, realm, run_id="pull-void-edited-2")
+    assert synced.write_calls() == writes
+    now = _invoice(synced, invoice)
+    assert (float(now["TotalAmt"]), now["SyncToken"]) == (0, edited["SyncToken"])
+
+
+def _payment(bed: PushBed, qbo_id: str) -> dict[str, Any]:
+    return next(p for p in bed.sandbox.control.entities(bed.realm, "Payment") if p["Id"] == qbo_id)
 
 
 def _invoice(bed: PushBed, qbo_id: str) -> dict[str, Any]:
