@@ -57,6 +57,7 @@ CLOUD_OPS: Mapping[str, str] = {
 }
 
 _CLOUD_TYPE = re.compile(r"^qbo\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\.v\d+$")
+_STORABLE = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]+")
 _FRACTION = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})?$")
 
 
@@ -190,6 +191,10 @@ def _text(obj: Mapping[str, Any], key: str, where: str, *, required: bool = True
         return None
     if len(text) > 200:
         raise MalformedPayload(f"{where}: {key!r} is too long")
+    if not _STORABLE.fullmatch(text):
+        # NUL and lone surrogates cannot be stored (the inbox would answer 503 and QBO hold
+        # back the company's later events); no QBO id, name or time holds a control character
+        raise MalformedPayload(f"{where}: {key!r} holds a control character or invalid text")
     return text
 
 
