@@ -105,13 +105,14 @@ def ties_out_to_qbo_reports(
         results = tieout.tie_out_companies(env)
     mismatches = [m for r in results for m in r.mismatches]
     return dg.AssetCheckResult(
-        passed=not mismatches,
+        passed=all(r.ok for r in results),
         severity=dg.AssetCheckSeverity.ERROR,
         description="; ".join(r.summary() for r in results) or "no connected company",
         metadata={
             "companies": len(results),
             "cells_compared": sum(sum(r.cells.values()) for r in results),
             "mismatches": len(mismatches),
+            "unread": len([r for r in results if r.error is not None]),
             "first_mismatches": dg.MetadataValue.md(
                 "\n".join(f"- {m.describe()}" for m in mismatches[:20]) or "none"
             ),

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.companies import connected
 from qbo_pipelines.qbo.client import QboClient
+from qbo_pipelines.qbo.errors import QboError
 from qbo_pipelines.qbo.transport import Call
 from qbo_pipelines.sync.env import SyncEnv
 
@@ -61,12 +62,19 @@ class TieOut:
     as_of: date | None = None
     cells: dict[str, int] = field(default_factory=dict)  # report -> cells compared
     mismatches: list[Mismatch] = field(default_factory=list)
+    error: str | None = None
+    """Why QBO's reports could not be read (nothing was compared)."""
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and self.error is None
 
     def summary(self) -> str:
+        if self.error is not None:
+            return (
+                f"company {self.realm_id}: QBO's reports could not be read ({self.error}); "
+                "nothing compared: the next marts build ties out again"
+            )
         checked = ", ".join(f"{k} {v} cells" for k, v in self.cells.items())
         verdict = "ties out to the cent" if self.ok else f"{len(self.mismatches)} cells differ"
         return f"company {self.realm_id}: {verdict} ({checked})"
@@ -240,6 +248,8 @@ def tie_out_companies(env: SyncEnv) -> list[TieOut]:
         client = env.client(RealmId(company.realm_id))
         try:
             results.append(tie_out(env.warehouse, client, company.realm_id))
+        except QboError as err:  # one company's failing reports fail its tie-out, not all
+            results.append(TieOut(company.realm_id, error=str(err)))
         finally:
             client.close()
     return results

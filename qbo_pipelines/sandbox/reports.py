@@ -114,15 +114,24 @@ class _Context:
                 first = date(cursor.year, 1, 1)
             else:
                 first = date(cursor.year, cursor.month, 1)
-            month = first.month - 1 + months
-            following = date(first.year + month // 12, month % 12 + 1, 1)
-            last = min(following - timedelta(days=1), end)
-            title = {"month": cursor.strftime("%b %Y"),
+            last = min(_period_end(first, months), end)
+            title = {"month": f"{cursor:%b} {cursor.year}",
                      "quarter": f"Q{(first.month - 1) // 3 + 1} {first.year}",
                      "year": str(first.year)}[by]
             out.append(Period(title, cursor, last))
+            if last >= end:  # (the last day there is has no day after it)
+                break
             cursor = last + timedelta(days=1)
         return out
+
+
+def _period_end(first: date, months: int) -> date:
+    """The last day of the ``months``-month period that begins on ``first``."""
+    month = first.month - 1 + months
+    year = first.year + month // 12
+    if year > date.max.year:
+        return date.max
+    return date(year, month % 12 + 1, 1) - timedelta(days=1)
 
 
 def _money(value: Decimal) -> str:
@@ -304,8 +313,9 @@ def _balance_sheet(ctx: _Context) -> Obj:
             equity_rows.append(_data(account_name(company, account), values, account))
             equity_total = [t + v for t, v in zip(equity_total, values, strict=True)]
     fiscal_starts = [date(e.year, 1, 1) for e in ends]
+    # (nothing is dated before year 1: its fiscal year has no prior one)
     prior = [net_income(company, ctx.postings, None, fs - timedelta(days=1))
-             for fs in fiscal_starts]
+             if fs > date.min else ZERO for fs in fiscal_starts]
     retained = [r + p for r, p in zip(retained, prior, strict=True)]
     income = [net_income(company, ctx.postings, fs, e)
               for fs, e in zip(fiscal_starts, ends, strict=True)]

@@ -17,6 +17,8 @@ from qbo_pipelines import settings
 from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.demo.run import start_demo_sandbox
 from qbo_pipelines.marts import run as marts_run
+from qbo_pipelines.marts import tieout
+from qbo_pipelines.sandbox.control import SandboxControl
 from qbo_pipelines.qbo.transport import Call
 from qbo_pipelines.sync.env import QboApp, SyncEnv
 
@@ -274,3 +276,31 @@ def test_two_builds_at_once_both_succeed_and_cli_tests_the_marts(demo_stack: Dem
     assert main(["marts", "test", "--select", "open_problems", "sync_status"]) == 0
     assert main(["marts", "docs"]) == 0
     assert (Path(settings.SQL_DIR) / "marts" / "target" / "docs" / "static_index.html").exists()
+
+
+def test_R43_reports_qbo_cannot_serve_fail_the_tie_out_with_the_reason(
+    demo_stack: DemoStack,
+) -> None:
+    """QBO answers the reports with a server error (the sandbox's year-1 invoice did, found by
+    an attack): the tie-out of that company fails with QBO's answer and says nothing was
+    compared, instead of the check dying with a traceback; once QBO serves the reports
+    again, it ties out."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith(_QBO_VARS)}
+    sandbox, server = start_demo_sandbox(demo_stack.port)
+    control = SandboxControl(server.base_url, token=sandbox.control_token)
+    env = SyncEnv(demo_stack.warehouse, demo_stack.source, QboApp.from_env())
+    try:
+        control.inject_fault(kind="server_error", path="reports", status=500, count=None)
+        [failed] = tieout.tie_out_companies(env)
+        assert not failed.ok
+        assert failed.error is not None and "500" in failed.error, failed.error
+        assert "could not be read" in failed.summary() and "nothing compared" in failed.summary()
+        control.clear_faults()
+        [again] = tieout.tie_out_companies(env)
+        assert again.ok, again.summary()
+    finally:
+        control.close()
+        server.stop()
+        for key in [k for k in os.environ if k.startswith(_QBO_VARS)]:
+            del os.environ[key]
+        os.environ.update(saved)

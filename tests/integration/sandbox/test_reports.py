@@ -186,3 +186,20 @@ def test_unknown_report_and_cash_basis_are_refused(api: Api) -> None:
     assert fault_of(api.get("/reports/TrialBalanceXYZ"))["code"] == "500"
     assert fault_of(api.get("/reports/ProfitAndLoss", accounting_method="Cash"))["code"] == \
         "500"
+
+
+def test_reports_cover_the_first_and_last_dates_there_are(api: Api) -> None:
+    """A transaction dated in year 1, one due on 9999-12-31: the balance sheet's prior years
+    and the columns reaching the last day are computed (before: HTTP 500 from a date past
+    the first day there is, and the tie-out of the marts failed on every run)."""
+    api.create("Invoice", {"CustomerRef": {"value": "1"}, "TxnDate": "0001-01-01",
+                           "DueDate": "9999-12-31", "Line": [_sale(12.5)]})
+    rows = _report(api, "BalanceSheet", start_date="0001-01-01",
+                   end_date="0001-03-31", summarize_column_by="Month")["Rows"]["Row"]
+    assert _summary(rows, "TotalAssets") == [Decimal("12.50")] * 4  # 3 months and the total
+    assert _summary(rows, "TotalAssets") == _summary(rows, "TotalLiabilitiesAndEquity")
+    report = _report(api, "ProfitAndLoss", start_date="9999-10-01", end_date="9999-12-31",
+                     summarize_column_by="Quarter")
+    assert [c["ColTitle"] for c in report["Columns"]["Column"]][1:] == ["Q4 9999", "Total"]
+    aged = _report(api, "AgedReceivables", report_date="9999-12-31")
+    assert _summary(aged["Rows"]["Row"], "GrandTotal")[-1] >= Decimal("12.50")
