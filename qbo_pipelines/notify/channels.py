@@ -111,9 +111,14 @@ def split_addresses(text: str) -> list[str]:
 
 def mask_url(url: str) -> str:
     """``https://hooks.slack.com/services/T0/B0/XYZ`` -> ``https://hooks.slack.com/…``."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # stored before the URL was checked as it is now
+        return "(an invalid URL)"
+    if ":" in host:  # an IPv6 address keeps its brackets (the masked URL is parsed again)
+        host = f"[{host}]"
     tail = "/…" if (parts.path not in ("", "/") or parts.query) else "/"
     return f"{parts.scheme}://{host}{port}{tail}"
 
@@ -325,6 +330,14 @@ def add_webhook_channel(
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ChannelError("the webhook URL must start with https:// (or http://) and name a host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ChannelError("the webhook URL's port must be a number from 1 to 65535")
+    if any(c.isspace() or ord(c) < 32 for c in url.strip()):
+        raise ChannelError("the webhook URL must not hold spaces or control characters")
     settings = {"max_lines": max_lines} if max_lines is not None else {}
     return _insert(engine, "webhook", url.strip(), realm_id, settings, secret)
 

@@ -248,13 +248,16 @@ def _deliver_channel(
     env: Mapping[str, str] | None,
 ) -> ChannelOutcome:
     items = [item for item, _ in due]
-    message = render(items, max_lines=channel.max_lines)
     opened = sum(1 for i in items if i.event == "opened")
     error: str | None = None
     try:
-        send_message(channel, message, secrets, env)
+        send_message(channel, render(items, max_lines=channel.max_lines), secrets, env)
     except (SendError, ChannelError) as exc:
         error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one channel's failure never stops the others
+        # (its text is not shown: it may hold what the channel keeps secret)
+        error = f"could not send: {type(exc).__name__} (see the delivering process's log)"
+        log.warning("channel %s: %s", channel.id, error)
     sent = error is None
     next_at = None if sent else now + backoff(max(a for _, a in due))
     conn.execute(

@@ -248,7 +248,9 @@ def render(items: Sequence[Item], *, max_lines: int = 20, test: bool = False) ->
     )
     opened = sum(1 for i in ordered if i.event == "opened")
     payload: dict[str, Any] = {
-        "text": _clip(text, _TEXT_CHARS),
+        # Slack renders the fallback as mrkdwn too: a name or email holding "<!channel>" or
+        # "<https://...|label>" would ping everyone or show a link of its own
+        "text": _clip(_escape(text), _TEXT_CHARS),
         "blocks": blocks,
         "metadata": {
             "event_type": EVENT_TYPE,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from notifybed import SMTP_PASSWORD, SMTP_USER, SmtpSink, WebhookSink
+from notifybed import SMTP_PASSWORD, SMTP_USER, SmtpSink, WebhookSink, free_port
 
 from qbo_pipelines import notify
 from qbo_pipelines.notify import delivery
@@ -153,6 +155,8 @@ def test_R31_webhook_gets_a_slack_message_signed_with_the_channel_secret(
     assert [b["type"] for b in blocks] == ["header", "section", "context"]
     section = blocks[1]["text"]["text"]
     assert "Acme &amp; Sons &lt;UK&gt;" in section  # Slack mrkdwn escaping
+    assert "Acme &amp; Sons &lt;UK&gt;" in payload["text"]  # the fallback is mrkdwn too
+    assert "<UK>" not in payload["text"]
     assert "*Reason:*" in section
     assert "*Fix:*" in section
     assert "`S-7`" in section
@@ -386,3 +390,111 @@ def test_R31_a_webhook_url_stored_in_clear_before_is_sealed_when_channels_are_re
     notify.deliver_pending(wh)
     [got] = webhook_server.received
     assert got.path == "/services/T000/B000/s3cr3tT0k3n"
+
+
+def test_R31_a_company_name_with_line_breaks_stays_one_subject_line_and_delivery_goes_on(
+    wh: sa.Engine, smtp_server: SmtpSink, webhook_server: WebhookSink
+) -> None:
+    """The company's name comes from QBO (its administrator sets it): a CR or U+2028 in it
+    made the email header refused with a ValueError nobody caught, so every delivery of every
+    channel and company crashed at the same point, for good. Now the subject is one line, no
+    header is smuggled in, and every channel gets its message."""
+    _company(wh, REALM, "Evil\u2028Co\rBcc: victim@evil.example")
+    _email_channel(wh, smtp_server)
+    notify.add_webhook_channel(wh, webhook_server.url)
+    _hold(wh, REALM, ["S-1"])
+    report = notify.deliver_pending(wh)
+    assert (report.messages_sent, report.messages_failed) == (2, 0), report.summary()
+    [msg] = smtp_server.messages
+    assert msg["Bcc"] is None
+    assert "\r" not in str(msg["Subject"])
+    assert "\u2028" not in str(msg["Subject"])
+    assert "Evil Co Bcc: victim@evil.example" in str(msg["Subject"])
+    assert smtp_server.envelopes == [("sync@example.com", ["ops@example.com", "books@example.com"])]
+    assert len(webhook_server.received) == 1
+
+
+def test_R31_an_endpoint_answering_a_byte_at_a_time_is_given_up_and_the_others_get_theirs(
+    wh: sa.Engine, webhook_server: WebhookSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timeout bounds each wait for bytes, so an endpoint trickling its answer (a byte every
+    half second) held ``notify send`` and the one delivery lock of every channel for good.
+    Each send now has a deadline in all (three timeouts; shortened here): the trickling
+    channel fails with the reason and backs off, the next channel is served."""
+    from qbo_pipelines.notify import senders
+
+    monkeypatch.setattr(senders, "DEADLINE_FACTOR", 0.2)  # 10 s timeout: given up after 2 s
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+                    if stop.wait(0.5):
+                        break
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        slow = notify.add_webhook_channel(
+            wh, f"http://127.0.0.1:{listener.getsockname()[1]}/services/T/B/trickle"
+        )
+        fast = notify.add_webhook_channel(wh, webhook_server.url)
+        _hold(wh, REALM, ["S-1"])
+        report = notify.deliver_pending(wh)
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    outcomes = {o.channel_id: o for o in report.outcomes}
+    assert outcomes[fast.id].sent
+    assert not outcomes[slow.id].sent
+    assert "no complete answer within 2 s" in (outcomes[slow.id].error or "")
+    assert "trickle" not in (outcomes[slow.id].error or "")
+    assert len(webhook_server.received) == 1
+
+
+def test_R31_a_webhook_url_requests_rewrites_never_shows_its_secret_part(wh: sa.Engine) -> None:
+    """requests writes the URL into its errors re-encoded (é as %C3%A9), which the masking of
+    the URL as given did not catch: the path and query token were stored and printed."""
+    port = free_port()  # nothing listens there
+    url = f"http://127.0.0.1:{port}/services/T000/B000/Unreachable_Sécret?token=QueryTok55"
+    notify.add_webhook_channel(wh, url)
+    _hold(wh, REALM, ["S-1"])
+    [outcome] = notify.deliver_pending(wh).outcomes
+    assert not outcome.sent
+    assert "Connection refused" in (outcome.error or ""), outcome.error
+    [row] = _deliveries(wh)
+    for text in (outcome.error or "", row.last_error or ""):
+        for secret in ("Unreachable", "S%C3%A9cret", "Sécret", "QueryTok55", "services"):
+            assert secret not in text, (secret, text)
+
+
+def test_R31_ipv6_webhook_urls_work_and_bad_ports_are_refused_before_storing(
+    wh: sa.Engine,
+) -> None:
+    """An IPv6 URL was stored, then its masked form (brackets lost) broke `notify list` and
+    `notify send` for every channel; a port that is no port was stored with a traceback."""
+    channel = notify.add_webhook_channel(wh, "http://[::1]:40126/services/x")
+    assert channel.describe().startswith("webhook to http://[::1]:40126/…")
+    assert [c.id for c in notify.list_channels(wh)] == [channel.id]
+    for bad in (
+        "http://host:99999/x",
+        "http://example.com:abc/x",
+        "http://example.com:0/x",
+        "http://exa mple.com/x",
+    ):
+        with pytest.raises(notify.ChannelError):
+            notify.add_webhook_channel(wh, bad)
+    assert [c.id for c in notify.list_channels(wh)] == [channel.id]
