@@ -53,6 +53,9 @@ class PushConfig(dg.Config):
 
     mode: PushMode = PushMode.incremental
     source_ids: list[str] = []  # push just these records (a targeted backfill)
+    delete_missing: bool = False
+    """With mode full: carry out as deletes however many records are gone from the source
+    without a delete in its change log (else more than a few at once are held as missing)."""
 
 
 def table_schema(*columns: tuple[str, str, str]) -> dg.TableSchema:
@@ -152,12 +155,19 @@ def _raw_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
                 run_id=context.run_id,
                 mode=config.mode.value,
                 source_ids=config.source_ids or None,
+                delete_missing=config.delete_missing,
+            )
+        if report.missing:
+            context.log.warning(
+                f"{report.missing} {entity.name} are missing from the source app without a "
+                "delete in its change log: held, nothing deleted in QBO (see the notification)"
             )
         return dg.MaterializeResult(
             metadata={
                 "read": report.read,
                 "unchanged": report.unchanged,
                 "deleted": report.deleted,
+                "missing": report.missing,
                 "full": report.full,
             }
         )

@@ -201,8 +201,10 @@ def _day_problem(day: str) -> str | None:
     return None
 
 
-def push_run_config(mode: str = "incremental") -> dict[str, Any]:
-    """Run config of ``push_job``: every asset that takes ``PushConfig`` gets ``mode``."""
+def push_run_config(mode: str = "incremental", *, delete_missing: bool = False) -> dict[str, Any]:
+    """Run config of ``push_job``: every asset that takes ``PushConfig`` gets ``mode`` (and
+    ``delete_missing``: records gone from the source behind its change log are deleted, however
+    many)."""
     try:
         PushMode(mode)
     except ValueError:
@@ -210,7 +212,7 @@ def push_run_config(mode: str = "incremental") -> dict[str, Any]:
         raise ValueError(f"mode must be one of {known}, not {mode!r}") from None
     return {
         "ops": {
-            a.node_def.name: {"config": {"mode": mode}}
+            a.node_def.name: {"config": {"mode": mode, "delete_missing": delete_missing}}
             for a in PUSH_ASSETS
             if a.key.path[0] in ("raw", "pushed")  # the assets that take PushConfig
         }

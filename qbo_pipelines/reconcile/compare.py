@@ -24,6 +24,7 @@ from qbo_pipelines.canonical import content_hash
 from qbo_pipelines.qbo import query as q
 from qbo_pipelines.qbo.client import QboClient
 from qbo_pipelines.source_app.connector import SourceAppConnector
+from qbo_pipelines.sync.engine.writes import TOTAL_TITLE
 from qbo_pipelines.warehouse import raw_qbo
 
 
@@ -131,10 +132,12 @@ def _watermarks(engine: sa.Engine, realm_id: str) -> dict[str, tuple[Any, int]]:
 
 def read_qbo(client: QboClient, engine: sa.Engine, realm_id: str) -> QboFigures:
     """Counts, newer-than-the-warehouse counts and open receivables, from QBO (metered reads:
-    two COUNT queries per entity and one report).
+    three COUNT queries per entity and one report).
 
-    QBO's times have whole seconds: records changed in the second of the warehouse's newest
-    copy are counted from that second on, less the copies the warehouse holds of it."""
+    QBO's times have whole seconds: the records changed after the second of the warehouse's
+    newest copy, and those in that second beyond the copies the warehouse holds of it (a
+    record whose copy is in that second and that changed since is one of the first: counted
+    with the second alone, it cancelled its own copy and the change was missed)."""
     figures = QboFigures()
     for qbo_entity, (mark, held) in _watermarks(engine, realm_id).items():
         inactive = qbo_entity in NAME_LISTS
@@ -142,9 +145,14 @@ def read_qbo(client: QboClient, engine: sa.Engine, realm_id: str) -> QboFigures:
         if mark is None:
             figures.newer[qbo_entity] = figures.counts[qbo_entity]
         else:
-            where = [q.gte("MetaData.LastUpdatedTime", mark)]
-            since = client.count(qbo_entity, where, include_inactive=inactive)
-            figures.newer[qbo_entity] = max(0, since - held)
+            # from the next second on (QBO compares times finer than the seconds it shows: a
+            # ">" of the shown second would still take the records within it)
+            later = [q.gte("MetaData.LastUpdatedTime", mark + timedelta(seconds=1))]
+            after = client.count(qbo_entity, later, include_inactive=inactive)
+            since = client.count(
+                qbo_entity, [q.gte("MetaData.LastUpdatedTime", mark)], include_inactive=inactive
+            )
+            figures.newer[qbo_entity] = after + max(0, since - after - held)
     figures.open_balance = open_receivables(client, engine, realm_id)
     return figures
 
@@ -308,11 +316,11 @@ def _not_pending(alias: str) -> str:
 # --------------------------------------------------------------------------- differences
 
 
-REPAIRED_BY_PUSH = frozenset(
-    {"not_in_qbo", "source_changed", "unfinished_write", "gone_from_source"}
-)
+REPAIRED_BY_PUSH = frozenset({"not_in_qbo", "source_changed", "unfinished_write"})
 """Finding kinds the push of the record repairs (the source holds what QBO lacks, or a write
-is to be finished)."""
+is to be finished). A record gone from the source behind the change feed is not one: rows
+that vanish without a delete (a TRUNCATE, a restore, a lost table) are no decision to delete
+accounting documents, so the reconciliation reports them and never deletes in QBO."""
 
 
 @dataclass(frozen=True)
@@ -431,9 +439,8 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
                     None,
                     "present" if qbo_id else None,
                     f"{label} #{sid} is gone from the source app but the sync never saw the "
-                    "delete (no change-log entry): carried out now, as the push carries out "
-                    "any source delete",
-                    None,
+                    "delete (no change-log entry): nothing was changed in QBO",
+                    _gone_fix(realm_id, name, sid, qbo_id),
                 )
             )
         # Synced records whose source content moved without the push seeing the change.
@@ -505,8 +512,8 @@ def find(conn: sa.Connection, realm_id: str, entities: Sequence[str]) -> list[Fi
                     _shown(amount, "present"),
                     None,
                     f"{label} #{sid} is live in the source app but its QBO {qbo_entity} "
-                    f"{qbo_id} was deleted in QBO (the sync never revives a record deleted "
-                    "on one side)",
+                    f"{qbo_id} was deleted or voided in QBO (the sync never revives a record "
+                    "deleted on one side)",
                     _deleted_fix(name, sid),
                 )
             )
@@ -524,6 +531,22 @@ def _shown(value: object, otherwise: str) -> str:
     return otherwise
 
 
+def _gone_fix(realm_id: str, entity: str, sid: str, qbo_id: str | None) -> str:
+    """What to do about a record gone from the source without a delete in its change log."""
+    twin = f"its QBO twin {qbo_id}" if qbo_id else "its QBO twin"
+    carried = (
+        f"it leaves {twin} as it is: {entity} are never deleted in QBO, R9"
+        if catalogue.entity(entity).name_list
+        else f"it deletes {twin} when the sync created it, R17"
+    )
+    return (
+        f"If the record #{sid} was lost (a TRUNCATE, a restore, a bulk fix), restore it in the "
+        "source app: QBO still has it. If it was deleted on purpose, run `qbo-pipelines sync "
+        f"push --realm {realm_id} --full` (with `--delete-missing` when many rows went at "
+        f"once): the push records the delete ({carried})."
+    )
+
+
 def _deleted_fix(entity: str, sid: str) -> str:
     if catalogue.entity(entity).name_list:
         return (
@@ -539,9 +562,28 @@ def _deleted_fix(entity: str, sid: str) -> str:
 
 _FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
     # field, source column, raw column (compared as text, money to the cent)
-    "name": (("name", "x.name", "w.name"),),
+    # QBO's name as the pull last took it (a rename in QBO: customers are QBO's to name, the
+    # source app keeps it beside its own), or an inactive record's (QBO renames it "... (deleted)")
+    # is no difference: only a name neither side's sync state explains is
+    "name": (
+        (
+            "name",
+            "x.name",
+            "CASE WHEN NOT coalesce(w.active, true) OR w.name = s.qbo_base->>'DisplayName'"
+            " THEN x.name ELSE w.name END",
+        ),
+    ),
     "money": (
-        ("total", "x.amount::text", "w.total_amt::numeric(18,2)::text"),
+        # a total the push already reported as QBO's own computation (its tax: an open
+        # notification with the fix) is not reported again with another fix
+        (
+            "total",
+            "x.amount::text",
+            "CASE WHEN EXISTS (SELECT 1 FROM sync.notifications n WHERE n.realm_id = :r"
+            " AND n.entity = :e AND n.record_id = x.source_id AND n.title = :total_title"
+            " AND n.resolved_at IS NULL) THEN x.amount::text"
+            " ELSE w.total_amt::numeric(18,2)::text END",
+        ),
         ("date", "x.txn_date::text", "w.txn_date::text"),
         # QBO sets a due date from the terms when the source gives none; a CreditMemo has none
         (
@@ -572,7 +614,7 @@ def _field_differences(
     rows = _all(
         conn,
         sa.text(f"SELECT * FROM ({selects}) d ORDER BY length(source_id), source_id, field"),
-        {"r": realm_id, "e": c.entity},
+        {"r": realm_id, "e": c.entity, "total_title": TOTAL_TITLE},
     )
     for sid, qbo_id, origin, fname, sv, qv in rows:
         owned = _mirrors(c.entity) and origin == "qbo"

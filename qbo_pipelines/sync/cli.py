@@ -32,6 +32,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="re-plan every record (unchanged ones still make no API call)",
     )
+    push.add_argument(
+        "--delete-missing",
+        action="store_true",
+        help="with --full: delete in QBO the records gone from the source app without a delete "
+        "in its change log, however many (else more than a few at once are held as missing)",
+    )
     push.set_defaults(func=_push)
     pull = sub.add_parser(
         "pull", help="pull QBO changes into the warehouse and the source app now (a queued run)"
@@ -145,9 +151,14 @@ def _print_outcome(outcome: Any) -> None:
 def _push(args: argparse.Namespace) -> int:
     from qbo_pipelines.defs import runner
 
-    return _run_job(
-        args, "push_job", "push", runner.push_run_config("full" if args.full else "incremental")
+    if args.delete_missing and not args.full:
+        from qbo_pipelines.cli import UserError
+
+        raise UserError("--delete-missing goes with --full (a full read finds what is missing)")
+    config = runner.push_run_config(
+        "full" if args.full else "incremental", delete_missing=args.delete_missing
     )
+    return _run_job(args, "push_job", "push", config)
 
 
 def _pull(args: argparse.Namespace) -> int:

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import RealmId, SourceId
-from qbo_pipelines.quality import gx_suites, rules
+from qbo_pipelines.quality import gx_suites, quarantine, rules
 from qbo_pipelines.quality.gx_suites import SuiteOutcome
 from qbo_pipelines.sync import context as push_context
 from qbo_pipelines.sync import staged
@@ -128,6 +130,7 @@ def push_all(
     run_id: str | None = None,
     mode: Mode = "incremental",
     only: Sequence[str] | None = None,
+    delete_missing: bool = False,
 ) -> PushAllReport:
     """Push every push entity for one company the way the push job does, without Dagster:
     each entity's :func:`extract` (``raw/source``), then its :func:`stage` and Great
@@ -140,7 +143,7 @@ def push_all(
     entities = [e.name for e in catalogue.push_order() if only is None or e.name in only]
     snapshot = f"{run_id or 'push'}~{uuid.uuid4().hex[:12]}"
     for entity in entities:
-        extract(env, realm_id, entity, run_id=snapshot, mode=mode)
+        extract(env, realm_id, entity, run_id=snapshot, mode=mode, delete_missing=delete_missing)
     for entity in entities:
         stage(env, entity, run_id=snapshot, realm_id=realm_id)
     reports = [
@@ -160,6 +163,23 @@ class ExtractReport:
     deleted: int
     full: bool
     unchanged: int = 0
+    missing: int = 0
+    """Records gone from the source behind its change log, too many at once to be taken for
+    deletes (:data:`MISSING_AT_ONCE`): nothing of them was deleted in QBO."""
+
+
+MISSING_AT_ONCE = 20
+"""Records a full read finds gone from the source without a delete in its change log (a bulk
+fix with the change capture off) that it carries out as deletes by itself. More at once, and
+more than a tenth of the records the sync knows, look like a TRUNCATE, a restore or a lost
+table, no decision to delete accounting documents: they are held, with a notification, until
+``sync push --full --delete-missing`` (or the rows are restored)."""
+
+MISSING_TITLE = "Records missing from the source app"
+
+
+def _too_many_missing(missing: int, known: int) -> bool:
+    return missing > max(MISSING_AT_ONCE, known // 10)
 
 
 def extract(
@@ -170,6 +190,7 @@ def extract(
     run_id: str | None = None,
     mode: Mode = "incremental",
     source_ids: Iterable[str] | None = None,
+    delete_missing: bool = False,
 ) -> ExtractReport:
     """Read the records this run will push from the source app, once, into ``raw_source``
     (merge by source id; hard deletes flagged, never removed): the run's snapshot.
@@ -216,7 +237,10 @@ def extract(
                     seen.update(SourceId(r.source_id) for r in chunk)
                 merge(chunk)
             read = behind.wait()
-        gone = set(todo.deleted) | (known - seen) | (requested - seen)
+        missing = (known - seen) - set(todo.deleted)
+        held = full and not delete_missing and _too_many_missing(len(missing), len(known))
+        _notify_missing(conn, realm_id, entity, len(missing) if held else 0, full)
+        gone = set(todo.deleted) | (set() if held else missing) | (requested - seen)
         loaders.mark_source_deleted(conn, entity, sorted(gone), run_id, realm_id=realm_id)
         if run_id is not None:
             window = todo.window
@@ -233,7 +257,31 @@ def extract(
                 extracted=read,
                 unchanged=unchanged,
             )
-    return ExtractReport(entity, read, len(gone), full, unchanged)
+    return ExtractReport(entity, read, len(gone), full, unchanged, len(missing) if held else 0)
+
+
+def _notify_missing(
+    conn: sa.Connection, realm_id: RealmId, entity: str, missing: int, full: bool
+) -> None:
+    """Open (or refresh) the company's notification of records held as missing, or resolve
+    it once a full read finds nothing held."""
+    if missing:
+        log.warning("%s: %d records missing from the source app, not deleted", entity, missing)
+        quarantine.notify_failure(
+            conn,
+            realm_id,
+            entity,
+            "*",
+            MISSING_TITLE,
+            f"{missing} {entity} the sync knows are gone from the source app without a delete "
+            "in its change log (a TRUNCATE, a restore, a lost table?): nothing of them was "
+            "deleted in QBO",
+            "If they were lost, restore the rows in the source app. If they were deleted on "
+            f"purpose, run `qbo-pipelines sync push --realm {realm_id} --full "
+            "--delete-missing`: their QBO twins the sync created are deleted then (R17).",
+        )
+    elif full:
+        quarantine.resolve_notifications(conn, realm_id, entity, ["*"], title=MISSING_TITLE)
 
 
 @dataclass(frozen=True)

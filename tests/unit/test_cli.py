@@ -137,3 +137,23 @@ def test_materialize_refuses_a_selection_it_cannot_run_in_one_line(
     finally:
         for logical in postgres.LOGICAL_DATABASES:
             postgres.drop_database(pg_server, f"{prefix}{logical}")
+
+
+def test_delete_missing_without_full_is_a_one_line_error(
+    pg_server: postgres.PgServer, tmp_path: Path
+) -> None:
+    """`--delete-missing` acts on what a full read finds missing: alone it is refused, in one
+    line, before any run is queued."""
+    prefix = f"cli{uuid.uuid4().hex[:6]}_"
+    env = _fresh_env(pg_server, tmp_path, prefix)
+    try:
+        result = _run("sync", "push", "--delete-missing", env=env)
+        assert result.returncode == 2, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line == (
+            "error: --delete-missing goes with --full (a full read finds what is missing)"
+        ), line
+        assert "--delete-missing" in _run("sync", "push", "--help", env=env).stdout
+    finally:
+        for logical in postgres.LOGICAL_DATABASES:
+            postgres.drop_database(pg_server, f"{prefix}{logical}")

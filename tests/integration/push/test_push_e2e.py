@@ -944,3 +944,54 @@ def test_R13_R31_an_invoice_qbo_totals_otherwise_is_reported_and_resolves_once_t
         if n.title == writes.TOTAL_TITLE
     }
     assert still == set(notes) - {sid}
+
+
+def test_R9_R17_receipts_gone_all_at_once_behind_the_change_log_are_held_not_deleted(
+    push_bed: PushBed,
+) -> None:
+    """Every receipt vanishes from the source app with the change capture off (a TRUNCATE, a
+    restore from an old dump): a full read used to take each for a delete and delete the QBO
+    payments the sync created, all of them. Too many at once are held as missing now, with a
+    notification and a fix; nothing is deleted in QBO. Following the fix for deletes that were
+    meant (`--delete-missing`) carries them out, and the notification resolves."""
+    bed = push_bed
+    src, wh = bed.env.source, bed.env.warehouse
+    pipeline.push_all(bed.env, bed.realm, run_id="first")
+    written = _id_map(bed, "payments")
+    assert len(written) > pipeline.MISSING_AT_ONCE, "the seed has enough receipts"
+    live = {p["Id"] for p in bed.sandbox.control.entities(bed.realm, "Payment")}
+    assert set(written.values()) <= live
+    with src.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE app.receipts DISABLE TRIGGER USER")
+        conn.exec_driver_sql("DELETE FROM app.receipts")
+        conn.exec_driver_sql("ALTER TABLE app.receipts ENABLE TRIGGER USER")
+
+    pipeline.push_all(bed.env, bed.realm, run_id="after-truncate", mode="full")
+    assert {p["Id"] for p in bed.sandbox.control.entities(bed.realm, "Payment")} == live
+    [note] = [
+        n
+        for n in quarantine.open_notifications(wh, bed.realm, "payments")
+        if n.title == pipeline.MISSING_TITLE
+    ]
+    [(known,)] = _rows(
+        wh,
+        "SELECT count(*) FROM sync.record_state WHERE realm_id = :r AND entity = 'payments'",
+        r=bed.realm,
+    )
+    assert f"{known} payments the sync knows are gone" in note.reason
+    assert "--delete-missing" in (note.fix or "")
+    assert not _rows(
+        wh,
+        "SELECT 1 FROM sync.record_state WHERE realm_id = :r AND entity = 'payments'"
+        " AND deleted_in_source",
+        r=bed.realm,
+    )
+
+    pipeline.push_all(bed.env, bed.realm, run_id="meant", mode="full", delete_missing=True)
+    now = {p["Id"] for p in bed.sandbox.control.entities(bed.realm, "Payment")}
+    assert not set(written.values()) & now
+    assert not [
+        n
+        for n in quarantine.open_notifications(wh, bed.realm, "payments")
+        if n.title == pipeline.MISSING_TITLE
+    ]

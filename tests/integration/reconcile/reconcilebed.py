@@ -165,7 +165,7 @@ def inject_drift(bed: ReconcileBed) -> dict[str, str]:
 def findings(bed: ReconcileBed, run_id: str) -> dict[tuple[str, str, str, str], Any]:
     rows = bed.rows(
         bed.env.warehouse,
-        "SELECT entity, record_id, kind, field, action, repaired, fix FROM"
+        "SELECT entity, record_id, kind, field, action, repaired, reason, fix FROM"
         " marts.reconciliation_findings WHERE run_id = :run",
         run=run_id,
     )

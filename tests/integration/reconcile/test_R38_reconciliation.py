@@ -12,6 +12,7 @@ nothing and writes nothing to QBO.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -353,36 +354,59 @@ def test_R5_R38_a_colleague_its_organisation_stands_for_is_no_finding_and_its_sa
     assert invoice["CustomerRef"]["value"] == customer
 
 
-def test_R38_a_sale_deleted_behind_the_change_feed_is_found_and_its_delete_carried_out(
+def test_R38_rows_gone_behind_the_change_feed_are_reported_never_deleted_in_qbo(
     bed: ReconcileBed,
 ) -> None:
-    """A bulk delete with the change capture off (a restore, a manual fix) leaves no change
-    for the push; the reconciliation finds the synced record gone from the source and carries
-    out its delete as the push would (R9, R17: only what the sync created is deleted)."""
+    """Rows that vanish from the source with the change capture off (a TRUNCATE, a restore, a
+    manual fix) leave no delete for the push. The reconciliation finds each synced record gone
+    and reports it with a fix; it deletes nothing in QBO (before: it carried the deletes out,
+    and a TRUNCATE of the receipts deleted 263 of 264 QBO payments overnight, called
+    "repaired"). Following the fix for a delete meant: the full push deletes the invoice the
+    sync created (R17) and the next run finds nothing."""
+    from qbo_pipelines.sync import pipeline
+
     src = bed.env.source
-    [(sale,)] = bed.rows(
-        src,
-        "SELECT s.id FROM app.sales s WHERE s.total > 0 AND NOT EXISTS (SELECT 1 FROM"
-        " app.receipts r WHERE r.sale_id = s.id) AND s.origin = 'source' ORDER BY s.id LIMIT 1",
-    )
-    before = qbo_invoice(bed, str(sale))
-    assert before is not None
+    sales = [
+        int(s)
+        for (s,) in bed.rows(
+            src,
+            "SELECT s.id FROM app.sales s WHERE s.total > 0 AND NOT EXISTS (SELECT 1 FROM"
+            " app.receipts r WHERE r.sale_id = s.id) AND s.origin = 'source' ORDER BY s.id"
+            " LIMIT 2",
+        )
+    ]
+    before = {sale: qbo_invoice(bed, str(sale)) for sale in sales}
+    assert all(before.values())
+    invoices = len(bed.sandbox.control.entities(bed.realm, "Invoice"))
     with src.begin() as conn:
         for table in ("sales", "sale_lines"):
             conn.exec_driver_sql(f"ALTER TABLE app.{table} DISABLE TRIGGER USER")
-        conn.exec_driver_sql(f"DELETE FROM app.sales WHERE id = {int(sale)}")
+        conn.exec_driver_sql(f"DELETE FROM app.sales WHERE id IN ({sales[0]}, {sales[1]})")
         for table in ("sales", "sale_lines"):
             conn.exec_driver_sql(f"ALTER TABLE app.{table} ENABLE TRIGGER USER")
 
     result = bed.run_job()
     assert result.success
     found = findings(bed, result.run_id)
-    gone = found[("invoices", str(sale), "gone_from_source", "")]
-    assert gone.repaired
+    for sale in sales:
+        gone = found[("invoices", str(sale), "gone_from_source", "")]
+        assert not gone.repaired
+        assert "nothing was changed in QBO" in gone.reason
+        assert "restore it" in (gone.fix or ""), gone.fix
+        assert "--full" in (gone.fix or ""), gone.fix
+    assert len(bed.sandbox.control.entities(bed.realm, "Invoice")) == invoices
     live = {o["Id"] for o in bed.sandbox.control.entities(bed.realm, "Invoice")}
-    assert before["Id"] not in live
-    again = bed.run_job()
-    assert not [k for k in findings(bed, again.run_id) if k[1] == str(sale)]
+    assert {str(i["Id"]) for i in before.values() if i} <= live
+    again = bed.run_job()  # reported again, still nothing deleted
+    assert ("invoices", str(sales[0]), "gone_from_source", "") in findings(bed, again.run_id)
+    assert len(bed.sandbox.control.entities(bed.realm, "Invoice")) == invoices
+
+    # The deletes were meant: the fix's full push carries them out.
+    pipeline.push_all(bed.env, RealmId(bed.realm), run_id="carry-out", mode="full")
+    live = {o["Id"] for o in bed.sandbox.control.entities(bed.realm, "Invoice")}
+    assert not {str(i["Id"]) for i in before.values() if i} & live
+    last = bed.run_job()
+    assert not [k for k in findings(bed, last.run_id) if k[1] in {str(s) for s in sales}]
 
 
 def test_R38_a_qbo_email_change_pulled_leaves_the_customers_qbo_invoices_unreported(
@@ -439,3 +463,115 @@ def test_R38_a_qbo_email_change_pulled_leaves_the_customers_qbo_invoices_unrepor
     again = bed.run_job()
     assert again.success
     assert not [k for k in findings(bed, again.run_id) if k[:2] == ("invoices", str(sale))]
+
+
+def test_R38_a_qbo_edit_of_the_warehouses_newest_copy_is_found_and_re_pulled(
+    bed: ReconcileBed,
+) -> None:
+    """The warehouse's newest copy of an invoice is the one edited again in QBO. The "changed
+    since the warehouse's newest copy" count took the records from that second on, less the
+    copies the warehouse holds of that second: the edited record was one of each and cancelled
+    itself out, so the change was never seen (the warehouse and source kept the old due
+    date). It is counted as changed after that second now, and re-pulled."""
+    from qbo_pipelines.sync import pipeline
+
+    control, wh = bed.sandbox.control, bed.env.warehouse
+    [(sale, invoice)] = bed.rows(
+        wh,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND qbo_entity = 'Invoice' AND created_by = 'sync'"
+        " AND status = 'synced' ORDER BY source_id::int LIMIT 1",
+        r=bed.realm,
+    )
+    control.user_update(bed.realm, "Invoice", {"Id": invoice, "DueDate": "2031-01-01"})
+    pipeline.pull_all(bed.env, RealmId(bed.realm), run_id="newest-copy")
+    [(newest,)] = bed.rows(
+        wh,
+        "SELECT qbo_id FROM raw_qbo.invoices WHERE realm_id = :r"
+        " AND updated_time = (SELECT max(updated_time) FROM raw_qbo.invoices"
+        " WHERE realm_id = :r)",
+        r=bed.realm,
+    )
+    assert newest == invoice
+    time.sleep(1.1)  # QBO's times have whole seconds: the edit falls in a later one
+    control.user_update(bed.realm, "Invoice", {"Id": invoice, "DueDate": "2031-02-02"})
+
+    result = bed.run_job()
+    assert result.success
+    found = findings(bed, result.run_id)
+    assert found[("invoices", str(sale), "stale_in_warehouse", "")].repaired, found
+    [(due,)] = bed.rows(
+        wh,
+        "SELECT due_date::text FROM raw_qbo.invoices WHERE realm_id = :r AND qbo_id = :q",
+        r=bed.realm,
+        q=invoice,
+    )
+    assert due == "2031-02-02"
+    [(source_due,)] = bed.rows(
+        bed.env.source, "SELECT due_date::text FROM app.sales WHERE id = :s", s=int(sale)
+    )
+    assert source_due == "2031-02-02"
+
+
+def test_R38_a_customer_renamed_or_made_inactive_in_qbo_is_no_name_difference(
+    bed: ReconcileBed,
+) -> None:
+    """Customers are QBO's to name (QBO wins): a rename in QBO is pulled beside the contact's
+    own name, and QBO renames an inactive customer "... (deleted)". Neither is drift: before,
+    each was reported as "name differs" on every run, with a fix (edit the contact) that did
+    not change the name."""
+    from qbo_pipelines.sync import pipeline
+
+    control, wh = bed.sandbox.control, bed.env.warehouse
+    [(renamed, renamed_qbo), (dropped, dropped_qbo)] = bed.rows(
+        wh,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'customers' AND created_by = 'sync' AND status = 'synced'"
+        " AND qbo_id IS NOT NULL ORDER BY source_id::int LIMIT 2",
+        r=bed.realm,
+    )
+    control.user_update(
+        bed.realm, "Customer", {"Id": renamed_qbo, "DisplayName": "Renamed By The Bookkeeper"}
+    )
+    control.user_update(bed.realm, "Customer", {"Id": dropped_qbo, "Active": False})
+    pipeline.pull_all(bed.env, RealmId(bed.realm), run_id="renames")
+    for _ in range(2):
+        result = bed.run_job()
+        assert result.success
+        names = [
+            k for k in findings(bed, result.run_id) if k[0] == "customers" and k[2] == "differs"
+        ]
+        assert not [k for k in names if k[1] in {str(renamed), str(dropped)}], names
+
+
+def test_R38_a_total_the_push_reported_as_qbos_tax_is_not_reported_again(
+    bed: ReconcileBed,
+) -> None:
+    """A source rate of 25% mapped to QBO's 10% code: the push writes the invoices and reports
+    each one QBO totals otherwise ("QuickBooks computed another total", with the fix about the
+    tax). The reconciliation reported the same invoices again as "values differ", edited in
+    QBO, with a fix (edit the sale: it is re-sent) that cannot change how QBO computes tax;
+    `marts.open_problems` then showed both fixes, the wrong one first. Now only the push's
+    problem stands for them."""
+    from qbo_pipelines.mapping import repository
+    from qbo_pipelines.quality import quarantine
+    from qbo_pipelines.sync import pipeline
+    from qbo_pipelines.sync.engine import writes
+
+    src, wh = bed.env.source, bed.env.warehouse
+    [(luxury,)] = bed.rows(src, "SELECT id FROM app.tax_rates WHERE name = 'Luxury 25%'")
+    repository.set_tax_rate(wh, bed.realm, str(luxury), "Luxury 25%", "GST", by="test")
+    pipeline.push_all(bed.env, RealmId(bed.realm), run_id="remapped", mode="full")
+    totals = {
+        n.record_id
+        for n in quarantine.open_notifications(wh, bed.realm, "invoices")
+        if n.title == writes.TOTAL_TITLE
+    }
+    assert totals, "the seed has sales taxed at the luxury rate"
+    pipeline.pull_all(bed.env, RealmId(bed.realm), run_id="remapped-pull")
+    result = bed.run_job()
+    assert result.success
+    again = [
+        k for k in findings(bed, result.run_id) if k[0] == "invoices" and k[1] in totals
+    ]
+    assert again == [], again

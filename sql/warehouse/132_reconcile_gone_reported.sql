@@ -1,0 +1,4 @@
+-- A record gone from the source app behind its change feed (a TRUNCATE, a restore, a bulk fix
+-- with the change capture off) is reported, never deleted in QBO by the reconciliation: rows
+-- that vanish are no decision to delete accounting documents. The kinds' comment names it.
+COMMENT ON COLUMN marts.reconciliation_findings.kind IS 'not_in_qbo (never pushed), source_changed (a source change the push never saw), stale_in_warehouse (QBO changed after the warehouse''s copy), deleted_in_qbo (the QBO twin is gone, the source record is not), gone_from_source (a synced record gone from the source app without a delete in its change log: reported, nothing deleted in QBO; the fix says how to restore it or carry the delete out), differs (a field differs on both sides while each is in step with the sync), unfinished_write (a write to QBO whose answer was never recorded, e.g. the process was killed: finished by replaying it with the same requestid).';
