@@ -40,7 +40,9 @@ from qbo_pipelines.warehouse.raw_qbo import ENTITY_TABLES
 BACKFILL_START = "2015-01-01"
 """The first day a backfill can select."""
 
-days = dg.DailyPartitionsDefinition(start_date=BACKFILL_START, end_offset=1)
+days = dg.DailyPartitionsDefinition(start_date=BACKFILL_START, end_offset=2)
+"""Up to tomorrow in UTC (``end_offset`` 1 is today): a company's today in QBO may be ahead
+of ours, and transactions dated tomorrow are backfilled like any others."""
 by_day_and_company = dg.MultiPartitionsDefinition(
     {COMPANY_DIMENSION: companies, DATE_DIMENSION: days}
 )

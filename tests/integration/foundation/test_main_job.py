@@ -5,7 +5,7 @@ reads QBO once (the CDC safety net)."""
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -101,8 +101,15 @@ def _backfill_from_the_cli(pg_server: postgres.PgServer, prefix: str, env: dict[
 
     ran = materialize(f"{realm}|{today}")
     assert ran.returncode == 0, ran.stderr[-3000:]
-    refused = materialize(f"{realm}|1999-01-01")
-    assert refused.returncode == 2, refused.stderr[-2000:]
-    assert "Traceback" not in refused.stderr
-    [line] = refused.stderr.strip().splitlines()
-    assert "a backfill day is from 2015-01-01" in line, line
+    # tomorrow (QBO's today may be ahead of ours) is a day too: before, the check let it
+    # through and Dagster refused it with a traceback
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    ahead = materialize(f"{realm}|{tomorrow}")
+    assert ahead.returncode == 0, ahead.stderr[-3000:]
+    later = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
+    for day in ("1999-01-01", later):
+        refused = materialize(f"{realm}|{day}")
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert "Traceback" not in refused.stderr
+        [line] = refused.stderr.strip().splitlines()
+        assert "a backfill day is from 2015-01-01" in line, line
