@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
@@ -262,7 +263,7 @@ def limiter_for(realm_id: RealmId, limits: Limits | None = None, scope: str = ""
     ``scope`` separates budgets that must not be shared (e.g. the base URL, so a sandbox and
     production company with the same id never share one).
     """
-    key = (scope, realm_id)
+    key = (same_api(scope), realm_id)
     with _REGISTRY_LOCK:
         limiter = _REGISTRY.get(key)
         if limiter is None:
@@ -277,7 +278,27 @@ def limiter_for(realm_id: RealmId, limits: Limits | None = None, scope: str = ""
 
 def budget_key(realm_id: RealmId, scope: str = "") -> str:
     """The name of a company's budget: its API host and realm id."""
-    return f"{scope}#{realm_id}"
+    return f"{same_api(scope)}#{realm_id}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_api(base_url: str) -> str:
+    """One spelling of an API base URL (scheme and host in lower case, a default port and a
+    trailing slash left out), so two processes configured with ``HTTPS://Host:443/v3/`` and
+    ``https://host/v3`` count in one budget of a company, not two."""
+    try:
+        parts = urlsplit(base_url.strip())
+        port = parts.port
+    except ValueError:
+        return base_url
+    if not parts.scheme or not parts.hostname:
+        return base_url
+    scheme = parts.scheme.lower()
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    shown_port = f":{port}" if port is not None and port != _DEFAULT_PORTS.get(scheme) else ""
+    return f"{scheme}://{host}{shown_port}{parts.path.rstrip('/')}"
 
 
 def lock_key(key: str) -> int:

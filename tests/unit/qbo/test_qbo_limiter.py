@@ -187,3 +187,15 @@ def test_R41_a_call_on_the_wire_counts_as_now_until_answered() -> None:
     assert limiter._wait_time(105.0, batch=False) == 1.0
     limiter.release(entry)
     assert limiter._wait_time(105.5, batch=False) == 0.5
+
+
+def test_R41_two_spellings_of_one_api_share_one_budget_of_a_company() -> None:
+    """Two processes configured with different spellings of the same base URL (case, default
+    port, trailing slash) counted in two budgets of one company: twice QBO's limits."""
+    spellings = ["HTTPS://Quickbooks.API.intuit.com:443/v3/", "https://quickbooks.api.intuit.com/v3"]
+    assert len({budget_key(RealmId("r-spell"), s) for s in spellings}) == 1
+    a, b = (limiter_for(RealmId("r-spell"), scope=s) for s in spellings)
+    assert a is b
+    assert budget_key(RealmId("r-spell"), "http://127.0.0.1:8765") != budget_key(
+        RealmId("r-spell"), "http://127.0.0.1:8766"
+    )
