@@ -2055,17 +2055,11 @@ def _record_sends(
         report.counts["sent"] += 1
         token = (result.entity or {}).get("SyncToken")
         rows.append(
-            st.but(
+            st.cleared(
                 sent_at=datetime.now(UTC),
                 sent_to=op.send_to,
                 sync_token=str(token) if token is not None else st.sync_token,
                 status="synced" if st.status == "failed" else st.status,
-                attempt=0,
-                error_code=None,
-                error_message=None,
-                fix=None,
-                retry_at=None,
-                send_retry_at=None,
             )
         )
         ledger.append(

@@ -82,6 +82,10 @@ class RecordState:
     def but(self, **changes: Any) -> RecordState:
         return replace(self, **changes)
 
+    def cleared(self, **changes: Any) -> RecordState:
+        """This record with its last refusal and both retry times gone (and ``changes``)."""
+        return replace(self, **{**_CLEARED, **changes})
+
     def in_step(self, **changes: Any) -> RecordState:
         """This record in step with QBO (with ``changes``): synced, its last refusal cleared;
         unless QBO refused to email it (R18) and that send still waits: then it stays failed
@@ -110,6 +114,15 @@ class RecordState:
             retry_at=None,
         )
 
+
+_CLEARED: dict[str, Any] = {
+    "attempt": 0,
+    "error_code": None,
+    "error_message": None,
+    "fix": None,
+    "retry_at": None,
+    "send_retry_at": None,
+}
 
 SEND_REFUSED = "QBO did not email the invoice"
 """How a refused send's error message begins (R18)."""

@@ -958,7 +958,7 @@ class Writer:
                 # Voided in QBO since our base: final, as a delete is. Writing the update
                 # would revive it (its lines and total back, R42); the record is done.
                 rows.append(
-                    current.but(
+                    current.cleared(
                         status="deleted",
                         deleted_in_qbo=True,
                         sync_token=token,
@@ -966,12 +966,6 @@ class Writer:
                         name_key=None,
                         intent=None,
                         dispatch_id=None,
-                        attempt=0,
-                        error_code=None,
-                        error_message=None,
-                        fix=None,
-                        retry_at=None,
-                        send_retry_at=None,
                     )
                 )
                 ledger.append(
