@@ -155,6 +155,8 @@ def parse_body(body: bytes) -> list[ParsedEvent]:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise MalformedPayload("the body is not UTF-8 JSON") from None
+    except RecursionError:  # nested deeper than any webhook is (a 500 would be retried)
+        raise MalformedPayload("the body is nested too deeply") from None
     return parse_payload(payload)
 
 
