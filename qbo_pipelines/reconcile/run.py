@@ -37,6 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from qbo_pipelines.canonical import RealmId
+from qbo_pipelines.companies import NotConnectedError, require_connected
 from qbo_pipelines.qbo.errors import NeedsReconnectError, QboError, ThrottledError, TransportError
 from qbo_pipelines.reconcile import compare, repair, store
 from qbo_pipelines.reconcile.compare import COMPARED, Finding, QboFigures
@@ -112,6 +113,10 @@ def reconcile_company(
     raises :class:`ReconcileFailed` (after recording the failed run) when QBO fails."""
     run_id = run_id or f"reconcile-{uuid.uuid4().hex[:12]}"
     started = datetime.now(UTC)
+    try:  # (disconnected while its run waited in the queue: refused before anything is written)
+        require_connected(env.warehouse, realm_id)
+    except NotConnectedError as exc:
+        raise ReconcileFailed(f"reconciliation of {realm_id}: not run: {exc}") from None
     try:
         with lock.company_writer(env.warehouse, realm_id):
             return _reconcile(env, realm_id, run_id, trigger, started)

@@ -313,3 +313,22 @@ def test_hostile_source_amounts_and_a_qbo_customer_made_inactive_never_break_the
     assert run.drift_amount.is_finite()
     assert negative_zero  # pushed like any sale (a zero invoice) or held: never a crash
     assert Decimal(str(run.drift_amount)) >= 0
+
+
+def test_R38_a_company_disconnected_while_its_run_waited_is_refused_before_anything_is_written(
+    bed: ReconcileBed,
+) -> None:
+    """`disconnect` while the company's reconciliation waits in the queue: the run used to go
+    on, fail with "needs reconnecting: run connect" (wrong advice for a company disconnected
+    on purpose) and write a failed run row. It is refused, saying the company is not
+    connected, and writes nothing."""
+    with bed.env.warehouse.begin() as conn:
+        conn.exec_driver_sql(
+            f"UPDATE sync.companies SET status = 'disconnected' WHERE realm_id = '{bed.realm}'"
+        )
+    before = bed.rows(bed.env.warehouse, "SELECT count(*) FROM marts.reconciliation_runs")
+    with pytest.raises(ReconcileFailed) as refused:
+        reconcile_company(bed.env, bed.realm, run_id="after-disconnect")  # type: ignore[arg-type]
+    assert "is not connected" in str(refused.value)
+    assert "reconnect" not in str(refused.value)
+    assert bed.rows(bed.env.warehouse, "SELECT count(*) FROM marts.reconciliation_runs") == before
