@@ -239,7 +239,8 @@ def extract(
             read = behind.wait()
         missing = (known - seen) - set(todo.deleted)
         held = full and not delete_missing and _too_many_missing(len(missing), len(known))
-        _notify_missing(conn, realm_id, entity, len(missing) if held else 0, full)
+        kept = len(missing) if held else 0  # held as missing, not taken for deletes
+        _notify_missing(conn, realm_id, entity, kept, full)
         gone = set(todo.deleted) | (set() if held else missing) | (requested - seen)
         loaders.mark_source_deleted(conn, entity, sorted(gone), run_id, realm_id=realm_id)
         if run_id is not None:
@@ -257,7 +258,7 @@ def extract(
                 extracted=read,
                 unchanged=unchanged,
             )
-    return ExtractReport(entity, read, len(gone), full, unchanged, len(missing) if held else 0)
+    return ExtractReport(entity, read, len(gone), full, unchanged, kept)
 
 
 def _notify_missing(
