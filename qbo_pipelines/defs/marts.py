@@ -30,7 +30,7 @@ from qbo_pipelines.defs.resources import (
     WarehouseResource,
     shared_resources,
 )
-from qbo_pipelines.defs.runner import run_counts
+from qbo_pipelines.defs.runner import failure_reason, quiet_console, run_counts
 from qbo_pipelines.marts import project, tieout
 from qbo_pipelines.warehouse.raw_qbo import ENTITY_TABLES, LINE_TABLES
 
@@ -145,7 +145,7 @@ def build_marts(instance: dg.DagsterInstance | None = None) -> dict[str, Any]:
             [marts_dbt, ties_out_to_qbo_reports],
             instance=instance,
             resources=shared_resources(),
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={"loggers": quiet_console()},
             tags={"qbo_pipelines/trigger": "demo"},
             raise_on_error=False,
         )
@@ -155,4 +155,5 @@ def build_marts(instance: dg.DagsterInstance | None = None) -> dict[str, Any]:
         "success": result.success,
         "models": sorted(counts),
         "checks": checks,
+        "failure": "" if result.success else failure_reason(instance, result.run_id),
     }

@@ -19,6 +19,7 @@ import dagster as dg
 
 from qbo_pipelines.defs.push import REALM_TAG
 from qbo_pipelines.defs.resources import WarehouseResource
+from qbo_pipelines.defs.runner import describe_failure
 from qbo_pipelines.notify import delivery, sources
 
 PARTITION_TAG = "dagster/partition"
@@ -40,15 +41,7 @@ def run_realm(run: dg.DagsterRun) -> str | None:
 
 def failure_text(context: dg.RunFailureSensorContext) -> str:
     """The run's failure message plus the first failed step's error (no stack trace)."""
-    parts = [context.failure_event.message or "the run failed"]
-    for event in context.get_step_failure_events()[:1]:
-        data = event.event_specific_data
-        error = getattr(data, "error", None)
-        while error is not None and error.cause is not None:  # the user code's own error
-            error = error.cause
-        if error is not None:
-            parts.append(f"step {event.step_key}: {error.cls_name}: {error.message.strip()}")
-    return " ".join(parts)
+    return describe_failure(context.failure_event.message, context.get_step_failure_events())
 
 
 @dg.run_failure_sensor(

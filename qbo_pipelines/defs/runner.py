@@ -70,6 +70,7 @@ class RunOutcome:
         counts: per asset key, the integer metadata of its materialization (created, updated,
             held_back, api_calls, ...); empty until the run has materialized something.
         checks: ``"<asset key>:<check name>"`` -> passed.
+        failure: why the run failed, in one line (:func:`failure_reason`); "" otherwise.
     """
 
     run_id: str
@@ -80,6 +81,7 @@ class RunOutcome:
     tags: Mapping[str, str] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
+    failure: str = ""
 
     @property
     def finished(self) -> bool:
@@ -229,7 +231,7 @@ def _with_defaults(job_name: str, run_config: Mapping[str, Any]) -> dict[str, An
     executor = build_definitions().resolve_job_def(job_name).executor_def
     if "execution" not in config and executor.name == "multi_or_in_process_executor":
         config["execution"] = {"config": {"in_process": {}}}
-    config.setdefault("loggers", {"console": {"config": {"log_level": "WARNING"}}})
+    config.setdefault("loggers", quiet_console())
     return config
 
 
@@ -277,13 +279,19 @@ def materialize_company(
         resources=shared_resources(),
         run_config={
             **run_config,
-            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            "loggers": quiet_console(),
         },
         tags={**tags, REALM_TAG: realm_id},
         raise_on_error=False,
     )
     counts, checks = run_counts(instance, result.run_id)
-    return {"run_id": result.run_id, "success": result.success, "counts": counts, "checks": checks}
+    return {
+        "run_id": result.run_id,
+        "success": result.success,
+        "counts": counts,
+        "checks": checks,
+        "failure": "" if result.success else failure_reason(instance, result.run_id),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,6 +484,42 @@ def _dequeue_for_company(
             conn.commit()
 
 
+def quiet_console() -> dict[str, Any]:
+    """The console logger of the runs this package starts: silent (Dagster writes a failed
+    step with its stack trace there); the command prints the reason instead
+    (:func:`failure_reason`), and the full log, stack traces included, is in the UI."""
+    return {"console": {"config": {"log_level": "CRITICAL"}}}
+
+
+def describe_failure(message: str | None, step_failures: Sequence[Any]) -> str:
+    """A failed run in one line: its failure message plus the first failed step's own error
+    (the innermost cause, class and message; no stack trace)."""
+    parts = [" ".join((message or "the run failed").split())]
+    for event in step_failures[:1]:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None and error.cause is not None:  # the user code's own error
+            error = error.cause
+        if error is not None:
+            said = " ".join(error.message.split())
+            parts.append(f"step {event.step_key}: {error.cls_name}: {said}")
+    return " ".join(parts)
+
+
+def failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
+    """Why a run failed, in one line (:func:`describe_failure`), from its event log; "" when
+    it did not fail."""
+    runs = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.RUN_FAILURE, limit=1
+    ).records
+    steps = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1
+    ).records
+    if not runs and not steps:
+        return ""
+    message = runs[0].event_log_entry.dagster_event.message if runs else None  # type: ignore[union-attr]
+    return describe_failure(message, [r.event_log_entry.dagster_event for r in steps])
+
+
 def run_counts(
     instance: dg.DagsterInstance, run_id: str
 ) -> tuple[dict[str, dict[str, int]], dict[str, bool]]:
@@ -587,6 +631,7 @@ def submit(
             tags=run_tags,
             counts=counts,
             checks=checks,
+            failure=failure_reason(instance, run.run_id) if status == "FAILURE" else "",
         )
     finally:
         if own_warehouse:
@@ -616,8 +661,14 @@ def finish(
             time.sleep(poll_interval)
         counts, checks = run_counts(instance, outcome.run_id)
         launched_by = outcome.launched_by or "daemon"
+        failure = failure_reason(instance, outcome.run_id) if status == "FAILURE" else ""
         return replace(
-            outcome, status=status, launched_by=launched_by, counts=counts, checks=checks
+            outcome,
+            status=status,
+            launched_by=launched_by,
+            counts=counts,
+            checks=checks,
+            failure=failure,
         )
     finally:
         if own_instance:
@@ -627,6 +678,7 @@ def finish(
 OUTLIVE_MAX = 3600.0
 """Seconds at most a command that serves the demo's sandbox waits, before stopping it, for the
 company runs other commands queued meanwhile."""
+
 
 def await_company_runs(
     realms: Sequence[str],
@@ -662,8 +714,10 @@ def await_company_runs(
             if not active:
                 break
             for run_id in sorted(active - set(waited)):
-                say(f"run {run_id} (another command's) still uses the QBO sandbox served "
-                    "here: waiting for it to end")
+                say(
+                    f"run {run_id} (another command's) still uses the QBO sandbox served "
+                    "here: waiting for it to end"
+                )
                 waited.append(run_id)
             time.sleep(poll_interval)
         return waited

@@ -182,7 +182,7 @@ def run(options: DemoOptions, out: Printer = print) -> int:
         marts = build_marts()
         checks = marts["checks"]
         out(
-            f"\nmarts run {marts['run_id']} ({'succeeded' if marts['success'] else 'FAILED'}):"
+            f"\nmarts run {marts['run_id']} ({_verdict(marts)}):"
             f" {len(marts['models'])} dbt models in schema marts, {sum(checks.values())} of"
             f" {len(checks)} checks passed (dbt tests; P&L, balance sheet and A/R aging tie out"
             f" to QBO's reports: {'yes' if checks.get(TIE_OUT_CHECK) else 'NO'});"
@@ -236,6 +236,11 @@ def _bookkeeper(base_url: str, realm: str, out: Printer) -> None:
     )
 
 
+def _verdict(result: dict[str, object]) -> str:
+    """``succeeded``, or ``FAILED: <why>`` (the run's reason in one line; its log in the UI)."""
+    return "succeeded" if result["success"] else f"FAILED: {result.get('failure') or 'see the UI'}"
+
+
 def _summarise_pull(result: dict[str, object], out: Printer) -> None:
     counts = result["counts"]
     assert isinstance(counts, dict)
@@ -243,7 +248,7 @@ def _summarise_pull(result: dict[str, object], out: Printer) -> None:
     reads = max((v.get("api_reads", 0) for v in raw.values()), default=0)
     rows = sum(v.get("rows", 0) for v in raw.values())
     out(
-        f"\npull run {result['run_id']} ({'succeeded' if result['success'] else 'FAILED'}):"
+        f"\npull run {result['run_id']} ({_verdict(result)}):"
         f" {rows} QBO records extracted into raw_qbo with {reads} API reads"
     )
     columns = ("created", "updated", "unchanged", "conflicts", "deleted", "held_back", "skipped")
@@ -267,13 +272,13 @@ def _summarise_settle(result: dict[str, object], out: Printer) -> None:
     calls = sum(v.get("api_calls", 0) for v in pushed.values())
     what = ", ".join(f"{n} {k}" for k, n in moved.items()) or "nothing"
     out(
-        f"\npush run {result['run_id']} ({'succeeded' if result['success'] else 'FAILED'}),"
+        f"\npush run {result['run_id']} ({_verdict(result)}),"
         f" after the pull: {what} written, {calls} API calls"
     )
 
 
 def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out: Printer) -> None:
-    out(f"\npush run {result['run_id']} ({'succeeded' if result['success'] else 'FAILED'}):")
+    out(f"\npush run {result['run_id']} ({_verdict(result)}):")
     counts = result["counts"]
     checks = result.get("checks") or {}
     assert isinstance(counts, dict)

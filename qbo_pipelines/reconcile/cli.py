@@ -86,8 +86,11 @@ def _reconcile(args: argparse.Namespace) -> int:
                     outcome = runner.finish(outcome)
                 realm = outcome.realm_id
                 print(f"{realm}: run {outcome.run_id} {outcome.status}")
-                for line in _summaries(engine, outcome.run_id):
+                said = _summaries(engine, outcome.run_id)
+                for line in said:
                     print(f"  {line}")
+                if outcome.failure and not any(line in outcome.failure for line in said):
+                    print(f"  why: {outcome.failure}")
                 failed += 0 if outcome.success or not outcome.finished else 1
         if failed == 0:
             print("report: qbo-pipelines report  (then open reconciliation-report.html)")

@@ -142,6 +142,8 @@ _NOT_COUNTS = frozenset({"source_cursor", "cursor"})
 
 def _print_outcome(outcome: Any) -> None:
     print(f"{outcome.realm_id}: run {outcome.run_id} {outcome.status}")
+    if outcome.failure:
+        print(f"  why: {outcome.failure}")
     for key, counts in outcome.counts.items():
         if key.startswith(("pushed/", "pulled/")):
             shown = ", ".join(f"{k} {v}" for k, v in counts.items() if v and k not in _NOT_COUNTS)

@@ -215,7 +215,10 @@ def test_R38_reconcile_cli_when_qbo_keeps_failing_says_why_in_a_line_never_a_tra
     )
     assert main(["reconcile", "--realm", bed.realm]) == 1
     captured = capfd.readouterr()  # what the terminal shows, the run's processes too
-    assert "Traceback" not in captured.out + captured.err
+    shown = captured.out + captured.err
+    assert "Traceback" not in shown
+    assert "Stack Trace" not in shown  # Dagster's own rendering of one
+    assert 'File "' not in shown
     [line] = [ln for ln in captured.out.splitlines() if ln.startswith(f"{bed.realm}: run ")]
     assert line.endswith("FAILURE")
     run_id = line.split()[2]
@@ -224,6 +227,33 @@ def test_R38_reconcile_cli_when_qbo_keeps_failing_says_why_in_a_line_never_a_tra
     assert "HTTP 503" in run.summary
     assert run.summary in captured.out
     assert "report: qbo-pipelines report" not in captured.out
+
+
+@pytest.mark.slow
+def test_R30_a_push_started_by_hand_that_fails_says_why_in_a_line_never_a_stack_trace(
+    bed: ReconcileBed, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with bed.env.source.begin() as conn:  # a change the push's feed sees: one update to write
+        conn.exec_driver_sql(
+            "UPDATE app.contacts SET phone = '555-0142' WHERE id = (SELECT contact_id FROM"
+            " app.sales ORDER BY id LIMIT 1)"
+        )
+    bed.sandbox.control.inject_fault(
+        kind="server_error", realm_id=bed.realm, count=None, status=503, delay_seconds=0.05
+    )
+    assert main(["sync", "push", "--realm", bed.realm]) == 1
+    shown = capfd.readouterr()
+    said = shown.out + shown.err
+    for trace in ("Traceback", "Stack Trace", 'File "'):
+        assert trace not in said
+    [line] = [ln for ln in shown.out.splitlines() if ln.startswith(f"{bed.realm}: run ")]
+    assert line.endswith("FAILURE")
+    [why] = [ln for ln in shown.out.splitlines() if ln.startswith("  why: ")]
+    assert "503" in why or "wait" in why
+    assert "Bearer" not in said
+    bed.sandbox.control.clear_faults()
+    assert main(["sync", "push", "--realm", bed.realm]) == 0
+    assert "why:" not in capfd.readouterr().out
 
 
 def test_two_reconciliations_and_a_push_of_one_company_at_once_repair_each_record_once(
