@@ -17,6 +17,7 @@ as a :class:`~qbo_pipelines.qbo.secret.Secret`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -103,6 +104,27 @@ class SmtpSettings:
     username: str | None
     password: Secret | None = field(default=None, repr=False)
     timeout: float = 15.0
+
+
+def cleartext_login(host: str, security: str, username: str | None) -> str | None:
+    """Why logging in to ``host`` would send the SMTP password unencrypted (security ``none``
+    to a relay not on this machine); None when it would not."""
+    if not username or security != "none" or _loopback(host):
+        return None
+    return (
+        f"SMTP: refusing to send user {username}'s password unencrypted to {host} (security "
+        "none): use --smtp-security starttls or ssl (none is for a relay on this machine)"
+    )
+
+
+def _loopback(host: str) -> bool:
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def split_addresses(text: str) -> list[str]:
@@ -292,6 +314,9 @@ def add_email_channel(
         raise ChannelError(f"SMTP security must be one of {', '.join(SECURITIES)}")
     if from_address is not None and not _EMAIL_RE.match(from_address):
         raise ChannelError(f"not an email address: {from_address}")
+    refused = cleartext_login(host, security, username) if host and security else None
+    if refused:
+        raise ChannelError(refused)
     settings: dict[str, Any] = {
         k: v
         for k, v in (

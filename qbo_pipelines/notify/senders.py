@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.utils import requote_uri
 
-from qbo_pipelines.notify.channels import SmtpSettings, mask_url
+from qbo_pipelines.notify.channels import SmtpSettings, cleartext_login, mask_url
 from qbo_pipelines.notify.messages import Message
 from qbo_pipelines.qbo.secret import Secret
 
@@ -104,6 +104,9 @@ def send_email(settings: SmtpSettings, recipients: list[str], message: Message) 
     email["Date"] = formatdate(localtime=False)
     email["Message-ID"] = make_msgid(domain="qbo-pipelines")
     email.set_content(message.text)
+    refused = cleartext_login(settings.host, settings.security, settings.username)
+    if refused:  # before connecting: nothing is sent
+        raise SendError(refused)
     password = settings.password.reveal() if settings.password else None
     where = f"{settings.host}:{settings.port} ({settings.security})"
     _within(

@@ -343,3 +343,43 @@ def test_R31_cli_adds_lists_tests_sends_and_removes_channels(
     assert cli_on("send") == 0
     assert cli_on("remove", "2") == 2
     assert "no notification channel 2" in capsys.readouterr().err
+
+
+def test_R31_an_smtp_password_is_never_sent_unencrypted_to_a_relay_off_this_machine(
+    cli_on: Callable[..., int],
+    wh: sa.Engine,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from qbo_pipelines import notify
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("smtp-pass-123\n"))
+    argv = ("add-email", "--to", "ops@example.com", "--smtp-security", "none")
+    login = ("--smtp-user", "u", "--smtp-password-stdin")
+    assert cli_on(*argv, "--smtp-host", "mail.example.com", *login) == 2
+    err = capsys.readouterr().err
+    assert "unencrypted" in err
+    assert "starttls" in err
+    assert len(err.strip().splitlines()) == 1
+    with wh.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM sync.notification_channels"))
+        assert stored.scalar() == 0
+
+    # The relay given by the environment at send time: refused before connecting, recorded as a
+    # failed delivery with the reason (the relay's address is a black hole: a connection would
+    # time out, not be refused).
+    monkeypatch.setenv("QBO_PIPELINES_SMTP_HOST", "192.0.2.1")
+    monkeypatch.setenv("QBO_PIPELINES_SMTP_PASSWORD", "smtp-pass-123")
+    notify.add_email_channel(wh, "ops@example.com", security="none", username="u", port=25)
+    quarantine.notify_failure(wh, REALM, "invoices", "S-1", "QBO rejected the write", "r", "f")
+    [outcome] = notify.deliver_pending(wh).outcomes
+    assert not outcome.sent
+    assert outcome.error is not None
+    assert "unencrypted" in outcome.error
+    assert "smtp-pass-123" not in outcome.error
+
+    # On this machine, security none is allowed (a local relay).
+    monkeypatch.setattr("sys.stdin", io.StringIO("smtp-pass-123\n"))
+    assert cli_on(*argv, "--smtp-host", "localhost", *login) == 0
