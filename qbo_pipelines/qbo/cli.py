@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import sqlalchemy as sa
 
-from qbo_pipelines import companies, settings
+from qbo_pipelines import cli_args, companies, settings
 from qbo_pipelines.qbo.app import (
     DEFAULT_REDIRECT_URI,
     ENV_API_URL,
@@ -99,7 +99,18 @@ class CallbackListener:
             def log_message(self, format: str, *args: Any) -> None:  # query holds the code
                 return
 
-        self._server = HTTPServer(("127.0.0.1", parts.port or 80), Handler)
+        try:
+            port = parts.port or 80
+        except ValueError:  # e.g. 99999
+            raise ConnectError(f"the redirect URI's port is no port: {self.redirect_uri}") from None
+        try:
+            self._server = HTTPServer(("127.0.0.1", port), Handler)
+        except OSError as exc:
+            raise ConnectError(
+                f"cannot listen for the OAuth callback on 127.0.0.1:{port} ({exc.strerror}):"
+                " another connect may be waiting; or give another --redirect-uri (registered"
+                " with the app)"
+            ) from None
 
     def wait(self) -> dict[str, str]:
         """Serve until the callback arrives (or ``timeout``); return its query parameters."""
@@ -221,6 +232,7 @@ def _qbo(args: argparse.Namespace, engine: sa.Engine) -> Iterator[QboApp]:
     """The app, with the demo's sandbox served for the block when it is the configured QBO
     and nothing answers (see :func:`qbo_pipelines.demo.setup.demo_sandbox_served`)."""
     from qbo_pipelines.demo.setup import demo_sandbox_served
+    from qbo_pipelines.sandbox.state import DEFAULT_CLIENT_ID
 
     if getattr(args, "base_url", None):
         yield resolve_app(args, engine)
@@ -228,7 +240,11 @@ def _qbo(args: argparse.Namespace, engine: sa.Engine) -> Iterator[QboApp]:
     with demo_sandbox_served(engine) as served:
         if served:
             print(f"serving the demo's QBO sandbox at {served} for this command")
-        yield resolve_app(args, engine)
+        app = resolve_app(args, engine)
+        if served and app.api_url == served and app.client_id == DEFAULT_CLIENT_ID:
+            # serving it put the sandbox's app in this process's environment: still the demo's
+            app = replace(app, origin="demo-sandbox")
+        yield app
 
 
 def _store(engine: sa.Engine, app: QboApp, create_key: bool) -> TokenStore:
@@ -392,7 +408,12 @@ def register(subparsers: Any) -> None:
     """Add the QBO connection commands to the top-level CLI."""
     p = subparsers.add_parser("connect", help="connect a QuickBooks company (OAuth 2.0)")
     _add_app_args(p)
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for consent")
+    p.add_argument(
+        "--timeout",
+        type=cli_args.positive(86_400),
+        default=300.0,
+        help="seconds to wait for consent (300)",
+    )
     p.set_defaults(func=_connect)
 
     p = subparsers.add_parser("disconnect", help="revoke, delete tokens, remove mappings")

@@ -98,6 +98,8 @@ def test_numbers_out_of_range_are_one_line_usage_errors(
         ("sandbox", "--port", "70000"),
         ("notify", "remove", "99999999999999999999"),
         ("notify", "add-email", "--to", "ops@example.com", "--smtp-port", "99999999"),
+        ("connect", "--timeout", "-1"),
+        ("connect", "--timeout", "nan"),
     ]
     try:
         for case in cases:

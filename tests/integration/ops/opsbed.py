@@ -50,41 +50,42 @@ class OpsStack:
     def connect_by_consent(self, realm_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
         """``qbo-pipelines connect``: open the printed URL, pick ``realm_id`` on the sandbox's
         consent page, submit; the browser follows the redirect to the CLI's listener."""
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qbo_pipelines.cli",
-                "connect",
-                "--redirect-uri",
-                self.redirect_uri,
-                "--timeout",
-                "60",
-                *extra,
-            ],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:
-            if line.startswith("http"):
-                url = line.strip()
-                break
-        assert url, proc.stderr.read() if proc.stderr else "no URL printed"
-        browser = requests.Session()
-        page = browser.get(url, timeout=30)
-        assert page.status_code == 200, page.text
-        assert realm_id in page.text  # every company of the user is offered
-        form = {
-            html.unescape(k): html.unescape(v)
-            for k, v in re.findall(r'type="hidden" name="([^"]*)" value="([^"]*)"', page.text)
-        }
-        form.update({"realmId": realm_id, "decision": "allow"})
-        answer = browser.post(url.split("?")[0], data=form, timeout=30)  # follows the 302
-        assert answer.status_code == 200, answer.text
-        assert "Connected" in answer.text, answer.text
-        out, err = proc.communicate(timeout=120)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, url + "\n" + out, err)
+        extra = ("--redirect-uri", self.redirect_uri, *extra)
+        return connect_by_consent(self.env, realm_id, *extra)
+
+
+def connect_by_consent(
+    env: dict[str, str], realm_id: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``qbo-pipelines connect EXTRA`` from a terminal with ``env``, consented as a user does:
+    the printed URL opened, ``realm_id`` picked on the sandbox's consent page, submitted."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qbo_pipelines.cli", "connect", "--timeout", "60", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = ""
+    said = []
+    for line in proc.stdout:
+        said.append(line)
+        if line.startswith("http"):
+            url = line.strip()
+            break
+    assert url, proc.stderr.read() if proc.stderr else "no URL printed"
+    browser = requests.Session()
+    page = browser.get(url, timeout=30)
+    assert page.status_code == 200, page.text
+    assert realm_id in page.text  # every company of the user is offered
+    form = {
+        html.unescape(k): html.unescape(v)
+        for k, v in re.findall(r'type="hidden" name="([^"]*)" value="([^"]*)"', page.text)
+    }
+    form.update({"realmId": realm_id, "decision": "allow"})
+    answer = browser.post(url.split("?")[0], data=form, timeout=30)  # follows the 302
+    assert answer.status_code == 200, answer.text
+    assert "Connected" in answer.text, answer.text
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(said) + out, err)

@@ -3,6 +3,8 @@ the QBO sandbox over HTTP (SPEC R1, R3, R30, R32)."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import sqlalchemy as sa
 from opsbed import OpsStack
@@ -101,6 +103,24 @@ def test_R1_connect_at_the_consent_page_disconnect_wipes_and_reconnect_starts_af
     assert [c.realm_id for c in companies.connected(ops.warehouse)] == [second]
     assert _rows(ops, second)["mapping.settings"] == 0
     assert main(["status", "--realm", second, "--no-runs"]) == 0
+
+
+def test_R1_connect_whose_callback_cannot_be_listened_on_is_a_one_line_error(
+    ops: OpsStack,
+) -> None:
+    """Another connect waiting on the redirect URI's port, or a port that is no port."""
+    port = int(ops.redirect_uri.split(":")[2].split("/")[0])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        taken = ops.run("connect", "--redirect-uri", ops.redirect_uri, "--timeout", "5")
+    bad = ops.run("connect", "--redirect-uri", "http://127.0.0.1:99999/callback")
+    for done, said in ((taken, f"127.0.0.1:{port}"), (bad, "99999")):
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert said in line
+    assert ops.count("SELECT count(*) FROM sync.companies") == 0
 
 
 def test_R3_an_unknown_company_is_refused_everywhere_and_leaves_nothing_behind(

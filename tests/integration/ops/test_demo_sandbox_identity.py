@@ -9,12 +9,19 @@ import os
 import stat
 
 import pytest
+from opsbed import connect_by_consent, free_port
 from pushbed import UserStack
 
-from qbo_pipelines.demo.run import sandbox_state_file, sandbox_token_file, start_demo_sandbox
-from qbo_pipelines.demo.setup import demo_sandbox_served
+from qbo_pipelines.demo.run import (
+    demo_control_token,
+    sandbox_state_file,
+    sandbox_token_file,
+    start_demo_sandbox,
+)
+from qbo_pipelines.demo.setup import demo_sandbox_served, persist_demo_app
 from qbo_pipelines.qbo.app import QboApp, save_app
 from qbo_pipelines.qbo.secret import Secret
+from qbo_pipelines.sandbox.control import SandboxControl
 from qbo_pipelines.sandbox.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from qbo_pipelines.sandbox.testing import run_sandbox
 from qbo_pipelines.sync import env as sync_env
@@ -69,3 +76,31 @@ def test_a_foreign_server_on_the_demo_port_is_never_taken_for_the_demo_sandbox(
             assert served is None
     finally:
         running.stop()
+
+
+def test_a_connect_after_make_demo_keeps_later_commands_serving_the_demo_sandbox(
+    user_stack: UserStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``connect`` (also the README's reconnect) serves the demo's sandbox for its consent; the
+    app it stores stays the demo's, so the next command serves the sandbox again (it stored the
+    app as the environment's and later commands found nothing answering)."""
+    _as_after_make_demo(monkeypatch)
+    sandbox, server = start_demo_sandbox(0)
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    control = SandboxControl(server.base_url, token=demo_control_token())
+    try:
+        control.register_app(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, [redirect])
+        persist_demo_app(user_stack.warehouse, control, server.base_url)
+    finally:
+        control.close()
+        server.stop()
+    _as_after_make_demo(monkeypatch)
+
+    realm = sandbox.store.default_realm
+    done = connect_by_consent(dict(os.environ), realm, "--redirect-uri", redirect)
+    assert done.returncode == 0, done.stderr
+    assert "serving the demo's QBO sandbox" in done.stdout
+    with user_stack.warehouse.connect() as conn:
+        assert conn.exec_driver_sql("SELECT origin FROM sync.qbo_app").scalar() == "demo-sandbox"
+    with demo_sandbox_served(user_stack.warehouse) as served:
+        assert served is not None  # the next command serves it again
