@@ -54,19 +54,20 @@ def _summaries(engine: sa.Engine, run_id: str) -> list[str]:
 def _reconcile(args: argparse.Namespace) -> int:
     from qbo_pipelines.demo.setup import demo_sandbox_served
     from qbo_pipelines.qbo.app import QboApp
-    from qbo_pipelines.sync.cli import chosen_companies, run_warehouse
+    from qbo_pipelines.sync.cli import run_warehouse, syncable_companies
 
     engine = run_warehouse()
     try:
-        realms = chosen_companies(engine, args.realm)
+        realms, left_out = syncable_companies(engine, args.realm)
         if not realms:
-            print("no connected QBO company: run `qbo-pipelines connect` first")
+            if not left_out:
+                print("no connected QBO company: run `qbo-pipelines connect` first")
             return 2
         QboApp.resolve(engine)  # a clear error now rather than a failed run later
         from qbo_pipelines.defs import runner  # Dagster only from here on
         from qbo_pipelines.defs.reconcile import JOB
 
-        failed = 0
+        failed = left_out
         with demo_sandbox_served(engine) as served:
             if served:
                 print(f"serving the demo's QBO sandbox at {served} for this command")

@@ -78,8 +78,31 @@ def run_warehouse() -> sa.Engine:
 
 def chosen_companies(engine: sa.Engine, realm: str | None) -> list[str]:
     """The company given (refused when not connected), else every connected one."""
+    return [c.realm_id for c in _chosen(engine, realm)]
+
+
+def syncable_companies(engine: sa.Engine, realm: str | None) -> tuple[list[str], int]:
+    """The companies a run can sync, and how many were left out: a company that needs
+    reconnecting given by ``--realm`` is a one-line error; among every company it is named,
+    with the fix, and left out (the others run)."""
+    chosen = _chosen(engine, realm)
+    left_out = [c for c in chosen if c.status != "connected"]
+    for c in left_out:
+        said = f"company {c.label} needs reconnecting" + (
+            f" ({c.status_reason})" if c.status_reason else ""
+        )
+        fix = "run `qbo-pipelines connect` and consent to it again"
+        if realm is not None:
+            from qbo_pipelines.cli import UserError
+
+            raise UserError(f"{said}: {fix}")
+        print(f"{said}: left out; {fix}")
+    return [c.realm_id for c in chosen if c.status == "connected"], len(left_out)
+
+
+def _chosen(engine: sa.Engine, realm: str | None) -> list[companies.Company]:
     try:
-        return [c.realm_id for c in companies.resolve(engine, realm)]
+        return companies.resolve(engine, realm)
     except companies.NotConnectedError as exc:
         from qbo_pipelines.cli import UserError
 
@@ -96,10 +119,11 @@ def _run_job(
 
     engine = run_warehouse()
     try:
-        realms = chosen_companies(engine, args.realm)
+        realms, left_out = syncable_companies(engine, args.realm)
         QboApp.resolve(engine)  # a clear error now rather than a failed run later
         if not realms:
-            print("no connected QBO company: run `qbo-pipelines connect` first")
+            if not left_out:
+                print("no connected QBO company: run `qbo-pipelines connect` first")
             return 2
         from qbo_pipelines.defs import runner  # Dagster only from here on
 
@@ -128,6 +152,7 @@ def _run_job(
                     outcome = runner.finish(outcome)
                 _print_outcome(outcome)
                 failed += 0 if outcome.success or not outcome.finished else 1
+            failed += left_out
             if served:  # other commands' runs queued meanwhile use it too: they end first
                 runner.await_company_runs(
                     realms, since=began, exclude=[o.run_id for o in outcomes], say=print

@@ -123,6 +123,30 @@ def test_R1_connect_whose_callback_cannot_be_listened_on_is_a_one_line_error(
     assert ops.count("SELECT count(*) FROM sync.companies") == 0
 
 
+def test_R2_a_company_whose_access_was_revoked_in_qbo_is_refused_by_the_sync_in_one_line(
+    ops: OpsStack,
+) -> None:
+    second = ops.second_realm
+    assert ops.connect_by_consent(second).returncode == 0
+    for grant in ops.sandbox.sandbox.store.grants.values():  # the user disconnects it in QBO
+        if grant.realm_id == second:
+            grant.revoked = True
+    ops.run("choices", second)  # QBO refuses the tokens: the company needs reconnecting
+    assert [c.status for c in companies.connected(ops.warehouse)] == ["needs_reconnect"]
+    for argv in (("sync", "push"), ("sync", "pull"), ("reconcile",)):
+        one = ops.run(*argv, "--realm", second)
+        assert one.returncode == 2, (argv, one.stdout, one.stderr)
+        [line] = one.stderr.strip().splitlines()
+        assert "needs reconnecting" in line
+        assert "qbo-pipelines connect" in line
+        every = ops.run(*argv)  # every company: named and left out, not a failed run
+        assert every.returncode == 2, (argv, every.stdout, every.stderr)
+        assert "needs reconnecting" in every.stdout
+        for said in (one, every):
+            assert "queued" not in said.stdout, argv  # no run was queued
+            assert "Stack Trace" not in said.stdout + said.stderr
+
+
 def test_R3_an_unknown_company_is_refused_everywhere_and_leaves_nothing_behind(
     ops: OpsStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
