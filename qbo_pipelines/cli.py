@@ -8,18 +8,16 @@ Each area contributes its own subcommands through a ``register(subparsers)`` fun
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from qbo_pipelines import cli_args, settings
-
-if TYPE_CHECKING:
-    from qbo_pipelines.sandbox.server import SandboxServer
 
 # Areas that add subcommands; a module that does not exist yet is skipped.
 AREA_CLIS = (
@@ -105,7 +103,15 @@ def dagster_env() -> dict[str, str]:
     return env
 
 
+DEV_STOP_GRACE = 30.0
+"""Seconds ``dev`` gives Dagster to stop its webserver, daemon and code servers before killing
+what is left of them."""
+
+
 def _dev(args: argparse.Namespace) -> int:
+    from qbo_pipelines.demo.setup import demo_sandbox_served
+    from qbo_pipelines.warehouse import db
+
     env = dagster_env()
     cmd = [
         sys.executable,
@@ -119,29 +125,65 @@ def _dev(args: argparse.Namespace) -> int:
         "-p",
         str(args.port),
     ]
-    server = _demo_sandbox_for_dev(env)
-    # A terminated `dev` still stops the sandbox cleanly (its state is saved on stop).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    print(f"Dagster UI: http://{args.host}:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
+    engine = db.warehouse_engine()
     try:
-        return subprocess.call(cmd, env=env, cwd=settings.PROJECT_ROOT)
+        # The demo's sandbox where the stored app (and the companies' tokens) expect it, its
+        # URLs following it when that port is taken; never a second copy of its state.
+        with demo_sandbox_served(engine) as served:
+            if served:
+                print(f"QBO sandbox (the demo's company): {served}")
+                env.update({k: v for k, v in os.environ.items() if k.startswith(QBO_VARS)})
+            print(
+                f"Dagster UI: http://{args.host}:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']})"
+            )
+            return _run_until_stopped(cmd, env)
     finally:
-        if server is not None:
-            server.stop()  # saves the sandbox's state
+        engine.dispose()
 
 
-def _demo_sandbox_for_dev(env: dict[str, str]) -> SandboxServer | None:
-    """After ``make demo`` (and with no QBO app configured), serve the demo's sandbox company
-    too, so the sensor and the UI's runs have a QBO to talk to."""
-    from qbo_pipelines.demo.run import sandbox_state_file, start_demo_sandbox
-    from qbo_pipelines.qbo.app import ENV_API_URL
+QBO_VARS = "QBO_PIPELINES_QBO_"
 
-    if os.environ.get(ENV_API_URL) or not sandbox_state_file().exists():
-        return None
-    _, server = start_demo_sandbox(8765)
-    env.update({k: v for k, v in os.environ.items() if k.startswith("QBO_PIPELINES_QBO_")})
-    print(f"QBO sandbox (the demo's company): {server.base_url}")
-    return server
+
+def _run_until_stopped(cmd: list[str], env: dict[str, str]) -> int:
+    """Run ``cmd`` in a process group of its own until it ends or this process is told to
+    stop (Ctrl-C, SIGTERM): then it is asked to stop, and after :data:`DEV_STOP_GRACE` seconds
+    whatever is left of its group (webserver, daemon, code servers) is killed, so nothing
+    outlives ``dev``."""
+    proc = subprocess.Popen(cmd, env=env, cwd=settings.PROJECT_ROOT, start_new_session=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = proc.wait()
+    except _Stopped as stopped:
+        code = 128 + stopped.signum
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    _stop_group(proc)
+    return code
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Ask ``proc`` (a group leader) to stop, then kill what is left of its group."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=DEV_STOP_GRACE)
+    _signal_group(proc.pid, signal.SIGKILL)  # the group outlives its leader
+    proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
 
 
 def materialize(
