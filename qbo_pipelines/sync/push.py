@@ -22,6 +22,7 @@ Nothing here touches QBO records the sync neither created nor matched (R25).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ from qbo_pipelines.qbo.client import (
     QboClient,
     derive_request_id,
 )
-from qbo_pipelines.qbo.errors import AuthError, QboError
+from qbo_pipelines.qbo.errors import AuthError, QboError, ServerError, ThrottledError
 from qbo_pipelines.qbo.values import last_updated
 from qbo_pipelines.quality import quarantine, rules
 from qbo_pipelines.quality.rules import Violation, check
@@ -438,6 +439,10 @@ class PushRun:
     # records held for a name another record of this run is renamed away from: planned again
     # once that rename is written (:func:`_follow_renames`)
     renamed_after: set[SourceId] = field(default_factory=set)
+    # QBO's error -> records held because QBO could not be asked about their names (it did
+    # not answer, or kept refusing for its own reasons): such a run is a failed run. Shared by
+    # the copies ``dataclasses.replace`` makes of the run.
+    unasked: Counter[str] = field(default_factory=Counter)
 
 
 def cursor_name(entity: str) -> str:
@@ -538,7 +543,9 @@ def push_entity(
     candidates are read from the source now (tests, repairs, backfills by window).
     """
     with lock.company_writer(run.engine, run.realm_id):
-        return _push_locked(run, spec, mode=mode, source_ids=source_ids, snapshot=snapshot)
+        report = _push_locked(run, spec, mode=mode, source_ids=source_ids, snapshot=snapshot)
+    report.unasked.update(run.unasked)
+    return report
 
 
 def _push_locked(
@@ -1381,6 +1388,13 @@ TEMPORARY_NAMES: Final = 5
 """Temporary names tried for the record that starts a ring of renames, in order."""
 
 
+def _unasked(run: PushRun, err: QboError, records: int) -> None:
+    """Count records held because QBO could not be asked about them: it gave no answer or a
+    server error after the client's retries, or kept throttling (not a refusal of the query)."""
+    if isinstance(err, ServerError | ThrottledError):
+        run.unasked[str(err)] += records
+
+
 def _temporary_names(entity: str, sid: SourceId) -> list[str]:
     """``<entity> <id> (renaming)``, then ``(renaming 2)`` ...: the names one ring member may
     take for a moment."""
@@ -1406,6 +1420,7 @@ def _with_temporary_names(
     except AuthError:
         raise
     except QboError as err:
+        _unasked(run, err, len(firsts))
         return {
             sid: _hold(
                 held,
@@ -1527,6 +1542,7 @@ def _check_names(
     except QboError as err:
         # The name check could not ask QBO: nothing of this chunk is created or renamed now
         # (held, with the reason); the next run asks again (R31).
+        _unasked(run, err, len(lookups))
         for p in lookups:
             verdict[p.source_id] = _hold(
                 p,

@@ -170,6 +170,9 @@ class Report:
     no_answer: str | None = None
     """The last error of a call that got no answer (QBO unreachable after the client's
     retries): its records stay ``pending`` with their intents, replayed by the next run."""
+    unasked: Counter[str] = field(default_factory=Counter)
+    """QBO's error -> records held because QBO could not be asked before writing them (a name
+    check that got no answer or a server error): held, the next run asks again."""
 
     KEYS = (
         "replayed",
@@ -200,13 +203,24 @@ class Report:
         success with its writes silently waiting."""
         count = int(self.counts.get("pending", 0))
         if not count:
-            return None
+            return self._unasked()
         return (
             f"{count} {self.entity} write(s) got no answer from QBO "
             f"({self.no_answer or 'no answer'}): each keeps its intent and the next run "
             "replays the same call (same requestid), so nothing is lost or written twice. "
             "Fix: check that QBO (or the sandbox) is reachable, then run the push again "
             "(`qbo-pipelines sync push`); `qbo-pipelines status` lists the writes waiting."
+        )
+
+    def _unasked(self) -> str | None:
+        if not self.unasked:
+            return None
+        error, _ = self.unasked.most_common(1)[0]
+        return (
+            f"QBO could not be asked about {self.unasked.total()} {self.entity} record(s) before "
+            f"writing them ({error}): they are held and the next run asks again. Fix: check "
+            "that QBO (or the sandbox) is reachable, then run the push again "
+            "(`qbo-pipelines sync push`)."
         )
 
 

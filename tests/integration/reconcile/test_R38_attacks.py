@@ -256,6 +256,52 @@ def test_R30_a_push_started_by_hand_that_fails_says_why_in_a_line_never_a_stack_
     assert "why:" not in capfd.readouterr().out
 
 
+@pytest.mark.slow
+def test_R30_a_push_that_could_not_ask_qbo_about_names_fails_and_the_next_run_creates(
+    bed: ReconcileBed, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """QBO failing every query (its name checks) after the client's retries: the new customer
+    is held, and the run is a failed run saying why (it was a success, exit 0)."""
+    with bed.env.source.begin() as conn:  # a new contact with a sale: a customer to create
+        run = conn.exec_driver_sql
+        contact = run(
+            "INSERT INTO app.contacts (given_name, family_name) VALUES ('Ulla', 'Unasked')"
+            " RETURNING id"
+        ).scalar_one()
+        run(
+            "INSERT INTO app.sales (doc_number, contact_id, txn_date, subtotal, total)"
+            " VALUES ('UNASKED-1', %s, current_date, 10, 10)",
+            (contact,),
+        )
+    bed.sandbox.control.inject_fault(
+        kind="server_error",
+        realm_id=bed.realm,
+        path="query",
+        count=None,
+        status=503,
+        delay_seconds=0.05,
+    )
+    assert main(["sync", "push", "--realm", bed.realm]) == 1
+    out = capfd.readouterr().out
+    [why] = [ln for ln in out.splitlines() if ln.startswith("  why: ")]
+    assert "could not be asked" in why
+    [(outcome,)] = bed.rows(
+        bed.env.warehouse,
+        "SELECT outcome FROM sync.ledger WHERE entity = 'customers'"
+        " AND source_id = :s ORDER BY id DESC LIMIT 1",
+        s=str(contact),
+    )
+    assert outcome == "held"
+    bed.sandbox.control.clear_faults()
+    assert main(["sync", "push", "--realm", bed.realm]) == 0
+    made = [
+        c
+        for c in bed.sandbox.control.entities(bed.realm, "Customer")
+        if c.get("DisplayName") == "Ulla Unasked"
+    ]
+    assert len(made) == 1
+
+
 def test_two_reconciliations_and_a_push_of_one_company_at_once_repair_each_record_once(
     bed: ReconcileBed,
 ) -> None:
