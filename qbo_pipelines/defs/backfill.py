@@ -33,6 +33,7 @@ from qbo_pipelines.defs.resources import (
     QboResource,
     SourceAppResource,
     WarehouseResource,
+    refuse_unless_connected,
 )
 from qbo_pipelines.sync import backfill
 from qbo_pipelines.warehouse.raw_qbo import ENTITY_TABLES
@@ -77,6 +78,7 @@ def _run(
     name: str,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     realms, window = run_window(context)
+    refuse_unless_connected(context, warehouse, realms)
     per_company: dict[str, dict[str, int]] = {}
     with qbo.session(warehouse, source_app) as env:
         for realm in realms:

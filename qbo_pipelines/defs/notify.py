@@ -16,9 +16,12 @@ here). All three are on by default.
 from __future__ import annotations
 
 import dagster as dg
+import sqlalchemy as sa
 
+from qbo_pipelines import companies
 from qbo_pipelines.defs.push import REALM_TAG
-from qbo_pipelines.defs.resources import WarehouseResource
+from qbo_pipelines.defs.reconcile import JOB as RECONCILE_JOB
+from qbo_pipelines.defs.resources import COMPANY_JOBS, WarehouseResource
 from qbo_pipelines.defs.runner import describe_failure
 from qbo_pipelines.notify import delivery, sources
 
@@ -39,6 +42,16 @@ def run_realm(run: dg.DagsterRun) -> str | None:
     return tags.get(PARTITION_TAG)
 
 
+def _notifiable(engine: sa.Engine, realm: str | None, job: str) -> bool:
+    """Whether a failed run opens a notification: a run of a connected company (one that needs
+    reconnecting included), or a run for no company of a job that is not a company's. A run
+    for a company never connected or disconnected since (launched by hand, or the retry of an
+    older failure) would open a notification nothing can resolve."""
+    if realm is None:
+        return job not in COMPANY_JOBS and job != RECONCILE_JOB
+    return any(c.realm_id == realm for c in companies.connected(engine))
+
+
 def failure_text(context: dg.RunFailureSensorContext) -> str:
     """The run's failure message plus the first failed step's error (no stack trace)."""
     return describe_failure(context.failure_event.message, context.get_step_failure_events())
@@ -56,6 +69,14 @@ def notify_run_failure_sensor(
     realm = run_realm(run)
     engine = warehouse.engine()
     try:
+        if not _notifiable(engine, realm, run.job_name):
+            context.log.info(
+                "run %s of %s for %s: not a connected company, no notification",
+                run.run_id,
+                run.job_name,
+                realm,
+            )
+            return
         nid = sources.notify_run_failed(
             engine, realm, run.run_id, run.job_name, failure_text(context)
         )

@@ -28,6 +28,7 @@ from qbo_pipelines.defs.resources import (
     QboResource,
     SourceAppResource,
     WarehouseResource,
+    refuse_unless_connected,
 )
 from qbo_pipelines.sync import pipeline, pull_triggers
 from qbo_pipelines.sync.extract import ENTITIES
@@ -107,6 +108,7 @@ def raw_qbo(
     qbo: QboResource,
     company_run: CompanyRunResource,
 ) -> Iterator[dg.MaterializeResult]:  # type: ignore[type-arg]
+    refuse_unless_connected(context, warehouse, [context.partition_key])
     with qbo.session(warehouse, source_app) as env:
         report = pipeline.pull_extract(
             env,

@@ -26,6 +26,7 @@ from qbo_pipelines.defs.resources import (
     QboResource,
     SourceAppResource,
     WarehouseResource,
+    refuse_unless_connected,
 )
 from qbo_pipelines.quality import constraints
 from qbo_pipelines.sync import pipeline, triggers
@@ -147,6 +148,7 @@ def _raw_asset(entity: catalogue.Entity) -> dg.AssetsDefinition:
         qbo: QboResource,
         company_run: CompanyRunResource,
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        refuse_unless_connected(context, warehouse, [context.partition_key])
         with qbo.session(warehouse, source_app) as env:
             report = pipeline.extract(
                 env,

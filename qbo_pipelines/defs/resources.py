@@ -130,6 +130,25 @@ class CompanyRunResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             context.instance.add_run_tags(run.run_id, missing)
 
 
+def refuse_unless_connected(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, realms: list[str]
+) -> None:
+    """Fail the run, in one line and without retries, when one of ``realms`` is not a connected
+    company (never connected, or disconnected since: a run launched by hand, by ``dagster
+    asset materialize`` or the retry of an earlier failed run): nothing is read or written."""
+    from qbo_pipelines import companies
+
+    engine = warehouse.engine()
+    try:
+        for realm in realms:
+            companies.require_connected(engine, realm)
+    except companies.NotConnectedError as exc:
+        context.instance.add_run_tags(context.run_id, {_MAX_RETRIES: "0"})
+        raise dg.Failure(description=f"{exc} Not retried.", allow_retries=False) from None
+    finally:
+        engine.dispose()
+
+
 COMPANY_RUN = CompanyRunResource()
 """The one instance every company asset binds (``resource_defs={"company_run": COMPANY_RUN}``)."""
 

@@ -114,6 +114,7 @@ _DUE = sa.text(
                ON d.notification_id = n.id AND d.channel_id = :ch AND d.kind = 'opened'
         LEFT JOIN sync.companies c ON c.realm_id = n.realm_id
         WHERE n.resolved_at IS NULL
+          AND c.status IS DISTINCT FROM 'disconnected'  -- suspended while it is
           AND (CAST(:realm AS text) IS NULL OR n.realm_id = CAST(:realm AS text))
           AND (d.status IS NULL
                OR (d.status = 'failed' AND (:retry_now OR d.next_attempt_at <= :now)))

@@ -156,6 +156,14 @@ def _run(instance: dg.DagsterInstance, fail: bool, realm: str) -> dg.ExecuteInPr
     )
 
 
+def _connected(wh: sa.Engine, realm: str, status: str = "connected") -> None:
+    with wh.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO sync.companies (realm_id, status) VALUES (:r, :s)"),
+            {"r": realm, "s": status},
+        )
+
+
 def _status_context(
     instance: dg.DagsterInstance, run_id: str, event_type: dg.DagsterEventType, wh: sa.Engine
 ) -> dg.RunStatusSensorContext:
@@ -176,6 +184,7 @@ def _status_context(
 def test_R31_run_failure_sensor_opens_one_notification_and_a_later_success_resolves_it(
     wh: sa.Engine, webhook_server: WebhookSink
 ) -> None:
+    _connected(wh, REALM)
     notify.add_webhook_channel(wh, webhook_server.url)
     with dg.instance_for_test() as instance:
         runs = [_run(instance, fail=True, realm=REALM) for _ in range(2)]
@@ -205,6 +214,29 @@ def test_R31_run_failure_sensor_opens_one_notification_and_a_later_success_resol
     [resolution] = _events(webhook_server, 1)
     assert resolution["record_id"] == "push_job"
     assert resolution["resolved"] is True
+
+
+def test_R31_a_company_not_connected_opens_nothing_and_a_disconnected_ones_problems_wait(
+    wh: sa.Engine, webhook_server: WebhookSink
+) -> None:
+    """A failed run for a company never connected (launched by hand for partition 999) or
+    disconnected since (the retry of an older failure) opens no notification nothing could
+    resolve; a disconnected company's open problems are not delivered while it is."""
+    gone = "9130350000000099"
+    _connected(wh, gone, status="disconnected")
+    notify.add_webhook_channel(wh, webhook_server.url)
+    with dg.instance_for_test() as instance:
+        for realm in ("999", gone):
+            result = _run(instance, fail=True, realm=realm)
+            context = _status_context(instance, result.run_id, dg.DagsterEventType.RUN_FAILURE, wh)
+            notify_run_failure_sensor(context.for_run_failure())
+    assert _open(wh, sources.RUN_ENTITY) == []
+    quarantine.notify_failure(wh, gone, "invoices", "S-1", "QBO rejected the write", "r", "f")
+    assert notify.deliver_pending(wh).messages_sent == 0
+    with wh.begin() as conn:  # connected again: its problem is news again
+        conn.execute(sa.text("UPDATE sync.companies SET status = 'connected' WHERE realm_id = :r"),
+                     {"r": gone})  # fmt: skip
+    assert notify.deliver_pending(wh).messages_sent == 1
 
 
 def test_R31_delivery_sensor_sends_what_is_pending(

@@ -4,6 +4,8 @@ the QBO sandbox over HTTP (SPEC R1, R3, R30, R32)."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +13,7 @@ from opsbed import OpsStack
 
 from qbo_pipelines import companies
 from qbo_pipelines.cli import main
+from qbo_pipelines.defs import runner
 from qbo_pipelines.qbo.app import ENV_CLIENT_ID, ENV_CLIENT_SECRET, load_app
 from qbo_pipelines.source_app import demo
 
@@ -145,6 +148,33 @@ def test_R2_a_company_whose_access_was_revoked_in_qbo_is_refused_by_the_sync_in_
         for said in (one, every):
             assert "queued" not in said.stdout, argv  # no run was queued
             assert "Stack Trace" not in said.stdout + said.stderr
+
+
+@pytest.mark.slow
+def test_R3_a_disconnected_company_is_refused_by_a_run_the_plain_dagster_cli_starts(
+    ops: OpsStack,
+) -> None:
+    """README's plain-dagster route (``dagster asset materialize ... --partition REALM``) for a
+    company disconnected since: the run fails in one line, reads and writes nothing."""
+    second = ops.second_realm
+    assert ops.connect_by_consent(second).returncode == 0
+    runner.ensure_partition(second, warehouse=ops.warehouse)  # as its first run adds it
+    assert ops.run("disconnect", "--realm", second, "--no-revoke").returncode == 0
+    before = _rows(ops, second)
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "dagster", "asset", "materialize",
+            "-m", "qbo_pipelines.defs.definitions",
+            "--select", "raw/source/items,staged/qbo/items,pushed/qbo/items",
+            "--partition", second,
+        ],
+        env=ops.env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"{second!r} is not connected" in done.stdout + done.stderr
+    assert _rows(ops, second) == before
+    assert ops.count("SELECT count(*) FROM sync.ledger WHERE realm_id = :r", r=second) == 0
+    assert ops.count("SELECT count(*) FROM raw_source.items") == 0
 
 
 def test_R3_an_unknown_company_is_refused_everywhere_and_leaves_nothing_behind(

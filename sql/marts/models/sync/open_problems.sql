@@ -1,7 +1,7 @@
 -- What needs a person: exactly one row per record (company, entity, record id) with an open
 -- problem, whatever its causes: held back by data-quality rules or a missing mapping (every
 -- rule it breaks), refused by QBO on its last write, or another open notification. Every row
--- has the reason and the fix.
+-- has the reason and the fix. A disconnected company's problems are left out while it is.
 with causes as (
     select realm_id, entity, source_id as record_id, 'held' as kind, 1 as priority,
            rule as problem, reason, fix, first_seen, last_seen, last_run_id as run_id
@@ -57,6 +57,7 @@ select
     p.last_seen,
     p.run_id
 from per_record as p
+left join {{ source('sync', 'companies') }} as c on c.realm_id = p.realm_id
 left join lateral (
     select st.qbo_id, st.doc_number, st.name
     from {{ ref('sync_status') }} as st
@@ -64,3 +65,5 @@ left join lateral (
       and (st.source_id = p.record_id or (st.source_id is null and st.qbo_id = p.record_id))
     limit 1
 ) as s on true
+-- a disconnected company's problems are suspended, not solved: they are back on reconnecting
+where c.status is distinct from 'disconnected'
