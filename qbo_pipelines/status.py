@@ -85,9 +85,14 @@ class CompanyReport:
     while a push runs; after one ended, QBO did not answer): the next push replays each call."""
     replans: list[str] = field(default_factory=list)
     """Entities a mapping change left to re-plan: the next push plans each synced record."""
+    held_records: int | None = None
+    """Records held back (one held for several reasons counts once); None: count the reasons."""
 
     @property
     def held_total(self) -> int:
+        """Records held back: each once, however many rules it breaks."""
+        if self.held_records is not None:
+            return self.held_records
         return sum(r.count for r in self.held)
 
     @property
@@ -167,6 +172,13 @@ def _report(
             ).all()
         )
         held, failed = problems(conn, realm)
+        held_records: int = conn.execute(
+            sa.text(
+                "SELECT count(DISTINCT (entity, source_id)) FROM sync.quarantine"
+                " WHERE realm_id = :r AND resolved_at IS NULL"
+            ),
+            {"r": realm},
+        ).scalar_one()
         differ = total_differences(conn, realm)
         unanswered = {
             str(row[0]): int(row[1])
@@ -193,6 +205,7 @@ def _report(
         pending_changes=None if any(c is None for c in counts) else sum(c or 0 for c in counts),
         pending_by_entity=pending,
         held=held,
+        held_records=int(held_records),
         failed=failed,
         totals_differ=differ,
         next_runs=list(history.next_runs(realm)) if history else [],
@@ -342,7 +355,10 @@ def render(reports: Sequence[CompanyReport]) -> str:
             )
         for active in r.active_runs:
             lines.append(f"  active run:      {active.run_id} {active.job_name} {active.status}")
-        lines.append(f"  held back:       {r.held_total}")
+        lines.append(
+            f"  held back:       {r.held_total} record(s)"
+            + (" (by rule below; a record may break several)" if r.held else "")
+        )
         for h in r.held:
             lines.append(f"    {h.count:5} {h.entity:16} {h.reason}: e.g. {h.example}")
             if h.fix:

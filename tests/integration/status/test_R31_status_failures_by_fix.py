@@ -35,3 +35,25 @@ def test_R31_failures_sharing_a_code_but_not_a_fix_are_listed_apart(
         _, failed = problems(conn, REALM)
     assert [(f.count, f.fix) for f in failed] == [(2, "try tomorrow"), (1, "map the rate")]
     assert "payments applied" in str(failed[1].example)
+
+
+def test_R31_status_counts_a_record_held_for_several_reasons_once(
+    temp_database: Callable[..., sa.Engine],
+) -> None:
+    from qbo_pipelines.quality.quarantine import hold
+    from qbo_pipelines.quality.rules import Violation
+    from qbo_pipelines.status import company_status, render
+
+    warehouse = temp_database("statusheld", migrated="warehouse")
+    with warehouse.begin() as conn:
+        conn.execute(sa.text("INSERT INTO sync.companies (realm_id) VALUES (:r)"), {"r": REALM})
+    two = [
+        Violation("customer.email.format", "email 'x@' is not a valid address", "fix it"),
+        Violation("customer.billing_email.format", "billing_email 'x@' is not valid", "fix it"),
+    ]
+    hold(warehouse, REALM, "customers", "run-1", {"1": two, "2": two[:1]})
+    [report] = company_status(warehouse, None, REALM)
+    assert report.held_total == 2  # records, not the three reasons
+    assert sum(h.count for h in report.held) == 3  # by rule, as listed
+    assert "held back:       2 record(s)" in render([report])
+    assert report.to_dict()["held_total"] == 2
