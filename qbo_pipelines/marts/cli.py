@@ -56,6 +56,12 @@ def _run(
         raise UserError(str(exc)) from None
     if outcome.error and not outcome.results:
         raise UserError(outcome.summary())
+    selected = getattr(args, "select", ())
+    if selected and not outcome.results and outcome.success:
+        raise UserError(
+            f"--select {' '.join(selected)} matches no model or test of the marts"
+            " (names: `ls sql/marts/models/*/`; dbt's selector syntax works)"
+        )
     return _report(outcome)
 
 

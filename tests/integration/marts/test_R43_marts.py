@@ -274,6 +274,7 @@ def test_two_builds_at_once_both_succeed_and_cli_tests_the_marts(demo_stack: Dem
     from qbo_pipelines.cli import main
 
     assert main(["marts", "test", "--select", "open_problems", "sync_status"]) == 0
+    assert main(["marts", "build", "--select", "nosuchmodel"]) == 2  # not "0 models built"
     assert main(["marts", "docs"]) == 0
     assert (Path(settings.SQL_DIR) / "marts" / "target" / "docs" / "static_index.html").exists()
 
