@@ -184,6 +184,8 @@ def _do_set(env: _Env, realm: str, kind: str, values: list[str],
 
 def _write(env: _Env, realm: str, kind: str, values: list[str],
            deposit_account: str | None) -> None:
+    if deposit_account is not None and kind != "payment-method":
+        raise _user_error(f"--deposit-account goes with payment-method, not {kind}")
     if kind in model.SETTING_NAMES:
         if len(values) != 1:
             raise _user_error(f"usage: qbo-pipelines mappings set {kind} <value>")

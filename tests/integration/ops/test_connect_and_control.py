@@ -69,6 +69,8 @@ def test_R1_connect_at_the_consent_page_disconnect_wipes_and_reconnect_starts_af
     # Configure the company (R32), then disconnect it (R1).
     assert main(["sync", "auto", "off", "--realm", second]) == 0
     assert main(["mappings", "set", "debounce-seconds", "30", "--realm", second]) == 0
+    misplaced = ["mappings", "set", "debounce-seconds", "40", "--deposit-account", "1"]
+    assert main([*misplaced, "--realm", second]) == 2  # an option that does not apply: refused
     with ops.warehouse.begin() as conn:
         conn.execute(
             sa.text(
