@@ -391,25 +391,34 @@ def _max_concurrent(instance: dg.DagsterInstance) -> int:
     return int(value)
 
 
-_STARTED_PROCESS = "Started process for run (pid: "
-
-
 def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    """The pid of a run's process, from the engine event the run launcher's process reports
-    ("Started process for run (pid: N)."), or None."""
+    """The pid of a run's process, or None: the first engine event of the run naming one (the
+    run launcher's "Started process for run (pid: N)", or, for a run executed in the process
+    that asked for it (``materialize``, the demo), "Executing steps in process (pid: N)";
+    later events may name step processes, which end before the run)."""
     records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, ascending=False, limit=100
+        run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, ascending=True, limit=100
     ).records
     for record in records:
-        entry = record.event_log_entry
-        if not (entry.message or "").startswith(_STARTED_PROCESS):
-            continue
-        data = getattr(entry.dagster_event, "event_specific_data", None)
+        data = getattr(record.event_log_entry.dagster_event, "event_specific_data", None)
         pid = getattr(data, "metadata", {}).get("pid") if data is not None else None
         text = str(getattr(pid, "value", "") or "")
         if text.isdigit():
             return int(text)
     return None
+
+
+def _starting_since(instance: dg.DagsterInstance, run: dg.DagsterRun) -> float | None:
+    """When a run that never named its process began starting (epoch seconds), or None."""
+    if run.status not in (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED):
+        return None
+    events = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.RUN_STARTING, limit=1
+    ).records
+    if events:
+        return float(events[0].timestamp)
+    record = instance.get_run_record_by_id(run.run_id)
+    return record.create_timestamp.timestamp() if record is not None else None
 
 
 def _process_alive(pid: int) -> bool:
@@ -428,19 +437,31 @@ def _process_alive(pid: int) -> bool:
 
 
 def _reaped(instance: dg.DagsterInstance, run: dg.DagsterRun, say: Announce) -> bool:
-    """A run in progress whose process on this machine is gone (killed, crashed: nothing will
-    ever finish it) is marked failed, so the company's queued runs go on instead of waiting for
-    it forever; the next run replays what it left open (its stored write intents). Only runs
-    the local run launcher started (a process here, its pid reported) are judged."""
+    """A run in progress that nothing will ever finish is marked failed, so the company's
+    queued runs go on instead of waiting for it forever; the next run replays what it left
+    open (its stored write intents). Judged: runs of this machine's local run launcher or run
+    in a local process (its pid reported) whose process is gone (killed, crashed), and runs
+    that never named a process and are still starting after the instance's start timeout
+    (``run_monitoring.start_timeout_seconds``: the command launching them was killed)."""
     if not isinstance(instance.run_launcher, DefaultRunLauncher):
         return False
     pid = _run_pid(instance, run.run_id)
-    if pid is None or _process_alive(pid):
-        return False
-    why = (
-        f"its process (pid {pid}) is gone (killed or crashed): marked failed so the "
-        "company's next run can start; that run replays what this one left open"
-    )
+    if pid is not None:
+        if _process_alive(pid):
+            return False
+        why = (
+            f"its process (pid {pid}) is gone (killed or crashed): marked failed so the "
+            "company's next run can start; that run replays what this one left open"
+        )
+    else:
+        since = _starting_since(instance, run)
+        timeout = float(instance.run_monitoring_start_timeout_seconds)
+        if since is None or time.time() - since < timeout:
+            return False
+        why = (
+            f"it has been starting for over {timeout:.0f} s without a process (the command "
+            "that launched it was stopped): marked failed so the company's next run can start"
+        )
     instance.report_run_failed(run, why)
     say(f"run {run.run_id} ({run.job_name}) {why}")
     return True
@@ -452,8 +473,10 @@ def _dequeue_for_company(
     warehouse: sa.Engine,
     realm_id: str,
     say: Announce,
+    waiting: set[str] | None = None,
 ) -> str | None:
     """Launch the company's oldest queued run when the company is free; its run id, or None.
+    The run holding the company is named once (``waiting``: the runs named already).
     A run in progress whose process is gone no longer holds the company (:func:`_reaped`).
 
     Serialised per company by an advisory lock in the warehouse, so two terminals never launch
@@ -463,7 +486,15 @@ def _dequeue_for_company(
         conn.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), {"k": key})
         try:
             running = _company_runs(instance, realm_id, IN_PROGRESS)
-            if [r for r in running if not _reaped(instance, r, say)]:
+            holding = [r for r in running if not _reaped(instance, r, say)]
+            for run in holding:
+                if waiting is not None and run.run_id not in waiting:
+                    waiting.add(run.run_id)
+                    say(
+                        f"waiting for run {run.run_id} ({run.job_name}, {run.status.value}) "
+                        "of this company to finish"
+                    )
+            if holding:
                 return None
             limit = _max_concurrent(instance)
             if limit >= 0 and len(instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))) >= limit:
@@ -596,6 +627,7 @@ def submit(
             instance.submit_run(run.run_id, workspace)
             say(f"run {run.run_id} queued ({job_name}, company {realm_id})")
             launched_by = ""
+            waiting: set[str] = set()  # runs holding the company, named once
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
                 current = instance.get_run_by_id(run.run_id)
@@ -606,7 +638,9 @@ def submit(
                     for other in _company_runs(instance, realm_id, IN_PROGRESS):
                         _reaped(instance, other, say)
                 elif status == "QUEUED":
-                    started = _dequeue_for_company(instance, workspace, engine, realm_id, say)
+                    started = _dequeue_for_company(
+                        instance, workspace, engine, realm_id, say, waiting
+                    )
                     if started is not None:
                         say(f"run {started} launched by this process (no dagster-daemon)")
                     if started == run.run_id:

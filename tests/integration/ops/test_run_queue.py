@@ -235,3 +235,62 @@ def test_R30_a_command_serving_the_sandbox_outlives_the_runs_other_commands_queu
         ) == []
     finally:
         instance.dispose()
+
+
+@pytest.mark.slow
+def test_R30_a_run_killed_in_the_process_that_ran_it_or_while_starting_no_longer_holds_its_company(
+    ops: OpsStack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs killed -9 that named no launched process (found by an attack; each wedged the
+    company for good without a daemon): one run in the process that asked for it
+    (``qbo-pipelines materialize``, the demo), killed mid-run; one whose launching command was
+    killed while it was starting. The next ``sync push`` marks each failed and runs."""
+    import signal
+    import sys
+    import time
+
+    realm = ops.sandbox.realm_id
+    assert ops.connect_by_consent(realm).returncode == 0
+    demo.seed(ops.source, contacts=6, sales=8, workers=1, seed_value=5)
+    instance = dg.DagsterInstance.get()
+    try:
+        selection = "raw/source/invoices,staged/qbo/invoices,pushed/qbo/invoices"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qbo_pipelines.cli", "materialize", "--select", selection,
+             "--partition", realm],
+            env=ops.env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        mid: list[DagsterRun] = []
+        while not mid and time.monotonic() < deadline and proc.poll() is None:
+            mid = instance.get_runs(
+                dg.RunsFilter(tags={runner.PARTITION_TAG: realm}, statuses=[
+                    dg.DagsterRunStatus.STARTED])  # fmt: skip
+            )
+            time.sleep(0.2)
+        assert mid, "the materialize run never started"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        [killed] = mid
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.STARTED  # type: ignore[union-attr]
+
+        starting = DagsterRun(
+            job_name="pull_job",
+            run_id=str(uuid.uuid4()),
+            status=dg.DagsterRunStatus.STARTING,
+            tags={runner.REALM_TAG: realm, runner.PARTITION_TAG: realm},
+        )
+        instance.add_run(starting)
+        later = time.time() + instance.run_monitoring_start_timeout_seconds + 1
+        monkeypatch.setattr(runner.time, "time", lambda: later)  # the start timeout passed
+
+        capsys.readouterr()
+        assert main(["sync", "push", "--realm", realm]) == 0
+        out = capsys.readouterr().out
+        assert f"run {killed.run_id} (__ASSET_JOB) its process (pid" in out
+        assert f"run {starting.run_id} (pull_job) it has been starting for over" in out
+        for run_id in (killed.run_id, starting.run_id):
+            assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+    finally:
+        instance.dispose()
