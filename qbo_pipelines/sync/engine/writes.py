@@ -306,7 +306,9 @@ _GONE_FIX: Final = (
 
 _INACTIVE_FIX: Final = (
     "the {what} this record refers to is inactive (deleted) in QBO: make it active again in "
-    "QBO (the next run retries), or in the source app move this record to one that is active"
+    "QBO (the record is retried automatically, after its backoff), or point the record at one "
+    "that is active: for what a mapping chooses (an account, tax code, payment method or "
+    "item), with `qbo-pipelines mappings set ...`; otherwise in the source app"
 )
 
 

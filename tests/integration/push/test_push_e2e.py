@@ -856,6 +856,7 @@ def test_R31_a_sale_of_a_customer_made_inactive_in_qbo_fails_with_the_fix_to_rea
     )
     assert (failed.status, failed.error_code) == ("failed", "610")
     assert "customer this record refers to is inactive" in failed.fix
+    assert "after its backoff" in failed.fix  # not "the next run"
     assert "deleted in QBO, and the sync never brings" not in failed.fix
 
 
