@@ -132,16 +132,14 @@ def _dev(args: argparse.Namespace) -> int:
         with demo_sandbox_served(engine) as served:
             if served:
                 print(f"QBO sandbox (the demo's company): {served}")
-                env.update({k: v for k, v in os.environ.items() if k.startswith(QBO_VARS)})
+                qbo = {k: v for k, v in os.environ.items() if k.startswith("QBO_PIPELINES_QBO_")}
+                env.update(qbo)  # the sandbox's app, which serving it set here
             print(
                 f"Dagster UI: http://{args.host}:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']})"
             )
             return _run_until_stopped(cmd, env)
     finally:
         engine.dispose()
-
-
-QBO_VARS = "QBO_PIPELINES_QBO_"
 
 
 def _run_until_stopped(cmd: list[str], env: dict[str, str]) -> int:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import dagster as dg
 import sqlalchemy as sa
 
+from qbo_pipelines import companies
 from qbo_pipelines.sync.env import (
     ENV_API_URL,
     ENV_CLIENT_ID,
@@ -136,8 +137,6 @@ def refuse_unless_connected(
     """Fail the run, in one line and without retries, when one of ``realms`` is not a connected
     company (never connected, or disconnected since: a run launched by hand, by ``dagster
     asset materialize`` or the retry of an earlier failed run): nothing is read or written."""
-    from qbo_pipelines import companies
-
     engine = warehouse.engine()
     try:
         for realm in realms:

@@ -473,7 +473,7 @@ def _dequeue_for_company(
     warehouse: sa.Engine,
     realm_id: str,
     say: Announce,
-    waiting: set[str] | None = None,
+    waiting: set[str],
 ) -> str | None:
     """Launch the company's oldest queued run when the company is free; its run id, or None.
     The run holding the company is named once (``waiting``: the runs named already).
@@ -488,7 +488,7 @@ def _dequeue_for_company(
             running = _company_runs(instance, realm_id, IN_PROGRESS)
             holding = [r for r in running if not _reaped(instance, r, say)]
             for run in holding:
-                if waiting is not None and run.run_id not in waiting:
+                if run.run_id not in waiting:
                     waiting.add(run.run_id)
                     say(
                         f"waiting for run {run.run_id} ({run.job_name}, {run.status.value}) "
