@@ -366,6 +366,17 @@ SELECT coalesce((SELECT sum(balance) FROM raw_qbo.invoices WHERE realm_id = :r A
                  AND NOT deleted), 0)
      - coalesce((SELECT sum((data->>'UnappliedAmt')::numeric) FROM raw_qbo.payments
                  WHERE realm_id = :r AND NOT deleted), 0)
+     + coalesce((SELECT sum(CASE WHEN d.detail->>'PostingType' = 'Credit'
+                                 THEN -l.amount ELSE l.amount END)
+                 FROM raw_qbo.journal_entries AS j
+                 JOIN raw_qbo.journal_entry_lines AS l USING (realm_id, qbo_id)
+                 CROSS JOIN LATERAL (SELECT l.data->'JournalEntryLineDetail' AS detail) AS d
+                 JOIN raw_qbo.accounts AS a
+                   ON a.realm_id = j.realm_id AND a.qbo_id = d.detail->'AccountRef'->>'value'
+                 WHERE j.realm_id = :r AND NOT j.deleted
+                   AND a.data->>'AccountType' = 'Accounts Receivable'
+                   AND d.detail->'Entity'->>'Type' = 'Customer'
+                   AND nullif(d.detail->'Entity'->'EntityRef'->>'value', '') IS NOT NULL), 0)
 """
 
 
@@ -422,7 +433,8 @@ def _figures(
             _cents(open_balance),
             _cents(computed),
             "reports/CustomerBalance",
-            "open invoices less open credit memos and unapplied payments",
+            "open invoices less open credit memos and unapplied payments, plus journal lines "
+            "to A/R naming a customer",
         )
     )
     return out

@@ -337,7 +337,8 @@ def _balance_sheet(ctx: _Context) -> Obj:
 
 def open_items(company: Company, as_of: date) -> list[tuple[str, date, Decimal]]:
     """(customer id, aging date, open amount) of every open A/R item dated on or before
-    ``as_of``: open invoices (by due date) less open credits and unapplied payments."""
+    ``as_of``: open invoices (by due date) less open credits and unapplied payments, plus
+    journal lines to A/R naming the customer."""
     limit = as_of.isoformat()
     items: list[tuple[str, date, Decimal]] = []
 
@@ -357,9 +358,16 @@ def open_items(company: Company, as_of: date) -> list[tuple[str, date, Decimal]]
             add(ref(pay.get("CustomerRef")), pay.get("TxnDate"), -dec(pay.get("UnappliedAmt")))
     for p in ledger.ledger_of(company).all():
         if p.entity == "JournalEntry" and p.party and p.party[0] == "Customer" \
-                and p.day <= limit:
+                and p.day <= limit and _receivable(company, p.account):
             add(p.party[1], p.day, p.amount)
     return items
+
+
+def _receivable(company: Company, account_id: str) -> bool:
+    """Whether a posting's account is an A/R account: a journal line to another account may
+    name a customer too, and moves no receivable."""
+    return (company.get("Account", account_id) or {}).get("AccountType") == \
+        "Accounts Receivable"
 
 
 def _customer_name(company: Company, customer_id: str) -> str:
@@ -398,7 +406,8 @@ def _customer_balance(ctx: _Context) -> Obj:
     limit = as_of.isoformat()
     balances: dict[str, Decimal] = {}
     for p in ctx.postings:
-        if p.party and p.party[0] == "Customer" and p.day <= limit:
+        if p.party and p.party[0] == "Customer" and p.day <= limit and (
+                p.entity != "JournalEntry" or _receivable(company, p.account)):
             balances[p.party[1]] = balances.get(p.party[1], ZERO) + p.amount
     rows, total = [], ZERO
     for customer in sorted(balances, key=lambda c: _customer_name(company, c).lower()):

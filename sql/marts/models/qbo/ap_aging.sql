@@ -16,9 +16,22 @@ open_items as (
     from {{ source('raw_qbo', 'vendor_credits') }}, as_of
     where not deleted and txn_date <= as_of_date
     union all
+    -- a bill payment's TotalAmt less what it applies (bills count positive, vendor credits
+    -- negative, as QBO nets them within one payment): what it paid ahead of any bill
+    select b.realm_id, b.ref_id, b.txn_date,
+           -({{ cents('b.total_amt') }} - coalesce((
+               select sum(case when x.link ->> 'TxnType' = 'VendorCredit' then -1 else 1 end
+                          * {{ cents(num("ln.line ->> 'Amount'")) }})
+               from jsonb_array_elements({{ json_array("b.data -> 'Line'") }}) as ln (line),
+                    jsonb_array_elements({{ json_array("ln.line -> 'LinkedTxn'") }}) as x (link)
+               where x.link ->> 'TxnType' in ('Bill', 'VendorCredit')), 0))
+    from {{ source('raw_qbo', 'bill_payments') }} as b, as_of
+    where not b.deleted and b.txn_date <= as_of_date
+    union all
     select realm_id, party_qbo_id, txn_date, -amount
     from {{ ref('general_ledger') }}, as_of
-    where txn_type = 'JournalEntry' and party_type = 'Vendor' and txn_date <= as_of_date
+    where txn_type = 'JournalEntry' and party_type = 'Vendor'
+      and account_type = 'Accounts Payable' and txn_date <= as_of_date
 ),
 
 {{ aging_ctes('vendor_qbo_id') }}

@@ -22,7 +22,8 @@ open_items as (
     union all
     select realm_id, party_qbo_id, txn_date, amount
     from {{ ref('general_ledger') }}, as_of
-    where txn_type = 'JournalEntry' and party_type = 'Customer' and txn_date <= as_of_date
+    where txn_type = 'JournalEntry' and party_type = 'Customer'
+      and account_type = 'Accounts Receivable' and txn_date <= as_of_date
 ),
 
 {{ aging_ctes('customer_qbo_id') }}
