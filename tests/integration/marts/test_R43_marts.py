@@ -228,6 +228,11 @@ def test_open_problems_one_row_per_record_and_sync_status_covers_every_record(
     assert held > 0
     assert rows == records >= held
     assert without_fix == 0
+    reasons = _rows(wh, "SELECT reason FROM marts.open_problems WHERE realm_id = :r", r=realm)
+    for (reason,) in reasons:
+        parts = reason.split("; ")
+        repeated = [a for i, a in enumerate(parts) for b in parts[:i] + parts[i + 1 :] if a in b]
+        assert not repeated, reason  # one message, said once (found by an attack)
     [(state, status_rows, held_rows, unnamed)] = _rows(
         wh,
         "SELECT (SELECT count(*) FROM sync.record_state WHERE realm_id = :r),"

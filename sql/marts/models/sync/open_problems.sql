@@ -25,18 +25,31 @@ with causes as (
     where resolved_at is null
 ),
 
+-- a notification that repeats another cause's reason of the record (QBO refused its email:
+-- the state's error and the notification's reason carry one message) adds no reason of its own
+told as (
+    select c.*,
+           c.kind = 'notification' and exists (
+               select 1 from causes as o
+               where o.realm_id = c.realm_id and o.entity = c.entity
+                 and o.record_id = c.record_id and o.kind <> 'notification'
+                 and strpos(c.reason, o.reason) > 0
+           ) as repeated
+    from causes as c
+),
+
 per_record as (
     select realm_id, entity, record_id,
            (array_agg(kind order by priority))[1] as kind,
            string_agg(distinct kind, ', ') as kinds,
            string_agg(distinct problem, '; ') as problem,
-           string_agg(distinct reason, '; ') as reason,
+           string_agg(distinct reason, '; ') filter (where not repeated) as reason,
            string_agg(distinct fix, ' ') as fix,
            min(first_seen) as first_seen,
            max(last_seen) as last_seen,
            (array_agg(run_id order by last_seen desc nulls last) filter (where run_id is not null))[1]
                as run_id
-    from causes
+    from told
     group by realm_id, entity, record_id
 )
 
