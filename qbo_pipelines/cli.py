@@ -147,19 +147,25 @@ def _run_until_stopped(cmd: list[str], env: dict[str, str]) -> int:
     stop (Ctrl-C, SIGTERM): then it is asked to stop, and after :data:`DEV_STOP_GRACE` seconds
     whatever is left of its group (webserver, daemon, code servers) is killed, so nothing
     outlives ``dev``."""
-    proc = subprocess.Popen(cmd, env=env, cwd=settings.PROJECT_ROOT, start_new_session=True)
 
     def stop(signum: int, _frame: object) -> None:
         raise _Stopped(signum)
 
+    # Handled here before the start, so Dagster starts with them at their defaults: started in
+    # the background (`&`, nohup, a service), this process inherits SIGINT ignored, and Dagster,
+    # which takes SIGTERM as SIGINT, would then ignore both and stop only when killed.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    proc = None
     try:
+        proc = subprocess.Popen(cmd, env=env, cwd=settings.PROJECT_ROOT, start_new_session=True)
         code = proc.wait()
     except _Stopped as stopped:
         code = 128 + stopped.signum
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
-    _stop_group(proc)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if proc is not None:
+        _stop_group(proc)
     return code
 
 
@@ -170,9 +176,10 @@ class _Stopped(Exception):
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """Ask ``proc`` (a group leader) to stop, then kill what is left of its group."""
+    """Ask ``proc`` (a group leader) to stop as Ctrl-C does, then kill what is left of its
+    group."""
     if proc.poll() is None:
-        _signal_group(proc.pid, signal.SIGTERM)
+        _signal_group(proc.pid, signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=DEV_STOP_GRACE)
     _signal_group(proc.pid, signal.SIGKILL)  # the group outlives its leader
@@ -225,6 +232,9 @@ def materialize(
             selection,
             *extra,
         ]
+        # Dagster's note that this command has a successor the README does not use
+        quiet = "ignore:Function `asset_materialize_command` is superseded"
+        env = {**env, "PYTHONWARNINGS": ",".join(filter(None, [env.get("PYTHONWARNINGS"), quiet]))}
         # after `make demo`, its sandbox answers for the run (as for `sync push`)
         with demo_sandbox_served(engine) as served:
             if served:

@@ -31,18 +31,24 @@ class Company:
         return shown if self.status == "connected" else f"{shown} [{self.status}]"
 
 
+SHOWN = 40
+"""Characters of a company id an error shows (QBO's realm ids have about 19 digits)."""
+
+
 class NotConnectedError(LookupError):
     """A company id that is not connected; the message lists the connected ones."""
 
     def __init__(self, realm_id: str, connected: list[Company]) -> None:
         self.realm_id = realm_id
         self.connected = connected
+        # a value typed by hand may be anything: shown short, never echoed whole
+        named = repr(realm_id if len(realm_id) <= SHOWN else f"{realm_id[:SHOWN]}...")
         if connected:
             listing = ", ".join(c.label for c in connected)
-            text = f"company {realm_id!r} is not connected; connected companies: {listing}"
+            text = f"company {named} is not connected; connected companies: {listing}"
         else:
             text = (
-                f"company {realm_id!r} is not connected, and no company is: run "
+                f"company {named} is not connected, and no company is: run "
                 "`qbo-pipelines connect` first"
             )
         super().__init__(text)

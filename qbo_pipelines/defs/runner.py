@@ -129,6 +129,19 @@ def ensure_partition(
             instance.dispose()
 
 
+_SHOWN = 60
+"""Characters of a selection an error echoes."""
+
+
+def _families(graph: Any) -> list[str]:
+    """The asset keys by family: ``raw/source/<name>``, ``marts/<name>``, ``raw_qbo``."""
+    out: set[str] = set()
+    for key in graph.get_all_asset_keys():
+        path = key.path
+        out.add("/".join([*path[:-1], "<name>"]) if len(path) > 1 else path[0])
+    return sorted(out)
+
+
 def selection_problem(selection: str, partition: str | None) -> str | None:
     """Why ``dagster asset materialize --select selection [--partition P]`` cannot run, in one
     line (None: it can): no asset matches, per-company assets without a company, or a push
@@ -138,11 +151,14 @@ def selection_problem(selection: str, partition: str | None) -> str | None:
     graph = defs.resolve_asset_graph()
     try:
         keys = dg.AssetSelection.from_coercible(selection.split(",")).resolve(graph)
-    except Exception as exc:  # noqa: BLE001 - Dagster's many selection errors, shown in a line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"no asset selection {selection!r}: {first}"
+    except Exception:  # noqa: BLE001 - Dagster's many selection errors: what a user needs instead
+        keys = set()
     if not keys:
-        return f"no asset matches {selection!r} (`.venv/bin/dagster asset list` lists them)"
+        shown = selection if len(selection) <= _SHOWN else f"{selection[:_SHOWN]}..."
+        return (
+            f"no asset matches {shown!r}; the assets are {', '.join(_families(graph))}"
+            " (`.venv/bin/dagster asset list -m qbo_pipelines.defs.definitions` lists each)"
+        )
     names = {k.to_user_string() for k in keys}
     for name in sorted(names):
         if name.startswith("pushed/qbo/"):

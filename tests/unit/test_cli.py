@@ -123,19 +123,22 @@ def test_materialize_refuses_a_selection_it_cannot_run_in_one_line(
     env = _fresh_env(pg_server, tmp_path, prefix)
     try:
         cases = {
-            ("--select", "nonexistent/asset"): "nonexistent/asset",
+            ("--select", "nonexistent/asset"): "the assets are backfill/qbo/<name>",
+            ("--select", "x" * 5000): "'" + "x" * 60 + "...'",
             ("--select", "pushed/qbo/items"): "staged/qbo/items",
             ("--select", "raw/source/items,staged/qbo/items"): "--partition",
             ("--select", "staged/qbo/items", "--partition", "123"): "not connected",
             ("--select", "backfill/qbo/payments"): "--partition '<realm id>|<YYYY-MM-DD>'",
             ("--select", "backfill/qbo/payments,staged/qbo/items"): "materialize them separately",
             ("--select", "backfill/qbo/payments", "--partition", "123|2026-11-20"): "not connected",
+            ("--select", "staged/qbo/items", "--partition", "9" * 5000): "'" + "9" * 40 + "...'",
         }
         for args, expected in cases.items():
             result = _run("materialize", *args, env=env)
             assert result.returncode == 2, (args, result.stderr)
             assert "Traceback" not in result.stderr, args
             assert expected in result.stderr, (args, result.stderr)
+            assert len(result.stderr) < 1000, args  # a value typed by hand is never echoed whole
     finally:
         for logical in postgres.LOGICAL_DATABASES:
             postgres.drop_database(pg_server, f"{prefix}{logical}")

@@ -101,6 +101,7 @@ def _backfill_from_the_cli(pg_server: postgres.PgServer, prefix: str, env: dict[
 
     ran = materialize(f"{realm}|{today}")
     assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "dg launch" not in ran.stderr  # no pointer to a command the README never names
     # tomorrow (QBO's today may be ahead of ours) is a day too: before, the check let it
     # through and Dagster refused it with a traceback
     tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()

@@ -61,7 +61,7 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.slow
 def test_R30_dev_serves_the_demo_sandbox_where_the_tokens_expect_it_and_sigterm_stops_everything(
-    user_stack: UserStack, monkeypatch: pytest.MonkeyPatch
+    user_stack: UserStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for key in [k for k in os.environ if k.startswith("QBO_PIPELINES_QBO_")]:
         monkeypatch.delenv(key)  # as after make demo: the stored app only
@@ -80,12 +80,16 @@ def test_R30_dev_serves_the_demo_sandbox_where_the_tokens_expect_it_and_sigterm_
     assert not _answers(info, token)
 
     ui = free_port()
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "qbo_pipelines.cli", "dev", "--port", str(ui)],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    console = tmp_path / "dev.log"
+    with console.open("wb") as out:
+        # started in the background as a shell's `&` starts it: SIGINT ignored
+        dev = subprocess.Popen(
+            [sys.executable, "-m", "qbo_pipelines.cli", "dev", "--port", str(ui)],
+            env=dict(os.environ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
+        )
     try:
         assert _until(lambda: _answers(info, token), 60), "the sandbox is not at the stored URL"
         assert _until(lambda: _answers(f"http://127.0.0.1:{ui}/server_info"), 180), "no UI"
@@ -100,5 +104,8 @@ def test_R30_dev_serves_the_demo_sandbox_where_the_tokens_expect_it_and_sigterm_
                 os.killpg(pid, signal.SIGKILL)
             dev.kill()
     assert _group(dagster) == []  # nothing outlives dev
+    # Dagster stopped by itself when asked, not killed at the deadline (it ignored SIGTERM
+    # and SIGINT when dev was started in the background, found by an attack)
+    assert "Dagster services shut down." in console.read_text(errors="replace")
     assert not _answers(f"http://127.0.0.1:{ui}/server_info")
     assert not _answers(info, token)  # the sandbox stopped too, its state saved
