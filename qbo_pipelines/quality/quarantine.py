@@ -39,7 +39,18 @@ Bind = sa.Engine | sa.Connection
 Severity = Literal["info", "warning", "error"]
 
 HOLD_TITLE: Final = "Held back before writing to QuickBooks"
-"""Title of the notification opened for a quarantined record (one per record)."""
+"""Title of the notification opened for a record the push holds back (one per record)."""
+
+HOLD_TITLE_SOURCE: Final = "Held back before writing to the source app"
+"""Title of the notification opened for a QBO record the pull holds back (one per record)."""
+
+Direction = Literal["qbo", "source"]
+"""Where a held record was not written: QBO (the push) or the source app (the pull)."""
+
+_HOLD: Final[dict[Direction, tuple[str, str]]] = {
+    "qbo": (HOLD_TITLE, "QBO"),
+    "source": (HOLD_TITLE_SOURCE, "the source app"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +161,14 @@ _RESOLVE_NOTIFICATIONS = sa.text(
     UPDATE sync.notifications SET resolved_at = now()
     WHERE realm_id = :realm_id AND entity = :entity AND resolved_at IS NULL
       AND record_id = ANY(CAST(:record_ids AS text[]))
-      AND (CAST(:title AS text) IS NULL OR title = CAST(:title AS text))
+      AND (CAST(:titles AS text[]) IS NULL OR title = ANY(CAST(:titles AS text[])))
     """
 )
 
 
-def _notification_text(source_id: str, violations: Sequence[Violation]) -> tuple[str, str | None]:
+def _notification_text(
+    source_id: str, violations: Sequence[Violation], target: str
+) -> tuple[str, str | None]:
     """One notification per record: every reason, every distinct fix."""
     reasons = [v.reason for v in violations]
     fixes: list[str] = []
@@ -164,7 +177,7 @@ def _notification_text(source_id: str, violations: Sequence[Violation]) -> tuple
             fixes.append(v.fix)
     rules = ", ".join(v.rule for v in violations)
     count = len(violations)
-    head = f"Record {source_id} was not written to QBO ({count} problem{'s' * (count != 1)}: "
+    head = f"Record {source_id} was not written to {target} ({count} problem{'s' * (count != 1)}: "
     reason = f"{head}{rules}). " + " ".join(_sentence(r) for r in reasons)
     return reason, (" ".join(fixes) or None)
 
@@ -179,6 +192,7 @@ def hold(
     entity: str,
     run_id: str | None,
     violations_by_source_id: Mapping[str, Sequence[Violation]],
+    direction: Direction = "qbo",
 ) -> int:
     """Quarantine records with their violations and notify the operator (R40, R31).
 
@@ -192,6 +206,7 @@ def hold(
         entity: catalogue entity name (``customers``, ``invoices``...).
         run_id: the Dagster run id (stored as ``last_run_id``).
         violations_by_source_id: for each held record, every violation it has now.
+        direction: where the records were not written (the notification says which).
 
     Returns:
         The number of records held.
@@ -205,7 +220,8 @@ def hold(
         return 0
     rows = [(sid, v) for sid, vs in merged.items() for v in vs]
     base = {"realm_id": realm_id, "entity": entity, "run_id": run_id}
-    texts = {sid: _notification_text(sid, vs) for sid, vs in merged.items()}
+    title, target = _HOLD[direction]
+    texts = {sid: _notification_text(sid, vs, target) for sid, vs in merged.items()}
     with _tx(engine) as conn:
         conn.execute(
             _UPSERT_ROWS,
@@ -232,7 +248,7 @@ def hold(
                 "realm_id": realm_id,
                 "entity": entity,
                 "severity": "error",
-                "title": HOLD_TITLE,
+                "title": title,
                 "record_ids": list(texts),
                 "reasons": [reason for reason, _ in texts.values()],
                 "fixes": [fix for _, fix in texts.values()],
@@ -283,7 +299,8 @@ def release(
                     "realm_id": realm_id,
                     "entity": entity,
                     "record_ids": released,
-                    "title": HOLD_TITLE,
+                    # either direction's (held records' keys never meet: the pull's are qbo:<id>)
+                    "titles": [title for title, _ in _HOLD.values()],
                 },
             )
     return released
@@ -418,7 +435,12 @@ def resolve_notifications(
     with _tx(engine) as conn:
         result = conn.execute(
             _RESOLVE_NOTIFICATIONS,
-            {"realm_id": realm_id, "entity": entity, "record_ids": ids, "title": title},
+            {
+                "realm_id": realm_id,
+                "entity": entity,
+                "record_ids": ids,
+                "titles": None if title is None else [title],
+            },
         )
         return int(result.rowcount)
 
@@ -444,6 +466,7 @@ def open_notifications(
 
 __all__ = [
     "HOLD_TITLE",
+    "HOLD_TITLE_SOURCE",
     "CheckOutcome",
     "Notification",
     "QuarantinedItem",

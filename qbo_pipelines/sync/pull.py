@@ -456,7 +456,9 @@ def _pull_chunk(
         source_writes.close_writes(conn, run.realm_id, spec.entity.name, [w.qbo_id for w in writes])
         # Held records are listed where people look (status, open_problems, notifications)
         # until a pull takes them.
-        quarantine.hold(conn, run.realm_id, spec.entity.name, run.run_id, out.holds)
+        quarantine.hold(
+            conn, run.realm_id, spec.entity.name, run.run_id, out.holds, direction="source"
+        )
         quarantine.release(conn, run.realm_id, spec.entity.name, through, run.run_id)
 
 

@@ -427,7 +427,24 @@ def test_R20_a_payment_applied_to_several_invoices_is_held_not_put_on_one(
     assert "applied to 2 invoices" in note.error_message
     holds = _open_holds(bed, "payments")
     assert holds[f"qbo:{split['Id']}"][0] == "pull.payment.several_invoices"
+    [(title, reason)] = _notes(bed, "payments", f"qbo:{split['Id']}")
+    # the record is in QBO: what it missed is the source app (found by an attack)
+    assert title == "Held back before writing to the source app", title
+    assert f"Record qbo:{split['Id']} was not written to the source app" in reason, reason
     _fixed_point(bed)
+
+
+def _notes(bed: PushBed, entity: str, record: str) -> list[tuple[str, str]]:
+    """The open notifications of one record: title, reason."""
+    rows = bed.sql(
+        bed.env.warehouse,
+        "SELECT title, reason FROM sync.notifications WHERE realm_id = :r AND entity = :e"
+        " AND record_id = :k AND resolved_at IS NULL",
+        r=bed.realm,
+        e=entity,
+        k=record,
+    )
+    return [(r.title, r.reason) for r in rows]
 
 
 def test_R20_a_payment_applied_in_part_is_held_not_taken_whole(bed: PushBed) -> None:
@@ -470,6 +487,7 @@ def test_R20_a_payment_applied_in_part_is_held_not_taken_whole(bed: PushBed) -> 
         Decimal("100.00")
     ]
     assert f"qbo:{payment['Id']}" not in _open_holds(bed, "payments")
+    assert _notes(bed, "payments", f"qbo:{payment['Id']}") == []  # its notification resolved
     _fixed_point(bed)
 
 
