@@ -125,6 +125,27 @@ def test_R29_duplicate_and_reordered_deliveries_are_stored_once(
     assert inbox.pending(wh, realm) == {}
 
 
+def test_R29_two_merges_into_one_customer_in_one_second_are_both_stored(
+    sandbox: SandboxHandle, receiver: ReceiverServer, connect: Connector, wh: sa.Engine
+) -> None:
+    """Two duplicates merged into one customer in the same second: two signed Merge events
+    that differ only by the record merged away. Both are stored, so the pull learns of both
+    merged-away customers at once (before, the second was acknowledged and dropped, found by
+    an attack: that customer waited for the CDC safety net)."""
+    realm = connect(sandbox)
+    at = "2024-03-01T12:00:00.000Z"
+    for gone in ("95", "106"):
+        item = {"name": "Customer", "id": "70", "operation": "Merge", "deletedId": gone,
+                "lastUpdated": at}
+        payload = {"eventNotifications": [{"realmId": realm,
+                                           "dataChangeEvent": {"entities": [item]}}]}
+        answer = receiver.post(json.dumps(payload).encode())
+        assert answer.status_code == 200
+        assert answer.json()["stored"] == 1, answer.text
+    assert inbox.pending(wh, realm) == {realm: {"Customer": {"70", "95", "106"}}}
+    assert inbox.claim(wh, realm).removed == {"Customer": ["106", "95"]}
+
+
 def test_R29_forged_or_altered_deliveries_are_refused_and_nothing_is_stored(
     sandbox: SandboxHandle,
     receiver: ReceiverServer,
