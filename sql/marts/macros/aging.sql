@@ -33,3 +33,23 @@ per_party as (
     (p.current_amount <> 0 or p.days_1_30 <> 0 or p.days_31_60 <> 0 or p.days_61_90 <> 0
      or p.days_91_and_over <> 0 or p.total <> 0)
 {%- endmacro %}
+
+{#- The rows of an aging (`aging`: ar_aging or ap_aging) whose company total differs from what
+    the ledger's accounts of `account_type` hold on the aging date: a singular test's body. -#}
+{% macro aging_differs_from_ledger(aging, account_type) -%}
+with ledger as (
+    select realm_id, sum(natural_amount) as balance
+    from {{ ref('general_ledger') }}
+    where account_type = '{{ account_type }}' and txn_date <= current_date
+    group by 1
+),
+
+aging as (
+    select realm_id, sum(total) as balance from {{ ref(aging) }} group by 1
+)
+
+select realm_id, l.balance as ledger_balance, a.balance as aging_total
+from ledger as l
+full join aging as a using (realm_id)
+where coalesce(l.balance, 0) <> coalesce(a.balance, 0)
+{%- endmacro %}

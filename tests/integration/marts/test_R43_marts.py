@@ -382,28 +382,19 @@ def test_R43_R38_unapplied_bill_payments_and_journal_lines_to_ar_keep_agings_and
     client, stop = _served(demo_stack)
     try:
         bank = {"value": accounts["Bank"]}
-        client.create(
-            "BillPayment",
-            {
-                "VendorRef": {"value": vendor},
-                "PayType": "Check",
-                "CheckPayment": {"BankAccountRef": bank},
-                "TotalAmt": 500,
-                "Line": [{"Amount": 1, "LinkedTxn": [{"TxnId": bill, "TxnType": "Bill"}]}],
-            },
-            request_id=uuid.uuid4().hex,
-        )
-        client.create(
-            "BillPayment",
-            {
-                "VendorRef": {"value": vendor},
-                "PayType": "Check",
-                "CheckPayment": {"BankAccountRef": bank},
-                "TotalAmt": 300,
-                "Line": [],
-            },
-            request_id=uuid.uuid4().hex,
-        )
+        applied = [{"Amount": 1, "LinkedTxn": [{"TxnId": bill, "TxnType": "Bill"}]}]
+        for total, lines in ((500, applied), (300, [])):  # 1 of 500 applied; none of 300
+            client.create(
+                "BillPayment",
+                {
+                    "VendorRef": {"value": vendor},
+                    "PayType": "Check",
+                    "CheckPayment": {"BankAccountRef": bank},
+                    "TotalAmt": total,
+                    "Line": lines,
+                },
+                request_id=uuid.uuid4().hex,
+            )
 
         def line(kind: str, account: str, amount: str, customer_named: bool) -> dict[str, Any]:
             detail: dict[str, Any] = {"PostingType": kind, "AccountRef": {"value": account}}
