@@ -35,14 +35,19 @@ SHOWN = 40
 """Characters of a company id an error shows (QBO's realm ids have about 19 digits)."""
 
 
+def shown(typed: str, limit: int = SHOWN) -> str:
+    """A value typed by hand, as an error shows it: cut to ``limit`` characters (and "..."),
+    never echoed whole."""
+    return typed if len(typed) <= limit else f"{typed[:limit]}..."
+
+
 class NotConnectedError(LookupError):
     """A company id that is not connected; the message lists the connected ones."""
 
     def __init__(self, realm_id: str, connected: list[Company]) -> None:
         self.realm_id = realm_id
         self.connected = connected
-        # a value typed by hand may be anything: shown short, never echoed whole
-        named = repr(realm_id if len(realm_id) <= SHOWN else f"{realm_id[:SHOWN]}...")
+        named = repr(shown(realm_id))
         if connected:
             listing = ", ".join(c.label for c in connected)
             text = f"company {named} is not connected; connected companies: {listing}"

@@ -154,9 +154,9 @@ def selection_problem(selection: str, partition: str | None) -> str | None:
     except Exception:  # noqa: BLE001 - Dagster's many selection errors: what a user needs instead
         keys = set()
     if not keys:
-        shown = selection if len(selection) <= _SHOWN else f"{selection[:_SHOWN]}..."
+        named = companies.shown(selection, _SHOWN)
         return (
-            f"no asset matches {shown!r}; the assets are {', '.join(_families(graph))}"
+            f"no asset matches {named!r}; the assets are {', '.join(_families(graph))}"
             " (`.venv/bin/dagster asset list -m qbo_pipelines.defs.definitions` lists each)"
         )
     names = {k.to_user_string() for k in keys}
