@@ -52,7 +52,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, Final, ParamSpec, TypeVar
@@ -110,11 +110,16 @@ class Violation:
         rule: stable id, e.g. ``customer.display_name.required``; the quarantine key.
         reason: one sentence a person can act on, naming the record and the offending value.
         fix: what to do about it, or None when the reason says it all.
+        qbo_field: the QBO field the offending value is written to (``DisplayName``,
+            ``BillAddr.City``), where one field's value is at fault; None for record-level
+            rules. An update that does not write that field is not held for it (QBO holds the
+            value already).
     """
 
     rule: str
     reason: str
     fix: str | None = None
+    qbo_field: str | None = None
 
 
 _P = ParamSpec("_P")
@@ -546,7 +551,16 @@ def record_label(record: object) -> str:
 def _constraint_rules(
     col: _table.Column, c: _table.Constraint, label: str, record: Any
 ) -> list[Violation]:
-    """The violations of one field constraint of the table on one record."""
+    """The violations of one field constraint of the table on one record, each naming the
+    QBO field the column is written to."""
+    found = _constraint_violations(col, c, label, record)
+    qbo_field = _qbo_field(col) if found else None
+    return [replace(v, qbo_field=qbo_field) for v in found] if qbo_field else found
+
+
+def _constraint_violations(
+    col: _table.Column, c: _table.Constraint, label: str, record: Any
+) -> list[Violation]:
     field = c.label or col.name
     value = col.value(record)
     if c.check == "required":
@@ -664,6 +678,11 @@ def _table_rules(entity: str, record: Any, *, creating: bool = True) -> list[Vio
         if not c.record_level
         for v in _constraint_rules(col, c, label, record)
     ]
+
+
+def _qbo_field(col: _table.Column) -> str | None:
+    """The QBO field a column is written to (its constraints name it), if any."""
+    return next((c.qbo_field for c in col.constraints if c.qbo_field), None)
 
 
 # --------------------------------------------------------------------------------------------

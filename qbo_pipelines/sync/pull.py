@@ -446,6 +446,8 @@ def _pull_chunk(
     applied = run.source.apply_fields(spec.table, updates) if updates else set()
     _record(run, spec, plans, applied, new, written, out, report)
     through = [hold_key(c.qbo_id) for c in chunk if hold_key(c.qbo_id) not in out.holds]
+    if spec.mirror:  # QBO's version replaced the source's: an edit the push held is moot
+        through += [str(s.source_id) for s in out.states if s.status == "synced" and s.source_id]
     rehashed = (
         records.mirrored_hashes(run.source, applied) if spec.entity.name == "customers" else []
     )

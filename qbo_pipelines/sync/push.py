@@ -221,6 +221,8 @@ def _plan_write(
     if getattr(record, "origin", "source") == "qbo" and not known:
         skip = "pulled from QBO: never created there again (R35)"
     elif getattr(record, "origin", "source") == "qbo" and _mirrored(spec.entity):
+        if current is not None and current.source_hash not in {None, record_hash}:
+            return _edited_mirror(spec, source_id, record_hash, current)
         return Plan("skip", source_id, record_hash, reason=_MIRRORED)
     if skip is not None and not known:
         return Plan("skip", source_id, record_hash, reason=skip)
@@ -263,7 +265,10 @@ def _plan_write(
     try:
         built = (spec.fields if known else spec.create)(record, ctx)
         blocked = built.violations if isinstance(built, Blocked) else ()
-        violations = tuple(check(record, creating=not known)) + blocked
+        checked = tuple(check(record, creating=not known))
+        if known and current is not None and checked and not isinstance(built, Blocked):
+            checked = _written_fields_only(checked, built.body, current, qbo_entity)
+        violations = checked + blocked
     except Exception as exc:  # noqa: BLE001 - one bad record never stops the others
         violations = (
             Violation(
@@ -310,6 +315,37 @@ def _plan_write(
         changes=changes,
         name=name if spec.match_field in changes else None,
     )
+
+
+def _written_fields_only(
+    violations: tuple[Violation, ...],
+    body: Mapping[str, Any],
+    current: RecordState,
+    qbo_entity: str,
+) -> tuple[Violation, ...]:
+    """The violations an update must be held for: record-level ones, and those of a field
+    the update writes. A bad value QBO already holds (a QBO-born customer's name with a
+    control character, taken as QBO has it) is not written by a sparse update of another
+    field, so it does not hold that update back."""
+    changes: Mapping[str, Any] | None = None
+    kept = []
+    for v in violations:
+        key = _body_key(v.qbo_field, qbo_entity)
+        if key is not None and key in body:
+            changes = _changes(body, current, qbo_entity) if changes is None else changes
+            if key not in changes:
+                continue
+        kept.append(v)
+    return tuple(kept)
+
+
+def _body_key(qbo_field: str | None, qbo_entity: str) -> str | None:
+    """The top-level body key of a QBO field path (``BillAddr.City`` -> ``BillAddr``,
+    ``Item.Name`` -> ``Name``)."""
+    if qbo_field is None:
+        return None
+    parts = qbo_field.split(".")
+    return parts[1] if parts[0] == qbo_entity and len(parts) > 1 else parts[0]
 
 
 def _meanwhile(
@@ -399,6 +435,40 @@ def _skip_recorded(plan: Plan, current: RecordState | None) -> bool:
     if plan.reason == _NOT_REVIVED:
         return current.status == "deleted"
     return plan.reason == _MIRRORED and current.created_by == "qbo"
+
+
+def _edited_mirror(
+    spec: PushSpec, source_id: SourceId, record_hash: str, current: RecordState
+) -> Plan:
+    """A record QBO created, which the source app mirrors, changed in the source app since
+    the pull wrote it: QBO owns it, so the edit is never written there; held back so it is
+    told instead of skipped in silence."""
+    name = spec.entity.name
+    where = f"{current.qbo_entity} {current.qbo_id}" if current.qbo_id else "a QBO record"
+    return Plan(
+        "hold",
+        source_id,
+        record_hash,
+        violations=(
+            Violation(
+                f"{name}.mirror.edited_in_source",
+                f"{name} #{source_id} mirrors {where}, created in QBO, and was changed in the "
+                "source app since it was pulled: the change is not written to QBO",
+                "Make the change in QBO (the next pull brings it into the source app), or undo "
+                "it in the source app; a pull of the record after a change in QBO replaces the "
+                "source app's version.",
+            ),
+        ),
+    )
+
+
+def _hold_recorded(current: RecordState | None, record_hash: str | None) -> bool:
+    """Whether the ledger already holds this version's hold: the record is held and the
+    version held is this one (a record live in QBO keeps its synced base in ``source_hash``,
+    so the held version is ``held_hash``)."""
+    if current is None or current.status != "held" or record_hash is None:
+        return False
+    return record_hash in {current.held_hash, current.source_hash}
 
 
 def _mirrored(entity: catalogue.Entity) -> bool:
@@ -1046,7 +1116,7 @@ def _admit(
         current = states.get(p.source_id)
         if p.action == "hold" or p.violations:  # an update meanwhile: written, then held
             report.counts["held_back"] += 1
-            if current is None or current.status != "held" or current.source_hash != p.record_hash:
+            if not _hold_recorded(current, p.record_hash):
                 ledger.append(
                     _entry(
                         run,
@@ -1072,6 +1142,7 @@ def _admit(
                 base.but(
                     status="held",
                     source_hash=p.record_hash if not base.live_in_qbo else base.source_hash,
+                    held_hash=p.record_hash,
                 )
             )
         elif p.action == "skip" and p.reason == "matched":

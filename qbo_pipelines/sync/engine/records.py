@@ -63,6 +63,7 @@ class RecordState:
     pulled_token: str | None = None
     pull_fields: tuple[str, ...] = ()
     send_retry_at: datetime | None = None
+    held_hash: str | None = None
 
     @property
     def live_in_qbo(self) -> bool:

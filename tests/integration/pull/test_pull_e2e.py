@@ -904,3 +904,92 @@ def test_R5_R8_a_qbo_customer_whose_name_a_pending_push_holds_waits_noted_once(
         r=realm,
         q=f"qbo:{made['Id']}",
     )
+
+
+def test_R16_R31_a_qbo_born_sale_edited_in_the_source_app_is_held_once_with_a_fix_until_qbo_rules(
+    synced: PushBed,
+) -> None:
+    """A sale QBO created mirrors its invoice (R16: QBO owns it). An edit of it in the source
+    app is never written to QBO, and is not skipped in silence either: it is held back with a
+    reason and a fix, once however many runs re-plan it (R37), until the pull brings QBO's
+    version back, which releases it."""
+    env, realm, control = synced.env, synced.realm, synced.sandbox.control
+    _, customer = linked_contact(env.warehouse, realm)
+    line = {
+        "Amount": 12,
+        "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 12},
+    }
+    made = control.bulk_create(
+        realm, "Invoice", [{"CustomerRef": {"value": customer}, "Line": [line]}]
+    )[0]
+    pipeline.pull_all(env, realm, run_id="pull-made")
+    sale = _rows(env.source, "SELECT id FROM app.sales WHERE qbo_id = :q", q=made["Id"])[0][0]
+    pipeline.push_all(env, realm, run_id="push-made")
+    before = _writes(synced)
+    _rows(env.source, "UPDATE app.sales SET memo = 'typed in the source' WHERE id = :i", i=sale)
+    for run in ("push-edited", "push-again", "push-third"):
+        pipeline.push_all(env, realm, run_id=run)
+    assert _writes(synced) == before  # QBO owns it: nothing written there
+    holds = _rows(
+        env.warehouse,
+        "SELECT error_code AS code, details FROM sync.ledger WHERE realm_id = :r"
+        " AND entity = 'invoices'"
+        " AND source_id = :s AND operation = 'hold'",
+        r=realm,
+        s=str(sale),
+    )
+    assert [h.code for h in holds] == ["invoices.mirror.edited_in_source"]  # once, not per run
+    fix = holds[0].details["violations"][0]["fix"]
+    assert "Make the change in QBO" in fix
+    problems = _rows(
+        env.warehouse,
+        "SELECT rule FROM sync.quarantine WHERE realm_id = :r AND entity = 'invoices'"
+        " AND source_id = :s AND resolved_at IS NULL",
+        r=realm,
+        s=str(sale),
+    )
+    assert [p.rule for p in problems] == ["invoices.mirror.edited_in_source"]
+    # the bookkeeper edits the invoice in QBO: the pull replaces the source's version, and the
+    # next push finds the sale in step again and releases the hold
+    edit = {"Id": made["Id"], "PrivateNote": "QBO's", "sparse": True}
+    control.user_update(realm, "Invoice", edit)
+    pipeline.pull_all(env, realm, run_id="pull-qbo-edit")
+    pipeline.push_all(env, realm, run_id="push-released")
+    assert _writes(synced) == before
+    memo = _rows(env.source, "SELECT memo FROM app.sales WHERE id = :i", i=sale)[0][0]
+    assert memo != "typed in the source"
+    status = _state(synced, "invoices", sale)[0]
+    assert status == "synced"
+    assert not _rows(
+        env.warehouse,
+        "SELECT 1 FROM sync.quarantine WHERE realm_id = :r AND entity = 'invoices'"
+        " AND source_id = :s AND resolved_at IS NULL",
+        r=realm,
+        s=str(sale),
+    )
+
+
+def test_R7_R40_a_qbo_born_customer_whose_name_has_a_control_character_still_takes_source_edits(
+    synced: PushBed,
+) -> None:
+    """QBO holds a customer named with a bell character; the pull brings it into the source
+    app as QBO has it. An edit of its phone in the source is a sparse update that does not
+    write the name, so the name's rule does not hold it back: the phone reaches QBO, the name
+    is left as QBO has it, and nothing is held."""
+    env, realm, control = synced.env, synced.realm, synced.sandbox.control
+    made = control.bulk_create(realm, "Customer", [{"DisplayName": "Bel\x07la Trading"}])[0]
+    pipeline.pull_all(env, realm, run_id="pull-bell")
+    [contact] = _rows(env.source, "SELECT id FROM app.contacts WHERE qbo_id = :q", q=made["Id"])
+    _rows(env.source, "UPDATE app.contacts SET phone = '555-0199' WHERE id = :i", i=contact.id)
+    pipeline.push_all(env, realm, run_id="push-phone")
+    customer = _customer(synced, made["Id"])
+    assert customer["PrimaryPhone"]["FreeFormNumber"] == "555-0199"
+    assert customer["DisplayName"] == "Bel\x07la Trading"
+    assert not _rows(
+        env.warehouse,
+        "SELECT rule FROM sync.quarantine WHERE realm_id = :r AND entity = 'customers'"
+        " AND source_id = :s",
+        r=realm,
+        s=str(contact.id),
+    )

@@ -996,3 +996,34 @@ def test_R9_R17_receipts_gone_all_at_once_behind_the_change_log_are_held_not_del
         for n in quarantine.open_notifications(wh, bed.realm, "payments")
         if n.title == pipeline.MISSING_TITLE
     ]
+
+
+def test_R37_a_synced_record_held_back_by_an_edit_is_recorded_once_not_on_every_run(
+    pushed: PushBed,
+) -> None:
+    """A customer already in QBO, edited in the source so a rule holds it back (a bell in its
+    phone): every run plans it again, but the ledger holds its hold once per version (R37 is a
+    history of changes, not of runs); a second bad version is a second row, and the fix
+    releases it with one update."""
+    contact, customer_id = next(iter(_id_map(pushed, "customers").items()))
+    phone = "UPDATE app.contacts SET phone = :p WHERE id = :i"
+    _rows(pushed.env.source, phone, p="555\x070100", i=int(contact))
+    for run in ("held-1", "held-2", "held-3"):
+        pipeline.push_all(pushed.env, pushed.realm, run_id=run)
+    _rows(pushed.env.source, phone, p="555\x1b0100", i=int(contact))
+    for run in ("held-4", "held-5"):
+        pipeline.push_all(pushed.env, pushed.realm, run_id=run)
+    holds = _rows(
+        pushed.env.warehouse,
+        "SELECT run_id FROM sync.ledger WHERE realm_id = :r AND entity = 'customers'"
+        " AND source_id = :s AND operation = 'hold' ORDER BY id",
+        r=pushed.realm,
+        s=contact,
+    )
+    assert [h.run_id for h in holds] == ["held-1", "held-4"]
+    assert contact in _held(pushed, "customers")
+    _rows(pushed.env.source, phone, p="555-0100", i=int(contact))
+    fixed = pipeline.push_all(pushed.env, pushed.realm, run_id="fixed")
+    assert fixed.totals()["updated"] == 1
+    assert _by_id(pushed, "Customer")[customer_id]["PrimaryPhone"]["FreeFormNumber"] == "555-0100"
+    assert contact not in _held(pushed, "customers")
