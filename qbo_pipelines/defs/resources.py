@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import NoReturn
 
 import dagster as dg
 import sqlalchemy as sa
@@ -44,7 +45,11 @@ _RANGE_END = "dagster/asset_partition_range_end"
 _BACKFILL = "dagster/backfill"
 _MAX_RETRIES = "dagster/max_retries"
 
-COMPANY_JOBS: Mapping[str, str] = {"push_job": "push", "pull_job": "pull"}
+COMPANY_JOBS: Mapping[str, str] = {
+    "push_job": "push",
+    "pull_job": "pull",
+    "backfill_range_job": "both",
+}
 """Company-partitioned jobs and their direction."""
 COMPANY_ASSET_PREFIXES: Mapping[tuple[str, ...], str] = {
     ("raw", "source"): "push",
@@ -131,8 +136,16 @@ class CompanyRunResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             context.instance.add_run_tags(run.run_id, missing)
 
 
+def refuse_run(context: dg.OpExecutionContext | dg.AssetExecutionContext, why: str) -> NoReturn:
+    """Fail the run in one line, without retries (automatic or the run's own)."""
+    context.instance.add_run_tags(context.run_id, {_MAX_RETRIES: "0"})
+    raise dg.Failure(description=f"{why} Not retried.", allow_retries=False)
+
+
 def refuse_unless_connected(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, realms: list[str]
+    context: dg.OpExecutionContext | dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    realms: list[str],
 ) -> None:
     """Fail the run, in one line and without retries, when one of ``realms`` is not a connected
     company (never connected, or disconnected since: a run launched by hand, by ``dagster
@@ -142,8 +155,7 @@ def refuse_unless_connected(
         for realm in realms:
             companies.require_connected(engine, realm)
     except companies.NotConnectedError as exc:
-        context.instance.add_run_tags(context.run_id, {_MAX_RETRIES: "0"})
-        raise dg.Failure(description=f"{exc} Not retried.", allow_retries=False) from None
+        refuse_run(context, str(exc))
     finally:
         engine.dispose()
 

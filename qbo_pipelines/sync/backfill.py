@@ -1,10 +1,11 @@
 """Date-range backfills (R39): re-extract or re-push one company's transactions of a window.
 
-Plain library (no Dagster); the backfill assets (``qbo_pipelines/defs/backfill.py``) call one
-function each, for a window ``[lo, hi)`` of transaction dates:
+Plain library (no Dagster); the backfill assets and the range job
+(``qbo_pipelines/defs/backfill.py``) call one function each, for a window ``lo..last`` of
+transaction dates (both days included, any dates from 0001-01-01 to 9999-12-31):
 
 * :func:`reextract_window` (QBO side): ``SELECT * FROM <Entity> WHERE TxnDate >= lo AND
-  TxnDate <= hi - 1 day`` in pages of 1000 (ordered by Id), through the company's client, so
+  TxnDate <= last`` in pages of 1000 (ordered by Id), through the company's client, so
   every call is paid from the company's one rate budget (R41). Each page is merged into
   ``raw_qbo`` (newer version wins: a re-read of an unchanged object writes nothing, a repeat never
   duplicates) and committed before the next is read. Rows ``raw_qbo`` holds in the window that
@@ -24,7 +25,7 @@ as it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -58,29 +59,55 @@ SOURCE_TRANSACTIONS: tuple[str, ...] = tuple(
 
 @dataclass(frozen=True)
 class Window:
-    """Transaction dates ``lo <= d < hi`` (whole days)."""
+    """Transaction dates ``lo <= d <= last`` (whole days, both ends included: any range of
+    dates a ``date`` can hold, 0001-01-01 to 9999-12-31)."""
 
     lo: date
-    hi: date
+    last: date
 
     def __post_init__(self) -> None:
-        if self.hi <= self.lo:
-            raise ValueError(f"empty date window {self.lo}..{self.hi}")
+        if self.last < self.lo:
+            raise ValueError(f"empty date window: {self.lo} is after {self.last}")
 
     @classmethod
     def of(cls, start: datetime, end: datetime) -> Window:
         """The days a time window covers (Dagster's partition time window: end exclusive)."""
-        return cls(
-            start.date(),
-            end.date() if end.time() == datetime.min.time() else end.date() + timedelta(days=1),
-        )
-
-    @property
-    def last(self) -> date:
-        return self.hi - timedelta(days=1)
+        last = end.date() - timedelta(days=1) if end.time() == datetime.min.time() else end.date()
+        return cls(start.date(), last)
 
     def __str__(self) -> str:
         return f"{self.lo.isoformat()}..{self.last.isoformat()}"
+
+
+def range_window(
+    first_day: str, last_day: str, qbo_entities: Sequence[str], source_entities: Sequence[str]
+) -> Window:
+    """The window of a backfill of any range of days, as a person typed it (ISO dates, both
+    included), checked with the entities it covers. Raises ValueError with one line saying
+    what is wrong."""
+    days: list[date] = []
+    for label, text in (("first day", first_day), ("last day", last_day)):
+        try:
+            days.append(date.fromisoformat(text.strip()))
+        except ValueError:
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise ValueError(
+                f"the {label} {shown!r} is not a date: give YYYY-MM-DD (0001-01-01 to 9999-12-31)"
+            ) from None
+    if days[1] < days[0]:
+        raise ValueError(f"the first day {days[0]} is after the last day {days[1]}")
+    for side, given, known in (
+        ("QBO", qbo_entities, QBO_TRANSACTIONS),
+        ("source", source_entities, SOURCE_TRANSACTIONS),
+    ):
+        unknown = [e for e in given if e not in known]
+        if unknown:
+            raise ValueError(
+                f"no dated {side} entity {', '.join(map(repr, unknown))}: any of {', '.join(known)}"
+            )
+    if not qbo_entities and not source_entities:
+        raise ValueError("no entity chosen on either side: nothing to backfill")
+    return Window(days[0], days[1])
 
 
 @dataclass
@@ -182,10 +209,10 @@ def _stored_ids(engine: sa.Engine, table: str, realm_id: str, window: Window) ->
         rows: Iterable[object] = conn.execute(
             sa.text(
                 f"SELECT qbo_id FROM raw_qbo.{table}"  # noqa: S608 - table from ENTITY_TABLES
-                " WHERE realm_id = :r AND NOT deleted AND txn_date >= :lo AND txn_date < :hi"
+                " WHERE realm_id = :r AND NOT deleted AND txn_date >= :lo AND txn_date <= :last"
                 " ORDER BY qbo_id"
             ),
-            {"r": realm_id, "lo": window.lo, "hi": window.hi},
+            {"r": realm_id, "lo": window.lo, "last": window.last},
         ).scalars()
         return [str(r) for r in rows]
 
@@ -217,7 +244,7 @@ def source_ids_in_window(env: SyncEnv, entity: str, window: Window) -> list[str]
         )
     stmt = queries.load("ids_in_window", env.connector.queries_dir)
     with env.source.connect() as conn:
-        rows = conn.execute(stmt, {"entity": entity, "lo": window.lo, "hi": window.hi})
+        rows = conn.execute(stmt, {"entity": entity, "lo": window.lo, "last": window.last})
         return [str(r[0]) for r in rows]
 
 

@@ -45,6 +45,31 @@ def register(subparsers: Any) -> None:
     run_arguments(pull)
     pull.add_argument("--full", action="store_true", help="re-read every QBO entity instead of CDC")
     pull.set_defaults(func=_pull)
+    backfill = sub.add_parser(
+        "backfill",
+        help="re-extract from QBO and re-push to QBO the transactions of any range of days "
+        "(a queued run of backfill_range_job; R39)",
+    )
+    run_arguments(backfill)
+    backfill.add_argument("--from", dest="first_day", required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument(
+        "--to", dest="last_day", required=True, help="last day, YYYY-MM-DD (included)"
+    )
+    backfill.add_argument(
+        "--qbo",
+        nargs="*",
+        metavar="ENTITY",
+        help="QBO entities re-extracted by TxnDate, e.g. Invoice Payment (default: every dated "
+        "one; none: --qbo with no name)",
+    )
+    backfill.add_argument(
+        "--source",
+        nargs="*",
+        metavar="ENTITY",
+        help="source entities re-pushed by their date: invoices, payments, bills (default: all; "
+        "none: --source with no name)",
+    )
+    backfill.set_defaults(func=_backfill)
     for name, help_text in (
         ("pause", "pause the sync of a company"),
         ("resume", "resume a paused company"),
@@ -190,6 +215,26 @@ def _push(args: argparse.Namespace) -> int:
 
 def _pull(args: argparse.Namespace) -> int:
     return _run_job(args, "pull_job", "pull", {"ops": {"raw_qbo": {"config": {"full": args.full}}}})
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from qbo_pipelines.cli import UserError
+    from qbo_pipelines.sync import backfill
+
+    qbo = list(backfill.QBO_TRANSACTIONS) if args.qbo is None else args.qbo
+    source = list(backfill.SOURCE_TRANSACTIONS) if args.source is None else args.source
+    try:
+        window = backfill.range_window(args.first_day, args.last_day, qbo, source)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    config = {
+        "first_day": window.lo.isoformat(),
+        "last_day": window.last.isoformat(),
+        "qbo_entities": qbo,
+        "source_entities": source,
+    }
+    run_config = {"ops": {"backfill_range": {"config": config}}}
+    return _run_job(args, "backfill_range_job", "both", run_config)
 
 
 def _set(realm: str, setting: str, value: str) -> None:

@@ -497,3 +497,97 @@ def test_R39_a_backfill_run_killed_9_after_qbo_committed_is_finished_by_the_next
     finally:
         instance.dispose()
         _stop_code_servers(os.environ["DAGSTER_HOME"])
+
+
+def test_R39_any_range_of_days_is_backfilled_by_the_range_job_and_bad_ranges_refused_in_a_line(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The date partitions run from 2015 to tomorrow; ``backfill_range_job`` (the launchpad's
+    config, or ``sync backfill --from --to``) takes any range, here 0001-01-01..9999-12-31:
+    an invoice QBO holds dated 2009 and another dated 2099 reach raw_qbo and the source app,
+    a second backfill changes nothing on either side, and bad ranges are refused in one line
+    (by the CLI before a run is queued; by the run, not retried, when typed in the launchpad)."""
+    from qbo_pipelines.cli import main
+
+    instance = dg.DagsterInstance.get()
+    try:
+        assert runner.push_company(stack.realm, instance=instance)["success"]
+        assert pull_company(stack.realm)["success"]
+        control = stack.sandbox.control
+        customer = stack.rows(
+            stack.env.warehouse,
+            "SELECT qbo_id FROM sync.record_state WHERE realm_id = :r AND entity = 'customers'"
+            " AND status = 'synced' ORDER BY source_id LIMIT 1",
+            r=stack.realm,
+        )[0][0]
+        line = {
+            "Amount": 40,
+            "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 40},
+        }
+        old, late = control.bulk_create(
+            stack.realm,
+            "Invoice",
+            [
+                {"CustomerRef": {"value": customer}, "TxnDate": day, "Line": [line]}
+                for day in ("2009-03-04", "2099-12-31")
+            ],
+        )
+        argv = ["sync", "backfill", "--realm", stack.realm, "--from", "0001-01-01"]
+        assert main([*argv, "--to", "9999-12-31", "--qbo", "Invoice", "--source"]) == 0
+        out = capsys.readouterr().out
+        assert "SUCCESS" in out, out
+        for made in (old, late):
+            assert stack.rows(
+                stack.env.warehouse,
+                "SELECT 1 FROM raw_qbo.invoices WHERE realm_id = :r AND qbo_id = :q",
+                r=stack.realm,
+                q=made["Id"],
+            )
+            [sale] = stack.rows(
+                stack.env.source, "SELECT txn_date FROM app.sales WHERE qbo_id = :q", q=made["Id"]
+            )
+            assert sale.txn_date.isoformat() == made["TxnDate"]
+        [run] = instance.get_runs(dg.RunsFilter(job_name="backfill_range_job"))
+        assert run.tags[runner.REALM_TAG] == stack.realm
+        assert run.tags[runner.DIRECTION_TAG] == "both"
+
+        # again, both sides: nothing written anywhere
+        before = stack.snapshot()
+        log = stack.rows(stack.env.source, "SELECT count(*) FROM app.change_log")[0][0]
+        control.reset_requests()
+        assert main([*argv, "--to", "9999-12-31"]) == 0
+        assert stack.snapshot() == before
+        assert stack.writes() == 0
+        assert stack.rows(stack.env.source, "SELECT count(*) FROM app.change_log")[0][0] == log
+
+        # bad ranges: one line each, exit 2, no run queued
+        capsys.readouterr()
+        for first, last, *more in (
+            ("0001-01-01", "2000-13-01"),
+            ("2020-01-02", "2020-01-01"),
+            ("2020-01-01", "2020-01-01", "--qbo", "Nope"),
+        ):
+            args = ["sync", "backfill", "--realm", stack.realm, "--from", first, "--to", last]
+            assert main([*args, *more]) == 2
+            err = capsys.readouterr().err
+            assert len(err.strip().splitlines()) == 1, err
+            assert "Traceback" not in err
+        assert len(instance.get_runs(dg.RunsFilter(job_name="backfill_range_job"))) == 2
+
+        # typed in the launchpad: the run refuses it in one line, not retried
+        config = {"first_day": "2020-01-02", "last_day": "2019-12-31"}
+        outcome = runner.submit(
+            "backfill_range_job",
+            stack.realm,
+            run_config={"ops": {"backfill_range": {"config": config}}},
+            tags={runner.TRIGGER_TAG: "ui", runner.DIRECTION_TAG: "both"},
+            instance=instance,
+            warehouse=stack.env.warehouse,
+        )
+        assert not outcome.success
+        assert "the first day 2020-01-02 is after the last day 2019-12-31" in (
+            outcome.failure or ""
+        )
+    finally:
+        instance.dispose()

@@ -656,7 +656,7 @@ def test_R39_R20_a_payment_backfilled_before_its_invoice_waits_for_it_then_links
     invoice the source app does not hold yet was written as a receipt with no sale and no
     contact, and nothing ever linked it. It is held with the reason until they are in, then the
     next pull brings it in, linked, and its hold is resolved."""
-    from datetime import date, timedelta
+    from datetime import date
 
     from qbo_pipelines.sync import backfill
 
@@ -680,7 +680,7 @@ def test_R39_R20_a_payment_backfilled_before_its_invoice_waits_for_it_then_links
     )
     day = date.fromisoformat(payment["TxnDate"])
     backfill.reextract_window(
-        bed.env, bed.realm, "Payment", backfill.Window(day, day + timedelta(days=1)), run_id="bf"
+        bed.env, bed.realm, "Payment", backfill.Window(day, day), run_id="bf"
     )
     receipts = "SELECT sale_id, contact_id, amount FROM app.receipts WHERE qbo_id = :q"
     assert bed.sql(bed.env.source, receipts, q=payment["Id"]) == []
