@@ -248,18 +248,15 @@ def _plan_write(
         return Plan("skip", source_id, record_hash, reason="unchanged")
     qbo_entity = spec.qbo_entity_of(record)
     if known and current is not None and current.qbo_entity not in {None, qbo_entity}:
-        return Plan(
-            "hold",
+        return _held(
             source_id,
             record_hash,
-            violations=(
-                Violation(
-                    f"{spec.entity.name}.qbo_type.changed",
-                    f"{spec.entity.name} #{source_id} is {current.qbo_entity} {current.qbo_id} "
-                    f"in QBO but would now be a {qbo_entity} (the sign of its total changed)",
-                    "Issue a separate credit note or sale in the source app instead of "
-                    "changing the sign of this one.",
-                ),
+            Violation(
+                f"{spec.entity.name}.qbo_type.changed",
+                f"{spec.entity.name} #{source_id} is {current.qbo_entity} {current.qbo_id} "
+                f"in QBO but would now be a {qbo_entity} (the sign of its total changed)",
+                "Issue a separate credit note or sale in the source app instead of "
+                "changing the sign of this one.",
             ),
         )
     try:
@@ -445,21 +442,23 @@ def _edited_mirror(
     told instead of skipped in silence."""
     name = spec.entity.name
     where = f"{current.qbo_entity} {current.qbo_id}" if current.qbo_id else "a QBO record"
-    return Plan(
-        "hold",
+    return _held(
         source_id,
         record_hash,
-        violations=(
-            Violation(
-                f"{name}.mirror.edited_in_source",
-                f"{name} #{source_id} mirrors {where}, created in QBO, and was changed in the "
-                "source app since it was pulled: the change is not written to QBO",
-                "Make the change in QBO (the next pull brings it into the source app), or undo "
-                "it in the source app; a pull of the record after a change in QBO replaces the "
-                "source app's version.",
-            ),
+        Violation(
+            f"{name}.mirror.edited_in_source",
+            f"{name} #{source_id} mirrors {where}, created in QBO, and was changed in the "
+            "source app since it was pulled: the change is not written to QBO",
+            "Make the change in QBO (the next pull brings it into the source app), or undo "
+            "it in the source app; a pull of the record after a change in QBO replaces the "
+            "source app's version.",
         ),
     )
+
+
+def _held(source_id: SourceId, record_hash: str, violation: Violation) -> Plan:
+    """A plan holding the record back for one reason."""
+    return Plan("hold", source_id, record_hash, violations=(violation,))
 
 
 def _hold_recorded(current: RecordState | None, record_hash: str | None) -> bool:
