@@ -746,12 +746,36 @@ def _linked_state(
         qbo_updated_at=from_qbo.updated_at(c.data),
         deleted_in_qbo=False,
         pull_due=False,
-        pull_fields=(),
+        # Fields QBO changed that the source has no place for (an invoice's lines, its
+        # customer): QBO's value stands there while the source keeps its own, so a later
+        # source change of one is a conflict the push records by its policy (R34), never a
+        # silent overwrite of what the pull said QBO keeps.
+        pull_fields=_kept_in_qbo(spec, st, plan, qbo_base, rebuilt),
         # a record the push could not write (held back, refused) stays the push's to retry:
         # the pull moves only the QBO side and the fields it took
         status=st.settled_status if pushed else st.status,
         last_synced_at=run.now,
     )
+
+
+def _kept_in_qbo(
+    spec: PullSpec,
+    st: RecordState,
+    plan: LinkedPlan,
+    qbo_base: Mapping[str, Any] | None,
+    rebuilt: Mapping[str, Any] | None,
+) -> tuple[str, ...]:
+    """The fields where QBO holds a change of its own the source has no place for: those QBO
+    changed now (``plan.unmapped``) and those it had changed before, while they still differ
+    from the source's version."""
+    fields = set(plan.unmapped) | {f for f in st.pull_fields or () if f not in spec.fields}
+    if rebuilt is not None:
+        fields = {
+            f
+            for f in fields
+            if diff.normal((qbo_base or {}).get(f)) != diff.normal(rebuilt.get(f))
+        }
+    return tuple(sorted(fields))
 
 
 def _linked_ledger(

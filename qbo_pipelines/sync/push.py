@@ -162,6 +162,9 @@ class Plan:
     send_to: str | None = None
     name: str | None = None
     total: str | None = None  # the TotalAmt QBO should compute (money records written)
+    # an update's fields QBO holds a change of its own in (the pull kept it there): both sides
+    # changed them, a conflict resolved by the entity's policy and recorded (R34)
+    conflicts: tuple[str, ...] = ()
 
     @property
     def new_base(self) -> Mapping[str, Any] | None:
@@ -303,6 +306,21 @@ def _plan_write(
             payload=built.body,
             reason="no field changed",
         )
+    # (pull_due: the fields are the pull's to bring in first, marked by a write's merge)
+    kept = () if current.pull_due else current.pull_fields or ()
+    conflicts = tuple(sorted(set(kept) & set(changes)))
+    if conflicts and spec.entity.conflict != "source_wins":
+        # QBO's value stands (qbo_wins): only the other fields are written
+        changes = {k: v for k, v in changes.items() if k not in conflicts}
+        if not changes:
+            return Plan(
+                "skip",
+                source_id,
+                record_hash,
+                qbo_entity,
+                payload=built.body,
+                reason="no field changed",
+            )
     return Plan(
         "update",
         source_id,
@@ -311,6 +329,7 @@ def _plan_write(
         payload=built.body,
         changes=changes,
         name=name if spec.match_field in changes else None,
+        conflicts=conflicts,
     )
 
 
@@ -1251,6 +1270,8 @@ def _intent(run: PushRun, spec: PushSpec, p: Plan, current: RecordState | None) 
             created_by=current.created_by,
             total=p.total,
             hold=bool(p.violations),
+            conflicts=p.conflicts,
+            kept_qbo=() if entity.conflict == "source_wins" else p.conflicts,
         )
     return None
 

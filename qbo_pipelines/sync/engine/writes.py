@@ -835,7 +835,13 @@ class Writer:
             qbo_updated_at=last_updated(stored),
             name_key=intent.name_key,
             pull_due=bool(intent.kept_qbo) or current.pull_due,
-            pull_fields=_pull_fields(current, intent.kept_qbo),
+            # a field this write sent is QBO's no more (R34: its conflict is recorded below),
+            # nor the tax QBO works out again from the lines it sent
+            pull_fields=tuple(
+                f
+                for f in _pull_fields(current, intent.kept_qbo)
+                if f in intent.kept_qbo or f not in _rewritten(intent.body)
+            ),
             intent=None,
             dispatch_id=None,
             last_synced_at=datetime.now(UTC),
@@ -1110,6 +1116,12 @@ VOIDED_IN_QBO: Final = (
     "voided in QBO since the last sync: the source record is kept as it is, and the sync never "
     "writes the voided record again (that would revive it, R42)"
 )
+
+
+def _rewritten(body: Mapping[str, Any]) -> set[str]:
+    """The fields a write sets in QBO: those it sends, and the tax detail QBO computes again
+    from the lines it sends."""
+    return set(body) | ({"TxnTaxDetail"} if "Line" in body else set())
 
 
 def _pull_fields(current: RecordState, more: Sequence[str]) -> tuple[str, ...]:

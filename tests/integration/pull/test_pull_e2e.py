@@ -993,3 +993,62 @@ def test_R7_R40_a_qbo_born_customer_whose_name_has_a_control_character_still_tak
         r=realm,
         s=str(contact.id),
     )
+
+
+def test_R34_a_line_added_in_qbo_is_a_conflict_when_the_source_edits_its_lines_later(
+    synced: PushBed,
+) -> None:
+    """The bookkeeper adds a line to a synced invoice in QBO; the pull keeps the sale's own
+    lines (the source has no place for QBO's) and says QBO keeps QBO's. When the sale's lines
+    are edited in the source later, the push's write replaces QBO's line set: both sides
+    changed the lines since they last agreed, so that is a conflict recorded in the ledger
+    with its policy (transactions: the source wins), never a silent overwrite (R34)."""
+    sale, qbo_id = _unpaid_invoice(synced)
+    invoice = _invoice(synced, qbo_id)
+    lines = [line for line in invoice["Line"] if line["DetailType"] == "SalesItemLineDetail"]
+    added = {k: v for k, v in lines[0].items() if k not in {"Id", "LineNum"}}
+    added["Description"] = "added in QBO"
+    synced.sandbox.control.user_update(
+        synced.realm, "Invoice", {"Id": qbo_id, "sparse": True, "Line": [*lines, added]}
+    )
+    pipeline.pull_all(synced.env, synced.realm, run_id="pull-line")
+    assert "added in QBO" in [line.get("Description") for line in _invoice(synced, qbo_id)["Line"]]
+    _rows(
+        synced.env.source,
+        "UPDATE app.sale_lines SET description = 'edited in the source' WHERE sale_id = :s"
+        " AND line_no = 1",
+        s=sale,
+    )
+    pipeline.push_all(synced.env, synced.realm, run_id="push-line")
+    after = [line.get("Description") for line in _invoice(synced, qbo_id)["Line"]]
+    assert "edited in the source" in after  # the source wins the lines (its policy)
+    conflicts = _rows(
+        synced.env.warehouse,
+        "SELECT details FROM sync.ledger WHERE realm_id = :r AND entity = 'invoices'"
+        " AND source_id = :s AND run_id = 'push-line' AND operation = 'conflict'",
+        r=synced.realm,
+        s=str(sale),
+    )
+    assert len(conflicts) == 1
+    assert "Line" in conflicts[0][0]["fields"]
+    # once recorded, the next cycle writes nothing, and a later edit of the lines in the
+    # source (QBO holds the source's lines now) is no conflict
+    before = _writes(synced)
+    _cycle(synced)
+    assert _writes(synced) == before
+    _rows(
+        synced.env.source,
+        "UPDATE app.sale_lines SET description = 'edited again' WHERE sale_id = :s"
+        " AND line_no = 1",
+        s=sale,
+    )
+    pipeline.push_all(synced.env, synced.realm, run_id="push-line-again")
+    assert "edited again" in [line.get("Description") for line in _invoice(synced, qbo_id)["Line"]]
+    again = _rows(
+        synced.env.warehouse,
+        "SELECT 1 FROM sync.ledger WHERE realm_id = :r AND entity = 'invoices'"
+        " AND source_id = :s AND run_id = 'push-line-again' AND operation = 'conflict'",
+        r=synced.realm,
+        s=str(sale),
+    )
+    assert again == []
