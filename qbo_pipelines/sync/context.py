@@ -76,4 +76,5 @@ def load(engine: sa.Engine, connector: SourceAppConnector, realm_id: RealmId) ->
         item_names=_names(connector, "items"),
         deleted_in_qbo=state.deleted_in_qbo(engine, realm_id),
         awaiting_pull=state.awaiting_pull(engine, realm_id),
+        credit_memos=state.qbo_ids(engine, realm_id, "invoices", "CreditMemo"),
     )

@@ -62,6 +62,8 @@ class PushContext:
         item_names: source item id -> name (for reasons).
         deleted_in_qbo: per entity, source ids whose QBO record was deleted in QBO (the
             sync never brings those back: what refers to them needs a person).
+        credit_memos: source sale id -> QBO CreditMemo Id of the sales pushed as credit notes
+            (a negative total, R11): a receipt cannot pay one.
         awaiting_pull: per entity, source ids whose QBO record holds values the source does
             not have yet (a conflict QBO won): what copies their values waits for the pull.
         replan_all: a mapping the records use changed since they were synced: a record whose
@@ -81,6 +83,7 @@ class PushContext:
     deleted_in_qbo: Mapping[str, frozenset[SourceId]] = field(default_factory=dict)
     awaiting_pull: Mapping[str, frozenset[SourceId]] = field(default_factory=dict)
     replan_all: bool = False
+    credit_memos: Mapping[SourceId, QboId] = field(default_factory=dict)
 
     def qbo_id(self, entity: str, source_id: SourceId | None) -> QboId | None:
         if source_id is None:
@@ -482,6 +485,20 @@ def _dedupe(violations: list[Violation]) -> list[Violation]:
 # ------------------------------------------------------------------ payments
 
 
+def _credit_note_paid(ctx: PushContext, record: str, sale: SourceId) -> Violation | None:
+    """A receipt on a sale QBO holds as a credit note: a QBO payment applies to invoices."""
+    memo = ctx.credit_memos.get(sale)
+    if memo is None:
+        return None
+    return Violation(
+        "reference.invoice.credit_note",
+        f"{record}: sale #{sale} is a credit note (QBO CreditMemo {memo}: its total is "
+        "negative), and a QBO payment pays invoices only",
+        "Link the receipt to the invoice it pays in the source app, or delete it; money paid "
+        "back to the customer on a credit note is entered in QBO as a refund receipt.",
+    )
+
+
 def payment_body(receipt: CanonicalReceipt, ctx: PushContext) -> BuildResult:
     """A Payment linked to its invoice, deposited per the payment-method mapping (R19, R21)."""
     problems: list[Violation] = []
@@ -496,7 +513,8 @@ def payment_body(receipt: CanonicalReceipt, ctx: PushContext) -> BuildResult:
     invoice_id = ctx.qbo_id("invoices", receipt.sale_source_id)
     if receipt.sale_source_id is not None and invoice_id is None:
         problems.append(
-            missing_reference(
+            _credit_note_paid(ctx, f"receipt {label}", receipt.sale_source_id)
+            or missing_reference(
                 ctx, "invoices", "invoice", f"receipt {label}", receipt.sale_source_id
             )
         )

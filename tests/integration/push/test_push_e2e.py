@@ -1027,3 +1027,40 @@ def test_R37_a_synced_record_held_back_by_an_edit_is_recorded_once_not_on_every_
     assert fixed.totals()["updated"] == 1
     assert _by_id(pushed, "Customer")[customer_id]["PrimaryPhone"]["FreeFormNumber"] == "555-0100"
     assert contact not in _held(pushed, "customers")
+
+
+def test_R11_R19_a_receipt_on_a_credit_note_is_held_saying_so_not_waiting_for_an_invoice(
+    pushed: PushBed,
+) -> None:
+    """A sale with a negative total is a QBO CreditMemo (R11); a receipt recorded against it
+    cannot become a QBO Payment (payments pay invoices). It is held with that reason and a
+    fix, not as "invoice #N is not in QBO yet", which no run would ever resolve."""
+    credit = _rows(
+        pushed.env.warehouse,
+        "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+        " AND entity = 'invoices' AND qbo_entity = 'CreditMemo' ORDER BY source_id LIMIT 1",
+        r=pushed.realm,
+    )
+    assert credit, "the demo data has credit notes"
+    sale, memo = credit[0]
+    [receipt] = _rows(
+        pushed.env.source,
+        "INSERT INTO app.receipts (sale_id, contact_id, amount, received_on, payment_method_id)"
+        " SELECT id, contact_id, 10, txn_date, (SELECT min(id) FROM app.payment_methods)"
+        " FROM app.sales WHERE id = :s RETURNING id",
+        s=int(sale),
+    )
+    payments = pushed.count("Payment")
+    pipeline.push_all(pushed.env, pushed.realm, run_id="credit-note-receipt")
+    assert pushed.count("Payment") == payments
+    [hold] = _rows(
+        pushed.env.warehouse,
+        "SELECT error_code, error_message, details FROM sync.ledger WHERE realm_id = :r"
+        " AND entity = 'payments' AND source_id = :s AND operation = 'hold'",
+        r=pushed.realm,
+        s=str(receipt.id),
+    )
+    assert hold.error_code == "reference.invoice.credit_note"
+    assert f"QBO CreditMemo {memo}" in hold.error_message
+    assert "not in QBO yet" not in hold.error_message
+    assert "Link the receipt to the invoice it pays" in hold.details["violations"][0]["fix"]
