@@ -1319,6 +1319,7 @@ WRITABLE_COLUMNS: dict[str, frozenset[str]] = {
     ),
     "sales": frozenset(
         {
+            "contact_id",
             "doc_number",
             "txn_date",
             "due_date",
@@ -1329,7 +1330,6 @@ WRITABLE_COLUMNS: dict[str, frozenset[str]] = {
             "qbo_realm_id",
             "qbo_id",
             "qbo_customer_id",
-            "contact_id",
         }
     ),
     "receipts": frozenset(

@@ -86,7 +86,7 @@ class PullSpec:
     entity: catalogue.Entity
     write_new: Callable[[PullRun, Sequence[Candidate]], dict[QboId, SourceId]]
     fields: Mapping[str, from_qbo.FieldMap]
-    owned: from_qbo.FieldMap
+    owned: from_qbo.OwnedMap
     mirror: bool = False
     named: Callable[[SourceAppConnector, Sequence[str]], dict[str, list[SourceId]]] | None = None
     """Source records by exact name (oldest first) a new QBO record of that name is matched
@@ -542,6 +542,11 @@ def _plan_chunk(
     report: PullReport,
 ) -> tuple[list[FieldUpdate], dict[QboId, tuple[Candidate, LinkedPlan]]]:
     current = _canonical(run, spec, [str(c.state.source_id) for c in linked if c.state])
+    contacts = (
+        _source_ids(run, "customers", "Customer", [_customer_of(c.data) for c in linked])
+        if "CustomerRef" in spec.fields
+        else {}
+    )
     updates: list[FieldUpdate] = []
     plans: dict[QboId, tuple[Candidate, LinkedPlan]] = {}
     for c in linked:
@@ -598,7 +603,10 @@ def _plan_chunk(
             plans[c.qbo_id] = (c, LinkedPlan("update", reason="mirror"))
             continue
         body = _body(spec, current[sid], run.context) if sid in current else None
-        plan = plan_linked(spec.entity.name, spec.entity.conflict, c.data, st, body, row)
+        obj = c.data
+        if contacts.get(_customer_of(obj)):  # the source contact QBO's customer is linked to
+            obj = {**obj, from_qbo.CONTACT_KEY: contacts[_customer_of(obj)]}
+        plan = plan_linked(spec.entity.name, spec.entity.conflict, obj, st, body, row)
         plans[c.qbo_id] = (c, plan)
         if plan.columns:
             updates.append(FieldUpdate(sid, plan.columns, plan.expect))

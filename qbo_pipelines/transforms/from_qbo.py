@@ -375,7 +375,10 @@ def customer_transaction(
 # ------------------------------------------------------------------ field by field (R7)
 
 Columns = dict[str, Any]
-FieldMap = Callable[[Obj], Columns]
+FieldMap = Callable[[Obj], Columns | None]
+"""QBO object -> the source columns of one field (None: no place for this value)."""
+OwnedMap = Callable[[Obj], Columns]
+"""QBO object -> the source columns only QBO writes."""
 
 
 def _addr_columns(obj: Obj) -> Columns:
@@ -399,7 +402,20 @@ CONTACT_FIELDS: dict[str, FieldMap] = {
     "PrimaryPhone": lambda o: {"phone": _phone(o)},
     "BillAddr": _addr_columns,
 }
+CONTACT_KEY = "__source_contact_id"
+"""Set by the pull on a QBO transaction it plans against a source record: the source contact
+its ``CustomerRef`` is linked to (absent when the customer is linked to none)."""
+
+
+def _contact(o: Obj) -> Columns | None:
+    """The sale's contact from QBO's customer, or None (no place: the customer is not linked
+    to a source contact, so the field is QBO's alone)."""
+    contact = o.get(CONTACT_KEY)
+    return {"contact_id": int(contact)} if contact else None
+
+
 SALE_FIELDS: dict[str, FieldMap] = {
+    "CustomerRef": _contact,
     "DocNumber": lambda o: {"doc_number": _text(o.get("DocNumber"))},
     "TxnDate": lambda o: {"txn_date": _date(o.get("TxnDate"))} if _date(o.get("TxnDate")) else {},
     "DueDate": lambda o: {"due_date": _date(o.get("DueDate"))},
@@ -442,8 +458,9 @@ def columns(
     unmapped: set[str] = set()
     for name in sorted(fields):
         build = maps.get(name)
-        if build is None:
+        found = build(obj) if build is not None else None
+        if found is None:  # no map, or none for this value
             unmapped.add(name)
         else:
-            out.update(build(obj))
+            out.update(found)
     return out, unmapped

@@ -1052,3 +1052,47 @@ def test_R34_a_line_added_in_qbo_is_a_conflict_when_the_source_edits_its_lines_l
         s=str(sale),
     )
     assert again == []
+
+
+def test_R16_an_invoice_moved_to_another_customer_in_qbo_moves_its_sale_to_that_contact(
+    synced: PushBed,
+) -> None:
+    """The bookkeeper moves a synced invoice to another customer in QBO: the pull moves the
+    sale to the source contact that customer is linked to (the source has a place for it,
+    ``contact_id``), so the sale and the contact's transaction list agree; the push after it
+    writes nothing back (R35)."""
+    env, realm, control = synced.env, synced.realm, synced.sandbox.control
+    sale, invoice = _unpaid_invoice(synced)
+    [before] = _rows(env.source, "SELECT contact_id FROM app.sales WHERE id = :i", i=sale)
+    now = _invoice(synced, invoice)["CustomerRef"]["value"]
+    other, customer = next(
+        (int(s), str(q))
+        for s, q in _rows(
+            env.warehouse,
+            "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+            " AND entity = 'customers' AND status = 'synced' AND qbo_id <> :q"
+            " ORDER BY source_id::int",
+            r=realm,
+            q=now,
+        )
+    )
+    assert other != before.contact_id
+    control.user_update(
+        realm, "Invoice", {"Id": invoice, "CustomerRef": {"value": customer}, "sparse": True}
+    )
+    pipeline.pull_all(env, realm, run_id="pull-moved")
+    [after] = _rows(env.source, "SELECT contact_id FROM app.sales WHERE id = :i", i=sale)
+    assert after.contact_id == other
+    listed = _rows(
+        env.source,
+        "SELECT contact_id FROM app.customer_transactions WHERE qbo_id = :q AND txn_type ="
+        " 'Invoice'",
+        q=invoice,
+    )
+    assert [r.contact_id for r in listed] == [other]
+    token = _invoice(synced, invoice)["SyncToken"]
+    writes = _writes(synced)
+    pipeline.push_all(env, realm, run_id="push-after-move")
+    assert _writes(synced) == writes
+    assert _invoice(synced, invoice)["SyncToken"] == token
+    assert _invoice(synced, invoice)["CustomerRef"]["value"] == customer
