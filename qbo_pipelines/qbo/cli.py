@@ -69,6 +69,9 @@ class CallbackListener:
 
     redirect_uri: str
     timeout: float = 300.0
+    expected_state: str | None = None
+    """The consent's state: a callback carrying another one (forged, or a stale browser tab) is
+    answered 400 and does not end the wait."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.redirect_uri)
@@ -85,16 +88,30 @@ class CallbackListener:
                 if url.path != listener._path:
                     self.send_error(404)
                     return
-                listener._result = dict(parse_qsl(url.query))
-                ok = "code" in listener._result
+                params = dict(parse_qsl(url.query))
+                expected = listener.expected_state
+                if expected is not None and not secrets.compare_digest(
+                    params.get("state", "").encode(), expected.encode()
+                ):
+                    self._answer(
+                        400,
+                        "This callback is not for the connect waiting in the terminal (its"
+                        " state differs); nothing was connected.",
+                    )
+                    return
+                listener._result = params
+                ok = "code" in params
                 text = "Connected. You can close this window." if ok else "Connection failed."
+                self._answer(200, text)
+                listener._done.set()
+
+            def _answer(self, status: int, text: str) -> None:
                 body = f"<!doctype html><p>{html.escape(text)}</p>".encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                listener._done.set()
 
             def log_message(self, format: str, *args: Any) -> None:  # query holds the code
                 return
@@ -168,7 +185,7 @@ def connect(
 ) -> tuple[RealmId, str | None]:
     """The whole R1 flow: print the authorize URL, wait for the callback, store tokens."""
     state = new_state()
-    listener = CallbackListener(oauth.config.redirect_uri, timeout=timeout)
+    listener = CallbackListener(oauth.config.redirect_uri, timeout=timeout, expected_state=state)
     announce(f"Open this URL to connect a QuickBooks company:\n{oauth.authorization_url(state)}")
     params = listener.wait()
     return complete_consent(params, state, oauth, store, api_url, client_options)

@@ -321,6 +321,52 @@ def test_R1_connect_flow_end_to_end(sandbox: Any, store: auth.TokenStore) -> Non
     )
 
 
+def test_R1_a_callback_with_another_state_is_refused_and_the_connect_keeps_waiting(
+    sandbox: Any, store: auth.TokenStore
+) -> None:
+    """A request to the callback port that is not this consent's (a forged or stale state: a
+    page of another site, an old browser tab) is answered as a failure, never "Connected", and
+    does not end the connect: the user's real consent still completes it (found by an attack:
+    the browser was told "Connected" and the CLI failed with a state mismatch)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redirect = f"http://127.0.0.1:{port}/callback"
+    sandbox.control.register_app("cli-app-2", "cli-secret-2", [redirect], name="qbo-pipelines")
+    realm = RealmId(sandbox.control.create_company(name="Stray Co", seed=True))
+    oauth = auth.OAuthClient(
+        auth.OAuthConfig.for_base_url(sandbox.base_url, "cli-app-2", "cli-secret-2", redirect)
+    )
+    flow_store = auth.TokenStore(
+        store.engine, oauth, auth.token_cipher(env={auth.ENV_TOKEN_KEY: KEY})
+    )
+    urls: list[str] = []
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = connect(
+                oauth, flow_store, sandbox.base_url, timeout=30, announce=urls.append
+            )
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    while not urls:
+        time.sleep(0.05)
+    stray = requests.get(f"{redirect}?state=forged&code=AB11stray&realmId={realm}", timeout=10)
+    assert stray.status_code == 400
+    assert "Connected" not in stray.text
+    landed = _consent_in_browser(urls[0].splitlines()[-1])
+    assert "Connected" in landed.text
+    thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"][0] == realm
+
+
 def test_R1_callback_state_is_verified(sandbox: Any, store: auth.TokenStore) -> None:
     from qbo_pipelines.qbo.cli import ConnectError
 
