@@ -297,6 +297,12 @@ def _plan_write(
             base=_kept_in_step(spec, record, ctx, built.body),
         )
     changes = _changes(built.body, current, qbo_entity)
+    # (pull_due: the fields are the pull's to bring in first, marked by a write's merge)
+    kept = () if current.pull_due else current.pull_fields or ()
+    conflicts = tuple(sorted(set(kept) & set(changes)))
+    if conflicts and spec.entity.conflict != "source_wins":
+        # QBO's value stands (qbo_wins): only the other fields are written
+        changes = {k: v for k, v in changes.items() if k not in conflicts}
     if not changes:
         return Plan(
             "skip",
@@ -306,21 +312,6 @@ def _plan_write(
             payload=built.body,
             reason="no field changed",
         )
-    # (pull_due: the fields are the pull's to bring in first, marked by a write's merge)
-    kept = () if current.pull_due else current.pull_fields or ()
-    conflicts = tuple(sorted(set(kept) & set(changes)))
-    if conflicts and spec.entity.conflict != "source_wins":
-        # QBO's value stands (qbo_wins): only the other fields are written
-        changes = {k: v for k, v in changes.items() if k not in conflicts}
-        if not changes:
-            return Plan(
-                "skip",
-                source_id,
-                record_hash,
-                qbo_entity,
-                payload=built.body,
-                reason="no field changed",
-            )
     return Plan(
         "update",
         source_id,
