@@ -124,6 +124,8 @@ def _list(args: argparse.Namespace) -> int:
     print(f"  sync-enabled={'on' if s.sync_enabled else 'off'} paused={'on' if s.paused else 'off'}"
           f" debounce-seconds={s.debounce_seconds} max-wait-seconds={s.max_wait_seconds}"
           f" pull-interval-hours={s.pull_interval_hours}")
+    print(f"  missing-deletes-max={s.missing_deletes_max}"
+          f" missing-deletes-percent={s.missing_deletes_percent}")
     for label, ref, options in (
         ("default-income-account", s.default_income_account, choices.income_accounts()),
         ("default-tax-code", s.default_tax_code, choices.tax_codes),

@@ -19,10 +19,12 @@ MAPPING_KINDS: tuple[MappingKind, ...] = ("tax-rate", "item", "payment-method", 
 SettingName = Literal[
     "default-income-account", "default-tax-code", "default-deposit-account", "sync-enabled",
     "paused", "debounce-seconds", "max-wait-seconds", "pull-interval-hours",
+    "missing-deletes-max", "missing-deletes-percent",
 ]
 SETTING_NAMES: tuple[SettingName, ...] = (
     "default-income-account", "default-tax-code", "default-deposit-account", "sync-enabled",
     "paused", "debounce-seconds", "max-wait-seconds", "pull-interval-hours",
+    "missing-deletes-max", "missing-deletes-percent",
 )
 
 EXPENSE_TYPES = frozenset({"Expense", "Other Expense", "Cost of Goods Sold"})
@@ -79,6 +81,11 @@ class Settings:
     debounce_seconds: int = 120
     max_wait_seconds: int = 900
     pull_interval_hours: int = 12
+    missing_deletes_max: int = 20
+    """Records of an entity a full read may find gone from the source app (no delete in its
+    change log) and still delete in QBO by itself (R17)."""
+    missing_deletes_percent: int = 10
+    """The same limit as a share of the records the sync knows; the larger limit applies."""
     default_income_account: QboRef | None = None
     default_tax_code: QboRef | None = None
     default_deposit_account: QboRef | None = None

@@ -87,6 +87,8 @@ def load_settings(engine: sa.Engine | sa.Connection, realm_id: str) -> Settings:
         debounce_seconds=int(row["debounce_seconds"]),
         max_wait_seconds=int(row["max_wait_seconds"]),
         pull_interval_hours=int(row["pull_interval_hours"]),
+        missing_deletes_max=int(row["missing_deletes_max"]),
+        missing_deletes_percent=int(row["missing_deletes_percent"]),
         default_income_account=_ref(row["default_income_account_id"], row["income_name"]),
         default_tax_code=_ref(row["default_tax_code_id"], row["tax_name"]),
         default_deposit_account=_ref(row["default_deposit_account_id"], row["deposit_name"]),
@@ -248,6 +250,8 @@ _SETTING_COLUMNS: dict[str, str] = {
     "debounce-seconds": "debounce_seconds",
     "max-wait-seconds": "max_wait_seconds",
     "pull-interval-hours": "pull_interval_hours",
+    "missing-deletes-max": "missing_deletes_max",
+    "missing-deletes-percent": "missing_deletes_percent",
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -283,6 +287,8 @@ _SETTING_MAX: dict[str, int] = {
     "debounce-seconds": 7 * 86400,
     "max-wait-seconds": 7 * 86400,
     "pull-interval-hours": 30 * 24,  # QBO's CDC reaches back 30 days
+    "missing-deletes-max": 1_000_000_000,
+    "missing-deletes-percent": 100,
 }
 
 

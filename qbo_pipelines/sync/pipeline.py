@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.canonical import RealmId, SourceId
+from qbo_pipelines.mapping.model import Settings
+from qbo_pipelines.mapping.repository import load_settings
 from qbo_pipelines.quality import gx_suites, quarantine, rules
 from qbo_pipelines.quality.gx_suites import SuiteOutcome
 from qbo_pipelines.sync import context as push_context
@@ -165,21 +167,20 @@ class ExtractReport:
     unchanged: int = 0
     missing: int = 0
     """Records gone from the source behind its change log, too many at once to be taken for
-    deletes (:data:`MISSING_AT_ONCE`): nothing of them was deleted in QBO."""
+    deletes (:func:`_missing_limit`): nothing of them was deleted in QBO."""
 
-
-MISSING_AT_ONCE = 20
-"""Records a full read finds gone from the source without a delete in its change log (a bulk
-fix with the change capture off) that it carries out as deletes by itself. More at once, and
-more than a tenth of the records the sync knows, look like a TRUNCATE, a restore or a lost
-table, no decision to delete accounting documents: they are held, with a notification, until
-``sync push --full --delete-missing`` (or the rows are restored)."""
 
 MISSING_TITLE = "Records missing from the source app"
 
 
-def _too_many_missing(missing: int, known: int) -> bool:
-    return missing > max(MISSING_AT_ONCE, known // 10)
+def _missing_limit(settings: Settings, known: int) -> int:
+    """How many records of an entity a full read may find gone from the source app without a
+    delete in its change log (a bulk fix with the change capture off) and still carry out as
+    deletes by itself: the company's ``missing-deletes-max``, or ``missing-deletes-percent`` of
+    the records the sync knows, the larger. More at once look like a TRUNCATE, a restore or a
+    lost table, no decision to delete accounting documents: they are held, with a notification,
+    until ``sync push --full --delete-missing`` (or the rows are restored)."""
+    return max(settings.missing_deletes_max, known * settings.missing_deletes_percent // 100)
 
 
 def extract(
@@ -238,9 +239,10 @@ def extract(
                 merge(chunk)
             read = behind.wait()
         missing = (known - seen) - set(todo.deleted)
-        held = full and not delete_missing and _too_many_missing(len(missing), len(known))
+        limit = _missing_limit(load_settings(conn, realm_id), len(known))
+        held = full and not delete_missing and len(missing) > limit
         kept = len(missing) if held else 0  # held as missing, not taken for deletes
-        _notify_missing(conn, realm_id, entity, kept, full)
+        _notify_missing(conn, realm_id, entity, kept, full, limit)
         gone = set(todo.deleted) | (set() if held else missing) | (requested - seen)
         loaders.mark_source_deleted(conn, entity, sorted(gone), run_id, realm_id=realm_id)
         if run_id is not None:
@@ -262,7 +264,7 @@ def extract(
 
 
 def _notify_missing(
-    conn: sa.Connection, realm_id: RealmId, entity: str, missing: int, full: bool
+    conn: sa.Connection, realm_id: RealmId, entity: str, missing: int, full: bool, limit: int
 ) -> None:
     """Open (or refresh) the company's notification of records held as missing, or resolve
     it once a full read finds nothing held."""
@@ -275,11 +277,14 @@ def _notify_missing(
             "*",
             MISSING_TITLE,
             f"{missing} {entity} the sync knows are gone from the source app without a delete "
-            "in its change log (a TRUNCATE, a restore, a lost table?): nothing of them was "
+            "in its change log (a TRUNCATE, a restore, a lost table?), more than the "
+            f"{limit} the company lets a full read delete by itself: nothing of them was "
             "deleted in QBO",
             "If they were lost, restore the rows in the source app. If they were deleted on "
             f"purpose, run `qbo-pipelines sync push --realm {realm_id} --full "
-            "--delete-missing`: their QBO twins the sync created are deleted then (R17).",
+            "--delete-missing`: their QBO twins the sync created are deleted then (R17). "
+            "The limit is the company's setting: `qbo-pipelines mappings set "
+            "missing-deletes-max N` (and `missing-deletes-percent P`).",
         )
     elif full:
         quarantine.resolve_notifications(conn, realm_id, entity, ["*"], title=MISSING_TITLE)
