@@ -148,10 +148,14 @@ class MappingSnapshot:
         if ref is not None:
             return ref
         label = self._name("item", product_id, name)
-        return Missing(
-            f"service type / product {label!r} has no QBO item",
-            fix_command("set", "item", label, "<QBO item>", realm_id=self.realm_id),
-            "item", product_id)
+        fix = fix_command("set", "item", label, "<QBO item>", realm_id=self.realm_id)
+        if self.settings.default_income_account is None:  # one setting frees them all
+            fix += (" (or, for every such product at once, "
+                    + fix_command("set", "default-income-account", "<QBO income account>",
+                                  realm_id=self.realm_id)
+                    + ": the sync then creates a Service item of its name)")
+        return Missing(f"service type / product {label!r} has no QBO item", fix, "item",
+                       product_id)
 
     def income_account_for_new_items(self) -> QboRef | Missing:
         """The default income account for Service items the sync creates (R10)."""
@@ -247,7 +251,7 @@ def find_choice(options: Iterable[Choice], wanted: str, what: str) -> Choice:
     if not opts:
         raise MappingRefusedError(
             f"no {what} of this QBO company has been read yet: run `qbo-pipelines sync pull`"
-            f" first (it reads the company's {what}s, accounts and the rest), then map again"
+            f" first (it reads the company's {what}s and the rest), then map again"
         )
     for match in (
         [c for c in opts if c.id == wanted],

@@ -108,6 +108,20 @@ def test_R1_connect_at_the_consent_page_disconnect_wipes_and_reconnect_starts_af
     assert [c.realm_id for c in companies.connected(ops.warehouse)] == [second]
     assert _rows(ops, second)["mapping.settings"] == 0
     assert main(["status", "--realm", second, "--no-runs"]) == 0
+    # Its products have no QBO item now: the check offers the one setting that frees them all
+    # (the sync creates a Service item of each), not only a mapping per product.
+    demo.seed(ops.source, contacts=4, sales=4, workers=1, seed_value=5)
+    check = ops.run("mappings", "check", "--realm", second)
+    items = [ln for ln in check.stdout.splitlines() if "has no QBO item" in ln]
+    assert items, check.stdout
+    assert all("mappings set default-income-account" in ln for ln in items), items
+    unread = ops.run("mappings", "set", "default-income-account", "Services", "--realm", second)
+    assert unread.returncode == 2  # the company's accounts are read by its first pull
+    assert unread.stderr.strip().splitlines() == [
+        "error: refused: no account of this QBO company has been read yet: run "
+        "`qbo-pipelines sync pull` first (it reads the company's accounts and the rest), "
+        "then map again"
+    ]
 
 
 def test_R1_connect_whose_callback_cannot_be_listened_on_is_a_one_line_error(
