@@ -16,6 +16,7 @@ from pushbed import PushBed
 
 from qbo_pipelines import status
 from qbo_pipelines.marts import run as marts_run
+from qbo_pipelines.quality import gx_suites
 from qbo_pipelines.sync import pipeline, push
 
 
@@ -521,6 +522,54 @@ def test_obs9_two_pushes_of_one_company_never_interleave(push_bed: PushBed) -> N
             e=entity,
         )[0][0]
         assert ours == created, (kind, ours, created)
+
+
+def test_obs9_R40_a_stage_whose_batch_a_concurrent_run_took_meanwhile_checks_nothing(
+    push_bed: PushBed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pushes of one company at once (two `make demo` at once did it): run A staged its
+    bills and counted its batch; run B then read and staged the same bills, which moves their
+    staging rows to B; A's Great Expectations checkpoint then found no batch of A's and the
+    step failed (NoAvailableBatchesError), failing A's run. A's batch is B's to check now: A's
+    stage checks nothing and passes, B's checks the bills, and A's push writes nothing of
+    them (they are no longer its own). The interleaving is made exact by running B's extract
+    and stage, the real ones, at the moment A's checkpoint is built, after A counted its
+    batch."""
+    env, realm = push_bed.env, push_bed.realm
+    pipeline.extract(env, realm, "bills", run_id="A", mode="full")
+    real = gx_suites._checkpoint
+    interleaved: list[str] = []
+
+    def b_runs_first(engine: sa.Engine, entity: str) -> Any:
+        if entity == "bills" and not interleaved:
+            interleaved.append("B")
+            pipeline.extract(env, realm, "bills", run_id="B", mode="full")
+            b_stage = pipeline.stage(env, "bills", run_id="B", realm_id=realm)
+            interleaved.append(f"B staged {b_stage.staged}")
+        return real(engine, entity)
+
+    monkeypatch.setattr(gx_suites, "_checkpoint", b_runs_first)
+    a_stage = pipeline.stage(env, "bills", run_id="A", realm_id=realm)
+    assert interleaved[0] == "B", interleaved
+    assert interleaved[1] != "B staged 0", interleaved
+    assert a_stage.staged > 0, "A staged its bills before B took them"
+    assert a_stage.suite.success
+    assert a_stage.suite.batch_rows == 0, "nothing of A's batch was left to check"
+    ledger = _sql(
+        env.warehouse,
+        "SELECT count(*) FROM sync.ledger WHERE realm_id = :r AND entity = 'bills'",
+        r=realm,
+    )[0][0]
+    a_push = pipeline.push_staged(env, realm, "bills", run_id="A")
+    assert a_push.counts.get("created", 0) == 0
+    assert (
+        _sql(
+            env.warehouse,
+            "SELECT count(*) FROM sync.ledger WHERE realm_id = :r AND entity = 'bills'",
+            r=realm,
+        )[0][0]
+        == ledger
+    ), "A's push wrote nothing of the bills B owns"
 
 
 # ------------------------------------------------------------------------------------ 10
