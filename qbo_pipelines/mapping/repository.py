@@ -275,8 +275,9 @@ def _setting_value(engine: sa.Engine, realm_id: str, name: str, value: str | Non
         number = int(value)
     except ValueError:
         raise MappingRefusedError(f"{name} takes a whole number, got {value!r}") from None
-    if number < (1 if name == "pull-interval-hours" else 0):
-        raise MappingRefusedError(f"{name} must be positive, got {number}")
+    least = 1 if name == "pull-interval-hours" else 0
+    if number < least:
+        raise MappingRefusedError(f"{name} is at least {least}, got {number:,}")
     most = _SETTING_MAX[name]
     if number > most:
         raise MappingRefusedError(f"{name} is at most {most:,}, got {number:,}")

@@ -71,6 +71,9 @@ def test_R17_a_company_sets_how_many_missing_records_a_full_push_deletes_by_itse
     assert main(["mappings", "set", "missing-deletes-percent", "101", *realm]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: refused: missing-deletes-percent is at most 100, got 101"], err
+    assert main(["mappings", "set", "missing-deletes-max", "-1", *realm]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: refused: missing-deletes-max is at least 0, got -1"], err
 
     with bed.env.source.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE app.receipts DISABLE TRIGGER USER")
