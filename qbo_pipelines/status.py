@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from qbo_pipelines import companies
 from qbo_pipelines import entities as catalogue
 from qbo_pipelines.sync import settings as sync_settings
-from qbo_pipelines.sync.engine.writes import TOTAL_TITLE
+from qbo_pipelines.sync.engine.writes import LINES_TITLE, TOTAL_TITLE
 
 
 @dataclass(frozen=True)
@@ -251,18 +251,19 @@ def problems(conn: sa.Connection, realm: str) -> tuple[list[ReasonCount], list[R
 
 
 def total_differences(conn: sa.Connection, realm: str) -> list[ReasonCount]:
-    """A company's records written to QBO whose QBO total differs from the source app's (QBO
-    computed the tax itself), by entity, most first; one record's reason, and the fix."""
+    """A company's records written to QBO whose QBO total differs from the source app's, by
+    entity and cause (QBO computed the tax itself, or its lines were changed in QBO), most
+    first; one record's reason, and the fix."""
     return [
-        ReasonCount(str(r.entity), TOTAL_TITLE, int(r.n), r.example, r.fix)
+        ReasonCount(str(r.entity), str(r.title), int(r.n), r.example, r.fix)
         for r in conn.execute(
             sa.text(
-                "SELECT entity, count(*) AS n, (array_agg(reason ORDER BY length(record_id),"
-                " record_id))[1] AS example, min(fix) AS fix FROM sync.notifications"
-                " WHERE realm_id = :r AND resolved_at IS NULL AND title = :t"
-                " GROUP BY entity ORDER BY n DESC, entity"
+                "SELECT entity, title, count(*) AS n, (array_agg(reason ORDER BY"
+                " length(record_id), record_id))[1] AS example, min(fix) AS fix"
+                " FROM sync.notifications WHERE realm_id = :r AND resolved_at IS NULL"
+                " AND title IN (:t, :l) GROUP BY entity, title ORDER BY n DESC, entity, title"
             ),
-            {"r": realm, "t": TOTAL_TITLE},
+            {"r": realm, "t": TOTAL_TITLE, "l": LINES_TITLE},
         )
     ]
 

@@ -329,7 +329,7 @@ def _summarise(result: dict[str, object], warehouse: sa.Engine, realm: str, out:
             out(f"       fix: {f.fix}")
         _more(out, len(failed))
     if differ:
-        out("\nwritten, but QBO computed another total (the fix):")
+        out("\nwritten, but QBO shows another total (the fix):")
         for d in differ:
             out(f"  {d.count:4} {d.entity:9} e.g. {d.example}")
             out(f"       fix: {d.fix}")

@@ -638,8 +638,14 @@ def _field_differences(
                 "this record."
                 if owned
                 else f"Decide which is right. If the source app is, edit the record #{sid} "
-                "there (any change re-sends it, and the source wins); if QBO is, make the "
-                "source app match it."
+                + (
+                    "there: change one of its lines when its total or lines differ (a line "
+                    "change re-sends all its lines; another field is sent alone), and the "
+                    "source wins; if QBO is, make the source app match it."
+                    if c.money
+                    else "there (any change re-sends it, and the source wins); if QBO is, "
+                    "make the source app match it."
+                )
             ),
         )
 

@@ -65,6 +65,17 @@ TOTAL_FIX = (
     "resolves itself when QBO's total agrees. Until then QBO refuses payments of the source "
     "app's full total (6000) and the nightly reconciliation reports the difference."
 )
+LINES_TITLE = "QuickBooks holds lines changed in QBO"
+LINES_FIX = (
+    "Someone changed the record's lines in QBO (added, removed or changed a line) and the "
+    "source app has no place for QBO's lines, so QBO's total is not the source app's. An edit "
+    "of another field (the memo, a date) is written without the lines and changes nothing "
+    "here. Decide which lines are right. If the source app's are, change any line of the "
+    "record in the source app: the push then writes all its lines over QBO's (recorded as a "
+    "conflict the source wins). If QBO's are, give the record the same lines in the source "
+    "app. This notification resolves itself when QBO's total agrees; until then QBO refuses "
+    "payments of the source app's full total (6000)."
+)
 RETRY_FIRST = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=24)
 
@@ -617,7 +628,7 @@ class Writer:
         ledger: list[state.LedgerRow] = []
         failures: list[tuple[str, str, str]] = []
         resolved: list[str] = []
-        totals: list[tuple[str, str]] = []  # written, but QBO computed another total
+        totals: list[tuple[str, TotalDiffers]] = []  # written, but QBO shows another total
         agreed: list[str] = []
         for intent, result in zip(intents, results, strict=True):
             current = states.get(intent.source_id)
@@ -666,9 +677,15 @@ class Writer:
             if not unknown:
                 records.finish_dispatch(conn, self.realm_id, rid)
             self._notify(conn, FAILURE_TITLE, failures, resolved, "error")
-            self._notify(
-                conn, TOTAL_TITLE, [(s, why, TOTAL_FIX) for s, why in totals], agreed, "warning"
-            )
+            for title in (TOTAL_TITLE, LINES_TITLE):
+                # a record's total differs for one cause at a time: the other one's resolves
+                self._notify(
+                    conn,
+                    title,
+                    [(s, d.reason, d.fix) for s, d in totals if d.title == title],
+                    [*agreed, *(s for s, d in totals if d.title != title)],
+                    "warning",
+                )
         self.report.failures.extend(failures)
         return stale
 
@@ -788,7 +805,7 @@ class Writer:
         intent: Intent,
         current: RecordState,
         result: BatchResult,
-        total_differs: str | None = None,
+        total_differs: TotalDiffers | None = None,
     ) -> tuple[RecordState, list[state.LedgerRow]]:
         """The record's state once QBO took the write, and its ledger rows (the write's keeps
         ``total_differs``, why QBO's total is not the source app's, when it is not)."""
@@ -849,7 +866,11 @@ class Writer:
         if intent.hold:  # written meanwhile, and held back again for its hold
             row = row.but(status="held")
         self.report.counts["created" if intent.op == "create" else "updated"] += 1
-        details = {"total_differs": total_differs} if total_differs else None
+        details = (
+            {"total_differs": total_differs.reason, "lines_changed_in_qbo": total_differs.lines}
+            if total_differs
+            else None
+        )
         entries = [self._ledger(intent, "ok", qbo_id=qbo_id, details=details)]
         if intent.conflicts:
             kept = set(intent.kept_qbo) & set(intent.conflicts)
@@ -1142,9 +1163,32 @@ def _losers_to_pull(
     return out
 
 
-def _total_differs(intent: Intent, stored: Mapping[str, Any] | None) -> str | None:
+@dataclass(frozen=True)
+class TotalDiffers:
+    """Why QBO's answer to a written money record shows another total than the source app's.
+
+    Attributes:
+        reason: the record, both totals and the cause.
+        lines: QBO's lines are not those the sync wrote (changed in QBO); otherwise QBO
+            computed the tax its own way from the same lines.
+    """
+
+    reason: str
+    lines: bool
+
+    @property
+    def title(self) -> str:
+        return LINES_TITLE if self.lines else TOTAL_TITLE
+
+    @property
+    def fix(self) -> str:
+        return LINES_FIX if self.lines else TOTAL_FIX
+
+
+def _total_differs(intent: Intent, stored: Mapping[str, Any] | None) -> TotalDiffers | None:
     """Why QBO's answer to a written money record shows another total than the source app's
-    (QBO computes ``TotalAmt``, its tax from the tax codes), or None when they agree."""
+    (QBO computes ``TotalAmt``: its tax from the tax codes, its sum from the lines it holds),
+    or None when they agree."""
     if intent.total is None or intent.op not in {"create", "update"} or not stored:
         return None
     shown = stored.get("TotalAmt")
@@ -1158,10 +1202,32 @@ def _total_differs(intent: Intent, stored: Mapping[str, Any] | None) -> str | No
         return None
     if qbo == source:
         return None
-    return (
+    label = (
         f"{intent.qbo_entity} {stored.get('Id')} for record #{intent.source_id} totals "
-        f"{qbo:.2f} in QBO{computed} where the source app has {source:.2f}"
+        f"{qbo:.2f} in QBO"
     )
+    sent = _line_amounts((intent.source_base or intent.body).get("Line"))
+    held = _line_amounts(stored.get("Line"))
+    if sent is not None and held != sent:
+        # a sparse update (a memo edit) sends no lines: QBO keeps the lines someone changed
+        return TotalDiffers(
+            f"{label} where the source app has {source:.2f}: its lines changed in QBO "
+            f"({len(held or ())} line(s) there, {len(sent)} written by the sync)",
+            lines=True,
+        )
+    return TotalDiffers(f"{label}{computed} where the source app has {source:.2f}", lines=False)
+
+
+def _line_amounts(lines: object) -> list[tuple[str, Any]] | None:
+    """The kind and amount of each line of a body (QBO's own subtotal line left out), in
+    order; None when the body has no lines."""
+    if not isinstance(lines, list):
+        return None
+    return [
+        (str(line.get("DetailType")), diff.normal(line.get("Amount")))
+        for line in lines
+        if isinstance(line, Mapping) and line.get("DetailType") != "SubTotalLineDetail"
+    ]
 
 
 def _template(qbo_entity: str, base: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -16,10 +16,18 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
-from reconcilebed import ReconcileBed, findings, inject_drift, one, qbo_invoice
+from reconcilebed import (
+    ReconcileBed,
+    findings,
+    inject_drift,
+    one,
+    qbo_invoice,
+    unpaid_invoices,
+)
 
 from qbo_pipelines.canonical import RealmId
 from qbo_pipelines.cli import main
@@ -575,3 +583,66 @@ def test_R38_a_total_the_push_reported_as_qbos_tax_is_not_reported_again(
         k for k in findings(bed, result.run_id) if k[0] == "invoices" and k[1] in totals
     ]
     assert again == [], again
+
+
+def test_R31_R38_a_total_changed_by_a_line_added_in_qbo_says_lines_changed_with_a_fix_that_works(
+    bed: ReconcileBed,
+) -> None:
+    """The bookkeeper adds a line to a synced invoice in QBO (the source has no place for QBO's
+    lines, so the pull keeps the sale's own); later the sale's memo is edited in the source and
+    the push writes it (a sparse update, without lines): QBO answers with a total larger than
+    the source app's. That was reported as QBO's tax computation ("map the rate ... edit the
+    record so the sync writes it again": another memo edit changes nothing) and the
+    reconciliation hid its own finding for the record. Now the push compares the lines QBO
+    answered with those it sent: they differ, so it says the lines were changed in QBO, with a
+    fix that works (change the sale's lines in the source app: the push then writes them all);
+    the reconciliation reports the record's total; following the fix resolves both."""
+    from qbo_pipelines.quality import quarantine
+    from qbo_pipelines.sync import pipeline
+    from qbo_pipelines.sync.engine import writes
+
+    src, wh, ctl = bed.env.source, bed.env.warehouse, bed.sandbox.control
+    [(sale, qbo_id)] = unpaid_invoices(bed, 1)
+    invoice = next(o for o in ctl.entities(bed.realm, "Invoice") if o["Id"] == qbo_id)
+    lines = [ln for ln in invoice["Line"] if ln["DetailType"] == "SalesItemLineDetail"]
+    added = {k: v for k, v in lines[0].items() if k not in {"Id", "LineNum"}}
+    added["Description"] = "added in QBO"
+    ctl.user_update(bed.realm, "Invoice", {"Id": qbo_id, "sparse": True, "Line": [*lines, added]})
+    pipeline.pull_all(bed.env, RealmId(bed.realm), run_id="pull-line")
+    bed.rows(src, "UPDATE app.sales SET memo = 'memo edited' WHERE id = :s", s=int(sale))
+    pipeline.push_all(bed.env, RealmId(bed.realm), run_id="push-memo")
+
+    def opened() -> dict[str, Any]:
+        return {
+            n.title: n
+            for n in quarantine.open_notifications(wh, bed.realm, "invoices")
+            if n.record_id == sale
+        }
+
+    notes = opened()
+    assert writes.TOTAL_TITLE not in notes, notes  # not QBO's tax computation
+    [note] = notes.values()
+    assert "lines changed in QBO" in note.reason
+    assert "edit the record so the sync writes it again" not in note.fix
+    assert "lines" in note.fix
+    result = bed.run_job()
+    assert result.success
+    found = findings(bed, result.run_id)
+    differs = found[("invoices", sale, "differs", "total")]  # the record's own finding
+    assert "change one of its lines" in differs.fix
+
+    # The fix: a line of the sale changed in the source app; the push writes the source's
+    # lines over QBO's (a conflict the source wins, R34), QBO's total agrees, both clear.
+    bed.rows(
+        src,
+        "UPDATE app.sale_lines SET description = 'edited in the source' WHERE sale_id = :s"
+        " AND line_no = 1",
+        s=int(sale),
+    )
+    pipeline.push_all(bed.env, RealmId(bed.realm), run_id="push-lines")
+    assert {writes.TOTAL_TITLE, writes.LINES_TITLE} & set(opened()) == set()
+    pipeline.pull_all(bed.env, RealmId(bed.realm), run_id="pull-lines")
+    after = bed.run_job()
+    assert after.success
+    assert not [k for k in findings(bed, after.run_id) if k[:2] == ("invoices", sale)]
+    assert opened() == {}  # the reconciliation's own notification resolved too
