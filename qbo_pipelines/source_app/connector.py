@@ -1334,6 +1334,7 @@ WRITABLE_COLUMNS: dict[str, frozenset[str]] = {
     ),
     "receipts": frozenset(
         {
+            "contact_id",
             "amount",
             "received_on",
             "reference",

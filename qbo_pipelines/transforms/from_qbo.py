@@ -408,8 +408,8 @@ its ``CustomerRef`` is linked to (absent when the customer is linked to none).""
 
 
 def _contact(o: Obj) -> Columns | None:
-    """The sale's contact from QBO's customer, or None (no place: the customer is not linked
-    to a source contact, so the field is QBO's alone)."""
+    """The sale's or receipt's contact from QBO's customer, or None (no place: the customer is
+    not linked to a source contact, so the field is QBO's alone)."""
     contact = o.get(CONTACT_KEY)
     return {"contact_id": int(contact)} if contact else None
 
@@ -422,6 +422,9 @@ SALE_FIELDS: dict[str, FieldMap] = {
     "PrivateNote": lambda o: {"memo": _text(o.get("PrivateNote"))},
 }
 RECEIPT_FIELDS: dict[str, FieldMap] = {
+    # a receipt has a contact of its own (``receipts.contact_id``; empty, it follows its
+    # sale's): a payment moved to another customer in QBO moves the receipt to that contact
+    "CustomerRef": _contact,
     "TotalAmt": lambda o: (
         {"amount": _money(o.get("TotalAmt"))} if _money(o.get("TotalAmt")) is not None else {}
     ),

@@ -1096,3 +1096,66 @@ def test_R16_an_invoice_moved_to_another_customer_in_qbo_moves_its_sale_to_that_
     assert _writes(synced) == writes
     assert _invoice(synced, invoice)["SyncToken"] == token
     assert _invoice(synced, invoice)["CustomerRef"]["value"] == customer
+
+
+def test_R20_a_payment_moved_to_another_customer_in_qbo_moves_its_receipt_to_that_contact(
+    synced: PushBed,
+) -> None:
+    """The bookkeeper moves a synced payment to another customer in QBO (QBO takes it only
+    unapplied from the old customer's invoice, so its lines go too). Receipts have a contact
+    of their own (``receipts.contact_id``; empty, a receipt follows its sale's), so the source
+    has a place for it: the pull moves the receipt to the source contact that customer is
+    linked to, as it moves a sale (R16), and the contact's transaction list names it there;
+    the receipt keeps its sale (the source app has no place for QBO's unapplied lines). The
+    push after it writes nothing back (R35)."""
+    env, realm, control = synced.env, synced.realm, synced.sandbox.control
+    receipt, payment = _linked(synced, "payments", "Payment")
+    [before] = _rows(
+        env.source,
+        "SELECT coalesce(r.contact_id, s.contact_id) AS contact_id, r.sale_id FROM"
+        " app.receipts r LEFT JOIN app.sales s ON s.id = r.sale_id WHERE r.id = :i",
+        i=receipt,
+    )
+    now = _payment(synced, payment)["CustomerRef"]["value"]
+    other, customer = next(
+        (int(s), str(q))
+        for s, q in _rows(
+            env.warehouse,
+            "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+            " AND entity = 'customers' AND status = 'synced' AND qbo_id <> :q"
+            " ORDER BY source_id::int",
+            r=realm,
+            q=now,
+        )
+    )
+    assert other != before.contact_id
+    control.user_update(
+        realm,
+        "Payment",
+        {"Id": payment, "CustomerRef": {"value": customer}, "Line": [], "sparse": True},
+    )
+    pipeline.pull_all(env, realm, run_id="pull-moved")
+    [after] = _rows(
+        env.source, "SELECT contact_id, sale_id FROM app.receipts WHERE id = :i", i=receipt
+    )
+    assert (after.contact_id, after.sale_id) == (other, before.sale_id)
+    listed = _rows(
+        env.source,
+        "SELECT contact_id FROM app.customer_transactions WHERE qbo_id = :q AND txn_type ="
+        " 'Payment'",
+        q=payment,
+    )
+    assert [r.contact_id for r in listed] == [other]
+    token = _payment(synced, payment)["SyncToken"]
+    writes = _writes(synced)
+    pipeline.push_all(env, realm, run_id="push-after-move")
+    assert _writes(synced) == writes
+    assert _payment(synced, payment)["SyncToken"] == token
+    assert _payment(synced, payment)["CustomerRef"]["value"] == customer
+    assert not _rows(
+        env.warehouse,
+        "SELECT 1 FROM sync.ledger WHERE realm_id = :r AND entity = 'payments'"
+        " AND source_id = :s AND outcome = 'failed'",
+        r=realm,
+        s=str(receipt),
+    )
