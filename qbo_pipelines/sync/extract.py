@@ -408,13 +408,47 @@ def _canonical(entity: str) -> str:
 
 
 def _read_ids(ctx: _Ctx, entity: str, wanted: Collection[str]) -> None:
-    """``Id IN (...)`` pages of at most 1000 ids; ids QBO does not return are flagged deleted."""
+    """``Id IN (...)`` pages of at most 1000 ids; ids QBO does not return are flagged deleted
+    when the sync has seen them (a ``raw_qbo`` row or a ``sync.record_state`` row). An id it
+    never saw (a notification of a record that never existed, or one created and deleted in
+    QBO between two reads) has nothing to delete anywhere: it is logged once, not stored."""
     unique = list(dict.fromkeys(str(i) for i in wanted))
+    unknown: list[str] = []
     for start in range(0, len(unique), PAGE_SIZE):
         chunk = unique[start : start + PAGE_SIZE]
         page = ctx.client.query(_select(entity, q.in_("Id", tuple(chunk))).page(1, len(chunk)))
         found = {str(o.get("Id")) for o in page.entities}
-        gone: list[Entity] = [{"Id": i, "status": "Deleted"} for i in chunk if i not in found]
+        missing = [i for i in chunk if i not in found]
+        known = _seen(ctx, entity, missing)
+        unknown.extend(i for i in missing if i not in known)
+        gone: list[Entity] = [{"Id": i, "status": "Deleted"} for i in missing if i in known]
         ctx.load(
             entity, [*page.entities, *gone], len(page.entities), deleted_at=page.time or ctx.at
         )
+    if unknown:
+        log.info(
+            "%s: %d %s id(s) QBO does not hold and the sync never saw, ignored (nothing to "
+            "delete): %s",
+            ctx.realm_id,
+            len(unknown),
+            entity,
+            ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else ""),
+        )
+
+
+def _seen(ctx: _Ctx, entity: str, ids: Sequence[str]) -> set[str]:
+    """Those of ``ids`` the sync has seen for ``entity``: a ``raw_qbo`` row or a
+    ``sync.record_state`` row (a record the push wrote and nothing read yet)."""
+    if not ids:
+        return set()
+    sql = sa.text(
+        f"SELECT w.qbo_id FROM {raw_qbo.table_for(entity)} w"  # noqa: S608 (a known table)
+        " WHERE w.realm_id = :r AND w.qbo_id = ANY(:ids)"
+        " UNION SELECT rs.qbo_id FROM sync.record_state rs"
+        " WHERE rs.realm_id = :r AND rs.qbo_entity = :e AND rs.qbo_id = ANY(:ids)"
+    )
+    with ctx.engine.connect() as conn:
+        rows: Iterable[object] = conn.execute(
+            sql, {"r": ctx.realm_id, "e": entity, "ids": list(ids)}
+        ).scalars()
+        return {str(i) for i in rows}

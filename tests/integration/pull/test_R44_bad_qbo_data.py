@@ -693,3 +693,64 @@ def test_R39_R20_a_payment_backfilled_before_its_invoice_waits_for_it_then_links
     assert receipt.amount == Decimal("80.00")
     assert _open_holds(bed, "payments") == {}
     _fixed_point(bed)
+
+
+def test_R36_R29_a_webhook_naming_an_invoice_qbo_never_had_stores_no_delete_stub(
+    bed: PushBed, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Webhook events name invoice ids QBO answers nothing for. The extract took every such id
+    for a delete and stored a delete stub in ``raw_qbo`` (an invoice that never existed,
+    flagged deleted in the warehouse the analysts query). An id the sync never saw (no
+    ``raw_qbo`` row, no ``sync.record_state`` row) is ignored now, logged once; one created
+    and deleted in QBO between two reads was never seen either, so nothing is to be deleted
+    anywhere and the source app is untouched. An invoice the sync had seen and QBO no longer
+    answers for is still flagged deleted (R36), its sale kept (R16)."""
+    import logging
+    from datetime import UTC, datetime
+
+    from qbo_pipelines.webhooks import inbox
+    from qbo_pipelines.webhooks.events import WebhookEvent
+
+    control, realm = bed.sandbox.control, bed.realm
+    customer = {"value": _customer(bed)}
+    [seen] = control.bulk_create(realm, "Invoice", [{"CustomerRef": customer, "Line": [_line(40)]}])
+    _pull(bed, "seen")
+    assert [s.id for s in _sale(bed, seen["Id"])]
+    [brief] = control.bulk_create(
+        realm, "Invoice", [{"CustomerRef": customer, "Line": [_line(30)]}]
+    )
+    control.user_delete(realm, "Invoice", brief["Id"])
+    control.user_delete(realm, "Invoice", seen["Id"])
+    never = str(int(brief["Id"]) + 1000)
+    at = datetime.now(UTC)
+    events = [
+        WebhookEvent(realm, "Invoice", qbo_id, op, at, None, f"k-{qbo_id}-{op}")
+        for qbo_id, op in (
+            (never, "Update"),
+            (brief["Id"], "Create"),
+            (brief["Id"], "Delete"),
+            (seen["Id"], "Delete"),
+        )
+    ]
+    inbox.store(bed.env.warehouse, events)
+    log_before = bed.sql(bed.env.source, "SELECT count(*) FROM app.change_log")[0][0]
+    with caplog.at_level(logging.INFO, logger="qbo_pipelines.sync.extract"):
+        report = pipeline.pull_extract(bed.env, bed.realm, run_id="notified")
+    assert report.webhook_events == len(events)
+    assert _raw(bed, "invoices", never) == []  # no stub of an invoice that never existed
+    [(deleted, _)] = _raw(bed, "invoices", seen["Id"])
+    assert deleted  # seen before: its delete is flagged (R36)
+    ignored = [r for r in caplog.records if never in r.getMessage()]
+    assert len(ignored) == 1, [r.getMessage() for r in caplog.records]
+    for name in ["invoices", "payments", "customers", "customer_transactions"]:
+        pipeline.pull(bed.env, bed.realm, name, run_id="notified")
+    assert _sale(bed, never) == []  # nothing in the source
+    assert _sale(bed, brief["Id"]) == []
+    [kept] = bed.sql(
+        bed.env.source, "SELECT qbo_deleted FROM app.sales WHERE qbo_id = :q", q=seen["Id"]
+    )
+    assert kept.qbo_deleted  # the sale stays, marked (R16)
+    changed = bed.sql(bed.env.source, "SELECT count(*) FROM app.change_log")[0][0] - log_before
+    assert changed == 1, changed  # only the seen sale's mark
+    assert inbox.claim(bed.env.warehouse, bed.realm).row_ids == ()
+    _fixed_point(bed)
