@@ -448,6 +448,9 @@ def _pull_chunk(
     through = [hold_key(c.qbo_id) for c in chunk if hold_key(c.qbo_id) not in out.holds]
     if spec.mirror:  # QBO's version replaced the source's: an edit the push held is moot
         through += [str(s.source_id) for s in out.states if s.status == "synced" and s.source_id]
+    # Deleted (or voided) in QBO: no push writes the record again (R42), so a hold of it
+    # waits for a fix no action can sync; the delete is its last word (R31).
+    through += [str(s.source_id) for s in out.states if s.deleted_in_qbo and s.source_id]
     rehashed = (
         records.mirrored_hashes(run.source, applied) if spec.entity.name == "customers" else []
     )

@@ -1159,3 +1159,56 @@ def test_R20_a_payment_moved_to_another_customer_in_qbo_moves_its_receipt_to_tha
         r=realm,
         s=str(receipt),
     )
+
+
+def test_R16_R31_a_held_sale_deleted_in_qbo_is_released_by_the_pull_that_takes_the_delete(
+    synced: PushBed,
+) -> None:
+    """Two sales are held back from QBO: one QBO created, edited in the source app (QBO owns
+    it), and one the sync created, whose document number the source made too long. The
+    bookkeeper deletes both invoices in QBO. The pull takes the deletes (the source keeps both
+    sales, R16) and releases both holds: no push writes either record again (a delete in QBO
+    is never revived, R42), so no fix the holds ask for (make the change in QBO, shorten the
+    number) can sync them, and the operator is not left with a problem no action resolves
+    (R31). Before, both stayed open for ever. The pushes after write nothing and hold nothing."""
+    env, realm, control = synced.env, synced.realm, synced.sandbox.control
+    _, customer = linked_contact(env.warehouse, realm)
+    line = {
+        "Amount": 12,
+        "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 12},
+    }
+    made = control.bulk_create(
+        realm, "Invoice", [{"CustomerRef": {"value": customer}, "Line": [line]}]
+    )[0]
+    pipeline.pull_all(env, realm, run_id="pull-made")
+    mirror = _rows(env.source, "SELECT id FROM app.sales WHERE qbo_id = :q", q=made["Id"])[0][0]
+    own, invoice = _unpaid_invoice(synced)
+    pipeline.push_all(env, realm, run_id="push-made")
+    _rows(env.source, "UPDATE app.sales SET memo = 'typed here' WHERE id = :i", i=mirror)
+    _rows(env.source, "UPDATE app.sales SET doc_number = :d WHERE id = :i", i=own, d="N" * 40)
+    pipeline.push_all(env, realm, run_id="push-held")
+    held = (
+        "SELECT source_id, rule FROM sync.quarantine WHERE realm_id = :r AND entity = 'invoices'"
+        " AND source_id IN (:a, :b) AND resolved_at IS NULL ORDER BY source_id"
+    )
+    assert {r.rule for r in _rows(env.warehouse, held, r=realm, a=str(mirror), b=str(own))} == {
+        "invoices.mirror.edited_in_source",
+        "sale.doc_number.too_long",
+    }
+    control.user_delete(realm, "Invoice", made["Id"])
+    control.user_delete(realm, "Invoice", invoice)
+    pipeline.pull_all(env, realm, run_id="pull-deletes")
+    assert _rows(env.warehouse, held, r=realm, a=str(mirror), b=str(own)) == []
+    for sale in (mirror, own):
+        assert _state(synced, "invoices", sale)[:2] == ("deleted", True)
+        assert _rows(env.source, "SELECT 1 FROM app.sales WHERE id = :i", i=sale)  # R16
+    writes = _writes(synced)
+    holds = "SELECT count(*) FROM sync.ledger WHERE realm_id = :r AND operation = 'hold'"
+    logged = _rows(env.warehouse, holds, r=realm)[0][0]
+    for run in ("push-after", "push-again"):
+        pipeline.push_all(env, realm, run_id=run)
+    pipeline.pull_all(env, realm, run_id="pull-after")
+    assert _writes(synced) == writes
+    assert _rows(env.warehouse, holds, r=realm)[0][0] == logged
+    assert _rows(env.warehouse, held, r=realm, a=str(mirror), b=str(own)) == []
