@@ -484,15 +484,29 @@ def _intended(
     ]
 
 
+def settle_source_writes(run: PullRun, entity: str) -> int:
+    """:func:`_settle` for the push (under the company's writer lock), before it plans: a
+    value a stopped pull wrote into the source is QBO's, never a source edit to write back
+    (R42). Returns how many writes were recorded."""
+    spec = catalogue.entity(entity).pull_spec
+    if spec is None:
+        return 0
+    report = PullReport(entity, run.realm_id, run.run_id)
+    _settle(run, spec, report)
+    return report.counts["recovered"]
+
+
 def _settle(run: PullRun, spec: PullSpec, report: PullReport) -> None:
     """Writes a stopped run made in the source and never recorded get their ledger entry now,
-    under the run that made them (R37); intents whose write never landed are dropped."""
+    under the run that made them (R37), and their record's bases take them (:func:`_landed`);
+    intents whose write never landed are dropped."""
     name = spec.entity.name
     landed, missed = source_writes.settle(
         run.engine, run.realm_id, name, lambda ids: run.source.read_rows(spec.table, ids)
     )
     if not landed and not missed:
         return
+    states = _landed(run, spec, landed)
     rows = [
         ledger_row(
             run.realm_id,
@@ -510,9 +524,48 @@ def _settle(run: PullRun, spec: PullSpec, report: PullReport) -> None:
         for w in landed
     ]
     with run.engine.begin() as conn:
+        records.save(conn, states, run.run_id)
         state.append_ledger(conn, rows)
         source_writes.close_writes(conn, run.realm_id, name, [w.qbo_id for w in landed + missed])
     report.counts["recovered"] += len(landed)
+
+
+def _landed(
+    run: PullRun, spec: PullSpec, landed: Sequence[source_writes.SourceWrite]
+) -> list[RecordState]:
+    """The states of records a stopped pull wrote QBO's fields into: on both sides of the base
+    those fields take the value the source now holds (QBO's, as of the version written), so
+    the push does not take it for a source edit (it would write a value QBO may have moved
+    on from over QBO's newer one, R42), and the next pull, planning the record again, brings
+    in whatever QBO changed since."""
+    ids = [w.source_id for w in landed]
+    states = records.load(run.engine, run.realm_id, spec.entity.name, ids)
+    now = _canonical(run, spec, ids)
+    out: list[RecordState] = []
+    for w in landed:
+        sid = SourceId(w.source_id)
+        st, record = states.get(sid), now.get(sid)
+        fields = frozenset((w.details or {}).get("fields") or ())
+        if st is None or record is None or not fields or st.qbo_base is None:
+            continue
+        body = _body(spec, record, run.context)
+        if body is None:
+            continue
+        qbo_base = dict(st.qbo_base)
+        for f in fields:
+            if f in body:
+                qbo_base[f] = body[f]
+            else:
+                qbo_base.pop(f, None)
+        out.append(
+            st.but(
+                source_base=new_source_base(st.source_base, body, fields),
+                qbo_base=qbo_base,
+                qbo_hash=diff.body_hash(qbo_base),
+                pulled_token=None,  # planned again by the next pull
+            )
+        )
+    return out
 
 
 def _canonical(run: PullRun, spec: PullSpec, ids: Sequence[str]) -> dict[SourceId, Any]:

@@ -647,6 +647,12 @@ def _push_locked(
         source_now=lambda intents: _source_now(run, spec, intents),
     )
     writer.replay_open()
+    if spec.entity.pull_spec is not None:
+        # a stopped pull's writes into the source: QBO's values, recorded before planning
+        from qbo_pipelines.sync.pull import PullRun, settle_source_writes
+
+        pulled = PullRun(run.engine, run.reader, run.realm_id, run.run_id, run.context)
+        settle_source_writes(pulled, name)
     sends = _Sends(run, spec, report)
     if snapshot is not None:
         return _push_snapshot(run, spec, snapshot, writer, report, sends)

@@ -58,7 +58,7 @@ def _locked(engine: sa.Engine, table: str) -> Iterator[None]:
             trans.rollback()
 
 
-def _start(bed: PushBed, run_id: str) -> subprocess.Popen[str]:
+def _start(bed: PushBed, run_id: str, entity: str = "customers") -> subprocess.Popen[str]:
     cfg = {
         "warehouse": bed.env.warehouse.url.render_as_string(hide_password=False),
         "source": bed.env.source.url.render_as_string(hide_password=False),
@@ -66,7 +66,7 @@ def _start(bed: PushBed, run_id: str) -> subprocess.Popen[str]:
         "client_id": bed.sandbox.client_id,
         "client_secret": bed.sandbox.client_secret,
         "realm": bed.realm,
-        "entity": "customers",
+        "entity": entity,
         "run_id": run_id,
     }
     proc = subprocess.Popen(
@@ -183,3 +183,82 @@ def test_R37_pull_killed_before_the_source_commit_writes_and_records_once(
     pipeline.pull_all(bed.env, bed.realm, run_id="pull-3")
     assert [u[0] for u in _updates(bed, qbo_id)] == ["pull-3"]
     _settled(bed, contact, qbo_id)
+
+
+def _customer_of_invoice(bed: PushBed, qbo_id: str) -> str:
+    invoices = bed.sandbox.control.entities(bed.realm, "Invoice")
+    invoice = next(i for i in invoices if i["Id"] == qbo_id)
+    return str(invoice["CustomerRef"]["value"])
+
+
+def test_R42_R37_a_pull_killed_after_the_source_commit_never_writes_its_value_back_over_qbo(
+    push_bed: PushBed,
+) -> None:
+    """The bookkeeper moves an invoice to another customer; the pull writing the move into the
+    sale (its contact) is killed -9 after the source app committed it and before the warehouse
+    recorded it. The bookkeeper then moves the invoice back, and the sale's memo is edited in
+    the source app. The next push writes the memo only: the killed pull's value (the customer
+    the invoice was moved away from) is QBO's own, not a source edit, and never goes back over
+    the bookkeeper's last move (R42: no intermediate value written back). The pull after it
+    brings the move back into the sale, so both sides agree, and a further cycle writes
+    nothing. Before, the push sent the intermediate customer back to QBO as a source change
+    (with no conflict recorded), or, with no source edit, the sale kept it for good."""
+    bed = push_bed
+    env, realm, control = bed.env, bed.realm, bed.sandbox.control
+    pipeline.push_all(env, realm, run_id="push-1")
+    pipeline.pull_all(env, realm, run_id="pull-1")
+    sale, invoice = next(
+        (int(s), str(q))
+        for s, q in bed.sql(
+            env.warehouse,
+            "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+            " AND entity = 'invoices' AND qbo_entity = 'Invoice' AND created_by = 'sync'"
+            " AND status = 'synced' ORDER BY source_id::int",
+            r=realm,
+        )
+        if not bed.sql(env.source, "SELECT 1 FROM app.receipts WHERE sale_id = :s", s=int(s))
+    )
+    first = _customer_of_invoice(bed, invoice)
+    [(contact,)] = bed.sql(env.source, "SELECT contact_id FROM app.sales WHERE id = :i", i=sale)
+    other, moved_to = next(
+        (int(s), str(q))
+        for s, q in bed.sql(
+            env.warehouse,
+            "SELECT source_id, qbo_id FROM sync.record_state WHERE realm_id = :r"
+            " AND entity = 'customers' AND status = 'synced' AND qbo_id <> :q"
+            " ORDER BY source_id::int",
+            r=realm,
+            q=first,
+        )
+    )
+    assert other != contact
+    move = {"Id": invoice, "CustomerRef": {"value": moved_to}, "sparse": True}
+    control.user_update(realm, "Invoice", move)
+    pipeline.pull_extract(env, realm, run_id="extract-2")
+
+    def sale_contact() -> int:
+        found = bed.sql(env.source, "SELECT contact_id FROM app.sales WHERE id = :i", i=sale)
+        return int(found[0][0])
+
+    with _locked(env.warehouse, "sync.ledger"):
+        proc = _start(bed, "pull-killed", "invoices")
+        _wait_for(lambda: sale_contact() == other, proc, "the source commit")
+        _kill(proc)
+    control.user_update(realm, "Invoice", {**move, "CustomerRef": {"value": first}})
+    bed.sql(env.source, "UPDATE app.sales SET memo = 'edited after the kill' WHERE id = :i", i=sale)
+
+    pipeline.push_all(env, realm, run_id="push-after-kill")
+    assert _customer_of_invoice(bed, invoice) == first  # the bookkeeper's last move stands
+    made = next(i for i in control.entities(realm, "Invoice") if i["Id"] == invoice)
+    assert made.get("PrivateNote") == "edited after the kill"
+    pipeline.pull_all(env, realm, run_id="pull-after-kill")
+    assert sale_contact() == contact  # the move back reached the sale
+    assert _intents(bed) == 0
+    writes = bed.write_calls()
+    log = bed.sql(env.source, "SELECT count(*) FROM app.change_log")[0][0]
+    pipeline.push_all(env, realm, run_id="push-again")
+    pipeline.pull_all(env, realm, run_id="pull-again")
+    assert bed.write_calls() == writes
+    assert bed.sql(env.source, "SELECT count(*) FROM app.change_log")[0][0] == log
+    assert _customer_of_invoice(bed, invoice) == first
+    assert sale_contact() == contact
