@@ -58,16 +58,18 @@ def register(subparsers: Any) -> None:
     backfill.add_argument(
         "--qbo",
         nargs="*",
+        action="extend",
         metavar="ENTITY",
         help="QBO entities re-extracted by TxnDate, e.g. Invoice Payment (default: every dated "
-        "one; none: --qbo with no name)",
+        "one; none: --qbo with no name; repeated: all those named)",
     )
     backfill.add_argument(
         "--source",
         nargs="*",
+        action="extend",
         metavar="ENTITY",
         help="source entities re-pushed by their date: invoices, payments, bills (default: all; "
-        "none: --source with no name)",
+        "none: --source with no name; repeated: all those named)",
     )
     backfill.set_defaults(func=_backfill)
     for name, help_text in (

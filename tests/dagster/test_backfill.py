@@ -591,3 +591,23 @@ def test_R39_any_range_of_days_is_backfilled_by_the_range_job_and_bad_ranges_ref
         )
     finally:
         instance.dispose()
+
+
+def test_R39_entities_named_after_a_repeated_option_are_all_backfilled(stack: Stack) -> None:
+    """``sync backfill --qbo Invoice --qbo Payment --source invoices --source bills`` backfills
+    the four entities named, as ``--qbo Invoice Payment --source invoices bills`` does (before,
+    the last --qbo and the last --source replaced the earlier ones: a data engineer got a
+    backfill of Payment and bills alone, with nothing saying the others were dropped)."""
+    from qbo_pipelines.cli import main
+
+    instance = dg.DagsterInstance.get()
+    try:
+        argv = ["sync", "backfill", "--realm", stack.realm, "--from", "2020-01-01"]
+        argv += ["--to", "2020-01-31", "--qbo", "Invoice", "--qbo", "Payment"]
+        assert main([*argv, "--source", "invoices", "--source", "bills"]) == 0
+        [run] = instance.get_runs(dg.RunsFilter(job_name="backfill_range_job"))
+        config = run.run_config["ops"]["backfill_range"]["config"]  # type: ignore[index]
+        assert config["qbo_entities"] == ["Invoice", "Payment"]
+        assert config["source_entities"] == ["invoices", "bills"]
+    finally:
+        instance.dispose()
