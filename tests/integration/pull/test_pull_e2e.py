@@ -1212,3 +1212,39 @@ def test_R16_R31_a_held_sale_deleted_in_qbo_is_released_by_the_pull_that_takes_t
     assert _writes(synced) == writes
     assert _rows(env.warehouse, holds, r=realm)[0][0] == logged
     assert _rows(env.warehouse, held, r=realm, a=str(mirror), b=str(own)) == []
+
+
+def test_R37_a_qbo_change_to_a_sale_held_back_is_recorded_once_not_on_every_pull(
+    synced: PushBed,
+) -> None:
+    """A synced sale is held back from QBO (a tax rate with no QBO mapping, R12) when the
+    bookkeeper edits its invoice in QBO. The pull cannot compare the two versions while the sale
+    is held, so it leaves QBO's change for later and says so in the ledger: once for that QBO
+    version, not again on every pull (the CDC pull runs every few minutes; before, each added
+    the same row). A further QBO change is a new version and is told once again; once the
+    mapping is added the change reaches the source."""
+    env, realm, control = synced.env, synced.realm, synced.sandbox.control
+    sale, invoice = _unpaid_invoice(synced)
+    [(rate,)] = _rows(
+        env.source, "INSERT INTO app.tax_rates (name, rate) VALUES ('Unmapped 9%', 9) RETURNING id"
+    )
+    _rows(
+        env.source, "UPDATE app.sale_lines SET tax_rate_id = :t WHERE sale_id = :s", t=rate, s=sale
+    )
+    pipeline.push_all(env, realm, run_id="push-held")
+    skips = (
+        "SELECT run_id FROM sync.ledger WHERE realm_id = :r AND entity = 'invoices'"
+        " AND source_id = :s AND direction = 'pull' AND operation = 'skip' ORDER BY id"
+    )
+    control.user_update(realm, "Invoice", {"Id": invoice, "PrivateNote": "QBO's", "sparse": True})
+    for run in ("pull-a", "pull-b", "pull-c"):
+        pipeline.pull_all(env, realm, run_id=run)
+        pipeline.push_all(env, realm, run_id=f"push-{run}")
+    assert [r.run_id for r in _rows(env.warehouse, skips, r=realm, s=str(sale))] == ["pull-a"]
+    control.user_update(realm, "Invoice", {"Id": invoice, "PrivateNote": "QBO's 2", "sparse": True})
+    for run in ("pull-d", "pull-e"):
+        pipeline.pull_all(env, realm, run_id=run)
+    assert [r.run_id for r in _rows(env.warehouse, skips, r=realm, s=str(sale))] == [
+        "pull-a",
+        "pull-d",
+    ]
