@@ -697,7 +697,6 @@ def _record(
     touched = [str(c.state.source_id) for c, _ in plans.values() if c.state]
     touched += [str(s) for s in written.values()]
     now_records = _canonical(run, spec, touched)
-    told = _skips_told(run, spec, [(c, p) for c, p in plans.values() if p.action == "skip"])
     for c, plan in plans.values():
         st = c.state
         assert st is not None
@@ -737,7 +736,11 @@ def _record(
             report.counts["updated"] += 1
             continue
         if plan.action == "skip":
-            if c.qbo_id not in told:
+            # A record the pull cannot take yet (held back in the source) is planned by every
+            # pull until it can: its skip is recorded once per QBO version and reason (R37).
+            skipped = f"{c.token}: {plan.reason}"
+            if c.token is None or st.pull_skipped != skipped:
+                out.states.append(st.but(pull_skipped=skipped))
                 out.ledger.append(
                     _entry(
                         run,
@@ -783,43 +786,6 @@ def _record(
         out.states.append(fresh)
         out.ledger.append(_entry(run, spec, c, made, operation="create", outcome="ok"))
         report.counts["created"] += 1
-
-
-def _skips_told(
-    run: PullRun, spec: PullSpec, skips: Sequence[tuple[Candidate, LinkedPlan]]
-) -> set[QboId]:
-    """The skips the ledger already tells: the record's last pull entry is this skip of this
-    QBO version. A record the pull cannot take yet (held back in the source) is planned by
-    every pull until it can; its skip is recorded once per QBO version, not on every run
-    (R37)."""
-    if not skips:
-        return set()
-    sql = sa.text(
-        "SELECT DISTINCT ON (qbo_id) qbo_id, operation, error_message,"
-        " details->>'sync_token' AS token FROM sync.ledger"
-        " WHERE realm_id = :r AND entity = :e AND direction = :d AND qbo_id = ANY(:ids)"
-        " ORDER BY qbo_id, at DESC, id DESC"
-    )
-    params = {
-        "r": run.realm_id,
-        "e": spec.entity.name,
-        "d": DIRECTION,
-        "ids": sorted({str(c.qbo_id) for c, _ in skips}),
-    }
-    with run.engine.connect() as conn:
-        last = {str(r.qbo_id): r for r in conn.execute(sql, params)}
-    told: set[QboId] = set()
-    for c, plan in skips:
-        row = last.get(str(c.qbo_id))
-        if (
-            row is not None
-            and row.operation == "skip"
-            and row.error_message == plan.reason
-            and c.token is not None
-            and row.token == c.token
-        ):
-            told.add(c.qbo_id)
-    return told
 
 
 def _token(obj: Mapping[str, Any]) -> str | None:

@@ -64,6 +64,7 @@ class RecordState:
     pull_fields: tuple[str, ...] = ()
     send_retry_at: datetime | None = None
     held_hash: str | None = None
+    pull_skipped: str | None = None
 
     @property
     def live_in_qbo(self) -> bool:
